@@ -1,0 +1,162 @@
+"""The one module that imports kafka-python.
+
+Everything else in the project asks this module for a producer, a consumer or a topic, so that every client option
+is set here, explicitly, in one place, and a change of client library touches one file. Serialization is not done
+here: callers hand over bytes and get bytes back.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+__all__ = [
+    "KafkaError",
+    "TopicPartition",
+    "consumer",
+    "ensure_topic",
+    "producer",
+    "topic_partitions",
+    "wait_until_ready",
+]
+
+# Bounds on waiting for the cluster; named so a reader sees every limit in one place.
+READY_POLL_INTERVAL_S = 0.5
+REQUEST_TIMEOUT_MS = 30_000
+ADMIN_TIMEOUT_MS = 30_000
+# Forever: Kafka is the history that consumers and auditors replay.
+RETENTION_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+
+
+def wait_until_ready(bootstrap_servers: Sequence[str], timeout_s: float) -> None:
+    """Return once the cluster answers a metadata request; raise TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            probe = KafkaConsumer(
+                bootstrap_servers=list(bootstrap_servers),
+                request_timeout_ms=5_000,
+                metadata_max_age_ms=5_000,
+            )
+            try:
+                probe.topics()  # a metadata request
+                return
+            finally:
+                probe.close()
+        except (KafkaError, OSError) as error:  # NoBrokersAvailable while the port is not yet open
+            last_error = error
+            time.sleep(READY_POLL_INTERVAL_S)
+    raise TimeoutError(f"Kafka at {','.join(bootstrap_servers)} did not answer within {timeout_s}s: {last_error}")
+
+
+def ensure_topic(
+    bootstrap_servers: Sequence[str],
+    name: str,
+    partitions: int,
+    config: dict[str, str] | None = None,
+) -> bool:
+    """Create a topic if it does not exist. Returns True if this call created it. Idempotent."""
+    admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=ADMIN_TIMEOUT_MS)
+    try:
+        topic = NewTopic(name=name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})
+        try:
+            admin.create_topics([topic], timeout_ms=ADMIN_TIMEOUT_MS)
+            return True
+        except TopicAlreadyExistsError:
+            return False
+    finally:
+        admin.close()
+
+
+def describe_topic_config(bootstrap_servers: Sequence[str], name: str) -> dict[str, str]:
+    """The topic's effective configuration, as the broker reports it."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=ADMIN_TIMEOUT_MS)
+    try:
+        described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        return {key: entry["value"] for key, entry in described["topic"][name].items()}
+    finally:
+        admin.close()
+
+
+def topic_partitions(bootstrap_servers: Sequence[str], name: str) -> list[int]:
+    probe = KafkaConsumer(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=REQUEST_TIMEOUT_MS)
+    try:
+        return sorted(probe.partitions_for_topic(name) or [])
+    finally:
+        probe.close()
+
+
+def producer(
+    bootstrap_servers: Sequence[str],
+    *,
+    transactional_id: str | None = None,
+    compression_type: str | None = None,
+    linger_ms: int = 5,
+    batch_size: int = 256 * 1024,
+) -> KafkaProducer:
+    """An idempotent producer that waits for all in-sync replicas; transactional when given an id."""
+    return KafkaProducer(
+        bootstrap_servers=list(bootstrap_servers),
+        acks="all",
+        enable_idempotence=True,
+        transactional_id=transactional_id,
+        compression_type=compression_type,
+        linger_ms=linger_ms,
+        batch_size=batch_size,
+        max_in_flight_requests_per_connection=5,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        allow_auto_create_topics=False,
+    )
+
+
+def consumer(
+    bootstrap_servers: Sequence[str],
+    *,
+    group_id: str | None,
+    topics: Sequence[str] = (),
+    isolation_level: str = "read_committed",
+    auto_offset_reset: str = "earliest",
+    enable_auto_commit: bool = False,
+    max_poll_records: int = 2_000,
+) -> KafkaConsumer:
+    """A consumer with manual commits by default: offsets are committed only after the state that depends on them."""
+    client = KafkaConsumer(
+        bootstrap_servers=list(bootstrap_servers),
+        group_id=group_id,
+        isolation_level=isolation_level,
+        auto_offset_reset=auto_offset_reset,
+        enable_auto_commit=enable_auto_commit,
+        max_poll_records=max_poll_records,
+        fetch_max_bytes=52_428_800,
+        max_partition_fetch_bytes=8 * 1_048_576,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+        allow_auto_create_topics=False,
+    )
+    if topics:
+        client.subscribe(list(topics))
+    return client
+
+
+def _main(argv: list[str]) -> int:
+    # `python -m ledger.kafka_client wait HOST:PORT TIMEOUT_S`: used by scripts/kafka start.
+    if len(argv) != 3 or argv[0] != "wait":
+        print("usage: python -m ledger.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
+        return 2
+    try:
+        wait_until_ready(argv[1].split(","), float(argv[2]))
+    except TimeoutError as error:
+        print(error, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

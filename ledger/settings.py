@@ -1,0 +1,50 @@
+"""The one place configuration is read.
+
+Every entry point (the CLI, the scripts, the tests' fixtures) builds a `Settings` from the environment and passes
+the values it needs down; no other module reads `os.environ`. Variables are prefixed `LEDGER_`, for example
+`LEDGER_KAFKA_BOOTSTRAP_SERVERS=broker1:9092,broker2:9092` or `LEDGER_PERSISTENCE=postgres`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", frozen=True, extra="ignore")
+
+    # Kafka: a comma-separated list of host:port, as kafka-python takes it.
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic_prefix: str = "ledger"
+    kafka_partitions: int = Field(default=12, ge=1, le=1000)
+
+    # The event store: an embedded SQLite file by default, PostgreSQL for scale.
+    persistence: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path = Path(".run/ledger.db")
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 5432
+    postgres_user: str = "ledger"
+    postgres_password: str = ""
+    postgres_dbname: str = "ledger"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment the eventsourcing library's persistence modules read, derived from these settings."""
+        if self.persistence == "sqlite":
+            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.postgres_dbname,
+            "POSTGRES_HOST": self.postgres_host,
+            "POSTGRES_PORT": str(self.postgres_port),
+            "POSTGRES_USER": self.postgres_user,
+            "POSTGRES_PASSWORD": self.postgres_password,
+        }

@@ -1,0 +1,50 @@
+# Shared by the scripts in this folder: where things live, and the idempotent setup steps.
+# Sourced, not run. Every path a script writes is below .run/ (state) or the cache (downloads), both outside git.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${LEDGER_VENV:-$ROOT/.venv}"
+RUN_DIR="${LEDGER_RUN_DIR:-$ROOT/.run}"
+CACHE_DIR="${LEDGER_CACHE_DIR:-$HOME/.cache/bpjs-ledger}"
+PYTHON_MIN="3.11"
+APT_UPDATED=""
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+apt_install() {
+  # Debian's packages, installed only when missing. apt-get update runs at most once per script run.
+  command -v apt-get >/dev/null || die "cannot install $* : no apt-get here; install it by hand"
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  if [ -z "$APT_UPDATED" ]; then $sudo apt-get update -qq >/dev/null; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+find_python() {
+  local p
+  for p in python3.13 python3.12 python3.11 python3; do
+    if command -v "$p" >/dev/null && "$p" -c "import sys; sys.exit(sys.version_info < (3, 11))" 2>/dev/null; then
+      echo "$p"; return 0
+    fi
+  done
+  die "Python >= $PYTHON_MIN is required"
+}
+
+ensure_venv() {
+  # Creates the virtualenv, then (re)installs the project whenever pyproject.toml changed since the last install.
+  local stamp="$VENV/.installed-pyproject"
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    "$(find_python)" -m venv "$VENV" || { apt_install python3-venv; "$(find_python)" -m venv "$VENV"; }
+  fi
+  if ! cmp -s "$ROOT/pyproject.toml" "$stamp"; then
+    log "installing the project and its test extras into $VENV"
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    cp "$ROOT/pyproject.toml" "$stamp"
+  fi
+}
+
+free_port() {
+  "$(find_python)" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
