@@ -18,6 +18,10 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 
+LEDGER_EPOCH = date(2015, 7, 1)  # the first day any table covers
+JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
+ONE = Decimal("1")
+
 
 class Program(str, Enum):
     JHT = "JHT"  # old-age savings, an individual account
@@ -93,10 +97,6 @@ def _stepped(name: str, start: date, steps: list[tuple[date, object]], first: ob
 def _constant(name: str, value: object) -> Table:
     return Table(name, (Period(LEDGER_EPOCH, None, value),))
 
-
-LEDGER_EPOCH = date(2015, 7, 1)
-JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
-ONE = Decimal("1")
 
 # --- PU contribution rates (% of the monthly wage = basic wage + fixed allowances) -------------------------------
 
@@ -249,10 +249,15 @@ def first_of_month(day: date) -> date:
     return date(day.year, day.month, 1)
 
 
+def _check_whole(name: str, value: object, minimum: int) -> int:
+    """Input guard: rupiah amounts and counts are plain ints (never bool, float or Decimal) of at least `minimum`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum:,}, got {value!r}")
+    return value
+
+
 def _check_rupiah(name: str, amount: object) -> int:
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-        raise ValueError(f"{name} must be a positive whole number of rupiah, got {amount!r}")
-    return amount
+    return _check_whole(name, amount, 1)
 
 
 def _check_programs(programs: object) -> frozenset[Program]:
@@ -260,6 +265,10 @@ def _check_programs(programs: object) -> frozenset[Program]:
     if not enrolled:
         raise ValueError("programs must name at least one program (JHT, JKK, JKM, JP)")
     return enrolled
+
+
+def _jkp_wage(wage: int, on: date) -> Decimal:
+    return Decimal(min(wage, in_force(JKP_WAGE_CAP, on)))
 
 
 def pu_contribution(wage: int, risk_class: RiskClass, programs: frozenset[Program], month: date,
@@ -274,7 +283,6 @@ def pu_contribution(wage: int, risk_class: RiskClass, programs: frozenset[Progra
     exact = Decimal(wage)
     shares: dict[Program, Share] = {}
     jkp_from_jkk = jkp_from_jkm = jp_deferred = 0
-    jkp_wage = Decimal(min(wage, in_force(JKP_WAGE_CAP, on)))
 
     if Program.JHT in enrolled:
         shares[Program.JHT] = Share(round_rupiah(exact * in_force(JHT_EMPLOYER_RATE, on)),
@@ -288,11 +296,11 @@ def pu_contribution(wage: int, risk_class: RiskClass, programs: frozenset[Progra
         # The JKP part can never exceed the JKK actually paid: with the labour-intensive halving a very-low-risk
         # JKK (0.12%) is below the 0.14% recomposition. The project's choice is to credit JKP with at most the
         # whole JKK payment, so no fund account ever goes negative.
-        jkp_from_jkk = min(jkk, round_rupiah(jkp_wage * in_force(JKP_FROM_JKK_RATE, on)))
+        jkp_from_jkk = min(jkk, round_rupiah(_jkp_wage(wage, on) * in_force(JKP_FROM_JKK_RATE, on)))
     if Program.JKM in enrolled:
         jkm = round_rupiah(exact * in_force(JKM_RATE, on) * in_force(JKK_JKM_PAYABLE_FACTOR, on))
         shares[Program.JKM] = Share(jkm, 0)
-        jkp_from_jkm = min(jkm, round_rupiah(jkp_wage * in_force(JKP_FROM_JKM_RATE, on)))
+        jkp_from_jkm = min(jkm, round_rupiah(_jkp_wage(wage, on) * in_force(JKP_FROM_JKM_RATE, on)))
     if Program.JP in enrolled:
         jp_wage = Decimal(min(wage, in_force(JP_WAGE_CEILING, on)))
         payable = in_force(JP_PAYABLE_FACTOR, on)
@@ -355,10 +363,8 @@ def late_fine(amount: int, months_late: int, due: date | None = None) -> int:
 
     The rate is the one in force on the due date; without a date, the current (open-ended) rate.
     """
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-        raise ValueError(f"unpaid amount must be a whole number of rupiah >= 0, got {amount!r}")
-    if isinstance(months_late, bool) or not isinstance(months_late, int) or months_late < 0:
-        raise ValueError(f"months late must be a whole number >= 0, got {months_late!r}")
+    _check_whole("unpaid amount", amount, 0)
+    _check_whole("months late", months_late, 0)
     rate = in_force(LATE_FINE_RATE_PER_MONTH, due) if due is not None else LATE_FINE_RATE_PER_MONTH.periods[-1].value
     return round_rupiah(Decimal(amount) * rate * months_late)
 
@@ -386,15 +392,13 @@ def jht_partial_allowed(enrolled_on: date, claim_date: date) -> bool:
 
 
 def jht_partial_max(balance: int, kind: JhtPartialKind | str) -> int:
-    if isinstance(balance, bool) or not isinstance(balance, int) or balance < 0:
-        raise ValueError(f"JHT balance must be a whole number of rupiah >= 0, got {balance!r}")
+    _check_whole("JHT balance", balance, 0)
     return round_rupiah(Decimal(balance) * JHT_PARTIAL_RATE[JhtPartialKind(kind)])
 
 
 def jp_lump_sum_allowed(months_contributed: int) -> bool:
     """Below 180 months of contributions JP pays a lump sum instead of a monthly pension."""
-    if isinstance(months_contributed, bool) or not isinstance(months_contributed, int) or months_contributed < 0:
-        raise ValueError(f"months contributed must be a whole number >= 0, got {months_contributed!r}")
+    _check_whole("months contributed", months_contributed, 0)
     return months_contributed < JP_MONTHLY_PENSION_MIN_MONTHS
 
 
@@ -417,6 +421,5 @@ def jht_yield(month_end_balances: list[int], rate: Decimal) -> int:
     if len(month_end_balances) != JHT_YIELD_MONTHS:
         raise ValueError(f"need exactly {JHT_YIELD_MONTHS} month-end balances, got {len(month_end_balances)}")
     for balance in month_end_balances:
-        if isinstance(balance, bool) or not isinstance(balance, int) or balance < 0:
-            raise ValueError(f"month-end balances must be whole rupiah >= 0, got {balance!r}")
+        _check_whole("month-end balance", balance, 0)
     return round_rupiah(Decimal(sum(month_end_balances)) * rate / JHT_YIELD_MONTHS)

@@ -1,0 +1,288 @@
+"""Aggregates: they decide and record, and do no I/O.
+
+Each aggregate stores contract events (`ledger.events`) as JSON inside one eventsourcing event class per kind of
+change (`Created`, `Recorded`), so the stored payload is exactly the public contract and old versions are upcast
+when an aggregate is loaded. Aggregate ids are derived from natural keys (NPP, KPJ, KPJ + month, payment id,
+command id), so a second registration of the same thing collides in the event store instead of creating a twin.
+
+- `Employer`: registration, risk class history, and the roster of KPJs it enrolled.
+- `Member`: enrollment, wage history, exit, yield credits and claims.
+- `ContributionMonth`: one member's contribution for one month (paid, reversed, paid again). It is an aggregate of
+  its own so that a month's payment for 262,785 members creates new records instead of growing and reloading the
+  members' histories, and so that paying one month twice is impossible by construction.
+- `Payment`: one payment as made by its payer, with its totals.
+- `CommandRecord`: the result of a command, by the client's command id (idempotency). Internal, not published.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID, NAMESPACE_URL, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger import events as ev
+from ledger.errors import AlreadyExists, RuleViolation
+from ledger.rules import Program, RiskClass, Segment
+
+ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.bpjs.example/ids")
+
+
+def employer_id(npp: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"employer:{npp}")
+
+
+def member_id(kpj: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"member:{kpj}")
+
+
+def contribution_month_id(kpj: str, month: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"contribution:{kpj}:{month}")
+
+
+def payment_id(command_id: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"payment:{command_id}")
+
+
+def command_record_id(command_id: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"command:{command_id}")
+
+
+def event_id(aggregate_id: UUID, version: int) -> str:
+    """An event's public id: the aggregate it belongs to and its version there. Unique, stable, self-locating."""
+    return f"{aggregate_id}.{version}"
+
+
+def parse_event_id(text: str) -> tuple[UUID, int]:
+    head, _, tail = text.strip().rpartition(".")
+    try:
+        return UUID(head), int(tail)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an event id (expected <aggregate uuid>.<version>)") from None
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_start(key: str) -> date:
+    year, month = key.split("-")
+    return date(int(year), int(month), 1)
+
+
+class LedgerAggregate(Aggregate):
+    """Stores contract events; subclasses react to them in `when()` and derive their id in `key()`."""
+
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        raise NotImplementedError
+
+    @classmethod
+    def create_id(cls, schema_type: str, data: dict[str, Any]) -> UUID:  # noqa: ARG003
+        return cls.key(data)
+
+    @event("Created")
+    def __init__(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+        self.recorded: list[tuple[int, ev.LedgerEvent]] = []
+        self._apply(schema_type, schema_version, data)
+
+    @event("Recorded")
+    def _record(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+        self._apply(schema_type, schema_version, data)
+
+    def _apply(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+        contract = ev.parse_event(schema_type, schema_version, data)
+        # One stored event holds one contract event, so the version being applied is the count so far plus one.
+        self.recorded.append((len(self.recorded) + 1, contract))
+        self.when(contract)
+
+    @classmethod
+    def start(cls, contract: ev.LedgerEvent) -> LedgerAggregate:
+        return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=ev.to_json_dict(contract))
+
+    def record(self, contract: ev.LedgerEvent) -> str:
+        """Record a contract event; returns its public event id."""
+        self._record(schema_type=contract.TYPE, schema_version=contract.VERSION, data=ev.to_json_dict(contract))
+        return event_id(self.id, self.version)
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        raise NotImplementedError
+
+    def event_with_id(self, version: int) -> ev.LedgerEvent | None:
+        for v, contract in self.recorded:
+            if v == version:
+                return contract
+        return None
+
+
+@dataclass(frozen=True)
+class Dated:
+    """A value with the date from which it holds; histories are kept sorted by that date."""
+
+    effective: date
+    value: Any
+
+
+def value_on(history: list[Dated], on: date) -> Any:
+    """The value in force on `on`: the last one whose effective date is on or before it (None before the first)."""
+    index = bisect.bisect_right([d.effective for d in history], on)
+    return history[index - 1].value if index else None
+
+
+def insert_dated(history: list[Dated], item: Dated) -> None:
+    history.insert(bisect.bisect_right([d.effective for d in history], item.effective), item)
+
+
+class Employer(LedgerAggregate):
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return employer_id(data["npp"])
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.EmployerRegistered):
+            self.npp = contract.npp
+            self.name = contract.name
+            self.branch = contract.branch
+            self.kind = contract.kind
+            self.programs = frozenset(contract.programs)
+            self.labour_intensive = contract.labour_intensive
+            self.registered_on = contract.registered_on
+            self.risk_history = [Dated(contract.registered_on, contract.risk_class)]
+            self.roster: list[str] = []
+        elif isinstance(contract, ev.EmployerRiskClassChanged):
+            insert_dated(self.risk_history, Dated(contract.effective, contract.risk_class))
+        elif isinstance(contract, ev.WorkersJoined):
+            self.roster.extend(contract.kpjs)
+
+    def risk_class_on(self, day: date) -> RiskClass:
+        # Before registration the first class applies: contributions are never computed for earlier months anyway.
+        return value_on(self.risk_history, day) or self.risk_history[0].value
+
+
+class Member(LedgerAggregate):
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return member_id(data["kpj"])
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.MemberEnrolled):
+            self.kpj = contract.kpj
+            self.nik = contract.nik
+            self.name = contract.name
+            self.birth_date = contract.birth_date
+            self.segment = contract.segment
+            self.npp = contract.npp
+            self.branch = contract.branch
+            self.programs = frozenset(contract.programs)
+            self.enrolled_on = contract.effective
+            self.wage_history = [Dated(contract.effective, contract.wage)]
+            self.exit: ev.MemberExited | None = None
+            self.claims: dict[str, ev.ClaimPaid] = {}  # by event id, reversed ones removed
+            self.yields: dict[int, ev.YieldCredited] = {}
+        elif isinstance(contract, ev.MemberWageChanged):
+            insert_dated(self.wage_history, Dated(contract.effective, contract.wage))
+        elif isinstance(contract, ev.MemberExited):
+            self.exit = contract
+        elif isinstance(contract, ev.YieldCredited):
+            self.yields[contract.year] = contract
+        elif isinstance(contract, ev.ClaimPaid):
+            self.claims[event_id(self.id, self.recorded[-1][0])] = contract
+        elif isinstance(contract, ev.ClaimReversed):
+            self.claims.pop(contract.reverses, None)
+
+    def wage_on(self, day: date) -> int:
+        return value_on(self.wage_history, day) or self.wage_history[0].value
+
+    def covered_in(self, month: str) -> bool:
+        """Enrolled on or before the month's last day, and not exited before the month began."""
+        start = month_start(month)
+        next_month = date(start.year + start.month // 12, start.month % 12 + 1, 1)
+        if self.enrolled_on >= next_month:
+            return False
+        return self.exit is None or self.exit.exit_date >= start
+
+    def claims_of(self, program: Program) -> list[ev.ClaimPaid]:
+        return [c for c in self.claims.values() if c.program is program]
+
+    def check_can_claim(self, claim: ev.ClaimPaid) -> None:
+        """Guards that depend on this member alone; balance checks are the application's (they span aggregates)."""
+        if claim.incident_date < self.enrolled_on:
+            raise RuleViolation(
+                f"incident date {claim.incident_date} is before member {self.kpj} enrolled ({self.enrolled_on})")
+        if claim.program is Program.JKM:
+            if self.exit is None or self.exit.reason is not ev.ExitReason.DEATH:
+                raise RuleViolation(f"a JKM claim needs the member's death recorded first (ledger member exit "
+                                    f"--kpj {self.kpj} --reason death --date ...); member {self.kpj} has not exited")
+            if self.claims_of(Program.JKM):
+                raise AlreadyExists(f"the JKM benefit for the death of member {self.kpj} was already paid")
+        if claim.kind in (ev.ClaimKind.JKK_DEATH,):
+            if self.exit is None or self.exit.reason is not ev.ExitReason.WORK_DEATH:
+                raise RuleViolation(f"a JKK death claim needs the member's work-related death recorded first "
+                                    f"(ledger member exit --kpj {self.kpj} --reason work-death); not so for {self.kpj}")
+            if any(c.kind is ev.ClaimKind.JKK_DEATH for c in self.claims_of(Program.JKK)):
+                raise AlreadyExists(f"the JKK death benefit for member {self.kpj} was already paid")
+        if claim.kind in (ev.ClaimKind.JHT_FULL, ev.ClaimKind.JP_LUMP_SUM) and self.exit is None:
+            raise RuleViolation(f"a {claim.program.value} {claim.kind.value} claim needs the member to have exited "
+                                f"(resignation, retirement, death, ...); member {self.kpj} is still active")
+        if claim.kind in (ev.ClaimKind.JHT_PARTIAL_HOUSING, ev.ClaimKind.JHT_PARTIAL_OTHER):
+            if any(c.kind in (ev.ClaimKind.JHT_PARTIAL_HOUSING, ev.ClaimKind.JHT_PARTIAL_OTHER)
+                   for c in self.claims_of(Program.JHT)):
+                raise AlreadyExists(f"member {self.kpj} already took the one partial JHT payout allowed")
+        if claim.program is not Program.JKK and claim.program not in self.programs:
+            raise RuleViolation(f"member {self.kpj} is not enrolled in {claim.program.value}")
+
+
+class ContributionMonth(LedgerAggregate):
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return contribution_month_id(data["kpj"], data["month"])
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.ContributionPaid):
+            self.kpj = contract.kpj
+            self.month = contract.month
+            self.current: ev.ContributionPaid | None = contract
+            self.current_id = event_id(self.id, self.recorded[-1][0])
+        elif isinstance(contract, ev.ContributionReversed):
+            self.current = None
+            self.current_id = None
+
+    def check_can_pay(self) -> None:
+        if self.current is not None:
+            raise AlreadyExists(f"the contribution of member {self.kpj} for {self.month} is already paid "
+                                f"(event {self.current_id}); reverse it first to correct it")
+
+
+class Payment(LedgerAggregate):
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return uuid5(ID_NAMESPACE, f"payment:{data['payment_id']}")
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.ContributionPaymentReceived):
+            self.receipt = contract
+
+
+class CommandRecord(Aggregate):
+    """What a command produced, kept under the client's command id so a repeat returns it and writes nothing."""
+
+    @staticmethod
+    def create_id(command_id: str, name: str, fingerprint: str, result: dict[str, Any]) -> UUID:  # noqa: ARG004
+        return command_record_id(command_id)
+
+    @event("Accepted")
+    def __init__(self, command_id: str, name: str, fingerprint: str, result: dict[str, Any]) -> None:
+        self.command_id = command_id
+        self.name = name
+        self.fingerprint = fingerprint
+        self.result = result
+
+
+def check_segment_programs(segment: Segment, programs: frozenset[Program]) -> None:
+    if segment is Segment.BPU and Program.JP in programs:
+        raise RuleViolation("JP is not offered to BPU (informal) members; enrol them in JHT, JKK and/or JKM")
+    if segment is Segment.PU and not {Program.JKK, Program.JKM} <= programs:
+        raise RuleViolation("a PU (wage earner) member is enrolled in at least JKK and JKM")

@@ -1,0 +1,304 @@
+"""The event contract: what the ledger records, and what downstream consumers and auditors read.
+
+Every event is a frozen pydantic model with a type name (past tense) and a schema version. The JSON shape of each is
+pinned by `tests/unit/test_event_contract.py`, so that a change to this file is always deliberate: a changed model
+gets a new version, and an upcaster in `UPCASTERS` turns every older version into the current one, because the
+history is replayed forever.
+
+Money is whole rupiah (`int`); rates travel as decimal strings; dates as ISO strings. Personal data (the NIK and the
+name) is in `MemberEnrolled` here, in the system of record; the relay to Kafka replaces it (see the relay's docs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ledger.rules import Program, RiskClass, Segment
+
+Rupiah = int
+
+
+class EmployerKind(str, Enum):
+    COMPANY = "company"
+    GOVERNMENT = "government"
+
+
+class ExitReason(str, Enum):
+    RESIGNATION = "resignation"
+    DISMISSAL = "dismissal"
+    END_OF_CONTRACT = "end-of-contract"
+    RETIREMENT = "retirement"
+    DEATH = "death"  # not caused by work: JKM
+    WORK_DEATH = "work-death"  # a work accident or occupational disease: JKK
+    DISABILITY = "disability"
+    EMIGRATION = "emigration"
+
+
+class ClaimKind(str, Enum):
+    JHT_FULL = "full"
+    JHT_PARTIAL_HOUSING = "partial-housing"  # up to 30% after 10 years
+    JHT_PARTIAL_OTHER = "partial-other"  # up to 10% after 10 years
+    JKK_DEATH = "death"  # 48 x last wage, to an heir
+    JKK_DISABILITY = "disability"  # 56 x last wage
+    JKK_CARE = "care"  # medical care or wage replacement: the amount is the bill
+    JKM_DEATH = "death-benefit"  # the cash total by date of death
+    JP_LUMP_SUM = "lump-sum"  # under 15 years of contributions
+
+
+class ProgramShare(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    employer: Rupiah = Field(ge=0)
+    worker: Rupiah = Field(ge=0)
+
+
+class LedgerEvent(BaseModel):
+    """Base of every event in the contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    TYPE: ClassVar[str]
+    VERSION: ClassVar[int] = 1
+
+    def effective_date(self) -> date:
+        """The date the fact takes effect in the books: what as-of queries filter on."""
+        raise NotImplementedError
+
+
+class EmployerRegistered(LedgerEvent):
+    TYPE: ClassVar[str] = "EmployerRegistered"
+    npp: str
+    name: str
+    branch: str
+    kind: EmployerKind
+    risk_class: RiskClass
+    programs: list[Program]
+    labour_intensive: bool = False
+    registered_on: date
+
+    def effective_date(self) -> date:
+        return self.registered_on
+
+
+class EmployerRiskClassChanged(LedgerEvent):
+    TYPE: ClassVar[str] = "EmployerRiskClassChanged"
+    npp: str
+    risk_class: RiskClass
+    effective: date
+
+    def effective_date(self) -> date:
+        return self.effective
+
+
+class WorkersJoined(LedgerEvent):
+    """The employer's roster grew: the KPJs it registered, in one command (one person or a bulk enrollment)."""
+
+    TYPE: ClassVar[str] = "WorkersJoined"
+    npp: str
+    kpjs: list[str]
+    effective: date
+
+    def effective_date(self) -> date:
+        return self.effective
+
+
+class MemberEnrolled(LedgerEvent):
+    TYPE: ClassVar[str] = "MemberEnrolled"
+    kpj: str
+    nik: str
+    name: str
+    birth_date: date
+    segment: Segment
+    npp: str | None  # the employer (PU), or the body that pays for a BPU member; None for a self-paying BPU member
+    branch: str
+    wage: Rupiah = Field(gt=0)  # PU: monthly wage; BPU: declared income
+    programs: list[Program]
+    effective: date
+
+    def effective_date(self) -> date:
+        return self.effective
+
+
+class MemberWageChanged(LedgerEvent):
+    TYPE: ClassVar[str] = "MemberWageChanged"
+    kpj: str
+    wage: Rupiah = Field(gt=0)
+    effective: date
+
+    def effective_date(self) -> date:
+        return self.effective
+
+
+class MemberExited(LedgerEvent):
+    TYPE: ClassVar[str] = "MemberExited"
+    kpj: str
+    reason: ExitReason
+    exit_date: date
+
+    def effective_date(self) -> date:
+        return self.exit_date
+
+
+class ContributionPaid(LedgerEvent):
+    """One member's contribution for one month: the unit every balance and branch total is built from."""
+
+    TYPE: ClassVar[str] = "ContributionPaid"
+    kpj: str
+    npp: str | None
+    branch: str
+    segment: Segment
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    paid_on: date
+    payer: str
+    payment_id: str
+    wage: Rupiah  # the wage (PU) or declared income (BPU) the shares were computed on
+    shares: dict[Program, ProgramShare]
+    jkp_from_jkk: Rupiah = 0  # parts of the JKK / JKM shares credited to the JKP fund: a split, not extra
+    jkp_from_jkm: Rupiah = 0
+    jp_deferred: Rupiah = 0  # JP owed but deferred by the 2020 relief; not in `total`
+    months_late: int = Field(ge=0)
+    fine: Rupiah = Field(ge=0)  # borne by the employer
+    total: Rupiah  # sum of the shares plus the fine
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> ContributionPaid:
+        parts = sum(s.employer + s.worker for s in self.shares.values()) + self.fine
+        if parts != self.total:
+            raise ValueError(f"total {self.total} is not the sum of shares and fine ({parts})")
+        return self
+
+    def effective_date(self) -> date:
+        return self.paid_on
+
+
+class ContributionPaymentReceived(LedgerEvent):
+    """One payment as the payer made it: it covers members and months; its lines are the `ContributionPaid` events."""
+
+    TYPE: ClassVar[str] = "ContributionPaymentReceived"
+    payment_id: str
+    npp: str | None
+    kpj: str | None  # a BPU member paying for themself
+    branch: str
+    payer: str
+    paid_on: date
+    months: list[str]
+    member_count: int = Field(ge=1)
+    line_count: int = Field(ge=1)
+    program_totals: dict[Program, Rupiah]
+    fine: Rupiah = Field(ge=0)
+    total: Rupiah
+
+    def effective_date(self) -> date:
+        return self.paid_on
+
+
+class YieldCredited(LedgerEvent):
+    TYPE: ClassVar[str] = "YieldCredited"
+    kpj: str
+    year: int
+    rate: Decimal  # serialized as a string: never a float near money
+    balance_basis: Rupiah  # the average month-end JHT balance the rate was applied to
+    amount: Rupiah = Field(ge=0)
+    credited_on: date
+
+    def effective_date(self) -> date:
+        return self.credited_on
+
+
+class ClaimPaid(LedgerEvent):
+    TYPE: ClassVar[str] = "ClaimPaid"
+    claim_id: str
+    kpj: str
+    branch: str
+    program: Program
+    kind: ClaimKind
+    incident_date: date
+    paid_on: date
+    beneficiary: str
+    amount: Rupiah = Field(gt=0)
+    statutory_amount: Rupiah | None  # what the rules give, where they give an amount
+
+    def effective_date(self) -> date:
+        return self.paid_on
+
+
+class ContributionReversed(LedgerEvent):
+    TYPE: ClassVar[str] = "ContributionReversed"
+    reverses: str  # the event id of the ContributionPaid
+    kpj: str
+    branch: str
+    month: str
+    reason: str = Field(min_length=1)
+    shares: dict[Program, ProgramShare]  # the amounts taken back, equal to the original's
+    fine: Rupiah
+    total: Rupiah
+    reversed_on: date
+
+    def effective_date(self) -> date:
+        return self.reversed_on
+
+
+class ClaimReversed(LedgerEvent):
+    TYPE: ClassVar[str] = "ClaimReversed"
+    reverses: str  # the event id of the ClaimPaid
+    claim_id: str
+    kpj: str
+    branch: str
+    program: Program
+    amount: Rupiah
+    reason: str = Field(min_length=1)
+    reversed_on: date
+
+    def effective_date(self) -> date:
+        return self.reversed_on
+
+
+EVENT_TYPES: dict[str, type[LedgerEvent]] = {
+    cls.TYPE: cls
+    for cls in (
+        EmployerRegistered,
+        EmployerRiskClassChanged,
+        WorkersJoined,
+        MemberEnrolled,
+        MemberWageChanged,
+        MemberExited,
+        ContributionPaid,
+        ContributionPaymentReceived,
+        YieldCredited,
+        ClaimPaid,
+        ContributionReversed,
+        ClaimReversed,
+    )
+}
+
+# (type, old version) -> function that turns that version's JSON into the next version's JSON.
+# Empty while every type is at version 1; a test checks each registered chain ends at the current version.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+class UnknownEventType(ValueError):
+    pass
+
+
+def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
+    """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
+    try:
+        cls = EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {event_type!r}") from None
+    if version > cls.VERSION:
+        raise UnknownEventType(f"{event_type} version {version} is newer than this code knows ({cls.VERSION})")
+    while version < cls.VERSION:
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    return cls.model_validate(data)
+
+
+def to_json_dict(event: LedgerEvent) -> dict[str, Any]:
+    return event.model_dump(mode="json")
+
+
