@@ -30,6 +30,10 @@ from ledger.rules import Program, RiskClass, Segment
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.bpjs.example/ids")
 
+# The contract event that `start`/`record` just serialized, so applying it does not parse its JSON back. A single
+# slot checked by identity: if anything else intervenes, the event is simply parsed, which is always correct.
+_just_built: tuple[dict[str, Any], ev.LedgerEvent] | None = None
+
 
 def employer_id(npp: str) -> UUID:
     return uuid5(ID_NAMESPACE, f"employer:{npp}")
@@ -74,7 +78,13 @@ def month_start(key: str) -> date:
 
 
 class LedgerAggregate(Aggregate):
-    """Stores contract events; subclasses react to them in `when()` and derive their id in `key()`."""
+    """Stores contract events; subclasses react to them in `when()` and derive their id in `key()`.
+
+    `recorded` keeps the contract events of aggregates whose history is read back (members, contribution months);
+    an employer keeps only its state, so that a long roster history stays cheap to load and to copy.
+    """
+
+    KEEP_RECORDED = True
 
     @staticmethod
     def key(data: dict[str, Any]) -> UUID:
@@ -86,6 +96,7 @@ class LedgerAggregate(Aggregate):
 
     @event("Created")
     def __init__(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+        self.applied = 0
         self.recorded: list[tuple[int, ev.LedgerEvent]] = []
         self._apply(schema_type, schema_version, data)
 
@@ -94,18 +105,33 @@ class LedgerAggregate(Aggregate):
         self._apply(schema_type, schema_version, data)
 
     def _apply(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
-        contract = ev.parse_event(schema_type, schema_version, data)
+        global _just_built
+        # A contract built in this process a moment ago (see `start`/`record`) is used as it is; anything loaded
+        # from the store is parsed, and upcast if it is of an older version.
+        if _just_built is not None and _just_built[0] is data:
+            contract = _just_built[1]
+        else:
+            contract = ev.parse_event(schema_type, schema_version, data)
+        _just_built = None
         # One stored event holds one contract event, so the version being applied is the count so far plus one.
-        self.recorded.append((len(self.recorded) + 1, contract))
+        self.applied += 1
+        if self.KEEP_RECORDED:
+            self.recorded.append((self.applied, contract))
         self.when(contract)
 
     @classmethod
     def start(cls, contract: ev.LedgerEvent) -> LedgerAggregate:
-        return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=ev.to_json_dict(contract))
+        global _just_built
+        data = ev.to_json_dict(contract)
+        _just_built = (data, contract)
+        return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data)
 
     def record(self, contract: ev.LedgerEvent) -> str:
         """Record a contract event; returns its public event id."""
-        self._record(schema_type=contract.TYPE, schema_version=contract.VERSION, data=ev.to_json_dict(contract))
+        global _just_built
+        data = ev.to_json_dict(contract)
+        _just_built = (data, contract)
+        self._record(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data)
         return event_id(self.id, self.version)
 
     def when(self, contract: ev.LedgerEvent) -> None:
@@ -137,6 +163,8 @@ def insert_dated(history: list[Dated], item: Dated) -> None:
 
 
 class Employer(LedgerAggregate):
+    KEEP_RECORDED = False
+
     @staticmethod
     def key(data: dict[str, Any]) -> UUID:
         return employer_id(data["npp"])
@@ -189,7 +217,7 @@ class Member(LedgerAggregate):
         elif isinstance(contract, ev.YieldCredited):
             self.yields[contract.year] = contract
         elif isinstance(contract, ev.ClaimPaid):
-            self.claims[event_id(self.id, self.recorded[-1][0])] = contract
+            self.claims[event_id(self.id, self.applied)] = contract
         elif isinstance(contract, ev.ClaimReversed):
             self.claims.pop(contract.reverses, None)
 
@@ -245,7 +273,7 @@ class ContributionMonth(LedgerAggregate):
             self.kpj = contract.kpj
             self.month = contract.month
             self.current: ev.ContributionPaid | None = contract
-            self.current_id = event_id(self.id, self.recorded[-1][0])
+            self.current_id = event_id(self.id, self.applied)
         elif isinstance(contract, ev.ContributionReversed):
             self.current = None
             self.current_id = None
@@ -257,6 +285,8 @@ class ContributionMonth(LedgerAggregate):
 
 
 class Payment(LedgerAggregate):
+    KEEP_RECORDED = False
+
     @staticmethod
     def key(data: dict[str, Any]) -> UUID:
         return uuid5(ID_NAMESPACE, f"payment:{data['payment_id']}")

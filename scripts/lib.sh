@@ -39,8 +39,9 @@ ensure_venv() {
   fi
   if ! cmp -s "$ROOT/pyproject.toml" "$stamp"; then
     log "installing the project and its test extras into $VENV"
-    "$VENV/bin/python" -m pip install -q --upgrade pip
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[test]"
+    mkdir -p "$RUN_DIR"
+    { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } \
+      > "$RUN_DIR/pip-install.log" 2>&1 || { tail -30 "$RUN_DIR/pip-install.log" >&2; die "pip install failed"; }
     cp "$ROOT/pyproject.toml" "$stamp"
   fi
 }

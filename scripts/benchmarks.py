@@ -1,0 +1,215 @@
+"""Benchmarks, each measured side by side with its baseline in one run, printed as a ratio.
+
+Run through `scripts/bench` (it sets up the virtualenv and a broker on a free port):
+    scripts/bench kafka                 raw kafka-python produce and consume of 200-byte records (the baseline)
+    scripts/bench commands [--scale F]  write-side commands: single commands vs the library's raw single save,
+                                        one employer-month of 7,000 members, one branch-month (scaled by F)
+Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date
+from pathlib import Path
+
+RECORD_BYTES = 200
+KAFKA_RECORDS = 200_000
+RUNS = 5
+POLL_TIMEOUT_MS = 1_000
+POLL_ROUNDS_MAX = 600
+SINGLE_COMMANDS = 2_000
+BIG_EMPLOYER_MEMBERS = 7_000
+BRANCH_EMPLOYERS = 4_430
+BRANCH_MEMBERS = 262_785
+BULK_CHUNK_MAX = 20_000  # enrollments per bulk command when setting up a branch
+
+
+def median_rate(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+# --- Kafka baseline ------------------------------------------------------------------------------------------------
+
+def kafka_produce_rate(bootstrap: list[str], topic: str) -> float:
+    from ledger import kafka_client
+
+    payload = os.urandom(RECORD_BYTES)
+    producer = kafka_client.producer(bootstrap)
+    started = time.perf_counter()
+    for i in range(KAFKA_RECORDS):
+        producer.send(topic, key=str(i % 1000).encode(), value=payload)
+    producer.flush(timeout=120)
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return KAFKA_RECORDS / elapsed
+
+
+def kafka_consume_rate(bootstrap: list[str], topic: str, expected: int) -> float:
+    from ledger import kafka_client
+
+    consumer = kafka_client.consumer(bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}", topics=[topic])
+    count = 0
+    started = None
+    for _ in range(POLL_ROUNDS_MAX):
+        batches = consumer.poll(timeout_ms=POLL_TIMEOUT_MS)
+        if batches and started is None:
+            started = time.perf_counter()
+        count += sum(len(records) for records in batches.values())
+        if count >= expected:
+            break
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return count / elapsed if elapsed else 0.0
+
+
+def bench_kafka(bootstrap: list[str]) -> dict[str, float]:
+    from ledger import kafka_client
+
+    produced, consumed = [], []
+    for run in range(RUNS):
+        topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+        kafka_client.ensure_topic(bootstrap, topic, partitions=12)
+        produced.append(kafka_produce_rate(bootstrap, topic))
+        consumed.append(kafka_consume_rate(bootstrap, topic, KAFKA_RECORDS * 1))
+        print(f"  run {run + 1}: produce {produced[-1]:,.0f}/s, consume {consumed[-1]:,.0f}/s", file=sys.stderr)
+    return {"produce": median_rate(produced), "consume": median_rate(consumed)}
+
+
+# --- Write side ----------------------------------------------------------------------------------------------------
+
+def raw_single_save_rate(env: dict[str, str], count: int) -> float:
+    """The eventsourcing library's own rate: one new aggregate, one save(), one transaction, no domain logic."""
+    from eventsourcing.application import Application
+    from eventsourcing.domain import Aggregate, event
+
+    class Probe(Aggregate):
+        @event("Created")
+        def __init__(self, kpj: str, wage: int) -> None:
+            self.kpj, self.wage = kpj, wage
+
+    app = Application(env=env)
+    started = time.perf_counter()
+    for i in range(count):
+        app.save(Probe(kpj=f"{i:011d}", wage=5_000_000))
+    return count / (time.perf_counter() - started)
+
+
+def employer_command(npp: str, kind: str = "company"):
+    from ledger.commands import RegisterEmployer
+
+    return RegisterEmployer.build(npp=npp, name=f"PT Bench {npp}", branch="BEKASI-KOTA", kind=kind,
+                                  risk_class="low", registered_on=date(2020, 1, 1))
+
+
+def member_rows(first: int, count: int):
+    from ledger.commands import MemberRow
+
+    # NIK: province/regency/district 327501, born 15 May 199x (DDMMYY), then a non-zero serial.
+    return [MemberRow(kpj=f"{first + i:011d}", nik=f"3275011505{90 + i % 10:02d}{(first + i) % 9_999 + 1:04d}",
+                      name=f"Pekerja {first + i}", birth_date=date(1990 + i % 10, 5, 15),
+                      wage=3_000_000 + (first + i) % 200 * 50_000) for i in range(count)]
+
+
+def bench_commands(env_for, scale: float) -> dict[str, float]:
+    from ledger.application import Ledger
+    from ledger.commands import ChangeWage, EnrollMember, EnrollMembers, PayContribution
+
+    clock = lambda: date(2026, 11, 23)  # noqa: E731
+    results: dict[str, float] = {}
+
+    # 1. Single commands beside the library's raw single save, same backend, same run.
+    raw = raw_single_save_rate(env_for("raw"), SINGLE_COMMANDS)
+    app = Ledger(env=env_for("single"), clock=clock)
+    app.execute(employer_command("10000001"))
+    rows = member_rows(1, SINGLE_COMMANDS)
+    started = time.perf_counter()
+    for row in rows:
+        app.execute(EnrollMember.build(member=row, npp="10000001", effective=date(2024, 1, 1)))
+    enroll_rate = SINGLE_COMMANDS / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i, row in enumerate(rows):
+        app.execute(ChangeWage.build(kpj=row.kpj, wage=row.wage + 1000, effective=date(2024, 6, 1)))
+    wage_rate = SINGLE_COMMANDS / (time.perf_counter() - started)
+    results.update(raw_save=raw, enroll=enroll_rate, change_wage=wage_rate)
+
+    # 2. One employer-month: 7,000 members (the city government's contract staff).
+    app = Ledger(env=env_for("employer"), clock=clock)
+    app.execute(employer_command("20000001", kind="government"))
+    app.execute(EnrollMembers.build(npp="20000001", effective=date(2024, 1, 1),
+                                    members=member_rows(1, BIG_EMPLOYER_MEMBERS)))
+    started = time.perf_counter()
+    app.execute(PayContribution.build(npp="20000001", month="2024-03", paid_on=date(2024, 4, 10)))
+    results["employer_month_s"] = time.perf_counter() - started
+
+    # 3. One branch-month: 4,430 employers, 262,785 members (scaled), each employer paying once.
+    employers = max(1, round(BRANCH_EMPLOYERS * scale))
+    members = max(employers, round(BRANCH_MEMBERS * scale))
+    app = Ledger(env=env_for("branch"), clock=clock)
+    per_employer = [members // employers + (1 if e < members % employers else 0) for e in range(employers)]
+    next_kpj = 1
+    setup_started = time.perf_counter()
+    for e, size in enumerate(per_employer):
+        npp = f"{30000000 + e:08d}"
+        app.execute(employer_command(npp))
+        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(next_kpj, size)))
+        next_kpj += size
+    print(f"  branch set up: {employers:,} employers, {members:,} members in "
+          f"{time.perf_counter() - setup_started:.1f}s", file=sys.stderr)
+    started = time.perf_counter()
+    for e in range(employers):
+        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-03", paid_on=date(2024, 4, 10)))
+    results["branch_month_s"] = time.perf_counter() - started
+    results["branch_employers"] = employers
+    results["branch_members"] = members
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["kafka", "commands"])
+    parser.add_argument("--scale", type=float, default=1.0, help="branch size factor for `commands` (1.0 = full)")
+    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    args = parser.parse_args()
+
+    from ledger.settings import Settings
+
+    settings = Settings()
+    if args.which == "kafka":
+        rates = bench_kafka(settings.bootstrap_servers)
+        print(f"| raw kafka-python produce, {RECORD_BYTES}-byte records, acks=all, idempotent | "
+              f"{rates['produce']:,.0f} records/s (median of {RUNS}) |")
+        print(f"| raw kafka-python consume, {RECORD_BYTES}-byte records, read_committed | "
+              f"{rates['consume']:,.0f} records/s (median of {RUNS}) |")
+        return 0
+
+    workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+
+    def env_for(name: str) -> dict[str, str]:
+        if args.backend == "sqlite":
+            return settings.model_copy(update={"persistence": "sqlite",
+                                               "sqlite_path": workdir / f"{name}.db"}).eventsourcing_env()
+        env = settings.model_copy(update={"persistence": "postgres"}).eventsourcing_env()
+        return {**env, "POSTGRES_SCHEMA": f"bench_{name}_{uuid.uuid4().hex[:6]}"}
+
+    r = bench_commands(env_for, args.scale)
+    backend = args.backend
+    print(f"| {backend}: library raw single save (baseline) | {r['raw_save']:,.0f} saves/s |")
+    print(f"| {backend}: single `enroll-member` commands | {r['enroll']:,.0f} commands/s = "
+          f"{r['enroll'] / r['raw_save']:.2f} x raw |")
+    print(f"| {backend}: single `change-wage` commands | {r['change_wage']:,.0f} commands/s = "
+          f"{r['change_wage'] / r['raw_save']:.2f} x raw |")
+    print(f"| {backend}: one employer-month, {BIG_EMPLOYER_MEMBERS:,} members | {r['employer_month_s']:.2f} s |")
+    print(f"| {backend}: one branch-month, {r['branch_employers']:,.0f} employers, {r['branch_members']:,.0f} "
+          f"members | {r['branch_month_s']:.1f} s ({r['branch_members'] / r['branch_month_s']:,.0f} members/s) |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The event contract is pinned: the JSON shape of every event type is compared with a committed fixture.
+
+Events are stored forever and read by consumers we do not deploy, so a change to a model must be deliberate: bump
+its VERSION and add an upcaster from the old version in `ledger.events.UPCASTERS`. After such a deliberate change,
+regenerate the fixture with
+
+    UPDATE_CONTRACT=1 .venv/bin/python -m pytest tests/unit/test_event_contract.py
+
+and commit `tests/unit/event_contract.json` together with the new version and its upcaster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from ledger import events as ev
+from ledger.rules import Program, RiskClass, Segment
+
+CONTRACT_FILE = Path(__file__).with_name("event_contract.json")
+UPDATE_ENV = "UPDATE_CONTRACT"
+BUMP_HINT = "bump VERSION and add an upcaster in ledger.events.UPCASTERS"
+
+KPJ = "15023456789"
+NPP = "10012345"
+BRANCH = "BEKASI-KOTA"
+PAYMENT = "pay-2024-03-pt-maju"
+PAID_ID = "0b8a1c3e-6f1d-5d4e-9a7b-2c3d4e5f6a7b.1"
+CLAIM_ID = "4e9b8ab5-d626-532a-a73a-29c7d28b36f4.3"
+SHARES = {
+    Program.JHT: ev.ProgramShare(employer=185_000, worker=100_000),
+    Program.JKK: ev.ProgramShare(employer=27_000, worker=0),
+    Program.JKM: ev.ProgramShare(employer=15_000, worker=0),
+    Program.JP: ev.ProgramShare(employer=100_000, worker=50_000),
+}
+
+# One realistic instance per event type: the PU worked example of domain.md (wage Rp5,000,000, risk class low,
+# March 2024) and the facts around it.
+EXAMPLES: dict[str, ev.LedgerEvent] = {
+    "EmployerRegistered": ev.EmployerRegistered(
+        npp=NPP, name="PT Maju Jaya", branch=BRANCH, kind=ev.EmployerKind.COMPANY, risk_class=RiskClass.LOW,
+        programs=[Program.JHT, Program.JKK, Program.JKM, Program.JP], labour_intensive=False,
+        registered_on=date(2017, 1, 2)),
+    "EmployerRiskClassChanged": ev.EmployerRiskClassChanged(
+        npp=NPP, risk_class=RiskClass.MEDIUM, effective=date(2024, 7, 1)),
+    "WorkersJoined": ev.WorkersJoined(npp=NPP, kpjs=[KPJ, "15023456790"], effective=date(2017, 10, 1)),
+    "MemberEnrolled": ev.MemberEnrolled(
+        kpj=KPJ, nik="3275015505900001", name="Siti Rahayu", birth_date=date(1990, 5, 15), segment=Segment.PU,
+        npp=NPP, branch=BRANCH, wage=5_000_000, programs=[Program.JHT, Program.JKK, Program.JKM, Program.JP],
+        effective=date(2017, 10, 1)),
+    "MemberWageChanged": ev.MemberWageChanged(kpj=KPJ, wage=5_500_000, effective=date(2025, 1, 1)),
+    "MemberExited": ev.MemberExited(kpj=KPJ, reason=ev.ExitReason.RESIGNATION, exit_date=date(2026, 6, 30)),
+    "ContributionPaid": ev.ContributionPaid(
+        kpj=KPJ, npp=NPP, branch=BRANCH, segment=Segment.PU, month="2024-03", paid_on=date(2024, 4, 10),
+        payer="PT Maju Jaya", payment_id=PAYMENT, wage=5_000_000, shares=SHARES, jkp_from_jkk=7_000,
+        jkp_from_jkm=5_000, jp_deferred=0, months_late=0, fine=0, total=477_000),
+    "ContributionPaymentReceived": ev.ContributionPaymentReceived(
+        payment_id=PAYMENT, npp=NPP, kpj=None, branch=BRANCH, payer="PT Maju Jaya", paid_on=date(2024, 4, 10),
+        months=["2024-03"], member_count=2, line_count=2,
+        program_totals={Program.JHT: 570_000, Program.JKK: 54_000, Program.JKM: 30_000, Program.JP: 300_000},
+        fine=0, total=954_000),
+    "YieldCredited": ev.YieldCredited(
+        kpj=KPJ, year=2020, rate=Decimal("0.0563"), balance_basis=12_345_678, amount=695_062,
+        credited_on=date(2020, 12, 31)),
+    "ClaimPaid": ev.ClaimPaid(
+        claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK, kind=ev.ClaimKind.JKK_DEATH,
+        incident_date=date(2017, 9, 12), paid_on=date(2017, 10, 2), beneficiary="Ahmad Rahayu (husband, heir)",
+        amount=193_795_790, statutory_amount=192_000_000),
+    "ContributionReversed": ev.ContributionReversed(
+        reverses=PAID_ID, kpj=KPJ, branch=BRANCH, month="2024-03", reason="wage keyed wrongly: 5,000,000 not 500,000",
+        shares=SHARES, fine=0, total=477_000, reversed_on=date(2024, 5, 2)),
+    "ClaimReversed": ev.ClaimReversed(
+        reverses=CLAIM_ID, claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK,
+        amount=193_795_790, reason="paid to the wrong heir", reversed_on=date(2017, 10, 9)),
+}
+
+
+def _strip_docs(schema: Any) -> Any:
+    """The JSON schema without titles and descriptions: rewording a docstring is not a contract change."""
+    if isinstance(schema, dict):
+        return {k: _strip_docs(v) for k, v in schema.items() if k not in ("title", "description")}
+    if isinstance(schema, list):
+        return [_strip_docs(v) for v in schema]
+    return schema
+
+
+def contract_entry(event: ev.LedgerEvent) -> dict[str, Any]:
+    schema = type(event).model_json_schema()
+    return {
+        "example": event.model_dump(mode="json"),
+        "fields": sorted(schema["properties"]),
+        "required": sorted(schema.get("required", [])),
+        # Types too: int -> float would dump 5000000.0, which Python's == takes for 5000000.
+        "schema": _strip_docs(schema),
+    }
+
+
+def contract_key(cls: type[ev.LedgerEvent]) -> str:
+    return f"{cls.TYPE}.v{cls.VERSION}"
+
+
+def current_contract() -> dict[str, Any]:
+    return {contract_key(type(e)): contract_entry(e) for e in (EXAMPLES[t] for t in sorted(EXAMPLES))}
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, indent=1)
+
+
+def _write_contract_if_asked() -> None:
+    if os.environ.get(UPDATE_ENV) == "1":
+        CONTRACT_FILE.write_text(json.dumps(current_contract(), sort_keys=True, indent=2) + "\n")
+
+
+_write_contract_if_asked()
+PINNED: dict[str, Any] = json.loads(CONTRACT_FILE.read_text())
+
+
+def test_every_event_type_has_an_example_and_a_pinned_contract():
+    assert sorted(EXAMPLES) == sorted(ev.EVENT_TYPES), "add an example for each new event type, then pin it"
+    for name, example in EXAMPLES.items():
+        assert type(example) is ev.EVENT_TYPES[name]
+    assert sorted(PINNED) == sorted(contract_key(cls) for cls in ev.EVENT_TYPES.values()), (
+        f"the set of event types or versions changed; {BUMP_HINT}, then regenerate {CONTRACT_FILE.name} "
+        f"with {UPDATE_ENV}=1")
+
+
+@pytest.mark.parametrize("type_name", sorted(ev.EVENT_TYPES))
+def test_the_json_shape_of_each_event_type_is_pinned(type_name):
+    cls = ev.EVENT_TYPES[type_name]
+    key = contract_key(cls)
+    assert key in PINNED, f"{key} is not pinned: a new type or a new version; regenerate with {UPDATE_ENV}=1"
+    pinned, now = PINNED[key], contract_entry(EXAMPLES[type_name])
+    assert now["fields"] == pinned["fields"], (
+        f"the fields of {key} changed from {pinned['fields']} to {now['fields']}: {BUMP_HINT}")
+    assert now["required"] == pinned["required"], (
+        f"the required fields of {key} changed from {pinned['required']} to {now['required']}: {BUMP_HINT}")
+    # Compared as canonical text so that a retyped value (5000000 -> 5000000.0, 0.0563 -> "0.0563") shows up.
+    assert canonical(now["schema"]) == canonical(pinned["schema"]), f"the JSON schema of {key} changed: {BUMP_HINT}"
+    assert canonical(now["example"]) == canonical(pinned["example"]), f"the JSON of {key} changed: {BUMP_HINT}"
+
+
+def test_money_is_whole_rupiah_and_rates_travel_as_strings():
+    paid = PINNED["ContributionPaid.v1"]["example"]
+    assert paid["total"] == 477_000 and type(paid["total"]) is int
+    assert paid["shares"]["JHT"] == {"employer": 185_000, "worker": 100_000}
+    assert PINNED["YieldCredited.v1"]["example"]["rate"] == "0.0563"
+    assert PINNED["MemberEnrolled.v1"]["example"]["birth_date"] == "1990-05-15"
+
+
+def test_every_type_has_a_version_of_at_least_one():
+    for name, cls in ev.EVENT_TYPES.items():
+        assert isinstance(cls.VERSION, int) and cls.VERSION >= 1, name
+        assert cls.TYPE == name
+
+
+def upcaster_chain_problems(event_types: dict[str, type[ev.LedgerEvent]],
+                            upcasters: dict[tuple[str, int], Any]) -> list[str]:
+    """What is wrong with an upcaster registry: each older version must reach the current one, step by step."""
+    problems = []
+    for type_name, version in sorted(upcasters):
+        cls = event_types.get(type_name)
+        if cls is None:
+            problems.append(f"upcaster for unknown type {type_name} v{version}")
+            continue
+        if not 1 <= version < cls.VERSION:
+            problems.append(f"upcaster {type_name} v{version} does not lead below current v{cls.VERSION}")
+            continue
+        missing = [v for v in range(version, cls.VERSION) if (type_name, v) not in upcasters]
+        if missing:
+            problems.append(f"{type_name}: chain from v{version} breaks at v{missing[0]} (current v{cls.VERSION})")
+    for type_name, cls in event_types.items():
+        for v in range(1, cls.VERSION):
+            if (type_name, v) not in upcasters:
+                problems.append(f"{type_name} v{v} has no upcaster to v{v + 1}")
+    return problems
+
+
+class _FakeV3(ev.LedgerEvent):
+    TYPE: ClassVar[str] = "FakeV3"
+    VERSION: ClassVar[int] = 3
+    kpj: str
+
+
+def test_the_chain_check_finds_broken_chains():
+    types = {"FakeV3": _FakeV3}
+    assert upcaster_chain_problems(types, {("FakeV3", 1): dict, ("FakeV3", 2): dict}) == []
+    assert upcaster_chain_problems(types, {("FakeV3", 1): dict}) == [
+        "FakeV3: chain from v1 breaks at v2 (current v3)", "FakeV3 v2 has no upcaster to v3"]
+    assert upcaster_chain_problems(types, {("FakeV3", 1): dict, ("FakeV3", 2): dict, ("FakeV3", 3): dict}) == [
+        "upcaster FakeV3 v3 does not lead below current v3"]
+    assert upcaster_chain_problems(types, {("Gone", 1): dict, ("FakeV3", 1): dict, ("FakeV3", 2): dict}) == [
+        "upcaster for unknown type Gone v1"]
+
+
+def test_every_upcaster_chain_ends_at_the_current_version():
+    assert upcaster_chain_problems(ev.EVENT_TYPES, ev.UPCASTERS) == []
+
+
+@pytest.mark.parametrize("type_name", sorted(ev.EVENT_TYPES))
+def test_parse_event_round_trips_each_example(type_name):
+    example = EXAMPLES[type_name]
+    data = json.loads(json.dumps(ev.to_json_dict(example)))  # through real JSON text, as stored and sent
+    parsed = ev.parse_event(type_name, type(example).VERSION, data)
+    assert parsed == example
+    assert type(parsed) is type(example)
+    assert ev.to_json_dict(parsed) == data
+
+
+def test_parse_event_refuses_an_unknown_type():
+    with pytest.raises(ev.UnknownEventType, match="unknown event type 'MemberTeleported'"):
+        ev.parse_event("MemberTeleported", 1, {"kpj": KPJ})
+
+
+def test_parse_event_refuses_a_version_newer_than_the_code():
+    data = ev.to_json_dict(EXAMPLES["MemberWageChanged"])
+    with pytest.raises(ev.UnknownEventType, match="MemberWageChanged version 2 is newer than this code knows"):
+        ev.parse_event("MemberWageChanged", 2, data)
+
+
+def test_parse_event_refuses_json_that_breaks_the_contract():
+    data = {**ev.to_json_dict(EXAMPLES["ContributionPaid"]), "total": 1}
+    with pytest.raises(ValueError, match="is not the sum of shares and fine"):
+        ev.parse_event("ContributionPaid", 1, data)
+    with pytest.raises(ValueError, match="Extra inputs are not permitted"):
+        ev.parse_event("MemberExited", 1, {**ev.to_json_dict(EXAMPLES["MemberExited"]), "note": "x"})
+
+
+# --- an upcaster at work -----------------------------------------------------------------------------------------
+
+
+class MemberWageChangedV2(ev.LedgerEvent):
+    """A made-up next version: `wage` renamed `monthly_wage`, and a `source` added."""
+
+    TYPE: ClassVar[str] = "MemberWageChanged"
+    VERSION: ClassVar[int] = 2
+    kpj: str
+    monthly_wage: int
+    source: str
+    effective: date
+
+
+def _wage_changed_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    data = dict(data)
+    data["monthly_wage"] = data.pop("wage")
+    data["source"] = "unknown (recorded before v2)"
+    return data
+
+
+def test_a_registered_upcaster_turns_stored_v1_json_into_the_current_version(monkeypatch):
+    monkeypatch.setitem(ev.EVENT_TYPES, "MemberWageChanged", MemberWageChangedV2)
+    monkeypatch.setitem(ev.UPCASTERS, ("MemberWageChanged", 1), _wage_changed_v1_to_v2)
+    stored_v1 = PINNED["MemberWageChanged.v1"]["example"]
+
+    parsed = ev.parse_event("MemberWageChanged", 1, stored_v1)
+
+    assert parsed == MemberWageChangedV2(kpj=KPJ, monthly_wage=5_500_000, source="unknown (recorded before v2)",
+                                         effective=date(2025, 1, 1))
+    assert ev.parse_event("MemberWageChanged", 2, ev.to_json_dict(parsed)) == parsed
+    assert upcaster_chain_problems(ev.EVENT_TYPES, ev.UPCASTERS) == []
+    assert stored_v1 == PINNED["MemberWageChanged.v1"]["example"], "an upcaster must not mutate its input"
+
+
+def test_an_aggregate_stored_at_v1_is_upcast_when_loaded(monkeypatch):
+    from ledger.application import Ledger
+    from ledger.commands import EnrollMember, MemberRow, RegisterEmployer
+
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    app.execute(RegisterEmployer(npp=NPP, name="PT Maju Jaya", branch=BRANCH, kind="company", risk_class="low",
+                                 registered_on=date(2017, 1, 2)))
+    app.execute(EnrollMember(npp=NPP, effective=date(2017, 10, 1), member=MemberRow(
+        kpj=KPJ, nik="3275015505900001", name="Siti Rahayu", birth_date=date(1990, 5, 15), wage=5_000_000)))
+
+    class MemberEnrolledV2(ev.MemberEnrolled):
+        VERSION: ClassVar[int] = 2
+        nationality: str
+
+    monkeypatch.setitem(ev.EVENT_TYPES, "MemberEnrolled", MemberEnrolledV2)
+    monkeypatch.setitem(ev.UPCASTERS, ("MemberEnrolled", 1), lambda data: {**data, "nationality": "ID"})
+
+    member = app.member(KPJ)  # a fresh load from the store, whose event says schema_version 1
+
+    (_, enrolled), = member.recorded
+    assert type(enrolled) is MemberEnrolledV2
+    assert enrolled.nationality == "ID" and enrolled.wage == 5_000_000
+    assert member.wage_on(date(2024, 3, 31)) == 5_000_000
