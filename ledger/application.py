@@ -14,6 +14,8 @@ The backend is chosen by configuration (`Settings.eventsourcing_env()`): an SQLi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +45,7 @@ from ledger.commands import (
     Reverse,
 )
 from ledger.domain import (
+    INTERNAL_EVENT_TOPICS,
     CommandRecord,
     ContributionMonth,
     Employer,
@@ -76,8 +79,10 @@ RETRY_BACKOFF_MAX_S = 0.5
 EARLIEST_DATE = date(1977, 1, 1)  # the fund's predecessor began in 1977: nothing in the books is older
 PREPAID_MONTHS_MAX = 12  # BPU members and government employers may pay up to a year ahead
 JKK_CLAIM_EXPIRY_YEARS = 5  # from the accident; 2 before December 2019 (not modelled: older claims are all paid)
-NOTIFICATION_PAGE_SIZE = 1_000
-AGGREGATE_CACHE_MAX = 1_000  # reading the notification log, e.g. to list every member
+NOTIFICATION_PAGE_SIZE = 1_000  # reading the notification log, e.g. to list every member
+AGGREGATE_CACHE_MAX = 1_000
+# Production sets LEDGER_NIK_HMAC_KEY; this key only keeps development and tests deterministic.
+DEVELOPMENT_NIK_KEY = b"development-only-nik-key"
 
 Clock = Callable[[], date]
 
@@ -98,12 +103,14 @@ class Ledger(Application):
 
     name = "ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today) -> None:
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today,
+                 nik_key: bytes = DEVELOPMENT_NIK_KEY) -> None:
         # A bounded cache of loaded aggregates: a long-running writer (a bulk load, the benchmark, a server) then
         # reloads a busy employer by reading only its newest events. Entries are fast-forwarded from the store
         # before use, so another writer's changes are always seen; the cache never decides anything on its own.
         super().__init__(env={"AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_MAX), **(env or {})})
         self.clock = clock
+        self._nik_key = nik_key
         self._handlers: dict[type[Command], Callable[[Any, bool], tuple[list[Any], dict[str, Any]]]] = {
             RegisterEmployer: self._register_employer,
             ChangeRiskClass: self._change_risk_class,
@@ -145,6 +152,9 @@ class Ledger(Application):
         raise ConcurrencyConflict(
             f"{command.NAME}: other writers kept changing the same records; gave up after "
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
+
+    def nik_hmac(self, nik: str) -> str:
+        return hmac.new(self._nik_key, nik.encode(), hashlib.sha256).hexdigest()
 
     # --- reading -------------------------------------------------------------------------------------------------
 
@@ -203,21 +213,37 @@ class Ledger(Application):
                 total += contract.amount
         return total
 
+    def lowest_balance(self, member: Member, program: Program, from_date: date,
+                       months: list[ContributionMonth] | None = None) -> int:
+        """The lowest balance of `program` on `from_date` or any later day something was booked: what can still be
+        taken out on `from_date` without a later day going negative (claims and reversals may be dated back)."""
+        if months is None:
+            months = self.contribution_months(member)
+        days = {from_date} | {contract.effective_date() for record in [member, *months]
+                              for _, contract in record.recorded if contract.effective_date() > from_date}
+        return min(self.program_balance(member, program, day, months) for day in days)
+
     def jht_balance(self, kpj: str, as_of: date | None = None) -> int:
         member = self.member(kpj)
         return self.program_balance(member, Program.JHT, as_of or self.clock())
 
-    def all_member_ids(self) -> Iterator[UUID]:
-        """Every member, from the notification log filtered on the member-created topic, in bounded pages."""
-        topic = get_topic(Member.Created)
+    def notifications(self, topics: tuple[str, ...] = ()) -> Iterator[Any]:
+        """The store's notification log in bounded pages, optionally only some event topics."""
         start = 1
         while True:
-            page = self.recorder.select_notifications(start=start, limit=NOTIFICATION_PAGE_SIZE, topics=[topic])
-            for notification in page:
-                yield notification.originator_id
+            page = self.recorder.select_notifications(start=start, limit=NOTIFICATION_PAGE_SIZE, topics=topics)
+            yield from page
             if len(page) < NOTIFICATION_PAGE_SIZE:
                 return
             start = page[-1].id + 1
+
+    def stored_contract_notifications(self) -> Iterator[Any]:
+        """What the relay publishes: every notification but the internal ones."""
+        return (n for n in self.notifications() if n.topic not in INTERNAL_EVENT_TOPICS)
+
+    def all_member_ids(self) -> Iterator[UUID]:
+        """Every member, from the notification log filtered on the member-created topic."""
+        return (n.originator_id for n in self.notifications(topics=(get_topic(Member.Created),)))
 
     def stored_contracts(self, aggregate_id: UUID) -> Iterator[tuple[int, ev.LedgerEvent]]:
         """The contract events of one aggregate as stored, upcast to the current versions."""
@@ -240,7 +266,8 @@ class Ledger(Application):
                 rows.append({"event_id": event_id(aggregate.id, version), "type": contract.TYPE,
                              "effective_date": contract.effective_date().isoformat(),
                              "data": ev.to_json_dict(contract)})
-        rows.sort(key=lambda row: (row["effective_date"], row["event_id"]))
+        # Stable: within one date, rows keep their recorded order (member first, then months, each by version).
+        rows.sort(key=lambda row: row["effective_date"])
         return rows
 
     # --- guards that need the clock ------------------------------------------------------------------------------
@@ -281,14 +308,17 @@ class Ledger(Application):
         programs = row.program_set()
         check_segment_programs(row.segment, frozenset(programs))
         if row.segment is Segment.BPU:
-            low, high = rules.in_force(rules.BPU_INCOME_BOUNDS, effective)
+            try:
+                low, high = rules.in_force(rules.BPU_INCOME_BOUNDS, effective)
+            except LookupError as error:  # an enrollment dated before the rule tables begin
+                raise RuleViolation(f"member {row.kpj}: {error}") from None
             if not low <= row.wage <= high:
                 raise InvalidInput(f"member {row.kpj}: a BPU declared income must be between Rp{low:,} and "
                                    f"Rp{high:,}, got Rp{row.wage:,}")
         if row.birth_date >= effective:
             raise InvalidInput(f"member {row.kpj}: birth date {row.birth_date} is not before enrollment {effective}")
         return Member.start(ev.MemberEnrolled(
-            kpj=row.kpj, nik=row.nik, name=row.name, birth_date=row.birth_date, segment=row.segment, npp=npp,
+            kpj=row.kpj, nik=row.nik, nik_hmac=self.nik_hmac(row.nik), name=row.name, birth_date=row.birth_date, segment=row.segment, npp=npp,
             branch=branch, wage=row.wage, programs=programs, effective=effective))
 
     def _enroll(self, rows: list[MemberRow], npp: str | None, branch: str | None, effective: date,
@@ -339,6 +369,10 @@ class Ledger(Application):
         if command.exit_date < member.enrolled_on:
             raise InvalidInput(f"exit date {command.exit_date} is before member {command.kpj} enrolled "
                                f"({member.enrolled_on})")
+        last_wage_change = member.wage_history[-1].effective
+        if command.exit_date < last_wage_change:
+            raise InvalidInput(f"exit date {command.exit_date} is before the wage change of {last_wage_change} "
+                               f"recorded for member {command.kpj}")
         new_id = member.record(ev.MemberExited(kpj=command.kpj, reason=command.reason, exit_date=command.exit_date))
         return [member], {"kpj": command.kpj, "reason": command.reason.value, "event_id": new_id}
 
@@ -496,7 +530,7 @@ class Ledger(Application):
     def _claim_amounts(self, member: Member, command: PayClaim, kind: ev.ClaimKind) -> tuple[int | None, int | None]:
         """(statutory amount, ceiling): what the rules give, and the most that may be paid."""
         if command.program is Program.JHT:
-            balance = self.program_balance(member, Program.JHT, command.paid_on)
+            balance = self.lowest_balance(member, Program.JHT, command.paid_on)
             if kind is ev.ClaimKind.JHT_FULL:
                 return balance, balance
             if not rules.jht_partial_allowed(member.enrolled_on, command.paid_on):
@@ -507,7 +541,12 @@ class Ledger(Application):
             most = rules.jht_partial_max(max(balance, 0), partial)
             return most, most
         if command.program is Program.JKK:
-            if command.paid_on > command.incident_date.replace(year=command.incident_date.year + JKK_CLAIM_EXPIRY_YEARS):
+            incident = command.incident_date
+            try:
+                expires = incident.replace(year=incident.year + JKK_CLAIM_EXPIRY_YEARS)
+            except ValueError:  # an accident on 29 February: the anniversary falls on 1 March
+                expires = date(incident.year + JKK_CLAIM_EXPIRY_YEARS, 3, 1)
+            if command.paid_on > expires:
                 raise RuleViolation(f"a JKK claim expires {JKK_CLAIM_EXPIRY_YEARS} years after the accident "
                                     f"({command.incident_date})")
             wage = member.wage_on(command.incident_date)
@@ -520,13 +559,16 @@ class Ledger(Application):
             if member.exit is not None and member.exit.exit_date != command.incident_date:
                 raise InvalidInput(f"the incident date of a JKM claim is the date of death, "
                                    f"{member.exit.exit_date}, not {command.incident_date}")
-            return rules.jkm_benefit(command.incident_date).cash_total, None
+            try:
+                return rules.jkm_benefit(command.incident_date).cash_total, None
+            except LookupError as error:  # a death before the rule tables begin
+                raise RuleViolation(f"member {member.kpj}: {error}") from None
         months = self.contribution_months(member)
         paid_months = sum(1 for m in months if m.current is not None and Program.JP in m.current.shares)
         if not rules.jp_lump_sum_allowed(paid_months):
             raise RuleViolation(f"member {member.kpj} has {paid_months} months of JP contributions: 15 years or more "
                                 f"give a monthly pension, not a lump sum")
-        balance = self.program_balance(member, Program.JP, command.paid_on, months)
+        balance = self.lowest_balance(member, Program.JP, command.paid_on, months)
         return balance, balance
 
     # --- reversals -----------------------------------------------------------------------------------------------
@@ -537,36 +579,44 @@ class Ledger(Application):
             aggregate_id, version = parse_event_id(command.event_id)
         except ValueError as error:
             raise InvalidInput(str(error)) from None
+        target = event_id(aggregate_id, version)  # canonical, however the id was typed
         aggregate = self._get(aggregate_id)
         original = aggregate.event_with_id(version) if isinstance(aggregate, LedgerAggregate) else None
         if original is None:
-            raise NotFound(f"no event {command.event_id} in the ledger")
+            raise NotFound(f"no event {target} in the ledger")
         if isinstance(original, ev.ContributionPaid):
             assert isinstance(aggregate, ContributionMonth)
-            if aggregate.current_id != command.event_id:
-                raise AlreadyExists(f"contribution {command.event_id} was already reversed")
+            if aggregate.current_id != target:
+                raise AlreadyExists(f"contribution {target} was already reversed")
             if command.reversed_on < original.paid_on:
                 raise InvalidInput(f"a reversal cannot precede the payment it reverses ({original.paid_on})")
+            member = self.member(original.kpj)
+            for program in (Program.JHT, Program.JP):  # the individual accounts: they must never go below zero
+                share = original.shares.get(program)
+                taken = share.employer + share.worker if share else 0
+                if taken and self.lowest_balance(member, program, command.reversed_on) < taken:
+                    raise RuleViolation(f"reversing {target} would take back Rp{taken:,} of {program.value} that "
+                                        f"member {original.kpj} was already paid out; reverse that claim first")
             new_id = aggregate.record(ev.ContributionReversed(
-                reverses=command.event_id, kpj=original.kpj, branch=original.branch, month=original.month,
+                reverses=target, kpj=original.kpj, branch=original.branch, month=original.month,
                 reason=command.reason, shares=original.shares, fine=original.fine, total=original.total,
                 reversed_on=command.reversed_on))
             amount = original.total
         elif isinstance(original, ev.ClaimPaid):
             assert isinstance(aggregate, Member)
-            if command.event_id not in aggregate.claims:
-                raise AlreadyExists(f"claim {command.event_id} was already reversed")
+            if target not in aggregate.claims:
+                raise AlreadyExists(f"claim {target} was already reversed")
             if command.reversed_on < original.paid_on:
                 raise InvalidInput(f"a reversal cannot precede the claim it reverses ({original.paid_on})")
             new_id = aggregate.record(ev.ClaimReversed(
-                reverses=command.event_id, claim_id=original.claim_id, kpj=original.kpj, branch=original.branch,
+                reverses=target, claim_id=original.claim_id, kpj=original.kpj, branch=original.branch,
                 program=original.program, amount=original.amount, reason=command.reason,
                 reversed_on=command.reversed_on))
             amount = original.amount
         else:
-            raise RuleViolation(f"event {command.event_id} is a {original.TYPE}; only contributions and claims "
+            raise RuleViolation(f"event {target} is a {original.TYPE}; only contributions and claims "
                                 f"are reversed (correct other facts with a new command)")
-        return [aggregate], {"reverses": command.event_id, "type": original.TYPE, "amount": amount,
+        return [aggregate], {"reverses": target, "type": original.TYPE, "amount": amount,
                              "event_id": new_id}
 
 

@@ -3,24 +3,24 @@
 1. It writes the scenario through the ledger's commands into a fresh SQLite event store: a company and the city
    government register; the government enrolls its 7,000 contract staff (TKK) in one command and pays a quarter
    from the regional budget; a company worker dies in a work accident and the JKK benefit goes to her husband.
-2. It reads the store's notification log and produces every event to a topic of its own (acks=all, idempotent).
-3. It consumes the topic back with a fresh read_committed consumer group and checks that what came back is what
-   the store holds, event for event.
-
-Until the relay lands (issue 4) step 2 is a plain publisher here; the relay will replace it.
+2. The relay publishes every event to a topic of its own, exactly once, in Kafka transactions.
+3. The auditor's check replays that topic from Kafka alone: positions 1..N, every hash chain intact.
 """
 
 from __future__ import annotations
 
-import json
+import time
 import uuid
 from collections import Counter
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from ledger import kafka_client
+import orjson
+
+from ledger import audit, kafka_client, relay
 from ledger.application import Ledger
+from ledger.cli import describe
 from ledger.commands import (
     EnrollMember,
     EnrollMembers,
@@ -33,9 +33,6 @@ from ledger.commands import (
 from ledger.settings import Settings
 
 TKK_STAFF = 7_000
-NOTIFICATION_PAGE_SIZE = 1_000
-POLL_TIMEOUT_MS = 1_000
-POLL_ROUNDS_MAX = 120
 CITY_NPP, COMPANY_NPP = "10000017", "10004430"
 
 
@@ -51,8 +48,7 @@ def write_scenario(app: Ledger) -> list[str]:
 
     def run(command: Any) -> dict[str, Any]:
         result = app.execute(command)
-        shown = {k: v for k, v in result.items() if k not in ("command", "command_id", "repeated", "kpjs")}
-        lines.append(f"  {command.NAME:<18} {json.dumps(shown)[:150]}")
+        lines.append(f"  {describe(result)}")
         return result
 
     run(RegisterEmployer.build(npp=CITY_NPP, name="Pemerintah Kota Bekasi", branch="BEKASI-KOTA", kind="government",
@@ -72,54 +68,36 @@ def write_scenario(app: Ledger) -> list[str]:
     return lines
 
 
-def stored_notifications(app: Ledger) -> list[Any]:
-    notifications, start = [], 1
-    while True:
-        page = app.recorder.select_notifications(start=start, limit=NOTIFICATION_PAGE_SIZE)
-        notifications.extend(page)
-        if len(page) < NOTIFICATION_PAGE_SIZE:
-            return notifications
-        start = page[-1].id + 1
-
-
 def run_demo(settings: Settings) -> int:
     db = Path(settings.sqlite_path)
     for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
         leftover.unlink(missing_ok=True)
-    app = Ledger(env=settings.model_copy(update={"persistence": "sqlite"}).eventsourcing_env())
+    app = Ledger(env=settings.model_copy(update={"persistence": "sqlite"}).eventsourcing_env(),
+                 nik_key=settings.nik_hmac_key.get_secret_value().encode())
 
     print(f"1. Writing the Bekasi Kota scenario into {db}")
     for line in write_scenario(app):
         print(line)
 
-    notifications = stored_notifications(app)
-    topic = f"{settings.kafka_topic_prefix}.demo.{uuid.uuid4().hex[:8]}"
+    # Each demo run starts a new store, so it gets topics (and a relay identity) of its own.
+    run_id = uuid.uuid4().hex[:8]
+    topics = relay.Topics.for_prefix(f"{settings.kafka_topic_prefix}.demo-{run_id}")
     bootstrap = settings.bootstrap_servers
-    print(f"2. Producing {len(notifications):,} stored events to Kafka topic {topic} at {','.join(bootstrap)}")
-    kafka_client.ensure_topic(bootstrap, topic, partitions=settings.kafka_partitions,
-                              config=kafka_client.RETENTION_FOREVER)
-    producer = kafka_client.producer(bootstrap)
-    for n in notifications:
-        producer.send(topic, key=str(n.originator_id).encode(), value=n.state,
-                      headers=[("topic", n.topic.encode()), ("position", str(n.id).encode())])
-    producer.flush(timeout=60)
-    producer.close()
+    expected = sum(1 for _ in app.stored_contract_notifications())
+    print(f"2. Relaying {expected:,} events to {topics.events} at {','.join(bootstrap)} (exactly once, in Kafka "
+          f"transactions)")
+    relay.init_topics(bootstrap, topics, settings.kafka_partitions)
+    publisher = relay.Relay(app.recorder, bootstrap, topics, transactional_id=f"demo-relay-{run_id}")
+    started = time.perf_counter()
+    published = publisher.run()
+    publisher.close()
+    print(f"   published {published:,} events in {time.perf_counter() - started:.1f}s; "
+          f"last position {publisher.state.position:,}")
 
-    print("3. Consuming it back with a fresh read_committed consumer group")
-    consumer = kafka_client.consumer(bootstrap, group_id=f"demo-{uuid.uuid4().hex[:8]}", topics=[topic])
-    received: dict[int, bytes] = {}
-    for _ in range(POLL_ROUNDS_MAX):
-        for records in consumer.poll(timeout_ms=POLL_TIMEOUT_MS).values():
-            for record in records:
-                received[int(dict(record.headers)["position"])] = record.value
-        if len(received) >= len(notifications):
-            break
-    consumer.close()
-
-    # Command records (idempotency) have no contract type: they are internal and the relay will not publish them.
-    kinds = Counter(json.loads(value).get("schema_type", "(command record)") for value in received.values())
-    identical = all(received.get(n.id) == n.state for n in notifications)
-    print(f"   received {len(received):,} of {len(notifications):,} events; "
-          f"identical to the store: {'yes' if identical else 'NO'}")
-    print("   by kind: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items())))
-    return 0 if identical and len(received) == len(notifications) else 1
+    print("3. Auditing the topic from Kafka alone (ledger audit verify)")
+    report = audit.verify_topic(bootstrap, topics.events)
+    print(f"   checked {report.events:,} events: positions {'contiguous' if report.positions_ok else 'NOT contiguous'}"
+          f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}")
+    kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(bootstrap, topics.events))
+    print("   by type: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items())))
+    return 0 if report.ok and report.events == expected == published else 1

@@ -23,6 +23,7 @@ from typing import Any
 from uuid import UUID, NAMESPACE_URL, uuid5
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 from ledger import events as ev
 from ledger.errors import AlreadyExists, RuleViolation
@@ -91,47 +92,64 @@ class LedgerAggregate(Aggregate):
         raise NotImplementedError
 
     @classmethod
-    def create_id(cls, schema_type: str, data: dict[str, Any]) -> UUID:  # noqa: ARG003
+    def create_id(cls, schema_type: str, data: dict[str, Any], meta: dict[str, Any]) -> UUID:  # noqa: ARG003
         return cls.key(data)
 
     @event("Created")
-    def __init__(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+    def __init__(self, schema_type: str, schema_version: int, data: dict[str, Any], meta: dict[str, Any]) -> None:
         self.applied = 0
         self.recorded: list[tuple[int, ev.LedgerEvent]] = []
-        self._apply(schema_type, schema_version, data)
+        self._apply(schema_type, schema_version, data, meta)
 
     @event("Recorded")
-    def _record(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
-        self._apply(schema_type, schema_version, data)
+    def _record(self, schema_type: str, schema_version: int, data: dict[str, Any], meta: dict[str, Any]) -> None:
+        self._apply(schema_type, schema_version, data, meta)
 
-    def _apply(self, schema_type: str, schema_version: int, data: dict[str, Any]) -> None:
+    def _apply(self, schema_type: str, schema_version: int, data: dict[str, Any], meta: dict[str, Any]) -> None:
         global _just_built
         # A contract built in this process a moment ago (see `start`/`record`) is used as it is; anything loaded
         # from the store is parsed, and upcast if it is of an older version.
-        if _just_built is not None and _just_built[0] is data:
-            contract = _just_built[1]
+        built = _just_built  # read the slot once: another thread may refill it between two reads
+        if built is not None and built[0] is data:
+            contract = built[1]
         else:
             contract = ev.parse_event(schema_type, schema_version, data)
         _just_built = None
         # One stored event holds one contract event, so the version being applied is the count so far plus one.
         self.applied += 1
+        self.branch: str = meta["branch"]
+        self.chain_head: str = meta["hash"]
         if self.KEEP_RECORDED:
             self.recorded.append((self.applied, contract))
         self.when(contract)
+
+    @staticmethod
+    def _meta(contract: ev.LedgerEvent, data: dict[str, Any], aggregate_id: UUID, version: int, branch: str,
+              prev_hash: str) -> dict[str, Any]:
+        """What the relay publishes beside the data: computed here, once, so the relay only copies it."""
+        public = ev.public_data(contract, data)
+        effective = contract.effective_date().isoformat()
+        digest = ev.chain_hash(prev_hash, aggregate_id=str(aggregate_id), aggregate_version=version,
+                               event_type=contract.TYPE, version=contract.VERSION, effective_date=effective,
+                               branch=branch, data=public)
+        return {"branch": branch, "effective_date": effective, "prev_hash": prev_hash, "hash": digest,
+                "public_data": public}
 
     @classmethod
     def start(cls, contract: ev.LedgerEvent) -> LedgerAggregate:
         global _just_built
         data = ev.to_json_dict(contract)
+        meta = cls._meta(contract, data, cls.key(data), 1, data["branch"], ev.GENESIS_HASH)
         _just_built = (data, contract)
-        return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data)
+        return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data, meta=meta)
 
     def record(self, contract: ev.LedgerEvent) -> str:
         """Record a contract event; returns its public event id."""
         global _just_built
         data = ev.to_json_dict(contract)
+        meta = self._meta(contract, data, self.id, self.version + 1, self.branch, self.chain_head)
         _just_built = (data, contract)
-        self._record(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data)
+        self._record(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data, meta=meta)
         return event_id(self.id, self.version)
 
     def when(self, contract: ev.LedgerEvent) -> None:
@@ -309,6 +327,10 @@ class CommandRecord(Aggregate):
         self.name = name
         self.fingerprint = fingerprint
         self.result = result
+
+
+# Stored events that are not part of the public contract: the relay skips them and gives them no position.
+INTERNAL_EVENT_TOPICS = frozenset({get_topic(CommandRecord.Accepted)})
 
 
 def check_segment_programs(segment: Segment, programs: frozenset[Program]) -> None:

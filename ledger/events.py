@@ -11,6 +11,8 @@ name) is in `MemberEnrolled` here, in the system of record; the relay to Kafka r
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
@@ -63,6 +65,8 @@ class LedgerEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     TYPE: ClassVar[str]
     VERSION: ClassVar[int] = 1
+    # Fields that are personal data: kept in the system of record, never published (see `public_data`).
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     def effective_date(self) -> date:
         """The date the fact takes effect in the books: what as-of queries filter on."""
@@ -108,8 +112,10 @@ class WorkersJoined(LedgerEvent):
 
 class MemberEnrolled(LedgerEvent):
     TYPE: ClassVar[str] = "MemberEnrolled"
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("nik", "name")
     kpj: str
     nik: str
+    nik_hmac: str  # HMAC-SHA256 of the NIK under the fund's key: links one person's KPJs without revealing the NIK
     name: str
     birth_date: date
     segment: Segment
@@ -300,5 +306,30 @@ def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEv
 
 def to_json_dict(event: LedgerEvent) -> dict[str, Any]:
     return event.model_dump(mode="json")
+
+
+def public_data(event: LedgerEvent, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The event's JSON as published: without the fields it marks personal."""
+    data = to_json_dict(event) if data is None else data
+    return {k: v for k, v in data.items() if k not in event.PERSONAL_FIELDS}
+
+
+GENESIS_HASH = "0" * 64  # the "previous hash" of an aggregate's first event
+
+
+def canonical_json(value: Any) -> bytes:
+    """One byte string per JSON value: sorted keys, no spaces. Hashes are taken over this."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, *, aggregate_id: str, aggregate_version: int, event_type: str, version: int,
+               effective_date: str, branch: str, data: dict[str, Any]) -> str:
+    """SHA-256 over the previous event's hash (same aggregate) and everything an auditor reads of this event.
+
+    Changing, dropping, duplicating or reordering any published event of an aggregate breaks the chain from there.
+    """
+    body = canonical_json({"aggregate_id": aggregate_id, "aggregate_version": aggregate_version, "type": event_type,
+                           "version": version, "effective_date": effective_date, "branch": branch, "data": data})
+    return hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
 
 

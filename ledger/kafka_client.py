@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -21,6 +22,7 @@ __all__ = [
     "consumer",
     "ensure_topic",
     "producer",
+    "read_to_end",
     "topic_partitions",
     "wait_until_ready",
 ]
@@ -143,6 +145,50 @@ def consumer(
     if topics:
         client.subscribe(list(topics))
     return client
+
+
+def read_to_end(
+    bootstrap_servers: Sequence[str],
+    topic: str,
+    *,
+    partitions: Sequence[int] | None = None,
+    rounds_max: int = 600,
+    poll_ms: int = 500,
+) -> Iterator[Any]:
+    """Every committed record of a topic (or some of its partitions), from the start to the end as of now.
+
+    No consumer group: nothing is committed, so auditors and the relay can read without side effects. Yields
+    records in partition order; stops at the end offsets taken when it began, or after `rounds_max` empty polls.
+    """
+    client = KafkaConsumer(
+        bootstrap_servers=list(bootstrap_servers),
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_poll_records=5_000,
+        fetch_max_bytes=52_428_800,
+        max_partition_fetch_bytes=8 * 1_048_576,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
+    try:
+        numbers = list(partitions) if partitions is not None else sorted(client.partitions_for_topic(topic) or [])
+        assigned = [TopicPartition(topic, p) for p in numbers]
+        client.assign(assigned)
+        client.seek_to_beginning(*assigned)
+        ends = client.end_offsets(assigned)
+        pending = {tp for tp in assigned if ends[tp] > 0}
+        empty_rounds = 0
+        while pending and empty_rounds < rounds_max:
+            batches = client.poll(timeout_ms=poll_ms)
+            empty_rounds = 0 if batches else empty_rounds + 1
+            for tp, records in batches.items():
+                yield from records
+            # Transaction markers take offsets too, so "done" is the consumer's position, not the last record seen.
+            pending = {tp for tp in pending if client.position(tp) < ends[tp]}
+        if pending:
+            raise TimeoutError(f"could not read {topic} to its end: partitions {sorted(tp.partition for tp in pending)}")
+    finally:
+        client.close()
 
 
 def _main(argv: list[str]) -> int:

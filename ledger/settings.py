@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     kafka_topic_prefix: str = "ledger"
     kafka_partitions: int = Field(default=12, ge=1, le=1000)
+    # Producer compression for the relay: none, gzip (built in) - see docs/benchmarks.md for the measurement.
+    kafka_compression: Literal["none", "gzip"] = "none"
+    relay_transactional_id: str = "ledger-relay"
+
+    # The key of the NIK's HMAC published to Kafka. Set a secret one in production; changing it unlinks history.
+    nik_hmac_key: SecretStr = SecretStr("development-only-nik-key")
 
     # The event store: an embedded SQLite file by default, PostgreSQL for scale.
     persistence: Literal["sqlite", "postgres"] = "sqlite"
@@ -30,6 +36,10 @@ class Settings(BaseSettings):
     postgres_user: str = "ledger"
     postgres_password: str = ""
     postgres_dbname: str = "ledger"
+
+    @property
+    def compression_type(self) -> str | None:
+        return None if self.kafka_compression == "none" else self.kafka_compression
 
     @property
     def bootstrap_servers(self) -> list[str]:

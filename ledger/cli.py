@@ -1,0 +1,560 @@
+"""The command-line interface: `ledger employer register ...`, `ledger submit FILE` and the rest (docs/cli.md).
+
+This is an entry point, so configuration is read here and only here: `main()` builds one `Settings` from the
+LEDGER_* environment and hands it to the commands through typer's context; the ledger is opened on first use.
+
+Every command that writes builds one command model (shape errors become `InvalidInput`), runs it through
+`Ledger.execute` under the client's `--command-id` (a repeat answers the first result and writes nothing), and prints
+a one-line summary, or the result as one JSON object with `--json`. An operating error (`LedgerError`) prints
+`error: <message>` on stderr, or `{"error": {...}}` on stdout with `--json`, and exits with the error's exit code.
+A traceback means a bug, never bad input.
+"""
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from ledger import audit, bulk, identifiers, relay
+from ledger.application import Ledger
+from ledger.commands import (
+    ChangeRiskClass,
+    ChangeWage,
+    Command,
+    CreditYield,
+    EnrollMember,
+    EnrollMembers,
+    ExitMember,
+    PayClaim,
+    PayContribution,
+    RegisterEmployer,
+    Reverse,
+    describe_validation_error,
+)
+from ledger.errors import InvalidInput, LedgerError
+from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.rules import Program, RiskClass, Segment
+from ledger.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """What every command shares: the settings read once by `main()`, and the ledger opened on first use."""
+
+    settings: Settings
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        # The NIK's keyed hash is written into MemberEnrolled: the CLI must use the configured key, never the
+        # development default, or the fund's records would not link one person's memberships.
+        return Ledger(env=self.settings.eventsourcing_env(),
+                      nik_key=self.settings.nik_hmac_key.get_secret_value().encode())
+
+
+def _one_of(choices: type[Enum]) -> str:
+    return "|".join(choice.value for choice in choices)
+
+
+PROGRAMS_HELP = f"programs, comma-separated: {','.join(p.value for p in Program)}"
+DATE_HELP = "YYYY-MM-DD"
+
+AsJson = Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")]
+CommandId = Annotated[str | None, typer.Option(
+    "--command-id", help="Your id for this command: repeating it answers the first result and writes nothing. "
+                         "Default: a new random id.")]
+Kpj = Annotated[str, typer.Option("--kpj", help="the member's KPJ number, 11 digits")]
+Npp = Annotated[str, typer.Option("--npp", help="the employer's NPP number, 8 digits")]
+
+app = typer.Typer(
+    help="The contribution ledger of a workers' social-security fund. Configure with LEDGER_* environment "
+         "variables, e.g. LEDGER_SQLITE_PATH=books.db or LEDGER_PERSISTENCE=postgres.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+employer_app = typer.Typer(help="Register employers and change their risk class.", no_args_is_help=True)
+member_app = typer.Typer(help="Enroll members, change their wage, record their exit.", no_args_is_help=True)
+contribution_app = typer.Typer(help="Record contribution payments.", no_args_is_help=True)
+yield_app = typer.Typer(help="Credit the yearly JHT development yield.", no_args_is_help=True)
+claim_app = typer.Typer(help="Pay benefit claims.", no_args_is_help=True)
+app.add_typer(employer_app, name="employer")
+app.add_typer(member_app, name="member")
+app.add_typer(contribution_app, name="contribution")
+app.add_typer(yield_app, name="yield")
+app.add_typer(claim_app, name="claim")
+
+
+# --- printing ------------------------------------------------------------------------------------------------------
+
+def rupiah(amount: int) -> str:
+    return f"-Rp{-amount:,}" if amount < 0 else f"Rp{amount:,}"
+
+
+def _describe_payment(result: dict[str, Any]) -> str:
+    totals = ", ".join(f"{program} {rupiah(amount)}" for program, amount in result["program_totals"].items())
+    fine = f", fine {rupiah(result['fine'])}" if result["fine"] else ""
+    return (f"payment {result['payment_id']} by {result['payer']}: {result['members']:,} member(s), "
+            f"{result['lines']:,} line(s), months {', '.join(result['months'])}; {totals}{fine}; "
+            f"total {rupiah(result['total'])}")
+
+
+def _describe_claim(result: dict[str, Any]) -> str:
+    statutory = result["statutory_amount"]
+    differs = f" (statutory {rupiah(statutory)})" if statutory is not None and statutory != result["amount"] else ""
+    return (f"paid {rupiah(result['amount'])}{differs} from {result['program']} ({result['kind']}) to "
+            f"{result['beneficiary']} for member {result['kpj']} (event {result['event_id']})")
+
+
+def _describe_enrollment(result: dict[str, Any]) -> str:
+    who = f"member {result['kpj']}" if "kpj" in result else f"{result['enrolled']:,} members"
+    employer = f" with employer {result['npp']}" if result["npp"] else ""
+    return f"enrolled {who}{employer} at branch {result['branch']} from {result['effective']}"
+
+
+# One line per kind of result, keyed by command name: shared by the single commands and `submit`.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    RegisterEmployer.NAME: lambda r: f"registered employer {r['npp']} (event {r['event_id']})",
+    ChangeRiskClass.NAME: lambda r: f"changed the risk class of employer {r['npp']} (event {r['event_id']})",
+    EnrollMember.NAME: _describe_enrollment,
+    EnrollMembers.NAME: _describe_enrollment,
+    ChangeWage.NAME: lambda r: f"wage of member {r['kpj']} is now {rupiah(r['wage'])} (event {r['event_id']})",
+    ExitMember.NAME: lambda r: f"member {r['kpj']} exited: {r['reason']} (event {r['event_id']})",
+    PayContribution.NAME: _describe_payment,
+    CreditYield.NAME: lambda r: (f"credited the {r['year']} yield at {r['rate_percent']}% to {r['members']:,} "
+                                 f"member(s): {rupiah(r['total'])}"),
+    PayClaim.NAME: _describe_claim,
+    Reverse.NAME: lambda r: f"reversed {r['type']} {r['reverses']}: {rupiah(r['amount'])} (event {r['event_id']})",
+}
+
+
+def describe(result: dict[str, Any]) -> str:
+    text = SUMMARIES[result["command"]](result)
+    if result.get("repeated"):
+        text += f" -- repeated command id {result['command_id']}: this is the first result; nothing was written"
+    return text
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False))
+
+
+def _print_error(error: LedgerError, as_json: bool, **details: Any) -> None:
+    if as_json:
+        _print_json({"error": {"type": type(error).__name__, "message": str(error), **details}})
+    else:
+        print(f"error: {error}", file=sys.stderr)
+
+
+@contextmanager
+def _reporting(as_json: bool) -> Iterator[None]:
+    """Turn an operating error into its message and exit code; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except LedgerError as error:
+        _print_error(error, as_json)
+        raise typer.Exit(error.exit_code) from None
+
+
+def _execute(ctx: typer.Context, command_type: type[Command], command_id: str | None, as_json: bool,
+             **fields: Any) -> None:
+    """Build one command (options left out take the model's defaults), run it, and print the result."""
+    given = {name: value for name, value in {**fields, "command_id": command_id}.items() if value is not None}
+    with _reporting(as_json):
+        result = ctx.obj.ledger.execute(command_type.build(**given))
+    _emit(result, as_json)
+
+
+def _emit(result: dict[str, Any], as_json: bool, *, line: int | None = None) -> None:
+    """One result: a JSON object, or a summary line; `line` is the line of a submitted file it came from."""
+    if as_json:
+        _print_json(result if line is None else {"line": line, **result})
+    else:
+        print(describe(result) if line is None else f"line {line}: {describe(result)}")
+
+
+def _today(ctx: typer.Context) -> date:
+    return ctx.obj.ledger.clock()
+
+
+def _checked(validate: Callable[[str], str], value: str) -> str:
+    try:
+        return validate(value)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
+
+
+def _parse_date(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None
+
+
+# --- employers -----------------------------------------------------------------------------------------------------
+
+@employer_app.command("register")
+def register_employer(
+    ctx: typer.Context,
+    npp: Npp,
+    name: Annotated[str, typer.Option(help="the employer's registered name")],
+    branch: Annotated[str, typer.Option(help="branch code, e.g. BEKASI-KOTA")],
+    kind: Annotated[str, typer.Option(help=_one_of(EmployerKind))],
+    risk: Annotated[str, typer.Option(help=f"risk class for JKK: {_one_of(RiskClass)}")],
+    programs: Annotated[str | None, typer.Option(help=f"{PROGRAMS_HELP}; default all")] = None,
+    labour_intensive: Annotated[bool, typer.Option("--labour-intensive", help="a labour-intensive employer")] = False,
+    registered_on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Register an employer (a company or a government body) under its NPP."""
+    _execute(ctx, RegisterEmployer, command_id, as_json, npp=npp, name=name, branch=branch, kind=kind,
+             risk_class=risk, programs=bulk.split_programs(programs), labour_intensive=labour_intensive,
+             registered_on=registered_on or _today(ctx))
+
+
+@employer_app.command("risk")
+def change_risk_class(
+    ctx: typer.Context,
+    npp: Npp,
+    risk: Annotated[str, typer.Option(help=_one_of(RiskClass))],
+    effective: Annotated[str, typer.Option(help=DATE_HELP)],
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change an employer's risk class (its JKK rate) from a date on."""
+    _execute(ctx, ChangeRiskClass, command_id, as_json, npp=npp, risk_class=risk, effective=effective)
+
+
+# --- members -------------------------------------------------------------------------------------------------------
+
+@member_app.command("enroll")
+def enroll_member(
+    ctx: typer.Context,
+    kpj: Kpj,
+    nik: Annotated[str, typer.Option(help="national ID number, 16 digits")],
+    name: Annotated[str, typer.Option(help="the member's name")],
+    birth_date: Annotated[str, typer.Option(help=f"{DATE_HELP}; must agree with the NIK")],
+    wage: Annotated[int, typer.Option(help="PU: monthly wage; BPU: declared income; whole rupiah")],
+    effective: Annotated[str, typer.Option(help=DATE_HELP)],
+    segment: Annotated[str, typer.Option(help=f"{_one_of(Segment)}: wage earner or informal")] = Segment.PU.value,
+    npp: Annotated[str | None, typer.Option(help="the employer; required for PU")] = None,
+    branch: Annotated[str | None, typer.Option(help="branch code, for a BPU member without an NPP")] = None,
+    programs: Annotated[str | None, typer.Option(help=f"{PROGRAMS_HELP}; default by segment")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Enroll one member: a wage earner (PU) with an employer, or an informal worker (BPU)."""
+    member = {"kpj": kpj, "nik": nik, "name": name, "birth_date": birth_date, "segment": segment, "wage": wage,
+              "programs": bulk.split_programs(programs)}
+    _execute(ctx, EnrollMember, command_id, as_json, member=member, npp=npp, branch=branch, effective=effective)
+
+
+@member_app.command("enroll-bulk", help=f"Enroll every member of a CSV file with one employer, all or nothing. "
+                                        f"{bulk.CSV_HELP}")
+def enroll_members(
+    ctx: typer.Context,
+    npp: Npp,
+    csv_file: Annotated[Path, typer.Option("--csv", exists=True, dir_okay=False, help="the CSV file")],
+    effective: Annotated[str, typer.Option(help=DATE_HELP)],
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    with _reporting(as_json):
+        members = bulk.read_member_rows(csv_file)
+    _execute(ctx, EnrollMembers, command_id, as_json, npp=npp, effective=effective, members=members)
+
+
+@member_app.command("wage")
+def change_wage(
+    ctx: typer.Context,
+    kpj: Kpj,
+    wage: Annotated[int, typer.Option(help="the new monthly wage, whole rupiah")],
+    effective: Annotated[str, typer.Option(help=DATE_HELP)],
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change a member's wage (or a BPU member's declared income) from a date on."""
+    _execute(ctx, ChangeWage, command_id, as_json, kpj=kpj, wage=wage, effective=effective)
+
+
+@member_app.command("exit")
+def exit_member(
+    ctx: typer.Context,
+    kpj: Kpj,
+    reason: Annotated[str, typer.Option(help=_one_of(ExitReason))],
+    exit_date: Annotated[str, typer.Option("--date", help=DATE_HELP)],
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record that a member left: resigned, was dismissed, retired, died, ..."""
+    _execute(ctx, ExitMember, command_id, as_json, kpj=kpj, reason=reason, exit_date=exit_date)
+
+
+# --- money in and out ----------------------------------------------------------------------------------------------
+
+@contribution_app.command("pay")
+def pay_contribution(
+    ctx: typer.Context,
+    month: Annotated[str, typer.Option(help="the first contribution month, YYYY-MM")],
+    paid_on: Annotated[str, typer.Option(help=DATE_HELP)],
+    npp: Annotated[str | None, typer.Option(help="an employer paying for its roster")] = None,
+    kpj: Annotated[str | None, typer.Option(help="a BPU member paying for themself")] = None,
+    months: Annotated[int, typer.Option(help="how many months from --month")] = 1,
+    payer: Annotated[str | None, typer.Option(help="who paid; default the employer or the member")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record a contribution payment by an employer (--npp) or a BPU member (--kpj)."""
+    _execute(ctx, PayContribution, command_id, as_json, npp=npp, kpj=kpj, month=month, months=months,
+             paid_on=paid_on, payer=payer)
+
+
+@yield_app.command("credit")
+def credit_yield(
+    ctx: typer.Context,
+    year: Annotated[int, typer.Option(help="the year the yield is for, YYYY")],
+    rate: Annotated[str, typer.Option(help="the announced rate in percent, e.g. 5.63")],
+    credited_on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default 31 December of the year")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Credit a year's JHT development yield to every JHT member."""
+    # The rate goes to the model as text, which parses it into an exact Decimal: never a float near money.
+    _execute(ctx, CreditYield, command_id, as_json, year=year, rate_percent=rate, credited_on=credited_on)
+
+
+@claim_app.command("pay")
+def pay_claim(
+    ctx: typer.Context,
+    kpj: Kpj,
+    program: Annotated[str, typer.Option(help=_one_of(Program))],
+    incident_date: Annotated[str, typer.Option(help=f"{DATE_HELP}: the exit, death or accident")],
+    beneficiary: Annotated[str, typer.Option(help="who is paid: the member or an heir")],
+    kind: Annotated[str | None, typer.Option(help=f"{_one_of(ClaimKind)}; default the program's usual")] = None,
+    amount: Annotated[int | None, typer.Option(help="whole rupiah; default the statutory amount")] = None,
+    paid_on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Pay a benefit claim from one program."""
+    _execute(ctx, PayClaim, command_id, as_json, kpj=kpj, program=program, kind=kind,
+             incident_date=incident_date, beneficiary=beneficiary, amount=amount, paid_on=paid_on or _today(ctx))
+
+
+@app.command("reverse")
+def reverse(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(help="the event to reverse: a contribution or a claim")],
+    reason: Annotated[str, typer.Option(help="why; kept in the books")],
+    on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    command_id: CommandId = None,
+    as_json: AsJson = False,
+) -> None:
+    """Reverse a contribution or a claim. The books are never edited: the reversal is a new event."""
+    _execute(ctx, Reverse, command_id, as_json, event_id=event_id, reason=reason, reversed_on=on or _today(ctx))
+
+
+# --- reading -------------------------------------------------------------------------------------------------------
+
+TIMELINE_FACTS = ("month", "months", "program", "kind", "reason", "risk_class", "year", "rate", "beneficiary",
+                  "reverses")
+TIMELINE_AMOUNTS = ("wage", "amount", "fine", "total")
+
+
+def _timeline_line(row: dict[str, Any]) -> str:
+    data = row["data"]
+    facts = [f"{key} {','.join(data[key]) if isinstance(data[key], list) else data[key]}"
+             for key in TIMELINE_FACTS if data.get(key) is not None]
+    if "kpjs" in data:
+        facts.append(f"members {len(data['kpjs']):,}")
+    facts += [f"{key} {rupiah(data[key])}" for key in TIMELINE_AMOUNTS if data.get(key)]
+    return f"{row['effective_date']}  {row['type']:<27} {row['event_id']}  {', '.join(facts)}".rstrip()
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    kpj: Annotated[str | None, typer.Option(help="a member: its events and its contribution months")] = None,
+    npp: Annotated[str | None, typer.Option(help="an employer: its own events")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """The recorded events of a member or an employer, oldest first."""
+    with _reporting(as_json):
+        if (kpj is None) == (npp is None):
+            raise InvalidInput("history: give exactly one of --kpj (a member) or --npp (an employer)")
+        if kpj is not None:
+            _checked(identifiers.validate_kpj, kpj)
+        else:
+            _checked(identifiers.validate_npp, npp)
+        rows = ctx.obj.ledger.history(kpj=kpj, npp=npp)
+    if as_json:
+        _print_json(rows)
+    else:
+        for row in rows:
+            print(_timeline_line(row))
+
+
+@app.command("balance")
+def balance(
+    ctx: typer.Context,
+    kpj: Annotated[str, typer.Argument(help="the member's KPJ number")],
+    as_of: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """A member's JHT (old-age savings) balance: contributions plus yield minus claims."""
+    with _reporting(as_json):
+        _checked(identifiers.validate_kpj, kpj)
+        on = _parse_date("--as-of", as_of) if as_of is not None else _today(ctx)
+        amount = ctx.obj.ledger.jht_balance(kpj, on)
+    if as_json:
+        _print_json({"kpj": kpj, "as_of": on.isoformat(), "jht_balance": amount})
+    else:
+        print(f"JHT balance of member {kpj} on {on.isoformat()}: {rupiah(amount)}")
+
+
+# --- batches -------------------------------------------------------------------------------------------------------
+
+@app.command("submit")
+def submit(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="a JSON-lines file of commands")],
+    as_json: AsJson = False,
+) -> None:
+    """Run a JSON-lines file of commands, one per line: {"command": NAME, "id": COMMAND_ID, ...fields}.
+
+    Every line is checked before any runs. Then they run in order; at the first failure the run stops, and the
+    lines before it stay written. Each line is idempotent under its id, so running the fixed file again is safe.
+    """
+    with _reporting(as_json):
+        # 1. Check every line; nothing runs if one is bad. The file is read again in step 2 rather than held in
+        #    memory: it may be up to a million lines.
+        for _ in bulk.read_commands(file):
+            pass
+        # 2. Run the lines in order (a line changed since step 1 is checked again as it is read).
+        done = {"executed": 0, "repeated": 0}
+        for number, command in bulk.read_commands(file):
+            try:
+                result = ctx.obj.ledger.execute(command)
+            except LedgerError as error:
+                _stop_submit(error, number, done, as_json)
+            done["repeated" if result["repeated"] else "executed"] += 1
+            _emit(result, as_json, line=number)
+    if as_json:
+        _print_json({"summary": done})
+    else:
+        print(f"executed {done['executed']}, repeated {done['repeated']}")
+
+
+def _stop_submit(error: LedgerError, number: int, done: dict[str, int], as_json: bool) -> NoReturn:
+    if as_json:
+        _print_error(error, as_json, line=number, **done)
+    else:
+        print(f"error: line {number}: {error}\nstopped at line {number}; the {sum(done.values())} line(s) before "
+              f"it stay written ({done['executed']} executed, {done['repeated']} repeated). Fix the line and "
+              f"submit the file again: lines already done are answered as repeats, nothing is written twice.",
+              file=sys.stderr)
+    raise typer.Exit(error.exit_code)
+
+
+# --- Kafka: topics, the relay, the auditor's check -------------------------------------------------------------------
+
+kafka_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)
+audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's database.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(audit_app, name="audit")
+
+
+def _topics(settings: Settings) -> relay.Topics:
+    return relay.Topics.for_prefix(settings.kafka_topic_prefix)
+
+
+@kafka_app.command("init")
+def kafka_init(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Create the events and relay-state topics if missing (idempotent)."""
+    settings = ctx.obj.settings
+    topics = _topics(settings)
+    created = relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
+    result = {"events_topic": topics.events, "state_topic": topics.state, "created": created,
+              "partitions": settings.kafka_partitions}
+    if as_json:
+        _print_json(result)
+    else:
+        print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever) and {topics.state}: "
+              f"{'created ' + ', '.join(created) if created else 'already there'}")
+
+
+@app.command("relay")
+def run_relay(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep tailing the store after catching up.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000,
+                                       help="Events per Kafka transaction.")] = relay.RELAY_BATCH_MAX,
+    as_json: AsJson = False,
+) -> None:
+    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow."""
+    settings = ctx.obj.settings
+    topics = _topics(settings)
+    relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
+    publisher = relay.Relay(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics,
+                            transactional_id=settings.relay_transactional_id,
+                            compression_type=settings.compression_type, batch_max=batch,
+                            log=lambda line: print(line, file=sys.stderr))
+    try:
+        published = publisher.run(follow=follow)
+    finally:
+        publisher.close()
+    result = {"published": published, "position": publisher.state.position,
+              "notification_id": publisher.state.notification_id, "topic": topics.events}
+    if as_json:
+        _print_json(result)
+    else:
+        print(f"published {published:,} events to {topics.events}; last position {publisher.state.position:,}")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    ctx: typer.Context,
+    topic: Annotated[str | None, typer.Option("--topic", help="Default: the ledger's events topic.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Replay the events topic from the start: positions 1..N, chains intact, or the first breach."""
+    settings = ctx.obj.settings
+    report = audit.verify_topic(settings.bootstrap_servers, topic or _topics(settings).events)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        print(f"checked {report.events:,} events in {report.topic}: positions "
+              f"{'contiguous' if report.positions_ok else 'NOT contiguous'} from 1 to {report.last_position or 0:,}, "
+              f"chains {'intact' if report.chains_ok else 'BROKEN'}")
+        if report.breaches:
+            print(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
+    if not report.ok:
+        raise typer.Exit(8)
+
+
+@app.command("demo")
+def run_demo(ctx: typer.Context) -> None:
+    """The main job of scripts/demo: a Bekasi Kota scenario, written, relayed to Kafka and verified."""
+    from ledger.demo import run_demo as demo
+
+    raise typer.Exit(demo(ctx.obj.settings))
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: {describe_validation_error('configuration (LEDGER_* environment)', error)}",
+              file=sys.stderr)
+        raise SystemExit(InvalidInput.exit_code) from None
+    app(prog_name="ledger", obj=Runtime(settings))
+
+
+if __name__ == "__main__":
+    main()

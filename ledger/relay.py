@@ -1,0 +1,200 @@
+"""The relay: publishes what the event store recorded to Kafka, exactly once, in order per aggregate.
+
+The event store is the outbox. Commands never publish; this relay reads the store's notification log and produces
+each contract event to the events topic inside a Kafka transaction.
+
+Where the relay's position is kept, and why it is exact: in Kafka itself. Every transaction carries, besides its
+events, one record on the relay-state topic saying "published up to notification N, last position P". The events
+and that record commit or abort together, so the last committed state record is, by construction, the true last
+published event. A restarted relay reads it (read_committed) and goes on from N + 1. Its transactional id fences
+off any older instance still running, so two relays never interleave.
+
+Topics (with the default prefix `ledger`):
+- `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
+  order in one partition), value = the envelope below as JSON, headers `type` and `version`. Retention forever.
+- `ledger.relay-state`: the relay's position, compacted, one partition.
+
+Envelope: event_id, type, version, aggregate_id, aggregate_version, position (1, 2, 3, ... over the published
+events, contiguous), effective_date, recorded_at, branch, prev_hash, hash, and data: the event's public JSON.
+Personal data never leaves the store: `data` omits the fields an event marks personal (the NIK and the name) and
+keeps the keyed NIK hash (`nik_hmac`) that links one person's memberships without revealing the NIK.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger import kafka_client
+from ledger.domain import INTERNAL_EVENT_TOPICS, event_id
+
+RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
+RELAY_RETRIES_MAX = 30  # consecutive failures before giving up (about 5 minutes with the backoff below)
+RETRY_BACKOFF_MAX_S = 10.0
+FOLLOW_POLL_INTERVAL_S = 0.2
+STATE_READ_POLL_MS = 500
+STATE_READ_ROUNDS_MAX = 60
+EVENT_TOPIC_SUFFIX = "events"
+STATE_TOPIC_SUFFIX = "relay-state"
+RELAY_STATE_KEY = b"relay"
+
+
+@dataclass(frozen=True)
+class Topics:
+    events: str
+    state: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Topics:
+        return cls(events=f"{prefix}.{EVENT_TOPIC_SUFFIX}", state=f"{prefix}.{STATE_TOPIC_SUFFIX}")
+
+
+@dataclass(frozen=True)
+class RelayState:
+    notification_id: int = 0  # the last notification of the store that was published (or skipped as internal)
+    position: int = 0  # the last position given to a published event
+
+
+def init_topics(bootstrap: list[str], topics: Topics, partitions: int) -> list[str]:
+    """Create the ledger's topics if missing. Idempotent; returns the names it created."""
+    created = []
+    if kafka_client.ensure_topic(bootstrap, topics.events, partitions, config=kafka_client.RETENTION_FOREVER):
+        created.append(topics.events)
+    state_config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
+    if kafka_client.ensure_topic(bootstrap, topics.state, 1, config=state_config):
+        created.append(topics.state)
+    return created
+
+
+def read_state(bootstrap: list[str], topics: Topics) -> RelayState:
+    """The last committed relay state: read the (small, compacted) state topic to its end, read_committed."""
+    state = RelayState()
+    for record in kafka_client.read_to_end(bootstrap, topics.state, partitions=[0], rounds_max=STATE_READ_ROUNDS_MAX,
+                                           poll_ms=STATE_READ_POLL_MS):
+        if record.key == RELAY_STATE_KEY:
+            body = orjson.loads(record.value)
+            state = RelayState(notification_id=body["notification_id"], position=body["position"])
+    return state
+
+
+def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Key, value and headers of one stored event. The stored JSON already holds the public data and its hashes."""
+    stored = orjson.loads(notification.state)
+    meta = stored["meta"]
+    timestamp = stored["timestamp"]
+    recorded_at = timestamp["_data_"] if isinstance(timestamp, dict) else timestamp
+    aggregate_id = str(notification.originator_id)
+    value = {
+        "event_id": event_id(notification.originator_id, notification.originator_version),
+        "type": stored["schema_type"],
+        "version": stored["schema_version"],
+        "aggregate_id": aggregate_id,
+        "aggregate_version": notification.originator_version,
+        "position": position,
+        "effective_date": meta["effective_date"],
+        "recorded_at": recorded_at,
+        "branch": meta["branch"],
+        "prev_hash": meta["prev_hash"],
+        "hash": meta["hash"],
+        "data": meta["public_data"],
+    }
+    headers = [("type", stored["schema_type"].encode()), ("version", str(stored["schema_version"]).encode())]
+    return aggregate_id.encode(), orjson.dumps(value), headers
+
+
+class Relay:
+    """Publishes the store's notifications to Kafka in transactions of at most `RELAY_BATCH_MAX` events."""
+
+    def __init__(self, recorder: Any, bootstrap: list[str], topics: Topics, *, transactional_id: str,
+                 compression_type: str | None = None, batch_max: int = RELAY_BATCH_MAX,
+                 log: Callable[[str], None] = lambda _: None) -> None:
+        assert 1 <= batch_max <= 100_000
+        self.recorder = recorder
+        self.bootstrap = bootstrap
+        self.topics = topics
+        self.transactional_id = transactional_id
+        self.compression_type = compression_type
+        self.batch_max = batch_max
+        self.log = log
+        self.producer: Any = None
+        self.state = RelayState()
+
+    def connect(self) -> None:
+        """(Re)start the producer and reload the true position from Kafka; fences any older relay instance."""
+        self.close()
+        self.producer = kafka_client.producer(self.bootstrap, transactional_id=self.transactional_id,
+                                              compression_type=self.compression_type)
+        self.producer.init_transactions()
+        self.state = read_state(self.bootstrap, self.topics)
+
+    def close(self) -> None:
+        if self.producer is not None:
+            try:
+                self.producer.close(timeout=5)
+            except kafka_client.KafkaError:
+                pass
+            self.producer = None
+
+    def publish_batch(self) -> int:
+        """Publish the next batch of notifications in one transaction. Returns how many events it published."""
+        page = self.recorder.select_notifications(start=self.state.notification_id + 1, limit=self.batch_max)
+        if not page:
+            return 0
+        position = self.state.position
+        producer = self.producer
+        # 1. Begin the transaction: nothing below is visible to read_committed consumers until step 3.
+        producer.begin_transaction()
+        try:
+            # 2. The events, in store order, each with the next position; then the relay state that says so.
+            for notification in page:
+                if notification.topic in INTERNAL_EVENT_TOPICS:
+                    continue  # command records (idempotency) are internal: skipped, and given no position
+                position += 1
+                key, value, headers = envelope(notification, position)
+                producer.send(self.topics.events, key=key, value=value, headers=headers)
+            state = RelayState(notification_id=page[-1].id, position=position)
+            producer.send(self.topics.state, key=RELAY_STATE_KEY, value=orjson.dumps(state.__dict__))
+            # 3. Commit: the events and the state become visible together, or (on failure) not at all.
+            producer.commit_transaction()
+        except BaseException:
+            try:
+                producer.abort_transaction()
+            except kafka_client.KafkaError:
+                pass
+            raise
+        published = position - self.state.position
+        self.state = state
+        return published
+
+    def run(self, *, follow: bool = False, stop: Callable[[], bool] = lambda: False) -> int:
+        """Catch up (and with `follow`, keep tailing). Retries broker failures with bounded backoff."""
+        total = 0
+        failures = 0
+        while not stop():
+            try:
+                if self.producer is None:
+                    self.connect()
+                published = self.publish_batch()
+                failures = 0
+            except kafka_client.KafkaError as error:
+                failures += 1
+                if failures > RELAY_RETRIES_MAX:
+                    raise
+                delay = min(RETRY_BACKOFF_MAX_S, 0.2 * 2 ** failures)
+                self.log(f"relay: Kafka unavailable ({type(error).__name__}: {error}); retry {failures} in {delay:.1f}s")
+                self.close()
+                time.sleep(delay)
+                continue
+            total += published
+            if published == 0 and self.state.notification_id >= self._store_head():
+                if not follow:
+                    break
+                time.sleep(FOLLOW_POLL_INTERVAL_S)
+        return total
+
+    def _store_head(self) -> int:
+        return self.recorder.max_notification_id() or 0

@@ -1,0 +1,214 @@
+"""The relay against the real broker: exactly once, in order per aggregate, through crashes and broker outages."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import orjson
+import pytest
+
+from ledger import kafka_client
+from ledger.application import Ledger
+from ledger.audit import verify_records, verify_topic
+from ledger.commands import EnrollMembers, MemberRow, PayContribution, RegisterEmployer
+from ledger.relay import Relay, Topics, init_topics, read_state
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CLOCK = lambda: date(2026, 11, 23)  # noqa: E731
+WAIT_S_MAX = 120
+
+
+def rows(first: int, count: int) -> list[MemberRow]:
+    return [MemberRow(kpj=f"{first + i:011d}", nik=f"3275011505{90 + i % 10:02d}{(first + i) % 9_999 + 1:04d}",
+                      name=f"Pekerja {first + i}", birth_date=date(1990 + i % 10, 5, 15), wage=4_000_000 + i * 1_000)
+            for i in range(count)]
+
+
+def write_history(app: Ledger, npp: str, members: int, months: list[str], first_kpj: int = 1) -> None:
+    app.execute(RegisterEmployer.build(npp=npp, name=f"PT {npp}", branch="BEKASI-KOTA", kind="company",
+                                       risk_class="low", registered_on=date(2020, 1, 1)))
+    app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=rows(first_kpj, members)))
+    for month in months:
+        app.execute(PayContribution.build(npp=npp, month=month, paid_on=date(2024, 6, 10)))
+
+
+def published_count(app: Ledger) -> int:
+    """Contract events in the store: every notification but the internal command records."""
+    return sum(1 for _ in app.stored_contract_notifications())
+
+
+@pytest.fixture
+def ledger_env(tmp_path, settings, unique, bootstrap):
+    prefix = f"test-{unique}"
+    env = {
+        **os.environ,
+        "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
+        "LEDGER_KAFKA_TOPIC_PREFIX": prefix,
+        "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}",
+        "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap),
+    }
+    app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
+                 clock=CLOCK)
+    return app, env, Topics.for_prefix(prefix)
+
+
+def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=WAIT_S_MAX, check=check)
+
+
+def test_every_event_arrives_once_in_order_with_contiguous_positions(ledger_env, bootstrap):
+    app, env, topics = ledger_env
+    write_history(app, "11111111", members=300, months=["2024-01", "2024-02", "2024-03"])
+    expected = published_count(app)
+
+    cli(env, "kafka", "init")
+    result = cli(env, "relay", "--json")
+
+    assert json.loads(result.stdout)["published"] == expected
+    records = list(kafka_client.read_to_end(bootstrap, topics.events))
+    envelopes = [orjson.loads(r.value) for r in records]
+    assert len(envelopes) == expected
+    assert sorted(e["position"] for e in envelopes) == list(range(1, expected + 1))
+    by_aggregate: dict[str, list[int]] = {}
+    for record, e in zip(records, envelopes):
+        by_aggregate.setdefault(e["aggregate_id"], []).append(e["aggregate_version"])
+        assert record.key.decode() == e["aggregate_id"]
+        assert dict(record.headers) == {"type": e["type"].encode(), "version": str(e["version"]).encode()}
+    assert all(versions == list(range(1, len(versions) + 1)) for versions in by_aggregate.values())
+    # Personal data stays home: no NIK or name in any published record, only the keyed NIK hash.
+    enrolled = [e for e in envelopes if e["type"] == "MemberEnrolled"]
+    assert len(enrolled) == 300
+    assert all("nik" not in e["data"] and "name" not in e["data"] and len(e["data"]["nik_hmac"]) == 64
+               for e in enrolled)
+    # A second run finds nothing new to publish.
+    assert json.loads(cli(env, "relay", "--json").stdout)["published"] == 0
+    assert verify_topic(bootstrap, topics.events).ok
+
+
+def test_a_relay_killed_mid_batch_resumes_without_loss_or_duplicates(ledger_env, bootstrap):
+    app, env, topics = ledger_env
+    write_history(app, "22222222", members=4_000, months=["2024-01", "2024-02", "2024-03", "2024-04"])
+    expected = published_count(app)
+    cli(env, "kafka", "init")
+    rng = random.Random(20261123)
+
+    positions_after_kills = []
+    for _ in range(5):
+        relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--batch", "500"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.8, 1.6))  # the process needs ~0.7 s to start; then it publishes for seconds
+        if relay.poll() is None:
+            relay.send_signal(signal.SIGKILL)
+            relay.wait(timeout=30)
+            positions_after_kills.append(read_state(bootstrap, topics).position)
+        relay.wait(timeout=30)
+    cli(env, "relay")
+
+    killed_mid_way = [p for p in positions_after_kills if p < expected]
+    assert killed_mid_way, "the relay finished before it could be killed: make the history bigger"
+    assert positions_after_kills == sorted(positions_after_kills)  # every restart resumed, none went back
+    report = verify_topic(bootstrap, topics.events)
+    assert (report.events, report.ok) == (expected, True), report.as_dict()
+    assert read_state(bootstrap, topics).position == expected
+
+
+def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_path, settings, unique):
+    port = kafka_client_free_port()
+    kafka_env = {**os.environ, "KAFKA_DATA_DIR": str(tmp_path / "kafka")}
+    subprocess.run([str(ROOT / "scripts" / "kafka"), "start", str(port)], env=kafka_env, check=True,
+                   capture_output=True, timeout=WAIT_S_MAX)
+    bootstrap = [f"127.0.0.1:{port}"]
+    app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
+                 clock=CLOCK)
+    topics = Topics.for_prefix(f"outage-{unique}")
+    env = {**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
+           "LEDGER_KAFKA_TOPIC_PREFIX": f"outage-{unique}", "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap[0],
+           "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
+    relay = None
+    try:
+        init_topics(bootstrap, topics, partitions=3)
+        write_history(app, "33333333", members=100, months=["2024-01"])
+        relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--follow"], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_until(lambda: read_state(bootstrap, topics).position == published_count(app))
+
+        subprocess.run([str(ROOT / "scripts" / "kafka"), "stop", str(port)], env=kafka_env, check=True,
+                       capture_output=True, timeout=WAIT_S_MAX)
+        # The write side does not need the broker: these commands succeed while it is down.
+        write_history(app, "44444444", members=100, months=["2024-01", "2024-02"], first_kpj=5_000)
+        time.sleep(2)
+        subprocess.run([str(ROOT / "scripts" / "kafka"), "start", str(port)], env=kafka_env, check=True,
+                       capture_output=True, timeout=WAIT_S_MAX)
+
+        expected = published_count(app)
+        wait_until(lambda: read_state(bootstrap, topics).position == expected)
+        report = verify_topic(bootstrap, topics.events)
+        assert (report.events, report.ok) == (expected, True), report.as_dict()
+        assert relay.poll() is None, "the relay gave up instead of waiting for the broker"
+    finally:
+        if relay is not None:
+            relay.terminate()
+            relay.wait(timeout=30)
+        subprocess.run([str(ROOT / "scripts" / "kafka"), "stop", str(port)], env=kafka_env, capture_output=True,
+                       timeout=WAIT_S_MAX)
+
+
+def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledger_env, bootstrap, unique):
+    app, env, topics = ledger_env
+    write_history(app, "55555555", members=50, months=["2024-01", "2024-02"])
+    init_topics(bootstrap, topics, partitions=3)
+    Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{unique}").run()
+    original = list(kafka_client.read_to_end(bootstrap, topics.events))
+    assert verify_records(topics.events, original).ok
+
+    paid = next(i for i, r in enumerate(original) if b'"ContributionPaid"' in r.value)
+    altered = orjson.loads(original[paid].value)
+    altered["data"]["total"] += 1_000  # someone pockets a thousand rupiah
+    copy_topic = f"{topics.events}.tampered"
+    kafka_client.ensure_topic(bootstrap, copy_topic, partitions=1)
+    producer = kafka_client.producer(bootstrap)
+    for i, record in enumerate(original):
+        producer.send(copy_topic, key=record.key, value=orjson.dumps(altered) if i == paid else record.value)
+    producer.flush(timeout=30)
+    producer.close()
+
+    result = cli(env, "audit", "verify", "--topic", copy_topic, "--json", check=False)
+    report = json.loads(result.stdout)
+    assert result.returncode != 0 and report["ok"] is False and report["chains_intact"] is False
+    assert altered["event_id"] in report["first_breach"] and "altered" in report["first_breach"]
+
+    dropped = verify_records("t", [r for i, r in enumerate(original) if i != 10])
+    assert not dropped.positions_ok and "missing" in str(dropped.breaches[0])
+    duplicated = verify_records("t", original[:20] + [original[5]] + original[20:])
+    assert not duplicated.ok and any("duplicated" in b.problem for b in duplicated.breaches)
+
+
+def kafka_client_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(condition, timeout_s: float = WAIT_S_MAX, interval_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (kafka_client.KafkaError, TimeoutError):
+            pass
+        time.sleep(interval_s)
+    raise AssertionError(f"condition not met within {timeout_s}s")
