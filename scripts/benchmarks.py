@@ -4,6 +4,8 @@ Run through `scripts/bench` (it sets up the virtualenv and a broker on a free po
     scripts/bench kafka                 raw kafka-python produce and consume of 200-byte records (the baseline)
     scripts/bench commands [--scale F]  write-side commands: single commands vs the library's raw single save,
                                         one employer-month of 7,000 members, one branch-month (scaled by F)
+    scripts/bench relay [--scale F]     the relay publishing one branch-month, beside the raw producer sending
+                                        records of the same size, in the same run
 Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
 """
 
@@ -171,9 +173,56 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     return results
 
 
+def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
+    """Relay one branch-month; then send the same number of records of the same size with the raw producer."""
+    from ledger import kafka_client
+    from ledger.application import Ledger
+    from ledger.commands import EnrollMembers, PayContribution
+    from ledger.relay import Relay, Topics, init_topics
+
+    employers = max(1, round(BRANCH_EMPLOYERS * scale))
+    members = max(employers, round(BRANCH_MEMBERS * scale))
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
+                 clock=lambda: date(2026, 11, 23))
+    per_employer = [members // employers + (1 if e < members % employers else 0) for e in range(employers)]
+    next_kpj = 1
+    for e, size in enumerate(per_employer):
+        npp = f"{30000000 + e:08d}"
+        app.execute(employer_command(npp))
+        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(next_kpj, size)))
+        next_kpj += size
+    topics = Topics.for_prefix(f"bench-{uuid.uuid4().hex[:8]}")
+    init_topics(bootstrap, topics, partitions=12)
+    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+                  compression_type=compression)
+    relay.run()  # the enrollments: history before the month, not timed
+    for e in range(employers):
+        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-03", paid_on=date(2024, 4, 10)))
+    started = time.perf_counter()
+    published = relay.run()
+    relay_s = time.perf_counter() - started
+    relay.close()
+    sample = list(kafka_client.read_to_end(bootstrap, topics.events, partitions=[0], rounds_max=20))[-500:]
+    record_bytes = round(statistics.mean(len(r.value) for r in sample))
+
+    raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    kafka_client.ensure_topic(bootstrap, raw_topic, partitions=12)
+    payload = os.urandom(record_bytes)
+    producer = kafka_client.producer(bootstrap, compression_type=compression)
+    started = time.perf_counter()
+    for i in range(published):
+        producer.send(raw_topic, key=str(i % 100_000).encode(), value=payload)
+    producer.flush(timeout=300)
+    raw_s = time.perf_counter() - started
+    producer.close()
+    return {"events": published, "relay_s": relay_s, "relay_rate": published / relay_s,
+            "raw_rate": published / raw_s, "record_bytes": record_bytes, "members": members}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands"])
+    parser.add_argument("which", choices=["kafka", "commands", "relay"])
+    parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--scale", type=float, default=1.0, help="branch size factor for `commands` (1.0 = full)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     args = parser.parse_args()
@@ -190,6 +239,15 @@ def main() -> int:
         return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    if args.which == "relay":
+        compression = None if args.compression == "none" else args.compression
+        r = bench_relay(settings.bootstrap_servers, workdir, args.scale, compression)
+        print(f"| relay, one branch-month of {r['members']:,.0f} members ({r['events']:,.0f} events, "
+              f"~{r['record_bytes']:,.0f} bytes each, compression {args.compression}) | {r['relay_s']:.1f} s = "
+              f"{r['relay_rate']:,.0f} events/s |")
+        print(f"| raw kafka-python producer, same count and size, same run | {r['raw_rate']:,.0f} records/s; "
+              f"relay = {r['relay_rate'] / r['raw_rate']:.2f} x raw |")
+        return 0
 
     def env_for(name: str) -> dict[str, str]:
         if args.backend == "sqlite":
