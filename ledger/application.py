@@ -482,7 +482,9 @@ class Ledger(Application):
         total = 0
         for aggregate_id in self.all_member_ids():
             member = self.repository.get(aggregate_id)
-            if Program.JHT not in member.programs or command.year in member.yields \
+            # A full JHT payout closes the account: the member was paid out and earns no later yield.
+            closed = any(c.kind is ev.ClaimKind.JHT_FULL for c in member.claims_of(Program.JHT))
+            if Program.JHT not in member.programs or command.year in member.yields or closed \
                     or member.enrolled_on > date(command.year, 12, 31):
                 continue
             months = self.contribution_months(member)

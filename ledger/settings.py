@@ -52,6 +52,8 @@ class Settings(BaseSettings):
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            # See ledger/persistence.py: the library's pipelined insert hangs on commands over ~10 MB.
+            "APPLICATION_RECORDER_TOPIC": "ledger.persistence:LedgerPostgresRecorder",
             "POSTGRES_DBNAME": self.postgres_dbname,
             "POSTGRES_HOST": self.postgres_host,
             "POSTGRES_PORT": str(self.postgres_port),

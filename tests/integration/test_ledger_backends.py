@@ -4,9 +4,8 @@ Each PostgreSQL test gets a schema of its own (eventsourcing's `POSTGRES_SCHEMA`
 so tests never see each other's rows. Each SQLite test gets a fresh file. A "restart" is a second `Ledger` built
 from the same environment: it shares nothing with the first but the store.
 
-Sizes stay below about 8 MB of events per command: with eventsourcing 9.5.6 and psycopg 3.3.9, a PostgreSQL save
-larger than roughly 10 MB (a 7,000-member bulk enrollment, a 4,000-member payment) never returns, because the
-recorder sends it as one parameter in pipeline mode. Every test here has a timeout so that a hang fails fast.
+The library's own PostgreSQL recorder hangs on saves over about 10 MB (see ledger/persistence.py); the city
+government's 7,000-member enrollment below is such a save. Every test has a timeout so that a hang fails fast.
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ BIRTH = date(1990, 5, 15)
 BULK_ROWS = 3_000
 BAD_ROW = 1_500  # 1-based, as a clerk counts the rows of a file: half-way
 ROSTER_READ_BACK = 600  # more than one chunk of ledger.batch_reads.IDS_PER_QUERY_MAX
-# Kept under the size at which one PostgreSQL save hangs (see the module docstring).
+TKK_STAFF = 7_000  # the city government's contract staff, enrolled and paid for in one command each
 
 
 def kpj(n: int) -> str:
@@ -201,3 +200,19 @@ class TestLedgerOnEachBackend:
             == ROSTER_READ_BACK
         paid = restarted.execute(PayContribution(npp=NPP, month="2024-06", paid_on=date(2024, 7, 10)))
         assert (paid["members"], paid["total"]) == (ROSTER_READ_BACK + 1, (ROSTER_READ_BACK + 1) * 477_000)
+
+    def test_a_city_government_enrolls_and_pays_for_its_7000_contract_staff_in_one_command_each(self, open_ledger):
+        app = open_ledger()
+        app.execute(RegisterEmployer(npp=NPP, name="Pemerintah Kota Bekasi", branch=BRANCH, kind="government",
+                                     risk_class="very-low", registered_on=date(2017, 9, 1)))
+        rows = [member_row(10_000 + i, wage=4_500_000) for i in range(TKK_STAFF)]
+
+        enrolled = app.execute(EnrollMembers(npp=NPP, effective=date(2024, 1, 1), members=rows))
+        paid = app.execute(PayContribution(npp=NPP, month="2024-01", months=3, paid_on=date(2024, 1, 20),
+                                           payer="APBD Kota Bekasi"))
+
+        assert enrolled["enrolled"] == TKK_STAFF
+        assert (paid["members"], paid["lines"], paid["payer"]) == (TKK_STAFF, 3 * TKK_STAFF, "APBD Kota Bekasi")
+        # 4,500,000 at very-low risk, Jan 2024: JHT 256,500 + JKK 10,800 + JKM 13,500 + JP 135,000 = 415,800.
+        assert paid["total"] == 3 * TKK_STAFF * 415_800
+        assert len(open_ledger().employer(NPP).roster) == TKK_STAFF

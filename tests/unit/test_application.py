@@ -309,6 +309,22 @@ def test_the_yearly_yield_is_the_rate_times_the_average_month_end_balance_rounde
     assert notifications(app) == before + 1  # only the command record
 
 
+def test_a_member_paid_out_in_full_earns_no_later_yield(app):
+    register(app)
+    enroll(app, BUDI, effective=date(2024, 12, 1))
+    enroll(app, SITI, effective=date(2024, 12, 1), serial=2)
+    pay(app, "2024-12", date(2025, 1, 10))
+    app.execute(ExitMember(kpj=BUDI, reason="resignation", exit_date=date(2025, 7, 31)))
+    app.execute(PayClaim(kpj=BUDI, program="JHT", incident_date=date(2025, 7, 31), paid_on=date(2025, 8, 31),
+                         beneficiary="Budi"))
+
+    result = app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
+
+    assert result["members"] == 1  # Siti only: Budi's account was closed by the full payout
+    assert app.jht_balance(BUDI) == 0
+    assert events_of(app, "YieldCredited", kpj_=BUDI) == []
+
+
 # --- scale -------------------------------------------------------------------------------------------------------
 
 TKK_COUNT = 7_000
