@@ -21,6 +21,7 @@ import orjson
 from ledger import audit, kafka_client, relay
 from ledger.application import Ledger
 from ledger.cli import describe
+from ledger.generator import member_rows
 from ledger.commands import (
     EnrollMember,
     EnrollMembers,
@@ -36,13 +37,6 @@ TKK_STAFF = 7_000
 CITY_NPP, COMPANY_NPP = "10000017", "10004430"
 
 
-def tkk_rows(count: int) -> list[MemberRow]:
-    # NIK 327501 (Bekasi), born 15 May 1985..1994, serial from the row number; KPJ from 90000000001 up.
-    return [MemberRow(kpj=f"{90_000_000_001 + i}", nik=f"3275011505{85 + i % 10:02d}{i % 9_999 + 1:04d}",
-                      name=f"Tenaga Kerja Kontrak {i + 1}", birth_date=date(1985 + i % 10, 5, 15),
-                      wage=4_500_000 + (i % 5) * 100_000) for i in range(count)]
-
-
 def write_scenario(app: Ledger) -> list[str]:
     lines = []
 
@@ -55,7 +49,9 @@ def write_scenario(app: Ledger) -> list[str]:
                                risk_class="very-low", registered_on=date(2017, 9, 1)))
     run(RegisterEmployer.build(npp=COMPANY_NPP, name="PT Bekasi Baja", branch="BEKASI-KOTA", kind="company",
                                risk_class="high", registered_on=date(2016, 1, 4)))
-    run(EnrollMembers.build(npp=CITY_NPP, effective=date(2017, 10, 1), members=tkk_rows(TKK_STAFF)))
+    run(EnrollMembers.build(npp=CITY_NPP, effective=date(2017, 10, 1), members=member_rows(
+        90_000_000_001, TKK_STAFF, name="Tenaga Kerja Kontrak", first_birth_year=1985, wage_base=4_500_000,
+        wage_step=100_000, wage_steps=5)))
     worker = MemberRow(kpj="17000000001", nik="3275015203880002", name="Siti Rahayu", birth_date=date(1988, 3, 12),
                        wage=6_000_000)
     run(EnrollMember.build(member=worker, npp=COMPANY_NPP, effective=date(2016, 2, 1)))

@@ -21,6 +21,8 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from ledger.generator import member_rows
+
 RECORD_BYTES = 200
 KAFKA_RECORDS = 200_000
 RUNS = 5
@@ -110,13 +112,32 @@ def employer_command(npp: str, kind: str = "company"):
                                   risk_class="low", registered_on=date(2020, 1, 1))
 
 
-def member_rows(first: int, count: int):
-    from ledger.commands import MemberRow
 
-    # NIK: province/regency/district 327501, born 15 May 199x (DDMMYY), then a non-zero serial.
-    return [MemberRow(kpj=f"{first + i:011d}", nik=f"3275011505{90 + i % 10:02d}{(first + i) % 9_999 + 1:04d}",
-                      name=f"Pekerja {first + i}", birth_date=date(1990 + i % 10, 5, 15),
-                      wage=3_000_000 + (first + i) % 200 * 50_000) for i in range(count)]
+
+def enroll_branch(app, scale: float) -> tuple[int, int]:
+    """Register a branch's employers and enroll its members (scaled), one bulk command per employer."""
+    from ledger.commands import EnrollMembers
+
+    employers = max(1, round(BRANCH_EMPLOYERS * scale))
+    members = max(employers, round(BRANCH_MEMBERS * scale))
+    next_kpj = 1
+    started = time.perf_counter()
+    for e in range(employers):
+        size = members // employers + (1 if e < members % employers else 0)
+        npp = f"{30000000 + e:08d}"
+        app.execute(employer_command(npp))
+        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(next_kpj, size)))
+        next_kpj += size
+    print(f"  branch set up: {employers:,} employers, {members:,} members in "
+          f"{time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return employers, members
+
+
+def pay_branch_month(app, employers: int) -> None:
+    from ledger.commands import PayContribution
+
+    for e in range(employers):
+        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-03", paid_on=date(2024, 4, 10)))
 
 
 def bench_commands(env_for, scale: float) -> dict[str, float]:
@@ -151,22 +172,10 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     results["employer_month_s"] = time.perf_counter() - started
 
     # 3. One branch-month: 4,430 employers, 262,785 members (scaled), each employer paying once.
-    employers = max(1, round(BRANCH_EMPLOYERS * scale))
-    members = max(employers, round(BRANCH_MEMBERS * scale))
     app = Ledger(env=env_for("branch"), clock=clock)
-    per_employer = [members // employers + (1 if e < members % employers else 0) for e in range(employers)]
-    next_kpj = 1
-    setup_started = time.perf_counter()
-    for e, size in enumerate(per_employer):
-        npp = f"{30000000 + e:08d}"
-        app.execute(employer_command(npp))
-        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(next_kpj, size)))
-        next_kpj += size
-    print(f"  branch set up: {employers:,} employers, {members:,} members in "
-          f"{time.perf_counter() - setup_started:.1f}s", file=sys.stderr)
+    employers, members = enroll_branch(app, scale)
     started = time.perf_counter()
-    for e in range(employers):
-        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-03", paid_on=date(2024, 4, 10)))
+    pay_branch_month(app, employers)
     results["branch_month_s"] = time.perf_counter() - started
     results["branch_employers"] = employers
     results["branch_members"] = members
@@ -177,27 +186,17 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     """Relay one branch-month; then send the same number of records of the same size with the raw producer."""
     from ledger import kafka_client
     from ledger.application import Ledger
-    from ledger.commands import EnrollMembers, PayContribution
     from ledger.relay import Relay, Topics, init_topics
 
-    employers = max(1, round(BRANCH_EMPLOYERS * scale))
-    members = max(employers, round(BRANCH_MEMBERS * scale))
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
                  clock=lambda: date(2026, 11, 23))
-    per_employer = [members // employers + (1 if e < members % employers else 0) for e in range(employers)]
-    next_kpj = 1
-    for e, size in enumerate(per_employer):
-        npp = f"{30000000 + e:08d}"
-        app.execute(employer_command(npp))
-        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(next_kpj, size)))
-        next_kpj += size
+    employers, members = enroll_branch(app, scale)
     topics = Topics.for_prefix(f"bench-{uuid.uuid4().hex[:8]}")
     init_topics(bootstrap, topics, partitions=12)
     relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
                   compression_type=compression)
     relay.run()  # the enrollments: history before the month, not timed
-    for e in range(employers):
-        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-03", paid_on=date(2024, 4, 10)))
+    pay_branch_month(app, employers)
     started = time.perf_counter()
     published = relay.run()
     relay_s = time.perf_counter() - started

@@ -18,7 +18,8 @@ import pytest
 from ledger import kafka_client
 from ledger.application import Ledger
 from ledger.audit import verify_records, verify_topic
-from ledger.commands import EnrollMembers, MemberRow, PayContribution, RegisterEmployer
+from ledger.commands import EnrollMembers, PayContribution, RegisterEmployer
+from ledger.generator import member_rows
 from ledger.relay import Relay, Topics, init_topics, read_state
 
 pytestmark = pytest.mark.integration
@@ -28,16 +29,10 @@ CLOCK = lambda: date(2026, 11, 23)  # noqa: E731
 WAIT_S_MAX = 120
 
 
-def rows(first: int, count: int) -> list[MemberRow]:
-    return [MemberRow(kpj=f"{first + i:011d}", nik=f"3275011505{90 + i % 10:02d}{(first + i) % 9_999 + 1:04d}",
-                      name=f"Pekerja {first + i}", birth_date=date(1990 + i % 10, 5, 15), wage=4_000_000 + i * 1_000)
-            for i in range(count)]
-
-
 def write_history(app: Ledger, npp: str, members: int, months: list[str], first_kpj: int = 1) -> None:
     app.execute(RegisterEmployer.build(npp=npp, name=f"PT {npp}", branch="BEKASI-KOTA", kind="company",
                                        risk_class="low", registered_on=date(2020, 1, 1)))
-    app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=rows(first_kpj, members)))
+    app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1), members=member_rows(first_kpj, members)))
     for month in months:
         app.execute(PayContribution.build(npp=npp, month=month, paid_on=date(2024, 6, 10)))
 
