@@ -131,28 +131,42 @@ class Ledger(Application):
         handler = self._handlers[type(command)]
         fingerprint = command.fingerprint()
         for attempt in range(COMMAND_ATTEMPTS_MAX):
-            previous = self._get(command_record_id(command.command_id))
-            if previous is not None:
-                if previous.fingerprint != fingerprint:
-                    raise CommandIdConflict(
-                        f"command id {command.command_id!r} was already used for a different "
-                        f"{previous.name} command; the first one stands. Use a new command id.")
-                return {**previous.result, "repeated": True}
-            # A retry runs the careful path: it checks, record by record, what the fast path left to the store's
-            # uniqueness constraint, so that a real duplicate is reported by name instead of retried.
-            aggregates, result = handler(command, attempt > 0)
+            # The command record is not looked up first: a repeat is caught where it must show, which saves a
+            # query on every first run. A repeat either fails in the handler (the fact already exists) or collides
+            # with its own command record on save; in both cases the record answers.
+            try:
+                # A retry runs the careful path: it checks, record by record, what the fast path left to the
+                # store's uniqueness constraint, so that a real duplicate is reported by name instead of retried.
+                aggregates, result = handler(command, attempt > 0)
+            except LedgerError:
+                if (previous := self._previous_result(command, fingerprint)) is not None:
+                    return previous
+                raise
             result = {"command": command.NAME, "command_id": command.command_id, **result}
             record = CommandRecord(command_id=command.command_id, name=command.NAME, fingerprint=fingerprint,
                                    result=result)
             try:
                 self.save(*aggregates, record)
             except IntegrityError:
+                if (previous := self._previous_result(command, fingerprint)) is not None:
+                    return previous
                 time.sleep(min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_BASE_S * 2 ** attempt) * random.random())
                 continue
             return {**result, "repeated": False}
         raise ConcurrencyConflict(
             f"{command.NAME}: other writers kept changing the same records; gave up after "
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
+
+    def _previous_result(self, command: Command, fingerprint: str) -> dict[str, Any] | None:
+        """The first result of this command id, if it ran before; refused if it ran with other content."""
+        previous = self._get(command_record_id(command.command_id))
+        if previous is None:
+            return None
+        if previous.fingerprint != fingerprint:
+            raise CommandIdConflict(
+                f"command id {command.command_id!r} was already used for a different "
+                f"{previous.name} command; the first one stands. Use a new command id.")
+        return {**previous.result, "repeated": True}
 
     def nik_hmac(self, nik: str) -> str:
         return hmac.new(self._nik_key, nik.encode(), hashlib.sha256).hexdigest()
@@ -338,9 +352,9 @@ class Ledger(Application):
         if employer is not None:
             branch = employer.branch
         assert branch is not None  # the command's own validation guarantees it
-        # A single enrollment always checks; a bulk one leaves it to the store's uniqueness constraint and checks
-        # member by member only on a retry, to name the KPJ that already exists.
-        if careful or len(rows) == 1:
+        # The store's uniqueness constraint catches a KPJ enrolled twice; only a retry checks member by member,
+        # to name the KPJ that already exists.
+        if careful:
             for row in rows:
                 if self._get(member_id(row.kpj)) is not None:
                     raise AlreadyExists(f"a member with KPJ {row.kpj} is already enrolled")

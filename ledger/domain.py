@@ -135,6 +135,19 @@ class LedgerAggregate(Aggregate):
         return {"branch": branch, "effective_date": effective, "prev_hash": prev_hash, "hash": digest,
                 "public_data": public}
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> LedgerAggregate:
+        """A copy for the repository's cache, cheap because contract events and dated values are immutable.
+
+        Containers are copied, so a command that changes the copy (and then fails to save) leaves the cached
+        original as it was; what they hold (frozen pydantic events, frozen dataclasses, strings) is shared.
+        """
+        copy = object.__new__(type(self))
+        for name, value in self.__dict__.items():
+            if isinstance(value, (list, dict, set)):
+                value = type(value)(value)
+            copy.__dict__[name] = value
+        return copy
+
     @classmethod
     def start(cls, contract: ev.LedgerEvent) -> LedgerAggregate:
         global _just_built
