@@ -127,13 +127,12 @@ class LedgerAggregate(Aggregate):
     def _meta(contract: ev.LedgerEvent, data: dict[str, Any], aggregate_id: UUID, version: int, branch: str,
               prev_hash: str) -> dict[str, Any]:
         """What the relay publishes beside the data: computed here, once, so the relay only copies it."""
-        public = ev.public_data(contract, data)
+        public = ev.public_data(contract.TYPE, data)
         effective = contract.effective_date().isoformat()
         digest = ev.chain_hash(prev_hash, aggregate_id=str(aggregate_id), aggregate_version=version,
                                event_type=contract.TYPE, version=contract.VERSION, effective_date=effective,
                                branch=branch, data=public)
-        return {"branch": branch, "effective_date": effective, "prev_hash": prev_hash, "hash": digest,
-                "public_data": public}
+        return {"branch": branch, "effective_date": effective, "prev_hash": prev_hash, "hash": digest}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> LedgerAggregate:
         """A copy for the repository's cache, cheap because contract events and dated values are immutable.

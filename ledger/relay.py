@@ -30,7 +30,8 @@ from typing import Any
 import orjson
 
 from ledger import kafka_client
-from ledger.domain import INTERNAL_EVENT_TOPICS, event_id
+from ledger.domain import INTERNAL_EVENT_TOPICS
+from ledger.events import public_data
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
 RELAY_RETRIES_MAX = 30  # consecutive failures before giving up (about 5 minutes with the backoff below)
@@ -82,14 +83,14 @@ def read_state(bootstrap: list[str], topics: Topics) -> RelayState:
 
 
 def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """Key, value and headers of one stored event. The stored JSON already holds the public data and its hashes."""
+    """Key, value and headers of one stored event. The stored JSON already holds its hashes; personal fields go."""
     stored = orjson.loads(notification.state)
     meta = stored["meta"]
     timestamp = stored["timestamp"]
     recorded_at = timestamp["_data_"] if isinstance(timestamp, dict) else timestamp
     aggregate_id = str(notification.originator_id)
     value = {
-        "event_id": event_id(notification.originator_id, notification.originator_version),
+        "event_id": f"{aggregate_id}.{notification.originator_version}",  # as ledger.domain.event_id, done once
         "type": stored["schema_type"],
         "version": stored["schema_version"],
         "aggregate_id": aggregate_id,
@@ -100,7 +101,7 @@ def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple
         "branch": meta["branch"],
         "prev_hash": meta["prev_hash"],
         "hash": meta["hash"],
-        "data": meta["public_data"],
+        "data": public_data(stored["schema_type"], stored["data"]),
     }
     headers = [("type", stored["schema_type"].encode()), ("version", str(stored["schema_version"]).encode())]
     return aggregate_id.encode(), orjson.dumps(value), headers

@@ -43,7 +43,7 @@ def test_each_event_of_an_aggregate_chains_to_the_previous_and_personal_data_is_
 
     (enrolled,) = app.events.get(app.member("12345678901").id)
     assert enrolled.data["nik"] == "3275015505900001" and enrolled.data["name"] == "Siti"  # the system of record
-    public = enrolled.meta["public_data"]
+    public = ev.public_data("MemberEnrolled", enrolled.data)
     assert "nik" not in public and "name" not in public
     assert public["nik_hmac"] == app.nik_hmac("3275015505900001") != Ledger(
         env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, nik_key=b"another-key").nik_hmac("3275015505900001")
