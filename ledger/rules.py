@@ -14,6 +14,7 @@ half up to the whole rupiah ONCE, at that point (`round_rupiah`). Amounts derive
 
 from calendar import monthrange
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -62,7 +63,7 @@ class Period:
         return self.valid_from <= on and (self.valid_to is None or on < self.valid_to)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: each table is one module constant
 class Table:
     name: str
     periods: tuple[Period, ...]
@@ -75,6 +76,10 @@ class Table:
             assert period.valid_to is None or period.valid_from < period.valid_to, self.name
 
 
+IN_FORCE_CACHE_MAX = 4_096  # (table, date) answers kept: a month's payment asks the same few thousands of times
+
+
+@lru_cache(maxsize=IN_FORCE_CACHE_MAX)
 def in_force(table: Table, on: date) -> object:
     """The value of `table` in force on `on`; NoRuleInForce (a LookupError) when no period covers it."""
     for period in table.periods:
