@@ -203,15 +203,11 @@ class Ledger(Application):
     def contribution_months(self, member: Member) -> list[ContributionMonth]:
         """The member's contribution-month records, from enrollment to a year ahead (prepaid BPU months)."""
         today = self.clock()
-        last = month_key(date(today.year + 1, today.month, 1))
-        months = []
-        month = month_key(member.enrolled_on)
-        while month <= last:
-            record = self._get(contribution_month_id(member.kpj, month))
-            if record is not None:
-                months.append(record)
-            month = _months(month, 2)[1]
-        return months
+        first = month_start(month_key(member.enrolled_on))
+        count = (today.year + 1 - first.year) * 12 + today.month - first.month + 1
+        ids = [contribution_month_id(member.kpj, month) for month in _months(month_key(first), max(count, 0))]
+        loaded = load_many(self, ids)  # one query per few hundred months, not one per month
+        return [loaded[i] for i in ids if i in loaded]
 
     def program_balance(self, member: Member, program: Program, as_of: date,
                         months: list[ContributionMonth] | None = None) -> int:
@@ -420,9 +416,7 @@ class Ledger(Application):
                 raise RuleViolation(f"member {member.kpj} is paid for by employer {member.npp}: pay with --npp")
             employer, members, payer, branch = None, [member], command.payer or member.name, member.branch
             may_prepay, labour_intensive, account = True, False, f"member {member.kpj}"
-        latest_month = month_key(date(command.paid_on.year + (command.paid_on.month + PREPAID_MONTHS_MAX - 1) // 12,
-                                      (command.paid_on.month + PREPAID_MONTHS_MAX - 1) % 12 + 1, 1)) \
-            if may_prepay else paid_month
+        latest_month = _months(paid_month, PREPAID_MONTHS_MAX + 1)[-1] if may_prepay else paid_month
         if months[-1] > latest_month:
             raise InvalidInput(f"contribution month {months[-1]} is in the future for a payment made on "
                                f"{command.paid_on} (latest allowed {latest_month})")
