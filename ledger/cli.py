@@ -11,7 +11,9 @@ A traceback means a bug, never bad input.
 """
 
 import json
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +46,9 @@ from ledger.errors import InvalidInput, LedgerError
 from ledger.events import ClaimKind, EmployerKind, ExitReason
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
+from projections import queries
+from projections.store import ViewStore
+from projections.views import PROJECTIONS
 
 
 @dataclass
@@ -58,6 +63,10 @@ class Runtime:
         # development default, or the fund's records would not link one person's memberships.
         return Ledger(env=self.settings.eventsourcing_env(),
                       nik_key=self.settings.nik_hmac_key.get_secret_value().encode())
+
+    @cached_property
+    def views(self) -> ViewStore:
+        return ViewStore.open(self.settings)
 
 
 def _one_of(choices: type[Enum]) -> str:
@@ -405,17 +414,78 @@ def balance(
     ctx: typer.Context,
     kpj: Annotated[str, typer.Argument(help="the member's KPJ number")],
     as_of: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    show_history: Annotated[bool, typer.Option("--history", help="Also list every money movement with the JHT "
+                                                                  "balance after it.")] = False,
+    from_store: Annotated[bool, typer.Option("--from-store", help="Compute the JHT balance from the event store "
+                                                                  "instead of the balances projection.")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """A member's JHT (old-age savings) balance: contributions plus yield minus claims."""
+    """A member's balance per program from the balances projection (JHT: contributions + yield - claims)."""
     with _reporting(as_json):
         _checked(identifiers.validate_kpj, kpj)
-        on = _parse_date("--as-of", as_of) if as_of is not None else _today(ctx)
-        amount = ctx.obj.ledger.jht_balance(kpj, on)
+        on = _parse_date("--as-of", as_of) if as_of is not None else date.today()
+        if from_store:
+            result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
+                                      "jht_balance": ctx.obj.ledger.jht_balance(kpj, on), "source": "event store"}
+        else:
+            result = queries.member_balance(ctx.obj.views, kpj, on)
+            if show_history:
+                result["history"] = queries.member_history(ctx.obj.views, kpj, end=on)
     if as_json:
-        _print_json({"kpj": kpj, "as_of": on.isoformat(), "jht_balance": amount})
-    else:
-        print(f"JHT balance of member {kpj} on {on.isoformat()}: {rupiah(amount)}")
+        _print_json(result)
+        return
+    print(f"JHT balance of member {kpj} on {on.isoformat()}: {rupiah(result['jht_balance'])}")
+    if from_store:
+        return
+    print(f"  {result['segment']} member of branch {result['branch']}, employer {result['npp'] or '-'}, enrolled "
+          f"{result['enrolled_on']}" + (f", exited {result['exited_on']} ({result['exit_reason']})"
+                                        if result["exited_on"] else ""))
+    print(f"  {'program':<8}{'employer':>16}{'worker':>16}{'yield':>14}{'claims':>18}")
+    for program, row in result["programs"].items():
+        print(f"  {program:<8}{rupiah(row['employer']):>16}{rupiah(row['worker']):>16}{rupiah(row['yield']):>14}"
+              f"{rupiah(row['claims']):>18}")
+    for row in result.get("history", []):
+        amount = row["claim"] if row["claim_program"] else row["contributions"] + row["yield"]
+        what = f"{row['kind']} {row['month'] or row['claim_program'] or ''}".strip()
+        print(f"  {row['date']}  {what:<28}{rupiah(amount):>16}   JHT {rupiah(row['jht_balance'])}")
+
+
+report_app = typer.Typer(help="Reports from the projections.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("branch")
+def report_branch(
+    ctx: typer.Context,
+    branch: Annotated[str, typer.Argument(help="the branch code, e.g. BEKASI-KOTA")],
+    as_of: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """A branch's members, employers, contributions, fines and claims up to a date (branches projection)."""
+    with _reporting(as_json):
+        on = _parse_date("--as-of", as_of) if as_of is not None else date.today()
+        report = queries.branch_report(ctx.obj.views, branch, on)
+    if as_json:
+        _print_json(report)
+        return
+    print(f"Branch {report['branch']}, up to {report['as_of']}")
+    print(f"  active PU (wage-earner) members   {report['active_pu_members']:>12,}")
+    kinds = report["active_employers_by_kind"]
+    print(f"  active employers                  {report['active_employers']:>12,}  (companies {kinds['company']:,}, "
+          f"government bodies {kinds['government']:,}; registered {report['registered_employers']:,})")
+    print(f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
+          f"(enrolled {report['bpu_members_enrolled']:,})")
+    print(f"  {'program':<8}{'contributions':>22}{'claims':>10}{'claims paid':>22}")
+    for program in report["contributions"]:
+        claims = report["claims"][program]
+        print(f"  {program:<8}{rupiah(report['contributions'][program]['total']):>22}{claims['count']:>10,}"
+              f"{rupiah(claims['amount']):>22}")
+    total = report["claims_total"]
+    print(f"  {'total':<8}{rupiah(report['contributions_total']):>22}{total['count']:>10,}"
+          f"{rupiah(total['amount']):>22}")
+    print(f"  late fines {rupiah(report['late_fines'])}")
+    if report["months"]:
+        print(f"  by contribution month: " + ", ".join(f"{m['month']} {rupiah(m['total'])}" for m in report["months"]))
 
 
 # --- batches -------------------------------------------------------------------------------------------------------
@@ -536,6 +606,141 @@ def audit_verify(
             print(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
     if not report.ok:
         raise typer.Exit(8)
+
+
+projections_app = typer.Typer(help="Operate the read-side projections: run, status, rebuild.", no_args_is_help=True)
+app.add_typer(projections_app, name="projections")
+ProjectionNames = Annotated[list[str] | None, typer.Argument(help=f"projections: {', '.join(PROJECTIONS)} "
+                                                                   f"(default: all)", show_default=False)]
+
+
+@projections_app.command("run")
+def projections_run(
+    ctx: typer.Context,
+    names: ProjectionNames = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep consuming after catching up.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Bring the live projections up to the end of the events topic (exactly once); or --follow it."""
+    from projections import runner
+
+    with _reporting(as_json):
+        chosen = _projection_names(names)
+        applied = runner.run(ctx.obj.settings, chosen, follow=follow, log=lambda line: print(line, file=sys.stderr))
+    if as_json:
+        _print_json({"applied": applied})
+    else:
+        print("; ".join(f"{name}: applied {count:,} events" for name, count in applied.items()))
+
+
+@projections_app.command("status")
+def projections_status(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Per projection: live version, events applied, offsets behind the topic's end per partition, last update."""
+    from projections import runner
+
+    rows = runner.status(ctx.obj.settings)
+    if as_json:
+        _print_json(rows)
+        return
+    for row in rows:
+        print(f"{row['name']}: version {row['live_version'] or '-'}, {row['events']:,} events applied, lag "
+              f"{row['lag']:,}, last update {row['last_update'] or 'never'}")
+        print("  " + "  ".join(f"p{p['partition']}:{p['offset']}/{p['end']}" for p in row["partitions"]))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PROJECTIONS)}")],
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="processes sharing the partitions")] = 1,
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild from offset 0 beside the live version; switch readers when caught up; drop the old version."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections import runner
+
+    with _reporting(as_json):
+        _projection_names([name])
+        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+                   TextColumn("{task.fields[rate]} events/s"), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, transient=as_json, disable=as_json) as bar:
+            task = bar.add_task("rebuild", total=None, rate="-")
+            started = time.perf_counter()
+
+            def progress(done: int, total: int) -> None:
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                bar.update(task, completed=done, total=max(total, 1), rate=f"{done / elapsed:,.0f}")
+
+            try:
+                result = runner.rebuild(ctx.obj.settings, name, workers=workers, progress=progress)
+            except runner.InvariantViolation as error:
+                raise RebuildStopped(f"rebuild of {name} stopped: {error.problem}, traced to event "
+                                     f"{error.event_id}; the live version is unchanged") from None
+            except runner.ProjectionError as error:
+                raise RebuildStopped(f"rebuild of {name} stopped: {error}; the live version is unchanged") from None
+    summary = {"name": result.name, "version": result.version, "replaced": result.replaced, "events": result.events,
+               "seconds": round(result.seconds, 3), "events_per_second": round(result.events / result.seconds)}
+    if as_json:
+        _print_json(summary)
+    else:
+        print(f"{name}: version {result.version} built from offset 0 ({result.events:,} events in "
+              f"{result.seconds:.1f}s, {summary['events_per_second']:,} events/s), invariants hold; readers switched "
+              f"from version {result.replaced or '-'}, which was dropped")
+
+
+class RebuildStopped(LedgerError):
+    exit_code = 10
+
+
+def _projection_names(names: list[str] | None) -> list[str]:
+    unknown = [name for name in names or [] if name not in PROJECTIONS]
+    if unknown:
+        raise InvalidInput(f"unknown projection {', '.join(unknown)}: choose from {', '.join(PROJECTIONS)}")
+    return list(names or PROJECTIONS)
+
+
+@app.command("serve")
+def serve(ctx: typer.Context) -> None:
+    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT."""
+    import uvicorn
+
+    from projections.api import create_app
+
+    settings = ctx.obj.settings
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+@app.command("generate")
+def generate(
+    ctx: typer.Context,
+    branch: Annotated[str, typer.Option(help="branch code")] = "BEKASI-KOTA",
+    employers: Annotated[int, typer.Option(min=1, help="employers (the first is the city government)")] = 40,
+    members: Annotated[int, typer.Option(min=1, help="PU members enrolled at the start")] = 3_000,
+    bpu: Annotated[int, typer.Option(min=0, help="BPU (informal) members")] = 150,
+    first_month: Annotated[str, typer.Option("--from", help="first contribution month, YYYY-MM")] = "2017-01",
+    months: Annotated[int, typer.Option(min=1, max=120, help="months of history")] = 9,
+    seed: Annotated[int, typer.Option(help="the same seed writes the same history")] = 2017,
+    as_json: AsJson = False,
+) -> None:
+    """Write a seeded, reproducible branch history through the ledger's commands (scripts/generate)."""
+    from ledger.generator import BranchPlan, generate_branch
+
+    with _reporting(as_json):
+        _checked(identifiers.validate_branch_code, branch)
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", first_month):
+            raise InvalidInput(f"--from must be a month YYYY-MM, got {first_month!r}")
+        try:
+            plan = BranchPlan(branch=branch, employers=employers, members=members, bpu_members=bpu,
+                              first_month=first_month, months=months, seed=seed)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        counts = generate_branch(ctx.obj.ledger, plan,
+                                 progress=(lambda _: None) if as_json else lambda line: print(f"  {line}"))
+    if as_json:
+        _print_json(counts)
+    else:
+        print(f"generated {branch}: " + ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in counts.items()))
 
 
 @app.command("demo")

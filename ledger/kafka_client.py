@@ -12,14 +12,18 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 __all__ = [
     "KafkaError",
     "TopicPartition",
+    "assigned_consumer",
+    "commit_offsets",
     "consumer",
+    "end_offsets",
+    "positions",
     "ensure_topic",
     "producer",
     "read_to_end",
@@ -145,6 +149,46 @@ def consumer(
     if topics:
         client.subscribe(list(topics))
     return client
+
+
+def end_offsets(bootstrap_servers: Sequence[str], topic: str) -> dict[int, int]:
+    """Partition -> the offset after its last record (committed or not), as of now."""
+    probe = KafkaConsumer(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=REQUEST_TIMEOUT_MS)
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or [])]
+        if not partitions:
+            raise KafkaError(f"topic {topic} does not exist")
+        return {tp.partition: offset for tp, offset in probe.end_offsets(partitions).items()}
+    finally:
+        probe.close()
+
+
+def assigned_consumer(bootstrap_servers: Sequence[str], topic: str, start: dict[int, int | None], *, group_id: str,
+                      max_poll_records: int) -> KafkaConsumer:
+    """A read_committed consumer on the given partitions, each positioned at its offset (None: the beginning).
+
+    Partitions are assigned, not subscribed: the caller (a projection runner) decides which partitions it owns and
+    where it resumes, from offsets kept with its own state. The group id only names it for `commit_offsets` and for
+    Kafka's own tools.
+    """
+    client = consumer(bootstrap_servers, group_id=group_id, max_poll_records=max_poll_records)
+    assigned = [TopicPartition(topic, p) for p in sorted(start)]
+    client.assign(assigned)
+    for tp in assigned:
+        if start[tp.partition] is None:
+            client.seek_to_beginning(tp)
+        else:
+            client.seek(tp, start[tp.partition])
+    return client
+
+
+def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+    return {p: client.position(TopicPartition(topic, p)) for p in partitions}
+
+
+def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
+    """Commit next offsets to the consumer group (for Kafka's tools; the runner resumes from its own copy)."""
+    client.commit({TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
 
 
 def read_to_end(

@@ -167,6 +167,8 @@ BPU_INCOME_BOUNDS = _constant("BPU declared income bounds", (1_000_000, 20_700_0
 
 PU_DUE_DAY = 15  # of the month after the contribution month
 BPU_DUE_DAY = 15  # of the contribution month itself
+# A BPU membership lapses (becomes inactive) after this many consecutive unpaid months; paying again reactivates it.
+BPU_UNPAID_MONTHS_INACTIVE = 3
 LATE_FINE_RATE_PER_MONTH = _constant("PU late fine rate per month", Decimal("0.02"))  # of the unpaid amount
 
 # --- Benefits ----------------------------------------------------------------------------------------------------

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     postgres_password: str = ""
     postgres_dbname: str = "ledger"
 
+    # The projections' view database (the read side): SQLite by default, PostgreSQL (the postgres_* above) by choice.
+    projection_store: Literal["sqlite", "postgres"] = "sqlite"
+    projection_sqlite_path: Path = Path(".run/projections.db")
+    # The read-only HTTP API (`ledger serve`).
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+
     @property
     def compression_type(self) -> str | None:
         return None if self.kafka_compression == "none" else self.kafka_compression
@@ -44,6 +51,10 @@ class Settings(BaseSettings):
     @property
     def bootstrap_servers(self) -> list[str]:
         return [s.strip() for s in self.kafka_bootstrap_servers.split(",") if s.strip()]
+
+    def postgres_conninfo(self) -> str:
+        return (f"host={self.postgres_host} port={self.postgres_port} user={self.postgres_user} "
+                f"password={self.postgres_password} dbname={self.postgres_dbname}")
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment the eventsourcing library's persistence modules read, derived from these settings."""

@@ -101,9 +101,9 @@ def test_register_enroll_pay_and_read_back_the_history_and_balance(cli: Cli) -> 
     employer_timeline = cli("history", "--npp", NPP).stdout
     assert "EmployerRegistered" in employer_timeline and "WorkersJoined" in employer_timeline
 
-    assert cli.json("balance", KPJ)["jht_balance"] == 285_000
-    assert cli.json("balance", KPJ, "--as-of", "2024-04-09")["jht_balance"] == 0  # paid the day after
-    assert cli("balance", KPJ).stdout.rstrip().endswith(": Rp285,000")
+    assert cli.json("balance", "--from-store", KPJ)["jht_balance"] == 285_000
+    assert cli.json("balance", "--from-store", KPJ, "--as-of", "2024-04-09")["jht_balance"] == 0  # paid the day after
+    assert cli("balance", "--from-store", KPJ).stdout.rstrip().endswith(": Rp285,000")
 
 
 def test_a_repeated_command_id_answers_the_first_result_and_writes_nothing(seeded: Cli) -> None:
@@ -197,8 +197,8 @@ def test_a_work_death_pays_jkk_to_the_heir_and_the_whole_jht_balance(seeded: Cli
     jht = cli.json("claim", "pay", "--program", "JHT", *heir)
     assert (jht["kind"], jht["amount"], jht["statutory_amount"]) == ("full", 285_000, 285_000)
 
-    assert cli.json("balance", KPJ)["jht_balance"] == 0
-    assert cli.json("balance", KPJ, "--as-of", "2024-05-31")["jht_balance"] == 285_000
+    assert cli.json("balance", "--from-store", KPJ)["jht_balance"] == 0
+    assert cli.json("balance", "--from-store", KPJ, "--as-of", "2024-05-31")["jht_balance"] == 285_000
 
 
 def test_reversing_a_contribution_takes_it_out_of_the_balance(seeded: Cli) -> None:
@@ -207,8 +207,8 @@ def test_reversing_a_contribution_takes_it_out_of_the_balance(seeded: Cli) -> No
 
     reversal = cli.json("reverse", payment, "--reason", "paid for the wrong employer", "--on", "2024-04-20")
     assert (reversal["type"], reversal["amount"]) == ("ContributionPaid", 477_000)
-    assert cli.json("balance", KPJ)["jht_balance"] == 0
-    assert cli.json("balance", KPJ, "--as-of", "2024-04-19")["jht_balance"] == 285_000
+    assert cli.json("balance", "--from-store", KPJ)["jht_balance"] == 0
+    assert cli.json("balance", "--from-store", KPJ, "--as-of", "2024-04-19")["jht_balance"] == 285_000
 
     twice = cli("reverse", payment, "--reason", "again", expect=4)
     assert twice.stderr == f"error: contribution {payment} was already reversed\n"

@@ -1,0 +1,58 @@
+"""The read-only HTTP API over the projections (`ledger serve`); OpenAPI at /openapi.json, browsable at /docs.
+
+Every endpoint answers from the live version of a projection, in one snapshot. Errors are JSON with a `detail`:
+404 for an unknown member or branch, 422 for a malformed KPJ or date (FastAPI validates the parameters), 503 while a
+projection has not been built yet.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Path, Query
+
+from ledger.errors import NotFound
+from ledger.settings import Settings
+from projections import queries
+from projections.store import ViewStore
+
+KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ: 11 digits",
+                              examples=["15000000001"])]
+BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
+                                 examples=["BEKASI-KOTA"])]
+AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; default today")]
+
+
+def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
+    views = store or ViewStore.open(settings)
+    app = FastAPI(title="Contribution ledger: read API",
+                  description="Member balances, member history and branch totals from the ledger's projections, "
+                              "at any effective date. Read-only.", version="1")
+
+    def answer(question: Any, *args: Any) -> Any:
+        try:
+            return question(views, *args)
+        except NotFound as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        except queries.NotProjected as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
+
+    @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date")
+    def member_balance(kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
+        return answer(queries.member_balance, kpj, as_of or date.today())
+
+    @app.get("/members/{kpj}/history", summary="A member's money movements with the JHT balance after each")
+    def member_history(kpj: KpjPath,
+                       start: Annotated[date | None, Query(alias="from", description="first date, YYYY-MM-DD")] = None,
+                       end: Annotated[date | None, Query(alias="to", description="last date, YYYY-MM-DD")] = None,
+                       ) -> list[dict[str, Any]]:
+        if start and end and start > end:
+            raise HTTPException(status_code=422, detail=f"from {start} is after to {end}")
+        return answer(queries.member_history, kpj, start, end)
+
+    @app.get("/branches/{branch}/totals", summary="A branch's members, employers, contributions, fines and claims")
+    def branch_totals(branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
+        return answer(queries.branch_report, branch, as_of or date.today())
+
+    return app

@@ -1,0 +1,311 @@
+"""The projection runner: consumes the events topic and keeps a projection's tables, exactly once.
+
+Exactly once, from at-least-once delivery: every batch of records is applied and the next offsets of its partitions
+are saved in one database transaction (`ViewStore.save_offsets`). A crash before the commit loses the batch and its
+offsets together, so the restarted runner reads the batch again; a crash after it finds the offsets saved and goes on
+from there. On start the runner seeks to the offsets stored with the view, never to Kafka's committed offsets, which
+it commits afterwards for Kafka's own tools and for `ledger projections status`.
+
+`Runner.step` runs one batch for the live runner (`ledger projections run`), which follows the version readers use:
+when a rebuild switches versions, the runner re-seeks to the new version's offsets and carries on there.
+`rebuild` fills a new version from offset 0 beside the live one (in N worker processes that share the partitions),
+checks the invariants, indexes it and switches readers to it in one transaction, then drops the old version.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from ledger import kafka_client
+from ledger.settings import Settings
+from projections.store import ViewStore
+from projections.views import PROJECTIONS, InvariantViolation, Projection, projection  # noqa: F401 - re-exported
+
+BATCH_RECORDS_MAX = 20_000  # records applied in one database transaction
+POLL_RECORDS_MAX = 5_000
+POLL_TIMEOUT_MS = 200
+CATCH_UP_EMPTY_POLLS_MAX = 300  # a catch-up that sees nothing new for this many polls (about a minute) gives up
+WORKERS_MAX = 32
+WORKER_JOIN_TIMEOUT_S = 3_600
+PROGRESS_INTERVAL_S = 0.5
+KAFKA_COMMIT_ERRORS_TOLERATED = True  # Kafka's copy of the offsets is informational; the view's copy is the truth
+
+
+class ProjectionError(Exception):
+    """A record the runner cannot apply: it stops rather than skip an event and leave the view wrong."""
+
+
+def group_id(settings: Settings, name: str, version: int) -> str:
+    return f"{settings.kafka_topic_prefix}.projection.{name}.v{version}"
+
+
+def events_topic(settings: Settings) -> str:
+    from ledger.relay import Topics
+
+    return Topics.for_prefix(settings.kafka_topic_prefix).events
+
+
+@dataclass
+class Runner:
+    """Applies one projection's batches from some partitions of the events topic into one version of its tables."""
+
+    settings: Settings
+    store: ViewStore
+    view: Projection
+    version: int
+    partitions: list[int]
+    follow_live: bool = False  # the live runner moves to whatever version readers use
+    batch_max: int = BATCH_RECORDS_MAX
+
+    def __post_init__(self) -> None:
+        assert 1 <= self.batch_max <= 1_000_000
+        self.topic = events_topic(self.settings)
+        self.client: Any = None
+
+    def _open(self) -> None:
+        self.close()
+        with self.store.reading() as tx:
+            stored = ViewStore.offsets(tx, self.view.name, self.version)
+        start = {p: stored[(self.topic, p)][0] if (self.topic, p) in stored else None for p in self.partitions}
+        self.client = kafka_client.assigned_consumer(
+            self.settings.bootstrap_servers, self.topic, start,
+            group_id=group_id(self.settings, self.view.name, self.version), max_poll_records=POLL_RECORDS_MAX)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close(autocommit=False)
+            self.client = None
+
+    def positions(self) -> dict[int, int]:
+        if self.client is None:
+            self._open()
+        return kafka_client.positions(self.client, self.topic, self.partitions)
+
+    def step(self) -> int:
+        """Poll up to one batch and apply it with its offsets in one transaction. Returns the records applied."""
+        if self.client is None:
+            self._open()
+        records: list[Any] = []
+        while len(records) < self.batch_max:
+            polled = self.client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=min(POLL_RECORDS_MAX,
+                                                                                  self.batch_max - len(records)))
+            if not polled:
+                break
+            for batch in polled.values():
+                records.extend(batch)
+        if not records:
+            return 0
+        envelopes = []
+        offsets: dict[tuple[str, int], tuple[int, int]] = {}
+        for record in records:
+            try:
+                envelope = orjson.loads(record.value)
+                envelope["type"], envelope["event_id"]  # noqa: B018 - an envelope has both
+            except (orjson.JSONDecodeError, TypeError, KeyError) as error:
+                self.close()
+                raise ProjectionError(f"{self.view.name}: the record at {record.topic} partition {record.partition} "
+                                      f"offset {record.offset} is not a ledger event ({error}); stopped before it"
+                                      ) from None
+            envelopes.append(envelope)
+            key = (record.topic, record.partition)
+            offsets[key] = (record.offset + 1, offsets.get(key, (0, 0))[1] + 1)
+        with self.store.transaction() as tx:
+            if self.follow_live:
+                live = ViewStore.live_version(tx, self.view.name, lock=True)
+                if live != self.version:
+                    # A rebuild switched readers to a new version: that version's offsets say where to go on.
+                    self.version = live
+                    self.close()
+                    return 0
+            try:
+                self.view.apply(tx, self.version, envelopes)
+            except Exception as error:
+                self.close()
+                raise ProjectionError(f"{self.view.name}: could not apply the batch ending at partition "
+                                      f"{records[-1].partition} offset {records[-1].offset}: {error}") from error
+            ViewStore.save_offsets(tx, self.view.name, self.version, offsets)
+        try:
+            kafka_client.commit_offsets(self.client, self.topic, {p: o for (_, p), (o, _) in offsets.items()})
+        except kafka_client.KafkaError:
+            if not KAFKA_COMMIT_ERRORS_TOLERATED:
+                raise
+        return len(records)
+
+    def catch_up(self, until: dict[int, int], *, stop: Callable[[], bool] = lambda: False) -> int:
+        """Apply batches until every partition's position reaches `until` (end offsets taken by the caller)."""
+        total = 0
+        empty = 0
+        while not stop():
+            behind = {p for p, position in self.positions().items() if position < until.get(p, 0)}
+            if not behind:
+                break
+            applied = self.step()
+            total += applied
+            empty = 0 if applied else empty + 1
+            if empty > CATCH_UP_EMPTY_POLLS_MAX:
+                raise ProjectionError(f"{self.view.name}: no progress towards the end of partitions {sorted(behind)}")
+        return total
+
+
+def ensure_live(settings: Settings, store: ViewStore, view: Projection) -> int:
+    """The live version of a projection, creating an empty version 1 (filled by the runner) on first use."""
+    with store.transaction() as tx:
+        live = ViewStore.live_version(tx, view.name)
+        if live is None:
+            live = ViewStore.new_version(tx, view.name)
+            view.create(tx, live, indexes=True)
+            ViewStore.switch(tx, view.name, live)
+        return live
+
+
+def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[], bool] = lambda: False,
+        log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
+    """`ledger projections run`: catch the live versions up (and with `follow`, keep them up)."""
+    store = ViewStore.open(settings)
+    partitions = sorted(kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings)))
+    runners = []
+    for name in names:
+        view = projection(name)
+        runners.append(Runner(settings, store, view, ensure_live(settings, store, view), partitions, follow_live=True))
+    applied = {name: 0 for name in names}
+    try:
+        ends = kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings))
+        for runner in runners:
+            applied[runner.view.name] += runner.catch_up(ends, stop=stop)
+            log(f"{runner.view.name}: caught up, version {runner.version}")
+        while follow and not stop():
+            if sum(runner.step() for runner in runners) == 0:
+                time.sleep(POLL_TIMEOUT_MS / 1000)
+    finally:
+        for runner in runners:
+            runner.close()
+    return applied
+
+
+def _worker(settings: Settings, name: str, version: int, partitions: list[int], until: dict[int, int]) -> None:
+    runner = Runner(settings, ViewStore.open(settings), projection(name), version, partitions)
+    try:
+        runner.catch_up(until)
+    finally:
+        runner.close()
+
+
+@dataclass
+class RebuildResult:
+    name: str
+    version: int
+    replaced: int | None
+    events: int
+    seconds: float
+
+
+def rebuild(settings: Settings, name: str, *, workers: int = 1,
+            progress: Callable[[int, int], None] = lambda done, total: None) -> RebuildResult:
+    """Build a new version from offset 0 beside the live one, check it, and switch readers to it atomically."""
+    if not 1 <= workers <= WORKERS_MAX:
+        raise ValueError(f"--workers must be between 1 and {WORKERS_MAX}, got {workers}")
+    view = projection(name)
+    store = ViewStore.open(settings)
+    topic = events_topic(settings)
+    ends = kafka_client.end_offsets(settings.bootstrap_servers, topic)
+    partitions = sorted(ends)
+    with store.transaction() as tx:
+        version = ViewStore.new_version(tx, name)
+        view.drop(tx, version)  # leftovers of an interrupted rebuild that had this number
+        ViewStore.drop_offsets(tx, name, version)
+        view.create(tx, version, indexes=False)  # indexes come after the bulk load: much faster to build once
+    started = time.perf_counter()
+    total = sum(ends.values())
+    try:
+        if workers == 1:
+            runner = Runner(settings, store, view, version, partitions)
+            try:
+                _catch_up_with_progress(runner, ends, store, name, version, total, progress)
+            finally:
+                runner.close()
+        else:
+            context = multiprocessing.get_context("spawn")
+            shares = [[p for p in partitions if p % workers == i] for i in range(workers)]
+            processes = [context.Process(target=_worker, args=(settings, name, version, share, ends), daemon=True)
+                         for share in shares if share]
+            for process in processes:
+                process.start()
+            deadline = time.monotonic() + WORKER_JOIN_TIMEOUT_S
+            while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+                progress(_done(store, name, version), total)
+                time.sleep(PROGRESS_INTERVAL_S)
+            for process in processes:
+                process.join(timeout=1)
+                if process.exitcode != 0:
+                    raise ProjectionError(f"rebuild of {name}: a worker failed (exit code {process.exitcode})")
+        progress(_done(store, name, version), total)
+        # Events that arrived during the build, then check, index and switch.
+        runner = Runner(settings, store, view, version, partitions)
+        try:
+            runner.catch_up(kafka_client.end_offsets(settings.bootstrap_servers, topic))
+        finally:
+            runner.close()
+        with store.transaction() as tx:
+            view.check(tx, version)
+            view.create_indexes(tx, version)
+            replaced = ViewStore.switch(tx, name, version)
+        if replaced is not None and replaced != version:
+            with store.transaction() as tx:
+                view.drop(tx, replaced)
+                ViewStore.drop_offsets(tx, name, replaced)
+    except BaseException:
+        with store.transaction() as tx:  # the live version is untouched; the half-built one goes
+            view.drop(tx, version)
+            ViewStore.drop_offsets(tx, name, version)
+        raise
+    with store.reading() as tx:
+        events = sum(count for _, count, _ in ViewStore.offsets(tx, name, version).values())
+    return RebuildResult(name, version, replaced, events, time.perf_counter() - started)
+
+
+def _done(store: ViewStore, name: str, version: int) -> int:
+    with store.reading() as tx:
+        return sum(offset for offset, _, _ in ViewStore.offsets(tx, name, version).values())
+
+
+def _catch_up_with_progress(runner: Runner, ends: dict[int, int], store: ViewStore, name: str, version: int,
+                            total: int, progress: Callable[[int, int], None]) -> None:
+    empty = 0
+    while True:
+        positions = runner.positions()
+        progress(sum(positions.values()), total)
+        behind = [p for p, position in positions.items() if position < ends.get(p, 0)]
+        if not behind:
+            return
+        applied = runner.step()
+        empty = 0 if applied else empty + 1
+        if empty > CATCH_UP_EMPTY_POLLS_MAX:
+            raise ProjectionError(f"{name}: no progress towards the end of partitions {sorted(behind)}")
+
+
+def status(settings: Settings) -> list[dict[str, Any]]:
+    """Per projection: live version, events applied, per-partition offsets and lag, and the last update."""
+    store = ViewStore.open(settings)
+    topic = events_topic(settings)
+    ends = kafka_client.end_offsets(settings.bootstrap_servers, topic)
+    rows = []
+    for name in PROJECTIONS:
+        with store.reading() as tx:
+            live = ViewStore.live_version(tx, name)
+            stored = ViewStore.offsets(tx, name, live) if live is not None else {}
+        partitions = []
+        for partition, end in sorted(ends.items()):
+            offset, events, updated = stored.get((topic, partition), (0, 0, None))
+            partitions.append({"partition": partition, "offset": offset, "end": end, "lag": max(0, end - offset),
+                               "events": events, "updated_at": updated})
+        updates = [p["updated_at"] for p in partitions if p["updated_at"]]
+        rows.append({"name": name, "live_version": live, "events": sum(p["events"] for p in partitions),
+                     "lag": sum(p["lag"] for p in partitions), "last_update": max(updates) if updates else None,
+                     "partitions": partitions})
+    return rows

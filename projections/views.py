@@ -1,0 +1,315 @@
+"""The projections: what each keeps, how each applies a batch of events, and the invariants each must satisfy.
+
+Both are built from the events topic alone, and both are order-independent across partitions. Kafka orders events
+per aggregate (a member's enrollment, wage changes, exit and claims; one contribution month and its reversal), not
+across aggregates, so everything kept here is either a sum (commutative) or written by one aggregate's ordered
+events. That is why N workers sharing the partitions build the same tables as one worker does.
+
+- `balances`: per member, every money movement dated by its effective date (`postings`), so the balance of any
+  program at any date is one indexed sum; plus running totals per member (`accounts`) kept incrementally, which the
+  invariants check against the postings.
+- `branches`: per branch, date, contribution month and program, the money in and out (`flows`); the members,
+  employers and BPU months that active counts are taken from; and per member totals for the invariants.
+
+Money is summed as integers (rupiah) in SQL; nothing here is a float.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.events import UPCASTERS, EVENT_TYPES, UnknownEventType
+from projections.store import Tx, table_name
+
+PROGRAMS = ("JHT", "JKK", "JKM", "JP")
+SHARE_COLUMNS = tuple(f"{p.lower()}_{side}" for p in PROGRAMS for side in ("employer", "worker"))
+FINE_PROGRAM = "-"  # the `program` of a flow row that carries late fines, which belong to no program
+
+
+class InvariantViolation(Exception):
+    """A projection's invariant failed: the rebuild stops and names the event it could trace the failure to."""
+
+    def __init__(self, projection: str, problem: str, event_id: str | None) -> None:
+        self.projection, self.problem, self.event_id = projection, problem, event_id
+        super().__init__(f"{projection}: {problem} (event {event_id or 'unknown'})")
+
+
+def current_data(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The event's data at the current contract version: older versions go through the upcasters on the JSON."""
+    event_type, version = envelope["type"], envelope["version"]
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None or version > cls.VERSION:
+        raise UnknownEventType(f"event {envelope.get('event_id')}: {event_type} version {version} is not known to "
+                               f"this code; upgrade the projections before replaying it")
+    data = envelope["data"]
+    while version < cls.VERSION:
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    return data
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: str  # the column list of CREATE TABLE
+    indexes: tuple[str, ...] = ()  # column lists; created after a rebuild's bulk load, before the switch
+
+
+class Projection:
+    name: str
+    tables: tuple[Table, ...]
+
+    def table(self, version: int, table: str) -> str:
+        return table_name(self.name, version, table)
+
+    def create(self, tx: Tx, version: int, *, indexes: bool) -> None:
+        for table in self.tables:
+            tx.execute(f"CREATE TABLE IF NOT EXISTS {self.table(version, table.name)} ({table.columns})")
+        if indexes:
+            self.create_indexes(tx, version)
+
+    def create_indexes(self, tx: Tx, version: int) -> None:
+        for table in self.tables:
+            for number, columns in enumerate(table.indexes):
+                name = self.table(version, table.name)
+                tx.execute(f"CREATE INDEX IF NOT EXISTS {name}_i{number} ON {name} ({columns})")
+
+    def drop(self, tx: Tx, version: int) -> None:
+        for table in self.tables:
+            tx.execute(f"DROP TABLE IF EXISTS {self.table(version, table.name)}")
+
+    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def check(self, tx: Tx, version: int) -> None:
+        """Raise `InvariantViolation` naming an event if the tables break an invariant."""
+        raise NotImplementedError
+
+
+def _shares(data: dict[str, Any], sign: int) -> list[int]:
+    shares = data["shares"]
+    return [sign * shares[p][side] if p in shares else 0 for p in PROGRAMS for side in ("employer", "worker")]
+
+
+class Balances(Projection):
+    name = "balances"
+    tables = (
+        Table("members", "kpj TEXT PRIMARY KEY, branch TEXT NOT NULL, segment TEXT NOT NULL, npp TEXT, "
+                         "nik_hmac TEXT NOT NULL, enrolled_on TEXT NOT NULL, wage BIGINT NOT NULL, exited_on TEXT, "
+                         "exit_reason TEXT, event_id TEXT NOT NULL"),
+        Table("postings", "event_id TEXT NOT NULL, kpj TEXT NOT NULL, on_date TEXT NOT NULL, kind TEXT NOT NULL, "
+                          "month TEXT, " + ", ".join(f"{c} BIGINT NOT NULL" for c in SHARE_COLUMNS) + ", "
+                          "fine BIGINT NOT NULL, jht_yield BIGINT NOT NULL, claim_program TEXT, "
+                          "claim_amount BIGINT NOT NULL, position BIGINT NOT NULL",
+              indexes=("kpj, on_date",)),
+        Table("accounts", "kpj TEXT PRIMARY KEY, jht_contributions BIGINT NOT NULL, jht_yield BIGINT NOT NULL, "
+                          "jht_claims BIGINT NOT NULL, jht_balance BIGINT NOT NULL, last_event_id TEXT NOT NULL"),
+    )
+
+    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        enrolled, wages, exits, postings = [], [], [], []
+        accounts: dict[str, list[Any]] = {}  # kpj -> [contributions, yield, claims, last event id]
+        zero_shares = [0] * len(SHARE_COLUMNS)
+
+        def account(kpj: str, event_id: str) -> list[Any]:
+            row = accounts.setdefault(kpj, [0, 0, 0, event_id])
+            row[3] = event_id
+            return row
+
+        for env in envelopes:
+            kind = env["type"]
+            data = current_data(env)
+            event_id, on = env["event_id"], env["effective_date"]
+            if kind == "ContributionPaid" or kind == "ContributionReversed":
+                sign = 1 if kind == "ContributionPaid" else -1
+                shares = _shares(data, sign)
+                postings.append((event_id, data["kpj"], on, "contribution" if sign > 0 else "contribution-reversal",
+                                 data["month"], *shares, sign * data["fine"], 0, None, 0, env["position"]))
+                account(data["kpj"], event_id)[0] += shares[0] + shares[1]
+            elif kind == "YieldCredited":
+                postings.append((event_id, data["kpj"], on, "yield", None, *zero_shares, 0, data["amount"], None, 0,
+                                 env["position"]))
+                account(data["kpj"], event_id)[1] += data["amount"]
+            elif kind == "ClaimPaid" or kind == "ClaimReversed":
+                sign = 1 if kind == "ClaimPaid" else -1
+                postings.append((event_id, data["kpj"], on, "claim" if sign > 0 else "claim-reversal", None,
+                                 *zero_shares, 0, 0, data["program"], sign * data["amount"], env["position"]))
+                if data["program"] == "JHT":
+                    account(data["kpj"], event_id)[2] += sign * data["amount"]
+            elif kind == "MemberEnrolled":
+                enrolled.append((data["kpj"], env["branch"], data["segment"], data["npp"], data["nik_hmac"],
+                                 data["effective"], data["wage"], event_id))
+            elif kind == "MemberWageChanged":
+                wages.append((data["wage"], data["kpj"]))
+            elif kind == "MemberExited":
+                exits.append((data["exit_date"], data["reason"], data["kpj"]))
+
+        members = self.table(version, "members")
+        tx.executemany(f"INSERT INTO {members} (kpj, branch, segment, npp, nik_hmac, enrolled_on, wage, event_id) "
+                       f"VALUES (?, ?, ?, ?, ?, ?, ?, ?)", enrolled)
+        tx.executemany(f"UPDATE {members} SET wage = ? WHERE kpj = ?", wages)
+        tx.executemany(f"UPDATE {members} SET exited_on = ?, exit_reason = ? WHERE kpj = ?", exits)
+        placeholders = ", ".join("?" * (10 + len(SHARE_COLUMNS)))
+        tx.executemany(f"INSERT INTO {self.table(version, 'postings')} VALUES ({placeholders})", postings)
+        tx.executemany(
+            f"INSERT INTO {self.table(version, 'accounts')} AS a VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kpj) DO UPDATE "
+            "SET jht_contributions = a.jht_contributions + excluded.jht_contributions, "
+            "jht_yield = a.jht_yield + excluded.jht_yield, jht_claims = a.jht_claims + excluded.jht_claims, "
+            "jht_balance = a.jht_balance + excluded.jht_balance, last_event_id = excluded.last_event_id",
+            [(kpj, c, y, cl, c + y - cl, last) for kpj, (c, y, cl, last) in accounts.items()])
+
+    def check(self, tx: Tx, version: int) -> None:
+        postings, accounts, members = (self.table(version, t) for t in ("postings", "accounts", "members"))
+        # 1. The running account agrees with the formula and with the sum of its postings.
+        row = tx.one(
+            f"SELECT a.kpj, a.last_event_id FROM {accounts} a LEFT JOIN (SELECT kpj, "
+            f"SUM(jht_employer + jht_worker) AS c, SUM(jht_yield) AS y, "
+            f"SUM(CASE WHEN claim_program = 'JHT' THEN claim_amount ELSE 0 END) AS cl FROM {postings} GROUP BY kpj) p "
+            f"ON p.kpj = a.kpj WHERE a.jht_balance != a.jht_contributions + a.jht_yield - a.jht_claims "
+            f"OR p.kpj IS NULL OR a.jht_contributions != p.c OR a.jht_yield != p.y OR a.jht_claims != p.cl LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]}: JHT balance is not contributions + yield - claims",
+                                     row[1])
+        # 2. No member's JHT balance is ever below zero: a claim never pays more than the balance at its date.
+        row = tx.one(
+            f"SELECT kpj, event_id, running FROM (SELECT kpj, event_id, kind, SUM(jht_employer + jht_worker + jht_yield "
+            f"- CASE WHEN claim_program = 'JHT' THEN claim_amount ELSE 0 END) OVER (PARTITION BY kpj ORDER BY "
+            f"on_date, position) AS running FROM {postings}) r WHERE running < 0 ORDER BY kpj LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]}: JHT balance falls to {row[2]} below zero", row[1])
+        # 3. Every posting belongs to an enrolled member.
+        row = tx.one(f"SELECT p.kpj, p.event_id FROM {postings} p LEFT JOIN {members} m ON m.kpj = p.kpj "
+                     f"WHERE m.kpj IS NULL LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]} has money movements but was never enrolled", row[1])
+
+
+class Branches(Projection):
+    name = "branches"
+    tables = (
+        Table("flows", "branch TEXT NOT NULL, on_date TEXT NOT NULL, month TEXT NOT NULL, program TEXT NOT NULL, "
+                       "employer_share BIGINT NOT NULL, worker_share BIGINT NOT NULL, fines BIGINT NOT NULL, "
+                       "claims_count BIGINT NOT NULL, claims_amount BIGINT NOT NULL, "
+                       "PRIMARY KEY (branch, on_date, month, program)"),
+        Table("members", "kpj TEXT PRIMARY KEY, branch TEXT NOT NULL, segment TEXT NOT NULL, npp TEXT, "
+                         "enrolled_on TEXT NOT NULL, exited_on TEXT, event_id TEXT NOT NULL",
+              indexes=("branch, segment, enrolled_on",)),
+        Table("employers", "npp TEXT PRIMARY KEY, branch TEXT NOT NULL, kind TEXT NOT NULL, registered_on TEXT NOT NULL"),
+        Table("bpu_months", "event_id TEXT PRIMARY KEY, kpj TEXT NOT NULL, month TEXT NOT NULL, paid_on TEXT NOT NULL, "
+                            "reversed_on TEXT", indexes=("kpj, month",)),
+        Table("member_totals", "kpj TEXT NOT NULL, branch TEXT NOT NULL, contributions BIGINT NOT NULL, "
+                               "fines BIGINT NOT NULL, claims_count BIGINT NOT NULL, claims_amount BIGINT NOT NULL, "
+                               "last_event_id TEXT NOT NULL, PRIMARY KEY (kpj, branch)"),
+    )
+
+    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        flows: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+        totals: dict[tuple[str, str], list[Any]] = {}
+        members, exits, employers, bpu_paid, bpu_reversed = [], [], [], [], []
+
+        def total(kpj: str, branch: str, event_id: str) -> list[Any]:
+            row = totals.setdefault((kpj, branch), [0, 0, 0, 0, event_id])
+            row[4] = event_id
+            return row
+
+        for env in envelopes:
+            kind = env["type"]
+            data = current_data(env)
+            event_id, on, branch = env["event_id"], env["effective_date"], env["branch"]
+            if kind == "ContributionPaid" or kind == "ContributionReversed":
+                sign = 1 if kind == "ContributionPaid" else -1
+                month = data["month"]
+                amount = 0
+                for program, share in data["shares"].items():
+                    row = flows[(branch, on, month, program)]
+                    row[0] += sign * share["employer"]
+                    row[1] += sign * share["worker"]
+                    amount += share["employer"] + share["worker"]
+                if data["fine"]:
+                    flows[(branch, on, month, FINE_PROGRAM)][2] += sign * data["fine"]
+                row = total(data["kpj"], branch, event_id)
+                row[0] += sign * amount
+                row[1] += sign * data["fine"]
+                if kind == "ContributionPaid" and data["segment"] == "BPU":
+                    bpu_paid.append((event_id, data["kpj"], month, data["paid_on"]))
+                elif kind == "ContributionReversed":
+                    bpu_reversed.append((data["reversed_on"], data["reverses"]))
+            elif kind == "ClaimPaid" or kind == "ClaimReversed":
+                sign = 1 if kind == "ClaimPaid" else -1
+                row = flows[(branch, on, "", data["program"])]
+                row[3] += sign
+                row[4] += sign * data["amount"]
+                row = total(data["kpj"], branch, event_id)
+                row[2] += sign
+                row[3] += sign * data["amount"]
+            elif kind == "MemberEnrolled":
+                members.append((data["kpj"], branch, data["segment"], data["npp"], data["effective"], event_id))
+            elif kind == "MemberExited":
+                exits.append((data["exit_date"], data["kpj"]))
+            elif kind == "EmployerRegistered":
+                employers.append((data["npp"], branch, data["kind"], data["registered_on"]))
+
+        t = {table.name: self.table(version, table.name) for table in self.tables}
+        tx.executemany(f"INSERT INTO {t['members']} (kpj, branch, segment, npp, enrolled_on, event_id) "
+                       f"VALUES (?, ?, ?, ?, ?, ?)", members)
+        tx.executemany(f"UPDATE {t['members']} SET exited_on = ? WHERE kpj = ?", exits)
+        tx.executemany(f"INSERT INTO {t['employers']} VALUES (?, ?, ?, ?)", employers)
+        tx.executemany(f"INSERT INTO {t['bpu_months']} (event_id, kpj, month, paid_on) VALUES (?, ?, ?, ?)", bpu_paid)
+        # A reversal is in the same partition as the payment it reverses (one contribution-month aggregate), so the
+        # payment's row is already there; a PU payment has no row and the update touches nothing.
+        tx.executemany(f"UPDATE {t['bpu_months']} SET reversed_on = ? WHERE event_id = ?", bpu_reversed)
+        tx.executemany(
+            f"INSERT INTO {t['flows']} AS f VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (branch, on_date, month, program) DO UPDATE SET "
+            "employer_share = f.employer_share + excluded.employer_share, "
+            "worker_share = f.worker_share + excluded.worker_share, fines = f.fines + excluded.fines, "
+            "claims_count = f.claims_count + excluded.claims_count, "
+            "claims_amount = f.claims_amount + excluded.claims_amount",
+            [(*key, *values) for key, values in flows.items()])
+        tx.executemany(
+            f"INSERT INTO {t['member_totals']} AS m VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kpj, branch) DO UPDATE SET "
+            "contributions = m.contributions + excluded.contributions, fines = m.fines + excluded.fines, "
+            "claims_count = m.claims_count + excluded.claims_count, "
+            "claims_amount = m.claims_amount + excluded.claims_amount, last_event_id = excluded.last_event_id",
+            [(kpj, branch, *values) for (kpj, branch), values in totals.items()])
+
+    def check(self, tx: Tx, version: int) -> None:
+        t = {table.name: self.table(version, table.name) for table in self.tables}
+        # 1. Each branch's totals equal the sum over its members.
+        row = tx.one(
+            f"SELECT f.branch, f.c, f.fi, f.n, f.a, m.c, m.fi, m.n, m.a FROM (SELECT branch, "
+            f"SUM(employer_share + worker_share) AS c, SUM(fines) AS fi, SUM(claims_count) AS n, "
+            f"SUM(claims_amount) AS a FROM {t['flows']} GROUP BY branch) f FULL OUTER JOIN (SELECT branch, "
+            f"SUM(contributions) AS c, SUM(fines) AS fi, SUM(claims_count) AS n, SUM(claims_amount) AS a "
+            f"FROM {t['member_totals']} GROUP BY branch) m ON m.branch = f.branch "
+            f"WHERE f.branch IS NULL OR m.branch IS NULL OR f.c != m.c OR f.fi != m.fi OR f.n != m.n OR f.a != m.a "
+            f"LIMIT 1")
+        if row:
+            branch = row[0]
+            last = tx.one(f"SELECT last_event_id FROM {t['member_totals']} WHERE branch = ? LIMIT 1", (branch,))
+            raise InvariantViolation(self.name, f"branch {branch}: totals {row[1:5]} differ from the sum over its "
+                                                f"members {row[5:9]}", last[0] if last else None)
+        # 2. Every PU member's employer is registered, in the member's branch.
+        row = tx.one(f"SELECT m.kpj, m.event_id FROM {t['members']} m LEFT JOIN {t['employers']} e ON e.npp = m.npp "
+                     f"WHERE m.segment = 'PU' AND (e.npp IS NULL OR e.branch != m.branch) LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]}: employer missing or in another branch", row[1])
+        # 3. Claim counts and amounts never go below zero: a reversal reverses something that was paid.
+        row = tx.one(f"SELECT kpj, last_event_id FROM {t['member_totals']} WHERE claims_count < 0 OR claims_amount < 0 "
+                     f"OR contributions < 0 LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]}: more reversed than was paid", row[1])
+
+
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches())}
+
+
+def projection(name: str) -> Projection:
+    try:
+        return PROJECTIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown projection {name!r}: choose one of {', '.join(PROJECTIONS)}") from None
+
