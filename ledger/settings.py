@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # The projections' view database (the read side): SQLite by default, PostgreSQL (the postgres_* above) by choice.
     projection_store: Literal["sqlite", "postgres"] = "sqlite"
     projection_sqlite_path: Path = Path(".run/projections.db")
+    # Kafka records applied per view transaction: bigger is faster, smaller loses less work to a crash.
+    projection_batch_max: int = Field(default=20_000, ge=1, le=1_000_000)
     # The read-only HTTP API (`ledger serve`).
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)

@@ -27,7 +27,6 @@ from ledger.settings import Settings
 from projections.store import ViewStore
 from projections.views import PROJECTIONS, InvariantViolation, Projection, projection  # noqa: F401 - re-exported
 
-BATCH_RECORDS_MAX = 20_000  # records applied in one database transaction
 POLL_RECORDS_MAX = 5_000
 POLL_TIMEOUT_MS = 200
 CATCH_UP_EMPTY_POLLS_MAX = 300  # a catch-up that sees nothing new for this many polls (about a minute) gives up
@@ -61,18 +60,19 @@ class Runner:
     version: int
     partitions: list[int]
     follow_live: bool = False  # the live runner moves to whatever version readers use
-    batch_max: int = BATCH_RECORDS_MAX
 
     def __post_init__(self) -> None:
-        assert 1 <= self.batch_max <= 1_000_000
+        self.batch_max = self.settings.projection_batch_max
         self.topic = events_topic(self.settings)
         self.client: Any = None
+        self.saved: dict[int, int | None] = {}  # partition -> the next offset stored with the view
 
     def _open(self) -> None:
         self.close()
         with self.store.reading() as tx:
             stored = ViewStore.offsets(tx, self.view.name, self.version)
         start = {p: stored[(self.topic, p)][0] if (self.topic, p) in stored else None for p in self.partitions}
+        self.saved = {p: start[p] for p in self.partitions}
         self.client = kafka_client.assigned_consumer(
             self.settings.bootstrap_servers, self.topic, start,
             group_id=group_id(self.settings, self.view.name, self.version), max_poll_records=POLL_RECORDS_MAX)
@@ -99,10 +99,14 @@ class Runner:
                 break
             for batch in polled.values():
                 records.extend(batch)
-        if not records:
+        # The consumer's positions, not the last records' offsets + 1: a transaction's commit marker takes an offset
+        # after its last record, and the position steps over it, so a caught-up view shows no lag.
+        positions = self.positions()
+        moved = {p: position for p, position in positions.items() if position != self.saved.get(p)}
+        if not records and not moved:
             return 0
         envelopes = []
-        offsets: dict[tuple[str, int], tuple[int, int]] = {}
+        counts: dict[int, int] = {}
         for record in records:
             try:
                 envelope = orjson.loads(record.value)
@@ -112,9 +116,13 @@ class Runner:
                 raise ProjectionError(f"{self.view.name}: the record at {record.topic} partition {record.partition} "
                                       f"offset {record.offset} is not a ledger event ({error}); stopped before it"
                                       ) from None
+            if record.offset >= positions[record.partition]:
+                self.close()
+                raise ProjectionError(f"{self.view.name}: consumer position {positions[record.partition]} is not "
+                                      f"past record {record.offset} of partition {record.partition}")
             envelopes.append(envelope)
-            key = (record.topic, record.partition)
-            offsets[key] = (record.offset + 1, offsets.get(key, (0, 0))[1] + 1)
+            counts[record.partition] = counts.get(record.partition, 0) + 1
+        offsets = {(self.topic, p): (position, counts.get(p, 0)) for p, position in moved.items()}
         with self.store.transaction() as tx:
             if self.follow_live:
                 live = ViewStore.live_version(tx, self.view.name, lock=True)
@@ -130,6 +138,7 @@ class Runner:
                 raise ProjectionError(f"{self.view.name}: could not apply the batch ending at partition "
                                       f"{records[-1].partition} offset {records[-1].offset}: {error}") from error
             ViewStore.save_offsets(tx, self.view.name, self.version, offsets)
+        self.saved.update(moved)
         try:
             kafka_client.commit_offsets(self.client, self.topic, {p: o for (_, p), (o, _) in offsets.items()})
         except kafka_client.KafkaError:

@@ -175,9 +175,10 @@ class Balances(Projection):
                                      row[1])
         # 2. No member's JHT balance is ever below zero: a claim never pays more than the balance at its date.
         row = tx.one(
-            f"SELECT kpj, event_id, running FROM (SELECT kpj, event_id, kind, SUM(jht_employer + jht_worker + jht_yield "
+            f"SELECT kpj, event_id, running FROM (SELECT kpj, event_id, on_date, position, SUM(jht_employer + jht_worker + jht_yield "
             f"- CASE WHEN claim_program = 'JHT' THEN claim_amount ELSE 0 END) OVER (PARTITION BY kpj ORDER BY "
-            f"on_date, position) AS running FROM {postings}) r WHERE running < 0 ORDER BY kpj LIMIT 1")
+            f"on_date, position ROWS UNBOUNDED PRECEDING) AS running FROM {postings}) r "
+            f"WHERE running < 0 ORDER BY kpj, on_date, position LIMIT 1")
         if row:
             raise InvariantViolation(self.name, f"member {row[0]}: JHT balance falls to {row[2]} below zero", row[1])
         # 3. Every posting belongs to an enrolled member.

@@ -1,0 +1,297 @@
+"""Projections against the real broker and real view databases: exactly once through crashes, rebuilt beside the
+live version while queries run, invariants that stop a rebuild, and a branch report checked against an independent
+recomputation from the topic."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from ledger import kafka_client
+from ledger.application import Ledger
+from ledger.generator import BranchPlan, generate_branch
+from ledger.relay import Relay, Topics, init_topics
+from ledger.settings import Settings
+from projections import queries, runner
+from projections.store import ViewStore, table_name
+from projections.views import PROJECTIONS, InvariantViolation
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN = BranchPlan(employers=8, members=400, bpu_members=30, first_month="2016-11", months=8, seed=7)
+AS_OF_DATES = (date(2016, 12, 31), date(2017, 3, 14), date(2017, 3, 16), date(2017, 6, 30), date(2026, 1, 1))
+WAIT_S_MAX = 120
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
+    """One generated branch history, written to a SQLite store and relayed to topics of this module's own."""
+    root = tmp_path_factory.mktemp("projection-history")
+    prefix = f"test-proj-{uuid.uuid4().hex[:10]}"
+    base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix})
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
+    generate_branch(app, PLAN)
+    topics = Topics.for_prefix(prefix)
+    init_topics(bootstrap, topics, partitions=6)
+    publisher = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}", batch_max=500)
+    published = publisher.run()
+    publisher.close()
+    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
+    assert len(envelopes) == published > 3_000
+    return {"app": app, "settings": base, "topics": topics, "envelopes": envelopes}
+
+
+def view_settings(history: dict[str, Any], path: Path, **extra: Any) -> Settings:
+    return history["settings"].model_copy(update={"projection_sqlite_path": path, **extra})
+
+
+def dump(store: ViewStore, name: str) -> dict[str, list[tuple]]:
+    """Every row of the live version of a projection, in a canonical order."""
+    view = PROJECTIONS[name]
+    with store.reading() as tx:
+        version = ViewStore.live_version(tx, name)
+        return {table.name: sorted(tx.all(f"SELECT * FROM {table_name(name, version, table.name)}"), key=repr)
+                for table in view.tables}
+
+
+def env_for(history: dict[str, Any], views: Path, **extra: str) -> dict[str, str]:
+    s = history["settings"]
+    return {**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix,
+            "LEDGER_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "LEDGER_PROJECTION_SQLITE_PATH": str(views),
+            **extra}
+
+
+# --- an independent recomputation, straight from the topic's envelopes ---------------------------------------------
+
+def expected_branch(envelopes: list[dict[str, Any]], branch: str, as_of: date) -> dict[str, Any]:
+    day = as_of.isoformat()
+    enrolled, exits, employer_kinds = {}, {}, {}
+    contributions: dict[str, int] = defaultdict(int)
+    claims: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    fines = 0
+    bpu_paid: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for env in envelopes:
+        data, kind = env["data"], env["type"]
+        if env["branch"] != branch:
+            continue
+        if kind == "MemberEnrolled":
+            enrolled[data["kpj"]] = data
+        elif kind == "MemberExited":
+            exits[data["kpj"]] = data["exit_date"]
+        elif kind == "EmployerRegistered":
+            employer_kinds[data["npp"]] = data["kind"]
+        elif kind == "ContributionPaid" and env["effective_date"] <= day:
+            for program, share in data["shares"].items():
+                contributions[program] += share["employer"] + share["worker"]
+            fines += data["fine"]
+            if data["segment"] == "BPU":
+                bpu_paid[data["kpj"]].append((data["month"], data["paid_on"]))
+        elif kind == "ClaimPaid" and env["effective_date"] <= day:
+            claims[data["program"]][0] += 1
+            claims[data["program"]][1] += data["amount"]
+
+    def active(kpj: str) -> bool:
+        return enrolled[kpj]["effective"] <= day and not (kpj in exits and exits[kpj] <= day)
+
+    pu = [k for k, d in enrolled.items() if d["segment"] == "PU" and active(k)]
+    # BPU: inactive after 3 consecutive unpaid months that were due by `as_of` (due the 15th of the month itself).
+    last_due = (as_of.year * 12 + as_of.month - 1) - (0 if as_of.day > 15 else 1)
+    def month_number(text: str) -> int:
+        return int(text[:4]) * 12 + int(text[5:7]) - 1
+    bpu_active = 0
+    for kpj, d in enrolled.items():
+        if d["segment"] != "BPU" or not active(kpj):
+            continue
+        unpaid_run = [m for m in range(last_due - 2, last_due + 1) if m >= month_number(d["effective"][:7])]
+        paid = {month_number(m) for m, paid_on in bpu_paid[kpj] if paid_on <= day}
+        if len(unpaid_run) < 3 or any(m >= last_due - 2 for m in paid):
+            bpu_active += 1
+    return {"active_pu_members": len(pu), "active_employers": len({enrolled[k]["npp"] for k in pu}),
+            "bpu_members_active": bpu_active, "late_fines": fines,
+            "contributions": {p: contributions[p] for p in ("JHT", "JKK", "JKM", "JP")},
+            "claims": {p: claims[p] for p in ("JHT", "JKK", "JKM", "JP")}}
+
+
+def report_figures(report: dict[str, Any]) -> dict[str, Any]:
+    return {"active_pu_members": report["active_pu_members"], "active_employers": report["active_employers"],
+            "bpu_members_active": report["bpu_members_active"], "late_fines": report["late_fines"],
+            "contributions": {p: v["total"] for p, v in report["contributions"].items()},
+            "claims": {p: [v["count"], v["amount"]] for p, v in report["claims"].items()}}
+
+
+# --- tests -----------------------------------------------------------------------------------------------------------
+
+def test_projected_figures_equal_the_write_side_and_an_independent_recount(history, tmp_path) -> None:
+    s = view_settings(history, tmp_path / "views.db")
+    applied = runner.run(s, list(PROJECTIONS), follow=False)
+    assert applied == {"balances": len(history["envelopes"]), "branches": len(history["envelopes"])}
+    store = ViewStore.open(s)
+    for as_of in AS_OF_DATES:
+        report = queries.branch_report(store, PLAN.branch, as_of)
+        assert report_figures(report) == expected_branch(history["envelopes"], PLAN.branch, as_of), as_of
+        assert report["contributions_total"] == sum(v["total"] for v in report["contributions"].values())
+    assert report["bpu_members_active"] == 0  # 2026: every BPU member of a history that ended in 2017 has lapsed
+    mid = queries.branch_report(store, PLAN.branch, date(2017, 6, 30))
+    assert mid["active_pu_members"] > 300 and 0 < mid["bpu_members_active"] < PLAN.bpu_members
+    assert mid["late_fines"] > 0 and mid["claims"]["JHT"]["count"] > 0 and mid["claims"]["JP"]["count"] > 0
+
+    app: Ledger = history["app"]
+    members = sorted({e["data"]["kpj"] for e in history["envelopes"] if e["type"] == "MemberEnrolled"})
+    for kpj in random.Random(3).sample(members, 25):
+        for as_of in AS_OF_DATES:
+            assert queries.member_balance(store, kpj, as_of)["jht_balance"] == app.jht_balance(kpj, as_of), (kpj, as_of)
+    for row in runner.status(s):
+        assert row["lag"] == 0 and row["events"] == len(history["envelopes"]) and row["live_version"] == 1
+
+    # Run again: nothing new, nothing applied twice.
+    assert runner.run(s, list(PROJECTIONS), follow=False) == {"balances": 0, "branches": 0}
+    assert queries.branch_report(store, PLAN.branch, AS_OF_DATES[-1]) == report
+
+
+def test_sigkill_at_random_points_then_restart_equals_a_clean_rebuild(history, tmp_path) -> None:
+    views = tmp_path / "views.db"
+    env = env_for(history, views, LEDGER_PROJECTION_BATCH_MAX="150")
+    rng = random.Random(11)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run", "--follow"], env=env,
+                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(1.0, 3.0))  # start-up takes about a second; then batches of 150 records
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=WAIT_S_MAX)
+    finished = subprocess.run([sys.executable, "-m", "ledger.cli", "projections", "run", "--json"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=WAIT_S_MAX)
+    assert finished.returncode == 0, finished.stderr
+    s = view_settings(history, views)
+    store = ViewStore.open(s)
+    crashed = {name: dump(store, name) for name in PROJECTIONS}
+    for name in PROJECTIONS:
+        assert runner.status(s)[list(PROJECTIONS).index(name)]["events"] == len(history["envelopes"])
+        result = runner.rebuild(s, name)
+        assert (result.version, result.replaced) == (2, 1)
+        assert dump(store, name) == crashed[name], f"{name}: crashed-and-resumed differs from a clean rebuild"
+    assert sum(len(rows) for rows in crashed["balances"].values()) > len(history["envelopes"])
+
+
+def test_rebuild_with_two_workers_switches_readers_at_once_while_queries_run(history, tmp_path) -> None:
+    s = view_settings(history, tmp_path / "views.db", projection_batch_max=400)
+    runner.run(s, list(PROJECTIONS), follow=False)
+    store = ViewStore.open(s)
+    kpj = next(e["data"]["kpj"] for e in history["envelopes"] if e["type"] == "MemberEnrolled")
+    before = (queries.branch_report(store, PLAN.branch, date(2017, 6, 30)),
+              queries.member_balance(store, kpj, date(2017, 6, 30)))
+    failures: list[BaseException] = []
+    answers: list[tuple] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            try:
+                answers.append((queries.branch_report(store, PLAN.branch, date(2017, 6, 30)),
+                                queries.member_balance(store, kpj, date(2017, 6, 30))))
+            except BaseException as error:  # noqa: BLE001 - any failure at all is what this test looks for
+                failures.append(error)
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    try:
+        first = runner.rebuild(s, "branches", workers=2)
+        second = runner.rebuild(s, "balances", workers=2)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=WAIT_S_MAX)
+    assert not failures, failures[:3]
+    assert len(answers) > 10 and all(answer == before for answer in answers)
+    assert (first.version, first.replaced, second.version, second.replaced) == (2, 1, 2, 1)
+    with store.reading() as tx:  # readers use version 2 now; version 1 is gone
+        assert ViewStore.live_version(tx, "branches") == 2
+        assert not tx.table_exists(table_name("branches", 1, "flows"))
+        assert tx.table_exists(table_name("branches", 2, "flows"))
+    assert (queries.branch_report(store, PLAN.branch, date(2017, 6, 30)),
+            queries.member_balance(store, kpj, date(2017, 6, 30))) == before
+
+
+def copy_topic(history: dict[str, Any], bootstrap: list[str], extra: list[bytes]) -> Settings:
+    """The history's events in a fresh topic of their own, plus `extra` raw records at the end."""
+    prefix = f"test-proj-copy-{uuid.uuid4().hex[:10]}"
+    topics = Topics.for_prefix(prefix)
+    init_topics(bootstrap, topics, partitions=3)
+    producer = kafka_client.producer(bootstrap)
+    for env in history["envelopes"]:
+        producer.send(topics.events, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+    for value in extra:
+        producer.send(topics.events, key=b"extra", value=value)
+    producer.flush()
+    producer.close()
+    return history["settings"].model_copy(update={"kafka_topic_prefix": prefix})
+
+
+def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, tmp_path, bootstrap) -> None:
+    claim = next(e for e in history["envelopes"] if e["type"] == "ClaimPaid" and e["data"]["program"] == "JHT")
+    forged = {**claim, "event_id": "forged-claim.1", "aggregate_id": "forged-claim",
+              "position": len(history["envelopes"]) + 1,
+              "data": {**claim["data"], "claim_id": "forged", "amount": 999_999_999}}
+    s = copy_topic(history, bootstrap, [orjson.dumps(forged)]).model_copy(
+        update={"projection_sqlite_path": tmp_path / "views.db"})
+    with pytest.raises(InvariantViolation) as caught:
+        runner.rebuild(s, "balances")
+    assert caught.value.event_id == "forged-claim.1"
+    assert f"member {claim['data']['kpj']}" in caught.value.problem and "below zero" in caught.value.problem
+    store = ViewStore.open(s)
+    with store.reading() as tx:  # nothing switched, and the half-built version is gone
+        assert ViewStore.live_version(tx, "balances") is None
+        assert not tx.table_exists(table_name("balances", 1, "postings"))
+
+
+def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, tmp_path, bootstrap) -> None:
+    s = copy_topic(history, bootstrap, [b"\x00 not json"]).model_copy(
+        update={"projection_sqlite_path": tmp_path / "views.db"})
+    with pytest.raises(runner.ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
+        runner.run(s, ["branches"], follow=False)
+
+
+def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_settings) -> None:
+    sqlite = view_settings(history, tmp_path / "views.db")
+    runner.run(sqlite, list(PROJECTIONS), follow=False)
+    suffix = uuid.uuid4().hex[:8]
+    pg = history["settings"].model_copy(update={
+        "projection_store": "postgres", "postgres_host": postgres_settings.postgres_host,
+        "postgres_port": postgres_settings.postgres_port, "postgres_user": postgres_settings.postgres_user,
+        "postgres_dbname": postgres_settings.postgres_dbname})
+    # A schema of this test's own keeps its tables apart from any other test's.
+    import psycopg
+
+    with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA views_{suffix}")
+    pg = pg.model_copy(update={"postgres_dbname": pg.postgres_dbname})
+    store = ViewStore("postgres", conninfo=pg.postgres_conninfo() + f" options=-csearch_path=views_{suffix}")
+    try:
+        for name in PROJECTIONS:
+            view_runner = runner.Runner(pg, store, PROJECTIONS[name], runner.ensure_live(pg, store, PROJECTIONS[name]),
+                                        sorted(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg))))
+            view_runner.catch_up(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg)))
+            view_runner.close()
+            with store.reading() as tx:
+                PROJECTIONS[name].check(tx, 1)
+        lite = ViewStore.open(sqlite)
+        for as_of in AS_OF_DATES:
+            assert queries.branch_report(store, PLAN.branch, as_of) == queries.branch_report(lite, PLAN.branch, as_of)
+        assert {n: dump(store, n) for n in PROJECTIONS} == {n: dump(lite, n) for n in PROJECTIONS}
+    finally:
+        with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA views_{suffix} CASCADE")
