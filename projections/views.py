@@ -89,6 +89,20 @@ class Projection:
         raise NotImplementedError
 
 
+def latest(row: list[Any], env: dict[str, Any]) -> None:
+    """Keep in the last two slots of `row` the position and id of the latest event (by global position) seen."""
+    if env["position"] > row[-2]:
+        row[-2], row[-1] = env["position"], env["event_id"]
+
+
+def latest_sql(alias: str) -> str:
+    """The upsert's SET clause for the latest-event columns: the higher position wins, whatever order batches
+    commit in, so workers sharing the partitions build identical rows."""
+    return (f"last_event_id = CASE WHEN excluded.last_position > {alias}.last_position THEN excluded.last_event_id "
+            f"ELSE {alias}.last_event_id END, last_position = CASE WHEN excluded.last_position > {alias}.last_position "
+            f"THEN excluded.last_position ELSE {alias}.last_position END")
+
+
 def _shares(data: dict[str, Any], sign: int) -> list[int]:
     shares = data["shares"]
     return [sign * shares[p][side] if p in shares else 0 for p in PROGRAMS for side in ("employer", "worker")]
@@ -106,17 +120,18 @@ class Balances(Projection):
                           "claim_amount BIGINT NOT NULL, position BIGINT NOT NULL",
               indexes=("kpj, on_date",)),
         Table("accounts", "kpj TEXT PRIMARY KEY, jht_contributions BIGINT NOT NULL, jht_yield BIGINT NOT NULL, "
-                          "jht_claims BIGINT NOT NULL, jht_balance BIGINT NOT NULL, last_event_id TEXT NOT NULL"),
+                          "jht_claims BIGINT NOT NULL, jht_balance BIGINT NOT NULL, last_position BIGINT NOT NULL, "
+                          "last_event_id TEXT NOT NULL"),
     )
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
         enrolled, wages, exits, postings = [], [], [], []
-        accounts: dict[str, list[Any]] = {}  # kpj -> [contributions, yield, claims, last event id]
+        accounts: dict[str, list[Any]] = {}  # kpj -> [contributions, yield, claims, last position, its event id]
         zero_shares = [0] * len(SHARE_COLUMNS)
 
-        def account(kpj: str, event_id: str) -> list[Any]:
-            row = accounts.setdefault(kpj, [0, 0, 0, event_id])
-            row[3] = event_id
+        def account(kpj: str, env: dict[str, Any]) -> list[Any]:
+            row = accounts.setdefault(kpj, [0, 0, 0, 0, ""])
+            latest(row, env)
             return row
 
         for env in envelopes:
@@ -128,17 +143,17 @@ class Balances(Projection):
                 shares = _shares(data, sign)
                 postings.append((event_id, data["kpj"], on, "contribution" if sign > 0 else "contribution-reversal",
                                  data["month"], *shares, sign * data["fine"], 0, None, 0, env["position"]))
-                account(data["kpj"], event_id)[0] += shares[0] + shares[1]
+                account(data["kpj"], env)[0] += shares[0] + shares[1]
             elif kind == "YieldCredited":
                 postings.append((event_id, data["kpj"], on, "yield", None, *zero_shares, 0, data["amount"], None, 0,
                                  env["position"]))
-                account(data["kpj"], event_id)[1] += data["amount"]
+                account(data["kpj"], env)[1] += data["amount"]
             elif kind == "ClaimPaid" or kind == "ClaimReversed":
                 sign = 1 if kind == "ClaimPaid" else -1
                 postings.append((event_id, data["kpj"], on, "claim" if sign > 0 else "claim-reversal", None,
                                  *zero_shares, 0, 0, data["program"], sign * data["amount"], env["position"]))
                 if data["program"] == "JHT":
-                    account(data["kpj"], event_id)[2] += sign * data["amount"]
+                    account(data["kpj"], env)[2] += sign * data["amount"]
             elif kind == "MemberEnrolled":
                 enrolled.append((data["kpj"], env["branch"], data["segment"], data["npp"], data["nik_hmac"],
                                  data["effective"], data["wage"], event_id))
@@ -155,11 +170,12 @@ class Balances(Projection):
         placeholders = ", ".join("?" * (10 + len(SHARE_COLUMNS)))
         tx.executemany(f"INSERT INTO {self.table(version, 'postings')} VALUES ({placeholders})", postings)
         tx.executemany(
-            f"INSERT INTO {self.table(version, 'accounts')} AS a VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kpj) DO UPDATE "
-            "SET jht_contributions = a.jht_contributions + excluded.jht_contributions, "
+            f"INSERT INTO {self.table(version, 'accounts')} AS a VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kpj) DO "
+            "UPDATE SET jht_contributions = a.jht_contributions + excluded.jht_contributions, "
             "jht_yield = a.jht_yield + excluded.jht_yield, jht_claims = a.jht_claims + excluded.jht_claims, "
-            "jht_balance = a.jht_balance + excluded.jht_balance, last_event_id = excluded.last_event_id",
-            [(kpj, c, y, cl, c + y - cl, last) for kpj, (c, y, cl, last) in accounts.items()])
+            f"jht_balance = a.jht_balance + excluded.jht_balance, {latest_sql('a')}",
+            sorted((kpj, c, y, cl, c + y - cl, position, event) for kpj, (c, y, cl, position, event)
+                   in accounts.items()))
 
     def check(self, tx: Tx, version: int) -> None:
         postings, accounts, members = (self.table(version, t) for t in ("postings", "accounts", "members"))
@@ -201,9 +217,12 @@ class Branches(Projection):
         Table("employers", "npp TEXT PRIMARY KEY, branch TEXT NOT NULL, kind TEXT NOT NULL, registered_on TEXT NOT NULL"),
         Table("bpu_months", "event_id TEXT PRIMARY KEY, kpj TEXT NOT NULL, month TEXT NOT NULL, paid_on TEXT NOT NULL, "
                             "reversed_on TEXT", indexes=("kpj, month",)),
-        Table("member_totals", "kpj TEXT NOT NULL, branch TEXT NOT NULL, contributions BIGINT NOT NULL, "
-                               "fines BIGINT NOT NULL, claims_count BIGINT NOT NULL, claims_amount BIGINT NOT NULL, "
-                               "last_event_id TEXT NOT NULL, PRIMARY KEY (kpj, branch)"),
+        # Totals per paying account: an employer (its members' contributions) or a member (a BPU member's own
+        # payments, and every member's claims). Few rows, so cheap to keep; the invariants add them up per branch.
+        Table("account_totals", "account TEXT NOT NULL, branch TEXT NOT NULL, contributions BIGINT NOT NULL, "
+                                "fines BIGINT NOT NULL, claims_count BIGINT NOT NULL, claims_amount BIGINT NOT NULL, "
+                                "last_position BIGINT NOT NULL, last_event_id TEXT NOT NULL, "
+                                "PRIMARY KEY (account, branch)"),
     )
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
@@ -211,9 +230,9 @@ class Branches(Projection):
         totals: dict[tuple[str, str], list[Any]] = {}
         members, exits, employers, bpu_paid, bpu_reversed = [], [], [], [], []
 
-        def total(kpj: str, branch: str, event_id: str) -> list[Any]:
-            row = totals.setdefault((kpj, branch), [0, 0, 0, 0, event_id])
-            row[4] = event_id
+        def total(account: str, branch: str, env: dict[str, Any]) -> list[Any]:
+            row = totals.setdefault((account, branch), [0, 0, 0, 0, 0, ""])
+            latest(row, env)
             return row
 
         for env in envelopes:
@@ -231,7 +250,7 @@ class Branches(Projection):
                     amount += share["employer"] + share["worker"]
                 if data["fine"]:
                     flows[(branch, on, month, FINE_PROGRAM)][2] += sign * data["fine"]
-                row = total(data["kpj"], branch, event_id)
+                row = total(f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}", branch, env)
                 row[0] += sign * amount
                 row[1] += sign * data["fine"]
                 if kind == "ContributionPaid" and data["segment"] == "BPU":
@@ -243,7 +262,7 @@ class Branches(Projection):
                 row = flows[(branch, on, "", data["program"])]
                 row[3] += sign
                 row[4] += sign * data["amount"]
-                row = total(data["kpj"], branch, event_id)
+                row = total(f"kpj:{data['kpj']}", branch, env)
                 row[2] += sign
                 row[3] += sign * data["amount"]
             elif kind == "MemberEnrolled":
@@ -269,40 +288,40 @@ class Branches(Projection):
             "worker_share = f.worker_share + excluded.worker_share, fines = f.fines + excluded.fines, "
             "claims_count = f.claims_count + excluded.claims_count, "
             "claims_amount = f.claims_amount + excluded.claims_amount",
-            [(*key, *values) for key, values in flows.items()])
+            sorted((*key, *values) for key, values in flows.items()))
         tx.executemany(
-            f"INSERT INTO {t['member_totals']} AS m VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (kpj, branch) DO UPDATE SET "
-            "contributions = m.contributions + excluded.contributions, fines = m.fines + excluded.fines, "
+            f"INSERT INTO {t['account_totals']} AS m VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, branch) DO "
+            "UPDATE SET contributions = m.contributions + excluded.contributions, fines = m.fines + excluded.fines, "
             "claims_count = m.claims_count + excluded.claims_count, "
-            "claims_amount = m.claims_amount + excluded.claims_amount, last_event_id = excluded.last_event_id",
-            [(kpj, branch, *values) for (kpj, branch), values in totals.items()])
+            f"claims_amount = m.claims_amount + excluded.claims_amount, {latest_sql('m')}",
+            sorted((account, branch, *values) for (account, branch), values in totals.items()))
 
     def check(self, tx: Tx, version: int) -> None:
         t = {table.name: self.table(version, table.name) for table in self.tables}
-        # 1. Each branch's totals equal the sum over its members.
+        # 1. Each branch's totals equal the sum over its employers' and members' accounts.
         row = tx.one(
             f"SELECT f.branch, f.c, f.fi, f.n, f.a, m.c, m.fi, m.n, m.a FROM (SELECT branch, "
             f"SUM(employer_share + worker_share) AS c, SUM(fines) AS fi, SUM(claims_count) AS n, "
             f"SUM(claims_amount) AS a FROM {t['flows']} GROUP BY branch) f FULL OUTER JOIN (SELECT branch, "
             f"SUM(contributions) AS c, SUM(fines) AS fi, SUM(claims_count) AS n, SUM(claims_amount) AS a "
-            f"FROM {t['member_totals']} GROUP BY branch) m ON m.branch = f.branch "
+            f"FROM {t['account_totals']} GROUP BY branch) m ON m.branch = f.branch "
             f"WHERE f.branch IS NULL OR m.branch IS NULL OR f.c != m.c OR f.fi != m.fi OR f.n != m.n OR f.a != m.a "
             f"LIMIT 1")
         if row:
             branch = row[0]
-            last = tx.one(f"SELECT last_event_id FROM {t['member_totals']} WHERE branch = ? LIMIT 1", (branch,))
+            last = tx.one(f"SELECT last_event_id FROM {t['account_totals']} WHERE branch = ? LIMIT 1", (branch,))
             raise InvariantViolation(self.name, f"branch {branch}: totals {row[1:5]} differ from the sum over its "
-                                                f"members {row[5:9]}", last[0] if last else None)
+                                                f"employers and members {row[5:9]}", last[0] if last else None)
         # 2. Every PU member's employer is registered, in the member's branch.
         row = tx.one(f"SELECT m.kpj, m.event_id FROM {t['members']} m LEFT JOIN {t['employers']} e ON e.npp = m.npp "
                      f"WHERE m.segment = 'PU' AND (e.npp IS NULL OR e.branch != m.branch) LIMIT 1")
         if row:
             raise InvariantViolation(self.name, f"member {row[0]}: employer missing or in another branch", row[1])
         # 3. Claim counts and amounts never go below zero: a reversal reverses something that was paid.
-        row = tx.one(f"SELECT kpj, last_event_id FROM {t['member_totals']} WHERE claims_count < 0 OR claims_amount < 0 "
-                     f"OR contributions < 0 LIMIT 1")
+        row = tx.one(f"SELECT account, last_event_id FROM {t['account_totals']} WHERE claims_count < 0 "
+                     f"OR claims_amount < 0 OR contributions < 0 LIMIT 1")
         if row:
-            raise InvariantViolation(self.name, f"member {row[0]}: more reversed than was paid", row[1])
+            raise InvariantViolation(self.name, f"account {row[0]}: more reversed than was paid", row[1])
 
 
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches())}

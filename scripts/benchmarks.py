@@ -6,6 +6,9 @@ Run through `scripts/bench` (it sets up the virtualenv and a broker on a free po
                                         one employer-month of 7,000 members, one branch-month (scaled by F)
     scripts/bench relay [--scale F]     the relay publishing one branch-month, beside the raw producer sending
                                         records of the same size, in the same run
+    scripts/bench rebuild [--scale F] [--projection balances|branches] [--workers 1,2]
+                                        a synthetic branch-year (262,785 members x 12 months, about 3.4 million
+                                        events) rebuilt from Kafka, beside a raw consume of the same topic
 Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
 """
 
@@ -229,9 +232,105 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
             "raw_rate": published / raw_s, "record_bytes": record_bytes, "members": members}
 
 
+# --- Projections -----------------------------------------------------------------------------------------------------
+
+BRANCH_YEAR_MONTHS = 12
+PRODUCER_PROCESSES = 4
+
+
+def template_envelopes(workdir: Path) -> dict[str, dict]:
+    """One real envelope of each type, from a small history written by the ledger and shaped by the relay."""
+    import orjson
+
+    from ledger.application import Ledger
+    from ledger.domain import INTERNAL_EVENT_TOPICS
+    from ledger.generator import BranchPlan, generate_branch
+    from ledger.relay import envelope
+
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "templates.db")},
+                 clock=lambda: date(2026, 11, 23))
+    generate_branch(app, BranchPlan(employers=3, members=60, bpu_members=0, months=2))
+    templates = {}
+    for n in app.recorder.select_notifications(start=1, limit=10_000):
+        if n.topic not in INTERNAL_EVENT_TOPICS:
+            env = orjson.loads(envelope(n, 1)[1])
+            templates.setdefault(env["type"], env)
+    return templates
+
+
+def produce_branch_year(args: tuple) -> int:
+    """One producer process's share of a synthetic branch-year: members `first`..`last`, their enrollment and a
+    contribution for every month, cloned from real envelopes (so sizes and shapes are the ledger's own)."""
+    import orjson
+
+    from ledger import kafka_client
+
+    bootstrap, topic, templates, first, last, employers = args
+    producer = kafka_client.producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
+    sent = 0
+    enrolled, paid, registered = templates["MemberEnrolled"], templates["ContributionPaid"], templates["EmployerRegistered"]
+    for member in range(first, last):
+        npp = f"{30_000_000 + member % employers:08d}"
+        kpj = f"{18_000_000_000 + member:011d}"
+        if member < employers:
+            env = {**registered, "event_id": f"e{member}.1", "aggregate_id": f"e{member}",
+                   "data": {**registered["data"], "npp": npp}}
+            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+            sent += 1
+        env = {**enrolled, "event_id": f"m{member}.1", "aggregate_id": f"m{member}", "position": member,
+               "data": {**enrolled["data"], "kpj": kpj, "npp": npp}}
+        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+        sent += 1
+        for month in range(1, BRANCH_YEAR_MONTHS + 1):
+            paid_on = f"2017-{month:02d}-10"
+            env = {**paid, "event_id": f"c{member}-{month}.1", "aggregate_id": f"c{member}-{month}",
+                   "effective_date": paid_on, "position": member * 100 + month,
+                   "data": {**paid["data"], "kpj": kpj, "npp": npp, "month": f"2017-{month:02d}", "paid_on": paid_on}}
+            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+            sent += 1
+    producer.flush(timeout=600)
+    producer.close()
+    return sent
+
+
+def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: list[int]) -> dict:
+    """A synthetic branch-year on a topic of its own; raw consume of it, then rebuilds, in the same run."""
+    import multiprocessing
+
+    from ledger import kafka_client
+    from projections import runner
+
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.events"
+    kafka_client.ensure_topic(settings.bootstrap_servers, topic, partitions=12)
+    members = round(BRANCH_MEMBERS * scale)
+    employers = max(1, round(BRANCH_EMPLOYERS * scale))
+    templates = template_envelopes(workdir)
+    bounds = [members * i // PRODUCER_PROCESSES for i in range(PRODUCER_PROCESSES + 1)]
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(PRODUCER_PROCESSES) as pool:
+        events = sum(pool.map(produce_branch_year, [(settings.bootstrap_servers, topic, templates, bounds[i],
+                                                     bounds[i + 1], employers) for i in range(PRODUCER_PROCESSES)]))
+    print(f"  produced {events:,} events in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    raw = kafka_consume_rate(settings.bootstrap_servers, topic, events)
+    print(f"  raw consume {raw:,.0f}/s", file=sys.stderr)
+    results = {"events": events, "members": members, "raw": raw, "rebuilds": {}}
+    for count in workers:
+        views = workdir / f"views-{name}-{count}.db"
+        s = settings.model_copy(update={"kafka_topic_prefix": prefix, "projection_sqlite_path": views})
+        result = runner.rebuild(s, name, workers=count)
+        assert result.events == events, (result.events, events)
+        results["rebuilds"][count] = result.seconds
+        print(f"  rebuild {name} with {count} worker(s): {result.seconds:.1f}s = {events / result.seconds:,.0f}/s",
+              file=sys.stderr)
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "relay"])
+    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild"])
+    parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
+    parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--scale", type=float, default=1.0, help="branch size factor for `commands` (1.0 = full)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
@@ -249,6 +348,18 @@ def main() -> int:
         return 0
 
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
+    if args.which == "rebuild":
+        counts = [int(c) for c in args.workers.split(",")]
+        r = bench_rebuild(settings, workdir, args.scale, args.projection, counts)
+        print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
+        one = r["rebuilds"].get(1)
+        for count, seconds in r["rebuilds"].items():
+            rate = r["events"] / seconds
+            speedup = f", {one / seconds:.2f} x one worker" if one and count > 1 else ""
+            print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
+                  f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
+                  f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+        return 0
     if args.which == "relay":
         compression = None if args.compression == "none" else args.compression
         r = bench_relay(settings.bootstrap_servers, workdir, args.scale, compression)
