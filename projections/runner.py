@@ -14,6 +14,7 @@ checks the invariants, indexes it and switches readers to it in one transaction,
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from ledger.settings import Settings
 from projections.store import ViewStore
 from projections.views import PROJECTIONS, InvariantViolation, Projection, projection  # noqa: F401 - re-exported
 
-POLL_RECORDS_MAX = 5_000
+POLL_RECORDS_MAX = 2_000  # measured: bigger polls leave the fetcher idle longer
 POLL_TIMEOUT_MS = 200
 CATCH_UP_EMPTY_POLLS_MAX = 300  # a catch-up that sees nothing new for this many polls (about a minute) gives up
 WORKERS_MAX = 32
@@ -91,6 +92,15 @@ class Runner:
         """Poll up to one batch and apply it with its offsets in one transaction. Returns the records applied."""
         if self.client is None:
             self._open()
+        # A batch is tens of thousands of fresh dicts that reference counting frees; the cyclic collector would
+        # rescan them over and over (measured: a quarter of the rebuild time), so it is paused for the batch.
+        gc.disable()
+        try:
+            return self._step()
+        finally:
+            gc.enable()
+
+    def _step(self) -> int:
         records: list[Any] = []
         while len(records) < self.batch_max:
             polled = self.client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=min(POLL_RECORDS_MAX,
