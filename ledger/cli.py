@@ -434,20 +434,27 @@ def balance(
     if as_json:
         _print_json(result)
         return
-    print(f"JHT balance of member {kpj} on {on.isoformat()}: {rupiah(result['jht_balance'])}")
     if from_store:
-        return
-    print(f"  {result['segment']} member of branch {result['branch']}, employer {result['npp'] or '-'}, enrolled "
-          f"{result['enrolled_on']}" + (f", exited {result['exited_on']} ({result['exit_reason']})"
-                                        if result["exited_on"] else ""))
-    print(f"  {'program':<8}{'employer':>16}{'worker':>16}{'yield':>14}{'claims':>18}")
+        print(f"JHT balance of member {kpj} on {on.isoformat()}: {rupiah(result['jht_balance'])}")
+    else:
+        print("\n".join(balance_lines(result)))
+
+
+def balance_lines(result: dict[str, Any]) -> list[str]:
+    """A member's balance (and history, if asked) as `ledger balance` prints it."""
+    lines = [f"JHT balance of member {result['kpj']} on {result['as_of']}: {rupiah(result['jht_balance'])}",
+             f"  {result['segment']} member of branch {result['branch']}, employer {result['npp'] or '-'}, enrolled "
+             f"{result['enrolled_on']}" + (f", exited {result['exited_on']} ({result['exit_reason']})"
+                                           if result["exited_on"] else ""),
+             f"  {'program':<8}{'employer':>16}{'worker':>16}{'yield':>14}{'claims':>18}"]
     for program, row in result["programs"].items():
-        print(f"  {program:<8}{rupiah(row['employer']):>16}{rupiah(row['worker']):>16}{rupiah(row['yield']):>14}"
-              f"{rupiah(row['claims']):>18}")
+        lines.append(f"  {program:<8}{rupiah(row['employer']):>16}{rupiah(row['worker']):>16}"
+                     f"{rupiah(row['yield']):>14}{rupiah(row['claims']):>18}")
     for row in result.get("history", []):
         amount = row["claim"] if row["claim_program"] else row["contributions"] + row["yield"]
         what = f"{row['kind']} {row['month'] or row['claim_program'] or ''}".strip()
-        print(f"  {row['date']}  {what:<28}{rupiah(amount):>16}   JHT {rupiah(row['jht_balance'])}")
+        lines.append(f"  {row['date']}  {what:<28}{rupiah(amount):>16}   JHT {rupiah(row['jht_balance'])}")
+    return lines
 
 
 report_app = typer.Typer(help="Reports from the projections.", no_args_is_help=True)
@@ -468,24 +475,32 @@ def report_branch(
     if as_json:
         _print_json(report)
         return
-    print(f"Branch {report['branch']}, up to {report['as_of']}")
-    print(f"  active PU (wage-earner) members   {report['active_pu_members']:>12,}")
+    print("\n".join(branch_report_lines(report)))
+
+
+def branch_report_lines(report: dict[str, Any]) -> list[str]:
+    """The branch report as `ledger report branch` prints it."""
     kinds = report["active_employers_by_kind"]
-    print(f"  active employers                  {report['active_employers']:>12,}  (companies {kinds['company']:,}, "
-          f"government bodies {kinds['government']:,}; registered {report['registered_employers']:,})")
-    print(f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
-          f"(enrolled {report['bpu_members_enrolled']:,})")
-    print(f"  {'program':<8}{'contributions':>22}{'claims':>10}{'claims paid':>22}")
+    lines = [f"Branch {report['branch']}, up to {report['as_of']}",
+             f"  active PU (wage-earner) members   {report['active_pu_members']:>12,}",
+             f"  active employers                  {report['active_employers']:>12,}  (companies "
+             f"{kinds['company']:,}, government bodies {kinds['government']:,}; registered "
+             f"{report['registered_employers']:,})",
+             f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
+             f"(enrolled {report['bpu_members_enrolled']:,})",
+             f"  {'program':<8}{'contributions':>22}{'claims':>10}{'claims paid':>22}"]
     for program in report["contributions"]:
         claims = report["claims"][program]
-        print(f"  {program:<8}{rupiah(report['contributions'][program]['total']):>22}{claims['count']:>10,}"
-              f"{rupiah(claims['amount']):>22}")
+        lines.append(f"  {program:<8}{rupiah(report['contributions'][program]['total']):>22}{claims['count']:>10,}"
+                     f"{rupiah(claims['amount']):>22}")
     total = report["claims_total"]
-    print(f"  {'total':<8}{rupiah(report['contributions_total']):>22}{total['count']:>10,}"
-          f"{rupiah(total['amount']):>22}")
-    print(f"  late fines {rupiah(report['late_fines'])}")
+    lines.append(f"  {'total':<8}{rupiah(report['contributions_total']):>22}{total['count']:>10,}"
+                 f"{rupiah(total['amount']):>22}")
+    lines.append(f"  late fines {rupiah(report['late_fines'])}")
     if report["months"]:
-        print(f"  by contribution month: " + ", ".join(f"{m['month']} {rupiah(m['total'])}" for m in report["months"]))
+        lines.append("  by contribution month: " + ", ".join(f"{m['month']} {rupiah(m['total'])}"
+                                                           for m in report["months"]))
+    return lines
 
 
 # --- batches -------------------------------------------------------------------------------------------------------

@@ -1,10 +1,15 @@
-"""The main job that `scripts/demo` runs: a small Bekasi Kota branch scenario, written and then sent through Kafka.
+"""The main job that `scripts/demo` runs: a scaled Bekasi Kota branch, written, sent through Kafka, projected, reported.
 
-1. It writes the scenario through the ledger's commands into a fresh SQLite event store: a company and the city
-   government register; the government enrolls its 7,000 contract staff (TKK) in one command and pays a quarter
-   from the regional budget; a company worker dies in a work accident and the JKK benefit goes to her husband.
+1. It writes into a fresh SQLite event store, through the ledger's commands:
+   - a generated branch history, seeded (`ledger.generator`): employers, members, nine months of contributions, BPU
+     members, exits and claims;
+   - the press release's own events: the city government enrolls its 7,000 contract staff (TKK) in one command and
+     pays a quarter from the regional budget; a company worker dies in a work accident and the JKK benefit goes to
+     her husband.
 2. The relay publishes every event to a topic of its own, exactly once, in Kafka transactions.
 3. The auditor's check replays that topic from Kafka alone: positions 1..N, every hash chain intact.
+4. The projections consume the topic (exactly once, offsets stored with the views) and check their invariants; then
+   the branch report as of 30 September 2017 and one member's balance history are printed from them.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import orjson
 
 from ledger import audit, kafka_client, relay
 from ledger.application import Ledger
-from ledger.cli import describe
-from ledger.generator import member_rows
+from ledger.cli import balance_lines, branch_report_lines, describe
+from ledger.generator import BranchPlan, generate_branch, member_rows
 from ledger.commands import (
     EnrollMember,
     EnrollMembers,
@@ -34,6 +39,10 @@ from ledger.commands import (
 from ledger.settings import Settings
 
 TKK_STAFF = 7_000
+DEMO_PLAN = BranchPlan(branch="BEKASI-KOTA", employers=40, members=3_000, bpu_members=150, first_month="2017-01",
+                       months=9, seed=2017)
+REPORT_DATE = date(2017, 9, 30)
+SHOWN_MEMBER = "17100000001"  # the generated branch's first member
 CITY_NPP, COMPANY_NPP = "10000017", "10004430"
 
 
@@ -65,19 +74,34 @@ def write_scenario(app: Ledger) -> list[str]:
 
 
 def run_demo(settings: Settings) -> int:
+    from projections import queries, runner
+    from projections.store import ViewStore
+    from projections.views import PROJECTIONS
+
     db = Path(settings.sqlite_path)
-    for leftover in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
-        leftover.unlink(missing_ok=True)
+    views_db = Path(settings.projection_sqlite_path)
+    for path in (db, views_db):
+        for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            leftover.unlink(missing_ok=True)
     app = Ledger(env=settings.model_copy(update={"persistence": "sqlite"}).eventsourcing_env(),
                  nik_key=settings.nik_hmac_key.get_secret_value().encode())
 
-    print(f"1. Writing the Bekasi Kota scenario into {db}")
+    plan = DEMO_PLAN
+    print(f"1. Writing a generated {plan.branch} history into {db}: {plan.employers} employers, {plan.members:,} PU "
+          f"and {plan.bpu_members} BPU members, {plan.months} months from {plan.first_month} (seed {plan.seed})")
+    started = time.perf_counter()
+    counts = generate_branch(app, plan)
+    print(f"   {counts['commands']:,} commands in {time.perf_counter() - started:.1f}s: {counts['payments']:,} "
+          f"payments, {counts['exits']:,} exits, {counts['claims']:,} claims")
+    print("   and the press release's own events:")
     for line in write_scenario(app):
         print(line)
 
     # Each demo run starts a new store, so it gets topics (and a relay identity) of its own.
     run_id = uuid.uuid4().hex[:8]
-    topics = relay.Topics.for_prefix(f"{settings.kafka_topic_prefix}.demo-{run_id}")
+    settings = settings.model_copy(update={"kafka_topic_prefix": f"{settings.kafka_topic_prefix}.demo-{run_id}",
+                                           "projection_store": "sqlite"})
+    topics = relay.Topics.for_prefix(settings.kafka_topic_prefix)
     bootstrap = settings.bootstrap_servers
     expected = sum(1 for _ in app.stored_contract_notifications())
     print(f"2. Relaying {expected:,} events to {topics.events} at {','.join(bootstrap)} (exactly once, in Kafka "
@@ -96,4 +120,28 @@ def run_demo(settings: Settings) -> int:
           f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}")
     kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(bootstrap, topics.events))
     print("   by type: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items())))
-    return 0 if report.ok and report.events == expected == published else 1
+
+    print(f"4. Projecting the topic into {views_db} (ledger projections run), then checking the invariants "
+          f"(ledger projections rebuild)")
+    started = time.perf_counter()
+    applied = runner.run(settings, list(PROJECTIONS), follow=False)
+    print(f"   applied {', '.join(f'{name} {count:,}' for name, count in applied.items())} events in "
+          f"{time.perf_counter() - started:.1f}s")
+    for name in PROJECTIONS:
+        rebuilt = runner.rebuild(settings, name, workers=2)
+        print(f"   rebuilt {name} from offset 0 with 2 workers in {rebuilt.seconds:.1f}s: {rebuilt.events:,} events, "
+              f"invariants hold, readers switched to version {rebuilt.version}")
+    views = ViewStore.open(settings)
+    print()
+    for line in branch_report_lines(queries.branch_report(views, plan.branch, REPORT_DATE)):
+        print(line)
+    print()
+    balance = queries.member_balance(views, SHOWN_MEMBER, REPORT_DATE)
+    balance["history"] = queries.member_history(views, SHOWN_MEMBER, end=REPORT_DATE)
+    for line in balance_lines(balance):
+        print(line)
+    store_balance = app.jht_balance(SHOWN_MEMBER, REPORT_DATE)
+    print(f"   (the event store's own computation: {store_balance:,}; "
+          f"{'equal' if store_balance == balance['jht_balance'] else 'DIFFERENT'})")
+    ok = report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
+    return 0 if ok and all(count == expected for count in applied.values()) else 1

@@ -123,7 +123,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
         government = i == 0
         risk = rng.choices([r for r, _ in RISK_CLASSES], [w for _, w in RISK_CLASSES])[0]
         registered = start - timedelta(days=rng.randint(30, 500))
-        run(RegisterEmployer(npp=npp, name="Pemerintah Kota Bekasi" if government else f"PT Usaha {npp}",
+        run(RegisterEmployer(npp=npp, name=f"Dinas Kota {npp}" if government else f"PT Usaha {npp}",
                              branch=plan.branch, kind="government" if government else "company",
                              risk_class="very-low" if government else risk, registered_on=registered))
     counts["employers"] = plan.employers

@@ -116,7 +116,7 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        f"(SELECT COUNT(*) FROM {t['members']} WHERE branch = ?)", (branch, branch))
         if not known or not known[0]:
             raise NotFound(f"unknown branch: no employer or member of {branch} in the branches projection")
-        active = f"m.branch = ? AND m.enrolled_on <= ? AND (m.exited_on IS NULL OR m.exited_on > ?)"
+        active = "m.branch = ? AND m.enrolled_on <= ? AND (m.exited_on IS NULL OR m.exited_on > ?)"
         pu, employers_active = tx.one(f"SELECT COUNT(*), COUNT(DISTINCT m.npp) FROM {t['members']} m "
                                       f"WHERE {active} AND m.segment = 'PU'", (branch, day, day))
         by_kind = dict(tx.all(f"SELECT e.kind, COUNT(*) FROM {t['employers']} e WHERE e.npp IN (SELECT m.npp FROM "

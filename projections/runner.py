@@ -26,7 +26,9 @@ import orjson
 from ledger import kafka_client
 from ledger.settings import Settings
 from projections.store import ViewStore
-from projections.views import PROJECTIONS, InvariantViolation, Projection, projection  # noqa: F401 - re-exported
+from projections.views import PROJECTIONS, InvariantViolation, Projection, projection
+
+__all__ = ["InvariantViolation", "ProjectionError", "Runner", "rebuild", "run", "status"]
 
 POLL_RECORDS_MAX = 2_000  # measured: bigger polls leave the fetcher idle longer
 POLL_TIMEOUT_MS = 200

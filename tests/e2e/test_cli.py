@@ -10,52 +10,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
+from cli_runner import Cli
 
 pytestmark = pytest.mark.e2e
 
 NPP = "10012345"
 KPJ = "15000000001"
-CLI_TIMEOUT_S = 60
 MARCH_TOTALS = {"JHT": 285_000, "JKK": 27_000, "JKM": 15_000, "JP": 150_000}
 
 
 def nik(serial: int, day: int = 15) -> str:
     """A valid NIK of someone born on `day` May 1990 (day + 40 for a woman)."""
     return f"327501{day:02d}0590{serial:04d}"
-
-
-@dataclass
-class Cli:
-    env: dict[str, str]
-    folder: Path
-
-    def __call__(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env, capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT_S)
-        assert done.returncode == expect, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
-        assert "Traceback" not in done.stderr, done.stderr
-        return done
-
-    def json(self, *args: str, expect: int = 0) -> Any:
-        return json.loads(self(*args, "--json", expect=expect).stdout)
-
-    def history(self, option: str, value: str) -> list[dict[str, Any]]:
-        return self.json("history", option, value)
-
-    def file(self, name: str, lines: list[str]) -> str:
-        path = self.folder / name
-        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        return str(path)
-
-    def jsonl(self, name: str, commands: list[dict[str, Any]]) -> str:
-        return self.file(name, [json.dumps(command) for command in commands])
 
 
 @pytest.fixture

@@ -1,0 +1,150 @@
+"""The read side end to end: a generated branch history written by the CLI, relayed to the real broker, projected,
+then asked through `ledger report branch`, `ledger balance`, `ledger projections ...` and the HTTP API of
+`ledger serve` (a real server on a free port)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from cli_runner import Cli
+
+pytestmark = pytest.mark.e2e
+
+BRANCH = "BEKASI-KOTA"
+AS_OF = "2017-03-31"
+SERVER_START_S_MAX = 30
+
+
+@pytest.fixture(scope="module")
+def projected(tmp_path_factory, bootstrap: list[str]) -> Cli:
+    folder = tmp_path_factory.mktemp("read-side")
+    unique = uuid.uuid4().hex[:10]
+    cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
+                   "LEDGER_PROJECTION_SQLITE_PATH": str(folder / "views.db"),
+                   "LEDGER_KAFKA_TOPIC_PREFIX": f"test-e2e-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}",
+                   "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}, folder=folder)
+    counts = cli.json("generate", "--employers", "4", "--members", "60", "--bpu", "6", "--months", "4")
+    assert counts["members"] >= 60 and counts["payments"] > 0
+    cli("relay")
+    applied = cli.json("projections", "run")["applied"]
+    assert applied["balances"] == applied["branches"] > 300
+    return cli
+
+
+def first_member(cli: Cli) -> str:
+    return "17100000001"  # the generator's first KPJ: the city government's first employee
+
+
+def test_branch_report_as_a_table_and_as_json(projected: Cli) -> None:
+    report = projected.json("report", "branch", BRANCH, "--as-of", AS_OF)
+    assert report["branch"] == BRANCH and report["as_of"] == AS_OF
+    assert 50 <= report["active_pu_members"] <= 70 and report["active_employers"] == 4
+    assert report["active_employers_by_kind"] == {"company": 3, "government": 1}
+    assert report["contributions_total"] == sum(p["total"] for p in report["contributions"].values()) > 0
+    assert report["claims_total"]["amount"] == sum(p["amount"] for p in report["claims"].values())
+    assert [m["month"] for m in report["months"]] == ["2017-01", "2017-02"]  # March is paid in April
+    table = projected("report", "branch", BRANCH, "--as-of", AS_OF).stdout
+    assert f"Branch {BRANCH}, up to {AS_OF}" in table
+    assert f"active PU (wage-earner) members   {report['active_pu_members']:>12,}" in table
+    assert f"Rp{report['contributions']['JHT']['total']:,}" in table
+
+
+def test_member_balance_from_the_projection_equals_the_event_store(projected: Cli) -> None:
+    kpj = first_member(projected)
+    for as_of in ("2017-01-31", "2017-02-20", "2017-05-31"):
+        view = projected.json("balance", kpj, "--as-of", as_of)
+        store = projected.json("balance", "--from-store", kpj, "--as-of", as_of)
+        assert view["jht_balance"] == store["jht_balance"], as_of
+    with_history = projected.json("balance", kpj, "--as-of", "2017-05-31", "--history")
+    assert with_history["history"][-1]["jht_balance"] == with_history["jht_balance"] > 0
+    text = projected("balance", kpj, "--as-of", "2017-05-31", "--history").stdout
+    assert f"JHT balance of member {kpj} on 2017-05-31: Rp{with_history['jht_balance']:,}" in text
+    assert "contribution 2017-01" in text
+
+
+def test_unknown_ids_and_bad_dates_are_clear_errors(projected: Cli) -> None:
+    assert projected("balance", "99999999999", expect=3).stderr == \
+        "error: unknown member: no KPJ 99999999999 in the balances projection\n"
+    assert "unknown branch" in projected("report", "branch", "NOWHERE", expect=3).stderr
+    assert "--as-of must be a date" in projected("report", "branch", BRANCH, "--as-of", "2017-02-30", expect=2).stderr
+    assert "unknown projection nope" in projected("projections", "rebuild", "nope", expect=2).stderr
+
+
+def test_status_then_rebuild_with_workers_switches_versions_and_keeps_answers(projected: Cli) -> None:
+    before = projected.json("report", "branch", BRANCH, "--as-of", AS_OF)
+    status = {row["name"]: row for row in projected.json("projections", "status")}
+    assert status["branches"]["lag"] == 0 and status["balances"]["lag"] == 0
+    version = status["branches"]["live_version"]
+    rebuilt = projected.json("projections", "rebuild", "branches", "--workers", "2")
+    assert (rebuilt["version"], rebuilt["replaced"]) == (version + 1, version)
+    assert rebuilt["events"] == status["branches"]["events"]
+    assert projected.json("report", "branch", BRANCH, "--as-of", AS_OF) == before
+    text = projected("projections", "status").stdout
+    assert f"branches: version {version + 1}, {rebuilt['events']:,} events applied, lag 0" in text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api(projected: Cli) -> str:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve"],
+                              env={**projected.env, "LEDGER_API_PORT": str(port)}, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_S_MAX
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/openapi.json", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail(f"ledger serve did not start: {server.communicate(timeout=5)[1]}")
+    yield base
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_http_api_answers_like_the_cli_with_openapi_and_clear_errors(api: str, projected: Cli) -> None:
+    status, spec = get(f"{api}/openapi.json")
+    assert status == 200
+    assert {"/members/{kpj}/balance", "/members/{kpj}/history", "/branches/{branch}/totals"} <= set(spec["paths"])
+    kpj = first_member(projected)
+    assert get(f"{api}/members/{kpj}/balance?as_of=2017-05-31") == \
+        (200, projected.json("balance", kpj, "--as-of", "2017-05-31"))
+    assert get(f"{api}/branches/{BRANCH}/totals?as_of={AS_OF}") == \
+        (200, projected.json("report", "branch", BRANCH, "--as-of", AS_OF))
+    status, history = get(f"{api}/members/{kpj}/history?from=2017-02-01&to=2017-03-31")
+    assert status == 200 and history and all("2017-02-01" <= row["date"] <= "2017-03-31" for row in history)
+
+    status, body = get(f"{api}/members/99999999999/balance")
+    assert status == 404 and "unknown member" in body["detail"]
+    assert get(f"{api}/branches/NOWHERE/totals")[0] == 404
+    status, body = get(f"{api}/members/{kpj}/balance?as_of=2017-02-30")
+    assert status == 422 and body["detail"][0]["loc"] == ["query", "as_of"]
+    assert get(f"{api}/members/12345/balance")[0] == 422  # not 11 digits
+    assert get(f"{api}/members/{kpj}/history?from=2017-05-01&to=2017-01-01")[0] == 422
