@@ -103,9 +103,15 @@ def latest_sql(alias: str) -> str:
             f"THEN excluded.last_position ELSE {alias}.last_position END")
 
 
+NO_SHARE = {"employer": 0, "worker": 0}
+
+
 def _shares(data: dict[str, Any], sign: int) -> list[int]:
+    """The 8 share columns (employer, worker per program in PROGRAMS order), signed; spelled out: a hot loop."""
     shares = data["shares"]
-    return [sign * shares[p][side] if p in shares else 0 for p in PROGRAMS for side in ("employer", "worker")]
+    jht, jkk, jkm, jp = (shares.get(p, NO_SHARE) for p in PROGRAMS)
+    return [sign * jht["employer"], sign * jht["worker"], sign * jkk["employer"], sign * jkk["worker"],
+            sign * jkm["employer"], sign * jkm["worker"], sign * jp["employer"], sign * jp["worker"]]
 
 
 class Balances(Projection):
