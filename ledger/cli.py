@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
@@ -756,6 +756,73 @@ def generate(
         _print_json(counts)
     else:
         print(f"generated {branch}: " + ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in counts.items()))
+
+
+consumers_app = typer.Typer(help="The example downstream consumers, built on the SDK (docs/consumers.md).",
+                            no_args_is_help=True)
+app.add_typer(consumers_app, name="consumers")
+StartOption = Annotated[str, typer.Option("--start", help="committed | beginning | end | an ISO date-time (publish "
+                                                          "time); applies when this process first gets a partition")]
+IdleExit = Annotated[float | None, typer.Option("--idle-exit", min=0.1, max=86_400,
+                                                help="stop after this many seconds without records (default: run "
+                                                     "until SIGTERM/SIGINT)")]
+
+
+def _start(text: str) -> str | datetime:
+    if text in ("committed", "beginning", "end"):
+        return text
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--start must be committed, beginning, end or an ISO date-time, got {text!r}") from None
+
+
+def _run_consumer(subscriber: Any, idle_exit: float | None, as_json: bool, what: str) -> None:
+    stats = subscriber.run(idle_timeout_s=idle_exit)
+    result = {"consumer": what, "group": subscriber.group_id, "handled": stats.handled,
+              "duplicates": stats.duplicates, "passed_over": stats.passed_over, "retries": stats.retries,
+              "dead_lettered": stats.dead_lettered, "dead_letter_topic": subscriber.dead_letter_topic}
+    if as_json:
+        _print_json(result)
+    else:
+        print(f"{what}: handled {stats.handled:,}, skipped as already processed {stats.duplicates:,}, "
+              f"dead-lettered {stats.dead_lettered:,} (to {subscriber.dead_letter_topic})")
+
+
+@consumers_app.command("notifier")
+def consumers_notifier(
+    ctx: typer.Context,
+    db: Annotated[Path, typer.Option("--db", help="SQLite file holding the outbox and the processed event ids")],
+    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "claims-notifier",
+    start: StartOption = "committed",
+    idle_exit: IdleExit = None,
+    as_json: AsJson = False,
+) -> None:
+    """Write one notification per paid claim to the outbox table `notifications`, exactly once."""
+    from consumers.notifier import notifier
+
+    with _reporting(as_json):
+        subscriber = notifier(ctx.obj.settings.bootstrap_servers, _topics(ctx.obj.settings).events, db,
+                              group_id=group, start=_start(start), log=lambda line: print(line, file=sys.stderr))
+    _run_consumer(subscriber, idle_exit, as_json, "notifier")
+
+
+@consumers_app.command("warehouse")
+def consumers_warehouse(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="folder of month=YYYY-MM/events-p<partition>.csv files")],
+    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "warehouse-exporter",
+    start: StartOption = "committed",
+    idle_exit: IdleExit = None,
+    as_json: AsJson = False,
+) -> None:
+    """Append every event to CSV files partitioned by month, each event exactly once across restarts."""
+    from consumers.warehouse import exporter
+
+    with _reporting(as_json):
+        subscriber = exporter(ctx.obj.settings.bootstrap_servers, _topics(ctx.obj.settings).events, out,
+                              group_id=group, start=_start(start), log=lambda line: print(line, file=sys.stderr))
+    _run_consumer(subscriber, idle_exit, as_json, "warehouse")
 
 
 @app.command("demo")

@@ -19,7 +19,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from ledger.rules import Program, RiskClass, Segment
 
@@ -294,6 +294,61 @@ def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEv
     """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
     try:
         cls = EVENT_TYPES[event_type]
+    except KeyError:
+        raise UnknownEventType(f"unknown event type {event_type!r}") from None
+    if version > cls.VERSION:
+        raise UnknownEventType(f"{event_type} version {version} is newer than this code knows ({cls.VERSION})")
+    while version < cls.VERSION:
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    return cls.model_validate(data)
+
+
+# --- The published contract: what consumers of the events topic read --------------------------------------------------
+
+def _published_model(cls: type[LedgerEvent]) -> type[LedgerEvent]:
+    """The model of an event as published: the same fields, minus those it marks personal (see `public_data`)."""
+    if not cls.PERSONAL_FIELDS:
+        return cls
+    fields: dict[str, Any] = {name: (info.annotation, info) for name, info in cls.model_fields.items()
+                              if name not in cls.PERSONAL_FIELDS}
+    model = create_model(cls.__name__, __base__=LedgerEvent, __doc__=f"{cls.TYPE} as published (no personal data).",
+                         **fields)
+    model.TYPE, model.VERSION = cls.TYPE, cls.VERSION
+    model.effective_date = cls.effective_date  # type: ignore[method-assign]
+    return model
+
+
+# Type name -> the model a consumer gets for it. Equal to EVENT_TYPES but for MemberEnrolled (no NIK, no name).
+PUBLISHED_EVENT_TYPES: dict[str, type[LedgerEvent]] = {name: _published_model(cls) for name, cls in EVENT_TYPES.items()}
+
+
+class Envelope(BaseModel):
+    """One record's value on the events topic: the event's identity, place and hash chain around its `data`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    VERSION: ClassVar[int] = 1
+    event_id: str = Field(description="<aggregate id>.<aggregate version>: unique, stable across replays")
+    type: str = Field(description="the event type, as in the `type` header")
+    version: int = Field(ge=1, description="the event type's schema version, as in the `version` header")
+    aggregate_id: str = Field(description="the record key: one member, employer, contribution month or payment")
+    aggregate_version: int = Field(ge=1, description="1, 2, 3, ... within the aggregate")
+    position: int = Field(ge=1, description="1, 2, 3, ... over all published events, contiguous")
+    effective_date: date = Field(description="the date the fact takes effect in the books")
+    recorded_at: str = Field(description="when the ledger recorded it (ISO 8601, UTC)")
+    branch: str = Field(description="the branch code the event belongs to")
+    prev_hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="`hash` of the aggregate's previous event")
+    hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 chain, see ledger.events.chain_hash")
+    data: dict[str, Any] = Field(description="the event's JSON: the schema of `type` at `version`")
+
+
+def parse_published(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
+    """Parse a published event's data of any known version into the current published model, upcasting on the way.
+
+    Upcasters see published JSON here (no personal fields), so they must not need those fields.
+    """
+    try:
+        cls = PUBLISHED_EVENT_TYPES[event_type]
     except KeyError:
         raise UnknownEventType(f"unknown event type {event_type!r}") from None
     if version > cls.VERSION:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka import (ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata,
+                   TopicPartition)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -26,7 +27,10 @@ __all__ = [
     "positions",
     "ensure_topic",
     "producer",
+    "offsets_for_time",
     "read_to_end",
+    "seek",
+    "subscribe",
     "topic_partitions",
     "wait_until_ready",
 ]
@@ -189,6 +193,41 @@ def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> d
 def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
     """Commit next offsets to the consumer group (for Kafka's tools; the runner resumes from its own copy)."""
     client.commit({TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
+
+
+class _OnAssigned(ConsumerRebalanceListener):
+    def __init__(self, assigned: Callable[[list[int]], None], revoked: Callable[[list[int]], None]) -> None:
+        self.assigned, self.revoked = assigned, revoked
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assigned(sorted(tp.partition for tp in assigned))
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.revoked(sorted(tp.partition for tp in revoked))
+
+
+def subscribe(client: KafkaConsumer, topic: str, *, on_assigned: Callable[[list[int]], None],
+              on_revoked: Callable[[list[int]], None]) -> None:
+    """Join the consumer's group on `topic`; the callbacks get partition numbers when the group rebalances."""
+    client.subscribe([topic], listener=_OnAssigned(on_assigned, on_revoked))
+
+
+def seek(client: KafkaConsumer, topic: str, partition: int, where: int | str) -> None:
+    """Move one assigned partition to an offset, or to "beginning" or "end"."""
+    tp = TopicPartition(topic, partition)
+    if where == "beginning":
+        client.seek_to_beginning(tp)
+    elif where == "end":
+        client.seek_to_end(tp)
+    else:
+        client.seek(tp, int(where))
+
+
+def offsets_for_time(client: KafkaConsumer, topic: str, partitions: Sequence[int], timestamp_ms: int
+                     ) -> dict[int, int | None]:
+    """Per partition, the first offset whose record timestamp is at or after `timestamp_ms` (None: none is)."""
+    found = client.offsets_for_times({TopicPartition(topic, p): timestamp_ms for p in partitions})
+    return {tp.partition: (value.offset if value is not None else None) for tp, value in found.items()}
 
 
 def read_to_end(

@@ -1,0 +1,133 @@
+"""The published event contract as files: a JSON Schema and an example for every event type and version.
+
+`docs/schemas/<Type>/v<N>.json` is the JSON Schema of `data` for events of that type at schema version N, as
+published on the events topic. That is the pydantic model minus personal fields (`ledger.events.PUBLISHED_EVENT_TYPES`).
+`docs/schemas/Envelope/v1.json` is the record value around it. `docs/schemas/<Type>/v<N>.example.json` is a real
+published `data`, written by the ledger in a scenario.
+
+Files of old versions are never rewritten: the topic is replayed forever, so their examples must keep parsing
+(through the upcasters) with every future version of the code. `tests/unit/test_published_contract.py` fails when:
+- a model changes without a new version;
+- a version has no schema file;
+- an old example no longer parses.
+
+    python -m consumers.contract --write    # after a deliberate, versioned change: adds the new files
+    python -m consumers.contract --check    # what the test checks, from the command line
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ledger.events import PUBLISHED_EVENT_TYPES, Envelope
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "docs" / "schemas"
+
+
+def schema_of(name: str, model: Any, version: int) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"ledger/{name}/v{version}.json",
+            "x-event-type": name, "x-schema-version": version, **schema}
+
+
+def current_schemas() -> dict[Path, dict[str, Any]]:
+    """Every schema file the current code defines: one per event type at its current version, and the envelope."""
+    files = {SCHEMA_DIR / name / f"v{cls.VERSION}.json": schema_of(name, cls, cls.VERSION)
+             for name, cls in sorted(PUBLISHED_EVENT_TYPES.items())}
+    files[SCHEMA_DIR / "Envelope" / f"v{Envelope.VERSION}.json"] = schema_of("Envelope", Envelope, Envelope.VERSION)
+    return files
+
+
+def example_events() -> dict[str, dict[str, Any]]:
+    """One published `data` of every event type, from a scenario the ledger writes in memory."""
+    import orjson
+
+    from ledger.application import Ledger
+    from ledger.commands import (ChangeRiskClass, ChangeWage, CreditYield, EnrollMember, ExitMember, MemberRow,
+                                 PayClaim, PayContribution, RegisterEmployer, Reverse)
+    from ledger.domain import INTERNAL_EVENT_TOPICS
+    from ledger.relay import envelope
+
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    npp, kpj = "10012345", "15000000001"
+    app.execute(RegisterEmployer(npp=npp, name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
+                                 risk_class="low", registered_on=date(2015, 7, 1)))
+    app.execute(ChangeRiskClass(npp=npp, risk_class="medium", effective=date(2016, 7, 1)))
+    member = MemberRow(kpj=kpj, nik="3275011505900001", name="Budi Santoso", birth_date=date(1990, 5, 15),
+                       wage=5_000_000)
+    app.execute(EnrollMember(member=member, npp=npp, effective=date(2016, 1, 1)))
+    app.execute(ChangeWage(kpj=kpj, wage=6_000_000, effective=date(2016, 6, 1)))
+    for month in range(1, 13):
+        paid_on = date(2016 + month // 12, month % 12 + 1, 10 if month != 3 else 28)  # March is paid late: a fine
+        app.execute(PayContribution(npp=npp, month=f"2016-{month:02d}", paid_on=paid_on))
+    app.execute(CreditYield(year=2016, rate_percent="7.19", credited_on=date(2017, 1, 31)))
+    paid = [row["event_id"] for row in app.history(kpj=kpj) if row["type"] == "ContributionPaid"]
+    app.execute(Reverse(event_id=paid[-1], reason="paid for the wrong member", reversed_on=date(2017, 1, 20)))
+    app.execute(ExitMember(kpj=kpj, reason="resignation", exit_date=date(2017, 2, 1)))
+    claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
+                                 beneficiary="Budi Santoso"))
+    app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
+    examples: dict[str, dict[str, Any]] = {}
+    for notification in app.recorder.select_notifications(start=1, limit=1_000):
+        if notification.topic not in INTERNAL_EVENT_TOPICS:
+            value = orjson.loads(envelope(notification, 1)[1])
+            examples.setdefault(value["type"], value["data"])
+    missing = set(PUBLISHED_EVENT_TYPES) - set(examples)
+    assert not missing, f"the example scenario writes no {sorted(missing)}"
+    return examples
+
+
+def problems() -> list[str]:
+    """Why the files and the code disagree; empty when they agree."""
+    found = []
+    for path, schema in current_schemas().items():
+        if not path.exists():
+            found.append(f"{path.relative_to(SCHEMA_DIR)} is missing: run `python -m consumers.contract --write`")
+        elif json.loads(path.read_text(encoding="utf-8")) != schema:
+            found.append(f"{path.relative_to(SCHEMA_DIR)} differs from the model: a published model changed without "
+                         f"a new version. Bump its VERSION, add an upcaster from the old version, then write the files")
+    for name, cls in PUBLISHED_EVENT_TYPES.items():
+        for version in range(1, cls.VERSION + 1):
+            for kind in ("json", "example.json"):
+                if not (SCHEMA_DIR / name / f"v{version}.{kind}").exists():
+                    found.append(f"{name}/v{version}.{kind} is missing: every version ever published keeps its files")
+    return found
+
+
+def write() -> list[Path]:
+    """Write the current version's schema and example of every type; never touch an existing older version."""
+    written = []
+    examples = example_events()
+    for path, schema in current_schemas().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(schema, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    for name, cls in PUBLISHED_EVENT_TYPES.items():
+        path = SCHEMA_DIR / name / f"v{cls.VERSION}.example.json"
+        if not path.exists():
+            path.write_text(json.dumps(examples[name], indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            written.append(path)
+    return written
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write the current schemas and missing examples")
+    parser.add_argument("--check", action="store_true", help="exit 1 if the files and the code disagree")
+    args = parser.parse_args(argv)
+    if args.write:
+        for path in write():
+            print(f"wrote {path.relative_to(SCHEMA_DIR.parents[1])}")
+    found = problems()
+    for problem in found:
+        print(f"contract: {problem}", file=sys.stderr)
+    return 1 if found and (args.check or args.write) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

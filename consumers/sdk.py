@@ -1,0 +1,307 @@
+"""The subscription SDK: typed handlers over the ledger's events topic, at-least-once, with effects made exactly once.
+
+    from consumers.sdk import ProcessedEvents, Subscriber
+    from ledger.events import ClaimPaid
+
+    subscriber = Subscriber(["127.0.0.1:9092"], topic="ledger.events", group_id="claims-notifier",
+                            processed=ProcessedEvents("notifier.db"))
+
+    @subscriber.on(ClaimPaid)
+    def notify(event: ClaimPaid, delivery: Delivery) -> None:
+        delivery.tx.execute("INSERT INTO outbox ...", (...))  # same transaction as "event done": exactly once
+
+    subscriber.run()  # until stop() or SIGTERM/SIGINT; run(idle_timeout_s=5) returns when nothing comes for 5 s
+
+What a record goes through:
+1. **Routing** by the `type` header. A type nobody handles is passed over unparsed.
+2. **Parsing** into the current published model of its type: `ledger.events.parse_published`, upcasting older
+   versions. A record that is not an envelope, or whose data does not fit its type, goes to the dead-letter topic.
+3. **Idempotence.** With a `ProcessedEvents` store, an event id already processed is skipped. Otherwise the handler
+   runs inside a store transaction (`delivery.tx`) that also records the id. Effects written through `delivery.tx`
+   happen exactly once, even though Kafka delivers at least once.
+4. **Bounded retries** with exponential backoff. A handler that raises `Reject` is not retried. A reject, or a handler
+   that keeps failing, sends the record to the dead-letter topic, and the consumer goes on.
+5. **Offsets** are committed to the group after the records before them are handled or dead-lettered. A crash
+   repeats at most the uncommitted records, and step 3 makes those repeats harmless.
+
+The dead-letter topic (default `<group_id>.dead-letters`) gets the original key, value and headers, plus
+`dlq.reason`, `dlq.topic`, `dlq.partition`, `dlq.offset`, `dlq.group` and `dlq.failed_at` headers.
+
+Where to start (`start=`), the first time this process gets a partition:
+- `"committed"`: the group's committed offset, or the beginning for a new group;
+- `"beginning"`;
+- `"end"`;
+- a `datetime`: the first record published at or after it (Kafka's offsets_for_times). The time is the publish time,
+  not the event's effective date.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from ledger import kafka_client
+from ledger.events import PUBLISHED_EVENT_TYPES, Envelope, LedgerEvent, UnknownEventType, parse_published
+
+RETRIES_DEFAULT = 3  # attempts after the first, before a failing record goes to the dead-letter topic
+RETRIES_MAX = 20
+BACKOFF_FIRST_S = 0.2
+BACKOFF_MAX_S = 10.0
+POLL_TIMEOUT_MS = 500
+POLL_RECORDS_MAX = 500
+DEAD_LETTER_SEND_TIMEOUT_S = 30
+SQLITE_BUSY_TIMEOUT_S = 30
+DEAD_LETTER_SUFFIX = ".dead-letters"
+REASONS_KEPT_MAX = 100
+
+
+class Reject(Exception):
+    """Raised by a handler that refuses an event for good: it is dead-lettered at once, without retries."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What a handler gets besides the event: where it came from, and the transaction to write effects in."""
+
+    envelope: Envelope
+    topic: str
+    partition: int
+    offset: int
+    tx: sqlite3.Connection | None  # the ProcessedEvents transaction, when the subscriber has one
+
+
+Handler = Callable[[Any, Delivery], None]
+
+
+class ProcessedEvents:
+    """The idempotence helper: processed event ids in a SQLite file, beside the consumer's own tables.
+
+    `process` runs an effect and records the event id in one transaction, so the effect happens once however often
+    Kafka delivers the event. Keep the consumer's effects in the same file, written through the transaction.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S)
+        self.connection.execute("PRAGMA journal_mode = WAL")
+        self.connection.execute("CREATE TABLE IF NOT EXISTS processed_events (consumer TEXT NOT NULL, "
+                                "event_id TEXT NOT NULL, processed_at TEXT NOT NULL, PRIMARY KEY (consumer, event_id))")
+
+    def process(self, consumer: str, event_id: str, effect: Callable[[sqlite3.Connection], None]) -> bool:
+        """Run `effect` and record `event_id` in one transaction. False (and nothing run) if already recorded."""
+        self.connection.execute("BEGIN IMMEDIATE")
+        try:
+            done = self.connection.execute("SELECT 1 FROM processed_events WHERE consumer = ? AND event_id = ?",
+                                           (consumer, event_id)).fetchone()
+            if done:
+                self.connection.rollback()
+                return False
+            effect(self.connection)
+            self.connection.execute("INSERT INTO processed_events VALUES (?, ?, ?)",
+                                    (consumer, event_id, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        except BaseException:
+            self.connection.rollback()
+            raise
+        self.connection.commit()
+        return True
+
+    def count(self, consumer: str) -> int:
+        return self.connection.execute("SELECT COUNT(*) FROM processed_events WHERE consumer = ?",
+                                       (consumer,)).fetchone()[0]
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+@dataclass
+class Stats:
+    handled: int = 0  # handler ran and its effect committed
+    duplicates: int = 0  # already processed: skipped
+    passed_over: int = 0  # no handler for the type
+    retries: int = 0
+    dead_lettered: int = 0
+    dead_letter_reasons: list[str] = field(default_factory=list)
+
+
+class Subscriber:
+    def __init__(self, bootstrap: list[str], *, topic: str, group_id: str, start: str | datetime = "committed",
+                 processed: ProcessedEvents | None = None, dead_letter_topic: str | None = None,
+                 retries: int = RETRIES_DEFAULT, backoff_first_s: float = BACKOFF_FIRST_S,
+                 log: Callable[[str], None] = lambda _: None) -> None:
+        if not 0 <= retries <= RETRIES_MAX:
+            raise ValueError(f"retries must be between 0 and {RETRIES_MAX}")
+        if not (isinstance(start, datetime) or start in ("committed", "beginning", "end")):
+            raise ValueError(f"start must be 'committed', 'beginning', 'end' or a datetime, not {start!r}")
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.group_id = group_id
+        self.start = start
+        self.processed = processed
+        self.dead_letter_topic = dead_letter_topic or f"{group_id}{DEAD_LETTER_SUFFIX}"
+        self.retries = retries
+        self.backoff_first_s = backoff_first_s
+        self.log = log
+        self.handlers: dict[str, Handler] = {}
+        self.stats = Stats()
+        self._stopping = threading.Event()
+        self._positioned: set[int] = set()
+        self._client: Any = None
+        self._producer: Any = None
+
+    # --- registration ------------------------------------------------------------------------------------------
+
+    def on(self, *models: type[LedgerEvent]) -> Callable[[Handler], Handler]:
+        """Register the decorated function for these event types; it receives the current published model."""
+        for model in models:
+            if model.TYPE not in PUBLISHED_EVENT_TYPES:
+                raise ValueError(f"{model.__name__} is not a published event type")
+
+        def register(handler: Handler) -> Handler:
+            for model in models:
+                if model.TYPE in self.handlers:
+                    raise ValueError(f"{model.TYPE} already has a handler")
+                self.handlers[model.TYPE] = handler
+            return handler
+
+        return register
+
+    # --- running ---------------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Finish the record in hand, commit, and return from `run`. Safe from a signal handler or another thread."""
+        self._stopping.set()
+
+    def run(self, *, idle_timeout_s: float | None = None, handle_signals: bool = True) -> Stats:
+        """Consume until `stop()` (or SIGTERM/SIGINT), or until nothing arrives for `idle_timeout_s`."""
+        if not self.handlers:
+            raise ValueError("no handlers: register at least one with @subscriber.on(EventType)")
+        previous = self._install_signals() if handle_signals else {}
+        kafka_client.ensure_topic(self.bootstrap, self.dead_letter_topic, 1, config=kafka_client.RETENTION_FOREVER)
+        self._client = kafka_client.consumer(self.bootstrap, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
+        kafka_client.subscribe(self._client, self.topic, on_assigned=self._position, on_revoked=lambda _: None)
+        idle_since = time.monotonic()
+        try:
+            while not self._stopping.is_set():
+                batches = self._client.poll(timeout_ms=POLL_TIMEOUT_MS)
+                if not batches:
+                    if idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                done: dict[int, int] = {}
+                for records in batches.values():
+                    for record in records:
+                        if self._stopping.is_set():
+                            break
+                        self._deliver(record)
+                        done[record.partition] = record.offset + 1
+                if done:
+                    kafka_client.commit_offsets(self._client, self.topic, done)
+        finally:
+            self._close()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return self.stats
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        previous = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, lambda *_: self.stop())
+        return previous
+
+    def _position(self, partitions: list[int]) -> None:
+        fresh = [p for p in partitions if p not in self._positioned]
+        self._positioned.update(fresh)
+        if not fresh or self.start == "committed":
+            return
+        if isinstance(self.start, datetime):
+            moment = self.start if self.start.tzinfo else self.start.replace(tzinfo=timezone.utc)
+            found = kafka_client.offsets_for_time(self._client, self.topic, fresh, int(moment.timestamp() * 1000))
+            for partition, offset in found.items():
+                kafka_client.seek(self._client, self.topic, partition, "end" if offset is None else offset)
+        else:
+            for partition in fresh:
+                kafka_client.seek(self._client, self.topic, partition, self.start)
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close(autocommit=False)
+            self._client = None
+        if self._producer is not None:
+            self._producer.close(timeout=DEAD_LETTER_SEND_TIMEOUT_S)
+            self._producer = None
+
+    # --- one record ------------------------------------------------------------------------------------------------
+
+    def _deliver(self, record: Any) -> None:
+        headers = dict(record.headers or [])
+        event_type = headers.get("type", b"").decode(errors="replace")
+        if event_type and event_type not in self.handlers:
+            self.stats.passed_over += 1
+            return
+        try:
+            envelope = Envelope.model_validate(orjson.loads(record.value))
+            if envelope.type not in self.handlers:
+                self.stats.passed_over += 1
+                return
+            event = parse_published(envelope.type, envelope.version, envelope.data)
+        except (orjson.JSONDecodeError, TypeError, ValidationError, UnknownEventType) as error:
+            self._dead_letter(record, f"unparseable: {type(error).__name__}: {_first_line(error)}")
+            return
+        handler = self.handlers[envelope.type]
+        for attempt in range(self.retries + 1):
+            try:
+                if self.processed is None:
+                    handler(event, Delivery(envelope, record.topic, record.partition, record.offset, None))
+                    self.stats.handled += 1
+                elif self.processed.process(self.group_id, envelope.event_id, lambda tx: handler(
+                        event, Delivery(envelope, record.topic, record.partition, record.offset, tx))):
+                    self.stats.handled += 1
+                else:
+                    self.stats.duplicates += 1
+                return
+            except Reject as error:
+                self._dead_letter(record, f"rejected by the handler: {error}")
+                return
+            except Exception as error:  # noqa: BLE001 - any handler failure is retried, then dead-lettered
+                if attempt == self.retries or self._stopping.is_set():
+                    self._dead_letter(record, f"handler failed {attempt + 1} times, last: {type(error).__name__}: "
+                                              f"{_first_line(error)}")
+                    return
+                self.stats.retries += 1
+                delay = min(BACKOFF_MAX_S, self.backoff_first_s * 2 ** attempt)
+                self.log(f"{envelope.event_id}: {type(error).__name__}: {error}; retry {attempt + 1} in {delay:.1f}s")
+                self._stopping.wait(delay)
+
+    def _dead_letter(self, record: Any, reason: str) -> None:
+        if self._producer is None:
+            self._producer = kafka_client.producer(self.bootstrap)
+        headers = list(record.headers or []) + [
+            ("dlq.reason", reason.encode()), ("dlq.topic", record.topic.encode()),
+            ("dlq.partition", str(record.partition).encode()), ("dlq.offset", str(record.offset).encode()),
+            ("dlq.group", self.group_id.encode()),
+            ("dlq.failed_at", datetime.now(timezone.utc).isoformat(timespec="seconds").encode())]
+        # Wait for the broker's acknowledgement: the offset is committed after this, so the record must be safe.
+        self._producer.send(self.dead_letter_topic, key=record.key, value=record.value,
+                            headers=headers).get(timeout=DEAD_LETTER_SEND_TIMEOUT_S)
+        self.stats.dead_lettered += 1
+        if len(self.stats.dead_letter_reasons) < REASONS_KEPT_MAX:
+            self.stats.dead_letter_reasons.append(reason)
+        self.log(f"dead-lettered {record.topic}/{record.partition}/{record.offset}: {reason}")
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
