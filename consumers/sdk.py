@@ -155,7 +155,8 @@ class Subscriber:
         self.handlers: dict[str, Handler] = {}
         self.stats = Stats()
         self._stopping = threading.Event()
-        self._positioned: set[int] = set()
+        self._positioned: set[int] = set()  # partitions this process has had (start applies to the first time)
+        self._to_position: set[int] = set()  # of those, the ones still to move to `start`
         self._client: Any = None
         self._producer: Any = None
 
@@ -189,11 +190,16 @@ class Subscriber:
         previous = self._install_signals() if handle_signals else {}
         kafka_client.ensure_topic(self.bootstrap, self.dead_letter_topic, 1, config=kafka_client.RETENTION_FOREVER)
         self._client = kafka_client.consumer(self.bootstrap, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
-        kafka_client.subscribe(self._client, self.topic, on_assigned=self._position, on_revoked=lambda _: None)
+        kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=lambda _: None)
         idle_since = time.monotonic()
         try:
             while not self._stopping.is_set():
                 batches = self._client.poll(timeout_ms=POLL_TIMEOUT_MS)
+                if self._to_position:
+                    # Newly assigned partitions move to `start` first; records polled from before the move are
+                    # dropped unprocessed (and uncommitted), so nothing is lost or handled out of place.
+                    moved = self._position()
+                    batches = {tp: records for tp, records in batches.items() if tp.partition not in moved}
                 if not batches:
                     if idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
                         break
@@ -222,11 +228,16 @@ class Subscriber:
             previous[signum] = signal.signal(signum, lambda *_: self.stop())
         return previous
 
-    def _position(self, partitions: list[int]) -> None:
+    def _assigned(self, partitions: list[int]) -> None:
+        # Runs on the client's network thread, which must not block: the seeks happen in `run`, after the poll.
         fresh = [p for p in partitions if p not in self._positioned]
         self._positioned.update(fresh)
-        if not fresh or self.start == "committed":
-            return
+        if self.start != "committed":
+            self._to_position.update(fresh)
+
+    def _position(self) -> set[int]:
+        fresh = sorted(self._to_position)
+        self._to_position.clear()
         if isinstance(self.start, datetime):
             moment = self.start if self.start.tzinfo else self.start.replace(tzinfo=timezone.utc)
             found = kafka_client.offsets_for_time(self._client, self.topic, fresh, int(moment.timestamp() * 1000))
@@ -235,6 +246,7 @@ class Subscriber:
         else:
             for partition in fresh:
                 kafka_client.seek(self._client, self.topic, partition, self.start)
+        return set(fresh)
 
     def _close(self) -> None:
         if self._client is not None:
@@ -304,4 +316,7 @@ class Subscriber:
 
 
 def _first_line(error: BaseException) -> str:
+    """A one-line reason for the dead-letter header: a validation error names its fields."""
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in error.errors()[:3])
     return str(error).splitlines()[0] if str(error) else type(error).__name__

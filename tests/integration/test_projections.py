@@ -22,37 +22,23 @@ import pytest
 
 from ledger import kafka_client
 from ledger.application import Ledger
-from ledger.generator import BranchPlan, generate_branch
-from ledger.relay import Relay, Topics, init_topics
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
 from projections.views import PROJECTIONS, InvariantViolation
+from history import HISTORY_PLAN, copy_topic
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN = BranchPlan(employers=8, members=400, bpu_members=30, first_month="2016-11", months=8, seed=7)
+PLAN = HISTORY_PLAN
 AS_OF_DATES = (date(2016, 12, 31), date(2017, 3, 14), date(2017, 3, 16), date(2017, 6, 30), date(2026, 1, 1))
 WAIT_S_MAX = 120
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
-    """One generated branch history, written to a SQLite store and relayed to topics of this module's own."""
-    root = tmp_path_factory.mktemp("projection-history")
-    prefix = f"test-proj-{uuid.uuid4().hex[:10]}"
-    base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix})
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
-    generate_branch(app, PLAN)
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=6)
-    publisher = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}", batch_max=500)
-    published = publisher.run()
-    publisher.close()
-    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
-    assert len(envelopes) == published > 3_000
-    return {"app": app, "settings": base, "topics": topics, "envelopes": envelopes}
+def history(branch_history: dict[str, Any]) -> dict[str, Any]:
+    return branch_history
 
 
 def view_settings(history: dict[str, Any], path: Path, **extra: Any) -> Settings:
@@ -226,27 +212,12 @@ def test_rebuild_with_two_workers_switches_readers_at_once_while_queries_run(his
             queries.member_balance(store, kpj, date(2017, 6, 30))) == before
 
 
-def copy_topic(history: dict[str, Any], bootstrap: list[str], extra: list[bytes]) -> Settings:
-    """The history's events in a fresh topic of their own, plus `extra` raw records at the end."""
-    prefix = f"test-proj-copy-{uuid.uuid4().hex[:10]}"
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=3)
-    producer = kafka_client.producer(bootstrap)
-    for env in history["envelopes"]:
-        producer.send(topics.events, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
-    for value in extra:
-        producer.send(topics.events, key=b"extra", value=value)
-    producer.flush()
-    producer.close()
-    return history["settings"].model_copy(update={"kafka_topic_prefix": prefix})
-
-
 def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, tmp_path, bootstrap) -> None:
     claim = next(e for e in history["envelopes"] if e["type"] == "ClaimPaid" and e["data"]["program"] == "JHT")
     forged = {**claim, "event_id": "forged-claim.1", "aggregate_id": "forged-claim",
               "position": len(history["envelopes"]) + 1,
               "data": {**claim["data"], "claim_id": "forged", "amount": 999_999_999}}
-    s = copy_topic(history, bootstrap, [orjson.dumps(forged)]).model_copy(
+    s = copy_topic(history, bootstrap, [(orjson.dumps(forged), [])]).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db"})
     with pytest.raises(InvariantViolation) as caught:
         runner.rebuild(s, "balances")
@@ -259,7 +230,7 @@ def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, t
 
 
 def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, tmp_path, bootstrap) -> None:
-    s = copy_topic(history, bootstrap, [b"\x00 not json"]).model_copy(
+    s = copy_topic(history, bootstrap, [(b"\x00 not json", [])]).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db"})
     with pytest.raises(runner.ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
         runner.run(s, ["branches"], follow=False)

@@ -1,0 +1,37 @@
+"""Fixtures of the integration tests: a generated branch history, written by the ledger and relayed to Kafka once
+per session, on topics of its own. Tests read it; none writes to its topics."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import orjson
+import pytest
+
+from ledger import kafka_client
+from ledger.application import Ledger
+from history import HISTORY_PARTITIONS, HISTORY_PLAN
+from ledger.generator import generate_branch
+from ledger.relay import Relay, Topics, init_topics
+from ledger.settings import Settings
+
+
+
+@pytest.fixture(scope="session")
+def branch_history(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
+    """`app` (the SQLite ledger), `settings` (its store and topic prefix), `topics`, `envelopes` (as read back)."""
+    root = tmp_path_factory.mktemp("branch-history")
+    prefix = f"test-history-{uuid.uuid4().hex[:10]}"
+    base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix})
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
+    generate_branch(app, HISTORY_PLAN)
+    topics = Topics.for_prefix(prefix)
+    init_topics(bootstrap, topics, partitions=HISTORY_PARTITIONS)
+    publisher = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}", batch_max=500)
+    published = publisher.run()
+    publisher.close()
+    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
+    assert len(envelopes) == published > 3_000
+    return {"app": app, "settings": base, "topics": topics, "envelopes": envelopes, "plan": HISTORY_PLAN}

@@ -1,0 +1,34 @@
+"""Shared by the integration tests: the generated branch history they read, and copies of its topic."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+
+from ledger import kafka_client
+from ledger.generator import BranchPlan
+from ledger.relay import Topics, init_topics
+from ledger.settings import Settings
+
+HISTORY_PLAN = BranchPlan(employers=8, members=400, bpu_members=30, first_month="2016-11", months=8, seed=7)
+HISTORY_PARTITIONS = 6
+
+
+def copy_topic(history: dict[str, Any], bootstrap: list[str], extra: list[tuple[bytes, list]] = (),
+               partitions: int = 3) -> Settings:
+    """The history's events in a fresh topic of their own, then `extra` (value, headers) records at the end.
+    Returns settings whose topic prefix points at the copy."""
+    prefix = f"test-copy-{uuid.uuid4().hex[:10]}"
+    topics = Topics.for_prefix(prefix)
+    init_topics(bootstrap, topics, partitions=partitions)
+    producer = kafka_client.producer(bootstrap)
+    for env in history["envelopes"]:
+        producer.send(topics.events, key=env["aggregate_id"].encode(), value=orjson.dumps(env),
+                      headers=[("type", env["type"].encode()), ("version", str(env["version"]).encode())])
+    for value, headers in extra:
+        producer.send(topics.events, key=b"extra", value=value, headers=headers)
+    producer.flush()
+    producer.close()
+    return history["settings"].model_copy(update={"kafka_topic_prefix": prefix})

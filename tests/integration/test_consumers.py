@@ -1,0 +1,275 @@
+"""The consumer SDK and the two example consumers against the real broker: poison messages, transient failures,
+restarts at random points, old versions, start positions, graceful shutdown, and kcat reading the topic."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import Field, create_model
+
+from consumers.sdk import Delivery, ProcessedEvents, Reject, Subscriber
+from history import copy_topic
+from ledger import events, kafka_client
+from ledger.events import ClaimPaid, MemberEnrolled, PUBLISHED_EVENT_TYPES
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+IDLE_S = 3
+WAIT_S_MAX = 120
+
+
+def of_type(history: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [e for e in history["envelopes"] if e["type"] == name]
+
+
+def group() -> str:
+    return f"test-group-{uuid.uuid4().hex[:10]}"
+
+
+def dead_letters(bootstrap: list[str], topic: str) -> list[Any]:
+    return list(kafka_client.read_to_end(bootstrap, topic))
+
+
+def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin_and_the_consumer_goes_on(
+        branch_history, bootstrap) -> None:
+    claim = of_type(branch_history, "ClaimPaid")[0]
+    poison = [
+        (b"\x00 not json at all", []),
+        (orjson.dumps({**claim, "data": {**claim["data"], "amount": "a lot"}}),
+         [("type", b"ClaimPaid"), ("version", b"1")]),
+        (orjson.dumps({**claim, "version": 99}), [("type", b"ClaimPaid"), ("version", b"99")]),
+    ]
+    s = copy_topic(branch_history, bootstrap, poison)
+    topic = f"{s.kafka_topic_prefix}.events"
+    seen: list[str] = []
+    subscriber = Subscriber(bootstrap, topic=topic, group_id=group(), start="beginning", retries=0)
+
+    @subscriber.on(ClaimPaid)
+    def handle(event: ClaimPaid, delivery: Delivery) -> None:
+        assert isinstance(event, ClaimPaid) and delivery.envelope.type == "ClaimPaid"
+        seen.append(delivery.envelope.event_id)
+
+    stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert sorted(seen) == sorted(e["event_id"] for e in of_type(branch_history, "ClaimPaid"))
+    assert stats.dead_lettered == 3 and stats.passed_over == len(branch_history["envelopes"]) - len(seen)
+    letters = dead_letters(bootstrap, subscriber.dead_letter_topic)
+    assert [r.value for r in letters] == [value for value, _ in poison]
+    for record in letters:  # each names where the original is: that record is the same bytes
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["dlq.topic"] == topic and headers["dlq.group"] == subscriber.group_id
+        [original] = [r for r in kafka_client.read_to_end(bootstrap, topic, partitions=[int(headers["dlq.partition"])])
+                      if r.offset == int(headers["dlq.offset"])]
+        assert original.value == record.value
+    reasons = [dict(r.headers)["dlq.reason"].decode() for r in letters]
+    assert reasons[0].startswith("unparseable: JSONDecodeError")
+    assert reasons[1].startswith("unparseable: ValidationError") and "amount" in reasons[1]
+    assert reasons[2] == "unparseable: UnknownEventType: ClaimPaid version 99 is newer than this code knows (1)"
+
+
+def test_a_handler_that_fails_transiently_is_retried_and_its_effect_happens_once(branch_history, bootstrap,
+                                                                                 tmp_path) -> None:
+    claims = of_type(branch_history, "ClaimPaid")
+    failing = {claims[0]["event_id"]: 2, claims[1]["event_id"]: 1}  # fails that many times, then succeeds
+    processed = ProcessedEvents(tmp_path / "effects.db")
+    processed.connection.execute("CREATE TABLE effects (event_id TEXT NOT NULL)")
+    subscriber = Subscriber(bootstrap, topic=branch_history["topics"].events, group_id=group(), start="beginning",
+                            processed=processed, retries=3, backoff_first_s=0.01)
+
+    @subscriber.on(ClaimPaid)
+    def handle(event: ClaimPaid, delivery: Delivery) -> None:
+        delivery.tx.execute("INSERT INTO effects VALUES (?)", (delivery.envelope.event_id,))
+        if failing.get(delivery.envelope.event_id, 0) > 0:
+            failing[delivery.envelope.event_id] -= 1
+            raise ConnectionError("the notification gateway timed out")
+
+    stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert (stats.retries, stats.dead_lettered, stats.handled) == (3, 0, len(claims))
+    effects = Counter(row[0] for row in processed.connection.execute("SELECT event_id FROM effects"))
+    assert set(effects) == {c["event_id"] for c in claims} and set(effects.values()) == {1}
+
+
+def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, bootstrap) -> None:
+    subscriber = Subscriber(bootstrap, topic=branch_history["topics"].events, group_id=group(), start="beginning",
+                            retries=5)
+    calls = Counter()
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        calls[event.kpj] += 1
+        if event.segment.value == "BPU":
+            raise Reject("this consumer takes wage earners only")
+
+    stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    bpu = [e for e in of_type(branch_history, "MemberEnrolled") if e["data"]["segment"] == "BPU"]
+    assert stats.dead_lettered == len(bpu) > 0 and stats.retries == 0 and set(calls.values()) == {1}
+    assert {orjson.loads(r.value)["event_id"] for r in dead_letters(bootstrap, subscriber.dead_letter_topic)} == \
+        {e["event_id"] for e in bpu}
+
+
+def run_killed_at_random_points(args: list[str], env: dict[str, str], seed: int) -> None:
+    """Start the consumer CLI, SIGKILL it at random moments a few times, then let it finish."""
+    rng = random.Random(seed)
+    for _ in range(4):
+        process = subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env=env, cwd=ROOT,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(1.5, 4.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=WAIT_S_MAX)
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", *args, "--idle-exit", str(IDLE_S), "--json"],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=WAIT_S_MAX)
+    assert done.returncode == 0, done.stderr
+
+
+def cli_env(history: dict[str, Any]) -> dict[str, str]:
+    s = history["settings"]
+    return {**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix,
+            "LEDGER_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers}
+
+
+def test_the_notifier_restarted_at_random_points_notifies_each_claim_exactly_once(branch_history, tmp_path) -> None:
+    db = tmp_path / "notifier.db"
+    run_killed_at_random_points(["consumers", "notifier", "--db", str(db), "--group", group()],
+                                cli_env(branch_history), seed=5)
+    claims = of_type(branch_history, "ClaimPaid")
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("SELECT claim_id, event_id, amount, message FROM notifications").fetchall()
+    assert sorted(r[1] for r in rows) == sorted(c["event_id"] for c in claims)
+    by_event = {c["event_id"]: c["data"] for c in claims}
+    for claim_id, event_id, amount, message in rows:
+        assert (claim_id, amount) == (by_event[event_id]["claim_id"], by_event[event_id]["amount"])
+        assert f"Rp{amount:,}".replace(",", ".") in message
+
+
+def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_once(branch_history, tmp_path) -> None:
+    out = tmp_path / "warehouse"
+    run_killed_at_random_points(["consumers", "warehouse", "--out", str(out), "--group", group()],
+                                cli_env(branch_history), seed=9)
+    rows = []
+    for path in sorted(out.glob("month=*/events-p*.csv")):
+        with path.open(newline="", encoding="utf-8") as file:
+            part = list(csv.DictReader(file))
+        assert part, path
+        assert {row["effective_date"][:7] for row in part} == {path.parent.name.removeprefix("month=")}
+        rows += part
+    assert Counter(row["event_id"] for row in rows) == Counter(e["event_id"] for e in branch_history["envelopes"])
+    by_id = {e["event_id"]: e for e in branch_history["envelopes"]}
+    for row in random.Random(1).sample(rows, 50):
+        env = by_id[row["event_id"]]
+        assert int(row["position"]) == env["position"] and json.loads(row["data"]) == env["data"]
+
+
+def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_history, bootstrap,
+                                                                        monkeypatch) -> None:
+    """The topic holds ClaimPaid v1. This code's ClaimPaid is v2 (one field more) with an upcaster from v1."""
+    v2 = create_model("ClaimPaid", __base__=ClaimPaid, beneficiary_relation=(str, Field(default="unknown")))
+    v2.VERSION = 2
+    monkeypatch.setitem(PUBLISHED_EVENT_TYPES, "ClaimPaid", v2)
+    monkeypatch.setitem(events.UPCASTERS, ("ClaimPaid", 1),
+                        lambda data: {**data, "beneficiary_relation": "heir" if "heir" in data["beneficiary"]
+                                      else "member"})
+    received: list[Any] = []
+    subscriber = Subscriber(bootstrap, topic=branch_history["topics"].events, group_id=group(), start="beginning")
+
+    @subscriber.on(v2)
+    def handle(event: Any, delivery: Delivery) -> None:
+        assert delivery.envelope.version == 1
+        received.append(event)
+
+    stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    claims = of_type(branch_history, "ClaimPaid")
+    assert stats.dead_lettered == 0 and len(received) == len(claims)
+    assert all(isinstance(e, v2) for e in received)
+    assert Counter(e.beneficiary_relation for e in received) == Counter(
+        "heir" if "heir" in c["data"]["beneficiary"] else "member" for c in claims)
+    assert {"heir", "member"} == {e.beneficiary_relation for e in received}
+
+
+def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, bootstrap) -> None:
+    s = copy_topic(branch_history, bootstrap)
+    topic = f"{s.kafka_topic_prefix}.events"
+    time.sleep(1.1)  # the later records get a publish time clearly after `cut`
+    cut = datetime.now(timezone.utc)
+    later = of_type(branch_history, "MemberEnrolled")[:7]
+    producer = kafka_client.producer(bootstrap)
+
+    def produce_later() -> None:
+        for env in later:
+            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env),
+                          headers=[("type", b"MemberEnrolled"), ("version", b"1")])
+        producer.flush()
+
+    def collect(start: Any, after_start: bool = False) -> list[str]:
+        seen: list[str] = []
+        subscriber = Subscriber(bootstrap, topic=topic, group_id=group(), start=start)
+
+        @subscriber.on(MemberEnrolled)
+        def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+            seen.append(delivery.envelope.event_id)
+
+        if after_start:  # the end is where the consumer starts: produce once it is assigned and positioned
+            threading.Timer(4.0, produce_later).start()
+        subscriber.run(idle_timeout_s=IDLE_S + 5 if after_start else IDLE_S, handle_signals=False)
+        return seen
+
+    assert collect("end", after_start=True) == [e["event_id"] for e in later]
+    assert sorted(collect(cut)) == sorted(e["event_id"] for e in later)  # only what was published after `cut`
+    everything = collect("beginning")
+    assert len(everything) == len(of_type(branch_history, "MemberEnrolled")) + len(later)
+    producer.close()
+
+    # Graceful shutdown: stop() mid-stream; a restart in the same group goes on with no gap and no repeat.
+    name = group()
+    seen: list[str] = []
+
+    def subscriber_of(limit: int | None) -> Subscriber:
+        subscriber = Subscriber(bootstrap, topic=topic, group_id=name, start="committed")
+
+        @subscriber.on(MemberEnrolled)
+        def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+            seen.append(delivery.envelope.event_id)
+            if limit is not None and len(seen) == limit:
+                subscriber.stop()
+
+        return subscriber
+
+    first = subscriber_of(limit=100).run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert first.handled == 100
+    subscriber_of(limit=None).run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert sorted(seen) == sorted(everything)
+
+
+def test_kcat_reads_and_decodes_the_topic(branch_history, bootstrap) -> None:
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is missing: scripts/test installs it from Debian's packages"
+    done = subprocess.run([kcat, "-C", "-b", bootstrap[0], "-t", branch_history["topics"].events, "-o", "beginning",
+                           "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%k\t%h\t%s\n"],
+                          capture_output=True, text=True, timeout=WAIT_S_MAX)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(branch_history["envelopes"])
+    positions = set()
+    for line in lines:
+        key, headers, value = line.split("\t", 2)
+        envelope = json.loads(value)
+        assert key == envelope["aggregate_id"]
+        assert f"type={envelope['type']}" in headers and f"version={envelope['version']}" in headers
+        positions.add(envelope["position"])
+    assert positions == set(range(1, len(branch_history["envelopes"]) + 1))
