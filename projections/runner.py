@@ -238,8 +238,11 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
     partitions = sorted(ends)
     with store.transaction() as tx:
         version = ViewStore.new_version(tx, name)
-        view.drop(tx, version)  # leftovers of an interrupted rebuild that had this number
-        ViewStore.drop_offsets(tx, name, version)
+        live = ViewStore.live_version(tx, name)
+        for leftover in range(1, version + 1):  # versions of rebuilds killed half-way (SIGKILL skips the clean-up)
+            if leftover != live:
+                view.drop(tx, leftover)
+                ViewStore.drop_offsets(tx, name, leftover)
         view.create(tx, version, indexes=False)  # indexes come after the bulk load: much faster to build once
     started = time.perf_counter()
     total = sum(ends.values())

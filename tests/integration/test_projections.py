@@ -266,3 +266,45 @@ def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_setting
     finally:
         with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA views_{suffix} CASCADE")
+
+
+def test_a_following_runner_moves_to_the_rebuilt_version_and_keeps_applying_new_events(history, tmp_path,
+                                                                                       bootstrap) -> None:
+    s = copy_topic(history, bootstrap).model_copy(update={"projection_sqlite_path": tmp_path / "views.db"})
+    env = {**env_for(history, tmp_path / "views.db"), "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix}
+    follower = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run", "--follow"], env=env,
+                                cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    total = len(history["envelopes"])
+
+    def applied(version: int) -> int | None:
+        rows = {row["name"]: row for row in runner.status(s)}
+        row = rows["balances"]
+        return row["events"] if row["live_version"] == version and row["lag"] == 0 else None
+
+    def wait_for(version: int, events: int) -> None:
+        deadline = time.monotonic() + WAIT_S_MAX
+        while applied(version) != events and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert applied(version) == events, runner.status(s)
+
+    try:
+        wait_for(1, total)
+        result = runner.rebuild(s, "balances")  # while the follower runs
+        assert (result.version, result.replaced) == (2, 1)
+        later = [{**e, "event_id": f"later-{i}.1", "aggregate_id": f"later-{i}", "position": total + 1 + i}
+                 for i, e in enumerate(e for e in history["envelopes"] if e["type"] == "ContributionPaid")][:40]
+        producer = kafka_client.producer(bootstrap)
+        for e in later:
+            producer.send(f"{s.kafka_topic_prefix}.events", key=e["aggregate_id"].encode(), value=orjson.dumps(e))
+        producer.flush()
+        producer.close()
+        wait_for(2, total + len(later))  # the follower moved to version 2 and applied the new events there
+        store = ViewStore.open(s)
+        with store.reading() as tx:
+            count = tx.one(f"SELECT COUNT(*) FROM {table_name('balances', 2, 'postings')} "
+                           f"WHERE event_id LIKE 'later-%'")[0]
+            assert count == len(later) and not tx.table_exists(table_name("balances", 1, "postings"))
+        assert follower.poll() is None, follower.stderr.read() if follower.stderr else ""
+    finally:
+        follower.send_signal(signal.SIGTERM)
+        assert follower.wait(timeout=WAIT_S_MAX) == 0  # a graceful stop
