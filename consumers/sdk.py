@@ -213,7 +213,11 @@ class Subscriber:
                         self._deliver(record)
                         done[record.partition] = record.offset + 1
                 if done:
-                    kafka_client.commit_offsets(self._client, self.topic, done)
+                    try:
+                        kafka_client.commit_offsets(self._client, self.topic, done)
+                    except kafka_client.KafkaError as error:  # e.g. a rebalance took the partitions meanwhile
+                        # Not fatal: the new owner gets these records again, and idempotence absorbs the repeat.
+                        self.log(f"commit failed ({type(error).__name__}: {error}); the records will be redelivered")
         finally:
             self._close()
             for signum, handler in previous.items():
