@@ -1,24 +1,39 @@
-"""Auditor tools that read Kafka, not the ledger's database: `ledger audit verify`.
+"""Auditor tools that read Kafka, not the ledger's database: `ledger audit verify`, `history`, `as-of`, `export`.
 
-Verification replays the events topic from the beginning (read_committed, no consumer group: it changes nothing)
-and checks what a tamperer would have to break:
+Every tool replays the events topic from the beginning (read_committed, no consumer group: it changes nothing).
+
+Verification checks what a tamperer would have to break:
 1. positions are exactly 1..N: nothing lost, nothing duplicated;
 2. within each partition, positions increase: nothing reordered;
 3. per aggregate, versions are 1, 2, 3, ... and every record's hash is the SHA-256 chain over its predecessor
    (`ledger.events.chain_hash`): nothing altered, removed or inserted in an aggregate's history.
 It reports the number of events checked and, on failure, the first breach with its partition, offset and event.
+
+`history` prints the events of one member, employer or branch as a timeline. `as-of` recomputes every member's JHT
+balance and every branch's figures from the envelopes alone, with code of its own (a second implementation, so that a
+bug or a tampered row in the projections shows as a difference), and compares them with the projections' answers.
+`export` writes a period's events and recomputed totals with a manifest of hashes; `verify-export` checks a bundle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import csv
+import hashlib
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ledger import kafka_client
-from ledger.events import GENESIS_HASH, chain_hash
+from ledger.errors import InvalidInput, LedgerError, NotFound
+from ledger.events import EVENT_TYPES, GENESIS_HASH, UPCASTERS, chain_hash
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
 
 
 @dataclass
@@ -115,3 +130,667 @@ def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
 
 def verify_topic(bootstrap: list[str], topic: str) -> VerifyReport:
     return verify_records(topic, kafka_client.read_to_end(bootstrap, topic))
+
+
+# --- reading the topic -----------------------------------------------------------------------------------------------
+
+# Exit codes of the auditor's commands (docs/cli.md): a breach of the topic or of an export bundle, and differences
+# between the topic and the projections.
+EXIT_BREACH = 8
+EXIT_DIFFERENCES = 11
+
+ENVELOPE_KEYS = ("event_id", "type", "version", "aggregate_id", "aggregate_version", "position", "effective_date",
+                 "branch", "prev_hash", "hash", "data")
+
+
+class TopicUnreadable(LedgerError):
+    """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
+
+
+def _envelope(value: bytes) -> dict[str, Any] | None:
+    """The record's envelope, or None when it is not one (what `audit verify` reports as a breach)."""
+    try:
+        env = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(env, dict) or any(key not in env for key in ENVELOPE_KEYS) or not isinstance(env["data"], dict):
+        return None
+    return env
+
+
+def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Every committed record of the events topic as (its value as read, its envelope), in partition order."""
+    try:
+        if not kafka_client.topic_partitions(bootstrap, topic):
+            raise NotFound(f"topic {topic} does not exist on Kafka at {','.join(bootstrap)}")
+        for record in kafka_client.read_to_end(bootstrap, topic):
+            env = _envelope(record.value)
+            if env is None:
+                # Stop rather than skip: an answer that silently leaves an event out would be wrong.
+                raise TopicUnreadable(f"{topic} partition {record.partition}, offset {record.offset}: not a ledger "
+                                      f"envelope; `ledger audit verify` reports every breach of the topic")
+            yield record.value, env
+    except (kafka_client.KafkaError, TimeoutError) as error:
+        raise TopicUnreadable(f"could not read {topic} from Kafka at {','.join(bootstrap)}: {error}") from None
+
+
+def current_data(env: dict[str, Any]) -> dict[str, Any]:
+    """The event's data at the current contract version (older versions through `ledger.events.UPCASTERS`)."""
+    event_type, version = env["type"], env["version"]
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None or not isinstance(version, int) or version > cls.VERSION:
+        raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): {event_type} version {version} "
+                              f"is not known to this code; upgrade the ledger before auditing it")
+    data = env["data"]
+    while version < cls.VERSION:
+        data = UPCASTERS[(event_type, version)](data)
+        version += 1
+    return data
+
+
+def in_period(env: dict[str, Any], start: date | None, end: date | None) -> bool:
+    """Whether the event's effective date is within [start, end] (either bound may be open)."""
+    on = env["effective_date"]
+    return (start is None or on >= start.isoformat()) and (end is None or on <= end.isoformat())
+
+
+# --- history: one member's, employer's or branch's events as a timeline ----------------------------------------------
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose events: exactly one of a member (KPJ), an employer (NPP) or a branch (code)."""
+
+    kpj: str | None = None
+    npp: str | None = None
+    branch: str | None = None
+
+    def __post_init__(self) -> None:
+        assert sum(value is not None for value in (self.kpj, self.npp, self.branch)) == 1, self
+
+    def matches(self, env: dict[str, Any]) -> bool:
+        if self.branch is not None:
+            return env["branch"] == self.branch
+        data = env["data"]
+        if self.npp is not None:
+            return data.get("npp") == self.npp
+        # A member's own events carry its KPJ; an employer's roster change lists it among `kpjs`.
+        return data.get("kpj") == self.kpj or self.kpj in (data.get("kpjs") or ())
+
+    def __str__(self) -> str:
+        if self.kpj is not None:
+            return f"member {self.kpj}"
+        return f"employer {self.npp}" if self.npp is not None else f"branch {self.branch}"
+
+
+def history(envelopes: Iterable[dict[str, Any]], subject: Subject, start: date | None = None,
+            end: date | None = None) -> list[dict[str, Any]]:
+    """The subject's events with an effective date in [start, end], by effective date, then position."""
+    found = [env for env in envelopes if subject.matches(env) and in_period(env, start, end)]
+    found.sort(key=lambda env: (env["effective_date"], env["position"]))
+    return found
+
+
+def history_topic(bootstrap: list[str], topic: str, subject: Subject, start: date | None = None,
+                  end: date | None = None) -> list[dict[str, Any]]:
+    return history((env for _, env in read_topic(bootstrap, topic)), subject, start, end)
+
+
+# --- recomputing from the envelopes: an implementation independent of the projections' -----------------------------
+
+PROGRAMS = tuple(program.value for program in Program)
+CONTRIBUTION_SIGNS = {"ContributionPaid": 1, "ContributionReversed": -1}
+CLAIM_SIGNS = {"ClaimPaid": 1, "ClaimReversed": -1}
+NO_SHARE = {"employer": 0, "worker": 0}
+EMPLOYER_KINDS = ("company", "government")
+
+
+def _money() -> dict[str, Any]:
+    return {"events": 0,
+            "contributions": {p: {"employer": 0, "worker": 0, "total": 0} for p in PROGRAMS},
+            "contributions_total": 0, "late_fines": 0,
+            "claims": {p: {"count": 0, "amount": 0} for p in PROGRAMS},
+            "claims_total": {"count": 0, "amount": 0}}
+
+
+class Flows:
+    """Money in and out per branch (the envelope's `branch`): contributions per program, late fines, claims per program
+    as count and amount, and the number of events. A reversal takes back what it reverses, on its own date."""
+
+    def __init__(self) -> None:
+        self.branches: dict[str, dict[str, Any]] = {}
+
+    def add(self, env: dict[str, Any], data: dict[str, Any]) -> None:
+        totals = self.branches.get(env["branch"])
+        if totals is None:
+            totals = self.branches[env["branch"]] = _money()
+        totals["events"] += 1
+        kind = env["type"]
+        sign = CONTRIBUTION_SIGNS.get(kind)
+        if sign is not None:
+            for program, share in data["shares"].items():
+                row = totals["contributions"][program]
+                row["employer"] += sign * share["employer"]
+                row["worker"] += sign * share["worker"]
+                row["total"] += sign * (share["employer"] + share["worker"])
+                totals["contributions_total"] += sign * (share["employer"] + share["worker"])
+            totals["late_fines"] += sign * data["fine"]
+            return
+        sign = CLAIM_SIGNS.get(kind)
+        if sign is not None:
+            claims = totals["claims"][data["program"]]
+            claims["count"] += sign
+            claims["amount"] += sign * data["amount"]
+            totals["claims_total"]["count"] += sign
+            totals["claims_total"]["amount"] += sign * data["amount"]
+
+
+def bpu_threshold_month(as_of: date) -> str:
+    """The earliest contribution month whose payment keeps a BPU member active on `as_of`.
+
+    BPU contributions are due by the 15th of the month itself, so the last month already due is as_of's month after
+    the 15th and the month before otherwise; three unpaid months in a row up to it make a membership inactive.
+    """
+    number = as_of.year * 12 + as_of.month - 1
+    last_due = number if as_of.day > BPU_DUE_DAY else number - 1
+    first = last_due - (BPU_UNPAID_MONTHS_INACTIVE - 1)
+    return f"{first // 12:04d}-{first % 12 + 1:02d}"
+
+
+class Recount:
+    """Every member's JHT balance and every branch's figures as of one date, from the envelopes alone.
+
+    Feed it every event of the topic (`add`), in any order across aggregates: facts dated after `as_of` are kept
+    only where a later date matters (an exit, a reversal), and money counts on and after its effective date.
+    """
+
+    def __init__(self, as_of: date) -> None:
+        self.as_of = as_of
+        self.day = as_of.isoformat()
+        self.events = 0
+        self.flows = Flows()
+        self.jht: dict[str, int] = defaultdict(int)
+        self.members: dict[str, tuple[str, str, str | None, str]] = {}  # kpj -> branch, segment, npp, enrolled on
+        self.exits: dict[str, str] = {}  # kpj -> exit date
+        self.employers: dict[str, tuple[str, str, str]] = {}  # npp -> branch, kind, registered on
+        self.bpu_payments: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kpj -> (event, month, paid on)
+        self.reversed_on: dict[str, str] = {}  # event id of a contribution -> the date it was reversed
+
+    def add(self, env: dict[str, Any]) -> None:
+        self.events += 1
+        kind = env["type"]
+        data = current_data(env)
+        if kind == "MemberEnrolled":
+            self.members[data["kpj"]] = (env["branch"], data["segment"], data["npp"], data["effective"])
+        elif kind == "MemberExited":
+            self.exits[data["kpj"]] = data["exit_date"]
+        elif kind == "EmployerRegistered":
+            self.employers[data["npp"]] = (env["branch"], data["kind"], data["registered_on"])
+        elif kind == "ContributionPaid" and data["segment"] == "BPU":
+            self.bpu_payments[data["kpj"]].append((env["event_id"], data["month"], data["paid_on"]))
+        elif kind == "ContributionReversed":
+            self.reversed_on[data["reverses"]] = data["reversed_on"]
+        if env["effective_date"] > self.day:
+            return
+        sign = CONTRIBUTION_SIGNS.get(kind)
+        if sign is not None:
+            jht = data["shares"].get("JHT", NO_SHARE)
+            self.jht[data["kpj"]] += sign * (jht["employer"] + jht["worker"])
+        elif kind == "YieldCredited":
+            self.jht[data["kpj"]] += data["amount"]
+        elif kind in CLAIM_SIGNS and data["program"] == "JHT":
+            self.jht[data["kpj"]] -= CLAIM_SIGNS[kind] * data["amount"]
+        self.flows.add(env, data)
+
+    def member_balances(self) -> dict[str, int]:
+        """Every enrolled member's JHT balance on `as_of` (0 for one without movements)."""
+        return {kpj: self.jht.get(kpj, 0) for kpj in self.members}
+
+    def _active(self, kpj: str, enrolled_on: str) -> bool:
+        exited = self.exits.get(kpj)
+        return enrolled_on <= self.day and (exited is None or exited > self.day)
+
+    def _bpu_active(self, kpj: str, enrolled_on: str, threshold: str) -> bool:
+        if enrolled_on[:7] > threshold:
+            return True  # too recently enrolled to have missed three months
+        for event_id, month, paid_on in self.bpu_payments.get(kpj, ()):
+            reversed_on = self.reversed_on.get(event_id)
+            if month >= threshold and paid_on <= self.day and (reversed_on is None or reversed_on > self.day):
+                return True
+        return False
+
+    def branch_reports(self) -> dict[str, dict[str, Any]]:
+        """Per branch, the figures of `projections.queries.branch_report` on `as_of`, in the same shape."""
+        threshold = bpu_threshold_month(self.as_of)
+        codes = ({branch for branch, *_ in self.members.values()} | {branch for branch, *_ in self.employers.values()}
+                 | set(self.flows.branches))
+        reports = {code: {"active_pu_members": 0, "active_employers": 0,
+                          "active_employers_by_kind": dict.fromkeys(EMPLOYER_KINDS, 0), "registered_employers": 0,
+                          "bpu_members_enrolled": 0, "bpu_members_active": 0} for code in codes}
+        active_npps: dict[str, set[str]] = defaultdict(set)
+        for kpj, (branch, segment, npp, enrolled_on) in self.members.items():
+            if not self._active(kpj, enrolled_on):
+                continue
+            report = reports[branch]
+            if segment == "PU":
+                report["active_pu_members"] += 1
+                if npp is not None:
+                    active_npps[branch].add(npp)
+            else:
+                report["bpu_members_enrolled"] += 1
+                report["bpu_members_active"] += self._bpu_active(kpj, enrolled_on, threshold)
+        for branch, npps in active_npps.items():
+            reports[branch]["active_employers"] = len(npps)
+            for npp in npps:
+                kind = self.employers[npp][1] if npp in self.employers else None
+                if kind in EMPLOYER_KINDS:
+                    reports[branch]["active_employers_by_kind"][kind] += 1
+        for branch, _, registered_on in self.employers.values():
+            reports[branch]["registered_employers"] += registered_on <= self.day
+        for code, report in reports.items():
+            money = self.flows.branches.get(code) or _money()
+            report.update({key: value for key, value in money.items() if key != "events"})
+        return reports
+
+
+# The branch figures compared, as paths into `branch_report`'s answer.
+BRANCH_FIELDS = (
+    "active_pu_members", "active_employers", "active_employers_by_kind.company",
+    "active_employers_by_kind.government", "registered_employers", "bpu_members_enrolled", "bpu_members_active",
+    *(f"contributions.{p}.{side}" for p in PROGRAMS for side in ("employer", "worker", "total")),
+    "contributions_total", "late_fines",
+    *(f"claims.{p}.{what}" for p in PROGRAMS for what in ("count", "amount")),
+    "claims_total.count", "claims_total.amount",
+)
+
+
+def _field(report: dict[str, Any], path: str) -> Any:
+    value: Any = report
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+# --- as-of: the topic's figures against the projections' answers ---------------------------------------------------
+
+DIFFERENCES_KEPT_MAX = 10_000  # listed; every difference is counted
+MEMBER_SPOT_CHECKS = 100  # members also asked one by one (`member_balance`), to check the bulk query against the API
+
+
+@dataclass
+class Difference:
+    subject: str  # "member 17100000001" or "branch BEKASI-KOTA"
+    field: str
+    topic: Any  # None: the topic does not know the member or branch
+    projection: Any  # None: the projection does not know it
+
+    def __str__(self) -> str:
+        def shown(value: Any) -> str:
+            return "absent" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        return f"{self.subject}: {self.field}: topic {shown(self.topic)}, projection {shown(self.projection)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "field": self.field, "topic": self.topic, "projection": self.projection}
+
+
+@dataclass
+class AsOfReport:
+    as_of: str
+    topic: str
+    events: int = 0
+    members: int = 0
+    branches: int = 0
+    differences_found: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    projection_events: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.differences_found == 0
+
+    def add(self, difference: Difference) -> None:
+        self.differences_found += 1
+        if len(self.differences) < DIFFERENCES_KEPT_MAX:
+            self.differences.append(difference)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of, "topic": self.topic, "events": self.events, "members": self.members,
+                "branches": self.branches, "projection_events": self.projection_events, "ok": self.ok,
+                "differences_found": self.differences_found,
+                "differences": [difference.as_dict() for difference in self.differences]}
+
+
+def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
+    """Compare the recount with the projections' answers in `store` (a `projections.store.ViewStore`).
+
+    Raises `projections.queries.NotProjected` when a projection has not been built.
+    """
+    from projections import queries
+    from projections.store import ViewStore
+
+    report = AsOfReport(as_of=recount.day, topic=topic, events=recount.events)
+    topic_balances = recount.member_balances()
+    projected = queries.jht_balances(store, recount.as_of)
+    kpjs = sorted(topic_balances.keys() | projected.keys())
+    report.members = len(kpjs)
+    for kpj in kpjs:
+        if topic_balances.get(kpj) != projected.get(kpj):
+            report.add(Difference(f"member {kpj}", "jht_balance", topic_balances.get(kpj), projected.get(kpj)))
+    # The bulk query is this tool's own; a spread of members is also asked the way `ledger balance` asks.
+    known = sorted(topic_balances)
+    for kpj in known[::max(1, len(known) // MEMBER_SPOT_CHECKS)][:MEMBER_SPOT_CHECKS]:
+        try:
+            answer = queries.member_balance(store, kpj, recount.as_of)["jht_balance"]
+        except NotFound:
+            answer = None
+        if answer != topic_balances[kpj] and projected.get(kpj) == topic_balances[kpj]:
+            report.add(Difference(f"member {kpj}", "jht_balance (member_balance)", topic_balances[kpj], answer))
+
+    topic_reports = recount.branch_reports()
+    codes = sorted(topic_reports.keys() | set(queries.branch_codes(store)))
+    report.branches = len(codes)
+    for code in codes:
+        try:
+            answer = queries.branch_report(store, code, recount.as_of)
+        except NotFound:
+            answer = None
+        ours = topic_reports.get(code)
+        if ours is None or answer is None:
+            report.add(Difference(f"branch {code}", "branch", "known" if ours else None, "known" if answer else None))
+            continue
+        for path in BRANCH_FIELDS:
+            if _field(ours, path) != _field(answer, path):
+                report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))
+
+    with store.reading() as tx:
+        for name in ("balances", "branches"):
+            version = ViewStore.live_version(tx, name)
+            offsets = ViewStore.offsets(tx, name, version) if version is not None else {}
+            report.projection_events[name] = sum(events for (where, _), (_, events, _) in offsets.items()
+                                                 if where == topic) if version is not None else None
+    return report
+
+
+def as_of_topic(bootstrap: list[str], topic: str, store: Any, as_of: date) -> AsOfReport:
+    recount = Recount(as_of)
+    for _, env in read_topic(bootstrap, topic):
+        recount.add(env)
+    return compare_as_of(recount, store, topic)
+
+
+# --- export: a period's events and totals, with a manifest of hashes ------------------------------------------------
+
+EXPORT_FORMAT = "bpjs-ledger-audit-export"
+EXPORT_FORMAT_VERSION = 1
+EVENTS_JSONL, EVENTS_CSV, TOTALS_CSV, TOTALS_JSON, MANIFEST = (
+    "events.jsonl", "events.csv", "totals.csv", "totals.json", "manifest.json")
+EXPORT_FILES = (EVENTS_JSONL, EVENTS_CSV, TOTALS_CSV, TOTALS_JSON)
+FILE_CHUNK_BYTES = 1 << 20  # read files in pieces of this size to hash them
+
+EVENT_COLUMNS = ("position", "event_id", "type", "version", "aggregate_id", "aggregate_version", "effective_date",
+                 "recorded_at", "branch", "kpj", "npp", "month", "program", "jht_contribution", "contributions",
+                 "fine", "total", "amount", "prev_hash", "hash")
+TOTALS_COLUMNS = ("branch", "events",
+                  *(f"{p}_{side}" for p in PROGRAMS for side in ("employer", "worker", "contributions")),
+                  "contributions_total", "late_fines",
+                  *(f"{p}_claims_{what}" for p in PROGRAMS for what in ("count", "amount")),
+                  "claims_count", "claims_amount")
+
+
+class ExportRefused(InvalidInput):
+    """The export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
+
+
+def _csv_line(row: Iterable[Any]) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row)
+    return buffer.getvalue().encode()
+
+
+def _blank(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def event_row(env: dict[str, Any]) -> list[Any]:
+    """One line of events.csv: where the event is, what it is about, its amounts, its hashes."""
+    data = env["data"]
+    shares = data.get("shares") if isinstance(data.get("shares"), dict) else None
+    jht = shares.get("JHT", NO_SHARE) if shares is not None else None
+    return [env["position"], env["event_id"], env["type"], env["version"], env["aggregate_id"],
+            env["aggregate_version"], env["effective_date"], _blank(env.get("recorded_at")), env["branch"],
+            _blank(data.get("kpj")), _blank(data.get("npp")), _blank(data.get("month")), _blank(data.get("program")),
+            "" if jht is None else jht["employer"] + jht["worker"],
+            "" if shares is None else sum(s["employer"] + s["worker"] for s in shares.values()),
+            _blank(data.get("fine")), _blank(data.get("total")), _blank(data.get("amount")),
+            env["prev_hash"], env["hash"]]
+
+
+def totals_document(flows: Flows, start: date, end: date) -> dict[str, Any]:
+    return {"period": {"from": start.isoformat(), "to": end.isoformat()},
+            "branches": {code: flows.branches[code] for code in sorted(flows.branches)}}
+
+
+def totals_csv(document: dict[str, Any]) -> bytes:
+    lines = [_csv_line(TOTALS_COLUMNS)]
+    for code, t in document["branches"].items():
+        lines.append(_csv_line([
+            code, t["events"],
+            *(t["contributions"][p][side] for p in PROGRAMS for side in ("employer", "worker", "total")),
+            t["contributions_total"], t["late_fines"],
+            *(t["claims"][p][what] for p in PROGRAMS for what in ("count", "amount")),
+            t["claims_total"]["count"], t["claims_total"]["amount"]]))
+    return b"".join(lines)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def export_chain(head: str, event_hash: str) -> str:
+    """The export's own chain over its events in position order: h0 = 64 zeros, h_i = SHA-256(h_{i-1} \\n hash_i).
+
+    Its head pins which events the bundle holds and their order, whatever aggregates they belong to."""
+    return hashlib.sha256(head.encode() + b"\n" + event_hash.encode()).hexdigest()
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """(size in bytes, SHA-256 in hex) of a file, read in bounded pieces."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(FILE_CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def _refuse_unless_empty(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportRefused(f"--out {out} is a file, not a directory")
+    if out.exists() and any(out.iterdir()):
+        raise ExportRefused(f"--out {out} is not empty: an export goes into a new or empty directory, so that the "
+                            f"bundle holds nothing but its own files")
+
+
+def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable[bytes],
+                 topic_last_position: int | None = None) -> dict[str, Any]:
+    """Write the bundle of the events whose values are given (in position order) into `out`; return the manifest.
+
+    The manifest is written last: a directory without one is an export that did not finish."""
+    _refuse_unless_empty(out)
+    out.mkdir(parents=True, exist_ok=True)
+    flows, head, count, first, last = Flows(), GENESIS_HASH, 0, None, None
+    with (out / EVENTS_JSONL).open("wb") as jsonl, (out / EVENTS_CSV).open("wb") as table:
+        table.write(_csv_line(EVENT_COLUMNS))
+        for value in values:
+            env = orjson.loads(value)
+            # The value exactly as Kafka holds it, one per line; the relay writes compact JSON, so this is only a
+            # guard against a record written by another producer across several lines.
+            jsonl.write((value if b"\n" not in value else orjson.dumps(env)) + b"\n")
+            table.write(_csv_line(event_row(env)))
+            flows.add(env, current_data(env))
+            head = export_chain(head, env["hash"])
+            count += 1
+            first = env["position"] if first is None else first
+            last = env["position"]
+    document = totals_document(flows, start, end)
+    (out / TOTALS_JSON).write_bytes(_json_bytes(document))
+    (out / TOTALS_CSV).write_bytes(totals_csv(document))
+    files = []
+    for name in EXPORT_FILES:
+        size, digest = file_digest(out / name)
+        files.append({"name": name, "bytes": size, "sha256": digest})
+    manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "topic": topic,
+                "period": {"from": start.isoformat(), "to": end.isoformat()},
+                "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "events": count, "positions": {"first": first, "last": last},
+                "topic_last_position": topic_last_position, "chain_head": head, "files": files}
+    (out / MANIFEST).write_bytes(_json_bytes(manifest))
+    return manifest
+
+
+def export_topic(bootstrap: list[str], topic: str, start: date, end: date, out: Path) -> dict[str, Any]:
+    """Export the events whose effective date is in [start, end], in position order (held in memory to sort them:
+    Kafka orders each partition, not the topic)."""
+    _refuse_unless_empty(out)  # before reading the whole topic
+    chosen: list[tuple[int, bytes]] = []
+    topic_last = 0
+    for value, env in read_topic(bootstrap, topic):
+        topic_last = max(topic_last, env["position"])
+        if in_period(env, start, end):
+            chosen.append((env["position"], value))
+    chosen.sort(key=lambda item: item[0])
+    return write_bundle(out, topic, start, end, (value for _, value in chosen), topic_last or None)
+
+
+# --- verify-export --------------------------------------------------------------------------------------------------
+
+@dataclass
+class ExportCheck:
+    folder: str
+    files: int = 0  # files whose size and hash matched the manifest
+    events: int = 0
+    problem_file: str | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"folder": self.folder, "ok": self.ok, "files_checked": self.files, "events": self.events,
+                "file": self.problem_file, "problem": self.problem}
+
+
+class _Broken(Exception):
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}")
+        self.name, self.problem = name, problem
+
+
+def _manifest(folder: Path) -> dict[str, Any]:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise _Broken(MANIFEST, "missing")
+    try:
+        manifest = json.loads(path.read_bytes())
+        names = [entry["name"] for entry in manifest["files"]]
+        manifest["period"]["from"], manifest["period"]["to"], manifest["events"], manifest["chain_head"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise _Broken(MANIFEST, f"not an export manifest ({error!r})") from None
+    if manifest.get("format") != EXPORT_FORMAT or manifest.get("format_version") != EXPORT_FORMAT_VERSION:
+        raise _Broken(MANIFEST, f"not an export manifest of format {EXPORT_FORMAT} {EXPORT_FORMAT_VERSION}")
+    for name in names:
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise _Broken(MANIFEST, f"lists {name!r}, which is not a file of the export's directory")
+    return manifest
+
+
+def _check_files(folder: Path, manifest: dict[str, Any], check: ExportCheck) -> None:
+    listed = [entry["name"] for entry in manifest["files"]]
+    for name in EXPORT_FILES:
+        if name not in listed:
+            raise _Broken(name, "not listed in the manifest")
+    for entry in manifest["files"]:
+        path = folder / entry["name"]
+        if not path.is_file():
+            raise _Broken(entry["name"], "missing")
+        size, digest = file_digest(path)
+        if size != entry.get("bytes"):
+            raise _Broken(entry["name"], f"{size:,} bytes, the manifest says {entry.get('bytes')}: altered")
+        if digest != entry.get("sha256"):
+            raise _Broken(entry["name"], "its SHA-256 differs from the manifest's: altered")
+        check.files += 1
+    extra = sorted(path.name for path in folder.iterdir() if path.name not in {*listed, MANIFEST})
+    if extra:
+        raise _Broken(extra[0], "not part of the export (not in the manifest)")
+
+
+def _first_difference(ours: Any, theirs: Any, path: str = "") -> str:
+    """Where two JSON values first differ, as a dotted path."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        for key in sorted(ours.keys() | theirs.keys()):
+            if ours.get(key) != theirs.get(key):
+                return _first_difference(ours.get(key), theirs.get(key), f"{path}.{key}" if path else key)
+    return f"{path or '(whole document)'}: recomputed {ours!r}, file says {theirs!r}"
+
+
+def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) -> None:
+    """The files agree with each other: events.jsonl with its hashes and the manifest; the CSV and the totals with
+    what events.jsonl recomputes to. Catches a bundle altered together with its manifest."""
+    start, end = (date.fromisoformat(manifest["period"][key]) for key in ("from", "to"))
+    flows, head, last = Flows(), GENESIS_HASH, 0
+    first = None
+    table = hashlib.sha256(_csv_line(EVENT_COLUMNS))
+    with (folder / EVENTS_JSONL).open("rb") as jsonl:
+        for number, line in enumerate(jsonl, start=1):
+            env = _envelope(line)
+            if env is None:
+                raise _Broken(EVENTS_JSONL, f"line {number} is not a ledger envelope")
+            if env["position"] <= last:
+                raise _Broken(EVENTS_JSONL, f"line {number}: position {env['position']} is not after {last}")
+            if not in_period(env, start, end):
+                raise _Broken(EVENTS_JSONL, f"line {number}: effective date {env['effective_date']} is outside the "
+                                            f"period")
+            expected = chain_hash(env["prev_hash"], aggregate_id=env["aggregate_id"],
+                                  aggregate_version=env["aggregate_version"], event_type=env["type"],
+                                  version=env["version"], effective_date=env["effective_date"], branch=env["branch"],
+                                  data=env["data"])
+            if expected != env["hash"]:
+                raise _Broken(EVENTS_JSONL, f"line {number}: event {env['event_id']}'s hash does not match its "
+                                            f"content: altered")
+            first = env["position"] if first is None else first
+            last = env["position"]
+            head = export_chain(head, env["hash"])
+            table.update(_csv_line(event_row(env)))
+            flows.add(env, current_data(env))
+            check.events += 1
+    if check.events != manifest["events"]:
+        raise _Broken(EVENTS_JSONL, f"holds {check.events:,} events, the manifest says {manifest['events']}")
+    if {"first": first, "last": last if first is not None else None} != manifest.get("positions"):
+        raise _Broken(EVENTS_JSONL, f"positions {first}..{last} differ from the manifest's {manifest.get('positions')}")
+    if head != manifest["chain_head"]:
+        raise _Broken(EVENTS_JSONL, "the chain head of its events differs from the manifest's")
+    if table.hexdigest() != file_digest(folder / EVENTS_CSV)[1]:
+        raise _Broken(EVENTS_CSV, "does not match events.jsonl")
+    document = totals_document(flows, start, end)
+    try:
+        written = json.loads((folder / TOTALS_JSON).read_bytes())
+    except ValueError:
+        raise _Broken(TOTALS_JSON, "not JSON") from None
+    if written != document:
+        raise _Broken(TOTALS_JSON, f"differs from the totals recomputed from events.jsonl at "
+                                   f"{_first_difference(document, written)}")
+    if (folder / TOTALS_CSV).read_bytes() != totals_csv(document):
+        raise _Broken(TOTALS_CSV, "does not match the totals recomputed from events.jsonl")
+
+
+def verify_bundle(folder: Path) -> ExportCheck:
+    """Check an export: every file's size and SHA-256 against the manifest, then the files against each other.
+    Reports the first file that is missing, altered or inconsistent."""
+    check = ExportCheck(folder=str(folder))
+    try:
+        manifest = _manifest(folder)
+        _check_files(folder, manifest, check)
+        _check_contents(folder, manifest, check)
+    except _Broken as broken:
+        check.problem_file, check.problem = broken.name, broken.problem
+    return check

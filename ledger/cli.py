@@ -623,6 +623,144 @@ def audit_verify(
         raise typer.Exit(8)
 
 
+def _period(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    first = _parse_date("--from", start) if start is not None else None
+    last = _parse_date("--to", end) if end is not None else None
+    if first is not None and last is not None and first > last:
+        raise InvalidInput(f"--from {first.isoformat()} is after --to {last.isoformat()}")
+    return first, last
+
+
+def _audit_line(env: dict[str, Any]) -> str:
+    """One event of `ledger audit history`: like `ledger history`'s lines, with its position and whom it is about."""
+    data = env["data"]
+    facts = [f"{key} {data[key]}" for key in ("kpj", "npp") if data.get(key)]
+    facts += [f"{key} {','.join(data[key]) if isinstance(data[key], list) else data[key]}"
+              for key in TIMELINE_FACTS if data.get(key) is not None]
+    if "kpjs" in data:
+        facts.append(f"members {len(data['kpjs']):,}")
+    facts += [f"{key} {rupiah(data[key])}" for key in TIMELINE_AMOUNTS if isinstance(data.get(key), int) and data[key]]
+    return (f"{env['effective_date']}  #{env['position']:<8} {env['type']:<27} {env['event_id']}  "
+            f"{', '.join(facts)}").rstrip()
+
+
+PeriodStart = Annotated[str | None, typer.Option("--from", help=f"{DATE_HELP}: first effective date")]
+PeriodEnd = Annotated[str | None, typer.Option("--to", help=f"{DATE_HELP}: last effective date")]
+
+
+@audit_app.command("history")
+def audit_history(
+    ctx: typer.Context,
+    kpj: Annotated[str | None, typer.Option(help="a member: its events and its employer's roster changes")] = None,
+    npp: Annotated[str | None, typer.Option(help="an employer: every event naming its NPP")] = None,
+    branch: Annotated[str | None, typer.Option(help="a branch code: every event of the branch")] = None,
+    start: PeriodStart = None,
+    end: PeriodEnd = None,
+    as_json: AsJson = False,
+) -> None:
+    """Replay the events topic: a member's, an employer's or a branch's events by effective date, then position."""
+    settings = ctx.obj.settings
+    topic = _topics(settings).events
+    with _reporting(as_json):
+        if sum(value is not None for value in (kpj, npp, branch)) != 1:
+            raise InvalidInput("audit history: give exactly one of --kpj (a member), --npp (an employer) or "
+                               "--branch (a branch code)")
+        if kpj is not None:
+            _checked(identifiers.validate_kpj, kpj)
+        elif npp is not None:
+            _checked(identifiers.validate_npp, npp)
+        else:
+            _checked(identifiers.validate_branch_code, branch)
+        first, last = _period(start, end)
+        subject = audit.Subject(kpj=kpj, npp=npp, branch=branch)
+        events = audit.history_topic(settings.bootstrap_servers, topic, subject, first, last)
+    if as_json:
+        _print_json(events)
+        return
+    period = f" from {first or 'the start'} to {last or 'the end'}" if first or last else ""
+    print(f"{len(events):,} events of {subject} in {topic}{period}")
+    for env in events:
+        print(_audit_line(env))
+
+
+@audit_app.command("as-of")
+def audit_as_of(
+    ctx: typer.Context,
+    day: Annotated[str, typer.Argument(metavar="DATE", help=DATE_HELP)],
+    as_json: AsJson = False,
+) -> None:
+    """Recompute every JHT balance and branch total from the events topic alone; list where the projections differ.
+
+    Exits 11 when they differ, 9 when the projections have not been built."""
+    settings = ctx.obj.settings
+    topic = _topics(settings).events
+    with _reporting(as_json):
+        on = _parse_date("DATE", day)
+        report = audit.as_of_topic(settings.bootstrap_servers, topic, ctx.obj.views, on)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        print(f"as of {report.as_of}, from {report.events:,} events of {topic}: compared {report.members:,} members' "
+              f"JHT balances and {report.branches:,} branches' totals with the projections: "
+              f"{report.differences_found:,} difference(s)")
+        for name, applied in report.projection_events.items():
+            if applied != report.events:
+                print(f"note: the {name} projection has applied {applied or 0:,} of the topic's {report.events:,} "
+                      f"events; run `ledger projections run` first, or expect differences")
+        for difference in report.differences:
+            print(f"  {difference}")
+        if report.differences_found > len(report.differences):
+            print(f"  ... and {report.differences_found - len(report.differences):,} more")
+    if not report.ok:
+        raise typer.Exit(audit.EXIT_DIFFERENCES)
+
+
+@audit_app.command("export")
+def audit_export(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help=f"{DATE_HELP}: first effective date")],
+    end: Annotated[str, typer.Option("--to", help=f"{DATE_HELP}: last effective date")],
+    out: Annotated[Path, typer.Option("--out", help="a new or empty directory for the bundle")],
+    as_json: AsJson = False,
+) -> None:
+    """Write a period's events (JSON lines and CSV), the totals per branch recomputed from them, and a manifest of
+    SHA-256 hashes that `ledger audit verify-export` checks."""
+    settings = ctx.obj.settings
+    topic = _topics(settings).events
+    with _reporting(as_json):
+        first, last = _period(start, end)
+        assert first is not None and last is not None  # both options are required
+        manifest = audit.export_topic(settings.bootstrap_servers, topic, first, last, out)
+    manifest_sha = audit.file_digest(out / audit.MANIFEST)[1]
+    if as_json:
+        _print_json({"out": str(out), "manifest_sha256": manifest_sha, **manifest})
+        return
+    positions = manifest["positions"]
+    print(f"exported {manifest['events']:,} events of {topic} with an effective date from {first} to {last} "
+          f"(positions {positions['first'] or '-'} to {positions['last'] or '-'}) into {out}")
+    for entry in manifest["files"]:
+        print(f"  {entry['name']:<14}{entry['bytes']:>14,} bytes  sha256 {entry['sha256']}")
+    print(f"  {audit.MANIFEST:<14} sha256 {manifest_sha} (keep it apart from the bundle to pin the bundle down)")
+
+
+@audit_app.command("verify-export")
+def audit_verify_export(
+    folder: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="the directory of an export")],
+    as_json: AsJson = False,
+) -> None:
+    """Check an export: every file's size and SHA-256 against the manifest, and its totals against its events."""
+    check = audit.verify_bundle(folder)
+    if as_json:
+        _print_json(check.as_dict())
+    elif check.ok:
+        print(f"export {folder} intact: {check.files} files match the manifest; {check.events:,} events, their hashes, "
+              f"chain head and totals agree")
+    else:
+        print(f"export {folder} BROKEN: {check.problem_file}: {check.problem}")
+    if not check.ok:
+        raise typer.Exit(audit.EXIT_BREACH)
+
+
 projections_app = typer.Typer(help="Operate the read-side projections: run, status, rebuild.", no_args_is_help=True)
 app.add_typer(projections_app, name="projections")
 ProjectionNames = Annotated[list[str] | None, typer.Argument(help=f"projections: {', '.join(PROJECTIONS)} "

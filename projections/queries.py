@@ -169,3 +169,26 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                          "amount": sum(c["amount"] for c in claims.values())},
         "months": list(months.values()),
     }
+
+
+def jht_balances(store: ViewStore, as_of: date) -> dict[str, int]:
+    """Every member's JHT balance on `as_of`, in one query over the live postings (0 for a member without any).
+
+    The same sum as `member_balance`'s, for all members at once: what `ledger audit as-of` compares in bulk."""
+    with store.reading() as tx:
+        version = _live(tx, "balances")
+        members, postings = table_name("balances", version, "members"), table_name("balances", version, "postings")
+        rows = tx.all(f"SELECT m.kpj, COALESCE(p.balance, 0) FROM {members} m LEFT JOIN (SELECT kpj, "
+                      f"SUM(jht_employer + jht_worker + jht_yield - CASE WHEN claim_program = 'JHT' THEN claim_amount "
+                      f"ELSE 0 END) AS balance FROM {postings} WHERE on_date <= ? GROUP BY kpj) p ON p.kpj = m.kpj",
+                      (as_of.isoformat(),))
+    return {kpj: int(balance) for kpj, balance in rows}
+
+
+def branch_codes(store: ViewStore) -> list[str]:
+    """The branches `branch_report` knows: those with an employer or a member in the branches projection."""
+    with store.reading() as tx:
+        version = _live(tx, "branches")
+        members, employers = (table_name("branches", version, name) for name in ("members", "employers"))
+        rows = tx.all(f"SELECT branch FROM {members} UNION SELECT branch FROM {employers} ORDER BY branch")
+    return [branch for (branch,) in rows]
