@@ -157,6 +157,9 @@ def test_history_through_the_cli_and_its_bad_input(audited) -> None:
     assert "--from must be a date" in cli("audit", "history", "--kpj", kpj, "--from", "2017-02-30", expect=2).stderr
     assert "is after --to" in cli("audit", "history", "--kpj", kpj, "--from", "2017-05-01", "--to", "2017-04-01",
                                   expect=2).stderr
+    elsewhere = Cli(env={**cli.env, "LEDGER_KAFKA_TOPIC_PREFIX": f"nowhere-{uuid.uuid4().hex[:8]}"},
+                    folder=cli.folder)
+    assert "events does not exist" in elsewhere("audit", "history", "--kpj", kpj, expect=3).stderr
 
 
 # --- as-of -----------------------------------------------------------------------------------------------------------
