@@ -693,7 +693,9 @@ def _manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_bytes())
         names = [entry["name"] for entry in manifest["files"]]
-        manifest["period"]["from"], manifest["period"]["to"], manifest["events"], manifest["chain_head"]
+        for key in ("period", "events", "chain_head", "positions"):  # the fields the checks read must be there
+            manifest[key]
+        date.fromisoformat(manifest["period"]["from"]), date.fromisoformat(manifest["period"]["to"])
     except (ValueError, KeyError, TypeError) as error:
         raise _Broken(MANIFEST, f"not an export manifest ({error!r})") from None
     if manifest.get("format") != EXPORT_FORMAT or manifest.get("format_version") != EXPORT_FORMAT_VERSION:
