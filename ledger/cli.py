@@ -12,7 +12,9 @@ A traceback means a bug, never bad input.
 
 import json
 import re
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -777,9 +779,13 @@ def projections_run(
     """Bring the live projections up to the end of the events topic (exactly once); or --follow it."""
     from projections import runner
 
+    stopping = threading.Event()  # SIGTERM/SIGINT: finish the batch in hand (its offsets commit with it), then exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     with _reporting(as_json):
         chosen = _projection_names(names)
-        applied = runner.run(ctx.obj.settings, chosen, follow=follow, log=lambda line: print(line, file=sys.stderr))
+        applied = runner.run(ctx.obj.settings, chosen, follow=follow, stop=stopping.is_set,
+                             log=lambda line: print(line, file=sys.stderr))
     if as_json:
         _print_json({"applied": applied})
     else:

@@ -38,6 +38,7 @@ BIG_EMPLOYER_MEMBERS = 7_000
 BRANCH_EMPLOYERS = 4_430
 BRANCH_MEMBERS = 262_785
 BULK_CHUNK_MAX = 20_000  # enrollments per bulk command when setting up a branch
+RAW_KEYS_MAX = 300_000  # distinct keys the raw producer cycles through
 
 
 def median_rate(samples: list[float]) -> float:
@@ -221,10 +222,14 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
     kafka_client.ensure_topic(bootstrap, raw_topic, partitions=12)
     payload = os.urandom(record_bytes)
+    # Same record size means the same key and headers too: the relay's keys are 36-character aggregate ids (and
+    # kafka-python hashes every key byte in Python to pick the partition), and its records carry two headers.
+    keys = [str(uuid.uuid4()).encode() for _ in range(min(published, RAW_KEYS_MAX))]
+    headers = [("type", b"ContributionPaid"), ("version", b"1")]
     producer = kafka_client.producer(bootstrap, compression_type=compression)
     started = time.perf_counter()
     for i in range(published):
-        producer.send(raw_topic, key=str(i % 100_000).encode(), value=payload)
+        producer.send(raw_topic, key=keys[i % len(keys)], value=payload, headers=headers)
     producer.flush(timeout=300)
     raw_s = time.perf_counter() - started
     producer.close()
