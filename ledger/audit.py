@@ -32,7 +32,7 @@ import orjson
 
 from ledger import kafka_client
 from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.events import EVENT_TYPES, GENESIS_HASH, UPCASTERS, chain_hash
+from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, upcast
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
 
 
@@ -176,16 +176,11 @@ def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[s
 
 def current_data(env: dict[str, Any]) -> dict[str, Any]:
     """The event's data at the current contract version (older versions through `ledger.events.UPCASTERS`)."""
-    event_type, version = env["type"], env["version"]
-    cls = EVENT_TYPES.get(event_type)
-    if cls is None or not isinstance(version, int) or version > cls.VERSION:
-        raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): {event_type} version {version} "
-                              f"is not known to this code; upgrade the ledger before auditing it")
-    data = env["data"]
-    while version < cls.VERSION:
-        data = UPCASTERS[(event_type, version)](data)
-        version += 1
-    return data
+    try:
+        return upcast(env["type"], env["version"], env["data"])
+    except UnknownEventType as error:
+        raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): {error}; upgrade the ledger "
+                              f"before auditing it") from None
 
 
 def in_period(env: dict[str, Any], start: date | None, end: date | None) -> bool:

@@ -290,18 +290,25 @@ class UnknownEventType(ValueError):
     pass
 
 
-def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
-    """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
-    try:
-        cls = EVENT_TYPES[event_type]
-    except KeyError:
-        raise UnknownEventType(f"unknown event type {event_type!r}") from None
-    if version > cls.VERSION:
+def upcast(event_type: str, version: int, data: dict[str, Any],
+           models: dict[str, type[LedgerEvent]] | None = None) -> dict[str, Any]:
+    """An event's JSON of any known version, turned into the current version's JSON (not validated). `models`:
+    whose current version (the stored ones by default, or `PUBLISHED_EVENT_TYPES`)."""
+    cls = (EVENT_TYPES if models is None else models).get(event_type)
+    if cls is None:
+        raise UnknownEventType(f"unknown event type {event_type!r}")
+    if not isinstance(version, int) or version > cls.VERSION:
         raise UnknownEventType(f"{event_type} version {version} is newer than this code knows ({cls.VERSION})")
     while version < cls.VERSION:
         data = UPCASTERS[(event_type, version)](data)
         version += 1
-    return cls.model_validate(data)
+    return data
+
+
+def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
+    """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
+    current = upcast(event_type, version, data)  # first: it names an unknown type or version
+    return EVENT_TYPES[event_type].model_validate(current)
 
 
 # --- The published contract: what consumers of the events topic read --------------------------------------------------
@@ -347,16 +354,8 @@ def parse_published(event_type: str, version: int, data: dict[str, Any]) -> Ledg
 
     Upcasters see published JSON here (no personal fields), so they must not need those fields.
     """
-    try:
-        cls = PUBLISHED_EVENT_TYPES[event_type]
-    except KeyError:
-        raise UnknownEventType(f"unknown event type {event_type!r}") from None
-    if version > cls.VERSION:
-        raise UnknownEventType(f"{event_type} version {version} is newer than this code knows ({cls.VERSION})")
-    while version < cls.VERSION:
-        data = UPCASTERS[(event_type, version)](data)
-        version += 1
-    return cls.model_validate(data)
+    current = upcast(event_type, version, data, PUBLISHED_EVENT_TYPES)  # first: it names an unknown type or version
+    return PUBLISHED_EVENT_TYPES[event_type].model_validate(current)
 
 
 def to_json_dict(event: LedgerEvent) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.events import UPCASTERS, EVENT_TYPES, UnknownEventType
+from ledger.events import UnknownEventType, upcast
 from projections.store import Tx, table_name
 
 PROGRAMS = ("JHT", "JKK", "JKM", "JP")
@@ -39,16 +39,11 @@ class InvariantViolation(Exception):
 
 def current_data(envelope: dict[str, Any]) -> dict[str, Any]:
     """The event's data at the current contract version: older versions go through the upcasters on the JSON."""
-    event_type, version = envelope["type"], envelope["version"]
-    cls = EVENT_TYPES.get(event_type)
-    if cls is None or version > cls.VERSION:
-        raise UnknownEventType(f"event {envelope.get('event_id')}: {event_type} version {version} is not known to "
-                               f"this code; upgrade the projections before replaying it")
-    data = envelope["data"]
-    while version < cls.VERSION:
-        data = UPCASTERS[(event_type, version)](data)
-        version += 1
-    return data
+    try:
+        return upcast(envelope["type"], envelope["version"], envelope["data"])
+    except UnknownEventType as error:
+        raise UnknownEventType(f"event {envelope.get('event_id')}: {error}; upgrade the projections before "
+                               f"replaying it") from None
 
 
 @dataclass(frozen=True)
