@@ -58,7 +58,8 @@ def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
                         f"WHERE kpj = ?", (kpj,))
         if member is None:
             raise NotFound(f"unknown member: no KPJ {kpj} in the balances projection")
-        sums = tx.one(f"SELECT {', '.join(f'COALESCE(SUM({p.lower()}_{s}), 0)' for p in PROGRAMS for s in ('employer', 'worker'))}, "
+        shares = ", ".join(f"COALESCE(SUM({p.lower()}_{side}), 0)" for p in PROGRAMS for side in ("employer", "worker"))
+        sums = tx.one(f"SELECT {shares}, "
                       f"COALESCE(SUM(jht_yield), 0), COALESCE(SUM(fine), 0), COUNT(*) FROM {postings} "
                       f"WHERE kpj = ? AND on_date <= ?", (kpj, day))
         claims = {program: (int(count), int(amount)) for program, count, amount in tx.all(

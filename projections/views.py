@@ -192,7 +192,8 @@ class Balances(Projection):
                                      row[1])
         # 2. No member's JHT balance is ever below zero: a claim never pays more than the balance at its date.
         row = tx.one(
-            f"SELECT kpj, event_id, running FROM (SELECT kpj, event_id, on_date, position, SUM(jht_employer + jht_worker + jht_yield "
+            f"SELECT kpj, event_id, running FROM (SELECT kpj, event_id, on_date, position, "
+            f"SUM(jht_employer + jht_worker + jht_yield "
             f"- CASE WHEN claim_program = 'JHT' THEN claim_amount ELSE 0 END) OVER (PARTITION BY kpj ORDER BY "
             f"on_date, position ROWS UNBOUNDED PRECEDING) AS running FROM {postings}) r "
             f"WHERE running < 0 ORDER BY kpj, on_date, position LIMIT 1")
@@ -215,7 +216,8 @@ class Branches(Projection):
         Table("members", "kpj TEXT PRIMARY KEY, branch TEXT NOT NULL, segment TEXT NOT NULL, npp TEXT, "
                          "enrolled_on TEXT NOT NULL, exited_on TEXT, event_id TEXT NOT NULL",
               indexes=("branch, segment, enrolled_on",)),
-        Table("employers", "npp TEXT PRIMARY KEY, branch TEXT NOT NULL, kind TEXT NOT NULL, registered_on TEXT NOT NULL"),
+        Table("employers", "npp TEXT PRIMARY KEY, branch TEXT NOT NULL, kind TEXT NOT NULL, "
+                           "registered_on TEXT NOT NULL"),
         Table("bpu_months", "event_id TEXT PRIMARY KEY, kpj TEXT NOT NULL, month TEXT NOT NULL, paid_on TEXT NOT NULL, "
                             "reversed_on TEXT", indexes=("kpj, month",)),
         # Totals per paying account: an employer (its members' contributions) or a member (a BPU member's own
