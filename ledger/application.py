@@ -61,6 +61,7 @@ from ledger.domain import (
     member_id,
     month_key,
     month_start,
+    shift_month,
     parse_event_id,
 )
 from ledger.errors import (
@@ -89,9 +90,7 @@ Clock = Callable[[], date]
 
 
 def _months(first: str, count: int) -> list[str]:
-    start = month_start(first)
-    return [month_key(date(start.year + (start.month - 1 + i) // 12, (start.month - 1 + i) % 12 + 1, 1))
-            for i in range(count)]
+    return [shift_month(first, i) for i in range(count)]
 
 
 def _month_end(month: str) -> date:

@@ -921,7 +921,13 @@ def _start(text: str) -> str | datetime:
         raise InvalidInput(f"--start must be committed, beginning, end or an ISO date-time, got {text!r}") from None
 
 
-def _run_consumer(subscriber: Any, idle_exit: float | None, as_json: bool, what: str) -> None:
+def _run_consumer(ctx: typer.Context, build: Callable[..., Any], target: Path, group: str, start: str,
+                  idle_exit: float | None, as_json: bool, what: str) -> None:
+    """Build an example consumer on the ledger's events topic, run it, and print what it did."""
+    settings = ctx.obj.settings
+    with _reporting(as_json):
+        subscriber = build(settings.bootstrap_servers, _topics(settings).events, target, group_id=group,
+                           start=_start(start), log=lambda line: print(line, file=sys.stderr))
     stats = subscriber.run(idle_timeout_s=idle_exit)
     result = {"consumer": what, "group": subscriber.group_id, "handled": stats.handled,
               "duplicates": stats.duplicates, "passed_over": stats.passed_over, "retries": stats.retries,
@@ -945,10 +951,7 @@ def consumers_notifier(
     """Write one notification per paid claim to the outbox table `notifications`, exactly once."""
     from consumers.notifier import notifier
 
-    with _reporting(as_json):
-        subscriber = notifier(ctx.obj.settings.bootstrap_servers, _topics(ctx.obj.settings).events, db,
-                              group_id=group, start=_start(start), log=lambda line: print(line, file=sys.stderr))
-    _run_consumer(subscriber, idle_exit, as_json, "notifier")
+    _run_consumer(ctx, notifier, db, group, start, idle_exit, as_json, "notifier")
 
 
 @consumers_app.command("warehouse")
@@ -963,10 +966,7 @@ def consumers_warehouse(
     """Append every event to CSV files partitioned by month, each event exactly once across restarts."""
     from consumers.warehouse import exporter
 
-    with _reporting(as_json):
-        subscriber = exporter(ctx.obj.settings.bootstrap_servers, _topics(ctx.obj.settings).events, out,
-                              group_id=group, start=_start(start), log=lambda line: print(line, file=sys.stderr))
-    _run_consumer(subscriber, idle_exit, as_json, "warehouse")
+    _run_consumer(ctx, exporter, out, group, start, idle_exit, as_json, "warehouse")
 
 
 @app.command("demo")

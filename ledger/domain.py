@@ -78,6 +78,12 @@ def month_start(key: str) -> date:
     return date(int(year), int(month), 1)
 
 
+def shift_month(key: str, delta: int) -> str:
+    """The month `delta` months after (or, negative, before) the month `key` ("YYYY-MM")."""
+    year, number = divmod(int(key[:4]) * 12 + int(key[5:7]) - 1 + delta, 12)
+    return f"{year:04d}-{number + 1:02d}"
+
+
 class LedgerAggregate(Aggregate):
     """Stores contract events; subclasses react to them in `when()` and derive their id in `key()`.
 

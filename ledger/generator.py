@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.commands import MemberRow
+from ledger.domain import shift_month
 
 BIRTH_YEARS = 10  # birth years cycle over a decade, so NIKs differ in more than the serial
 
@@ -79,11 +80,6 @@ class BranchPlan:
 def _month_date(month: str, day: int) -> date:
     year, number = int(month[:4]), int(month[5:7])
     return date(year, number, min(day, monthrange(year, number)[1]))
-
-
-def _next_month(month: str, delta: int = 1) -> str:
-    year, number = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + delta, 12)
-    return f"{year:04d}-{number + 1:02d}"
 
 
 def _person(rng: random.Random, number: int, wage: int, *, segment: str = "PU", programs: list[str] | None = None,
@@ -153,7 +149,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     for npp, size in zip(npps, sizes):
         hire(npp, size, start)
     bpu: list[tuple[str, str | None]] = []  # (kpj, the month after which they stop paying, or None)
-    months = [_next_month(plan.first_month, k) for k in range(plan.months)]
+    months = [shift_month(plan.first_month, k) for k in range(plan.months)]
     for _ in range(plan.bpu_members):
         programs = ["JKK", "JKM", "JHT"] if rng.random() < 0.3 else ["JKK", "JKM"]
         row = _person(rng, next_kpj, rng.choice(BPU_INCOMES), segment="BPU", programs=programs, name="Mandiri")
@@ -167,14 +163,14 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     late: dict[str, list[str]] = {}  # month in which to pay -> employer NPPs paying an earlier month late
     leavers: list[tuple[str, str, date]] = []  # (kpj, reason, exit date) whose claims are paid next month
     reasons, reason_weights = [r for r, _ in EXIT_REASONS], [w for _, w in EXIT_REASONS]
-    for step, month in enumerate(months + [_next_month(months[-1])]):
+    for step, month in enumerate(months + [shift_month(months[-1], 1)]):
         in_period = step < len(months)
-        previous = _next_month(month, -1)
+        previous = shift_month(month, -1)
         # Employers pay last month's contributions by the 15th (late ones a month on, fined).
         if step > 0:
             for npp in npps:
                 if rng.random() < LATE_PAYER_SHARE and in_period:
-                    late.setdefault(_next_month(month), []).append((npp, previous))
+                    late.setdefault(shift_month(month, 1), []).append((npp, previous))
                     continue
                 run(PayContribution(npp=npp, month=previous, paid_on=_month_date(month, rng.randint(3, 15)),
                                     payer="APBD Kota Bekasi" if npp == npps[0] else None))

@@ -18,6 +18,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from ledger.domain import shift_month
 from ledger.errors import LedgerError, NotFound
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE
 from projections.store import Tx, ViewStore, table_name
@@ -37,16 +38,11 @@ def _live(tx: Tx, name: str) -> int:
     return version
 
 
-def _month_shift(month: str, delta: int) -> str:
-    year, number = divmod(int(month[:4]) * 12 + int(month[5:7]) - 1 + delta, 12)
-    return f"{year:04d}-{number + 1:02d}"
-
-
 def bpu_active_threshold(as_of: date) -> str:
     """The earliest contribution month whose payment keeps a BPU member active on `as_of` (see the module doc)."""
     month = f"{as_of.year:04d}-{as_of.month:02d}"
-    last_due = month if as_of.day > BPU_DUE_DAY else _month_shift(month, -1)
-    return _month_shift(last_due, -(BPU_UNPAID_MONTHS_INACTIVE - 1))
+    last_due = month if as_of.day > BPU_DUE_DAY else shift_month(month, -1)
+    return shift_month(last_due, -(BPU_UNPAID_MONTHS_INACTIVE - 1))
 
 
 def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:

@@ -156,12 +156,16 @@ class Runner:
             pass  # Kafka's copy of the offsets is informational (tools, lag); the one stored with the view decides
         return len(records)
 
-    def catch_up(self, until: dict[int, int], *, stop: Callable[[], bool] = lambda: False) -> int:
-        """Apply batches until every partition's position reaches `until` (end offsets taken by the caller)."""
+    def catch_up(self, until: dict[int, int], *, stop: Callable[[], bool] = lambda: False,
+                 progress: Callable[[int], None] = lambda _: None) -> int:
+        """Apply batches until every partition's position reaches `until` (end offsets taken by the caller).
+        `progress` gets the sum of the positions (the offsets consumed) before each batch and at the end."""
         total = 0
         empty = 0
         while not stop():
-            behind = {p for p, position in self.positions().items() if position < until.get(p, 0)}
+            positions = self.positions()
+            progress(sum(positions.values()))
+            behind = {p for p, position in positions.items() if position < until.get(p, 0)}
             if not behind:
                 break
             applied = self.step()
@@ -248,7 +252,7 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
         if workers == 1:
             runner = Runner(settings, store, view, version, partitions)
             try:
-                _catch_up_with_progress(runner, ends, store, name, version, total, progress)
+                runner.catch_up(ends, progress=lambda done: progress(done, total))
             finally:
                 runner.close()
         else:
@@ -294,21 +298,6 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
 def _done(store: ViewStore, name: str, version: int) -> int:
     with store.reading() as tx:
         return sum(offset for offset, _, _ in ViewStore.offsets(tx, name, version).values())
-
-
-def _catch_up_with_progress(runner: Runner, ends: dict[int, int], store: ViewStore, name: str, version: int,
-                            total: int, progress: Callable[[int, int], None]) -> None:
-    empty = 0
-    while True:
-        positions = runner.positions()
-        progress(sum(positions.values()), total)
-        behind = [p for p, position in positions.items() if position < ends.get(p, 0)]
-        if not behind:
-            return
-        applied = runner.step()
-        empty = 0 if applied else empty + 1
-        if empty > CATCH_UP_EMPTY_POLLS_MAX:
-            raise ProjectionError(f"{name}: no progress towards the end of partitions {sorted(behind)}")
 
 
 def status(settings: Settings) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 BRANCH = "BEKASI-KOTA"
 AS_OF = "2017-03-31"
 SERVER_START_S_MAX = 30
+FIRST_KPJ = "17100000001"  # the generator's first KPJ: the city government's first employee
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +41,6 @@ def projected(tmp_path_factory, bootstrap: list[str]) -> Cli:
     applied = cli.json("projections", "run")["applied"]
     assert applied["balances"] == applied["branches"] > 300
     return cli
-
-
-def first_member(cli: Cli) -> str:
-    return "17100000001"  # the generator's first KPJ: the city government's first employee
 
 
 def test_branch_report_as_a_table_and_as_json(projected: Cli) -> None:
@@ -63,7 +60,7 @@ def test_branch_report_as_a_table_and_as_json(projected: Cli) -> None:
 
 
 def test_member_balance_from_the_projection_equals_the_event_store(projected: Cli) -> None:
-    kpj = first_member(projected)
+    kpj = FIRST_KPJ
     for as_of in ("2017-01-31", "2017-02-20", "2017-05-31"):
         view = projected.json("balance", kpj, "--as-of", as_of)
         store = projected.json("balance", "--from-store", kpj, "--as-of", as_of)
@@ -135,7 +132,7 @@ def test_http_api_answers_like_the_cli_with_openapi_and_clear_errors(api: str, p
     status, spec = get(f"{api}/openapi.json")
     assert status == 200
     assert {"/members/{kpj}/balance", "/members/{kpj}/history", "/branches/{branch}/totals"} <= set(spec["paths"])
-    kpj = first_member(projected)
+    kpj = FIRST_KPJ
     assert get(f"{api}/members/{kpj}/balance?as_of=2017-05-31") == \
         (200, projected.json("balance", kpj, "--as-of", "2017-05-31"))
     assert get(f"{api}/branches/{BRANCH}/totals?as_of={AS_OF}") == \
