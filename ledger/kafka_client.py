@@ -15,13 +15,15 @@ from typing import Any
 from kafka import (ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata,
                    TopicPartition)
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 __all__ = [
     "KafkaError",
     "TopicPartition",
     "assigned_consumer",
     "commit_offsets",
+    "commit_transaction",
+    "abort_transaction",
     "consumer",
     "end_offsets",
     "positions",
@@ -153,6 +155,34 @@ def consumer(
     if topics:
         client.subscribe(list(topics))
     return client
+
+
+TRANSACTION_COMMIT_TIMEOUT_S = 30  # a relay transaction holds at most a few MB: seconds when the broker is well
+TRANSACTION_ABORT_TIMEOUT_S = 5  # an abort is a courtesy: the next producer's init_transactions aborts anyway
+
+
+def commit_transaction(client: KafkaProducer, timeout_s: float = TRANSACTION_COMMIT_TIMEOUT_S) -> None:
+    """Commit the producer's transaction, waiting at most `timeout_s`; KafkaTimeoutError after that.
+
+    kafka-python's own `commit_transaction()` waits without a limit. A broker that goes away in the middle of a
+    commit therefore hangs it, which the relay's outage test caught under load. This is the same call with a bound.
+    It uses the client's transaction manager, as `init_transactions` does with `max_block_ms`. After a timeout the
+    caller drops the producer. The next producer's `init_transactions` completes or aborts what was pending, so the
+    outcome stays all or nothing.
+    """
+    client.flush(timeout=timeout_s)  # raises KafkaTimeoutError if the records cannot be delivered in time
+    result = client._transaction_manager.begin_commit()
+    client._sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):  # raises the commit's own error if it failed
+        raise KafkaTimeoutError(f"the transaction did not commit within {timeout_s}s")
+
+
+def abort_transaction(client: KafkaProducer, timeout_s: float = TRANSACTION_ABORT_TIMEOUT_S) -> None:
+    """Abort the producer's transaction, waiting at most `timeout_s`, for the reason `commit_transaction` gives."""
+    result = client._transaction_manager.begin_abort()
+    client._sender.wakeup()
+    if not result.wait(timeout_ms=int(timeout_s * 1000)):
+        raise KafkaTimeoutError(f"the transaction did not abort within {timeout_s}s")
 
 
 def end_offsets(bootstrap_servers: Sequence[str], topic: str) -> dict[int, int]:

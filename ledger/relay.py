@@ -160,12 +160,12 @@ class Relay:
             state = RelayState(notification_id=page[-1].id, position=position)
             producer.send(self.topics.state, key=RELAY_STATE_KEY, value=orjson.dumps(state.__dict__))
             # 3. Commit: the events and the state become visible together, or (on failure) not at all.
-            producer.commit_transaction()
+            kafka_client.commit_transaction(producer)
         except BaseException:
             try:
-                producer.abort_transaction()
+                kafka_client.abort_transaction(producer)
             except kafka_client.KafkaError:
-                pass
+                pass  # the next producer's init_transactions aborts it
             raise
         published = position - self.state.position
         self.state = state
@@ -181,7 +181,9 @@ class Relay:
                     self.connect()
                 published = self.publish_batch()
                 failures = 0
-            except kafka_client.KafkaError as error:
+            except (kafka_client.KafkaError, TimeoutError) as error:
+                # TimeoutError: after an outage, reading the relay state (read_committed) can wait on the broker
+                # finishing the aborted transaction's markers; like a Kafka error, that passes: retry.
                 failures += 1
                 if failures > RELAY_RETRIES_MAX:
                     raise

@@ -147,7 +147,11 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
                        capture_output=True, timeout=WAIT_S_MAX)
 
         expected = published_count(app)
-        wait_until(lambda: read_state(bootstrap, topics).position == expected)
+        try:
+            wait_until(lambda: read_state(bootstrap, topics).position == expected)
+        except AssertionError:
+            relay.terminate()
+            raise AssertionError(f"the relay did not catch up; its log:\n{relay.communicate(timeout=30)[1][-4000:]}")
         report = verify_topic(bootstrap, topics.events)
         assert (report.events, report.ok) == (expected, True), report.as_dict()
         assert relay.poll() is None, "the relay gave up instead of waiting for the broker"
