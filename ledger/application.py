@@ -73,6 +73,7 @@ from ledger.errors import (
     NotFound,
     RuleViolation,
 )
+from ledger.memory import collector_paused
 from ledger.rules import Program, Segment
 
 COMMAND_ATTEMPTS_MAX = 5
@@ -127,6 +128,10 @@ class Ledger(Application):
     # --- the command pipeline ------------------------------------------------------------------------------------
 
     def execute(self, command: Command) -> dict[str, Any]:
+        with collector_paused():  # a month's payment builds thousands of events at once: see ledger.memory
+            return self._execute(command)
+
+    def _execute(self, command: Command) -> dict[str, Any]:
         handler = self._handlers[type(command)]
         fingerprint = command.fingerprint()
         for attempt in range(COMMAND_ATTEMPTS_MAX):
