@@ -28,6 +28,7 @@ from ledger.commands import (
     PayClaim,
     PayContribution,
     RegisterEmployer,
+    Reverse,
 )
 from ledger.errors import AlreadyExists, CommandIdConflict, NotFound
 from ledger.settings import Settings
@@ -177,6 +178,59 @@ class TestLedgerOnEachBackend:
         member = open_ledger().member(kpj(1))
         assert [(d.effective, d.value) for d in member.wage_history] == [
             (date(2024, 1, 1), 5_000_000), (date(2024, 7, 1), 6_000_000), (date(2024, 10, 1), 6_500_000)]
+
+    @staticmethod
+    def spy_on_attempts(app: Ledger, command_type: type, monkeypatch) -> list[bool]:
+        """The `careful` flag of each attempt the ledger makes at commands of this type."""
+        original, attempts = app._handlers[command_type], []
+
+        def handler(command, careful):
+            attempts.append(careful)
+            return original(command, careful)
+
+        monkeypatch.setitem(app._handlers, command_type, handler)
+        return attempts
+
+    def test_a_writer_saving_a_cached_member_another_writer_changed_rereads_and_keeps_both(self, open_ledger,
+                                                                                           monkeypatch):
+        setup = open_ledger()
+        register_and_enroll(setup, 1)
+        writer_a, writer_b = open_ledger(), open_ledger()
+        writer_a.execute(ChangeWage(kpj=kpj(1), wage=6_000_000, effective=date(2024, 4, 1)))  # A caches the member
+        writer_b.execute(ChangeWage(kpj=kpj(1), wage=6_500_000, effective=date(2024, 7, 1)))  # A's copy is stale
+        attempts = self.spy_on_attempts(writer_a, ChangeWage, monkeypatch)
+
+        writer_a.execute(ChangeWage(kpj=kpj(1), wage=7_000_000, effective=date(2024, 10, 1)))
+
+        assert attempts == [False, True], "the stale copy's save was refused, and the retry read the store"
+        member = open_ledger().member(kpj(1))
+        assert [(d.effective, d.value) for d in member.wage_history] == [
+            (date(2024, 1, 1), 5_000_000), (date(2024, 4, 1), 6_000_000), (date(2024, 7, 1), 6_500_000),
+            (date(2024, 10, 1), 7_000_000)]
+        assert member.version == 4
+
+    def test_a_command_refused_on_a_stale_cached_member_is_decided_again_on_the_store(self, open_ledger,
+                                                                                        monkeypatch):
+        setup = open_ledger()
+        register_and_enroll(setup, 1)
+        setup.execute(PayContribution(npp=NPP, month="2024-01", paid_on=date(2024, 2, 10)))
+        writer_a, writer_b = open_ledger(), open_ledger()
+        writer_a.execute(ExitMember(kpj=kpj(1), reason="death", exit_date=date(2024, 2, 20)))
+        jkm = dict(kpj=kpj(1), program="JKM", incident_date=date(2024, 2, 20), paid_on=date(2024, 3, 5),
+                   beneficiary="Ahli waris 1")
+        first = writer_a.execute(PayClaim(**jkm))  # A caches the member with its JKM claim
+        writer_b.execute(Reverse(event_id=first["event_id"], reason="paid to the wrong heir",
+                                 reversed_on=date(2024, 3, 6)))
+        attempts = self.spy_on_attempts(writer_a, PayClaim, monkeypatch)
+
+        # A's cached copy still shows the claim, so it refuses a second JKM claim for the same death; the store
+        # says that claim was reversed, so the careful attempt pays it.
+        again = writer_a.execute(PayClaim(**{**jkm, "beneficiary": "Ahli waris 2"}))
+
+        assert attempts == [False, True]
+        assert again["amount"] == first["amount"] > 0
+        claims = open_ledger().member(kpj(1)).claims
+        assert [c.beneficiary for c in claims.values()] == ["Ahli waris 2"]
 
     def test_a_bulk_enrollment_failing_half_way_leaves_no_new_member(self, open_ledger):
         app = open_ledger()
