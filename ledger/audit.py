@@ -32,7 +32,7 @@ import orjson
 
 from ledger import kafka_client
 from ledger.errors import InvalidInput, LedgerError, NotFound
-from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, upcast
+from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, envelope_data
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
 
 
@@ -177,10 +177,9 @@ def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[s
 def current_data(env: dict[str, Any]) -> dict[str, Any]:
     """The event's data at the current contract version (older versions through `ledger.events.UPCASTERS`)."""
     try:
-        return upcast(env["type"], env["version"], env["data"])
+        return envelope_data(env, upgrade="the ledger")
     except UnknownEventType as error:
-        raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): {error}; upgrade the ledger "
-                              f"before auditing it") from None
+        raise TopicUnreadable(str(error)) from None
 
 
 def in_period(env: dict[str, Any], start: date | None, end: date | None) -> bool:

@@ -305,6 +305,16 @@ def upcast(event_type: str, version: int, data: dict[str, Any],
     return data
 
 
+def envelope_data(envelope: dict[str, Any], *, upgrade: str) -> dict[str, Any]:
+    """A published envelope's data at the current contract version (older versions through the upcasters). An
+    unknown type or a newer version raises `UnknownEventType` naming the event and what to `upgrade`."""
+    try:
+        return upcast(envelope["type"], envelope["version"], envelope["data"])
+    except UnknownEventType as error:
+        raise UnknownEventType(f"event {envelope.get('event_id')} (position {envelope.get('position')}): {error}; "
+                               f"upgrade {upgrade} before replaying it") from None
+
+
 def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
     """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
     current = upcast(event_type, version, data)  # first: it names an unknown type or version

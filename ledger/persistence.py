@@ -5,10 +5,11 @@ are the same for what our events hold (JSON values, dates and datetimes, Decimal
 compares them for every kind of stored event), in about a third of the time: 7 us of a single command's 10 us of
 encoding. Decoding stays the library's, so every stored event reads as before.
 
-`LedgerPostgresRecorder`, chosen through `Settings.eventsourcing_env()`: the library inserts a command's events in psycopg's pipeline mode. With eventsourcing 9.5.6 and psycopg 3.3, a
-pipelined insert whose one parameter holds more than about 10 MB of events never returns (reproduced without any
-ledger code: 12 MB hangs, 6 MB works). A 7,000-member bulk enrollment is such a command. This recorder does the same
-steps (lock the table so notification ids commit in order, insert, read back the ids) in one ordinary transaction.
+`LedgerPostgresRecorder`, chosen through `Settings.eventsourcing_env()`: the library inserts a command's events in
+psycopg's pipeline mode. With eventsourcing 9.5.6 and psycopg 3.3, a pipelined insert whose one parameter holds more
+than about 10 MB of events never returns (reproduced without any ledger code: 12 MB hangs, 6 MB works). A
+7,000-member bulk enrollment is such a command. This recorder does the same steps (lock the table so notification
+ids commit in order, insert, read back the ids) in one ordinary transaction.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class LedgerPostgresRecorder(PostgresApplicationRecorder):
 
 class OrjsonTranscoder(JSONTranscoder):
     # orjson writes UUIDs, dataclasses and enums itself, where the library's encoder calls a registered
-    # transcoding (or fails): our stored events hold none of them, and the unit test above would show one.
+    # transcoding (or fails): our stored events hold none of them, and the unit test named above would show one.
     # Dates and datetimes are passed to the transcodings, as the library's encoder does.
     OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.events import UnknownEventType, upcast
+from ledger.events import envelope_data
 from projections.store import Tx, table_name
 
 PROGRAMS = ("JHT", "JKK", "JKM", "JP")
@@ -35,15 +35,6 @@ class InvariantViolation(Exception):
     def __init__(self, projection: str, problem: str, event_id: str | None) -> None:
         self.projection, self.problem, self.event_id = projection, problem, event_id
         super().__init__(f"{projection}: {problem} (event {event_id or 'unknown'})")
-
-
-def current_data(envelope: dict[str, Any]) -> dict[str, Any]:
-    """The event's data at the current contract version: older versions go through the upcasters on the JSON."""
-    try:
-        return upcast(envelope["type"], envelope["version"], envelope["data"])
-    except UnknownEventType as error:
-        raise UnknownEventType(f"event {envelope.get('event_id')}: {error}; upgrade the projections before "
-                               f"replaying it") from None
 
 
 @dataclass(frozen=True)
@@ -137,7 +128,7 @@ class Balances(Projection):
 
         for env in envelopes:
             kind = env["type"]
-            data = current_data(env)
+            data = envelope_data(env, upgrade="the projections")
             event_id, on = env["event_id"], env["effective_date"]
             if kind == "ContributionPaid" or kind == "ContributionReversed":
                 sign = 1 if kind == "ContributionPaid" else -1
@@ -243,7 +234,7 @@ class Branches(Projection):
 
         for env in envelopes:
             kind = env["type"]
-            data = current_data(env)
+            data = envelope_data(env, upgrade="the projections")
             event_id, on, branch = env["event_id"], env["effective_date"], env["branch"]
             if kind == "ContributionPaid" or kind == "ContributionReversed":
                 sign = 1 if kind == "ContributionPaid" else -1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import JSONTranscoder
 
 from ledger import events as ev
 from ledger.commands import ChangeRiskClass, ChangeWage, Reverse
@@ -14,9 +14,9 @@ from tests.unit.ledger_scenario import new_ledger
 
 
 def library_transcoder() -> JSONTranscoder:
+    """The library's own encoder, with the transcodings the ledger registers."""
     transcoder = JSONTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        transcoder.register(transcoding)
+    new_ledger().register_transcodings(transcoder)
     return transcoder
 
 
@@ -55,8 +55,7 @@ def test_values_the_library_transcodes_are_written_the_way_it_writes_them():
 
     value = {"when": datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc), "rate": Decimal("5.75"), "name": "Ñoño",
              "list": [1, "a", None, True], "nested": {"b": 2, "a": 1}}
-    orjson_transcoder = OrjsonTranscoder()
-    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
-        orjson_transcoder.register(transcoding)
+    orjson_transcoder = new_ledger().mapper.transcoder
+    assert isinstance(orjson_transcoder, OrjsonTranscoder)
     assert orjson_transcoder.encode(value) == library_transcoder().encode(value)
     assert orjson_transcoder.decode(orjson_transcoder.encode(value)) == value
