@@ -112,8 +112,12 @@ def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple
         "hash": meta["hash"],
         "data": public_data(stored["schema_type"], stored["data"]),
     }
-    headers = [("type", stored["schema_type"].encode()), ("version", str(stored["schema_version"]).encode())]
-    return aggregate_id.encode(), orjson.dumps(value), headers
+    return aggregate_id.encode(), orjson.dumps(value), record_headers(stored["schema_type"], stored["schema_version"])
+
+
+def record_headers(event_type: str, version: int) -> list[tuple[str, bytes]]:
+    """The headers of an event's record: what consumers route on without parsing the value."""
+    return [("type", event_type.encode()), ("version", str(version).encode())]
 
 
 class Relay:

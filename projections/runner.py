@@ -23,10 +23,12 @@ from typing import Any
 import orjson
 
 from ledger import kafka_client
+from ledger.events import EVENT_TYPES
 from ledger.memory import collector_paused
+from ledger.relay import record_headers
 from ledger.settings import Settings
 from projections.store import ViewStore
-from projections.views import PROJECTIONS, InvariantViolation, Projection, projection
+from projections.views import PROJECTIONS, InvariantViolation, JsonRefused, Projection, projection
 
 __all__ = ["InvariantViolation", "ProjectionError", "Runner", "rebuild", "run", "status"]
 
@@ -68,6 +70,9 @@ class Runner:
         self.topic = events_topic(self.settings)
         self.client: Any = None
         self.saved: dict[int, int | None] = {}  # partition -> the next offset stored with the view
+        # Records whose headers match these go to the view's JSON path (SQLite only; see projections.views).
+        self.json_headers = {tuple(record_headers(t, EVENT_TYPES[t].VERSION)) for t in self.view.json_types
+                             } if self.store.dialect == "sqlite" else set()
 
     def _open(self) -> None:
         self.close()
@@ -111,22 +116,18 @@ class Runner:
         moved = {p: position for p, position in positions.items() if position != self.saved.get(p)}
         if not records and not moved:
             return 0
-        envelopes = []
+        envelopes, values = [], []
         counts: dict[int, int] = {}
+        json_headers = self.json_headers
         for record in records:
-            try:
-                envelope = orjson.loads(record.value)
-                envelope["type"], envelope["event_id"]  # noqa: B018 - an envelope has both
-            except (orjson.JSONDecodeError, TypeError, KeyError) as error:
-                self.close()
-                raise ProjectionError(f"{self.view.name}: the record at {record.topic} partition {record.partition} "
-                                      f"offset {record.offset} is not a ledger event ({error}); stopped before it"
-                                      ) from None
+            if json_headers and tuple(record.headers) in json_headers:
+                values.append(record.value)
+            else:
+                envelopes.append(self._envelope(record))
             if record.offset >= positions[record.partition]:
                 self.close()
                 raise ProjectionError(f"{self.view.name}: consumer position {positions[record.partition]} is not "
                                       f"past record {record.offset} of partition {record.partition}")
-            envelopes.append(envelope)
             counts[record.partition] = counts.get(record.partition, 0) + 1
         offsets = {(self.topic, p): (position, counts.get(p, 0)) for p, position in moved.items()}
         with self.store.transaction() as tx:
@@ -137,6 +138,8 @@ class Runner:
                     self.version = live
                     self.close()
                     return 0
+            if values and not self._apply_json(tx, values):
+                envelopes = [self._envelope(record) for record in records]  # the whole batch, in order
             try:
                 self.view.apply(tx, self.version, envelopes)
             except Exception as error:
@@ -150,6 +153,26 @@ class Runner:
         except kafka_client.KafkaError:
             pass  # Kafka's copy of the offsets is informational (tools, lag); the one stored with the view decides
         return len(records)
+
+    def _envelope(self, record: Any) -> dict[str, Any]:
+        try:
+            envelope = orjson.loads(record.value)
+            envelope["type"], envelope["event_id"]  # noqa: B018 - an envelope has both
+        except (orjson.JSONDecodeError, TypeError, KeyError) as error:
+            self.close()
+            raise ProjectionError(f"{self.view.name}: the record at {record.topic} partition {record.partition} "
+                                  f"offset {record.offset} is not a ledger event ({error}); stopped before it"
+                                  ) from None
+        return envelope
+
+    def _apply_json(self, tx: Any, values: list[bytes]) -> bool:
+        """The view's JSON path for `values`; False (and nothing of it written) if it refused a record."""
+        try:
+            with tx.savepoint("json_path"):
+                self.view.apply_json(tx, self.version, values)
+        except JsonRefused:
+            return False
+        return True
 
     def catch_up(self, until: dict[int, int], *, stop: Callable[[], bool] = lambda: False,
                  progress: Callable[[int], None] = lambda _: None) -> int:

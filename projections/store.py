@@ -65,6 +65,18 @@ class Tx:
         else:
             self.connection.executemany(sql, rows)
 
+    @contextmanager
+    def savepoint(self, name: str) -> Iterator[None]:
+        """Undo only what the block wrote if it raises; the transaction goes on."""
+        self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        self.execute(f"RELEASE SAVEPOINT {name}")
+
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self.execute(sql, params).fetchall()]
 

@@ -12,21 +12,33 @@ events. That is why N workers sharing the partitions build the same tables as on
   employers and BPU months that active counts are taken from; and per member totals for the invariants.
 
 Money is summed as integers (rupiah) in SQL; nothing here is a float.
+
+The JSON path (SQLite only): `balances` applies `ContributionPaid` records, nine in ten of all events, straight from
+the record's JSON bytes with SQLite's `json_extract`, without Python parsing them (`apply_json`). It writes the same
+rows as `apply` does; `apply` remains the path for every other event, for older event versions and for PostgreSQL,
+and the runner falls back to it for the whole batch when a record is not what its headers say.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.events import envelope_data
+from ledger.events import EVENT_TYPES, envelope_data
 from projections.store import Tx, table_name
 
 PROGRAMS = ("JHT", "JKK", "JKM", "JP")
-SHARE_COLUMNS = tuple(f"{p.lower()}_{side}" for p in PROGRAMS for side in ("employer", "worker"))
+SIDES = ("employer", "worker")
+SHARE_COLUMNS = tuple(f"{p.lower()}_{side}" for p in PROGRAMS for side in SIDES)
 FINE_PROGRAM = "-"  # the `program` of a flow row that carries late fines, which belong to no program
+
+
+class JsonRefused(Exception):
+    """The JSON path met a record it cannot apply (not JSON, another type or version, a field missing): the batch
+    is applied the ordinary way instead, which names the record if it is bad."""
 
 
 class InvariantViolation(Exception):
@@ -67,7 +79,15 @@ class Projection:
         for table in self.tables:
             tx.execute(f"DROP TABLE IF EXISTS {self.table(version, table.name)}")
 
+    # Event types whose records, at their current version, `apply_json` takes as JSON bytes (SQLite only).
+    json_types: tuple[str, ...] = ()
+
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def apply_json(self, tx: Tx, version: int, values: list[bytes]) -> None:
+        """Apply records of `json_types` from their JSON bytes, with the same effect as `apply` on their envelopes.
+        Raises `JsonRefused` (its changes then need rolling back) if a record is not such an event."""
         raise NotImplementedError
 
     def check(self, tx: Tx, version: int) -> None:
@@ -100,8 +120,13 @@ def _shares(data: dict[str, Any], sign: int) -> list[int]:
             sign * jkm["employer"], sign * jkm["worker"], sign * jp["employer"], sign * jp["worker"]]
 
 
+def _json(path: str) -> str:
+    return f"json_extract(v, '$.{path}')"
+
+
 class Balances(Projection):
     name = "balances"
+    json_types = ("ContributionPaid",)
     tables = (
         Table("members", "kpj TEXT PRIMARY KEY, branch TEXT NOT NULL, segment TEXT NOT NULL, npp TEXT, "
                          "nik_hmac TEXT NOT NULL, enrolled_on TEXT NOT NULL, wage BIGINT NOT NULL, exited_on TEXT, "
@@ -168,6 +193,34 @@ class Balances(Projection):
             f"jht_balance = a.jht_balance + excluded.jht_balance, {latest_sql('a')}",
             sorted((kpj, c, y, cl, c + y - cl, position, event) for kpj, (c, y, cl, position, event)
                    in accounts.items()))
+
+    def apply_json(self, tx: Tx, version: int, values: list[bytes]) -> None:
+        # Measured on a branch-year: 7.0 us per event against 10.8 us for orjson.loads and `apply`, about 12 s of a
+        # one-worker rebuild. SQLite parses each value once per statement and extracts the columns from that.
+        postings, accounts = self.table(version, "postings"), self.table(version, "accounts")
+        shares = ", ".join(f"coalesce({_json(f'data.shares.{program}.{side}')}, 0)"  # SHARE_COLUMNS's order
+                           for program in PROGRAMS for side in SIDES)
+        current = EVENT_TYPES["ContributionPaid"].VERSION
+        before = tx.one(f"SELECT coalesce(max(rowid), 0) FROM {postings}")[0]
+        try:
+            cursor = tx.connection.executemany(
+                f"INSERT INTO {postings} SELECT {_json('event_id')}, {_json('data.kpj')}, {_json('effective_date')}, "
+                f"'contribution', {_json('data.month')}, {shares}, {_json('data.fine')}, 0, NULL, 0, "
+                f"{_json('position')} FROM (SELECT ? AS v) WHERE {_json('type')} = 'ContributionPaid' "
+                f"AND {_json('version')} = {current}", [(value,) for value in values])
+            if cursor.rowcount != len(values):
+                raise JsonRefused(f"{len(values) - cursor.rowcount} of {len(values)} records are not ContributionPaid "
+                                  f"version {current}")
+            # The accounts, from the rows just inserted (rowid above `before`): per member, the sum, and the event id
+            # of the highest position (SQLite takes a bare column from the row that gave MAX).
+            tx.execute(
+                f"INSERT INTO {accounts} AS a SELECT kpj, SUM(jht_employer + jht_worker), 0, 0, "
+                f"SUM(jht_employer + jht_worker), MAX(position), event_id FROM {postings} WHERE rowid > ? "
+                f"GROUP BY kpj ON CONFLICT (kpj) DO UPDATE SET "
+                f"jht_contributions = a.jht_contributions + excluded.jht_contributions, "
+                f"jht_balance = a.jht_balance + excluded.jht_balance, {latest_sql('a')}", (before,))
+        except sqlite3.Error as error:  # malformed JSON, a field missing (NOT NULL)
+            raise JsonRefused(str(error)) from error
 
     def check(self, tx: Tx, version: int) -> None:
         postings, accounts, members = (self.table(version, t) for t in ("postings", "accounts", "members"))

@@ -201,7 +201,7 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     """Relay one branch-month; then send the same number of records of the same size with the raw producer."""
     from ledger import kafka_client
     from ledger.application import Ledger
-    from ledger.relay import Relay, Topics, init_topics
+    from ledger.relay import Relay, Topics, init_topics, record_headers
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
                  clock=lambda: date(2026, 11, 23))
@@ -225,7 +225,7 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     # Same record size means the same key and headers too: the relay's keys are 36-character aggregate ids (and
     # kafka-python hashes every key byte in Python to pick the partition), and its records carry two headers.
     keys = [str(uuid.uuid4()).encode() for _ in range(min(published, RAW_KEYS_MAX))]
-    headers = [("type", b"ContributionPaid"), ("version", b"1")]
+    headers = record_headers("ContributionPaid", 1)
     producer = kafka_client.producer(bootstrap, compression_type=compression)
     started = time.perf_counter()
     for i in range(published):
@@ -265,13 +265,15 @@ def template_envelopes(workdir: Path) -> dict[str, dict]:
 
 def produce_branch_year(args: tuple) -> int:
     """One producer process's share of a synthetic branch-year: members `first`..`last`, their enrollment and a
-    contribution for every month, cloned from real envelopes (so sizes and shapes are the ledger's own)."""
+    contribution for every month, cloned from real envelopes (so sizes, shapes and headers are the ledger's own)."""
     import orjson
 
     from ledger import kafka_client
+    from ledger.relay import record_headers
 
     bootstrap, topic, templates, first, last, employers = args
     producer = kafka_client.producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
+    headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
     sent = 0
     enrolled, paid, registered = templates["MemberEnrolled"], templates["ContributionPaid"], templates["EmployerRegistered"]
     for member in range(first, last):
@@ -280,18 +282,18 @@ def produce_branch_year(args: tuple) -> int:
         if member < employers:
             env = {**registered, "event_id": f"e{member}.1", "aggregate_id": f"e{member}",
                    "data": {**registered["data"], "npp": npp}}
-            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
             sent += 1
         env = {**enrolled, "event_id": f"m{member}.1", "aggregate_id": f"m{member}", "position": member,
                "data": {**enrolled["data"], "kpj": kpj, "npp": npp}}
-        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
         sent += 1
         for month in range(1, BRANCH_YEAR_MONTHS + 1):
             paid_on = f"2017-{month:02d}-10"
             env = {**paid, "event_id": f"c{member}-{month}.1", "aggregate_id": f"c{member}-{month}",
                    "effective_date": paid_on, "position": member * 100 + month,
                    "data": {**paid["data"], "kpj": kpj, "npp": npp, "month": f"2017-{month:02d}", "paid_on": paid_on}}
-            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env))
+            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
             sent += 1
     producer.flush(timeout=600)
     producer.close()

@@ -9,7 +9,7 @@ import orjson
 
 from ledger import kafka_client
 from ledger.generator import BranchPlan
-from ledger.relay import Topics, init_topics
+from ledger.relay import Topics, init_topics, record_headers
 from ledger.settings import Settings
 
 HISTORY_PLAN = BranchPlan(employers=8, members=400, bpu_members=30, first_month="2016-11", months=8, seed=7)
@@ -26,7 +26,7 @@ def copy_topic(history: dict[str, Any], bootstrap: list[str], extra: list[tuple[
     producer = kafka_client.producer(bootstrap)
     for env in history["envelopes"]:
         producer.send(topics.events, key=env["aggregate_id"].encode(), value=orjson.dumps(env),
-                      headers=[("type", env["type"].encode()), ("version", str(env["version"]).encode())])
+                      headers=record_headers(env["type"], env["version"]))
     for value, headers in extra:
         producer.send(topics.events, key=b"extra", value=value, headers=headers)
     producer.flush()

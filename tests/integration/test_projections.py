@@ -25,7 +25,8 @@ from ledger.application import Ledger
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS, InvariantViolation
+from ledger.relay import record_headers
+from projections.views import PROJECTIONS, InvariantViolation, JsonRefused
 from history import HISTORY_PLAN, copy_topic
 
 pytestmark = pytest.mark.integration
@@ -234,6 +235,80 @@ def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, 
         update={"projection_sqlite_path": tmp_path / "views.db"})
     with pytest.raises(runner.ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
         runner.run(s, ["branches"], follow=False)
+
+
+# --- balances' JSON path (SQLite): the same rows as the ordinary path, and a record that is not what its headers say
+# sends the batch down the ordinary path ----------------------------------------------------------------------------
+
+JSON_PATH_BATCH_MAX = 40  # small batches: many take the JSON path, the one holding the odd record does not
+
+
+def json_path_spy(monkeypatch) -> dict[str, int]:
+    """Counts what `Balances.apply_json` took and refused."""
+    seen = {"values": 0, "refused": 0}
+    view = PROJECTIONS["balances"]
+    real = type(view).apply_json
+
+    def spy(self, tx, version, values):
+        try:
+            real(self, tx, version, values)
+        except JsonRefused:
+            seen["refused"] += 1
+            raise
+        seen["values"] += len(values)
+
+    monkeypatch.setattr(type(view), "apply_json", spy)
+    return seen
+
+
+def balances_both_ways(s: Settings, tmp_path: Path, monkeypatch) -> tuple[dict, dict, dict[str, int]]:
+    """Balances from the topic of `s` with the JSON path, then without it: both dumps and what the JSON path saw."""
+    s = s.model_copy(update={"projection_batch_max": JSON_PATH_BATCH_MAX})
+    seen = json_path_spy(monkeypatch)
+    runner.run(view_settings({"settings": s}, tmp_path / "json.db"), ["balances"], follow=False)
+    with monkeypatch.context() as m:
+        m.setattr(PROJECTIONS["balances"], "json_types", ())
+        runner.run(view_settings({"settings": s}, tmp_path / "plain.db"), ["balances"], follow=False)
+    return (dump(ViewStore.open(view_settings({"settings": s}, tmp_path / "json.db")), "balances"),
+            dump(ViewStore.open(view_settings({"settings": s}, tmp_path / "plain.db")), "balances"), seen)
+
+
+def test_balances_json_path_writes_the_rows_the_ordinary_path_writes(history, tmp_path, bootstrap,
+                                                                        monkeypatch) -> None:
+    s = copy_topic(history, bootstrap)
+    with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
+    assert with_json == plain and len(plain["postings"]) > 100
+    paid = sum(1 for e in history["envelopes"] if e["type"] == "ContributionPaid")
+    assert seen == {"values": paid, "refused": 0}
+
+
+def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, tmp_path, bootstrap,
+                                                                       monkeypatch) -> None:
+    credited = next(e for e in history["envelopes"] if e["type"] == "YieldCredited")
+    odd = {**credited, "event_id": "odd-yield.1", "aggregate_id": "odd-yield", "position": len(history["envelopes"]) + 1}
+    s = copy_topic(history, bootstrap, [(orjson.dumps(odd), record_headers("ContributionPaid", 1))])
+    with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
+    assert with_json == plain
+    assert seen["refused"] == 1 and seen["values"] > 0
+    assert [p[3] for p in with_json["postings"] if p[0] == "odd-yield.1"] == ["yield"]  # once, as what it is
+
+
+@pytest.mark.parametrize("bad", ["not-json", "no-fine"])
+def test_a_bad_record_labelled_as_a_contribution_stops_the_runner_and_writes_nothing(history, tmp_path, bootstrap,
+                                                                                     bad) -> None:
+    paid = next(e for e in history["envelopes"] if e["type"] == "ContributionPaid")
+    value = b"\x00 not json" if bad == "not-json" else orjson.dumps(
+        {**paid, "event_id": "no-fine.1", "data": {k: v for k, v in paid["data"].items() if k != "fine"}})
+    # One partition and one batch for the whole topic: the batch holds good contributions and the bad record.
+    s = copy_topic(history, bootstrap, [(value, record_headers("ContributionPaid", 1))], partitions=1).model_copy(
+        update={"projection_sqlite_path": tmp_path / "views.db", "projection_batch_max": 1_000_000})
+    expected = r"partition 0 offset \d+ is not a ledger event" if bad == "not-json" else r"could not apply.*'fine'"
+    with pytest.raises(runner.ProjectionError, match=expected):
+        runner.run(s, ["balances"], follow=False)
+    with ViewStore.open(s).reading() as tx:
+        assert tx.one(f"SELECT COUNT(*) FROM {table_name('balances', 1, 'postings')}") == (0,)
+        assert tx.one(f"SELECT COUNT(*) FROM {table_name('balances', 1, 'accounts')}") == (0,)
+        assert ViewStore.offsets(tx, "balances", 1) == {}
 
 
 def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_settings) -> None:
