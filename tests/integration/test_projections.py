@@ -285,7 +285,8 @@ def test_balances_json_path_writes_the_rows_the_ordinary_path_writes(history, tm
 def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, tmp_path, bootstrap,
                                                                        monkeypatch) -> None:
     credited = next(e for e in history["envelopes"] if e["type"] == "YieldCredited")
-    odd = {**credited, "event_id": "odd-yield.1", "aggregate_id": "odd-yield", "position": len(history["envelopes"]) + 1}
+    odd = {**credited, "event_id": "odd-yield.1", "aggregate_id": "odd-yield",
+           "position": len(history["envelopes"]) + 1}
     s = copy_topic(history, bootstrap, [(orjson.dumps(odd), record_headers("ContributionPaid", 1))])
     with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
     assert with_json == plain
