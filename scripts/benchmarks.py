@@ -274,6 +274,10 @@ def produce_branch_year(args: tuple) -> int:
     bootstrap, topic, templates, first, last, employers = args
     producer = kafka_client.producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
     headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
+
+    def send(env: dict) -> None:
+        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
+
     sent = 0
     enrolled, paid, registered = templates["MemberEnrolled"], templates["ContributionPaid"], templates["EmployerRegistered"]
     for member in range(first, last):
@@ -282,18 +286,18 @@ def produce_branch_year(args: tuple) -> int:
         if member < employers:
             env = {**registered, "event_id": f"e{member}.1", "aggregate_id": f"e{member}",
                    "data": {**registered["data"], "npp": npp}}
-            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
+            send(env)
             sent += 1
         env = {**enrolled, "event_id": f"m{member}.1", "aggregate_id": f"m{member}", "position": member,
                "data": {**enrolled["data"], "kpj": kpj, "npp": npp}}
-        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
+        send(env)
         sent += 1
         for month in range(1, BRANCH_YEAR_MONTHS + 1):
             paid_on = f"2017-{month:02d}-10"
             env = {**paid, "event_id": f"c{member}-{month}.1", "aggregate_id": f"c{member}-{month}",
                    "effective_date": paid_on, "position": member * 100 + month,
                    "data": {**paid["data"], "kpj": kpj, "npp": npp, "month": f"2017-{month:02d}", "paid_on": paid_on}}
-            producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
+            send(env)
             sent += 1
     producer.flush(timeout=600)
     producer.close()
