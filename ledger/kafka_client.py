@@ -220,9 +220,14 @@ def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> d
     return {p: client.position(TopicPartition(topic, p)) for p in partitions}
 
 
-def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int]) -> None:
-    """Commit next offsets to the consumer group (for Kafka's tools; the runner resumes from its own copy)."""
-    client.commit({TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()})
+def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int], *, wait: bool = True) -> None:
+    """Commit next offsets to the consumer group. Without `wait`, the commit is sent and its answer (or error) is
+    dropped: for a client that resumes from its own copy of the offsets and commits only for Kafka's tools."""
+    committed = {TopicPartition(topic, p): OffsetAndMetadata(offset, "", -1) for p, offset in offsets.items()}
+    if wait:
+        client.commit(committed)
+    else:
+        client.commit_async(committed)
 
 
 class _OnAssigned(ConsumerRebalanceListener):
