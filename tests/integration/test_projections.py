@@ -22,10 +22,10 @@ import pytest
 
 from ledger import kafka_client
 from ledger.application import Ledger
+from ledger.relay import record_headers
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
-from ledger.relay import record_headers
 from projections.views import PROJECTIONS, InvariantViolation, JsonRefused
 from history import HISTORY_PLAN, copy_topic
 
@@ -263,14 +263,15 @@ def json_path_spy(monkeypatch) -> dict[str, int]:
 
 def balances_both_ways(s: Settings, tmp_path: Path, monkeypatch) -> tuple[dict, dict, dict[str, int]]:
     """Balances from the topic of `s` with the JSON path, then without it: both dumps and what the JSON path saw."""
-    s = s.model_copy(update={"projection_batch_max": JSON_PATH_BATCH_MAX})
+    with_json, plain = (s.model_copy(update={"projection_batch_max": JSON_PATH_BATCH_MAX,
+                                             "projection_sqlite_path": tmp_path / name})
+                        for name in ("json.db", "plain.db"))
     seen = json_path_spy(monkeypatch)
-    runner.run(view_settings({"settings": s}, tmp_path / "json.db"), ["balances"], follow=False)
+    runner.run(with_json, ["balances"], follow=False)
     with monkeypatch.context() as m:
         m.setattr(PROJECTIONS["balances"], "json_types", ())
-        runner.run(view_settings({"settings": s}, tmp_path / "plain.db"), ["balances"], follow=False)
-    return (dump(ViewStore.open(view_settings({"settings": s}, tmp_path / "json.db")), "balances"),
-            dump(ViewStore.open(view_settings({"settings": s}, tmp_path / "plain.db")), "balances"), seen)
+        runner.run(plain, ["balances"], follow=False)
+    return dump(ViewStore.open(with_json), "balances"), dump(ViewStore.open(plain), "balances"), seen
 
 
 def test_balances_json_path_writes_the_rows_the_ordinary_path_writes(history, tmp_path, bootstrap,
