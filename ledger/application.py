@@ -385,18 +385,24 @@ class Ledger(Application):
         programs = row.program_set()
         check_segment_programs(row.segment, frozenset(programs))
         if row.segment is Segment.BPU:
-            try:
-                low, high = rules.in_force(rules.BPU_INCOME_BOUNDS, effective)
-            except LookupError as error:  # an enrollment dated before the rule tables begin
-                raise RuleViolation(f"member {row.kpj}: {error}") from None
-            if not low <= row.wage <= high:
-                raise InvalidInput(f"member {row.kpj}: a BPU declared income must be between Rp{low:,} and "
-                                   f"Rp{high:,}, got Rp{row.wage:,}")
+            self._check_declared_income(row.kpj, row.wage, effective)
         if row.birth_date >= effective:
-            raise InvalidInput(f"member {row.kpj}: birth date {row.birth_date} is not before enrollment {effective}")
+            # The birth date is personal data: the message names the field, not its value.
+            raise InvalidInput(f"member {row.kpj}: the birth date is not before the enrollment date {effective}")
         return Member.start(ev.MemberEnrolled(
             kpj=row.kpj, nik=row.nik, nik_hmac=self.nik_hmac(row.nik), name=row.name, birth_date=row.birth_date, segment=row.segment, npp=npp,
             branch=branch, wage=row.wage, programs=programs, effective=effective))
+
+    @staticmethod
+    def _check_declared_income(kpj: str, income: int, on: date) -> None:
+        """A BPU member's declared income is one of the government's list: within its bounds on `on`."""
+        try:
+            low, high = rules.in_force(rules.BPU_INCOME_BOUNDS, on)
+        except LookupError as error:  # a date before the rule tables begin
+            raise RuleViolation(f"member {kpj}: {error}") from None
+        if not low <= income <= high:
+            raise InvalidInput(f"member {kpj}: a BPU declared income must be between Rp{low:,} and "
+                               f"Rp{high:,}, got Rp{income:,}")
 
     def _enroll(self, rows: list[MemberRow], npp: str | None, branch: str | None, effective: date,
                 careful: bool) -> tuple[list[Any], dict[str, Any]]:
@@ -434,6 +440,8 @@ class Ledger(Application):
                                f"({member.enrolled_on})")
         if member.exit is not None:
             raise RuleViolation(f"member {command.kpj} exited on {member.exit.exit_date}; no wage change after exit")
+        if member.segment is Segment.BPU:  # as at enrollment: otherwise every later payment would be refused
+            self._check_declared_income(command.kpj, command.wage, command.effective)
         new_id = member.record(ev.MemberWageChanged(kpj=command.kpj, wage=command.wage, effective=command.effective))
         return [member], {"kpj": command.kpj, "wage": command.wage, "event_id": new_id}
 

@@ -200,6 +200,17 @@ def _checked(validate: Callable[[str], str], value: str) -> str:
         raise InvalidInput(str(error)) from None
 
 
+def _programs_option(text: str | None) -> list[str] | None:
+    """--programs: left out, the default programs; given, at least one. Empty text is a mistake (an unset shell
+    variable, say), not a request for the default."""
+    if text is None:
+        return None
+    if not text.strip():
+        raise InvalidInput(f"--programs is empty: give at least one of {','.join(p.value for p in Program)}, or "
+                           f"leave the option out for the default")
+    return bulk.split_programs(text)
+
+
 def _parse_date(option: str, text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -224,8 +235,10 @@ def register_employer(
     as_json: AsJson = False,
 ) -> None:
     """Register an employer (a company or a government body) under its NPP."""
+    with _reporting(as_json):
+        chosen = _programs_option(programs)
     _execute(ctx, RegisterEmployer, command_id, as_json, npp=npp, name=name, branch=branch, kind=kind,
-             risk_class=risk, programs=bulk.split_programs(programs), labour_intensive=labour_intensive,
+             risk_class=risk, programs=chosen, labour_intensive=labour_intensive,
              registered_on=registered_on or _today(ctx))
 
 
@@ -261,8 +274,10 @@ def enroll_member(
     as_json: AsJson = False,
 ) -> None:
     """Enroll one member: a wage earner (PU) with an employer, or an informal worker (BPU)."""
+    with _reporting(as_json):
+        chosen = _programs_option(programs)
     member = {"kpj": kpj, "nik": nik, "name": name, "birth_date": birth_date, "segment": segment, "wage": wage,
-              "programs": bulk.split_programs(programs)}
+              "programs": chosen}
     _execute(ctx, EnrollMember, command_id, as_json, member=member, npp=npp, branch=branch, effective=effective)
 
 

@@ -6,17 +6,33 @@ is a hash of everything but the id.
 
 Shape checks (digits, ranges, formats) happen here, when a command is built; checks against the ledger's state and
 the clock happen in the application. Either way a bad command raises `InvalidInput` and nothing is written.
+
+Types are strict where a batch file could smuggle in a wrong one: money is a whole number (a JSON integer; never
+`true`, text or a fraction), counts and years are integers, flags are booleans. Every amount has an upper limit
+(below) that keeps whatever is derived from it inside the 64-bit integers of every store that keeps it. Free text
+(names, the payer, the beneficiary, a reversal's reason) is trimmed and may hold no control characters. No message
+repeats a NIK, a name or a birth date: they are personal data, and error messages end up in logs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import date
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ledger import identifiers
 from ledger.errors import InvalidInput
@@ -25,6 +41,31 @@ from ledger.rules import Program, RiskClass, Segment
 
 BULK_ENROLLMENT_MAX = 100_000  # one employer's bulk enrollment; the largest employers are far below this
 MONTHS_PER_PAYMENT_MAX = 12  # governments and BPU members pay up to a year at once
+
+# --- Amount limits -------------------------------------------------------------------------------------------------
+# Every number a command accepts that is money, or multiplies money, has an upper limit, so that every sum derived
+# from accepted input fits the signed 64-bit integers of the event store's JSON encoder, SQLite's INTEGER and
+# PostgreSQL's BIGINT (INT64_MAX = 2**63 - 1, about 9.2e18) with a wide margin. Without them a wage of 2**63 was
+# written, relayed, and then stopped the balances projection for good. The derivation, with W = WAGE_MAX:
+# - one member's month: the shares are at most 10.74% of the wage (JHT 5.7 + JKK 1.74 + JKM 0.3 + JP 3), < 1.1e8;
+#   the late fine is 2% of them per month late, so even 100 years (1,200 months) late a line is < 25 x 1.1e8 =
+#   2.8e9;
+# - one payment: 100,000 members (BULK_ENROLLMENT_MAX; a roster ten times that still fits) x 12 months
+#   (MONTHS_PER_PAYMENT_MAX) x 2.8e9 = 3.3e15, 1/2,800 of INT64_MAX;
+# - claims: the JKK death benefit is 48 x W = 4.8e10 and the disability benefit 56 x W = 5.6e10, both below
+#   CLAIM_AMOUNT_MAX = 1e11;
+# - one member's JHT balance: 60 years at W, 5.7% a month, each year's yield at YIELD_RATE_PERCENT_MAX and
+#   compounding: 6.84e8 x (1.2**60 - 1) / 0.2 = 1.9e14, 1/48,000 of INT64_MAX;
+# - a branch's sums over 100 years (the projections add up flows per branch): a million members (three times the
+#   average branch) all paid at W every month, 1e6 x 1,200 x 1.1e8 = 1.3e17; a million claims at
+#   CLAIM_AMOUNT_MAX, 1e17: each under 1/70 of INT64_MAX.
+WAGE_MAX = 1_000_000_000  # Rp1 billion a month: a PU wage (basic + fixed allowances) or a BPU declared income
+CLAIM_AMOUNT_MAX = 100_000_000_000  # Rp100 billion: a claim's amount when given (statutory amounts stay below it)
+YIELD_RATE_PERCENT_MAX = Decimal(20)  # % a year; the fund has announced 5.63% (2020) to 7.19% (2016)
+
+NAME_CHARS_MAX = 200  # a name, the payer, the beneficiary
+REASON_CHARS_MAX = 500  # a reversal's reason
+
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 ALL_PROGRAMS = [Program.JHT, Program.JKK, Program.JKM, Program.JP]
 BPU_DEFAULT_PROGRAMS = [Program.JKK, Program.JKM]  # the cheapest package, Rp16,800 a month at the lowest income
@@ -34,11 +75,75 @@ def _new_command_id() -> str:
     return uuid4().hex
 
 
+def _kind(value: object) -> str:
+    """What a value of the wrong type is, in JSON's words, without repeating it."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (Decimal, float)):
+        return "a number with a decimal point"
+    return type(value).__name__
+
+
+def _whole_rupiah(limit: int, limit_name: str) -> BeforeValidator:
+    """The validator of a money field: an `int` (never a bool, text or a fraction) from 1 to `limit`."""
+    def check(value: object) -> int:
+        # `type(...) is int`, not isinstance: True is an int to Python, and was stored as Rp1.
+        if type(value) is not int:
+            raise ValueError(f"must be whole rupiah written as an integer, like 5000000, not {_kind(value)}")
+        if value <= 0:
+            raise ValueError("Input should be greater than 0")  # pydantic's words, as for every other field
+        if value > limit:
+            raise ValueError(f"must be at most Rp{limit:,} ({limit_name} in ledger/commands.py)")
+        return value
+    return BeforeValidator(check)
+
+
+Wage = Annotated[int, _whole_rupiah(WAGE_MAX, "WAGE_MAX")]
+ClaimAmount = Annotated[int, _whole_rupiah(CLAIM_AMOUNT_MAX, "CLAIM_AMOUNT_MAX")]
+
+# Characters refused in free text: C0 and C1 controls and DEL (a newline, a tab, the ESC of a terminal escape
+# sequence, NUL), the Unicode line and paragraph separators, the bidirectional embeddings, overrides and isolates
+# that make text display in another order than it is stored, and lone surrogates (not encodable as UTF-8).
+_FORBIDDEN_IN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def _printable_text(value: str) -> str:
+    """Free text, trimmed of spaces; refused when empty or holding a control character anywhere, its ends included
+    (a trailing line break is refused, not trimmed away). The message never repeats the text."""
+    found = _FORBIDDEN_IN_TEXT.search(value)
+    if found:
+        raise ValueError(f"must not contain control characters (a line break, tab, escape, NUL or a bidirectional "
+                         f"override): U+{ord(found.group()):04X} at character {found.start() + 1}")
+    text = value.strip()
+    if not text:
+        raise ValueError("must not be empty or only spaces")
+    return text
+
+
+# Strict: text only (pydantic would otherwise decode bytes). The length counts the text as given, before trimming.
+Name = Annotated[str, Field(strict=True, max_length=NAME_CHARS_MAX), AfterValidator(_printable_text)]
+"""An employer's or a member's name, the payer, the beneficiary."""
+Reason = Annotated[str, Field(strict=True, max_length=REASON_CHARS_MAX), AfterValidator(_printable_text)]
+"""Why a contribution or a claim is reversed: the same rules as a name, longer."""
+
+
+def _command_id(value: str) -> str:
+    # Not trimmed (the id is the client's, exactly), but printed back and stored: no control characters.
+    found = _FORBIDDEN_IN_TEXT.search(value)
+    if found:
+        raise ValueError(f"must not contain control characters: U+{ord(found.group()):04X} at character "
+                         f"{found.start() + 1}")
+    return value
+
+
 class Command(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     NAME: ClassVar[str]
 
-    command_id: str = Field(default_factory=_new_command_id, min_length=1, max_length=200)
+    command_id: Annotated[str, AfterValidator(_command_id)] = Field(default_factory=_new_command_id, min_length=1,
+                                                                   max_length=200, strict=True)
 
     def fingerprint(self) -> str:
         body = self.model_dump_json(exclude={"command_id"})
@@ -54,9 +159,13 @@ class Command(BaseModel):
 
 
 def describe_validation_error(name: str, error: ValidationError) -> str:
+    """One line naming each bad field and what is wrong with it. Built from each error's location and message only:
+    pydantic's own text would repeat the input (`input_value=...`), which may be a NIK or a name."""
     problems = []
     for item in error.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "input"
+        # A location can hold a key of the input (an unknown field): escaped, so that it cannot drive a terminal.
+        where = ".".join(_FORBIDDEN_IN_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", str(part))
+                         for part in item["loc"]) or "input"
         message = item["msg"].removeprefix("Value error, ")
         problems.append(f"{where}: {message}")
     return f"{name}: " + "; ".join(problems)
@@ -69,12 +178,12 @@ def _kpj(value: str) -> str:
 class RegisterEmployer(Command):
     NAME: ClassVar[str] = "register-employer"
     npp: str
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     branch: str
     kind: EmployerKind
     risk_class: RiskClass
     programs: list[Program] = Field(default_factory=lambda: list(ALL_PROGRAMS), min_length=1)
-    labour_intensive: bool = False
+    labour_intensive: bool = Field(default=False, strict=True)
     registered_on: date
 
     _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
@@ -96,10 +205,10 @@ class MemberRow(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     kpj: str
     nik: str
-    name: str = Field(min_length=1, max_length=200)
+    name: Name
     birth_date: date
     segment: Segment = Segment.PU
-    wage: int = Field(gt=0, description="PU: monthly wage; BPU: declared income; whole rupiah")
+    wage: Wage = Field(description="PU: monthly wage; BPU: declared income; whole rupiah")
     programs: list[Program] | None = None  # None: all four for PU, JKK + JKM for BPU
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
@@ -108,7 +217,8 @@ class MemberRow(BaseModel):
     @model_validator(mode="after")
     def _nik_matches_birth_date(self) -> MemberRow:
         if not identifiers.nik_matches_birth_date(self.nik, self.birth_date):
-            raise ValueError(f"NIK {self.nik} encodes another birth date than {self.birth_date.isoformat()}")
+            # Neither the NIK nor the birth date is repeated: both are personal data.
+            raise ValueError("the birth date the NIK encodes (digits 7-12) does not agree with birth_date")
         return self
 
     def program_set(self) -> list[Program]:
@@ -157,7 +267,7 @@ class EnrollMembers(Command):
 class ChangeWage(Command):
     NAME: ClassVar[str] = "change-wage"
     kpj: str
-    wage: int = Field(gt=0)
+    wage: Wage
     effective: date
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
@@ -177,9 +287,9 @@ class PayContribution(Command):
     npp: str | None = None  # an employer paying for its roster
     kpj: str | None = None  # a BPU member paying for themself
     month: str = Field(pattern=MONTH_PATTERN)
-    months: int = Field(default=1, ge=1, le=MONTHS_PER_PAYMENT_MAX)
+    months: int = Field(default=1, ge=1, le=MONTHS_PER_PAYMENT_MAX, strict=True)
     paid_on: date
-    payer: str | None = Field(default=None, min_length=1, max_length=200)  # None: the employer or the member
+    payer: Name | None = None  # None: the employer or the member
 
     _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
     _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
@@ -193,8 +303,8 @@ class PayContribution(Command):
 
 class CreditYield(Command):
     NAME: ClassVar[str] = "credit-yield"
-    year: int = Field(ge=2015, le=2200)
-    rate_percent: Decimal = Field(ge=0, lt=100, max_digits=8, decimal_places=4)
+    year: int = Field(ge=2015, le=2200, strict=True)
+    rate_percent: Decimal = Field(ge=0, le=YIELD_RATE_PERCENT_MAX, max_digits=8, decimal_places=4)
     credited_on: date | None = None  # None: 31 December of the year
 
 
@@ -205,8 +315,8 @@ class PayClaim(Command):
     kind: ClaimKind | None = None  # None: the program's usual kind
     incident_date: date
     paid_on: date
-    beneficiary: str = Field(min_length=1, max_length=200)
-    amount: int | None = Field(default=None, gt=0)
+    beneficiary: Name
+    amount: ClaimAmount | None = None
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
 
@@ -214,7 +324,7 @@ class PayClaim(Command):
 class Reverse(Command):
     NAME: ClassVar[str] = "reverse"
     event_id: str = Field(min_length=3, max_length=100)
-    reason: str = Field(min_length=1, max_length=500)
+    reason: Reason
     reversed_on: date
 
 

@@ -9,11 +9,17 @@ store holds exactly as many events afterwards as before.
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
+from ledger import bulk
 from ledger.commands import (
+    CLAIM_AMOUNT_MAX,
+    WAGE_MAX,
+    YIELD_RATE_PERCENT_MAX,
     ChangeWage,
+    CreditYield,
     EnrollMember,
     EnrollMembers,
     ExitMember,
@@ -23,6 +29,7 @@ from ledger.commands import (
     Reverse,
 )
 from ledger.errors import AlreadyExists, CommandIdConflict, InvalidInput, NotFound, RuleViolation
+from ledger.rules import Segment
 
 from ledger_scenario import BIRTH, NPP, TODAY, enroll, kpj, new_ledger, nik, notifications, pay, register, row
 
@@ -77,7 +84,7 @@ def test_a_nik_with_an_impossible_birth_date_is_refused(app):
             **enrollment(nik="3275013102900001"))
     refused(app, InvalidInput, "birth month .* must be 01-12, got 13", EnrollMember,
             **enrollment(nik="3275011513900001"))
-    refused(app, InvalidInput, "NIK .* encodes another birth date than 1990-05-16", EnrollMember,
+    refused(app, InvalidInput, "the birth date the NIK encodes .* does not agree with birth_date", EnrollMember,
             **enrollment(birth_date=date(1990, 5, 16)))
 
 
@@ -296,3 +303,227 @@ def test_a_contribution_already_paid_out_is_reversed_only_after_the_claim(app):
     app.execute(Reverse(event_id=claim["event_id"], reason="paid before the correction", reversed_on=date(2024, 7, 1)))
     app.execute(Reverse(event_id=january["event_id"], reason="wrong worker", reversed_on=date(2024, 7, 1)))
     assert app.jht_balance(BUDI) == 285_000
+
+
+# --- amounts have upper limits: whatever follows from them fits every store's 64-bit integers ------------------
+
+
+LIMIT_OF_WAGE = r"must be at most Rp1,000,000,000 \(WAGE_MAX in ledger/commands.py\)"
+
+
+@pytest.mark.parametrize("wage", [WAGE_MAX + 1, 2**63 - 1, 2**63, 2**64 - 1, 10**30])
+def test_a_wage_above_the_limit_is_refused_naming_the_field_and_the_limit(app, wage):
+    refused(app, InvalidInput, f"member.wage: {LIMIT_OF_WAGE}", EnrollMember, **enrollment(wage=wage))
+    refused(app, InvalidInput, f"^change-wage: wage: {LIMIT_OF_WAGE}$", ChangeWage,
+            kpj=SITI, wage=wage, effective=date(2024, 6, 1))
+    refused(app, InvalidInput, f"members.1.wage: {LIMIT_OF_WAGE}", EnrollMembers, npp=NPP, effective=date(2024, 6, 1),
+            members=[member_fields(kpj(20)), member_fields(kpj(21), wage=wage)])
+
+
+def test_a_wage_at_the_limit_is_accepted_and_its_payment_stays_far_inside_64_bits(app):
+    app.execute(EnrollMember.build(**enrollment(wage=WAGE_MAX)))
+    app.execute(ChangeWage.build(kpj=SITI, wage=WAGE_MAX, effective=date(2024, 6, 1)))
+
+    paid = app.execute(PayContribution.build(npp=NPP, month="2024-06", paid_on=date(2026, 11, 1)))  # 29 months late
+
+    assert paid["members"] == 3 and paid["fine"] > 0
+    assert paid["total"] < 2**63 // 10**6
+
+
+@pytest.mark.parametrize("amount", [CLAIM_AMOUNT_MAX + 1, 2**63, 10**30])
+def test_a_claim_amount_above_the_limit_is_refused(app, amount):
+    refused(app, InvalidInput, r"amount: must be at most Rp100,000,000,000 \(CLAIM_AMOUNT_MAX", PayClaim,
+            kpj=SITI, program="JKK", kind="care", incident_date=date(2024, 3, 1), paid_on=date(2024, 4, 1),
+            beneficiary="Siti", amount=amount)
+
+
+def test_a_claim_amount_at_the_limit_is_accepted(app):
+    paid = app.execute(PayClaim.build(kpj=SITI, program="JKK", kind="care", incident_date=date(2024, 3, 1),
+                                      paid_on=date(2024, 4, 1), beneficiary="Siti", amount=CLAIM_AMOUNT_MAX))
+    assert paid["amount"] == CLAIM_AMOUNT_MAX
+
+
+def test_a_yield_rate_above_the_limit_is_refused(app):
+    assert YIELD_RATE_PERCENT_MAX == 20
+    for rate in ("20.0001", "99.99"):
+        refused(app, InvalidInput, "rate_percent: Input should be less than or equal to 20", CreditYield,
+                year=2025, rate_percent=rate)
+    assert app.execute(CreditYield.build(year=2025, rate_percent="20"))["members"] == 3
+
+
+def test_a_bpu_members_declared_income_stays_within_the_governments_list_when_it_changes(app):
+    enroll(app, kpj(30), npp=None, branch="BEKASI-KOTA", segment=Segment.BPU, wage=2_000_000,
+           effective=date(2024, 1, 1), serial=30)
+    refused(app, InvalidInput, r"member 15000000030: a BPU declared income must be between Rp1,000,000 and "
+                               r"Rp20,700,000, got Rp30,000,000", ChangeWage,
+            kpj=kpj(30), wage=30_000_000, effective=date(2024, 6, 1))
+    assert app.execute(ChangeWage.build(kpj=kpj(30), wage=20_700_000, effective=date(2024, 6, 1)))["wage"] == 20_700_000
+
+
+# --- money is a whole number in every input, never a flag, text or a fraction -------------------------------------
+
+
+NOT_WHOLE_RUPIAH = [(True, "true/false"), (False, "true/false"), ("5000000", "text"),
+                    (Decimal("5000000"), "a number with a decimal point"),
+                    (Decimal("5000000.5"), "a number with a decimal point"), (5_000_000.0, "a number with a decimal point")]
+
+
+@pytest.mark.parametrize("value, kind", NOT_WHOLE_RUPIAH)
+def test_money_that_is_not_a_whole_number_is_refused(app, value, kind):
+    message = f"must be whole rupiah written as an integer, like 5000000, not {kind}"
+    refused(app, InvalidInput, f"member.wage: {message}", EnrollMember, **enrollment(wage=value))
+    refused(app, InvalidInput, f"wage: {message}", ChangeWage, kpj=SITI, wage=value, effective=date(2024, 6, 1))
+    refused(app, InvalidInput, f"amount: {message}", PayClaim, kpj=SITI, program="JKK", kind="care",
+            incident_date=date(2024, 3, 1), paid_on=date(2024, 4, 1), beneficiary="Siti", amount=value)
+
+
+@pytest.mark.parametrize("field, text", [
+    ("wage", "true"), ("wage", '"5000000"'), ("wage", "5000000.0"), ("wage", "5e6"), ("wage", "null"),
+])
+def test_a_submitted_json_line_gives_money_as_a_json_integer(field, text):
+    line = f'{{"command": "change-wage", "id": "w-1", "kpj": "{SITI}", "{field}": {text}, "effective": "2024-06-01"}}'
+    with pytest.raises(InvalidInput, match=f"^line 7: change-wage: {field}: "):
+        bulk.parse_command(7, line)
+    assert bulk.parse_command(7, line.replace(text, "5000000")).wage == 5_000_000
+
+
+@pytest.mark.parametrize("command_class, raw, field", [
+    (PayContribution, {"npp": NPP, "month": "2024-03", "paid_on": date(2024, 4, 10), "months": True}, "months"),
+    (PayContribution, {"npp": NPP, "month": "2024-03", "paid_on": date(2024, 4, 10), "months": "2"}, "months"),
+    (CreditYield, {"year": "2025", "rate_percent": "5"}, "year"),
+    (RegisterEmployer, {"npp": "10054321", "name": "CV Sinar", "branch": "BEKASI-KOTA", "kind": "company",
+                        "risk_class": "low", "registered_on": date(2024, 1, 1), "labour_intensive": "yes"},
+     "labour_intensive"),
+    (RegisterEmployer, {"npp": "10054321", "name": "CV Sinar", "branch": "BEKASI-KOTA", "kind": "company",
+                        "risk_class": "low", "registered_on": date(2024, 1, 1), "labour_intensive": 1},
+     "labour_intensive"),
+])
+def test_counts_years_and_flags_take_their_own_type_only(app, command_class, raw, field):
+    refused(app, InvalidInput, f"{field}: Input should be a valid (integer|boolean)", command_class, **raw)
+
+
+# --- free text: trimmed, never empty, no control characters -------------------------------------------------------
+
+
+BAD_TEXT = {
+    "empty": "", "only spaces": "   ", "a newline": "Budi\nSantoso", "a carriage return": "Budi\rSantoso",
+    "a tab": "Budi\tSantoso", "a terminal escape sequence": "Budi \x1b[2J\x1b[31mSantoso", "NUL": "Budi\x00",
+    "DEL": "Budi\x7f", "a C1 control (NEL)": "Budi\x85", "a line separator": "Budi\u2028Santoso",
+    "a paragraph separator": "Budi\u2029", "a bidi override": "\u202eBudi", "a bidi isolate": "Budi\u2066x",
+    "a lone surrogate": "Budi\ud800",
+}
+
+TEXT_FIELDS = {  # each command with a free-text field: (the field's path in messages, raw fields given the text)
+    "employer name": (RegisterEmployer, "name", lambda text: {
+        "npp": "10054321", "name": text, "branch": "BEKASI-KOTA", "kind": "company", "risk_class": "low",
+        "registered_on": date(2024, 1, 1)}),
+    "member name": (EnrollMember, "member.name", lambda text: enrollment(name=text)),
+    "bulk member name": (EnrollMembers, "members.0.name", lambda text: {
+        "npp": NPP, "effective": date(2024, 6, 1), "members": [member_fields(name=text)]}),
+    "payer": (PayContribution, "payer", lambda text: {
+        "npp": NPP, "month": "2024-03", "paid_on": date(2024, 4, 10), "payer": text}),
+    "beneficiary": (PayClaim, "beneficiary", lambda text: {
+        "kpj": SITI, "program": "JKK", "kind": "care", "incident_date": date(2024, 3, 1), "paid_on": date(2024, 4, 1),
+        "beneficiary": text, "amount": 1_000_000}),
+    "reversal reason": (Reverse, "reason", lambda text: {
+        "event_id": "00000000-0000-0000-0000-000000000000.1", "reason": text, "reversed_on": TODAY}),
+}
+
+
+@pytest.mark.parametrize("field", TEXT_FIELDS)
+@pytest.mark.parametrize("what", BAD_TEXT)
+def test_free_text_that_is_blank_or_holds_control_characters_is_refused_by_field(app, field, what):
+    command_class, path, raw = TEXT_FIELDS[field]
+    expected = {"empty": "must not be empty or only spaces", "only spaces": "must not be empty or only spaces",
+                "a lone surrogate": "Input should be a valid string, unable to parse raw data as a unicode string",
+                }.get(what, "must not contain control characters")
+    message = refused(app, InvalidInput, f"{path}: {expected}", command_class, **raw(BAD_TEXT[what]))
+    assert "Budi" not in message and "Santoso" not in message, "the message repeats the text it refuses"
+
+
+def test_free_text_is_trimmed_before_it_is_recorded(app):
+    app.execute(EnrollMember.build(**enrollment(name="  Dewi Lestari ")))
+    assert app.member(kpj(9)).name == "Dewi Lestari"
+    paid = app.execute(PayContribution.build(npp=NPP, month="2024-03", paid_on=date(2024, 4, 10),
+                                             payer="\u00a0PT Maju Jaya  "))  # a no-break space is a space
+    assert paid["payer"] == "PT Maju Jaya"
+    register = RegisterEmployer.build(npp="10054321", name=" CV Sinar ", branch="BEKASI-KOTA", kind="company",
+                                      risk_class="low", registered_on=date(2024, 1, 1))
+    assert register.name == "CV Sinar"
+
+
+def test_a_command_id_with_control_characters_is_refused(app):
+    refused(app, InvalidInput, "command_id: must not contain control characters: U\\+001B", ChangeWage,
+            command_id="hr-\x1b[2J", kpj=SITI, wage=6_000_000, effective=date(2024, 6, 1))
+
+
+# --- no message repeats a NIK or a birth date --------------------------------------------------------------------
+
+
+BAD_NIKS = {  # NIKs of someone born on 15 May 1990 (BIRTH), each wrong in one way
+    "another birth date": ("3275011605900009", {}),
+    "a valid NIK, birth date not matching": (nik(BIRTH, 9), {"birth_date": date(1991, 5, 15)}),
+    "15 digits": ("327501150590009", {}),
+    "17 digits": ("32750115059000091", {}),
+    "a letter": ("3275011505900O09", {}),
+    "province 00": ("0075011505900009", {}),
+    "serial 0000": ("3275011505900000", {}),
+    "month 13": ("3275011513900009", {}),
+    "day 32": ("3275013205900009", {}),
+    "30 February": ("3275013002900009", {}),
+    "29 February of a year not a leap year": ("3275012902910009", {}),
+}
+
+
+@pytest.mark.parametrize("what", BAD_NIKS)
+def test_an_error_about_a_nik_never_repeats_it_nor_the_birth_date(app, what):
+    number, changes = BAD_NIKS[what]
+    fields = enrollment(nik=number, **changes)
+    with pytest.raises(InvalidInput) as single:
+        app.execute(EnrollMember.build(**fields))
+    with pytest.raises(InvalidInput) as many:
+        app.execute(EnrollMembers.build(npp=NPP, effective=date(2024, 6, 1), members=[fields["member"]]))
+    born = fields["member"]["birth_date"]
+    for message in (str(single.value), str(many.value)):
+        assert "nik" in message.lower()
+        assert number not in message and born.isoformat() not in message, message
+
+
+def test_a_birth_date_after_the_enrollment_is_refused_without_repeating_it(app):
+    born = date(2024, 6, 5)
+    message = refused(app, InvalidInput, "the birth date is not before the enrollment date 2024-06-01", EnrollMember,
+                      **enrollment(nik=nik(born, 9), birth_date=born))
+    assert born.isoformat() not in message
+
+
+# --- a submitted line is read within bounds ------------------------------------------------------------------------
+
+
+def test_a_json_line_nested_deeper_than_any_command_is_refused_before_it_is_parsed():
+    for line in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000,
+                 '{"command": "change-wage", "id": "x", "wage": ' + "[" * (bulk.SUBMIT_JSON_DEPTH_MAX) + "]" * 8 + "}"):
+        with pytest.raises(InvalidInput, match=r"^line 3: JSON nested more than 8 levels deep \(SUBMIT_JSON_DEPTH_MAX\)"):
+            bulk.parse_command(3, line)
+
+
+def test_json_depth_counts_brackets_outside_strings_only():
+    assert bulk.json_depth('"[[[[" ') == 0
+    assert bulk.json_depth('{"a": "]]]\\"{{{", "b": [1, {"c": []}]}') == 4
+    assert bulk.json_depth('{"unterminated: [[[[') == 1
+    members = [{"kpj": kpj(i), "programs": ["JHT"]} for i in range(3)]
+    import json
+    assert bulk.json_depth(json.dumps({"command": "enroll-members", "members": members})) == 4
+
+
+def test_a_json_number_of_too_many_digits_is_refused_by_line():
+    line = f'{{"command": "change-wage", "id": "w-1", "kpj": "{SITI}", "wage": {"9" * 5_000}, "effective": "2024-06-01"}}'
+    with pytest.raises(InvalidInput, match="^line 2: a number with too many digits"):
+        bulk.parse_command(2, line)
+
+
+def test_an_unknown_command_name_is_repeated_only_when_it_looks_like_one():
+    with pytest.raises(InvalidInput, match="^line 1: unknown command 'pay-contributions'; known: register-employer"):
+        bulk.parse_command(1, '{"command": "pay-contributions", "id": "x"}')
+    with pytest.raises(InvalidInput, match="^line 1: unknown command; known:") as caught:
+        bulk.parse_command(1, '{"command": "3275011505900001 Budi", "id": "x"}')
+    assert "3275011505900001" not in str(caught.value)
