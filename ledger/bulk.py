@@ -192,7 +192,7 @@ def _rupiah_cell(column: str, text: str) -> int | str:
     return int(text) if _RUPIAH_CELL.fullmatch(text) else text
 
 
-_RUPIAH_CELL = re.compile(r"[0-9]{1,30}")  # longer is above every limit anyway; int() of it stays cheap
+_RUPIAH_CELL = re.compile(r"[0-9]+")  # a cell has at most CSV_CELL_CHARS_MAX characters: int() of it is cheap
 
 
 # --- JSON lines ----------------------------------------------------------------------------------------------------

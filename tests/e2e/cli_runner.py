@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -17,9 +18,16 @@ class Cli:
     env: dict[str, str]
     folder: Path
 
-    def __call__(self, *args: str, expect: int = 0) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, expect: int = 0, timeout_s: float = CLI_TIMEOUT_S,
+                 memory_max_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+        """Run `ledger ARGS`; `memory_max_bytes` caps the process's address space, for inputs that could exhaust the
+        machine's memory if the CLI failed to bound its reads."""
+        def limit() -> None:
+            assert memory_max_bytes is not None
+            resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
+
         done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env, capture_output=True,
-                              text=True, timeout=CLI_TIMEOUT_S)
+                              text=True, timeout=timeout_s, preexec_fn=None if memory_max_bytes is None else limit)
         assert done.returncode == expect, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
         return done
