@@ -2,8 +2,9 @@
 
 Each validator returns its input unchanged when it is valid and raises `ValueError` otherwise, with a message a
 clerk can act on: it names the field and says what is wrong. Nothing is trimmed or normalised silently: a stray
-space is an error to fix at the counter, not something to guess about. Messages about a NIK never repeat the
-number itself, because a NIK is personal data and error messages end up in logs.
+space is an error to fix at the counter, not something to guess about. Messages never repeat a malformed number:
+a NIK is personal data and error messages end up in logs, and a malformed KPJ or NPP may well be a NIK typed into
+the wrong field.
 """
 
 import re
@@ -22,14 +23,13 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 _BRANCH_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
 
 
-def _check_digits(field: str, value: object, length: int, *, echo: bool = True) -> str:
+def _check_digits(field: str, value: object, length: int) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{field} must be text of {length} digits, got {type(value).__name__}")
-    shown = f" ({value!r})" if echo else ""
     if len(value) != length:
-        raise ValueError(f"{field} must be exactly {length} digits, got {len(value)} characters{shown}")
+        raise ValueError(f"{field} must be exactly {length} digits, got {len(value)} characters")
     if not _ASCII_DIGITS.fullmatch(value):
-        raise ValueError(f"{field} must contain only the digits 0-9 (no spaces, dots or letters){shown}")
+        raise ValueError(f"{field} must contain only the digits 0-9 (no spaces, dots or letters)")
     return value
 
 
@@ -45,7 +45,7 @@ def validate_npp(s: str) -> str:
 
 def _nik_fields(s: object) -> tuple[int, int, int]:
     """Check the NIK's shape and return the raw (day field, month, yy) of its birth-date part."""
-    nik = _check_digits("NIK", s, NIK_LENGTH, echo=False)
+    nik = _check_digits("NIK", s, NIK_LENGTH)
     if nik[0:2] == "00":
         raise ValueError("NIK: the province code (digits 1-2) must not be 00")
     if nik[12:16] == "0000":

@@ -274,8 +274,11 @@ def test_a_bad_nik_is_never_repeated_by_the_cli(cli: Cli, what: str) -> None:
         # A CSV without its header line: the first member's NIK and name are taken for column names.
         cli("member", "enroll-bulk", "--npp", NPP, "--effective", "2024-03-01", "--csv",
             cli.file("headless.csv", [row]), expect=2),
+        # A NIK typed into the KPJ field.
+        cli("member", "wage", "--kpj", number, "--wage", "5000000", "--effective", "2024-06-01", expect=2),
+        cli("history", "--kpj", number, expect=2),
     ]
     for done in outputs:
         printed = done.stdout + done.stderr
-        assert "nik" in printed.lower() or "column" in printed, printed
+        assert "nik" in printed.lower() or "column" in printed or "KPJ" in printed, printed
         assert number not in printed and born not in printed and "Siti" not in printed, printed

@@ -489,6 +489,17 @@ def test_an_error_about_a_nik_never_repeats_it_nor_the_birth_date(app, what):
         assert number not in message and born.isoformat() not in message, message
 
 
+def test_a_nik_typed_into_a_kpj_or_npp_field_is_not_repeated(app):
+    number = nik(BIRTH, 9)
+    for message in (refused(app, InvalidInput, "kpj: KPJ number must be exactly 11 digits, got 16 characters$",
+                            ChangeWage, kpj=number, wage=5_000_000, effective=date(2024, 6, 1)),
+                    refused(app, InvalidInput, "npp: NPP number must be exactly 8 digits, got 16 characters$",
+                            PayContribution, npp=number, month="2024-03", paid_on=date(2024, 4, 10)),
+                    refused(app, InvalidInput, "kpj: KPJ number must contain only the digits", ChangeWage,
+                            kpj=number[:10] + "O", wage=5_000_000, effective=date(2024, 6, 1))):
+        assert number[:10] not in message
+
+
 def test_a_birth_date_after_the_enrollment_is_refused_without_repeating_it(app):
     born = date(2024, 6, 5)
     message = refused(app, InvalidInput, "the birth date is not before the enrollment date 2024-06-01", EnrollMember,
