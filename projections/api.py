@@ -2,7 +2,8 @@
 
 Every endpoint answers from the live version of a projection, in one snapshot. Errors are JSON with a `detail`:
 404 for an unknown member or branch, 422 for a malformed KPJ or date (FastAPI validates the parameters), 503 while a
-projection has not been built yet.
+projection has not been built yet. A 422 names the parameter and the problem but, unlike FastAPI's default, never
+repeats the value: a NIK typed where a KPJ belongs would otherwise be echoed into responses and whatever logs them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Query
+from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from ledger.errors import NotFound
 from ledger.settings import Settings
@@ -29,6 +32,11 @@ def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
     app = FastAPI(title="Contribution ledger: read API",
                   description="Member balances, member history and branch totals from the ledger's projections, "
                               "at any effective date. Read-only.", version="1")
+
+    @app.exception_handler(RequestValidationError)
+    async def refused(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [{"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
+        return JSONResponse(status_code=422, content={"detail": problems})
 
     def answer(question: Any, *args: Any) -> Any:
         try:

@@ -26,3 +26,12 @@ def test_queries_and_the_api_refuse_until_the_projections_are_built(tmp_path) ->
     response = client.get("/members/17100000001/balance")
     assert response.status_code == 503 and "not been built" in response.json()["detail"]
     assert client.get("/branches/BEKASI-KOTA/totals?as_of=2017-13-01").status_code == 422
+
+
+def test_a_malformed_parameter_is_refused_without_repeating_it(tmp_path) -> None:
+    client = TestClient(create_app(Settings(projection_sqlite_path=tmp_path / "views.db")))
+    nik = "3275011505900001"  # a NIK typed where the KPJ belongs
+    response = client.get(f"/members/{nik}/balance")
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["path", "kpj"]
+    assert nik not in response.text
