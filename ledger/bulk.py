@@ -51,7 +51,8 @@ CSV_HELP = (
     "The CSV has a header row naming its columns, in any order: kpj (11 digits), nik (16 digits), name, "
     "birth_date (YYYY-MM-DD), wage (whole rupiah, digits only) and optionally segment (PU or BPU; empty means PU) "
     "and programs (JHT, JKK, JKM, JP separated by ';' or '|'; empty means the segment's default). Rows are "
-    f"numbered from 1 after the header; at most {BULK_ENROLLMENT_MAX:,} rows."
+    f"numbered from 1 after the header; at most {BULK_ENROLLMENT_MAX:,} rows in a regular file of at most "
+    f"{CSV_FILE_BYTES_MAX // 1024 // 1024} MiB."
 )
 
 
@@ -179,14 +180,14 @@ def _member_row(cells: dict[str | None, Any]) -> MemberRow:
     if any(len(value) > CSV_CELL_CHARS_MAX for value in cells.values()):
         raise ValueError(f"a cell is longer than {CSV_CELL_CHARS_MAX:,} characters")
     fields: dict[str, Any] = {name: cells[name] for name in CSV_REQUIRED_COLUMNS}
-    fields["wage"] = _rupiah_cell("wage", cells["wage"])
+    fields["wage"] = _rupiah_cell(cells["wage"])
     if cells.get("segment"):
         fields["segment"] = cells["segment"]
     fields["programs"] = split_programs(cells.get("programs"))
     return MemberRow(**fields)
 
 
-def _rupiah_cell(column: str, text: str) -> int | str:
+def _rupiah_cell(text: str) -> int | str:
     """A money cell as whole rupiah: ASCII digits only (no separators, no fraction). Anything else goes to the model
     as text, which refuses it with the money rule's message."""
     return int(text) if _RUPIAH_CELL.fullmatch(text) else text
