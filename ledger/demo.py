@@ -67,10 +67,10 @@ def write_scenario(app: Ledger) -> list[str]:
     run(EnrollMember.build(member=worker, npp=COMPANY_NPP, effective=date(2016, 2, 1)))
     run(PayContribution.build(npp=COMPANY_NPP, month="2017-07", months=1, paid_on=date(2017, 8, 10)))
     run(PayContribution.build(npp=CITY_NPP, month="2017-10", months=3, paid_on=date(2017, 10, 12),
-                              payer="APBD Kota Bekasi"))
+                              payer="institution", payer_name="APBD Kota Bekasi"))
     run(ExitMember.build(kpj=worker.kpj, reason="work-death", exit_date=date(2017, 8, 21)))
     run(PayClaim.build(kpj=worker.kpj, program="JKK", kind="death", incident_date=date(2017, 8, 21),
-                       paid_on=date(2017, 9, 20), beneficiary="Ahmad Rahayu (husband)"))
+                       paid_on=date(2017, 9, 20), beneficiary="spouse", beneficiary_name="Ahmad Rahayu"))
     return lines
 
 
