@@ -699,7 +699,8 @@ def audit_as_of(
     day: Annotated[str, typer.Argument(metavar="DATE", help=DATE_HELP)],
     as_json: AsJson = False,
 ) -> None:
-    """Recompute every JHT balance and branch total from the events topic alone; list where the projections differ.
+    """Recompute every JHT balance, paying account's totals and branch total from the events topic alone; list where
+    the projections differ.
 
     Exits 11 when they differ, 9 when the projections have not been built."""
     settings = ctx.obj.settings
@@ -711,8 +712,8 @@ def audit_as_of(
         _print_json(report.as_dict())
     else:
         print(f"as of {report.as_of}, from {report.events:,} events of {topic}: compared {report.members:,} members' "
-              f"JHT balances and {report.branches:,} branches' totals with the projections: "
-              f"{report.differences_found:,} difference(s)")
+              f"JHT balances, {report.accounts:,} paying accounts' totals and {report.branches:,} branches' totals "
+              f"with the projections: {report.differences_found:,} difference(s)")
         for name, applied in report.projection_events.items():
             if applied != report.events:
                 print(f"note: the {name} projection has applied {applied or 0:,} of the topic's {report.events:,} "
