@@ -148,8 +148,8 @@ def run_demo(settings: Settings) -> int:
     print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
           f"recounted from Kafka alone, compared with the projections")
     cross = audit.as_of_topic(bootstrap, topics.events, views, REPORT_DATE)
-    print(f"   {cross.events:,} events recounted: {cross.members:,} members and {cross.branches:,} branch(es) "
-          f"compared, {cross.differences_found:,} difference(s)")
+    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
+          f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
           and cross.ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
