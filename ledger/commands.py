@@ -36,7 +36,7 @@ from pydantic import (
 
 from ledger import identifiers
 from ledger.errors import InvalidInput
-from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.rules import Program, RiskClass, Segment
 
 BULK_ENROLLMENT_MAX = 100_000  # one employer's bulk enrollment; the largest employers are far below this
@@ -289,7 +289,9 @@ class PayContribution(Command):
     month: str = Field(pattern=MONTH_PATTERN)
     months: int = Field(default=1, ge=1, le=MONTHS_PER_PAYMENT_MAX, strict=True)
     paid_on: date
-    payer: Name | None = None  # None: the employer or the member
+    payer: PayerRole | None = None  # None: the employer (by NPP) or the member (by KPJ)
+    # Who paid, as on the bank slip: kept in the event store only, never published (it may be a person's name).
+    payer_name: Name | None = None
 
     _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
     _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
@@ -298,6 +300,10 @@ class PayContribution(Command):
     def _one_payer_account(self) -> PayContribution:
         if (self.npp is None) == (self.kpj is None):
             raise ValueError("give exactly one of an NPP (employer) or a KPJ (BPU member)")
+        if self.npp is not None and self.payer is PayerRole.MEMBER:
+            raise ValueError("payer: a payment by NPP is made by the employer or an institution, not a member")
+        if self.kpj is not None and self.payer is PayerRole.EMPLOYER:
+            raise ValueError("payer: a payment by KPJ is made by the member or an institution, not an employer")
         return self
 
 
@@ -315,10 +321,21 @@ class PayClaim(Command):
     kind: ClaimKind | None = None  # None: the program's usual kind
     incident_date: date
     paid_on: date
-    beneficiary: Name
+    beneficiary: Beneficiary = Beneficiary.SELF  # the relationship to the member: what is published
+    # The person paid when it is not the member (an heir): kept in the event store only, never published.
+    beneficiary_name: Name | None = None
     amount: ClaimAmount | None = None
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
+
+    @model_validator(mode="after")
+    def _beneficiary_named_when_not_the_member(self) -> PayClaim:
+        if self.beneficiary is Beneficiary.SELF and self.beneficiary_name is not None:
+            raise ValueError("beneficiary_name: the member is paid (beneficiary self); the name is already on record")
+        if self.beneficiary is not Beneficiary.SELF and self.beneficiary_name is None:
+            raise ValueError(f"beneficiary_name: a claim paid to the member's {self.beneficiary.value} needs the "
+                             f"name of who is paid (kept in the ledger, never published)")
+        return self
 
 
 class Reverse(Command):

@@ -84,8 +84,7 @@ def test_an_amount_beyond_its_limit_is_refused_at_every_entry_and_nothing_is_wri
     changed = cli.json("member", "wage", "--kpj", KPJ, "--wage", str(amount), "--effective", "2024-06-01", expect=2)
     assert changed["error"] == {"type": "InvalidInput", "message": f"change-wage: wage: {WAGE_LIMIT}"}
     claimed = cli("claim", "pay", "--kpj", KPJ, "--program", "JKK", "--kind", "care", "--incident-date",
-                  "2024-03-05", "--beneficiary", "Budi Santoso", "--amount", str(amount), "--paid-on", "2024-04-01",
-                  expect=2)
+                  "2024-03-05", "--amount", str(amount), "--paid-on", "2024-04-01", expect=2)
     assert "amount: must be at most Rp100,000,000,000 (CLAIM_AMOUNT_MAX" in claimed.stderr
     submitted = cli("submit", cli.jsonl("wage.jsonl", [enroll_line(wage=amount)]), expect=2)
     assert submitted.stderr == f"error: line 1: enroll-member: member.wage: {WAGE_LIMIT}\n"
@@ -138,13 +137,14 @@ def test_a_name_that_is_blank_or_holds_control_characters_is_refused_at_every_en
         cli("submit", cli.jsonl("name.jsonl", [enroll_line(name=bad)]), expect=2),
         cli("member", "enroll-bulk", "--npp", NPP, "--effective", "2024-03-01", "--csv",
             cli.file("name.csv", [CSV_HEADER, f'15000000002,{nik(2)},"{bad}",1990-05-15,PU,4000000,']), expect=2),
-        cli("contribution", "pay", "--npp", NPP, "--month", "2024-04", "--paid-on", "2024-05-10", "--payer", bad,
+        cli("contribution", "pay", "--npp", NPP, "--month", "2024-04", "--paid-on", "2024-05-10", "--payer-name", bad,
             expect=2),
         cli("claim", "pay", "--kpj", KPJ, "--program", "JKK", "--kind", "care", "--incident-date", "2024-03-05",
-            "--beneficiary", bad, "--amount", "100000", "--paid-on", "2024-04-01", expect=2),
+            "--beneficiary", "care-provider", "--beneficiary-name", bad, "--amount", "100000", "--paid-on",
+            "2024-04-01", expect=2),
         cli("reverse", f"{'0' * 8}-0000-0000-0000-{'0' * 12}.1", "--reason", bad, expect=2),
     ]
-    fields = ["name", "member.name", "member.name", "name", "payer", "beneficiary", "reason"]
+    fields = ["name", "member.name", "member.name", "name", "payer_name", "beneficiary_name", "reason"]
     for field, done in zip(fields, outputs):
         assert f"{field}: {problem}" in done.stderr, done.stderr
         assert "Siti" not in done.stderr and "\x1b" not in done.stderr + done.stdout

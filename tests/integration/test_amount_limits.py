@@ -154,7 +154,7 @@ def build_history(data: st.DataObject) -> History:
             paid_on = min(history.clock, on + timedelta(days=data.draw(st.integers(0, 1_500), label="claim delay")))
             history.run(PayClaim, beyond="CLAIM_AMOUNT_MAX" if amount and amount > CLAIM_AMOUNT_MAX else None,
                         kpj=number, program=program, kind=kind, incident_date=on, paid_on=paid_on,
-                        beneficiary="ahli waris", amount=amount)
+                        amount=amount)
         elif step == "exit":
             history.run(ExitMember, kpj=number, reason=data.draw(st.sampled_from(["disability", "resignation"])),
                         exit_date=on)
@@ -252,11 +252,11 @@ def test_the_largest_accepted_amounts_fit_both_view_stores(stores) -> None:
         assert history.run(CreditYield, year=year, rate_percent=YIELD_RATE_PERCENT_MAX)
     assert history.run(ExitMember, kpj=kpj(1), reason="disability", exit_date=date(2115, 2, 1))
     assert history.run(PayClaim, kpj=kpj(1), program="JKK", kind="disability", incident_date=date(2115, 2, 1),
-                       paid_on=date(2115, 3, 1), beneficiary="Pekerja 1")
+                       paid_on=date(2115, 3, 1))
     assert history.run(PayClaim, kpj=kpj(2), program="JKK", kind="care", incident_date=date(2115, 2, 1),
-                       paid_on=date(2115, 3, 1), beneficiary="Pekerja 2", amount=CLAIM_AMOUNT_MAX)
+                       paid_on=date(2115, 3, 1), amount=CLAIM_AMOUNT_MAX)
     assert history.run(PayClaim, kpj=kpj(1), program="JHT", kind="full", incident_date=date(2115, 2, 1),
-                       paid_on=date(2115, 3, 1), beneficiary="Pekerja 1")
+                       paid_on=date(2115, 3, 1))
     records = published(history.app)
 
     for store in stores:
