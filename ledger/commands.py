@@ -10,8 +10,8 @@ the clock happen in the application. Either way a bad command raises `InvalidInp
 Types are strict where a batch file could smuggle in a wrong one: money is a whole number (a JSON integer; never
 `true`, text or a fraction), counts and years are integers, flags are booleans. Every amount has an upper limit
 (below) that keeps whatever is derived from it inside the 64-bit integers of every store that keeps it. Free text
-(names, the payer, the beneficiary, a reversal's reason) is trimmed and may hold no control characters. No message
-repeats a NIK, a name or a birth date: they are personal data, and error messages end up in logs.
+(names, the payer's and the beneficiary's names, a reversal's reason) is trimmed and may hold no control characters.
+No message repeats a NIK, a name or a birth date: they are personal data, and error messages end up in logs.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ WAGE_MAX = 1_000_000_000  # Rp1 billion a month: a PU wage (basic + fixed allowa
 CLAIM_AMOUNT_MAX = 100_000_000_000  # Rp100 billion: a claim's amount when given (statutory amounts stay below it)
 YIELD_RATE_PERCENT_MAX = Decimal(20)  # % a year; the fund has announced 5.63% (2020) to 7.19% (2016)
 
-NAME_CHARS_MAX = 200  # a name, the payer, the beneficiary
+NAME_CHARS_MAX = 200  # a name, the payer's, the beneficiary's
 REASON_CHARS_MAX = 500  # a reversal's reason
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -83,6 +83,12 @@ def _kind(value: object) -> str:
         return "text"
     if isinstance(value, (Decimal, float)):
         return "a number with a decimal point"
+    if value is None:
+        return "null"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
     return type(value).__name__
 
 
@@ -124,7 +130,7 @@ def _printable_text(value: str) -> str:
 
 # Strict: text only (pydantic would otherwise decode bytes). The length counts the text as given, before trimming.
 Name = Annotated[str, Field(strict=True, max_length=NAME_CHARS_MAX), AfterValidator(_printable_text)]
-"""An employer's or a member's name, the payer, the beneficiary."""
+"""An employer's or a member's name, the name of who paid (`payer_name`) or who is paid (`beneficiary_name`)."""
 Reason = Annotated[str, Field(strict=True, max_length=REASON_CHARS_MAX), AfterValidator(_printable_text)]
 """Why a contribution or a claim is reversed: the same rules as a name, longer."""
 
