@@ -79,7 +79,7 @@ def run_demo(settings: Settings) -> int:
     from projections.store import ViewStore
     from projections.views import PROJECTIONS
 
-    nik_key = settings.nik_hmac_key_bytes()  # first: refused without a safe key (or development mode), touching nothing
+    nik_key = settings.nik_hmac_key_bytes()  # first: an unsafe key is refused before anything is touched
     db = Path(settings.sqlite_path)
     views_db = Path(settings.projection_sqlite_path)
     for path in (db, views_db):

@@ -108,8 +108,9 @@ class Settings(BaseSettings):
         allows the development key. Called by what computes or publishes NIK hashes (the CLI's writing commands,
         `ledger relay`, the demo); reading needs no key. Messages never contain the key."""
         fix = (f"set LEDGER_NIK_HMAC_KEY to a random secret of at least {NIK_HMAC_KEY_BYTES_MIN} bytes, e.g. the "
-               f"output of: python3 -c 'import secrets; print(secrets.token_hex(32))' (on a development machine "
-               f"with synthetic data only: LEDGER_DEVELOPMENT_MODE=true instead)")
+               f"output of: python3 -c 'import secrets; print(secrets.token_hex(32))' " +
+               ("(or unset it: LEDGER_DEVELOPMENT_MODE=true uses the development key)" if self.development_mode else
+                "(on a development machine with synthetic data only: LEDGER_DEVELOPMENT_MODE=true instead)"))
         if self.nik_hmac_key is None:
             if not self.development_mode:
                 raise ConfigurationError(f"LEDGER_NIK_HMAC_KEY is not set, and published NIK hashes need a secret "
