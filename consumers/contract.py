@@ -74,7 +74,7 @@ def example_events() -> dict[str, dict[str, Any]]:
     app.execute(Reverse(event_id=paid[-1], reason="paid for the wrong member", reversed_on=date(2017, 1, 20)))
     app.execute(ExitMember(kpj=kpj, reason="resignation", exit_date=date(2017, 2, 1)))
     claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
-                                 beneficiary="Budi Santoso"))
+                                 ))
     app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):

@@ -45,7 +45,7 @@ from ledger.commands import (
     describe_validation_error,
 )
 from ledger.errors import ConfigurationError, InvalidInput, LedgerError
-from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
 from projections import queries
@@ -127,7 +127,8 @@ def _describe_claim(result: dict[str, Any]) -> str:
     statutory = result["statutory_amount"]
     differs = f" (statutory {rupiah(statutory)})" if statutory is not None and statutory != result["amount"] else ""
     return (f"paid {rupiah(result['amount'])}{differs} from {result['program']} ({result['kind']}) to "
-            f"{result['beneficiary']} for member {result['kpj']} (event {result['event_id']})")
+            f"{'the member' if result['beneficiary'] == 'self' else 'the ' + result['beneficiary']} for member "
+            f"{result['kpj']} (event {result['event_id']})")
 
 
 def _describe_enrollment(result: dict[str, Any]) -> str:
@@ -325,13 +326,16 @@ def pay_contribution(
     npp: Annotated[str | None, typer.Option(help="an employer paying for its roster")] = None,
     kpj: Annotated[str | None, typer.Option(help="a BPU member paying for themself")] = None,
     months: Annotated[int, typer.Option(help="how many months from --month")] = 1,
-    payer: Annotated[str | None, typer.Option(help="who paid; default the employer or the member")] = None,
+    payer: Annotated[str | None, typer.Option(
+        help=f"who paid, as a role: {_one_of(PayerRole)}; default employer (--npp) or member (--kpj)")] = None,
+    payer_name: Annotated[str | None, typer.Option(
+        help="who paid, as on the bank slip; kept in the ledger, never published")] = None,
     command_id: CommandId = None,
     as_json: AsJson = False,
 ) -> None:
     """Record a contribution payment by an employer (--npp) or a BPU member (--kpj)."""
     _execute(ctx, PayContribution, command_id, as_json, npp=npp, kpj=kpj, month=month, months=months,
-             paid_on=paid_on, payer=payer)
+             paid_on=paid_on, payer=payer, payer_name=payer_name)
 
 
 @yield_app.command("credit")
@@ -354,7 +358,10 @@ def pay_claim(
     kpj: Kpj,
     program: Annotated[str, typer.Option(help=_one_of(Program))],
     incident_date: Annotated[str, typer.Option(help=f"{DATE_HELP}: the exit, death or accident")],
-    beneficiary: Annotated[str, typer.Option(help="who is paid: the member or an heir")],
+    beneficiary: Annotated[str, typer.Option(
+        help=f"who is paid, as the relationship to the member: {_one_of(Beneficiary)}")] = "self",
+    beneficiary_name: Annotated[str | None, typer.Option(
+        help="the person paid when not the member (an heir); kept in the ledger, never published")] = None,
     kind: Annotated[str | None, typer.Option(help=f"{_one_of(ClaimKind)}; default the program's usual")] = None,
     amount: Annotated[int | None, typer.Option(help="whole rupiah; default the statutory amount")] = None,
     paid_on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
@@ -363,7 +370,8 @@ def pay_claim(
 ) -> None:
     """Pay a benefit claim from one program."""
     _execute(ctx, PayClaim, command_id, as_json, kpj=kpj, program=program, kind=kind,
-             incident_date=incident_date, beneficiary=beneficiary, amount=amount, paid_on=paid_on or _today(ctx))
+             incident_date=incident_date, beneficiary=beneficiary, beneficiary_name=beneficiary_name, amount=amount,
+             paid_on=paid_on or _today(ctx))
 
 
 @app.command("reverse")
@@ -704,7 +712,8 @@ def audit_as_of(
     day: Annotated[str, typer.Argument(metavar="DATE", help=DATE_HELP)],
     as_json: AsJson = False,
 ) -> None:
-    """Recompute every JHT balance and branch total from the events topic alone; list where the projections differ.
+    """Recompute every JHT balance, paying account's totals and branch total from the events topic alone; list where
+    the projections differ.
 
     Exits 11 when they differ, 9 when the projections have not been built."""
     settings = ctx.obj.settings
@@ -716,8 +725,8 @@ def audit_as_of(
         _print_json(report.as_dict())
     else:
         print(f"as of {report.as_of}, from {report.events:,} events of {topic}: compared {report.members:,} members' "
-              f"JHT balances and {report.branches:,} branches' totals with the projections: "
-              f"{report.differences_found:,} difference(s)")
+              f"JHT balances, {report.accounts:,} paying accounts' totals and {report.branches:,} branches' totals "
+              f"with the projections: {report.differences_found:,} difference(s)")
         for name, applied in report.projection_events.items():
             if applied != report.events:
                 print(f"note: the {name} projection has applied {applied or 0:,} of the topic's {report.events:,} "

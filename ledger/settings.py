@@ -35,10 +35,10 @@ ENV_PREFIX = "LEDGER_"
 SCRIPT_VARIABLES = frozenset({"LEDGER_VENV", "LEDGER_RUN_DIR", "LEDGER_CACHE_DIR", "LEDGER_TEST_SERVICES"})
 
 # The shortest NIK hash key accepted, in bytes (of its UTF-8 text). The key is the only secret protecting a published
-# NIK: a NIK has 16 digits, of which the district, the birth date and a 4-digit serial leave so few candidates that
-# anyone holding the key recovers it by trying them all in well under a second. HMAC-SHA256 takes its strength from
-# a key at least as long as its 32-byte output (RFC 2104, section 3: shorter keys are "strongly discouraged"), so 32
-# bytes is the floor; `secrets.token_hex(32)` gives 64 characters of 256 random bits.
+# NIK: a NIK is a district, a birth date and a 4-digit serial, so for one branch and a known birth year about 90
+# million candidates remain, which anyone holding the key tries in minutes on one machine. HMAC-SHA256 takes its
+# strength from a key at least as long as its 32-byte output (RFC 2104, section 3: shorter keys are "strongly
+# discouraged"), so 32 bytes is the floor; `secrets.token_hex(32)` gives 64 characters of 256 random bits.
 NIK_HMAC_KEY_BYTES_MIN = 32
 
 # The key used in development mode when LEDGER_NIK_HMAC_KEY is unset. It is public (it is in this file), so hashes

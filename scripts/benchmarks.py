@@ -25,6 +25,7 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from ledger.events import EVENT_TYPES
 from ledger.generator import member_rows
 
 # Synthetic members in throwaway stores: a fresh random NIK hash key per run, never the public development key.
@@ -229,7 +230,7 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     # Same record size means the same key and headers too: the relay's keys are 36-character aggregate ids (and
     # kafka-python hashes every key byte in Python to pick the partition), and its records carry two headers.
     keys = [str(uuid.uuid4()).encode() for _ in range(min(published, RAW_KEYS_MAX))]
-    headers = record_headers("ContributionPaid", 1)
+    headers = record_headers("ContributionPaid", EVENT_TYPES["ContributionPaid"].VERSION)
     producer = kafka_client.producer(bootstrap, compression_type=compression)
     started = time.perf_counter()
     for i in range(published):

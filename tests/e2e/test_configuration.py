@@ -1,8 +1,8 @@
 """The NIK hash key and the LEDGER_* settings, end to end: what the CLI does with no key, a bad key, a good key, in
 development mode, and with a LEDGER_* variable it does not know (docs/cli.md, "Configuration").
 
-The published `nik_hmac` is only as secret as its key: a NIK's district, birth date and 4-digit serial leave so few
-candidates that whoever has the key reverses it at once. So everything that computes or publishes NIK hashes (the
+The published `nik_hmac` is only as secret as its key: a NIK is a district, a birth date and a 4-digit serial, few
+enough candidates for whoever has the key to try them all. So everything that computes or publishes NIK hashes (the
 writing commands, `submit`, `generate`, `demo`, `relay`) refuses to start with a key that is not set, empty, shorter
 than 32 bytes or the public development key, unless development mode is set explicitly: exit 2, the variable named,
 the key never echoed, nothing written.
