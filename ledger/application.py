@@ -87,8 +87,6 @@ PREPAID_MONTHS_MAX = 12  # BPU members and government employers may pay up to a 
 JKK_CLAIM_EXPIRY_YEARS = 5  # from the accident; 2 before December 2019 (not modelled: older claims are all paid)
 NOTIFICATION_PAGE_SIZE = 1_000  # reading the notification log, e.g. to list every member
 AGGREGATE_CACHE_MAX = 1_000
-# Production sets LEDGER_NIK_HMAC_KEY; this key only keeps development and tests deterministic.
-DEVELOPMENT_NIK_KEY = b"development-only-nik-key"
 
 Clock = Callable[[], date]
 
@@ -107,8 +105,11 @@ class Ledger(Application):
 
     name = "ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today,
-                 nik_key: bytes = DEVELOPMENT_NIK_KEY) -> None:
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today, *,
+                 nik_key: bytes | None) -> None:
+        """`nik_key`: the key of the NIK hash written into MemberEnrolled and published, always given by the caller
+        (the entry points take it from `Settings.nik_hmac_key_bytes`, which checks it); None opens the ledger for
+        reading and for commands that hash no NIK."""
         # A bounded cache of loaded aggregates: a long-running writer (a bulk load, the benchmark, a server) then
         # reloads a busy employer by reading only its newest events. Entries are fast-forwarded from the store
         # before use, so another writer's changes are always seen; the cache never decides anything on its own.
@@ -213,6 +214,7 @@ class Ledger(Application):
         return {**previous.result, "repeated": True}
 
     def nik_hmac(self, nik: str) -> str:
+        assert self._nik_key, "this Ledger was opened without a NIK key: it cannot enroll members"
         return hmac.new(self._nik_key, nik.encode(), hashlib.sha256).hexdigest()
 
     # --- reading -------------------------------------------------------------------------------------------------

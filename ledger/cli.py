@@ -44,7 +44,7 @@ from ledger.commands import (
     Reverse,
     describe_validation_error,
 )
-from ledger.errors import InvalidInput, LedgerError
+from ledger.errors import ConfigurationError, InvalidInput, LedgerError
 from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
@@ -58,13 +58,21 @@ class Runtime:
     """What every command shares: the settings read once by `main()`, and the ledger opened on first use."""
 
     settings: Settings
+    clock: Callable[[], date] = date.today  # the ledger's clock: dates that default to today
 
     @cached_property
     def ledger(self) -> Ledger:
-        # The NIK's keyed hash is written into MemberEnrolled: the CLI must use the configured key, never the
-        # development default, or the fund's records would not link one person's memberships.
-        return Ledger(env=self.settings.eventsourcing_env(),
-                      nik_key=self.settings.nik_hmac_key.get_secret_value().encode())
+        """The write side, for the writing commands and the relay. The NIK's keyed hash it writes into
+        MemberEnrolled is published, so it opens only with the fund's own secret key (or the development key in
+        development mode): `nik_hmac_key_bytes` raises `ConfigurationError` (exit 2) before anything is written."""
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock,
+                      nik_key=self.settings.nik_hmac_key_bytes())
+
+    @cached_property
+    def reader(self) -> Ledger:
+        """The event store for the reading commands (`history`, `balance --from-store`): they hash no NIK, so they
+        need no key."""
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock, nik_key=None)
 
     @cached_property
     def views(self) -> ViewStore:
@@ -191,7 +199,7 @@ def _emit(result: dict[str, Any], as_json: bool, *, line: int | None = None) -> 
 
 
 def _today(ctx: typer.Context) -> date:
-    return ctx.obj.ledger.clock()
+    return ctx.obj.clock()
 
 
 def _checked(validate: Callable[[str], str], value: str) -> str:
@@ -426,7 +434,7 @@ def history(
             _checked(identifiers.validate_kpj, kpj)
         else:
             _checked(identifiers.validate_npp, npp)
-        rows = ctx.obj.ledger.history(kpj=kpj, npp=npp)
+        rows = ctx.obj.reader.history(kpj=kpj, npp=npp)
     if as_json:
         _print_json(rows)
     else:
@@ -451,7 +459,7 @@ def balance(
         on = _parse_date("--as-of", as_of) if as_of is not None else date.today()
         if from_store:
             result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
-                                      "jht_balance": ctx.obj.ledger.jht_balance(kpj, on), "source": "event store"}
+                                      "jht_balance": ctx.obj.reader.jht_balance(kpj, on), "source": "event store"}
         else:
             result = queries.member_balance(ctx.obj.views, kpj, on)
             if show_history:
@@ -542,6 +550,7 @@ def submit(
     lines before it stay written. Each line is idempotent under its id, so running the fixed file again is safe.
     """
     with _reporting(as_json):
+        ledger = ctx.obj.ledger  # refused here, before any line, if the NIK hash key is unsafe
         # 1. Check every line; nothing runs if one is bad. The file is read again in step 2 rather than held in
         #    memory: it may be up to a million lines.
         for _ in bulk.read_commands(file):
@@ -550,7 +559,7 @@ def submit(
         done = {"executed": 0, "repeated": 0}
         for number, command in bulk.read_commands(file):
             try:
-                result = ctx.obj.ledger.execute(command)
+                result = ledger.execute(command)
             except LedgerError as error:
                 _stop_submit(error, number, done, as_json)
             done["repeated" if result["repeated"] else "executed"] += 1
@@ -609,9 +618,13 @@ def run_relay(
 ) -> None:
     """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow."""
     settings = ctx.obj.settings
+    with _reporting(as_json):
+        # The relay publishes the NIK hashes the store holds: like the write side it runs only with the fund's key
+        # set (or in development mode), so a deployment that forgot the key publishes nothing.
+        store = ctx.obj.ledger.recorder
     topics = _topics(settings)
     relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
-    publisher = relay.Relay(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics,
+    publisher = relay.Relay(store, settings.bootstrap_servers, topics,
                             transactional_id=settings.relay_transactional_id,
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))
@@ -998,7 +1011,9 @@ def run_demo(ctx: typer.Context) -> None:
     """The main job of scripts/demo: a Bekasi Kota scenario, written, relayed to Kafka and verified."""
     from ledger.demo import run_demo as demo
 
-    raise typer.Exit(demo(ctx.obj.settings))
+    with _reporting(False):
+        code = demo(ctx.obj.settings)
+    raise typer.Exit(code)
 
 
 def main() -> None:
@@ -1008,6 +1023,9 @@ def main() -> None:
         print(f"error: {describe_validation_error('configuration (LEDGER_* environment)', error)}",
               file=sys.stderr)
         raise SystemExit(InvalidInput.exit_code) from None
+    except ConfigurationError as error:
+        print(f"error: configuration (LEDGER_* environment): {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
     app(prog_name="ledger", obj=Runtime(settings))
 
 

@@ -79,13 +79,14 @@ def run_demo(settings: Settings) -> int:
     from projections.store import ViewStore
     from projections.views import PROJECTIONS
 
+    nik_key = settings.nik_hmac_key_bytes()  # first: an unsafe key is refused before anything is touched
     db = Path(settings.sqlite_path)
     views_db = Path(settings.projection_sqlite_path)
     for path in (db, views_db):
         for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)
     app = Ledger(env=settings.model_copy(update={"persistence": "sqlite"}).eventsourcing_env(),
-                 nik_key=settings.nik_hmac_key.get_secret_value().encode())
+                 nik_key=nik_key)
 
     plan = DEMO_PLAN
     print(f"1. Writing a generated {plan.branch} history into {db}: {plan.employers} employers, {plan.members:,} PU "

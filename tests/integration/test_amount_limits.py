@@ -88,7 +88,8 @@ class History:
     accepted: int = 0
 
     def __post_init__(self) -> None:
-        self.app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.clock)
+        self.app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: self.clock,
+                          nik_key=b"integration-tests-only-nik-hmac-key-0123")  # in memory, never published
 
     def run(self, command_class: type[Command], *, beyond: str | None = None, **raw: Any) -> bool:
         """Build and run a command; `beyond` names the limit an amount of it exceeds, which must refuse it."""

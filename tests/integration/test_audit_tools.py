@@ -58,7 +58,7 @@ def audited(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[
     prefix = f"test-audit-{unique}"
     base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
                                        "projection_sqlite_path": root / "views.db"})
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK)
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK, nik_key=base.nik_hmac_key_bytes())
     generate_branch(app, BEKASI)
     generate_branch(app, BOGOR)
     topics = Topics.for_prefix(prefix)

@@ -76,12 +76,12 @@ def store_env(request, tmp_path, unique) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def open_ledger(store_env) -> Iterator[Callable[[], Ledger]]:
+def open_ledger(store_env, settings) -> Iterator[Callable[[], Ledger]]:
     """Opens a `Ledger` on the test's store (call it again for a restart); all are closed at the end."""
     opened: list[Ledger] = []
 
     def open_() -> Ledger:
-        app = Ledger(env=dict(store_env), clock=lambda: TODAY)
+        app = Ledger(env=dict(store_env), clock=lambda: TODAY, nik_key=settings.nik_hmac_key_bytes())
         opened.append(app)
         return app
 

@@ -399,7 +399,8 @@ def _scenario_envelopes() -> list[dict[str, Any]]:
     from ledger.domain import INTERNAL_EVENT_TOPICS
     from ledger.relay import envelope
 
-    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
+                 nik_key=b"integration-tests-only-nik-hmac-key-0123")  # in memory, never published
     app.execute(RegisterEmployer(npp="10012345", name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
                                  risk_class="low", registered_on=date(2015, 7, 1)))
     app.execute(EnrollMember(npp="10012345", effective=date(2016, 1, 1), member=MemberRow(

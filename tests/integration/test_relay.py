@@ -53,7 +53,7 @@ def ledger_env(tmp_path, settings, unique, bootstrap):
         "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap),
     }
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=CLOCK)
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
     return app, env, Topics.for_prefix(prefix)
 
 
@@ -125,7 +125,7 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
                    capture_output=True, timeout=WAIT_S_MAX)
     bootstrap = [f"127.0.0.1:{port}"]
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=CLOCK)
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
     topics = Topics.for_prefix(f"outage-{unique}")
     env = {**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
            "LEDGER_KAFKA_TOPIC_PREFIX": f"outage-{unique}", "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap[0],
@@ -224,7 +224,7 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
     data_dir = os.environ.get("KAFKA_DATA_DIR")
     assert data_dir, "run with scripts/test, which starts the broker and exports KAFKA_DATA_DIR"
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=CLOCK)
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
     npp = "10077777"
     app.execute(RegisterEmployer.build(npp=npp, name="PT Sumber Rejeki", branch="BEKASI-KOTA", kind="company",
                                        risk_class="low", registered_on=date(2020, 1, 1)))

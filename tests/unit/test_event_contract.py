@@ -288,8 +288,10 @@ def test_an_aggregate_stored_at_v1_is_upcast_when_loaded(monkeypatch):
     from ledger.application import Ledger
     from ledger.commands import EnrollMember, MemberRow, RegisterEmployer
     from ledger.domain import member_id
+    from ledger_scenario import TEST_NIK_KEY
 
-    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
+                 nik_key=TEST_NIK_KEY)
     app.execute(RegisterEmployer(npp=NPP, name="PT Maju Jaya", branch=BRANCH, kind="company", risk_class="low",
                                  registered_on=date(2017, 1, 2)))
     app.execute(EnrollMember(npp=NPP, effective=date(2017, 10, 1), member=MemberRow(
