@@ -89,6 +89,8 @@ def _kind(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "an object"
+    if isinstance(value, int):
+        return "an integer"
     return type(value).__name__
 
 
@@ -108,6 +110,20 @@ def _whole_rupiah(limit: int, limit_name: str) -> BeforeValidator:
 
 Wage = Annotated[int, _whole_rupiah(WAGE_MAX, "WAGE_MAX")]
 ClaimAmount = Annotated[int, _whole_rupiah(CLAIM_AMOUNT_MAX, "CLAIM_AMOUNT_MAX")]
+
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_day(value: object) -> object:
+    """A date field takes a date written YYYY-MM-DD (or a `date` from the CLI), nothing else: pydantic alone would
+    also take a JSON number as seconds since 1970 (1704067200 is 1 January 2024) or a date with a time of day."""
+    if type(value) is date or (isinstance(value, str) and _ISO_DAY.fullmatch(value)):
+        return value
+    raise ValueError(f"must be a date written YYYY-MM-DD, like 2024-03-01, not {_kind(value)}")
+
+
+Day = Annotated[date, BeforeValidator(_iso_day)]
 
 # Characters refused in free text: C0 and C1 controls and DEL (a newline, a tab, the ESC of a terminal escape
 # sequence, NUL), the Unicode line and paragraph separators, the bidirectional embeddings, overrides and isolates
@@ -190,7 +206,7 @@ class RegisterEmployer(Command):
     risk_class: RiskClass
     programs: list[Program] = Field(default_factory=lambda: list(ALL_PROGRAMS), min_length=1)
     labour_intensive: bool = Field(default=False, strict=True)
-    registered_on: date
+    registered_on: Day
 
     _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
     _branch = field_validator("branch")(lambda v: identifiers.validate_branch_code(v))
@@ -200,7 +216,7 @@ class ChangeRiskClass(Command):
     NAME: ClassVar[str] = "change-risk-class"
     npp: str
     risk_class: RiskClass
-    effective: date
+    effective: Day
 
     _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
 
@@ -212,7 +228,7 @@ class MemberRow(BaseModel):
     kpj: str
     nik: str
     name: Name
-    birth_date: date
+    birth_date: Day
     segment: Segment = Segment.PU
     wage: Wage = Field(description="PU: monthly wage; BPU: declared income; whole rupiah")
     programs: list[Program] | None = None  # None: all four for PU, JKK + JKM for BPU
@@ -238,7 +254,7 @@ class EnrollMember(Command):
     member: MemberRow
     npp: str | None = None
     branch: str | None = None  # only for a BPU member without an NPP; others take their employer's branch
-    effective: date
+    effective: Day
 
     _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
     _branch = field_validator("branch")(lambda v: v if v is None else identifiers.validate_branch_code(v))
@@ -255,7 +271,7 @@ class EnrollMember(Command):
 class EnrollMembers(Command):
     NAME: ClassVar[str] = "enroll-members"
     npp: str
-    effective: date
+    effective: Day
     members: list[MemberRow] = Field(min_length=1, max_length=BULK_ENROLLMENT_MAX)
 
     _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
@@ -274,7 +290,7 @@ class ChangeWage(Command):
     NAME: ClassVar[str] = "change-wage"
     kpj: str
     wage: Wage
-    effective: date
+    effective: Day
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
 
@@ -283,7 +299,7 @@ class ExitMember(Command):
     NAME: ClassVar[str] = "exit-member"
     kpj: str
     reason: ExitReason
-    exit_date: date
+    exit_date: Day
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
 
@@ -294,7 +310,7 @@ class PayContribution(Command):
     kpj: str | None = None  # a BPU member paying for themself
     month: str = Field(pattern=MONTH_PATTERN)
     months: int = Field(default=1, ge=1, le=MONTHS_PER_PAYMENT_MAX, strict=True)
-    paid_on: date
+    paid_on: Day
     payer: PayerRole | None = None  # None: the employer (by NPP) or the member (by KPJ)
     # Who paid, as on the bank slip: kept in the event store only, never published (it may be a person's name).
     payer_name: Name | None = None
@@ -317,7 +333,7 @@ class CreditYield(Command):
     NAME: ClassVar[str] = "credit-yield"
     year: int = Field(ge=2015, le=2200, strict=True)
     rate_percent: Decimal = Field(ge=0, le=YIELD_RATE_PERCENT_MAX, max_digits=8, decimal_places=4)
-    credited_on: date | None = None  # None: 31 December of the year
+    credited_on: Day | None = None  # None: 31 December of the year
 
 
 class PayClaim(Command):
@@ -325,8 +341,8 @@ class PayClaim(Command):
     kpj: str
     program: Program
     kind: ClaimKind | None = None  # None: the program's usual kind
-    incident_date: date
-    paid_on: date
+    incident_date: Day
+    paid_on: Day
     beneficiary: Beneficiary = Beneficiary.SELF  # the relationship to the member: what is published
     # The person paid when it is not the member (an heir): kept in the event store only, never published.
     beneficiary_name: Name | None = None
@@ -348,7 +364,7 @@ class Reverse(Command):
     NAME: ClassVar[str] = "reverse"
     event_id: str = Field(min_length=3, max_length=100)
     reason: Reason
-    reversed_on: date
+    reversed_on: Day
 
 
 COMMAND_TYPES: dict[str, type[Command]] = {

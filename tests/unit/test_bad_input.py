@@ -535,3 +535,13 @@ def test_an_unknown_command_name_is_repeated_only_when_it_looks_like_one():
     with pytest.raises(InvalidInput, match="^line 1: unknown command; known:") as caught:
         bulk.parse_command(1, '{"command": "3275011505900001 Budi", "id": "x"}')
     assert "3275011505900001" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value, kind", [(1704067200, "an integer"), ("2024-01-01T00:00:00", "text"),
+                                         ("20240101", "text"), (True, "true/false"), (None, "null")])
+def test_a_date_is_text_written_yyyy_mm_dd_never_a_timestamp(value, kind):
+    """pydantic alone reads 1704067200 as 1 January 2024 and takes a time of day: a batch file's date is refused
+    unless it is written as a date."""
+    with pytest.raises(InvalidInput, match=r"change-wage: effective: must be a date written YYYY-MM-DD"):
+        ChangeWage.build(kpj="15000000001", wage=5_000_000, effective=value)
+    assert ChangeWage.build(kpj="15000000001", wage=5_000_000, effective="2024-01-01").effective == date(2024, 1, 1)
