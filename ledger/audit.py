@@ -33,7 +33,7 @@ import orjson
 from ledger import kafka_client
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, envelope_data
-from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
 
 
 @dataclass
@@ -340,8 +340,7 @@ class Recount:
         return {kpj: self.jht.get(kpj, 0) for kpj in self.members}
 
     def _active(self, kpj: str, enrolled_on: str) -> bool:
-        exited = self.exits.get(kpj)
-        return enrolled_on <= self.day and (exited is None or exited > self.day)
+        return employed_on(self.day, enrolled_on, self.exits.get(kpj))  # the write side's rule, on ISO strings
 
     def _bpu_active(self, kpj: str, enrolled_on: str, threshold: str) -> bool:
         if enrolled_on[:7] > threshold:
