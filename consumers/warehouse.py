@@ -26,6 +26,7 @@ import orjson
 
 from consumers.sdk import Delivery, ProcessedEvents, Subscriber
 from ledger.events import PUBLISHED_EVENT_TYPES, LedgerEvent
+from ledger.private_files import make_private_dir, open_private
 
 GROUP_ID = "warehouse-exporter"
 STATE_FILE = "_export.db"
@@ -55,7 +56,7 @@ def recover(out: Path, processed: ProcessedEvents) -> int:
 
 def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GROUP_ID,
              start: str | datetime = "committed", log=lambda _: None) -> Subscriber:
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out)  # the files hold members' wages and claims: 0700 and 0600 (ledger.private_files)
     processed = ProcessedEvents(out / STATE_FILE)
     processed.connection.execute(FILES_DDL)
     torn = recover(out, processed)
@@ -69,12 +70,12 @@ def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GRO
         data = event.model_dump(mode="json")
         relative = f"month={env.effective_date.isoformat()[:7]}/events-p{delivery.partition}.csv"
         path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         amount = data.get("total", data.get("amount"))
         row = _line([env.position, env.event_id, env.type, env.version, env.aggregate_id, env.aggregate_version,
                      env.effective_date.isoformat(), env.recorded_at, env.branch, data.get("kpj", ""),
                      data.get("npp") or "", "" if amount is None else amount, orjson.dumps(data).decode()])
-        with path.open("ab") as file:
+        with open_private(path, "ab") as file:
             if file.tell() == 0:
                 file.write(_line(list(COLUMNS)))
             file.write(row)

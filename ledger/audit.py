@@ -33,6 +33,7 @@ import orjson
 from ledger import kafka_client
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, envelope_data
+from ledger.private_files import make_private_dir, open_private, write_private
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
 
 
@@ -609,9 +610,9 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
 
     The manifest is written last: a directory without one is an export that did not finish."""
     _refuse_unless_empty(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out)  # a bundle holds members' amounts: 0700 and 0600 (ledger.private_files)
     flows, head, count, first, last = Flows(), GENESIS_HASH, 0, None, None
-    with (out / EVENTS_JSONL).open("wb") as jsonl, (out / EVENTS_CSV).open("wb") as table:
+    with open_private(out / EVENTS_JSONL, "wb") as jsonl, open_private(out / EVENTS_CSV, "wb") as table:
         table.write(_csv_line(EVENT_COLUMNS))
         for value in values:
             env = orjson.loads(value)
@@ -625,8 +626,8 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
             first = env["position"] if first is None else first
             last = env["position"]
     document = totals_document(flows, start, end)
-    (out / TOTALS_JSON).write_bytes(_json_bytes(document))
-    (out / TOTALS_CSV).write_bytes(totals_csv(document))
+    write_private(out / TOTALS_JSON, _json_bytes(document))
+    write_private(out / TOTALS_CSV, totals_csv(document))
     files = []
     for name in EXPORT_FILES:
         size, digest = file_digest(out / name)
@@ -636,7 +637,7 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "events": count, "positions": {"first": first, "last": last},
                 "topic_last_position": topic_last_position, "chain_head": head, "files": files}
-    (out / MANIFEST).write_bytes(_json_bytes(manifest))
+    write_private(out / MANIFEST, _json_bytes(manifest))
     return manifest
 
 

@@ -46,6 +46,7 @@ from ledger.commands import (
 )
 from ledger.errors import InvalidInput, LedgerError
 from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.private_files import restrict_umask
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
 from projections import queries
@@ -978,6 +979,8 @@ def run_demo(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    # Everything this process creates is private to its user: files 0600, directories 0700 (ledger.private_files).
+    restrict_umask()
     try:
         settings = Settings()
     except ValidationError as error:
