@@ -17,9 +17,7 @@ bug or a tampered row in the projections shows as a difference), and compares th
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -31,6 +29,7 @@ from typing import Any
 import orjson
 
 from ledger import kafka_client
+from ledger.csv_lines import csv_line
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, envelope_data
 from ledger.private_files import make_private_dir, open_private, write_private
@@ -534,12 +533,6 @@ class ExportRefused(InvalidInput):
     """The export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
 
 
-def _csv_line(row: Iterable[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue().encode()
-
-
 def _blank(value: Any) -> Any:
     return "" if value is None else value
 
@@ -564,9 +557,9 @@ def totals_document(flows: Flows, start: date, end: date) -> dict[str, Any]:
 
 
 def totals_csv(document: dict[str, Any]) -> bytes:
-    lines = [_csv_line(TOTALS_COLUMNS)]
+    lines = [csv_line(TOTALS_COLUMNS)]
     for code, t in document["branches"].items():
-        lines.append(_csv_line([
+        lines.append(csv_line([
             code, t["events"],
             *(t["contributions"][p][side] for p in PROGRAMS for side in ("employer", "worker", "total")),
             t["contributions_total"], t["late_fines"],
@@ -613,13 +606,13 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
     make_private_dir(out)  # a bundle holds members' amounts: 0700 and 0600 (ledger.private_files)
     flows, head, count, first, last = Flows(), GENESIS_HASH, 0, None, None
     with open_private(out / EVENTS_JSONL, "wb") as jsonl, open_private(out / EVENTS_CSV, "wb") as table:
-        table.write(_csv_line(EVENT_COLUMNS))
+        table.write(csv_line(EVENT_COLUMNS))
         for value in values:
             env = orjson.loads(value)
             # The value exactly as Kafka holds it, one per line; the relay writes compact JSON, so this is only a
             # guard against a record written by another producer across several lines.
             jsonl.write((value if b"\n" not in value else orjson.dumps(env)) + b"\n")
-            table.write(_csv_line(event_row(env)))
+            table.write(csv_line(event_row(env)))
             flows.add(env, current_data(env))
             head = export_chain(head, env["hash"])
             count += 1
@@ -735,7 +728,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
     start, end = (date.fromisoformat(manifest["period"][key]) for key in ("from", "to"))
     flows, head, last = Flows(), GENESIS_HASH, 0
     first = None
-    table = hashlib.sha256(_csv_line(EVENT_COLUMNS))
+    table = hashlib.sha256(csv_line(EVENT_COLUMNS))
     with (folder / EVENTS_JSONL).open("rb") as jsonl:
         for number, line in enumerate(jsonl, start=1):
             env = _envelope(line)
@@ -756,7 +749,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
             first = env["position"] if first is None else first
             last = env["position"]
             head = export_chain(head, env["hash"])
-            table.update(_csv_line(event_row(env)))
+            table.update(csv_line(event_row(env)))
             flows.add(env, current_data(env))
             check.events += 1
     if check.events != manifest["events"]:
