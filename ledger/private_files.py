@@ -46,9 +46,17 @@ def make_private_dir(path: Path) -> None:
 
 
 def create_private(path: Path) -> None:
-    """Create `path` as an empty 0600 file, and its missing directories 0700, unless it exists already."""
+    """Create `path` as an empty 0600 file, and its missing directories 0700, unless it exists already.
+
+    An existing file is never opened (O_EXCL): POSIX releases all of a process's locks on a file when any descriptor
+    of it is closed, so opening and closing a database file that SQLite holds open in another thread would drop that
+    connection's locks.
+    """
     make_private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, FILE_MODE))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
+    except FileExistsError:
+        pass
 
 
 def create_private_database(path: Path) -> None:
