@@ -35,7 +35,7 @@ IDLE_S = 10
 
 def hostile_envelope() -> dict[str, Any]:
     """A real EmployerRegistered envelope, its branch and recording time replaced by formulas, its hash recomputed."""
-    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23), nik_key=None)
     app.execute(RegisterEmployer(npp="10012345", name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
                                  risk_class="low", registered_on=date(2015, 7, 1)))
     (notification,) = [n for n in app.recorder.select_notifications(start=1, limit=10)

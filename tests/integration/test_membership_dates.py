@@ -43,7 +43,7 @@ def around_exits(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> 
     prefix = f"test-dates-{uuid.uuid4().hex[:10]}"
     s = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
                                     "projection_sqlite_path": root / "views.db"})
-    app = Ledger(env=s.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
+    app = Ledger(env=s.eventsourcing_env(), clock=lambda: date(2026, 11, 23), nik_key=s.nik_hmac_key_bytes())
     app.execute(RegisterEmployer(npp=NPP, name="PT Maju Jaya", branch=BRANCH, kind="company", risk_class="low",
                                  registered_on=date(2015, 7, 1)))
     for serial, (kpj, (enrolled, exited)) in enumerate(MEMBERS.items(), start=1):

@@ -99,7 +99,7 @@ def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, sett
     s = settings.model_copy(update={"persistence": "sqlite", "sqlite_path": out / "store" / "ledger.db",
                                     "projection_store": "sqlite",
                                     "projection_sqlite_path": out / "views" / "projections.db"})
-    app = Ledger(env=s.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
+    app = Ledger(env=s.eventsourcing_env(), clock=lambda: date(2026, 11, 23), nik_key=None)  # no NIK hashed
     app.execute(RegisterEmployer(npp="10012345", name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
                                  risk_class="low", registered_on=date(2015, 7, 1)))
     prefix = f"test-private-{uuid.uuid4().hex[:10]}"
