@@ -66,8 +66,8 @@ class Runtime:
         """The write side, for the writing commands and the relay. The NIK's keyed hash it writes into
         MemberEnrolled is published, so it opens only with the fund's own secret key (or the development key in
         development mode): `nik_hmac_key_bytes` raises `ConfigurationError` (exit 2) before anything is written."""
-        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock,
-                      nik_key=self.settings.nik_hmac_key_bytes())
+        key = self.settings.nik_hmac_key_bytes()  # first: `eventsourcing_env` creates the store's file
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock, nik_key=key)
 
     @cached_property
     def reader(self) -> Ledger:
