@@ -53,6 +53,7 @@ from pydantic import ValidationError
 from ledger import kafka_client
 from ledger.events import (PUBLISHED_EVENT_TYPES, Envelope, LedgerEvent, UnknownEventType, UpcastNeedsMember,
                            parse_published)
+from ledger.private_files import create_private_database
 
 RETRIES_DEFAULT = 3  # attempts after the first, before a failing record goes to the dead-letter topic
 RETRIES_MAX = 20
@@ -93,7 +94,7 @@ class ProcessedEvents:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_database(self.path)  # 0600, and its -wal and -shm with it: it holds the consumer's effects
         self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_S)
         self.connection.execute("PRAGMA journal_mode = WAL")
         self.connection.execute("CREATE TABLE IF NOT EXISTS processed_events (consumer TEXT NOT NULL, "

@@ -3,7 +3,8 @@
 Layout under the output folder: `month=YYYY-MM/events-p<partition>.csv`, where the month is that of the event's
 effective date and the partition is the Kafka partition it came from. Each file starts with a header row. Columns:
 position, event_id, type, version, aggregate_id, aggregate_version, effective_date, recorded_at, branch, kpj, npp,
-amount (the event's `total` or `amount`, whole rupiah, where it has one), and data (the event's JSON).
+amount (the event's `total` or `amount`, whole rupiah, where it has one), and data (the event's JSON). A text cell
+that a spreadsheet would evaluate as a formula is written with a `'` in front (`ledger.csv_lines`).
 
 Idempotence: `_export.db` in the same folder records the processed event ids (the SDK's `ProcessedEvents`) and each
 file's size after the rows it accounts for, in one transaction per event. A row is appended and flushed before that
@@ -16,28 +17,21 @@ exactly once.
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from consumers.sdk import Delivery, ProcessedEvents, Subscriber
+from ledger.csv_lines import csv_line
 from ledger.events import PUBLISHED_EVENT_TYPES, LedgerEvent
+from ledger.private_files import make_private_dir, open_private
 
 GROUP_ID = "warehouse-exporter"
 STATE_FILE = "_export.db"
 COLUMNS = ("position", "event_id", "type", "version", "aggregate_id", "aggregate_version", "effective_date",
            "recorded_at", "branch", "kpj", "npp", "amount", "data")
 FILES_DDL = "CREATE TABLE IF NOT EXISTS export_files (path TEXT PRIMARY KEY, size INTEGER NOT NULL)"
-
-
-def _line(values: list[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(values)
-    return buffer.getvalue().encode()
 
 
 def recover(out: Path, processed: ProcessedEvents) -> int:
@@ -55,7 +49,7 @@ def recover(out: Path, processed: ProcessedEvents) -> int:
 
 def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GROUP_ID,
              start: str | datetime = "committed", log=lambda _: None) -> Subscriber:
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out)  # the files hold members' wages and claims: 0700 and 0600 (ledger.private_files)
     processed = ProcessedEvents(out / STATE_FILE)
     processed.connection.execute(FILES_DDL)
     torn = recover(out, processed)
@@ -69,14 +63,14 @@ def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GRO
         data = event.model_dump(mode="json")
         relative = f"month={env.effective_date.isoformat()[:7]}/events-p{delivery.partition}.csv"
         path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(path.parent)
         amount = data.get("total", data.get("amount"))
-        row = _line([env.position, env.event_id, env.type, env.version, env.aggregate_id, env.aggregate_version,
-                     env.effective_date.isoformat(), env.recorded_at, env.branch, data.get("kpj", ""),
-                     data.get("npp") or "", "" if amount is None else amount, orjson.dumps(data).decode()])
-        with path.open("ab") as file:
+        row = csv_line([env.position, env.event_id, env.type, env.version, env.aggregate_id, env.aggregate_version,
+                        env.effective_date.isoformat(), env.recorded_at, env.branch, data.get("kpj", ""),
+                        data.get("npp") or "", "" if amount is None else amount, orjson.dumps(data).decode()])
+        with open_private(path, "ab") as file:
             if file.tell() == 0:
-                file.write(_line(list(COLUMNS)))
+                file.write(csv_line(list(COLUMNS)))
             file.write(row)
             file.flush()
             size = file.tell()

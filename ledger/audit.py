@@ -17,9 +17,7 @@ bug or a tampered row in the projections shows as a difference), and compares th
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
@@ -31,10 +29,12 @@ from typing import Any
 import orjson
 
 from ledger import kafka_client
+from ledger.csv_lines import csv_line
 from ledger.errors import InvalidInput, LedgerError, NotFound
 from ledger.events import (GENESIS_HASH, MemberFacts, UnknownEventType, UpcastContext, UpcastNeedsMember, chain_hash,
                            envelope_data)
-from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
+from ledger.private_files import make_private_dir, open_private, write_private
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
 
 
 @dataclass
@@ -385,8 +385,7 @@ class Recount:
         return dict(self.accounts)
 
     def _active(self, kpj: str, enrolled_on: str) -> bool:
-        exited = self.exits.get(kpj)
-        return enrolled_on <= self.day and (exited is None or exited > self.day)
+        return employed_on(self.day, enrolled_on, self.exits.get(kpj))  # the write side's rule, on ISO strings
 
     def _bpu_active(self, kpj: str, enrolled_on: str, threshold: str) -> bool:
         if enrolled_on[:7] > threshold:
@@ -596,12 +595,6 @@ class ExportRefused(InvalidInput):
     """The export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
 
 
-def _csv_line(row: Iterable[Any]) -> bytes:
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(row)
-    return buffer.getvalue().encode()
-
-
 def _blank(value: Any) -> Any:
     return "" if value is None else value
 
@@ -626,9 +619,9 @@ def totals_document(flows: Flows, start: date, end: date) -> dict[str, Any]:
 
 
 def totals_csv(document: dict[str, Any]) -> bytes:
-    lines = [_csv_line(TOTALS_COLUMNS)]
+    lines = [csv_line(TOTALS_COLUMNS)]
     for code, t in document["branches"].items():
-        lines.append(_csv_line([
+        lines.append(csv_line([
             code, t["events"],
             *(t["contributions"][p][side] for p in PROGRAMS for side in ("employer", "worker", "total")),
             t["contributions_total"], t["late_fines"],
@@ -672,24 +665,24 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
 
     The manifest is written last: a directory without one is an export that did not finish."""
     _refuse_unless_empty(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_private_dir(out)  # a bundle holds members' amounts: 0700 and 0600 (ledger.private_files)
     flows, head, count, first, last = Flows(), GENESIS_HASH, 0, None, None
-    with (out / EVENTS_JSONL).open("wb") as jsonl, (out / EVENTS_CSV).open("wb") as table:
-        table.write(_csv_line(EVENT_COLUMNS))
+    with open_private(out / EVENTS_JSONL, "wb") as jsonl, open_private(out / EVENTS_CSV, "wb") as table:
+        table.write(csv_line(EVENT_COLUMNS))
         for value in values:
             env = orjson.loads(value)
             # The value exactly as Kafka holds it, one per line; the relay writes compact JSON, so this is only a
             # guard against a record written by another producer across several lines.
             jsonl.write((value if b"\n" not in value else orjson.dumps(env)) + b"\n")
-            table.write(_csv_line(event_row(env)))
+            table.write(csv_line(event_row(env)))
             flows.add(env, current_data(env, BRANCH_TOTALS_ONLY))
             head = export_chain(head, env["hash"])
             count += 1
             first = env["position"] if first is None else first
             last = env["position"]
     document = totals_document(flows, start, end)
-    (out / TOTALS_JSON).write_bytes(_json_bytes(document))
-    (out / TOTALS_CSV).write_bytes(totals_csv(document))
+    write_private(out / TOTALS_JSON, _json_bytes(document))
+    write_private(out / TOTALS_CSV, totals_csv(document))
     files = []
     for name in EXPORT_FILES:
         size, digest = file_digest(out / name)
@@ -699,7 +692,7 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
                 "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "events": count, "positions": {"first": first, "last": last},
                 "topic_last_position": topic_last_position, "chain_head": head, "files": files}
-    (out / MANIFEST).write_bytes(_json_bytes(manifest))
+    write_private(out / MANIFEST, _json_bytes(manifest))
     return manifest
 
 
@@ -797,7 +790,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
     start, end = (date.fromisoformat(manifest["period"][key]) for key in ("from", "to"))
     flows, head, last = Flows(), GENESIS_HASH, 0
     first = None
-    table = hashlib.sha256(_csv_line(EVENT_COLUMNS))
+    table = hashlib.sha256(csv_line(EVENT_COLUMNS))
     with (folder / EVENTS_JSONL).open("rb") as jsonl:
         for number, line in enumerate(jsonl, start=1):
             env = _envelope(line)
@@ -818,7 +811,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
             first = env["position"] if first is None else first
             last = env["position"]
             head = export_chain(head, env["hash"])
-            table.update(_csv_line(event_row(env)))
+            table.update(csv_line(event_row(env)))
             flows.add(env, current_data(env, BRANCH_TOTALS_ONLY))
             check.events += 1
     if check.events != manifest["events"]:

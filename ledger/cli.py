@@ -46,6 +46,7 @@ from ledger.commands import (
 )
 from ledger.errors import ConfigurationError, InvalidInput, LedgerError
 from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
+from ledger.private_files import restrict_umask
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
 from projections import queries
@@ -65,8 +66,8 @@ class Runtime:
         """The write side, for the writing commands and the relay. The NIK's keyed hash it writes into
         MemberEnrolled is published, so it opens only with the fund's own secret key (or the development key in
         development mode): `nik_hmac_key_bytes` raises `ConfigurationError` (exit 2) before anything is written."""
-        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock,
-                      nik_key=self.settings.nik_hmac_key_bytes())
+        key = self.settings.nik_hmac_key_bytes()  # first: `eventsourcing_env` creates the store's file
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock, nik_key=key)
 
     @cached_property
     def reader(self) -> Ledger:
@@ -1017,6 +1018,8 @@ def run_demo(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    # Everything this process creates is private to its user: files 0600, directories 0700 (ledger.private_files).
+    restrict_umask()
     try:
         settings = Settings()
     except ValidationError as error:

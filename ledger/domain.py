@@ -27,7 +27,7 @@ from eventsourcing.utils import get_topic
 
 from ledger import events as ev
 from ledger.errors import AlreadyExists, RuleViolation
-from ledger.rules import Program, RiskClass, Segment
+from ledger.rules import Program, RiskClass, Segment, month_owed
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.bpjs.example/ids")
 
@@ -265,12 +265,9 @@ class Member(LedgerAggregate):
         return value_on(self.wage_history, day) or self.wage_history[0].value
 
     def covered_in(self, month: str) -> bool:
-        """Enrolled on or before the month's last day, and not exited before the month began."""
-        start = month_start(month)
-        next_month = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-        if self.enrolled_on >= next_month:
-            return False
-        return self.exit is None or self.exit.exit_date >= start
+        """Whether `month` is owed: employed on at least one of its days (`rules.month_owed`; the exit date is the
+        first day no longer employed, so an exit on the 1st owes nothing for that month)."""
+        return month_owed(month, self.enrolled_on, None if self.exit is None else self.exit.exit_date)
 
     def claims_of(self, program: Program) -> list[ev.ClaimPaid]:
         return [c for c in self.claims.values() if c.program is program]

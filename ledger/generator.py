@@ -16,6 +16,7 @@ from typing import Any
 
 from ledger.commands import MemberRow
 from ledger.domain import shift_month
+from ledger.rules import month_owed
 
 BIRTH_YEARS = 10  # birth years cycle over a decade, so NIKs differ in more than the serial
 
@@ -131,6 +132,13 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     next_kpj = plan.first_kpj
     staff: dict[str, list[str]] = {npp: [] for npp in npps}  # active PU members per employer
     employer_of: dict[str, str] = {}
+    enrolled_on: dict[str, date] = {}
+    gone: dict[str, list[tuple[date, date]]] = {npp: [] for npp in npps}  # (enrolled, exited) of leavers
+
+    def owes(npp: str, month: str) -> bool:
+        """Whether anyone on the employer's roster owes `month` (`rules.month_owed`): a payment that bills nobody
+        is refused, as for an employer whose last worker left on the 1st of the month or before."""
+        return bool(staff[npp]) or any(month_owed(month, enrolled, exited) for enrolled, exited in gone[npp])
 
     def wage() -> int:
         value = rng.lognormvariate(0, WAGE_SIGMA) * WAGE_MEDIAN
@@ -144,6 +152,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
         for row in rows:
             staff[npp].append(row.kpj)
             employer_of[row.kpj] = npp
+            enrolled_on[row.kpj] = effective
         counts["members"] += count
 
     for npp, size in zip(npps, sizes):
@@ -169,6 +178,8 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
         # Employers pay last month's contributions by the 15th (late ones a month on, fined).
         if step > 0:
             for npp in npps:
+                if not owes(npp, previous):
+                    continue
                 if rng.random() < LATE_PAYER_SHARE and in_period:
                     late.setdefault(shift_month(month, 1), []).append((npp, previous))
                     continue
@@ -220,6 +231,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
                     exited = _month_date(month, rng.randint(1, 28))
                     run(ExitMember(kpj=kpj, reason=reason, exit_date=exited))
                     staff[npp].remove(kpj)
+                    gone[npp].append((enrolled_on[kpj], exited))
                     leavers.append((kpj, reason, exited))
                     counts["exits"] += 1
             hires = sum(1 for _ in staff[npp] if rng.random() < MONTHLY_HIRE_RATE)

@@ -18,6 +18,7 @@ from functools import lru_cache
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
+from typing import TypeVar
 
 LEDGER_EPOCH = date(2015, 7, 1)  # the first day any table covers
 JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
@@ -170,6 +171,37 @@ BPU_DUE_DAY = 15  # of the contribution month itself
 # A BPU membership lapses (becomes inactive) after this many consecutive unpaid months; paying again reactivates it.
 BPU_UNPAID_MONTHS_INACTIVE = 3
 LATE_FINE_RATE_PER_MONTH = _constant("PU late fine rate per month", Decimal("0.02"))  # of the unpaid amount
+
+# --- Membership: who is employed on a day, and which months are owed ----------------------------------------------
+# The enrollment date is the first day employed; the exit date is the first day NO LONGER employed (the day after the
+# last working day). The write side (which months a payment bills), the projections (active counts) and the
+# auditor's recount all decide with the two functions below, so an exit on the 1st of a month is never billed for
+# that month anywhere. The projections' SQL spells `employed_on` as `enrolled_on <= D AND (exited_on IS NULL OR
+# exited_on > D)`; a test checks it agrees.
+
+_Day = TypeVar("_Day", date, str)
+
+
+def employed_on(day: _Day, enrolled_on: _Day, exit_date: _Day | None) -> bool:
+    """Whether a member is employed (active) on `day`: enrolled_on <= day < exit_date.
+
+    Dates or ISO-8601 date strings ("2024-07-01"), all of one kind: ISO strings order exactly as the dates they
+    spell, so the auditor, which reads them from envelopes, need not parse millions of them.
+    """
+    return enrolled_on <= day and (exit_date is None or day < exit_date)
+
+
+def month_owed(month: str, enrolled_on: date, exit_date: date | None) -> bool:
+    """Whether a contribution is owed for `month` ("YYYY-MM"): the member was employed on at least one of its days.
+
+    That is enrolled_on <= the month's last day and exit_date > its first day (and exit_date > enrolled_on: a member
+    who exits on the day they enrolled was employed on no day). An exit on 1 July owes nothing for July; an exit on
+    2 July owes July; an enrollment on 31 July owes July.
+    """
+    first = date(int(month[:4]), int(month[5:7]), 1)
+    last = first.replace(day=monthrange(first.year, first.month)[1])
+    employed_from = max(first, enrolled_on)
+    return employed_from <= last and employed_on(employed_from, enrolled_on, exit_date)
 
 # --- Benefits ----------------------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError
+from ledger.private_files import create_private_database
 
 ENV_PREFIX = "LEDGER_"
 
@@ -154,7 +155,7 @@ class Settings(BaseSettings):
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment the eventsourcing library's persistence modules read, derived from these settings."""
         if self.persistence == "sqlite":
-            self.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+            create_private_database(self.sqlite_path)  # 0600, and its -wal and -shm with it (ledger.private_files)
             return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(self.sqlite_path)}
         return {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",

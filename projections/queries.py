@@ -5,7 +5,8 @@ that switches versions mid-way changes the next answer, never half of one.
 
 As of a date D, a fact counts if its effective date is on or before D: a contribution by its payment date, a claim
 by its payment date, a yield by its credit date, a reversal by its reversal date. Members count as active from their
-enrollment date until the day before their exit date.
+enrollment date until the day before their exit date (`ledger.rules.employed_on`: the exit date is the first day no
+longer employed).
 
 BPU activity (the fund's rule: after 3 consecutive unpaid months a BPU membership is inactive; paying reactivates):
 BPU contributions are due by the 15th of the contribution month itself, so on D the last month already due, L, is
@@ -113,6 +114,7 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        f"(SELECT COUNT(*) FROM {t['members']} WHERE branch = ?)", (branch, branch))
         if not known or not known[0]:
             raise NotFound(f"unknown branch: no employer or member of {branch} in the branches projection")
+        # `ledger.rules.employed_on` in SQL (enrolled_on <= D < exit date), the rule the write side bills by.
         active = "m.branch = ? AND m.enrolled_on <= ? AND (m.exited_on IS NULL OR m.exited_on > ?)"
         pu, employers_active = tx.one(f"SELECT COUNT(*), COUNT(DISTINCT m.npp) FROM {t['members']} m "
                                       f"WHERE {active} AND m.segment = 'PU'", (branch, day, day))

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ledger.private_files import create_private_database
 from ledger.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 120_000  # rebuild workers take turns at the single SQLite writer lock
@@ -108,7 +109,7 @@ class ViewStore:
     def open(cls, settings: Settings) -> ViewStore:
         if settings.projection_store == "postgres":
             return cls("postgres", conninfo=settings.postgres_conninfo())
-        settings.projection_sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        create_private_database(settings.projection_sqlite_path)  # 0600, and its -wal and -shm with it
         return cls("sqlite", sqlite_path=settings.projection_sqlite_path)
 
     def describe(self) -> str:

@@ -129,6 +129,42 @@ def test_a_wage_change_applies_from_its_effective_month(app):
     assert shares_of(lines["2024-03"])["JHT"] == (222_000, 120_000)
 
 
+def test_an_exit_on_the_first_of_july_is_not_billed_for_july_and_one_on_the_second_is(app):
+    register(app)
+    enroll(app, BUDI, effective=date(2024, 1, 1))
+    enroll(app, SITI, effective=date(2024, 1, 1), serial=2)
+    exit_member(app, BUDI, "resignation", date(2024, 7, 1))  # last working day 30 June
+    exit_member(app, SITI, "resignation", date(2024, 7, 2))  # worked on 1 July
+
+    result = pay(app, "2024-06", date(2024, 8, 10), months=2)
+
+    billed = sorted((r["data"]["kpj"], r["data"]["month"]) for r in events_of(app, "ContributionPaid", kpj_=BUDI)
+                    + events_of(app, "ContributionPaid", kpj_=SITI))
+    assert billed == [(BUDI, "2024-06"), (SITI, "2024-06"), (SITI, "2024-07")]
+    assert (result["members"], result["lines"]) == (2, 3)
+
+
+def test_paying_only_the_month_of_an_exit_on_its_first_day_is_refused_and_writes_nothing(app):
+    register(app)
+    enroll(app, BUDI, effective=date(2024, 1, 1))
+    exit_member(app, BUDI, "resignation", date(2024, 7, 1))
+    before = notifications(app)
+
+    with pytest.raises(RuleViolation, match="no member of employer 10012345 is covered in 2024-07"):
+        pay(app, "2024-07", date(2024, 8, 10))
+
+    assert notifications(app) == before
+
+
+def test_a_member_enrolled_on_the_last_day_of_a_month_owes_that_month(app):
+    register(app)
+    enroll(app, BUDI, effective=date(2024, 7, 31))
+
+    pay(app, "2024-07", date(2024, 8, 10))
+
+    assert [r["data"]["month"] for r in events_of(app, "ContributionPaid", kpj_=BUDI)] == ["2024-07"]
+
+
 # --- claims ------------------------------------------------------------------------------------------------------
 
 

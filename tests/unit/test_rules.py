@@ -1,6 +1,7 @@
 """The fund's rules, pinned with worked examples from domain.md and a property over the whole rate history."""
 
-from datetime import date
+from calendar import monthrange
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from ledger.rules import (
     Share,
     bpu_contribution,
     bpu_due_date,
+    employed_on,
     in_force,
     jht_partial_allowed,
     jht_partial_max,
@@ -27,6 +29,7 @@ from ledger.rules import (
     jp_lump_sum_allowed,
     JP_WAGE_CEILING,
     late_fine,
+    month_owed,
     months_late,
     pu_contribution,
     pu_due_date,
@@ -349,3 +352,48 @@ def test_contribution_does_not_alias_the_callers_dict():
     c = Contribution(shares)
     shares[JKK] = Share(5, 0)
     assert set(c.shares) == {JHT}
+
+
+# --- Membership: the exit date is the first day no longer employed ------------------------------------------------
+
+
+@pytest.mark.parametrize("enrolled, exited, owes_july", [
+    (date(2024, 1, 1), date(2024, 7, 1), False),  # exit on the 1st: employed up to 30 June, nothing owed for July
+    (date(2024, 1, 1), date(2024, 7, 2), True),  # exit on the 2nd: employed on 1 July, July owed
+    (date(2024, 1, 1), date(2024, 7, 31), True),  # exit on the last day
+    (date(2024, 1, 1), date(2024, 8, 1), True),  # exit on the 1st of the next month: all of July employed
+    (date(2024, 1, 1), date(2024, 6, 30), False),  # exited before July
+    (date(2024, 1, 1), None, True),
+    (date(2024, 7, 31), None, True),  # enrolled on the last day of July: one day employed, July owed
+    (date(2024, 8, 1), None, False),  # enrolled after July
+    (date(2024, 7, 31), date(2024, 8, 1), True),  # employed on 31 July only
+    (date(2024, 7, 2), date(2024, 7, 2), False),  # exited the day of enrollment: employed on no day
+])
+def test_a_month_is_owed_when_the_member_was_employed_on_at_least_one_of_its_days(enrolled, exited, owes_july):
+    assert month_owed("2024-07", enrolled, exited) is owes_july
+
+
+def test_a_month_is_owed_by_its_own_calendar_in_february_of_a_leap_year():
+    assert month_owed("2024-02", date(2024, 2, 29), None)
+    assert not month_owed("2024-03", date(2024, 1, 1), date(2024, 3, 1))
+    assert month_owed("2024-02", date(2024, 1, 1), date(2024, 3, 1))
+
+
+@pytest.mark.parametrize("day, active", [
+    (date(2024, 2, 29), False), (date(2024, 3, 1), True), (date(2024, 6, 30), True), (date(2024, 7, 1), False),
+])
+def test_a_member_is_active_from_enrollment_to_the_day_before_the_exit_date(day, active):
+    enrolled, exited = date(2024, 3, 1), date(2024, 7, 1)
+    assert employed_on(day, enrolled, exited) is active
+    # The auditor passes the envelopes' ISO strings as they are: the same answer.
+    assert employed_on(day.isoformat(), enrolled.isoformat(), exited.isoformat()) is active
+    assert employed_on(day, enrolled, None) is (day >= enrolled)
+
+
+@given(st.dates(date(2015, 7, 1), date(2030, 12, 31)), st.one_of(st.none(), st.integers(0, 400)),
+       st.dates(date(2015, 1, 1), date(2031, 12, 31)))
+def test_a_month_is_owed_exactly_when_some_day_of_it_is_an_active_day(enrolled, days_employed, any_day):
+    exited = None if days_employed is None else enrolled + timedelta(days=days_employed)
+    month = f"{any_day.year:04d}-{any_day.month:02d}"
+    days = [date(any_day.year, any_day.month, d) for d in range(1, monthrange(any_day.year, any_day.month)[1] + 1)]
+    assert month_owed(month, enrolled, exited) is any(employed_on(d, enrolled, exited) for d in days)
