@@ -815,21 +815,27 @@ def projections_rebuild(
     as_json: AsJson = False,
 ) -> None:
     """Rebuild from offset 0 beside the live version; switch readers when caught up; drop the old version."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from projections import runner
 
     with _reporting(as_json):
         _projection_names([name])
-        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        # The bar goes to stderr, so stdout holds only the result; and only to a terminal: in a pipe or a log file
+        # the summary line says it all. Its texts are fields set by `progress`, never formats of `task.total`, which
+        # is None until the runner has taken the end offsets.
+        console = Console(stderr=True)
+        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.fields[offsets]}"),
                    TextColumn("{task.fields[rate]} events/s"), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, transient=as_json, disable=as_json) as bar:
-            task = bar.add_task("rebuild", total=None, rate="-")
+        with Progress(*columns, console=console, disable=as_json or not console.is_terminal) as bar:
+            task = bar.add_task("rebuild", total=None, offsets="-", rate="-")
             started = time.perf_counter()
 
             def progress(done: int, total: int) -> None:
                 elapsed = max(time.perf_counter() - started, 1e-6)
-                bar.update(task, completed=done, total=max(total, 1), rate=f"{done / elapsed:,.0f}")
+                bar.update(task, completed=done, total=max(total, 1), offsets=f"{done:,}/{total:,}",
+                           rate=f"{done / elapsed:,.0f}")
 
             try:
                 result = runner.rebuild(ctx.obj.settings, name, workers=workers, progress=progress)
