@@ -584,7 +584,9 @@ def run_relay(
                                        help="Events per Kafka transaction.")] = relay.RELAY_BATCH_MAX,
     as_json: AsJson = False,
 ) -> None:
-    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow."""
+    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow.
+
+    Exits 12 when its saved state is beyond the store's last notification, or unreadable: nothing is published."""
     settings = ctx.obj.settings
     topics = _topics(settings)
     relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
@@ -593,7 +595,8 @@ def run_relay(
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))
     try:
-        published = publisher.run(follow=follow)
+        with _reporting(as_json):
+            published = publisher.run(follow=follow)
     finally:
         publisher.close()
     result = {"published": published, "position": publisher.state.position,
@@ -623,6 +626,47 @@ def audit_verify(
             print(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
     if not report.ok:
         raise typer.Exit(8)
+
+
+@audit_app.command("reconcile")
+def audit_reconcile(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Compare the event store's head, the relay's saved state and the events topic's last position and hash; name
+    every mismatch. Exits 13 when they do not all agree."""
+    settings = ctx.obj.settings
+    topics = _topics(settings)
+    with _reporting(as_json):
+        report = audit.reconcile(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        print("\n".join(reconcile_lines(report)))
+    if not report.ok:
+        raise typer.Exit(audit.EXIT_UNRECONCILED)
+
+
+def reconcile_lines(report: audit.Reconciliation) -> list[str]:
+    """`ledger audit reconcile` as it prints: the three sides, then the verdict and every mismatch by name."""
+    store, state, end, at = report.store, report.relay_state, report.topic, report.store_at_topic_position
+    lines = [f"event store: last notification {store['last_notification_id']}, {store['events']:,} events to publish",
+             f"relay state on {report.state_topic}: " + (
+                 f"notification {state['notification_id']}, position {state['position']:,}" if state else "unreadable"),
+             f"topic {report.events_topic}: " + (
+                 f"last position {end.position:,} (partition {end.partition}, offset {end.offset}), event "
+                 f"{end.event_id}, hash {end.hash}" if end.position else "no event")]
+    if at is not None:
+        lines.append(f"the store's event at position {end.position:,}: {at['event_id']}, hash {at['hash']} "
+                     f"(notification {at['notification_id']})")
+    if report.ok:
+        lines.append(f"agree: the topic holds the store's {store['events']:,} events, and the relay's state names the "
+                     f"last one")
+        return lines
+    lines.append(f"{len(report.mismatches)} mismatch(es):")
+    lines += [f"  {mismatch}" for mismatch in report.mismatches]
+    proven = report.state_from_topic
+    if proven is not None and any("relay_state" in mismatch.name for mismatch in report.mismatches):
+        lines.append(f"the state the topic and the store prove: notification {proven['notification_id']}, position "
+                     f"{proven['position']:,} (docs/kafka.md, 'When the relay refuses its state')")
+    return lines
 
 
 def _period(start: str | None, end: str | None) -> tuple[date | None, date | None]:
