@@ -1,6 +1,8 @@
-"""Auditor tools that read Kafka, not the ledger's database: `ledger audit verify`, `history`, `as-of`, `export`.
+"""Auditor tools that read Kafka, not the ledger's database: `ledger audit verify`, `history`, `as-of`, `export`,
+and `reconcile`, which compares Kafka with the database.
 
-Every tool replays the events topic from the beginning (read_committed, no consumer group: it changes nothing).
+Every tool reads the events topic read_committed with no consumer group (it changes nothing); all but `reconcile`
+replay it from the beginning.
 
 Verification checks what a tamperer would have to break:
 1. positions are exactly 1..N: nothing lost, nothing duplicated;
@@ -13,6 +15,8 @@ It reports the number of events checked and, on failure, the first breach with i
 balance and every branch's figures from the envelopes alone, with code of its own (a second implementation, so that a
 bug or a tampered row in the projections shows as a difference), and compares them with the projections' answers.
 `export` writes a period's events and recomputed totals with a manifest of hashes; `verify-export` checks a bundle.
+`reconcile` compares the event store's head, the relay's saved state and the topic's last record, and names every way
+they disagree: an intact topic can still stop short of the store, or end past the relay's state.
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ and that record commit or abort together, so the last committed state record is,
 published event. A restarted relay reads it (read_committed) and goes on from N + 1. Its transactional id fences
 off any older instance still running, so two relays never interleave.
 
+That holds for state records the relay wrote. Anyone who can write to the state topic can write one too, so the
+relay refuses (`RelayStateInvalid`, exit 12) a state that is not a state, or that names a notification beyond the
+store's last one: going on from there would skip events silently. `tally_store` gives `ledger audit reconcile` the
+store's side of the comparison with the state and the topic.
+
 Topics (with the default prefix `ledger`):
 - `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
   order in one partition), value = the envelope below as JSON, headers `type` and `version`. Retention forever.
