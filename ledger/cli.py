@@ -958,7 +958,8 @@ app.add_typer(consumers_app, name="consumers")
 StartOption = Annotated[str, typer.Option("--start", help="committed | beginning | end | an ISO date-time (publish "
                                                           "time); applies when this process first gets a partition")]
 IdleExit = Annotated[float | None, typer.Option("--idle-exit", min=0.1, max=86_400,
-                                                help="stop after this many seconds without records (default: run "
+                                                help="stop once caught up: no record for this many seconds, and the "
+                                                     "group has consumed every partition to its end (default: run "
                                                      "until SIGTERM/SIGINT)")]
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "TopicPartition",
     "assigned_consumer",
     "commit_offsets",
+    "committed_offsets",
     "commit_transaction",
     "abort_transaction",
     "consumer",
@@ -32,6 +33,7 @@ __all__ = [
     "producer",
     "offsets_for_time",
     "read_to_end",
+    "readable_ends",
     "seek",
     "subscribe",
     "topic_partitions",
@@ -219,6 +221,18 @@ def assigned_consumer(bootstrap_servers: Sequence[str], topic: str, start: dict[
 
 def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int]:
     return {p: client.position(TopicPartition(topic, p)) for p in partitions}
+
+
+def readable_ends(client: KafkaConsumer, topic: str) -> dict[int, int]:
+    """Partition -> the end offset of every partition of `topic`, as this consumer can read them: for a
+    read_committed consumer, the last stable offset (records of a transaction still open are not yet readable)."""
+    partitions = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
+    return {tp.partition: offset for tp, offset in client.end_offsets(partitions).items()}
+
+
+def committed_offsets(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:
+    """Partition -> the next offset the consumer's group has committed for it (None: never committed)."""
+    return {p: client.committed(TopicPartition(topic, p), timeout_ms=REQUEST_TIMEOUT_MS) for p in partitions}
 
 
 def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int], *, wait: bool = True) -> None:
