@@ -587,6 +587,9 @@ def run_relay(
     """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow.
 
     Exits 12 when its saved state is beyond the store's last notification, or unreadable: nothing is published."""
+    stopping = threading.Event()  # SIGTERM/SIGINT: commit or abort the transaction in hand, then report and exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     settings = ctx.obj.settings
     topics = _topics(settings)
     relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
@@ -596,7 +599,7 @@ def run_relay(
                             log=lambda line: print(line, file=sys.stderr))
     try:
         with _reporting(as_json):
-            published = publisher.run(follow=follow)
+            published = publisher.run(follow=follow, stop=stopping.is_set)
     finally:
         publisher.close()
     result = {"published": published, "position": publisher.state.position,
