@@ -107,7 +107,7 @@ class Terminal:
                 raise AssertionError(f"ledger {' '.join(self.args)}: not seen within {timeout_s}s:\n{self.plain}")
             self._read(deadline)
 
-    def signal(self, signum: signal.Signals) -> None:
+    def send_signal(self, signum: signal.Signals) -> None:
         self.process.send_signal(signum)
 
     def finish(self, expect: int = 0) -> str:

@@ -65,7 +65,7 @@ class User:
         if self.mode == "terminal":
             terminal = self.cli.terminal("projections", "run", *args, "--follow")
             terminal.wait_for(lambda text: all(line in text for line in done))
-            terminal.signal(signum)
+            terminal.send_signal(signum)
             return terminal.finish()
         log = self.cli.folder / f"follow-{uuid.uuid4().hex[:6]}.log"
         with log.open("w") as stderr:

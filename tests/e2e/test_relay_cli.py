@@ -60,7 +60,7 @@ def test_relay_follow_publishes_what_comes_and_stops_cleanly_on_a_signal(cli: Cl
         wait_for_position(bootstrap, cli, events + 1)
     finally:
         if mode == "terminal":
-            follow.signal(signal.SIGINT)  # Ctrl-C
+            follow.send_signal(signal.SIGINT)  # Ctrl-C
         else:
             follow.send_signal(signal.SIGTERM)  # a service manager's stop
     if mode == "terminal":
