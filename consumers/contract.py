@@ -52,8 +52,12 @@ def example_events() -> dict[str, dict[str, Any]]:
                                  PayClaim, PayContribution, RegisterEmployer, Reverse)
     from ledger.domain import INTERNAL_EVENT_TOPICS
     from ledger.relay import envelope
+    from ledger.settings import DEVELOPMENT_NIK_HMAC_KEY
 
-    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23))
+    # The examples are documentation of made-up people: their `nik_hmac` uses the public development key, so that
+    # anyone can reproduce them byte for byte. Never a fund's key.
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
+                 nik_key=DEVELOPMENT_NIK_HMAC_KEY)
     npp, kpj = "10012345", "15000000001"
     app.execute(RegisterEmployer(npp=npp, name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
                                  risk_class="low", registered_on=date(2015, 7, 1)))
@@ -70,7 +74,7 @@ def example_events() -> dict[str, dict[str, Any]]:
     app.execute(Reverse(event_id=paid[-1], reason="paid for the wrong member", reversed_on=date(2017, 1, 20)))
     app.execute(ExitMember(kpj=kpj, reason="resignation", exit_date=date(2017, 2, 1)))
     claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
-                                 beneficiary="Budi Santoso"))
+                                 ))
     app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from consumers.sdk import Delivery, ProcessedEvents, Subscriber
-from ledger.events import ClaimPaid
+from ledger.events import Beneficiary, ClaimPaid
 
 GROUP_ID = "claims-notifier"
 OUTBOX_DDL = ("CREATE TABLE IF NOT EXISTS notifications (claim_id TEXT PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -22,11 +22,17 @@ OUTBOX_DDL = ("CREATE TABLE IF NOT EXISTS notifications (claim_id TEXT PRIMARY K
               "beneficiary TEXT NOT NULL, paid_on TEXT NOT NULL, message TEXT NOT NULL, sent_at TEXT)")
 
 
+# The beneficiary's relationship to the member, as the message names it: the event carries no name.
+BENEFICIARY_WORDS = {Beneficiary.SELF: "peserta", Beneficiary.SPOUSE: "pasangan peserta",
+                     Beneficiary.CHILD: "anak peserta", Beneficiary.PARENT: "orang tua peserta",
+                     Beneficiary.OTHER_HEIR: "ahli waris peserta"}
+
+
 def message(event: ClaimPaid) -> str:
     """The text the member (or heir) receives, in Indonesian, amounts in whole rupiah."""
     amount = f"{event.amount:,}".replace(",", ".")  # Indonesian digit grouping: Rp1.234.567
     return (f"BPJS Ketenagakerjaan: klaim {event.program.value} ({event.kind.value}) peserta {event.kpj} sebesar "
-            f"Rp{amount} telah dibayarkan kepada {event.beneficiary} pada {event.paid_on.isoformat()}.")
+            f"Rp{amount} telah dibayarkan kepada {BENEFICIARY_WORDS[event.beneficiary]} pada {event.paid_on.isoformat()}.")
 
 
 def notifier(bootstrap: list[str], topic: str, db: Path, *, group_id: str = GROUP_ID,
@@ -41,6 +47,6 @@ def notifier(bootstrap: list[str], topic: str, db: Path, *, group_id: str = GROU
             "INSERT INTO notifications (claim_id, event_id, kpj, program, kind, amount, beneficiary, paid_on, "
             "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (event.claim_id, delivery.envelope.event_id, event.kpj, event.program.value, event.kind.value,
-             event.amount, event.beneficiary, event.paid_on.isoformat(), message(event)))
+             event.amount, event.beneficiary.value, event.paid_on.isoformat(), message(event)))
 
     return subscriber

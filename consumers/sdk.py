@@ -61,7 +61,8 @@ import orjson
 from pydantic import ValidationError
 
 from ledger import kafka_client
-from ledger.events import PUBLISHED_EVENT_TYPES, Envelope, LedgerEvent, UnknownEventType, parse_published
+from ledger.events import (PUBLISHED_EVENT_TYPES, Envelope, LedgerEvent, UnknownEventType, UpcastNeedsMember,
+                           parse_published)
 
 RETRIES_DEFAULT = 3  # attempts after the first, before a failing record goes to the dead-letter topic
 RETRIES_MAX = 20
@@ -350,7 +351,7 @@ class Subscriber:
                 self.stats.passed_over += 1
                 return
             event = parse_published(envelope.type, envelope.version, envelope.data)
-        except (orjson.JSONDecodeError, TypeError, ValidationError, UnknownEventType) as error:
+        except (orjson.JSONDecodeError, TypeError, ValidationError, UnknownEventType, UpcastNeedsMember) as error:
             self._dead_letter(record, f"unparseable: {type(error).__name__}: {_first_line(error)}")
             return
         handler = self.handlers[envelope.type]

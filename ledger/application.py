@@ -87,8 +87,6 @@ PREPAID_MONTHS_MAX = 12  # BPU members and government employers may pay up to a 
 JKK_CLAIM_EXPIRY_YEARS = 5  # from the accident; 2 before December 2019 (not modelled: older claims are all paid)
 NOTIFICATION_PAGE_SIZE = 1_000  # reading the notification log, e.g. to list every member
 AGGREGATE_CACHE_MAX = 1_000
-# Production sets LEDGER_NIK_HMAC_KEY; this key only keeps development and tests deterministic.
-DEVELOPMENT_NIK_KEY = b"development-only-nik-key"
 
 Clock = Callable[[], date]
 
@@ -107,8 +105,11 @@ class Ledger(Application):
 
     name = "ledger"
 
-    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today,
-                 nik_key: bytes = DEVELOPMENT_NIK_KEY) -> None:
+    def __init__(self, env: dict[str, str] | None = None, clock: Clock = date.today, *,
+                 nik_key: bytes | None) -> None:
+        """`nik_key`: the key of the NIK hash written into MemberEnrolled and published, always given by the caller
+        (the entry points take it from `Settings.nik_hmac_key_bytes`, which checks it); None opens the ledger for
+        reading and for commands that hash no NIK."""
         # A bounded cache of loaded aggregates: a long-running writer (a bulk load, the benchmark, a server) then
         # reloads a busy employer by reading only its newest events. Entries are fast-forwarded from the store
         # before use, so another writer's changes are always seen; the cache never decides anything on its own.
@@ -213,6 +214,7 @@ class Ledger(Application):
         return {**previous.result, "repeated": True}
 
     def nik_hmac(self, nik: str) -> str:
+        assert self._nik_key, "this Ledger was opened without a NIK key: it cannot enroll members"
         return hmac.new(self._nik_key, nik.encode(), hashlib.sha256).hexdigest()
 
     # --- reading -------------------------------------------------------------------------------------------------
@@ -324,8 +326,11 @@ class Ledger(Application):
 
     def stored_contracts(self, aggregate_id: UUID) -> Iterator[tuple[int, ev.LedgerEvent]]:
         """The contract events of one aggregate as stored, upcast to the current versions."""
+        facts = ev.MemberFacts()  # an older reversal is upcast with the payment before it (see ledger.events)
         for stored in self.events.get(aggregate_id):
-            yield stored.originator_version, ev.parse_event(stored.schema_type, stored.schema_version, stored.data)
+            contract = ev.parse_event(stored.schema_type, stored.schema_version, stored.data, context=facts)
+            facts.see(contract.TYPE, ev.to_json_dict(contract))
+            yield stored.originator_version, contract
 
     def history(self, *, kpj: str | None = None, npp: str | None = None) -> list[dict[str, Any]]:
         """The recorded events of a member (with its contribution months) or of an employer, oldest first."""
@@ -395,8 +400,8 @@ class Ledger(Application):
         if row.birth_date >= effective:
             raise InvalidInput(f"member {row.kpj}: birth date {row.birth_date} is not before enrollment {effective}")
         return Member.start(ev.MemberEnrolled(
-            kpj=row.kpj, nik=row.nik, nik_hmac=self.nik_hmac(row.nik), name=row.name, birth_date=row.birth_date, segment=row.segment, npp=npp,
-            branch=branch, wage=row.wage, programs=programs, effective=effective))
+            kpj=row.kpj, nik=row.nik, nik_hmac=self.nik_hmac(row.nik), name=row.name, birth_date=row.birth_date,
+            birth_year=row.birth_date.year, segment=row.segment, npp=npp, branch=branch, wage=row.wage, programs=programs, effective=effective))
 
     def _enroll(self, rows: list[MemberRow], npp: str | None, branch: str | None, effective: date,
                 careful: bool) -> tuple[list[Any], dict[str, Any]]:
@@ -462,7 +467,7 @@ class Ledger(Application):
         if command.npp is not None:
             employer = self.employer(command.npp)
             members = self.members(employer.roster)
-            payer = command.payer or employer.name
+            payer = command.payer or ev.PayerRole.EMPLOYER
             branch = employer.branch
             may_prepay = employer.kind is ev.EmployerKind.GOVERNMENT
             labour_intensive = employer.labour_intensive and len(employer.roster) >= 50
@@ -471,7 +476,7 @@ class Ledger(Application):
             member = self.member(command.kpj)
             if member.segment is not Segment.BPU or member.npp is not None:
                 raise RuleViolation(f"member {member.kpj} is paid for by employer {member.npp}: pay with --npp")
-            employer, members, payer, branch = None, [member], command.payer or member.name, member.branch
+            employer, members, payer, branch = None, [member], command.payer or ev.PayerRole.MEMBER, member.branch
             may_prepay, labour_intensive, account = True, False, f"member {member.kpj}"
         latest_month = _months(paid_month, PREPAID_MONTHS_MAX + 1)[-1] if may_prepay else paid_month
         if months[-1] > latest_month:
@@ -503,17 +508,17 @@ class Ledger(Application):
                 program_totals[program] += share.employer + share.worker
         receipt = ev.ContributionPaymentReceived(
             payment_id=command.command_id, npp=command.npp, kpj=command.kpj, branch=branch, payer=payer,
-            paid_on=command.paid_on, months=months, member_count=len({line.kpj for line in lines}),
+            payer_name=command.payer_name, paid_on=command.paid_on, months=months, member_count=len({line.kpj for line in lines}),
             line_count=len(lines), program_totals={p: t for p, t in program_totals.items() if t},
             fine=sum(line.fine for line in lines), total=sum(line.total for line in lines))
         records.append(Payment.start(receipt))
-        return records, {"payment_id": receipt.payment_id, "payer": payer, "months": months,
+        return records, {"payment_id": receipt.payment_id, "payer": payer.value, "months": months,
                          "members": receipt.member_count, "lines": receipt.line_count,
                          "program_totals": {p.value: t for p, t in receipt.program_totals.items()},
                          "fine": receipt.fine, "total": receipt.total}
 
     def _contribution_line(self, command: PayContribution, employer: Employer | None, member: Member, month: str,
-                           payer: str, branch: str, labour_intensive: bool) -> ev.ContributionPaid:
+                           payer: ev.PayerRole, branch: str, labour_intensive: bool) -> ev.ContributionPaid:
         start = month_start(month)
         wage = member.wage_on(_month_end(month))
         try:
@@ -585,6 +590,10 @@ class Ledger(Application):
             allowed = ", ".join(sorted(k.value for k in self.KINDS_BY_PROGRAM[command.program]))
             raise InvalidInput(f"{kind.value} is not a kind of {command.program.value} claim (allowed: {allowed})")
         member = self.member(command.kpj, to_save=not careful)
+        died = member.exit is not None and member.exit.reason in (ev.ExitReason.DEATH, ev.ExitReason.WORK_DEATH)
+        if command.beneficiary is ev.Beneficiary.SELF and (kind in ev.DEATH_CLAIM_KINDS or died):
+            raise InvalidInput(f"member {member.kpj} died: the claim is paid to an heir; give the beneficiary's "
+                               f"relationship (spouse, child, parent, other-heir) and name")
         statutory, ceiling = self._claim_amounts(member, command, kind)
         amount = command.amount if command.amount is not None else statutory
         if amount is None:
@@ -599,11 +608,11 @@ class Ledger(Application):
         claim = ev.ClaimPaid(
             claim_id=command.command_id, kpj=member.kpj, branch=member.branch, program=command.program, kind=kind,
             incident_date=command.incident_date, paid_on=command.paid_on, beneficiary=command.beneficiary,
-            amount=amount, statutory_amount=statutory)
+            beneficiary_name=command.beneficiary_name, amount=amount, statutory_amount=statutory)
         member.check_can_claim(claim)
         new_id = member.record(claim)
         return [member], {"kpj": member.kpj, "program": command.program.value, "kind": kind.value,
-                          "amount": amount, "statutory_amount": statutory, "beneficiary": command.beneficiary,
+                          "amount": amount, "statutory_amount": statutory, "beneficiary": command.beneficiary.value,
                           "event_id": new_id}
 
     def _claim_amounts(self, member: Member, command: PayClaim, kind: ev.ClaimKind) -> tuple[int | None, int | None]:
@@ -677,7 +686,8 @@ class Ledger(Application):
                     raise RuleViolation(f"reversing {target} would take back Rp{taken:,} of {program.value} that "
                                         f"member {original.kpj} was already paid out; reverse that claim first")
             new_id = aggregate.record(ev.ContributionReversed(
-                reverses=target, kpj=original.kpj, branch=original.branch, month=original.month,
+                reverses=target, kpj=original.kpj, npp=original.npp, segment=original.segment,
+                branch=original.branch, month=original.month,
                 reason=command.reason, shares=original.shares, fine=original.fine, total=original.total,
                 reversed_on=command.reversed_on))
             amount = original.total

@@ -36,7 +36,8 @@ import orjson
 
 from ledger import kafka_client
 from ledger.errors import InvalidInput, LedgerError, NotFound, RelayStateInvalid
-from ledger.events import GENESIS_HASH, UnknownEventType, chain_hash, envelope_data
+from ledger.events import (GENESIS_HASH, MemberFacts, UnknownEventType, UpcastContext, UpcastNeedsMember, chain_hash,
+                           envelope_data)
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program
 
 
@@ -178,12 +179,24 @@ def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[s
         raise TopicUnreadable(f"could not read {topic} from Kafka at {','.join(bootstrap)}: {error}") from None
 
 
-def current_data(env: dict[str, Any]) -> dict[str, Any]:
+def current_data(env: dict[str, Any], context: UpcastContext | None = None) -> dict[str, Any]:
     """The event's data at the current contract version (older versions through `ledger.events.UPCASTERS`)."""
     try:
-        return envelope_data(env, upgrade="the ledger")
+        return envelope_data(env, upgrade="the ledger", context=context)
     except UnknownEventType as error:
         raise TopicUnreadable(str(error)) from None
+
+
+class _BranchTotalsOnly:
+    """The upcast context of the export's totals, which add money per branch only: they never read a reversal's
+    account, so an older reversal whose payment lies before the exported period is upcast with placeholders for the
+    account (`npp` None, segment PU) instead of failing for want of it."""
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str]:  # noqa: ARG002
+        return None, "PU"
+
+
+BRANCH_TOTALS_ONLY = _BranchTotalsOnly()
 
 
 def in_period(env: dict[str, Any], start: date | None, end: date | None) -> bool:
@@ -312,11 +325,22 @@ class Recount:
         self.employers: dict[str, tuple[str, str, str]] = {}  # npp -> branch, kind, registered on
         self.bpu_payments: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kpj -> (event, month, paid on)
         self.reversed_on: dict[str, str] = {}  # event id of a contribution -> the date it was reversed
+        # Per paying account (`npp:NPP` or `kpj:KPJ`, as `projections.views.payer_account`): contributions and fines
+        # booked to it, and claims, as of the date.
+        self.accounts: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"contributions": 0, "fines": 0, "claims_count": 0, "claims_amount": 0})
+        self.facts = MemberFacts()
+        self.waiting: list[dict[str, Any]] = []  # events whose upcast needs a member not seen yet (in partition order)
 
     def add(self, env: dict[str, Any]) -> None:
-        self.events += 1
         kind = env["type"]
-        data = current_data(env)
+        try:
+            data = current_data(env, self.facts)
+        except UpcastNeedsMember:
+            self.waiting.append(env)
+            return
+        self.events += 1
+        self.facts.see(kind, data)
         if kind == "MemberEnrolled":
             self.members[data["kpj"]] = (env["branch"], data["segment"], data["npp"], data["effective"])
         elif kind == "MemberExited":
@@ -333,15 +357,36 @@ class Recount:
         if sign is not None:
             jht = data["shares"].get("JHT", NO_SHARE)
             self.jht[data["kpj"]] += sign * (jht["employer"] + jht["worker"])
+            account = self.accounts[f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"]
+            account["contributions"] += sign * sum(s["employer"] + s["worker"] for s in data["shares"].values())
+            account["fines"] += sign * data["fine"]
         elif kind == "YieldCredited":
             self.jht[data["kpj"]] += data["amount"]
-        elif kind in CLAIM_SIGNS and data["program"] == "JHT":
-            self.jht[data["kpj"]] -= CLAIM_SIGNS[kind] * data["amount"]
+        elif kind in CLAIM_SIGNS:
+            if data["program"] == "JHT":
+                self.jht[data["kpj"]] -= CLAIM_SIGNS[kind] * data["amount"]
+            account = self.accounts[f"kpj:{data['kpj']}"]
+            account["claims_count"] += CLAIM_SIGNS[kind]
+            account["claims_amount"] += CLAIM_SIGNS[kind] * data["amount"]
         self.flows.add(env, data)
+
+    def finish(self) -> None:
+        """Add the events that waited for their member's enrollment; every event of the topic has been added."""
+        waiting, self.waiting = self.waiting, []
+        for env in waiting:
+            self.add(env)
+        if self.waiting:
+            env = self.waiting[0]
+            raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): a {env['type']} of member "
+                                  f"{env['data'].get('kpj')}, who is never enrolled on the topic")
 
     def member_balances(self) -> dict[str, int]:
         """Every enrolled member's JHT balance on `as_of` (0 for one without movements)."""
         return {kpj: self.jht.get(kpj, 0) for kpj in self.members}
+
+    def account_totals(self) -> dict[str, dict[str, int]]:
+        """Every paying account's totals on `as_of`, as `projections.queries.account_totals` answers them."""
+        return dict(self.accounts)
 
     def _active(self, kpj: str, enrolled_on: str) -> bool:
         exited = self.exits.get(kpj)
@@ -437,6 +482,7 @@ class AsOfReport:
     events: int = 0
     members: int = 0
     branches: int = 0
+    accounts: int = 0
     differences_found: int = 0
     differences: list[Difference] = field(default_factory=list)
     projection_events: dict[str, int | None] = field(default_factory=dict)
@@ -452,7 +498,7 @@ class AsOfReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of, "topic": self.topic, "events": self.events, "members": self.members,
-                "branches": self.branches, "projection_events": self.projection_events, "ok": self.ok,
+                "branches": self.branches, "accounts": self.accounts, "projection_events": self.projection_events, "ok": self.ok,
                 "differences_found": self.differences_found,
                 "differences": [difference.as_dict() for difference in self.differences]}
 
@@ -483,6 +529,21 @@ def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
         if answer != topic_balances[kpj] and projected.get(kpj) == topic_balances[kpj]:
             report.add(Difference(f"member {kpj}", "jht_balance (member_balance)", topic_balances[kpj], answer))
 
+    topic_accounts, projected_accounts = recount.account_totals(), queries.account_totals(store, recount.as_of)
+    for account in sorted(topic_accounts.keys() | projected_accounts.keys()):
+        ours, theirs = topic_accounts.get(account), projected_accounts.get(account)
+        if ours is None or theirs is None:
+            # An account known on one side only: every figure the other side lacks is a difference, unless all zero.
+            known = ours or theirs
+            if any(known.values()):
+                for name in queries.ACCOUNT_FIELDS:
+                    report.add(Difference(f"account {account}", name, ours and ours[name], theirs and theirs[name]))
+            continue
+        for name in queries.ACCOUNT_FIELDS:
+            if ours[name] != theirs[name]:
+                report.add(Difference(f"account {account}", name, ours[name], theirs[name]))
+    report.accounts = len(topic_accounts.keys() | projected_accounts.keys())
+
     topic_reports = recount.branch_reports()
     codes = sorted(topic_reports.keys() | set(queries.branch_codes(store)))
     report.branches = len(codes)
@@ -512,6 +573,7 @@ def as_of_topic(bootstrap: list[str], topic: str, store: Any, as_of: date) -> As
     recount = Recount(as_of)
     for _, env in read_topic(bootstrap, topic):
         recount.add(env)
+    recount.finish()
     return compare_as_of(recount, store, topic)
 
 
@@ -624,7 +686,7 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
             # guard against a record written by another producer across several lines.
             jsonl.write((value if b"\n" not in value else orjson.dumps(env)) + b"\n")
             table.write(_csv_line(event_row(env)))
-            flows.add(env, current_data(env))
+            flows.add(env, current_data(env, BRANCH_TOTALS_ONLY))
             head = export_chain(head, env["hash"])
             count += 1
             first = env["position"] if first is None else first
@@ -761,7 +823,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
             last = env["position"]
             head = export_chain(head, env["hash"])
             table.update(_csv_line(event_row(env)))
-            flows.add(env, current_data(env))
+            flows.add(env, current_data(env, BRANCH_TOTALS_ONLY))
             check.events += 1
     if check.events != manifest["events"]:
         raise _Broken(EVENTS_JSONL, f"holds {check.events:,} events, the manifest says {manifest['events']}")

@@ -44,8 +44,8 @@ from ledger.commands import (
     Reverse,
     describe_validation_error,
 )
-from ledger.errors import InvalidInput, LedgerError
-from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.errors import ConfigurationError, InvalidInput, LedgerError
+from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.rules import Program, RiskClass, Segment
 from ledger.settings import Settings
 from projections import queries
@@ -58,13 +58,21 @@ class Runtime:
     """What every command shares: the settings read once by `main()`, and the ledger opened on first use."""
 
     settings: Settings
+    clock: Callable[[], date] = date.today  # the ledger's clock: dates that default to today
 
     @cached_property
     def ledger(self) -> Ledger:
-        # The NIK's keyed hash is written into MemberEnrolled: the CLI must use the configured key, never the
-        # development default, or the fund's records would not link one person's memberships.
-        return Ledger(env=self.settings.eventsourcing_env(),
-                      nik_key=self.settings.nik_hmac_key.get_secret_value().encode())
+        """The write side, for the writing commands and the relay. The NIK's keyed hash it writes into
+        MemberEnrolled is published, so it opens only with the fund's own secret key (or the development key in
+        development mode): `nik_hmac_key_bytes` raises `ConfigurationError` (exit 2) before anything is written."""
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock,
+                      nik_key=self.settings.nik_hmac_key_bytes())
+
+    @cached_property
+    def reader(self) -> Ledger:
+        """The event store for the reading commands (`history`, `balance --from-store`): they hash no NIK, so they
+        need no key."""
+        return Ledger(env=self.settings.eventsourcing_env(), clock=self.clock, nik_key=None)
 
     @cached_property
     def views(self) -> ViewStore:
@@ -119,7 +127,8 @@ def _describe_claim(result: dict[str, Any]) -> str:
     statutory = result["statutory_amount"]
     differs = f" (statutory {rupiah(statutory)})" if statutory is not None and statutory != result["amount"] else ""
     return (f"paid {rupiah(result['amount'])}{differs} from {result['program']} ({result['kind']}) to "
-            f"{result['beneficiary']} for member {result['kpj']} (event {result['event_id']})")
+            f"{'the member' if result['beneficiary'] == 'self' else 'the ' + result['beneficiary']} for member "
+            f"{result['kpj']} (event {result['event_id']})")
 
 
 def _describe_enrollment(result: dict[str, Any]) -> str:
@@ -190,7 +199,7 @@ def _emit(result: dict[str, Any], as_json: bool, *, line: int | None = None) -> 
 
 
 def _today(ctx: typer.Context) -> date:
-    return ctx.obj.ledger.clock()
+    return ctx.obj.clock()
 
 
 def _checked(validate: Callable[[str], str], value: str) -> str:
@@ -317,13 +326,16 @@ def pay_contribution(
     npp: Annotated[str | None, typer.Option(help="an employer paying for its roster")] = None,
     kpj: Annotated[str | None, typer.Option(help="a BPU member paying for themself")] = None,
     months: Annotated[int, typer.Option(help="how many months from --month")] = 1,
-    payer: Annotated[str | None, typer.Option(help="who paid; default the employer or the member")] = None,
+    payer: Annotated[str | None, typer.Option(
+        help=f"who paid, as a role: {_one_of(PayerRole)}; default employer (--npp) or member (--kpj)")] = None,
+    payer_name: Annotated[str | None, typer.Option(
+        help="who paid, as on the bank slip; kept in the ledger, never published")] = None,
     command_id: CommandId = None,
     as_json: AsJson = False,
 ) -> None:
     """Record a contribution payment by an employer (--npp) or a BPU member (--kpj)."""
     _execute(ctx, PayContribution, command_id, as_json, npp=npp, kpj=kpj, month=month, months=months,
-             paid_on=paid_on, payer=payer)
+             paid_on=paid_on, payer=payer, payer_name=payer_name)
 
 
 @yield_app.command("credit")
@@ -346,7 +358,10 @@ def pay_claim(
     kpj: Kpj,
     program: Annotated[str, typer.Option(help=_one_of(Program))],
     incident_date: Annotated[str, typer.Option(help=f"{DATE_HELP}: the exit, death or accident")],
-    beneficiary: Annotated[str, typer.Option(help="who is paid: the member or an heir")],
+    beneficiary: Annotated[str, typer.Option(
+        help=f"who is paid, as the relationship to the member: {_one_of(Beneficiary)}")] = "self",
+    beneficiary_name: Annotated[str | None, typer.Option(
+        help="the person paid when not the member (an heir); kept in the ledger, never published")] = None,
     kind: Annotated[str | None, typer.Option(help=f"{_one_of(ClaimKind)}; default the program's usual")] = None,
     amount: Annotated[int | None, typer.Option(help="whole rupiah; default the statutory amount")] = None,
     paid_on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
@@ -355,7 +370,8 @@ def pay_claim(
 ) -> None:
     """Pay a benefit claim from one program."""
     _execute(ctx, PayClaim, command_id, as_json, kpj=kpj, program=program, kind=kind,
-             incident_date=incident_date, beneficiary=beneficiary, amount=amount, paid_on=paid_on or _today(ctx))
+             incident_date=incident_date, beneficiary=beneficiary, beneficiary_name=beneficiary_name, amount=amount,
+             paid_on=paid_on or _today(ctx))
 
 
 @app.command("reverse")
@@ -403,7 +419,7 @@ def history(
             _checked(identifiers.validate_kpj, kpj)
         else:
             _checked(identifiers.validate_npp, npp)
-        rows = ctx.obj.ledger.history(kpj=kpj, npp=npp)
+        rows = ctx.obj.reader.history(kpj=kpj, npp=npp)
     if as_json:
         _print_json(rows)
     else:
@@ -428,7 +444,7 @@ def balance(
         on = _parse_date("--as-of", as_of) if as_of is not None else date.today()
         if from_store:
             result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
-                                      "jht_balance": ctx.obj.ledger.jht_balance(kpj, on), "source": "event store"}
+                                      "jht_balance": ctx.obj.reader.jht_balance(kpj, on), "source": "event store"}
         else:
             result = queries.member_balance(ctx.obj.views, kpj, on)
             if show_history:
@@ -519,6 +535,7 @@ def submit(
     lines before it stay written. Each line is idempotent under its id, so running the fixed file again is safe.
     """
     with _reporting(as_json):
+        ledger = ctx.obj.ledger  # refused here, before any line, if the NIK hash key is unsafe
         # 1. Check every line; nothing runs if one is bad. The file is read again in step 2 rather than held in
         #    memory: it may be up to a million lines.
         for _ in bulk.read_commands(file):
@@ -527,7 +544,7 @@ def submit(
         done = {"executed": 0, "repeated": 0}
         for number, command in bulk.read_commands(file):
             try:
-                result = ctx.obj.ledger.execute(command)
+                result = ledger.execute(command)
             except LedgerError as error:
                 _stop_submit(error, number, done, as_json)
             done["repeated" if result["repeated"] else "executed"] += 1
@@ -591,9 +608,13 @@ def run_relay(
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     settings = ctx.obj.settings
+    with _reporting(as_json):
+        # The relay publishes the NIK hashes the store holds: like the write side it runs only with the fund's key
+        # set (or in development mode), so a deployment that forgot the key publishes nothing.
+        store = ctx.obj.ledger.recorder
     topics = _topics(settings)
     relay.init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
-    publisher = relay.Relay(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics,
+    publisher = relay.Relay(store, settings.bootstrap_servers, topics,
                             transactional_id=settings.relay_transactional_id,
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))
@@ -738,7 +759,8 @@ def audit_as_of(
     day: Annotated[str, typer.Argument(metavar="DATE", help=DATE_HELP)],
     as_json: AsJson = False,
 ) -> None:
-    """Recompute every JHT balance and branch total from the events topic alone; list where the projections differ.
+    """Recompute every JHT balance, paying account's totals and branch total from the events topic alone; list where
+    the projections differ.
 
     Exits 11 when they differ, 9 when the projections have not been built."""
     settings = ctx.obj.settings
@@ -750,8 +772,8 @@ def audit_as_of(
         _print_json(report.as_dict())
     else:
         print(f"as of {report.as_of}, from {report.events:,} events of {topic}: compared {report.members:,} members' "
-              f"JHT balances and {report.branches:,} branches' totals with the projections: "
-              f"{report.differences_found:,} difference(s)")
+              f"JHT balances, {report.accounts:,} paying accounts' totals and {report.branches:,} branches' totals "
+              f"with the projections: {report.differences_found:,} difference(s)")
         for name, applied in report.projection_events.items():
             if applied != report.events:
                 print(f"note: the {name} projection has applied {applied or 0:,} of the topic's {report.events:,} "
@@ -1028,7 +1050,9 @@ def run_demo(ctx: typer.Context) -> None:
     """The main job of scripts/demo: a Bekasi Kota scenario, written, relayed to Kafka and verified."""
     from ledger.demo import run_demo as demo
 
-    raise typer.Exit(demo(ctx.obj.settings))
+    with _reporting(False):
+        code = demo(ctx.obj.settings)
+    raise typer.Exit(code)
 
 
 def main() -> None:
@@ -1038,6 +1062,9 @@ def main() -> None:
         print(f"error: {describe_validation_error('configuration (LEDGER_* environment)', error)}",
               file=sys.stderr)
         raise SystemExit(InvalidInput.exit_code) from None
+    except ConfigurationError as error:
+        print(f"error: configuration (LEDGER_* environment): {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
     app(prog_name="ledger", obj=Runtime(settings))
 
 

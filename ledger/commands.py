@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ledger import identifiers
 from ledger.errors import InvalidInput
-from ledger.events import ClaimKind, EmployerKind, ExitReason
+from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.rules import Program, RiskClass, Segment
 
 BULK_ENROLLMENT_MAX = 100_000  # one employer's bulk enrollment; the largest employers are far below this
@@ -179,7 +179,9 @@ class PayContribution(Command):
     month: str = Field(pattern=MONTH_PATTERN)
     months: int = Field(default=1, ge=1, le=MONTHS_PER_PAYMENT_MAX)
     paid_on: date
-    payer: str | None = Field(default=None, min_length=1, max_length=200)  # None: the employer or the member
+    payer: PayerRole | None = None  # None: the employer (by NPP) or the member (by KPJ)
+    # Who paid, as on the bank slip: kept in the event store only, never published (it may be a person's name).
+    payer_name: str | None = Field(default=None, min_length=1, max_length=200)
 
     _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
     _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
@@ -188,6 +190,10 @@ class PayContribution(Command):
     def _one_payer_account(self) -> PayContribution:
         if (self.npp is None) == (self.kpj is None):
             raise ValueError("give exactly one of an NPP (employer) or a KPJ (BPU member)")
+        if self.npp is not None and self.payer is PayerRole.MEMBER:
+            raise ValueError("payer: a payment by NPP is made by the employer or an institution, not a member")
+        if self.kpj is not None and self.payer is PayerRole.EMPLOYER:
+            raise ValueError("payer: a payment by KPJ is made by the member or an institution, not an employer")
         return self
 
 
@@ -205,10 +211,21 @@ class PayClaim(Command):
     kind: ClaimKind | None = None  # None: the program's usual kind
     incident_date: date
     paid_on: date
-    beneficiary: str = Field(min_length=1, max_length=200)
+    beneficiary: Beneficiary = Beneficiary.SELF  # the relationship to the member: what is published
+    # The person paid when it is not the member (an heir): kept in the event store only, never published.
+    beneficiary_name: str | None = Field(default=None, min_length=1, max_length=200)
     amount: int | None = Field(default=None, gt=0)
 
     _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
+
+    @model_validator(mode="after")
+    def _beneficiary_named_when_not_the_member(self) -> PayClaim:
+        if self.beneficiary is Beneficiary.SELF and self.beneficiary_name is not None:
+            raise ValueError("beneficiary_name: the member is paid (beneficiary self); the name is already on record")
+        if self.beneficiary is not Beneficiary.SELF and self.beneficiary_name is None:
+            raise ValueError(f"beneficiary_name: a claim paid to the member's {self.beneficiary.value} needs the "
+                             f"name of who is paid (kept in the ledger, never published)")
+        return self
 
 
 class Reverse(Command):

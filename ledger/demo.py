@@ -67,10 +67,10 @@ def write_scenario(app: Ledger) -> list[str]:
     run(EnrollMember.build(member=worker, npp=COMPANY_NPP, effective=date(2016, 2, 1)))
     run(PayContribution.build(npp=COMPANY_NPP, month="2017-07", months=1, paid_on=date(2017, 8, 10)))
     run(PayContribution.build(npp=CITY_NPP, month="2017-10", months=3, paid_on=date(2017, 10, 12),
-                              payer="APBD Kota Bekasi"))
+                              payer="institution", payer_name="APBD Kota Bekasi"))
     run(ExitMember.build(kpj=worker.kpj, reason="work-death", exit_date=date(2017, 8, 21)))
     run(PayClaim.build(kpj=worker.kpj, program="JKK", kind="death", incident_date=date(2017, 8, 21),
-                       paid_on=date(2017, 9, 20), beneficiary="Ahmad Rahayu (husband)"))
+                       paid_on=date(2017, 9, 20), beneficiary="spouse", beneficiary_name="Ahmad Rahayu"))
     return lines
 
 
@@ -79,13 +79,14 @@ def run_demo(settings: Settings) -> int:
     from projections.store import ViewStore
     from projections.views import PROJECTIONS
 
+    nik_key = settings.nik_hmac_key_bytes()  # first: an unsafe key is refused before anything is touched
     db = Path(settings.sqlite_path)
     views_db = Path(settings.projection_sqlite_path)
     for path in (db, views_db):
         for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             leftover.unlink(missing_ok=True)
     app = Ledger(env=settings.model_copy(update={"persistence": "sqlite"}).eventsourcing_env(),
-                 nik_key=settings.nik_hmac_key.get_secret_value().encode())
+                 nik_key=nik_key)
 
     plan = DEMO_PLAN
     print(f"1. Writing a generated {plan.branch} history into {db}: {plan.employers} employers, {plan.members:,} PU "
@@ -148,8 +149,8 @@ def run_demo(settings: Settings) -> int:
     print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
           f"recounted from Kafka alone, compared with the projections")
     cross = audit.as_of_topic(bootstrap, topics.events, views, REPORT_DATE)
-    print(f"   {cross.events:,} events recounted: {cross.members:,} members and {cross.branches:,} branch(es) "
-          f"compared, {cross.differences_found:,} difference(s)")
+    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
+          f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
           and cross.ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1

@@ -119,7 +119,7 @@ class LedgerAggregate(Aggregate):
         if built is not None and built[0] is data:
             contract = built[1]
         else:
-            contract = ev.parse_event(schema_type, schema_version, data)
+            contract = ev.parse_event(schema_type, schema_version, data, context=self)
         _just_built = None
         # One stored event holds one contract event, so the version being applied is the count so far plus one.
         self.applied += 1
@@ -172,6 +172,10 @@ class LedgerAggregate(Aggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         raise NotImplementedError
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str] | None:  # noqa: ARG002
+        """The `ledger.events.UpcastContext` for this aggregate's own older events: what it knows of its member."""
+        return None
 
     def event_with_id(self, version: int) -> ev.LedgerEvent | None:
         for v, contract in self.recorded:
@@ -313,6 +317,11 @@ class ContributionMonth(LedgerAggregate):
         elif isinstance(contract, ev.ContributionReversed):
             self.current = None
             self.current_id = None
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str] | None:
+        # A reversal stored at v1 follows the payment it reverses, in this aggregate: that payment names the account.
+        paid: ev.ContributionPaid | None = getattr(self, "current", None)
+        return (paid.npp, paid.segment.value) if paid is not None and paid.kpj == kpj else None
 
     def check_can_pay(self) -> None:
         if self.current is not None:

@@ -16,6 +16,10 @@ class InvalidInput(LedgerError):
     exit_code = 2
 
 
+class ConfigurationError(InvalidInput):
+    """A LEDGER_* setting is unknown, missing or unsafe: e.g. a NIK hash key that is not set, empty, short or public."""
+
+
 class NotFound(LedgerError):
     """An employer, member, event or command the input refers to is not in the ledger."""
 

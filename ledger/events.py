@@ -5,8 +5,10 @@ pinned by `tests/unit/test_event_contract.py`, so that a change to this file is 
 gets a new version, and an upcaster in `UPCASTERS` turns every older version into the current one, because the
 history is replayed forever.
 
-Money is whole rupiah (`int`); rates travel as decimal strings; dates as ISO strings. Personal data (the NIK and the
-name) is in `MemberEnrolled` here, in the system of record; the relay to Kafka replaces it (see the relay's docs).
+Money is whole rupiah (`int`); rates travel as decimal strings; dates as ISO strings. Personal data (a NIK, a
+person's name, a birth date) is marked per type in `PERSONAL_FIELDS`: it is kept here, in the system of record, and
+the relay publishes every event without those fields. What is published in their place is a role or a relationship
+(`PayerRole`, `Beneficiary`), a keyed NIK hash and a birth year.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -51,6 +53,29 @@ class ClaimKind(str, Enum):
     JKK_CARE = "care"  # medical care or wage replacement: the amount is the bill
     JKM_DEATH = "death-benefit"  # the cash total by date of death
     JP_LUMP_SUM = "lump-sum"  # under 15 years of contributions
+
+
+class PayerRole(str, Enum):
+    """Who paid, as a role: the contract never carries a person's name (the name stays in the system of record)."""
+
+    EMPLOYER = "employer"  # an employer pays for its roster (the default for a payment by NPP)
+    MEMBER = "member"  # a BPU member pays for themself (the default for a payment by KPJ)
+    INSTITUTION = "institution"  # a third party, e.g. a regional budget (APBD) paying for vulnerable workers
+
+
+class Beneficiary(str, Enum):
+    """Who a claim is paid to, as their relationship to the member: never a name (it stays in the store)."""
+
+    SELF = "self"
+    SPOUSE = "spouse"
+    CHILD = "child"
+    PARENT = "parent"
+    OTHER_HEIR = "other-heir"
+    CARE_PROVIDER = "care-provider"  # a hospital or clinic paid directly for a JKK claim's medical care
+
+
+# Claim kinds that are paid because the member died: their beneficiary is an heir, never the member.
+DEATH_CLAIM_KINDS = frozenset({ClaimKind.JKK_DEATH, ClaimKind.JKM_DEATH})
 
 
 class ProgramShare(BaseModel):
@@ -111,13 +136,19 @@ class WorkersJoined(LedgerEvent):
 
 
 class MemberEnrolled(LedgerEvent):
+    """v2: `birth_year` added and `birth_date` kept in the store only. Consumers need an age band (retirement age,
+    pension eligibility are decided here, on the write side); the full birth date is part of the NIK (digits 7-12),
+    and publishing it with the district shrank a NIK hash's search space to a few thousand guesses."""
+
     TYPE: ClassVar[str] = "MemberEnrolled"
-    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("nik", "name")
+    VERSION: ClassVar[int] = 2
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("nik", "name", "birth_date")
     kpj: str
     nik: str
     nik_hmac: str  # HMAC-SHA256 of the NIK under the fund's key: links one person's KPJs without revealing the NIK
     name: str
     birth_date: date
+    birth_year: int = Field(ge=1900, le=2200)
     segment: Segment
     npp: str | None  # the employer (PU), or the body that pays for a BPU member; None for a self-paying BPU member
     branch: str
@@ -127,6 +158,12 @@ class MemberEnrolled(LedgerEvent):
 
     def effective_date(self) -> date:
         return self.effective
+
+    @model_validator(mode="after")
+    def _birth_year_of_birth_date(self) -> MemberEnrolled:
+        if self.birth_year != self.birth_date.year:
+            raise ValueError(f"birth_year {self.birth_year} is not the year of birth_date")
+        return self
 
 
 class MemberWageChanged(LedgerEvent):
@@ -153,13 +190,14 @@ class ContributionPaid(LedgerEvent):
     """One member's contribution for one month: the unit every balance and branch total is built from."""
 
     TYPE: ClassVar[str] = "ContributionPaid"
+    VERSION: ClassVar[int] = 2  # v2: `payer` is a role, no longer a name
     kpj: str
     npp: str | None
     branch: str
     segment: Segment
     month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
     paid_on: date
-    payer: str
+    payer: PayerRole
     payment_id: str
     wage: Rupiah  # the wage (PU) or declared income (BPU) the shares were computed on
     shares: dict[Program, ProgramShare]
@@ -185,11 +223,14 @@ class ContributionPaymentReceived(LedgerEvent):
     """One payment as the payer made it: it covers members and months; its lines are the `ContributionPaid` events."""
 
     TYPE: ClassVar[str] = "ContributionPaymentReceived"
+    VERSION: ClassVar[int] = 2  # v2: `payer` is a role; the payer's name, if given, is `payer_name`, never published
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("payer_name",)
     payment_id: str
     npp: str | None
     kpj: str | None  # a BPU member paying for themself
     branch: str
-    payer: str
+    payer: PayerRole
+    payer_name: str | None = None  # as on the bank slip: may be a person's name, so it stays in the store
     paid_on: date
     months: list[str]
     member_count: int = Field(ge=1)
@@ -217,6 +258,8 @@ class YieldCredited(LedgerEvent):
 
 class ClaimPaid(LedgerEvent):
     TYPE: ClassVar[str] = "ClaimPaid"
+    VERSION: ClassVar[int] = 2  # v2: `beneficiary` is the relationship to the member; the name stays in the store
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("beneficiary_name",)
     claim_id: str
     kpj: str
     branch: str
@@ -224,7 +267,8 @@ class ClaimPaid(LedgerEvent):
     kind: ClaimKind
     incident_date: date
     paid_on: date
-    beneficiary: str
+    beneficiary: Beneficiary
+    beneficiary_name: str | None = None  # the person paid, when not the member: personal, never published
     amount: Rupiah = Field(gt=0)
     statutory_amount: Rupiah | None  # what the rules give, where they give an amount
 
@@ -233,9 +277,15 @@ class ClaimPaid(LedgerEvent):
 
 
 class ContributionReversed(LedgerEvent):
+    """v2: carries the original payment's `npp` and `segment`, so that a reader books the reversal to the account the
+    payment was booked to (the employer's, or a self-paying member's) and undoes it exactly."""
+
     TYPE: ClassVar[str] = "ContributionReversed"
+    VERSION: ClassVar[int] = 2
     reverses: str  # the event id of the ContributionPaid
     kpj: str
+    npp: str | None  # the original payment's: the employer or paying body, None for a self-paying BPU member
+    segment: Segment  # the original payment's
     branch: str
     month: str
     reason: str = Field(min_length=1)
@@ -281,43 +331,131 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     )
 }
 
-# (type, old version) -> function that turns that version's JSON into the next version's JSON.
-# Empty while every type is at version 1; a test checks each registered chain ends at the current version.
-UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {}
-
-
 class UnknownEventType(ValueError):
     pass
 
 
+class UpcastNeedsMember(LookupError):
+    """An older event can only be upcast with a fact about its member that the event itself lacks (see
+    `UpcastContext`), and the reader does not know that member yet. A reader that sees events out of order across
+    aggregates keeps the event aside and upcasts it once it has seen the member's enrollment."""
+
+    def __init__(self, event_type: str, kpj: str) -> None:
+        self.event_type, self.kpj = event_type, kpj
+        super().__init__(f"{event_type} of member {kpj} needs the member's enrollment, not seen yet")
+
+
+class UpcastContext(Protocol):
+    """What an upcaster may ask of the reader beyond the event's own JSON: facts of a member that are fixed when
+    the member is enrolled and never change for that KPJ (a KPJ belongs to one employer or paying body, in one
+    segment, for life; every `ContributionPaid` of the member carries the same two)."""
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str] | None:
+        """(npp, segment) of the member, or None when the reader has not seen the member."""
+
+
+class MemberFacts:
+    """An `UpcastContext` fed with the events a reader has already seen (`see` each one, in any order)."""
+
+    FACT_TYPES = ("MemberEnrolled", "ContributionPaid")
+
+    def __init__(self) -> None:
+        self._facts: dict[str, tuple[str | None, str]] = {}
+
+    def see(self, event_type: str, data: dict[str, Any]) -> None:
+        if event_type in self.FACT_TYPES:
+            self._facts[data["kpj"]] = (data.get("npp"), data["segment"])
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str] | None:
+        return self._facts.get(kpj)
+
+
+def _payer_role_v1(data: dict[str, Any]) -> str:
+    """v1 published the payer's name. The role it stood for: a payment by KPJ was the member's own, and a payment by
+    NPP was the employer's (v1 did not tell a paying institution from an employer)."""
+    return PayerRole.MEMBER.value if data.get("npp") is None else PayerRole.EMPLOYER.value
+
+
+def _contribution_paid_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "payer": _payer_role_v1(data)}
+
+
+def _payment_received_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # The v1 name moves to the personal `payer_name` (kept in the store, dropped from what is published).
+    return {**data, "payer": _payer_role_v1(data), "payer_name": data.get("payer")}
+
+
+def _claim_paid_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # v1 recorded a name, not a relationship: a death benefit is paid to an heir (which one was not recorded), any
+    # other claim is taken as paid to the member.
+    heir = data.get("kind") in {kind.value for kind in DEATH_CLAIM_KINDS}
+    return {**data, "beneficiary": (Beneficiary.OTHER_HEIR if heir else Beneficiary.SELF).value,
+            "beneficiary_name": data.get("beneficiary")}
+
+
+def _member_enrolled_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "birth_year": int(data["birth_date"][:4])}
+
+
+def _contribution_reversed_v1_to_v2(data: dict[str, Any], context: UpcastContext | None) -> dict[str, Any]:
+    # v1 lacked the payment's account; it is the member's: the payment's npp and segment are the member's own.
+    facts = context.member_facts(data["kpj"]) if context is not None else None
+    if facts is None:
+        raise UpcastNeedsMember("ContributionReversed", data["kpj"])
+    npp, segment = facts
+    return {**data, "npp": npp, "segment": segment}
+
+
+# (type, old version) -> function that turns that version's JSON into the next version's JSON. A test checks that
+# each registered chain ends at the current version. `CONTEXT_UPCASTERS` also take the reader's `UpcastContext`.
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("ContributionPaid", 1): _contribution_paid_v1_to_v2,
+    ("ContributionPaymentReceived", 1): _payment_received_v1_to_v2,
+    ("ClaimPaid", 1): _claim_paid_v1_to_v2,
+    ("MemberEnrolled", 1): _member_enrolled_v1_to_v2,
+}
+CONTEXT_UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any], UpcastContext | None], dict[str, Any]]] = {
+    ("ContributionReversed", 1): _contribution_reversed_v1_to_v2,
+}
+
+# Fields that were personal in an older version (the relay publishes a stored event as it was stored, minus the
+# personal fields of *its* version, because its hash was computed over exactly that when it was written).
+OLDER_PERSONAL_FIELDS: dict[tuple[str, int], tuple[str, ...]] = {("MemberEnrolled", 1): ("nik", "name")}
+
+
 def upcast(event_type: str, version: int, data: dict[str, Any],
-           models: dict[str, type[LedgerEvent]] | None = None) -> dict[str, Any]:
+           models: dict[str, type[LedgerEvent]] | None = None, context: UpcastContext | None = None) -> dict[str, Any]:
     """An event's JSON of any known version, turned into the current version's JSON (not validated). `models`:
-    whose current version (the stored ones by default, or `PUBLISHED_EVENT_TYPES`)."""
+    whose current version (the stored ones by default, or `PUBLISHED_EVENT_TYPES`). `context`: what the reader knows
+    of members, for the upcasters that need it; without it they raise `UpcastNeedsMember`."""
     cls = (EVENT_TYPES if models is None else models).get(event_type)
     if cls is None:
         raise UnknownEventType(f"unknown event type {event_type!r}")
-    if not isinstance(version, int) or version > cls.VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise UnknownEventType(f"{event_type} version {version!r} is not a schema version (1, 2, ...)")
+    if version > cls.VERSION:
         raise UnknownEventType(f"{event_type} version {version} is newer than this code knows ({cls.VERSION})")
     while version < cls.VERSION:
-        data = UPCASTERS[(event_type, version)](data)
+        step = UPCASTERS.get((event_type, version))
+        data = step(data) if step is not None else CONTEXT_UPCASTERS[(event_type, version)](data, context)
         version += 1
     return data
 
 
-def envelope_data(envelope: dict[str, Any], *, upgrade: str) -> dict[str, Any]:
+def envelope_data(envelope: dict[str, Any], *, upgrade: str, context: UpcastContext | None = None) -> dict[str, Any]:
     """A published envelope's data at the current contract version (older versions through the upcasters). An
     unknown type or a newer version raises `UnknownEventType` naming the event and what to `upgrade`."""
     try:
-        return upcast(envelope["type"], envelope["version"], envelope["data"])
+        return upcast(envelope["type"], envelope["version"], envelope["data"], context=context)
     except UnknownEventType as error:
         raise UnknownEventType(f"event {envelope.get('event_id')} (position {envelope.get('position')}): {error}; "
                                f"upgrade {upgrade} before replaying it") from None
 
 
-def parse_event(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
+def parse_event(event_type: str, version: int, data: dict[str, Any],
+                context: UpcastContext | None = None) -> LedgerEvent:
     """Parse stored or received JSON of any known version into the current model, upcasting on the way."""
-    current = upcast(event_type, version, data)  # first: it names an unknown type or version
+    current = upcast(event_type, version, data, context=context)  # first: it names an unknown type or version
     return EVENT_TYPES[event_type].model_validate(current)
 
 
@@ -359,12 +497,17 @@ class Envelope(BaseModel):
     data: dict[str, Any] = Field(description="the event's JSON: the schema of `type` at `version`")
 
 
-def parse_published(event_type: str, version: int, data: dict[str, Any]) -> LedgerEvent:
+def parse_published(event_type: str, version: int, data: dict[str, Any],
+                    context: UpcastContext | None = None) -> LedgerEvent:
     """Parse a published event's data of any known version into the current published model, upcasting on the way.
 
-    Upcasters see published JSON here (no personal fields), so they must not need those fields.
+    Upcasters see published JSON here (no personal fields), so they must not need those fields. What an upcaster
+    derives into a field that is personal now (a v1 payer's name into `payer_name`) is dropped again.
     """
-    current = upcast(event_type, version, data, PUBLISHED_EVENT_TYPES)  # first: it names an unknown type or version
+    current = upcast(event_type, version, data, PUBLISHED_EVENT_TYPES, context)  # first: names an unknown type
+    personal = EVENT_TYPES[event_type].PERSONAL_FIELDS
+    if personal and version < EVENT_TYPES[event_type].VERSION:
+        current = {k: v for k, v in current.items() if k not in personal}
     return PUBLISHED_EVENT_TYPES[event_type].model_validate(current)
 
 
@@ -372,9 +515,16 @@ def to_json_dict(event: LedgerEvent) -> dict[str, Any]:
     return event.model_dump(mode="json")
 
 
-def public_data(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
-    """An event's JSON as published: without the fields its type marks personal. Needs no parsing."""
-    personal = EVENT_TYPES[event_type].PERSONAL_FIELDS
+def personal_fields(event_type: str, version: int) -> tuple[str, ...]:
+    """The fields that are personal data in `event_type` at `version` (the current one, or an older one)."""
+    cls = EVENT_TYPES[event_type]
+    return cls.PERSONAL_FIELDS if version == cls.VERSION else OLDER_PERSONAL_FIELDS.get((event_type, version), ())
+
+
+def public_data(event_type: str, data: dict[str, Any], version: int | None = None) -> dict[str, Any]:
+    """An event's JSON as published: without the fields its type marks personal at `version` (default: the
+    current one). Needs no parsing."""
+    personal = personal_fields(event_type, EVENT_TYPES[event_type].VERSION if version is None else version)
     return {k: v for k, v in data.items() if k not in personal} if personal else data
 
 

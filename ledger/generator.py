@@ -173,7 +173,8 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
                     late.setdefault(shift_month(month, 1), []).append((npp, previous))
                     continue
                 run(PayContribution(npp=npp, month=previous, paid_on=_month_date(month, rng.randint(3, 15)),
-                                    payer="APBD Kota Bekasi" if npp == npps[0] else None))
+                                    **({"payer": "institution", "payer_name": "APBD Kota Bekasi"}
+                                       if npp == npps[0] else {})))
                 counts["payments"] += 1
         for npp, owed in late.pop(month, []):
             run(PayContribution(npp=npp, month=owed, paid_on=_month_date(month, rng.randint(16, 28))))
@@ -181,17 +182,18 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
         # Claims of last month's leavers.
         for kpj, reason, exited in leavers:
             paid_on = _month_date(month, rng.randint(18, 28))
-            programs: list[tuple[str, str | None, str]] = [("JHT", None, "the member")]
+            programs: list[tuple[str, str | None, str]] = [("JHT", None, "self")]
             if reason == "death":
-                programs = [("JKM", None, "heir"), ("JHT", None, "heir")]
+                programs = [("JKM", None, "spouse"), ("JHT", None, "spouse")]
             elif reason == "work-death":
-                programs = [("JKK", "death", "heir"), ("JHT", None, "heir")]
+                programs = [("JKK", "death", "child"), ("JHT", None, "child")]
             elif reason in ("resignation", "end-of-contract", "retirement"):
-                programs.append(("JP", None, "the member"))
+                programs.append(("JP", None, "self"))
             for program, kind, beneficiary in programs:
+                heir = {} if beneficiary == "self" else {"beneficiary_name": f"Ahli Waris {kpj[-4:]}"}
                 try:
                     run(PayClaim(kpj=kpj, program=program, kind=kind, incident_date=exited, paid_on=paid_on,
-                                 beneficiary=f"{beneficiary} of {kpj}"))
+                                 beneficiary=beneficiary, **heir))
                     counts["claims"] += 1
                 except RuleViolation:  # nothing to pay yet (no contribution landed before the claim)
                     counts["claims_refused"] += 1

@@ -150,7 +150,7 @@ def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple
         "branch": meta["branch"],
         "prev_hash": meta["prev_hash"],
         "hash": meta["hash"],
-        "data": public_data(stored["schema_type"], stored["data"]),
+        "data": public_data(stored["schema_type"], stored["data"], stored["schema_version"]),
     }
     return aggregate_id.encode(), orjson.dumps(value), record_headers(stored["schema_type"], stored["schema_version"])
 

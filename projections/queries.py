@@ -189,3 +189,18 @@ def branch_codes(store: ViewStore) -> list[str]:
         members, employers = (table_name("branches", version, name) for name in ("members", "employers"))
         rows = tx.all(f"SELECT branch FROM {members} UNION SELECT branch FROM {employers} ORDER BY branch")
     return [branch for (branch,) in rows]
+
+
+ACCOUNT_FIELDS = ("contributions", "fines", "claims_count", "claims_amount")
+
+
+def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
+    """Every paying account's totals on `as_of` (an employer `npp:NPP`, a member `kpj:KPJ`): contributions and late
+    fines booked to it, net of reversals, and its members' claims as count and amount. What `ledger audit as-of`
+    compares account by account, so that money booked to the wrong account shows even when branch totals agree."""
+    with store.reading() as tx:
+        version = _live(tx, "branches")
+        table = table_name("branches", version, "account_totals")
+        rows = tx.all(f"SELECT account, {', '.join(f'SUM({c})' for c in ACCOUNT_FIELDS)} FROM {table} "
+                      f"WHERE on_date <= ? GROUP BY account", (as_of.isoformat(),))
+    return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values))) for account, *values in rows}

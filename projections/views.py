@@ -28,7 +28,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.events import EVENT_TYPES, envelope_data
+import orjson
+
+from ledger.events import EVENT_TYPES, UpcastNeedsMember, envelope_data
 from projections.store import Tx, table_name
 
 PROGRAMS = ("JHT", "JKK", "JKM", "JP")
@@ -58,6 +60,29 @@ class Table:
     indexes: tuple[str, ...] = ()  # column lists; created after a rebuild's bulk load, before the switch
 
 
+# Events whose upcast needs their member's enrollment (a v1 `ContributionReversed`, see `ledger.events`) wait here
+# when it has not been applied yet: workers share the partitions, so an enrollment may arrive after a later event
+# of another aggregate. They are applied as soon as the member is known; a rebuild does not finish with any waiting.
+PARKED = Table("parked", "position BIGINT PRIMARY KEY, kpj TEXT NOT NULL, envelope TEXT NOT NULL")
+
+
+class ViewMembers:
+    """The `UpcastContext` of a projection: its own members table, plus the enrollments of the batch being applied."""
+
+    def __init__(self, tx: Tx, members: str) -> None:
+        self.tx, self.members = tx, members
+        self.batch: dict[str, tuple[str | None, str]] = {}
+
+    def see(self, data: dict[str, Any]) -> None:
+        self.batch[data["kpj"]] = (data["npp"], data["segment"])
+
+    def member_facts(self, kpj: str) -> tuple[str | None, str] | None:
+        if kpj in self.batch:
+            return self.batch[kpj]
+        row = self.tx.one(f"SELECT npp, segment FROM {self.members} WHERE kpj = ?", (kpj,))
+        return (row[0], row[1]) if row else None
+
+
 class Projection:
     name: str
     tables: tuple[Table, ...]
@@ -85,7 +110,40 @@ class Projection:
     json_types: tuple[str, ...] = ()
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        """Apply a batch: upcast each event (parking those that need a member not seen yet), book them, then
+        apply the parked events whose member is now known."""
+        context = ViewMembers(tx, self.table(version, "members"))
+        ready, parked = [], []
+        for env in envelopes:
+            try:
+                data = envelope_data(env, upgrade="the projections", context=context)
+            except UpcastNeedsMember as need:
+                parked.append((env["position"], need.kpj, orjson.dumps(env).decode()))
+                continue
+            if env["type"] == "MemberEnrolled":
+                context.see(data)
+            ready.append((env, data))
+        self.book(tx, version, ready)
+        table = self.table(version, PARKED.name)
+        tx.executemany(f"INSERT INTO {table} VALUES (?, ?, ?)", parked)
+        if tx.one(f"SELECT 1 FROM {table} LIMIT 1") is None:
+            return
+        members = self.table(version, "members")
+        known = tx.all(f"SELECT p.position, p.envelope FROM {table} p JOIN {members} m ON m.kpj = p.kpj "
+                       f"ORDER BY p.position")
+        if known:
+            tx.executemany(f"DELETE FROM {table} WHERE position = ?", [(position,) for position, _ in known])
+            self.apply(tx, version, [orjson.loads(envelope) for _, envelope in known])
+
+    def book(self, tx: Tx, version: int, events: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        """Write a batch of (envelope, data at the current contract version) into the tables."""
         raise NotImplementedError
+
+    def check_parked(self, tx: Tx, version: int) -> None:
+        row = tx.one(f"SELECT kpj, envelope FROM {self.table(version, PARKED.name)} ORDER BY position LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"member {row[0]} was never enrolled, but an event of theirs needs "
+                                                f"the enrollment", orjson.loads(row[1])["event_id"])
 
     def apply_json(self, tx: Tx, version: int, values: list[bytes]) -> None:
         """Apply records of `json_types` from their JSON bytes, with the same effect as `apply` on their envelopes.
@@ -137,6 +195,12 @@ def _json_insert(postings: str, current: int, count: int) -> str:
             f"AND {_json('version')} = {current}")
 
 
+def payer_account(data: dict[str, Any]) -> str:
+    """The account a contribution or its reversal is booked to: the employer or paying body, or the member who
+    paid for themself. A reversal names the same account as its payment (`ContributionReversed` v2)."""
+    return f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"
+
+
 class Balances(Projection):
     name = "balances"
     json_types = ("ContributionPaid",)
@@ -152,9 +216,10 @@ class Balances(Projection):
         Table("accounts", "kpj TEXT PRIMARY KEY, jht_contributions BIGINT NOT NULL, jht_yield BIGINT NOT NULL, "
                           "jht_claims BIGINT NOT NULL, jht_balance BIGINT NOT NULL, last_position BIGINT NOT NULL, "
                           "last_event_id TEXT NOT NULL"),
+        PARKED,
     )
 
-    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+    def book(self, tx: Tx, version: int, events: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         enrolled, wages, exits, postings = [], [], [], []
         accounts: dict[str, list[Any]] = {}  # kpj -> [contributions, yield, claims, last position, its event id]
         zero_shares = [0] * len(SHARE_COLUMNS)
@@ -164,9 +229,8 @@ class Balances(Projection):
             latest(row, env)
             return row
 
-        for env in envelopes:
+        for env, data in events:
             kind = env["type"]
-            data = envelope_data(env, upgrade="the projections")
             event_id, on = env["event_id"], env["effective_date"]
             if kind == "ContributionPaid" or kind == "ContributionReversed":
                 sign = 1 if kind == "ContributionPaid" else -1
@@ -262,6 +326,8 @@ class Balances(Projection):
                      f"WHERE m.kpj IS NULL LIMIT 1")
         if row:
             raise InvariantViolation(self.name, f"member {row[0]} has money movements but was never enrolled", row[1])
+        # 4. No event waits for an enrollment that never came.
+        self.check_parked(tx, version)
 
 
 class Branches(Projection):
@@ -278,27 +344,28 @@ class Branches(Projection):
                            "registered_on TEXT NOT NULL"),
         Table("bpu_months", "event_id TEXT PRIMARY KEY, kpj TEXT NOT NULL, month TEXT NOT NULL, paid_on TEXT NOT NULL, "
                             "reversed_on TEXT", indexes=("kpj, month",)),
-        # Totals per paying account: an employer (its members' contributions) or a member (a BPU member's own
-        # payments, and every member's claims). Few rows, so cheap to keep; the invariants add them up per branch.
-        Table("account_totals", "account TEXT NOT NULL, branch TEXT NOT NULL, contributions BIGINT NOT NULL, "
-                                "fines BIGINT NOT NULL, claims_count BIGINT NOT NULL, claims_amount BIGINT NOT NULL, "
-                                "last_position BIGINT NOT NULL, last_event_id TEXT NOT NULL, "
-                                "PRIMARY KEY (account, branch)"),
+        # Totals per paying account and date: an employer (its members' contributions) or a member (a BPU member's
+        # own payments, and every member's claims). About one row per payment, so cheap to keep; the invariants add
+        # them up per branch, and the auditor's recount compares them per account as of a date.
+        Table("account_totals", "account TEXT NOT NULL, branch TEXT NOT NULL, on_date TEXT NOT NULL, "
+                                "contributions BIGINT NOT NULL, fines BIGINT NOT NULL, claims_count BIGINT NOT NULL, "
+                                "claims_amount BIGINT NOT NULL, last_position BIGINT NOT NULL, "
+                                "last_event_id TEXT NOT NULL, PRIMARY KEY (account, branch, on_date)"),
+        PARKED,
     )
 
-    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+    def book(self, tx: Tx, version: int, events: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         flows: dict[tuple[str, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-        totals: dict[tuple[str, str], list[Any]] = {}
+        totals: dict[tuple[str, str, str], list[Any]] = {}
         members, exits, employers, bpu_paid, bpu_reversed = [], [], [], [], []
 
-        def total(account: str, branch: str, env: dict[str, Any]) -> list[Any]:
-            row = totals.setdefault((account, branch), [0, 0, 0, 0, 0, ""])
+        def total(account: str, branch: str, on: str, env: dict[str, Any]) -> list[Any]:
+            row = totals.setdefault((account, branch, on), [0, 0, 0, 0, 0, ""])
             latest(row, env)
             return row
 
-        for env in envelopes:
+        for env, data in events:
             kind = env["type"]
-            data = envelope_data(env, upgrade="the projections")
             event_id, on, branch = env["event_id"], env["effective_date"], env["branch"]
             if kind == "ContributionPaid" or kind == "ContributionReversed":
                 sign = 1 if kind == "ContributionPaid" else -1
@@ -311,7 +378,7 @@ class Branches(Projection):
                     amount += share["employer"] + share["worker"]
                 if data["fine"]:
                     flows[(branch, on, month, FINE_PROGRAM)][2] += sign * data["fine"]
-                row = total(f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}", branch, env)
+                row = total(payer_account(data), branch, on, env)
                 row[0] += sign * amount
                 row[1] += sign * data["fine"]
                 if kind == "ContributionPaid" and data["segment"] == "BPU":
@@ -323,7 +390,7 @@ class Branches(Projection):
                 row = flows[(branch, on, "", data["program"])]
                 row[3] += sign
                 row[4] += sign * data["amount"]
-                row = total(f"kpj:{data['kpj']}", branch, env)
+                row = total(f"kpj:{data['kpj']}", branch, on, env)
                 row[2] += sign
                 row[3] += sign * data["amount"]
             elif kind == "MemberEnrolled":
@@ -351,11 +418,12 @@ class Branches(Projection):
             "claims_amount = f.claims_amount + excluded.claims_amount",
             sorted((*key, *values) for key, values in flows.items()))
         tx.executemany(
-            f"INSERT INTO {t['account_totals']} AS m VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, branch) DO "
+            f"INSERT INTO {t['account_totals']} AS m VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (account, branch, on_date) DO "
             "UPDATE SET contributions = m.contributions + excluded.contributions, fines = m.fines + excluded.fines, "
             "claims_count = m.claims_count + excluded.claims_count, "
             f"claims_amount = m.claims_amount + excluded.claims_amount, {latest_sql('m')}",
-            sorted((account, branch, *values) for (account, branch), values in totals.items()))
+            sorted((*key, *values) for key, values in totals.items()))
 
     def check(self, tx: Tx, version: int) -> None:
         t = {table.name: self.table(version, table.name) for table in self.tables}
@@ -378,11 +446,17 @@ class Branches(Projection):
                      f"WHERE m.segment = 'PU' AND (e.npp IS NULL OR e.branch != m.branch) LIMIT 1")
         if row:
             raise InvariantViolation(self.name, f"member {row[0]}: employer missing or in another branch", row[1])
-        # 3. Claim counts and amounts never go below zero: a reversal reverses something that was paid.
-        row = tx.one(f"SELECT account, last_event_id FROM {t['account_totals']} WHERE claims_count < 0 "
-                     f"OR claims_amount < 0 OR contributions < 0 LIMIT 1")
+        # 3. No account's contributions, fines, claim count or claim amount is ever below zero, on any date: a
+        # reversal takes back, from the account that was paid, something that was paid there on or before its date.
+        running = ", ".join(f"SUM({c}) OVER (PARTITION BY account ORDER BY on_date ROWS UNBOUNDED PRECEDING) AS {c}"
+                            for c in ("contributions", "fines", "claims_count", "claims_amount"))
+        row = tx.one(f"SELECT account, last_event_id, on_date FROM (SELECT account, on_date, last_event_id, {running} "
+                     f"FROM {t['account_totals']}) r WHERE contributions < 0 OR fines < 0 OR claims_count < 0 "
+                     f"OR claims_amount < 0 ORDER BY account, on_date LIMIT 1")
         if row:
-            raise InvariantViolation(self.name, f"account {row[0]}: more reversed than was paid", row[1])
+            raise InvariantViolation(self.name, f"account {row[0]}: more reversed than was paid (on {row[2]})", row[1])
+        # 4. No event waits for an enrollment that never came.
+        self.check_parked(tx, version)
 
 
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches())}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import statistics
 import sys
 import tempfile
@@ -24,7 +25,11 @@ import uuid
 from datetime import date
 from pathlib import Path
 
+from ledger.events import EVENT_TYPES
 from ledger.generator import member_rows
+
+# Synthetic members in throwaway stores: a fresh random NIK hash key per run, never the public development key.
+BENCH_NIK_KEY = secrets.token_bytes(32)
 
 RECORD_BYTES = 200
 KAFKA_RECORDS = 200_000
@@ -162,7 +167,7 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     results: dict[str, float] = {}
 
     # 1. Single commands beside the library's raw single save, same backend, same run, alternating rounds.
-    app = Ledger(env=env_for("single"), clock=clock)
+    app = Ledger(env=env_for("single"), clock=clock, nik_key=BENCH_NIK_KEY)
     app.execute(employer_command("10000001"))
     rows = member_rows(1, SINGLE_COMMANDS)
     rates = interleaved_rates({
@@ -175,7 +180,7 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     results.update(rates)
 
     # 2. One employer-month: 7,000 members (the city government's contract staff).
-    app = Ledger(env=env_for("employer"), clock=clock)
+    app = Ledger(env=env_for("employer"), clock=clock, nik_key=BENCH_NIK_KEY)
     app.execute(employer_command("20000001", kind="government"))
     app.execute(EnrollMembers.build(npp="20000001", effective=date(2024, 1, 1),
                                     members=member_rows(1, BIG_EMPLOYER_MEMBERS)))
@@ -187,7 +192,7 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     results["employer_month_s"] = statistics.median(durations)
 
     # 3. One branch-month: 4,430 employers, 262,785 members (scaled), each employer paying once.
-    app = Ledger(env=env_for("branch"), clock=clock)
+    app = Ledger(env=env_for("branch"), clock=clock, nik_key=BENCH_NIK_KEY)
     employers, members = enroll_branch(app, scale)
     started = time.perf_counter()
     pay_branch_month(app, employers)
@@ -204,7 +209,7 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     from ledger.relay import Relay, Topics, init_topics, record_headers
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
-                 clock=lambda: date(2026, 11, 23))
+                 clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
     employers, members = enroll_branch(app, scale)
     topics = Topics.for_prefix(f"bench-{uuid.uuid4().hex[:8]}")
     init_topics(bootstrap, topics, partitions=12)
@@ -225,7 +230,7 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     # Same record size means the same key and headers too: the relay's keys are 36-character aggregate ids (and
     # kafka-python hashes every key byte in Python to pick the partition), and its records carry two headers.
     keys = [str(uuid.uuid4()).encode() for _ in range(min(published, RAW_KEYS_MAX))]
-    headers = record_headers("ContributionPaid", 1)
+    headers = record_headers("ContributionPaid", EVENT_TYPES["ContributionPaid"].VERSION)
     producer = kafka_client.producer(bootstrap, compression_type=compression)
     started = time.perf_counter()
     for i in range(published):
@@ -253,7 +258,7 @@ def template_envelopes(workdir: Path) -> dict[str, dict]:
     from ledger.relay import envelope
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "templates.db")},
-                 clock=lambda: date(2026, 11, 23))
+                 clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
     generate_branch(app, BranchPlan(employers=3, members=60, bpu_members=0, months=2))
     templates = {}
     for n in app.recorder.select_notifications(start=1, limit=10_000):

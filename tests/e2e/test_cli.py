@@ -133,7 +133,7 @@ def test_enroll_bulk_writes_the_whole_csv_or_nothing(seeded: Cli) -> None:
 def test_submit_checks_every_line_first_then_runs_them_in_order(cli: Cli) -> None:
     first = cli("submit", cli.jsonl("day.jsonl", [REGISTER, ENROLL, PAY]))
     assert first.stdout.splitlines()[-1] == "executed 3, repeated 0"
-    assert first.stdout.splitlines()[2].startswith("line 3: payment seed-pay by PT Maju Jaya")
+    assert first.stdout.splitlines()[2].startswith("line 3: payment seed-pay by employer")
     again = [json.loads(line) for line in cli("submit", str(cli.folder / "day.jsonl"), "--json").stdout.splitlines()]
     assert [result["repeated"] for result in again[:3]] == [True, True, True]
     assert again[3] == {"summary": {"executed": 0, "repeated": 3}}
@@ -158,11 +158,17 @@ def test_submit_checks_every_line_first_then_runs_them_in_order(cli: Cli) -> Non
 def test_a_work_death_pays_jkk_to_the_heir_and_the_whole_jht_balance(seeded: Cli) -> None:
     cli = seeded
     cli("member", "exit", "--kpj", KPJ, "--reason", "work-death", "--date", "2024-05-02")
-    heir = ("--kpj", KPJ, "--incident-date", "2024-05-02", "--beneficiary", "Ahmad (husband)", "--paid-on",
-            "2024-06-01")
+    heir = ("--kpj", KPJ, "--incident-date", "2024-05-02", "--beneficiary", "spouse", "--beneficiary-name",
+            "Ahmad Hidayat", "--paid-on", "2024-06-01")
 
+    refused = cli("claim", "pay", "--program", "JKK", "--kind", "death", "--kpj", KPJ, "--incident-date",
+                  "2024-05-02", "--paid-on", "2024-06-01", expect=2)
+    assert "died: the claim is paid to an heir" in refused.stderr
+    nameless = cli("claim", "pay", "--program", "JKK", "--kind", "death", *heir[:6], *heir[8:], expect=2)
+    assert "beneficiary_name: a claim paid to the member's spouse needs the name" in nameless.stderr
     jkk = cli("claim", "pay", "--program", "JKK", "--kind", "death", "--amount", "193795790", *heir)
-    assert jkk.stdout.startswith("paid Rp193,795,790 (statutory Rp240,000,000) from JKK (death) to Ahmad (husband)")
+    assert jkk.stdout.startswith("paid Rp193,795,790 (statutory Rp240,000,000) from JKK (death) to the spouse for "
+                                 f"member {KPJ}")
     jht = cli.json("claim", "pay", "--program", "JHT", *heir)
     assert (jht["kind"], jht["amount"], jht["statutory_amount"]) == ("full", 285_000, 285_000)
 

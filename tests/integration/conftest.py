@@ -25,7 +25,7 @@ def branch_history(tmp_path_factory, settings: Settings, bootstrap: list[str]) -
     root = tmp_path_factory.mktemp("branch-history")
     prefix = f"test-history-{uuid.uuid4().hex[:10]}"
     base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix})
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23))
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23), nik_key=base.nik_hmac_key_bytes())
     generate_branch(app, HISTORY_PLAN)
     topics = Topics.for_prefix(prefix)
     init_topics(bootstrap, topics, partitions=HISTORY_PARTITIONS)

@@ -58,7 +58,7 @@ def audited(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[
     prefix = f"test-audit-{unique}"
     base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
                                        "projection_sqlite_path": root / "views.db"})
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK)
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK, nik_key=base.nik_hmac_key_bytes())
     generate_branch(app, BEKASI)
     generate_branch(app, BOGOR)
     topics = Topics.for_prefix(prefix)
@@ -210,7 +210,9 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
     done = audited["cli"].json("audit", "as-of", "2017-05-31")
     assert done["ok"] is True and done["differences_found"] == 0 and done["branches"] == 2
     text = audited["cli"]("audit", "as-of", "2017-05-31").stdout
-    assert f"compared {members:,} members' JHT balances and 2 branches' totals" in text and "0 difference(s)" in text
+    assert f"compared {members:,} members' JHT balances, {done['accounts']:,} paying accounts' totals and 2 " \
+           f"branches' totals" in text and "0 difference(s)" in text
+    assert done["accounts"] > 7 + 20  # the employers, the BPU members who pay themselves, the members with claims
 
 
 def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
@@ -260,6 +262,59 @@ def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> N
         assert topic_value - projected == {"contributions.JHT.employer": employer,
                                            "contributions.JHT.worker": worker}.get(field, employer + worker) > 0
     assert found[(f"member {kpj}", "jht_balance")] == (audited["app"].jht_balance(kpj, as_of), None)
+
+
+def test_as_of_names_money_booked_to_the_wrong_account_though_branch_totals_agree(audited, tmp_path) -> None:
+    """The defect of issue 12: a reversal booked to the member's account while its payment sat on the employer's.
+    Branch totals stay right, so only a per-account comparison sees it."""
+    s, store, path = projected_copy(audited, tmp_path)
+    pu = audited["reversed"]["pu"]
+    npp, kpj, on = pu["data"]["npp"], pu["data"]["kpj"], pu["effective_date"]
+    taken = sum(share["employer"] + share["worker"] for share in pu["data"]["shares"].values())
+    with sqlite3.connect(path) as db:
+        version = db.execute("SELECT live_version FROM projection_registry WHERE name = 'branches'").fetchone()[0]
+        table = f"branches_v{version}_account_totals"
+        db.execute(f"UPDATE {table} SET contributions = contributions + ? WHERE account = ? AND on_date = "
+                   f"(SELECT MAX(on_date) FROM {table} WHERE account = ?)", (taken, f"npp:{npp}", f"npp:{npp}"))
+        db.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, 0, 0, 0, 0, 'tampered')",
+                   (f"kpj:{kpj}", pu["branch"], on, -taken))
+    report = audit.as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK)
+    found = {(d.subject, d.field): (d.topic, d.projection) for d in report.differences}
+    assert not any(subject.startswith("branch ") for subject, _ in found), found
+    assert found[(f"account kpj:{kpj}", "contributions")] == (None, -taken)
+    topic_total = found[(f"account npp:{npp}", "contributions")][0]
+    assert found[(f"account npp:{npp}", "contributions")] == (topic_total, topic_total + taken)
+    # And the branches projection's own invariant refuses such a view on the next rebuild's check.
+    with store.transaction() as tx, pytest.raises(Exception, match=f"account kpj:{kpj}: more reversed than was paid"):
+        PROJECTIONS["branches"].check(tx, version)
+
+
+def test_a_reversed_employer_payment_rebuilds_both_projections_twice_alike(audited, tmp_path) -> None:
+    s, store, _ = projected_copy(audited, tmp_path)
+    pu = audited["reversed"]["pu"]
+    npp, kpj = pu["data"]["npp"], pu["data"]["kpj"]
+    (reversal,) = [e for e in audited["envelopes"]
+                   if e["type"] == "ContributionReversed" and e["data"]["reverses"] == pu["event_id"]]
+    assert (reversal["version"], reversal["data"]["npp"], reversal["data"]["segment"]) == (2, npp, "PU")
+    dates = (date.fromisoformat(pu["effective_date"]), date.fromisoformat(reversal["effective_date"]), CLOCK)
+
+    def answers() -> dict[str, Any]:
+        return {"accounts": [queries.account_totals(store, on) for on in dates],
+                "balances": [queries.jht_balances(store, on) for on in dates],
+                "branches": [queries.branch_report(store, b.branch, on) for b in (BEKASI, BOGOR) for on in dates]}
+
+    live = answers()
+    # The employer's account takes the reversal back; the PU member never paid anything of his own.
+    assert f"kpj:{kpj}" not in live["accounts"][-1] or live["accounts"][-1][f"kpj:{kpj}"]["contributions"] == 0
+    assert live["accounts"][1][f"npp:{npp}"]["contributions"] < live["accounts"][0][f"npp:{npp}"]["contributions"] \
+        or reversal["effective_date"] == pu["effective_date"]
+    rebuilt = []
+    for workers in (1, 2):
+        for name in ("branches", "balances"):
+            runner.rebuild(s, name, workers=workers)
+        rebuilt.append(answers())
+    assert rebuilt[0] == rebuilt[1] == live
+    assert audit.as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK).ok
 
 
 def test_as_of_says_when_the_projections_are_not_built(audited, tmp_path) -> None:

@@ -76,12 +76,12 @@ def store_env(request, tmp_path, unique) -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
-def open_ledger(store_env) -> Iterator[Callable[[], Ledger]]:
+def open_ledger(store_env, settings) -> Iterator[Callable[[], Ledger]]:
     """Opens a `Ledger` on the test's store (call it again for a restart); all are closed at the end."""
     opened: list[Ledger] = []
 
     def open_() -> Ledger:
-        app = Ledger(env=dict(store_env), clock=lambda: TODAY)
+        app = Ledger(env=dict(store_env), clock=lambda: TODAY, nik_key=settings.nik_hmac_key_bytes())
         opened.append(app)
         return app
 
@@ -104,7 +104,7 @@ class TestLedgerOnEachBackend:
         paid = app.execute(PayContribution(npp=NPP, month="2024-01", months=2, paid_on=date(2024, 2, 10)))
         app.execute(ExitMember(kpj=kpj(1), reason="resignation", exit_date=date(2024, 2, 29)))
         claim = app.execute(PayClaim(kpj=kpj(1), program="JHT", incident_date=date(2024, 2, 29),
-                                     paid_on=date(2024, 4, 2), beneficiary="Pekerja 1"))
+                                     paid_on=date(2024, 4, 2)))
 
         assert (paid["members"], paid["lines"], paid["total"]) == (2, 4, 4 * 477_000)
         assert claim["amount"] == 2 * 285_000
@@ -217,7 +217,7 @@ class TestLedgerOnEachBackend:
         writer_a, writer_b = open_ledger(), open_ledger()
         writer_a.execute(ExitMember(kpj=kpj(1), reason="death", exit_date=date(2024, 2, 20)))
         jkm = dict(kpj=kpj(1), program="JKM", incident_date=date(2024, 2, 20), paid_on=date(2024, 3, 5),
-                   beneficiary="Ahli waris 1")
+                   beneficiary="spouse", beneficiary_name="Ahli waris 1")
         first = writer_a.execute(PayClaim(**jkm))  # A caches the member with its JKM claim
         writer_b.execute(Reverse(event_id=first["event_id"], reason="paid to the wrong heir",
                                  reversed_on=date(2024, 3, 6)))
@@ -225,12 +225,12 @@ class TestLedgerOnEachBackend:
 
         # A's cached copy still shows the claim, so it refuses a second JKM claim for the same death; the store
         # says that claim was reversed, so the careful attempt pays it.
-        again = writer_a.execute(PayClaim(**{**jkm, "beneficiary": "Ahli waris 2"}))
+        again = writer_a.execute(PayClaim(**{**jkm, "beneficiary_name": "Ahli waris 2"}))
 
         assert attempts == [False, True]
         assert again["amount"] == first["amount"] > 0
         claims = open_ledger().member(kpj(1)).claims
-        assert [c.beneficiary for c in claims.values()] == ["Ahli waris 2"]
+        assert [c.beneficiary_name for c in claims.values()] == ["Ahli waris 2"]
 
     def test_a_bulk_enrollment_failing_half_way_leaves_no_new_member(self, open_ledger):
         app = open_ledger()
@@ -263,10 +263,10 @@ class TestLedgerOnEachBackend:
 
         enrolled = app.execute(EnrollMembers(npp=NPP, effective=date(2024, 1, 1), members=rows))
         paid = app.execute(PayContribution(npp=NPP, month="2024-01", months=3, paid_on=date(2024, 1, 20),
-                                           payer="APBD Kota Bekasi"))
+                                           payer="institution", payer_name="APBD Kota Bekasi"))
 
         assert enrolled["enrolled"] == TKK_STAFF
-        assert (paid["members"], paid["lines"], paid["payer"]) == (TKK_STAFF, 3 * TKK_STAFF, "APBD Kota Bekasi")
+        assert (paid["members"], paid["lines"], paid["payer"]) == (TKK_STAFF, 3 * TKK_STAFF, "institution")
         # 4,500,000 at very-low risk, Jan 2024: JHT 256,500 + JKK 10,800 + JKM 13,500 + JP 135,000 = 415,800.
         assert paid["total"] == 3 * TKK_STAFF * 415_800
         assert len(open_ledger().employer(NPP).roster) == TKK_STAFF

@@ -22,6 +22,7 @@ import pytest
 
 from ledger import kafka_client
 from ledger.application import Ledger
+from ledger.events import ContributionPaid
 from ledger.relay import record_headers
 from ledger.settings import Settings
 from projections import queries, runner
@@ -288,7 +289,8 @@ def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, 
     credited = next(e for e in history["envelopes"] if e["type"] == "YieldCredited")
     odd = {**credited, "event_id": "odd-yield.1", "aggregate_id": "odd-yield",
            "position": len(history["envelopes"]) + 1}
-    s = copy_topic(history, bootstrap, [(orjson.dumps(odd), record_headers("ContributionPaid", 1))])
+    s = copy_topic(history, bootstrap,
+                   [(orjson.dumps(odd), record_headers("ContributionPaid", ContributionPaid.VERSION))])
     with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
     assert with_json == plain
     assert seen["refused"] == 1 and seen["values"] > 0
@@ -302,7 +304,8 @@ def test_a_bad_record_labelled_as_a_contribution_stops_the_runner_and_writes_not
     value = b"\x00 not json" if bad == "not-json" else orjson.dumps(
         {**paid, "event_id": "no-fine.1", "data": {k: v for k, v in paid["data"].items() if k != "fine"}})
     # One partition and one batch for the whole topic: the batch holds good contributions and the bad record.
-    s = copy_topic(history, bootstrap, [(value, record_headers("ContributionPaid", 1))], partitions=1).model_copy(
+    headers = record_headers("ContributionPaid", ContributionPaid.VERSION)
+    s = copy_topic(history, bootstrap, [(value, headers)], partitions=1).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db", "projection_batch_max": 1_000_000})
     expected = r"partition 0 offset \d+ is not a ledger event" if bad == "not-json" else r"could not apply.*'fine'"
     with pytest.raises(runner.ProjectionError, match=expected):
@@ -385,3 +388,87 @@ def test_a_following_runner_moves_to_the_rebuilt_version_and_keeps_applying_new_
     finally:
         follower.send_signal(signal.SIGTERM)
         assert follower.wait(timeout=WAIT_S_MAX) == 0  # a graceful stop
+
+
+# --- reversals published at v1, before they named their payment's account (issue 12) -------------------------------
+
+def _scenario_envelopes() -> list[dict[str, Any]]:
+    """A small history written by the ledger and enveloped as the relay publishes it: an employer payment, a BPU
+    member's own payment, and a reversal of each."""
+    from ledger.commands import EnrollMember, MemberRow, PayContribution, RegisterEmployer, Reverse
+    from ledger.domain import INTERNAL_EVENT_TOPICS
+    from ledger.relay import envelope
+
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
+                 nik_key=b"integration-tests-only-nik-hmac-key-0123")  # in memory, never published
+    app.execute(RegisterEmployer(npp="10012345", name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
+                                 risk_class="low", registered_on=date(2015, 7, 1)))
+    app.execute(EnrollMember(npp="10012345", effective=date(2016, 1, 1), member=MemberRow(
+        kpj="15000000001", nik="3275011505900001", name="Budi", birth_date=date(1990, 5, 15), wage=5_000_000)))
+    app.execute(EnrollMember(branch="BEKASI-KOTA", effective=date(2016, 1, 1), member=MemberRow(
+        kpj="15000000002", nik="3275011505900002", name="Ani", birth_date=date(1990, 5, 15), wage=2_000_000,
+        segment="BPU")))
+    for kw in ({"npp": "10012345"}, {"kpj": "15000000002"}):
+        app.execute(PayContribution(month="2016-01", paid_on=date(2016, 1, 10), **kw))
+    for row in [r for kpj in ("15000000001", "15000000002") for r in app.history(kpj=kpj)
+                if r["type"] == "ContributionPaid"]:
+        app.execute(Reverse(event_id=row["event_id"], reason="wrong month", reversed_on=date(2016, 1, 20)))
+    notifications = [n for n in app.recorder.select_notifications(start=1, limit=100)
+                     if n.topic not in INTERNAL_EVENT_TOPICS]
+    return [orjson.loads(envelope(n, position)[1]) for position, n in enumerate(notifications, start=1)]
+
+
+def _as_v1(env: dict[str, Any]) -> dict[str, Any]:
+    if env["type"] != "ContributionReversed":
+        return env
+    data = {k: v for k, v in env["data"].items() if k not in ("npp", "segment")}
+    return {**env, "version": 1, "data": data}
+
+
+@pytest.mark.parametrize("name", sorted(PROJECTIONS))
+def test_a_v1_reversal_waits_for_its_member_and_books_like_its_v2_twin(name, tmp_path) -> None:
+    envelopes = _scenario_envelopes()
+    v1 = [_as_v1(env) for env in envelopes]
+    reversals = [env for env in v1 if env["type"] == "ContributionReversed"]
+    assert len(reversals) == 2 and all("npp" not in env["data"] for env in reversals)
+    view, rows = PROJECTIONS[name], []
+    for order in ("v2 in order", "v1 reversals first"):
+        store = ViewStore("sqlite", sqlite_path=tmp_path / f"{name}-{len(rows)}.db")
+        with store.transaction() as tx:
+            view.create(tx, ViewStore.new_version(tx, name), indexes=True)
+            ViewStore.switch(tx, name, 1)
+        if order == "v2 in order":
+            with store.transaction() as tx:
+                view.apply(tx, 1, envelopes)
+        else:
+            # A worker that owns the reversals' partition applies them before another applies the enrollments.
+            with store.transaction() as tx:
+                view.apply(tx, 1, reversals)
+                with pytest.raises(InvariantViolation, match="was never enrolled, but an event of theirs needs"):
+                    view.check(tx, 1)
+            with store.transaction() as tx:
+                view.apply(tx, 1, [env for env in v1 if env["type"] != "ContributionReversed"])
+        with store.transaction() as tx:
+            view.check(tx, 1)
+        rows.append(dump(store, name))
+    assert rows[0]["parked"] == rows[1]["parked"] == []
+    if name == "branches":
+        # The employer's account and the BPU member's own account each take their reversal back, to zero.
+        totals = {row[0]: row[3] for row in rows[1]["account_totals"] if row[2] == "2016-01-20"}
+        assert totals["npp:10012345"] < 0 and totals["kpj:15000000002"] < 0
+        assert "kpj:15000000001" not in totals
+    assert rows[0] == rows[1]
+
+
+def test_the_auditors_recount_takes_a_v1_reversal_to_its_payments_account() -> None:
+    from ledger import audit
+
+    envelopes = _scenario_envelopes()
+    for feed in (envelopes, [_as_v1(env) for env in reversed(envelopes)]):
+        recount = audit.Recount(date(2016, 1, 31))
+        for env in feed:
+            recount.add(env)
+        recount.finish()
+        accounts = recount.account_totals()
+        assert accounts["npp:10012345"]["contributions"] == accounts["kpj:15000000002"]["contributions"] == 0
+        assert "kpj:15000000001" not in accounts and recount.events == len(envelopes)

@@ -38,7 +38,7 @@ def books(tmp_path, settings, unique, bootstrap) -> tuple[Ledger, dict[str, str]
     env = {**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"), "LEDGER_KAFKA_TOPIC_PREFIX": prefix,
            "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}", "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=lambda: date(2026, 11, 23))
+                 clock=lambda: date(2026, 11, 23), nik_key=settings.nik_hmac_key_bytes())
     app.execute(RegisterEmployer.build(npp=NPP, name="PT Rekonsiliasi", branch="BEKASI-KOTA", kind="company",
                                        risk_class="low", registered_on=date(2020, 1, 1)))
     app.execute(EnrollMembers.build(npp=NPP, effective=date(2024, 1, 1), members=member_rows(1, 20)))

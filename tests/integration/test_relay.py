@@ -53,7 +53,7 @@ def ledger_env(tmp_path, settings, unique, bootstrap):
         "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap),
     }
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=CLOCK)
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
     return app, env, Topics.for_prefix(prefix)
 
 
@@ -125,7 +125,7 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
                    capture_output=True, timeout=WAIT_S_MAX)
     bootstrap = [f"127.0.0.1:{port}"]
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
-                 clock=CLOCK)
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
     topics = Topics.for_prefix(f"outage-{unique}")
     env = {**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
            "LEDGER_KAFKA_TOPIC_PREFIX": f"outage-{unique}", "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap[0],
@@ -211,3 +211,59 @@ def wait_until(condition, timeout_s: float = WAIT_S_MAX, interval_s: float = 0.5
             pass
         time.sleep(interval_s)
     raise AssertionError(f"condition not met within {timeout_s}s")
+
+
+# --- personal data never reaches Kafka (issue 12) ------------------------------------------------------------------
+
+def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments(tmp_path, settings, unique,
+                                                                                   bootstrap):
+    """Names, NIKs and birth dates stay in the event store. Checked in the records as a consumer reads them (key,
+    value, headers) and in the broker's own log segment files, where a consumer that bypasses the API would look."""
+    from ledger.commands import EnrollMember, ExitMember, MemberRow, PayClaim, Reverse
+
+    data_dir = os.environ.get("KAFKA_DATA_DIR")
+    assert data_dir, "run with scripts/test, which starts the broker and exports KAFKA_DATA_DIR"
+    app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
+                 clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
+    npp = "10077777"
+    app.execute(RegisterEmployer.build(npp=npp, name="PT Sumber Rejeki", branch="BEKASI-KOTA", kind="company",
+                                       risk_class="low", registered_on=date(2020, 1, 1)))
+    people = {  # KPJ -> (NIK, name, birth date)
+        "17700000001": ("3275015203880002", "Siti Rahayu Wulandari", date(1988, 3, 12)),
+        "17700000002": ("3275011505900001", "Budi Santoso Pratama", date(1990, 5, 15)),
+    }
+    for kpj, (nik, name, born) in people.items():
+        app.execute(EnrollMember.build(npp=npp, effective=date(2024, 1, 1), member=MemberRow(
+            kpj=kpj, nik=nik, name=name, birth_date=born, wage=6_000_000)))
+    app.execute(EnrollMember.build(branch="BEKASI-KOTA", effective=date(2024, 1, 1), member=MemberRow(
+        kpj="17700000003", nik="3275014107950003", name="Dewi Lestari Anggraini", birth_date=date(1995, 7, 1),
+        wage=2_000_000, segment="BPU")))
+    heir, payer = "Ahmad Hidayat Nugroho", "Rukmini Setyaningsih"
+    app.execute(PayContribution.build(npp=npp, month="2024-01", paid_on=date(2024, 2, 10)))
+    app.execute(PayContribution.build(kpj="17700000003", month="2024-01", paid_on=date(2024, 1, 10),
+                                      payer="institution", payer_name=payer))
+    app.execute(ExitMember.build(kpj="17700000001", reason="work-death", exit_date=date(2024, 3, 5)))
+    claim = app.execute(PayClaim.build(kpj="17700000001", program="JKK", kind="death", incident_date=date(2024, 3, 5),
+                                       paid_on=date(2024, 4, 1), beneficiary="spouse", beneficiary_name=heir))
+    app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2024, 4, 2)))
+    topics = Topics.for_prefix(f"test-pii-{unique}")
+    init_topics(bootstrap, topics, partitions=3)
+    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-pii-{unique}")
+    assert relay.run() == published_count(app)
+    relay.close()
+
+    secrets = [secret for nik, name, born in [*people.values(), ("3275014107950003", "Dewi Lestari Anggraini",
+                                                                 date(1995, 7, 1))]
+               for secret in (nik, name, born.isoformat())] + [heir, payer]
+    stored = b"".join(n.state for n in app.recorder.select_notifications(start=1, limit=1_000))
+    assert all(secret.encode() in stored for secret in secrets if not secret[:4].isdigit() or len(secret) == 16), \
+        "the event store (the system of record) keeps them"
+    records = list(kafka_client.read_to_end(bootstrap, topics.events))
+    consumed = b"".join((r.key or b"") + r.value + b"".join(v for _, v in r.headers) for r in records)
+    segments = b"".join(path.read_bytes() for path in Path(data_dir, "logs").glob(f"{topics.events}-*/*.log"))
+    assert b"17700000002" in consumed and b"17700000002" in segments, "the scans read the real bytes"
+    for secret in secrets:
+        assert secret.encode() not in consumed, secret
+        assert secret.encode() not in segments, secret
+    relationship = [orjson.loads(r.value)["data"] for r in records if r.headers[0][1] == b"ClaimPaid"]
+    assert [(d["beneficiary"], "beneficiary_name" in d) for d in relationship] == [("spouse", False)]

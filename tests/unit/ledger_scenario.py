@@ -12,13 +12,15 @@ from ledger.rules import Program, Segment
 
 TODAY = date(2026, 11, 23)
 POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+# The unit tests' NIK hash key: fixed, so results repeat; as long as a fund's key must be (NIK_HMAC_KEY_BYTES_MIN).
+TEST_NIK_KEY = b"unit-tests-only-nik-hmac-key-0123456789"
 NPP = "10012345"
 BRANCH = "BEKASI-KOTA"
 BIRTH = date(1990, 5, 15)
 
 
 def new_ledger(env: dict[str, str] | None = None) -> Ledger:
-    return Ledger(env=dict(env or POPO_ENV), clock=lambda: TODAY)
+    return Ledger(env=dict(env or POPO_ENV), clock=lambda: TODAY, nik_key=TEST_NIK_KEY)
 
 
 def kpj(n: int) -> str:

@@ -47,9 +47,9 @@ def exit_member(app, kpj_, reason, exit_date):
     return app.execute(ExitMember(kpj=kpj_, reason=reason, exit_date=exit_date))
 
 
-def claim(app, kpj_, program, incident, paid_on, *, kind=None, amount=None, beneficiary="the member"):
+def claim(app, kpj_, program, incident, paid_on, *, kind=None, amount=None, beneficiary="self", name=None):
     return app.execute(PayClaim(kpj=kpj_, program=program, kind=kind, incident_date=incident, paid_on=paid_on,
-                                beneficiary=beneficiary, amount=amount))
+                                beneficiary=beneficiary, beneficiary_name=name, amount=amount))
 
 
 # --- contributions -----------------------------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def test_the_pu_worked_example_of_march_2024(app):
                                "JP": (100_000, 50_000)}
     assert (line["jkp_from_jkk"], line["jkp_from_jkm"], line["jp_deferred"]) == (7_000, 5_000, 0)
     assert (line["months_late"], line["fine"], line["total"]) == (0, 0, 477_000)
-    assert (line["month"], line["wage"], line["payer"], line["npp"]) == ("2024-03", 5_000_000, "PT Maju Jaya", NPP)
+    assert (line["month"], line["wage"], line["payer"], line["npp"]) == ("2024-03", 5_000_000, "employer", NPP)
     assert result["program_totals"] == {"JHT": 285_000, "JKK": 27_000, "JKM": 15_000, "JP": 150_000}
     assert (result["total"], result["lines"], result["repeated"]) == (477_000, 1, False)
     assert app.jht_balance(BUDI) == 285_000
@@ -100,7 +100,7 @@ def test_a_bpu_member_on_the_cheapest_package_prepays_three_months_by_kpj(app):
     for line in lines:
         assert shares_of(line) == {"JKK": (0, 10_000), "JKM": (0, 6_800)}
         assert (line["total"], line["fine"], line["segment"], line["npp"]) == (16_800, 0, "BPU", None)
-        assert line["payer"] == "Budi Santoso"  # the member pays for themself
+        assert line["payer"] == "member"  # the member pays for themself: a role, never the name
     assert (result["total"], result["members"], result["lines"]) == (50_400, 1, 3)
     assert result["months"] == ["2026-11", "2026-12", "2027-01"]
 
@@ -138,13 +138,13 @@ def test_the_jkm_death_benefit_follows_the_date_of_death_not_the_claim_date(app,
     enroll(app, BUDI, effective=date(2018, 1, 1))
     exit_member(app, BUDI, "death", death)
 
-    result = claim(app, BUDI, Program.JKM, death, date(2020, 1, 10), beneficiary="Siti Aminah (wife, heir)")
+    result = claim(app, BUDI, Program.JKM, death, date(2020, 1, 10), beneficiary="spouse", name="Siti Aminah")
 
     assert (result["amount"], result["statutory_amount"], result["kind"]) == (cash_total, cash_total,
                                                                                "death-benefit")
     (paid,) = [r["data"] for r in events_of(app, "ClaimPaid", kpj_=BUDI)]
     assert (paid["amount"], paid["incident_date"], paid["paid_on"]) == (cash_total, death.isoformat(), "2020-01-10")
-    assert paid["beneficiary"] == "Siti Aminah (wife, heir)"
+    assert (paid["beneficiary"], paid["beneficiary_name"]) == ("spouse", "Siti Aminah")
 
 
 def test_a_jkk_death_pays_48_times_the_last_wage_to_an_heir(app):
@@ -154,15 +154,16 @@ def test_a_jkk_death_pays_48_times_the_last_wage_to_an_heir(app):
     exit_member(app, SITI, "work-death", date(2024, 5, 10))
 
     result = claim(app, SITI, Program.JKK, date(2024, 5, 10), date(2024, 6, 3), kind="death",
-                   beneficiary="Ahmad Hidayat (husband, heir)")
+                   beneficiary="spouse", name="Ahmad Hidayat")
 
     assert result["amount"] == 48 * 4_500_000 == 216_000_000
     (paid,) = [r["data"] for r in events_of(app, "ClaimPaid", kpj_=SITI)]
-    assert paid["beneficiary"] == "Ahmad Hidayat (husband, heir)"
+    assert (paid["beneficiary"], paid["beneficiary_name"]) == ("spouse", "Ahmad Hidayat")
     assert (paid["program"], paid["kind"], paid["amount"], paid["statutory_amount"]) == (
         "JKK", "death", 216_000_000, 216_000_000)
     with pytest.raises(AlreadyExists, match="JKK death benefit .* was already paid"):
-        claim(app, SITI, Program.JKK, date(2024, 5, 10), date(2024, 6, 4), kind="death", beneficiary="again")
+        claim(app, SITI, Program.JKK, date(2024, 5, 10), date(2024, 6, 4), kind="death", beneficiary="child",
+              name="Rina")
 
 
 def test_a_jkk_claim_for_an_accident_on_29_february_expires_five_years_later_on_1_march(app):
@@ -170,7 +171,7 @@ def test_a_jkk_claim_for_an_accident_on_29_february_expires_five_years_later_on_
     enroll(app, BUDI, wage=4_000_000, effective=date(2016, 1, 1))
 
     result = claim(app, BUDI, Program.JKK, date(2020, 2, 29), date(2025, 3, 1), kind="care", amount=12_500_000,
-                   beneficiary="RS Mitra Keluarga Bekasi")
+                   beneficiary="care-provider", name="RS Mitra Keluarga Bekasi")
 
     assert (result["amount"], result["statutory_amount"]) == (12_500_000, None)
     with pytest.raises(RuleViolation, match="expires 5 years after the accident"):
@@ -266,7 +267,7 @@ def test_reversing_a_claim_restores_the_balance_once(app):
     assert app.jht_balance(BUDI) == 285_000
     with pytest.raises(AlreadyExists, match="already reversed"):
         app.execute(Reverse(event_id=paid["event_id"], reason="again", reversed_on=date(2024, 3, 7)))
-    again = claim(app, BUDI, Program.JHT, date(2024, 1, 31), date(2024, 3, 8), beneficiary="the right account")
+    again = claim(app, BUDI, Program.JHT, date(2024, 1, 31), date(2024, 3, 8), beneficiary="self")
     assert again["amount"] == 285_000 and app.jht_balance(BUDI) == 0
 
 
@@ -315,8 +316,7 @@ def test_a_member_paid_out_in_full_earns_no_later_yield(app):
     enroll(app, SITI, effective=date(2024, 12, 1), serial=2)
     pay(app, "2024-12", date(2025, 1, 10))
     app.execute(ExitMember(kpj=BUDI, reason="resignation", exit_date=date(2025, 7, 31)))
-    app.execute(PayClaim(kpj=BUDI, program="JHT", incident_date=date(2025, 7, 31), paid_on=date(2025, 8, 31),
-                         beneficiary="Budi"))
+    app.execute(PayClaim(kpj=BUDI, program="JHT", incident_date=date(2025, 7, 31), paid_on=date(2025, 8, 31)))
 
     result = app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
 

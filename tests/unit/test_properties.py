@@ -163,8 +163,11 @@ class World:
         member = self.app.member(KPJS[index])
         paid_on = clamp(incident + timedelta(days=delay_days))
         before = self.app.program_balance(member, program, paid_on)  # what the books say before the claim
+        died = member.exit is not None and member.exit.reason.value in ("death", "work-death")
+        heir = {"beneficiary": "other-heir", "beneficiary_name": "Ahli Waris"} if died or kind in (
+            "death", "death-benefit") else {}
         result = self.app.execute(PayClaim(kpj=KPJS[index], program=program, kind=kind, incident_date=incident,
-                                           paid_on=paid_on, beneficiary="heir or member", amount=amount))
+                                           paid_on=paid_on, amount=amount, **heir))
         if program in (Program.JHT, Program.JP):  # the individual accounts
             assert result["amount"] <= before, f"a claim of {result['amount']} exceeded the balance {before}"
             self.claims_checked += 1
