@@ -194,3 +194,20 @@ def test_reconcile_names_a_relay_state_moved_back(books, bootstrap) -> None:
     produce(bootstrap, topics.state, RELAY_STATE_KEY,
             orjson.dumps({"notification_id": earlier.notification_id, "position": earlier.position + 3}))
     assert names(reconcile(env, expect=13)) == ["relay_state_differs_from_store", "topic_ahead_of_relay_state"]
+
+
+def test_reconcile_names_a_relay_state_moved_forward_and_a_last_record_that_is_not_an_envelope(books, bootstrap):
+    app, env, topics = books
+    ledger(env, "relay")
+    state = read_state(bootstrap, topics)
+    produce(bootstrap, topics.state, RELAY_STATE_KEY,
+            orjson.dumps({"notification_id": state.notification_id, "position": state.position + 5}))
+    report = reconcile(env, expect=13)
+    assert names(report) == ["relay_state_differs_from_store", "relay_state_ahead_of_topic"]
+    assert f"the relay's state says position {state.position + 5:,}, the topic's last position is " \
+           f"{state.position:,}" in report["mismatches"][1]["message"]
+
+    produce(bootstrap, topics.state, RELAY_STATE_KEY, orjson.dumps(state.__dict__))
+    reconcile(env, expect=0)
+    produce(bootstrap, topics.events, b"someone", b"\x00 not an envelope")
+    assert names(reconcile(env, expect=13)) == ["topic_last_record_unreadable"]
