@@ -10,7 +10,7 @@
     def notify(event: ClaimPaid, delivery: Delivery) -> None:
         delivery.tx.execute("INSERT INTO outbox ...", (...))  # same transaction as "event done": exactly once
 
-    subscriber.run()  # until stop() or SIGTERM/SIGINT; run(idle_timeout_s=5) returns when nothing comes for 5 s
+    subscriber.run()  # until stop() or SIGTERM/SIGINT; run(idle_timeout_s=5) returns once idle and caught up
 
 What a record goes through:
 1. **Routing** by the `type` header. A type nobody handles is passed over unparsed.
@@ -23,6 +23,16 @@ What a record goes through:
    that keeps failing, sends the record to the dead-letter topic, and the consumer goes on.
 5. **Offsets** are committed to the group after the records before them are handled or dead-lettered. A crash
    repeats at most the uncommitted records, and step 3 makes those repeats harmless.
+
+**Idle exit** (`run(idle_timeout_s=N)`, the CLI's `--idle-exit N`) means caught up, not merely quiet. A consumer
+group goes quiet while it waits for a member that died to time out (45 s by default) before it hands that member's
+partitions on; a consumer that stopped then would leave those partitions unread, and a nightly export would stop
+short. So `run` returns only when nothing arrived for N seconds **and** the group has consumed every partition of the
+topic up to the end offsets taken when that quiet spell began (`partitions_behind`). Each member speaks only for
+what it knows: for the partitions assigned to it, its own positions; for every other partition, the offset the group
+committed, which the member holding it commits when it is idle. A member that is not assigned (joining, or while the
+group rebalances) is never caught up, nor is a partition nobody has committed up to its end: a dead member's
+partitions wait for the member that inherits them. Until then it keeps polling, and logs which partitions it waits for.
 
 The dead-letter topic (default `<group_id>.dead-letters`) gets the original key, value and headers, plus
 `dlq.reason`, `dlq.topic`, `dlq.partition`, `dlq.offset`, `dlq.group` and `dlq.failed_at` headers.
@@ -159,6 +169,9 @@ class Subscriber:
         self._stopping = threading.Event()
         self._positioned: set[int] = set()  # partitions this process has had (start applies to the first time)
         self._to_position: set[int] = set()  # of those, the ones still to move to `start`
+        self._assignment: frozenset[int] | None = None  # this member's partitions; None while joining or rebalancing
+        self._committed: dict[int, int] = {}  # partition -> the next offset this member last committed for it
+        self._waiting_for: list[int] | None = None  # partitions the idle exit last waited for (logged on change)
         self._client: Any = None
         self._producer: Any = None
 
@@ -192,8 +205,9 @@ class Subscriber:
         previous = self._install_signals() if handle_signals else {}
         kafka_client.ensure_topic(self.bootstrap, self.dead_letter_topic, 1, config=kafka_client.RETENTION_FOREVER)
         self._client = kafka_client.consumer(self.bootstrap, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
-        kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=lambda _: None)
+        kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=self._revoked)
         idle_since = time.monotonic()
+        idle_ends: dict[int, int] | None = None  # the topic's end offsets when this quiet spell began
         try:
             while not self._stopping.is_set():
                 batches = self._client.poll(timeout_ms=POLL_TIMEOUT_MS)
@@ -203,10 +217,19 @@ class Subscriber:
                     moved = self._position()
                     batches = {tp: records for tp, records in batches.items() if tp.partition not in moved}
                 if not batches:
-                    if idle_timeout_s is not None and time.monotonic() - idle_since >= idle_timeout_s:
-                        break
+                    # Quiet: every record polled so far is handled, so the positions can be committed. They are
+                    # past the transaction markers, which the last records' offsets are not: other members read
+                    # from them that these partitions are done (see "Idle exit" above).
+                    self._commit_positions()
+                    if idle_timeout_s is not None:
+                        if idle_ends is None:
+                            idle_ends = self._readable_ends()
+                        if (idle_ends is not None and time.monotonic() - idle_since >= idle_timeout_s
+                                and self._caught_up(idle_ends)):
+                            break
                     continue
                 idle_since = time.monotonic()
+                idle_ends = None
                 done: dict[int, int] = {}
                 for records in batches.values():
                     for record in records:
@@ -215,11 +238,7 @@ class Subscriber:
                         self._deliver(record)
                         done[record.partition] = record.offset + 1
                 if done:
-                    try:
-                        kafka_client.commit_offsets(self._client, self.topic, done)
-                    except kafka_client.KafkaError as error:  # e.g. a rebalance took the partitions meanwhile
-                        # Not fatal: the new owner gets these records again, and idempotence absorbs the repeat.
-                        self.log(f"commit failed ({type(error).__name__}: {error}); the records will be redelivered")
+                    self._commit(done)
         finally:
             self._close()
             for signum, handler in previous.items():
@@ -240,6 +259,63 @@ class Subscriber:
         self._positioned.update(fresh)
         if self.start != "committed":
             self._to_position.update(fresh)
+        self._committed = {}  # another member may have committed these partitions meanwhile
+        self._assignment = frozenset(partitions)
+
+    def _revoked(self, partitions: list[int]) -> None:
+        # A rebalance begins (or the consumer closes): until the next assignment this member speaks for nothing.
+        self._assignment = None
+
+    def _commit(self, offsets: dict[int, int]) -> None:
+        try:
+            kafka_client.commit_offsets(self._client, self.topic, offsets)
+        except kafka_client.KafkaError as error:  # e.g. a rebalance took the partitions meanwhile
+            # Not fatal: the new owner gets these records again, and idempotence absorbs the repeat.
+            self.log(f"commit failed ({type(error).__name__}: {error}); the records will be redelivered")
+            return
+        self._committed.update(offsets)
+
+    def _readable_ends(self) -> dict[int, int] | None:
+        try:
+            return kafka_client.readable_ends(self._client, self.topic)
+        except kafka_client.KafkaError as error:  # the broker is away: ask again on the next quiet poll
+            self.log(f"could not read the end offsets of {self.topic} ({type(error).__name__}: {error})")
+            return None
+
+    def _commit_positions(self) -> None:
+        """Commit the positions of this member's partitions where they moved past what it committed."""
+        assignment = self._assignment
+        if not assignment or self._to_position:
+            return
+        try:
+            now = kafka_client.positions(self._client, self.topic, sorted(assignment))
+        except kafka_client.KafkaError as error:  # e.g. the partitions were taken by a rebalance meanwhile
+            self.log(f"could not read the positions ({type(error).__name__}: {error})")
+            return
+        moved = {p: offset for p, offset in now.items() if self._committed.get(p) != offset}
+        if moved:
+            self._commit(moved)
+
+    def _caught_up(self, ends: dict[int, int]) -> bool:
+        """Whether the group has consumed every partition up to `ends`, as far as this member can tell."""
+        assignment = self._assignment
+        behind = sorted(ends)  # until shown otherwise
+        if assignment is not None and not self._to_position:  # else joining or rebalancing: it cannot speak yet
+            try:
+                mine = kafka_client.positions(self._client, self.topic, sorted(assignment))
+                others = kafka_client.committed_offsets(self._client, self.topic,
+                                                        [p for p in sorted(ends) if p not in assignment])
+                behind = partitions_behind(ends, mine, others)
+            except kafka_client.KafkaError as error:
+                self.log(f"could not compare with the end offsets ({type(error).__name__}: {error})")
+        if behind != self._waiting_for:
+            self._waiting_for = behind
+            if behind:
+                self.log(f"idle, but not caught up: partitions {behind} of {self.topic} are "
+                         + ("not assigned yet (the group is forming or rebalancing)" if assignment is None else
+                            "behind their end offsets (held by another member, or waiting to be reassigned)")
+                         + "; waiting")
+        return not behind
 
     def _position(self) -> set[int]:
         fresh = sorted(self._to_position)
@@ -319,6 +395,18 @@ class Subscriber:
         if len(self.stats.dead_letter_reasons) < REASONS_KEPT_MAX:
             self.stats.dead_letter_reasons.append(reason)
         self.log(f"dead-lettered {record.topic}/{record.partition}/{record.offset}: {reason}")
+
+
+def partitions_behind(ends: dict[int, int], positions: dict[int, int], committed: dict[int, int | None]
+                      ) -> list[int]:
+    """The partitions not yet consumed up to `ends`: judged by this member's `positions` for its own partitions, and
+    by the offsets the group `committed` for the others (None: never committed, which counts as the beginning)."""
+    behind = []
+    for partition, end in sorted(ends.items()):
+        reached = positions[partition] if partition in positions else committed.get(partition)
+        if (reached or 0) < end:
+            behind.append(partition)
+    return behind
 
 
 def _first_line(error: BaseException) -> str:

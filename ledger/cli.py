@@ -617,7 +617,12 @@ def run_relay(
                                        help="Events per Kafka transaction.")] = relay.RELAY_BATCH_MAX,
     as_json: AsJson = False,
 ) -> None:
-    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow."""
+    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow.
+
+    Exits 12 when its saved state is beyond the store's last notification, or unreadable: nothing is published."""
+    stopping = threading.Event()  # SIGTERM/SIGINT: commit or abort the transaction in hand, then report and exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     settings = ctx.obj.settings
     with _reporting(as_json):
         # The relay publishes the NIK hashes the store holds: like the write side it runs only with the fund's key
@@ -630,7 +635,8 @@ def run_relay(
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))
     try:
-        published = publisher.run(follow=follow)
+        with _reporting(as_json):
+            published = publisher.run(follow=follow, stop=stopping.is_set)
     finally:
         publisher.close()
     result = {"published": published, "position": publisher.state.position,
@@ -660,6 +666,47 @@ def audit_verify(
             print(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
     if not report.ok:
         raise typer.Exit(8)
+
+
+@audit_app.command("reconcile")
+def audit_reconcile(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Compare the event store's head, the relay's saved state and the events topic's last position and hash; name
+    every mismatch. Exits 13 when they do not all agree."""
+    settings = ctx.obj.settings
+    topics = _topics(settings)
+    with _reporting(as_json):
+        report = audit.reconcile(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics)
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        print("\n".join(reconcile_lines(report)))
+    if not report.ok:
+        raise typer.Exit(audit.EXIT_UNRECONCILED)
+
+
+def reconcile_lines(report: audit.Reconciliation) -> list[str]:
+    """`ledger audit reconcile` as it prints: the three sides, then the verdict and every mismatch by name."""
+    store, state, end, at = report.store, report.relay_state, report.topic, report.store_at_topic_position
+    lines = [f"event store: last notification {store['last_notification_id']}, {store['events']:,} events to publish",
+             f"relay state on {report.state_topic}: " + (
+                 f"notification {state['notification_id']}, position {state['position']:,}" if state else "unreadable"),
+             f"topic {report.events_topic}: " + (
+                 f"last position {end.position:,} (partition {end.partition}, offset {end.offset}), event "
+                 f"{end.event_id}, hash {end.hash}" if end.position else "no event")]
+    if at is not None:
+        lines.append(f"the store's event at position {end.position:,}: {at['event_id']}, hash {at['hash']} "
+                     f"(notification {at['notification_id']})")
+    if report.ok:
+        lines.append(f"agree: the topic holds the store's {store['events']:,} events, and the relay's state names the "
+                     f"last one")
+        return lines
+    lines.append(f"{len(report.mismatches)} mismatch(es):")
+    lines += [f"  {mismatch}" for mismatch in report.mismatches]
+    proven = report.state_from_topic
+    if proven is not None and any("relay_state" in mismatch.name for mismatch in report.mismatches):
+        lines.append(f"the state the topic and the store prove: notification {proven['notification_id']}, position "
+                     f"{proven['position']:,} (docs/kafka.md, 'When the relay refuses its state')")
+    return lines
 
 
 def _period(start: str | None, end: str | None) -> tuple[date | None, date | None]:
@@ -853,21 +900,27 @@ def projections_rebuild(
     as_json: AsJson = False,
 ) -> None:
     """Rebuild from offset 0 beside the live version; switch readers when caught up; drop the old version."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from projections import runner
 
     with _reporting(as_json):
         _projection_names([name])
-        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+        # The bar goes to stderr, so stdout holds only the result; and only to a terminal: in a pipe or a log file
+        # the summary line says it all. Its texts are fields set by `progress`, never formats of `task.total`, which
+        # is None until the runner has taken the end offsets.
+        console = Console(stderr=True)
+        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.fields[offsets]}"),
                    TextColumn("{task.fields[rate]} events/s"), TextColumn("ETA"), TimeRemainingColumn())
-        with Progress(*columns, transient=as_json, disable=as_json) as bar:
-            task = bar.add_task("rebuild", total=None, rate="-")
+        with Progress(*columns, console=console, disable=as_json or not console.is_terminal) as bar:
+            task = bar.add_task("rebuild", total=None, offsets="-", rate="-")
             started = time.perf_counter()
 
             def progress(done: int, total: int) -> None:
                 elapsed = max(time.perf_counter() - started, 1e-6)
-                bar.update(task, completed=done, total=max(total, 1), rate=f"{done / elapsed:,.0f}")
+                bar.update(task, completed=done, total=max(total, 1), offsets=f"{done:,}/{total:,}",
+                           rate=f"{done / elapsed:,.0f}")
 
             try:
                 result = runner.rebuild(ctx.obj.settings, name, workers=workers, progress=progress)
@@ -946,7 +999,8 @@ app.add_typer(consumers_app, name="consumers")
 StartOption = Annotated[str, typer.Option("--start", help="committed | beginning | end | an ISO date-time (publish "
                                                           "time); applies when this process first gets a partition")]
 IdleExit = Annotated[float | None, typer.Option("--idle-exit", min=0.1, max=86_400,
-                                                help="stop after this many seconds without records (default: run "
+                                                help="stop once caught up: no record for this many seconds, and the "
+                                                     "group has consumed every partition to its end (default: run "
                                                      "until SIGTERM/SIGINT)")]
 
 

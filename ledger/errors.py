@@ -48,3 +48,11 @@ class ConcurrencyConflict(LedgerError):
     """Other writers kept changing the same records; the bounded retries ran out. Safe to try again."""
 
     exit_code = 7
+
+
+class RelayStateInvalid(LedgerError):
+    """The relay's saved state on Kafka cannot be true: it says a notification beyond the event store's last one was
+    published, or it is not a relay state at all. The relay publishes nothing until an operator has found out why
+    (`ledger audit reconcile`, docs/kafka.md)."""
+
+    exit_code = 12

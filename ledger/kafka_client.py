@@ -22,15 +22,18 @@ __all__ = [
     "TopicPartition",
     "assigned_consumer",
     "commit_offsets",
+    "committed_offsets",
     "commit_transaction",
     "abort_transaction",
     "consumer",
     "end_offsets",
     "positions",
     "ensure_topic",
+    "last_records",
     "producer",
     "offsets_for_time",
     "read_to_end",
+    "readable_ends",
     "seek",
     "subscribe",
     "topic_partitions",
@@ -220,6 +223,18 @@ def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> d
     return {p: client.position(TopicPartition(topic, p)) for p in partitions}
 
 
+def readable_ends(client: KafkaConsumer, topic: str) -> dict[int, int]:
+    """Partition -> the end offset of every partition of `topic`, as this consumer can read them: for a
+    read_committed consumer, the last stable offset (records of a transaction still open are not yet readable)."""
+    partitions = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
+    return {tp.partition: offset for tp, offset in client.end_offsets(partitions).items()}
+
+
+def committed_offsets(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:
+    """Partition -> the next offset the consumer's group has committed for it (None: never committed)."""
+    return {p: client.committed(TopicPartition(topic, p), timeout_ms=REQUEST_TIMEOUT_MS) for p in partitions}
+
+
 def commit_offsets(client: KafkaConsumer, topic: str, offsets: dict[int, int], *, wait: bool = True) -> None:
     """Commit next offsets to the consumer group. Without `wait`, the commit is sent and its answer (or error) is
     dropped: for a client that resumes from its own copy of the offsets and commits only for Kafka's tools."""
@@ -305,6 +320,62 @@ def read_to_end(
             pending = {tp for tp in pending if client.position(tp) < ends[tp]}
         if pending:
             raise TimeoutError(f"could not read {topic} to its end: partitions {sorted(tp.partition for tp in pending)}")
+    finally:
+        client.close()
+
+
+LAST_RECORDS_WINDOW_FIRST = 16  # offsets read back from a partition's end to find its last record; then 4x wider
+
+
+def last_records(
+    bootstrap_servers: Sequence[str],
+    topic: str,
+    *,
+    rounds_max: int = 600,
+    poll_ms: int = 500,
+) -> dict[int, Any]:
+    """Partition -> its last committed record as of now (None for a partition without one), read_committed.
+
+    Reads a partition back from its end only as far as it must: the last offsets can be transaction markers or
+    records of aborted transactions, which a read_committed consumer never returns, so a window that held no record
+    is widened (4x) until it reaches the partition's beginning. No consumer group: nothing is committed.
+    """
+    client = KafkaConsumer(
+        bootstrap_servers=list(bootstrap_servers),
+        group_id=None,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        max_poll_records=5_000,
+        request_timeout_ms=REQUEST_TIMEOUT_MS,
+    )
+    try:
+        assigned = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
+        if not assigned:
+            raise KafkaError(f"topic {topic} does not exist")
+        client.assign(assigned)
+        begins, ends = client.beginning_offsets(assigned), client.end_offsets(assigned)
+        last: dict[int, Any] = {tp.partition: None for tp in assigned}
+        window = LAST_RECORDS_WINDOW_FIRST
+        pending = [tp for tp in assigned if ends[tp] > begins[tp]]
+        while pending:
+            for tp in pending:
+                client.seek(tp, max(begins[tp], ends[tp] - window))
+            reading = set(pending)
+            empty_rounds = 0
+            while reading and empty_rounds < rounds_max:
+                batches = client.poll(timeout_ms=poll_ms)
+                empty_rounds = 0 if batches else empty_rounds + 1
+                for tp, records in batches.items():
+                    before_end = [record for record in records if record.offset < ends[tp]]  # not what came since
+                    if tp in reading and before_end:
+                        last[tp.partition] = before_end[-1]
+                reading = {tp for tp in reading if client.position(tp) < ends[tp]}
+            if reading:
+                raise TimeoutError(f"could not read {topic} to its end: partitions "
+                                   f"{sorted(tp.partition for tp in reading)}")
+            pending = [tp for tp in pending if last[tp.partition] is None and ends[tp] - window > begins[tp]]
+            window *= 4
+        return last
     finally:
         client.close()
 

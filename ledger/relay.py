@@ -9,6 +9,11 @@ and that record commit or abort together, so the last committed state record is,
 published event. A restarted relay reads it (read_committed) and goes on from N + 1. Its transactional id fences
 off any older instance still running, so two relays never interleave.
 
+That holds for state records the relay wrote. Anyone who can write to the state topic can write one too, so the
+relay refuses (`RelayStateInvalid`, exit 12) a state that is not a state, or that names a notification beyond the
+store's last one: going on from there would skip events silently. `tally_store` gives `ledger audit reconcile` the
+store's side of the comparison with the state and the topic.
+
 Topics (with the default prefix `ledger`):
 - `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
   order in one partition), value = the envelope below as JSON, headers `type` and `version`. Retention forever.
@@ -31,6 +36,7 @@ import orjson
 
 from ledger import kafka_client
 from ledger.domain import INTERNAL_EVENT_TOPICS
+from ledger.errors import RelayStateInvalid
 from ledger.events import public_data
 from ledger.memory import collector_paused
 
@@ -81,14 +87,48 @@ def init_topics(bootstrap: list[str], topics: Topics, partitions: int) -> list[s
 
 
 def read_state(bootstrap: list[str], topics: Topics) -> RelayState:
-    """The last committed relay state: read the (small, compacted) state topic to its end, read_committed."""
+    """The last committed relay state: read the (small, compacted) state topic to its end, read_committed.
+
+    Raises `RelayStateInvalid` when the last state record is not a relay state: the relay must not guess where it is.
+    """
     state = RelayState()
     for record in kafka_client.read_to_end(bootstrap, topics.state, partitions=[0], rounds_max=STATE_READ_ROUNDS_MAX,
                                            poll_ms=STATE_READ_POLL_MS):
         if record.key == RELAY_STATE_KEY:
-            body = orjson.loads(record.value)
-            state = RelayState(notification_id=body["notification_id"], position=body["position"])
+            state = _parse_state(topics.state, record.offset, record.value)
     return state
+
+
+def _parse_state(topic: str, offset: int, value: bytes) -> RelayState:
+    try:
+        body = orjson.loads(value)
+        numbers = (body["notification_id"], body["position"])
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        numbers = None
+    if numbers is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
+        raise RelayStateInvalid(f"the relay state record at {topic} offset {offset} is not a relay state "
+                                f"({{\"notification_id\": N, \"position\": P}}, whole numbers)") from None
+    return RelayState(notification_id=numbers[0], position=numbers[1])
+
+
+def check_state(state: RelayState, store_head: int, topics: Topics) -> None:
+    """Refuse a saved state beyond the store's last notification.
+
+    Publishing from there would skip every event up to it, silently, and print "published 0 events" until the store
+    grew past it. Such a state comes from a record on the state topic that the relay did not write, or from a store
+    that is not the one the topic was published from (another file, an older backup)."""
+    if state.notification_id > store_head:
+        raise RelayStateInvalid(
+            f"the relay's saved state on {topics.state} says notification {state.notification_id} (position "
+            f"{state.position}) was published, but the event store's last notification is {store_head}; "
+            f"{REFUSAL_ADVICE}")
+
+
+# What an operator does when the relay refuses its state: said once, for every refusal.
+REFUSAL_ADVICE = ("nothing was published. Check that LEDGER_SQLITE_PATH (or LEDGER_POSTGRES_*) and "
+                  "LEDGER_KAFKA_TOPIC_PREFIX name a store and topics that belong together; `ledger audit reconcile` "
+                  "compares the store, the relay's state and the events topic, and docs/kafka.md ('When the relay "
+                  "refuses its state') says how to repair the state")
 
 
 def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -144,8 +184,13 @@ class Relay:
         self.producer = kafka_client.producer(self.bootstrap, transactional_id=self.transactional_id,
                                               compression_type=self.compression_type)
         self.producer.init_transactions()
-        self.state = read_state(self.bootstrap, self.topics)
+        try:
+            self.state = read_state(self.bootstrap, self.topics)
+        except RelayStateInvalid as error:
+            raise RelayStateInvalid(f"{error}; {REFUSAL_ADVICE}") from None
         self.prepared = None
+        # A state beyond the store would make the relay skip events silently: refuse it (`check_state`).
+        check_state(self.state, self._store_head(), self.topics)
 
     def close(self) -> None:
         if self.producer is not None:
@@ -235,3 +280,37 @@ class Relay:
 
     def _store_head(self) -> int:
         return self.recorder.max_notification_id() or 0
+
+
+@dataclass(frozen=True)
+class StoreTally:
+    """What the store says about publishing, from one pass over its notification log (`tally_store`)."""
+
+    last_notification_id: int
+    events: int  # notifications the relay publishes (all but the internal ones): the topic's last position, when done
+    events_up_to: int  # of those, how many have a notification id at or before the one asked about
+    at_position: dict[str, Any] | None  # the event the relay gives the position asked about: event_id, hash, id
+
+
+def tally_store(recorder: Any, *, position: int, notification_id: int, page_max: int = RELAY_BATCH_MAX) -> StoreTally:
+    """Count the publishable events and find the one at `position`, as the relay numbers them: the k-th publishable
+    notification in store order has position k. One pass over the log, in pages of `page_max`."""
+    last = events = events_up_to = 0
+    at_position = None
+    start = 1
+    while True:
+        page = recorder.select_notifications(start=start, limit=page_max)
+        for notification in page:
+            last = notification.id
+            if notification.topic in INTERNAL_EVENT_TOPICS:
+                continue
+            events += 1
+            if notification.id <= notification_id:
+                events_up_to = events
+            if events == position:
+                value = orjson.loads(envelope(notification, events)[1])
+                at_position = {"event_id": value["event_id"], "hash": value["hash"], "notification_id": notification.id}
+        if len(page) < page_max:
+            return StoreTally(last_notification_id=last, events=events, events_up_to=events_up_to,
+                              at_position=at_position)
+        start = page[-1].id + 1

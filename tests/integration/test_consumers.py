@@ -24,7 +24,7 @@ import orjson
 import pytest
 
 from consumers.sdk import Delivery, ProcessedEvents, Reject, Subscriber
-from history import copy_topic
+from history import HISTORY_PARTITIONS, copy_topic
 from ledger import events, kafka_client
 from ledger.events import ClaimPaid, MemberEnrolled, PUBLISHED_EVENT_TYPES
 
@@ -175,6 +175,93 @@ def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_onc
     for row in random.Random(1).sample(rows, 50):
         env = by_id[row["event_id"]]
         assert int(row["position"]) == env["position"] and json.loads(row["data"]) == env["data"]
+
+
+# A member of a consumer group that takes the partitions it is given, reads them, and never commits: what a consumer
+# killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance.
+HOLDER = """
+import json, pathlib, sys
+from ledger import kafka_client
+bootstrap, topic, group, assignment = sys.argv[1:5]
+client = kafka_client.consumer(bootstrap.split(","), group_id=group, max_poll_records=1)
+def assigned(partitions):
+    pathlib.Path(assignment + ".tmp").write_text(json.dumps(partitions))
+    pathlib.Path(assignment + ".tmp").replace(assignment)
+kafka_client.subscribe(client, topic, on_assigned=assigned, on_revoked=lambda _: None)
+while True:
+    client.poll(timeout_ms=200)
+"""
+
+
+def hold_partitions(bootstrap: list[str], topic: str, group_id: str, folder: Path) -> tuple[subprocess.Popen, Path]:
+    assignment = folder / f"holder-{uuid.uuid4().hex[:6]}.json"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, ",".join(bootstrap), topic, group_id, str(assignment)],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return holder, assignment
+
+
+def held(assignment: Path) -> list[int] | None:
+    return json.loads(assignment.read_text()) if assignment.exists() else None
+
+
+def wait_until(condition, what: str, timeout_s: float = WAIT_S_MAX) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout_s}s: {what}"
+        time.sleep(0.2)
+
+
+def test_idle_exit_waits_until_a_killed_members_partitions_are_reassigned_and_exported(
+        branch_history, bootstrap, tmp_path) -> None:
+    """A member took every partition and was killed before it committed anything. The group hands its partitions on
+    only when its session times out; until then a new member gets nothing. A warehouse run with --idle-exit 1 must
+    wait for them and export every event, not stop after a quiet second."""
+    topic, name = branch_history["topics"].events, group()
+    holder, assignment = hold_partitions(bootstrap, topic, name, tmp_path)
+    try:
+        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition")
+    finally:
+        holder.kill()
+        holder.wait(timeout=WAIT_S_MAX)
+    out = tmp_path / "warehouse"
+    done = subprocess.run([sys.executable, "-m", "ledger.cli", "consumers", "warehouse", "--out", str(out), "--group",
+                           name, "--idle-exit", "1", "--json"], env=cli_env(branch_history), cwd=ROOT,
+                          capture_output=True, text=True, timeout=WAIT_S_MAX)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["handled"] == len(branch_history["envelopes"])
+    assert "not assigned yet" in done.stderr  # it said what it waited for
+    exported = Counter()
+    for path in out.glob("month=*/events-p*.csv"):
+        with path.open(newline="", encoding="utf-8") as file:
+            exported.update(row["event_id"] for row in csv.DictReader(file))
+    assert exported == Counter(e["event_id"] for e in branch_history["envelopes"])
+
+
+def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_history, bootstrap, tmp_path) -> None:
+    """Two members share the partitions; the other one dies before committing. This member's own partitions are done,
+    but it can speak only for those: it must wait until the dead member's partitions come to it, and handle them."""
+    topic, name = branch_history["topics"].events, group()
+    holder, assignment = hold_partitions(bootstrap, topic, name, tmp_path)
+    handled: Counter[str] = Counter()
+    subscriber = Subscriber(bootstrap, topic=topic, group_id=name)
+
+    @subscriber.on(*PUBLISHED_EVENT_TYPES.values())
+    def count(event: Any, delivery: Delivery) -> None:
+        handled[delivery.envelope.event_id] += 1
+
+    consumer = threading.Thread(target=subscriber.run, kwargs={"idle_timeout_s": 1, "handle_signals": False})
+    try:
+        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition")
+        consumer.start()
+        # Once this member has partitions of its own (unless it returned before, as it should not).
+        wait_until(lambda: not consumer.is_alive() or 0 < len(held(assignment)) < HISTORY_PARTITIONS,
+                   "the group split the partitions")
+    finally:
+        holder.kill()
+        holder.wait(timeout=WAIT_S_MAX)
+    consumer.join(timeout=WAIT_S_MAX)
+    assert not consumer.is_alive(), "the consumer did not finish"
+    assert handled == Counter(e["event_id"] for e in branch_history["envelopes"])
 
 
 def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_history, bootstrap) -> None:
