@@ -25,8 +25,8 @@ What a record goes through:
    repeats at most the uncommitted records, and step 3 makes those repeats harmless.
 
 **Idle exit** (`run(idle_timeout_s=N)`, the CLI's `--idle-exit N`) means caught up, not merely quiet. A consumer
-group goes quiet while it waits for a member that died to time out (45 s by default) before it hands that member's
-partitions on; a consumer that stopped then would leave those partitions unread, and a nightly export would stop
+group goes quiet while it waits for a member that died to time out (10 s, `kafka_client.GROUP_SESSION_TIMEOUT_MS`)
+before it hands that member's partitions on; a consumer that stopped then would leave those partitions unread, and a nightly export would stop
 short. So `run` returns only when nothing arrived for N seconds **and** the group has consumed every partition of the
 topic up to the end offsets taken when that quiet spell began (`partitions_behind`). Each member speaks only for
 what it knows: for the partitions assigned to it, its own positions; for every other partition, the offset the group
