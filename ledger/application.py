@@ -463,6 +463,14 @@ class Ledger(Application):
         if command.exit_date < last_wage_change:
             raise InvalidInput(f"exit date {command.exit_date} is before the wage change of {last_wage_change} "
                                f"recorded for member {command.kpj}")
+        # An exit dated back must not leave paid months that it makes not owed (rules.month_owed): those payments
+        # are reversed first, as a claim that would take back paid-out money is.
+        for record in self.contribution_months(member):
+            if record.current is not None and not rules.month_owed(record.month, member.enrolled_on,
+                                                                   command.exit_date):
+                raise RuleViolation(f"member {command.kpj}'s contribution for {record.month} is paid (event "
+                                    f"{record.current_id}); an exit on {command.exit_date} means that month is not "
+                                    f"owed: reverse that contribution first")
         new_id = member.record(ev.MemberExited(kpj=command.kpj, reason=command.reason, exit_date=command.exit_date))
         return [member], {"kpj": command.kpj, "reason": command.reason.value, "event_id": new_id}
 
@@ -558,12 +566,15 @@ class Ledger(Application):
         rate = command.rate_percent / Decimal(100)
         credited: list[Any] = []
         total = 0
+        earlier_rates: set[Decimal] = set()  # the rates this year's yield was already credited at
         for aggregate_id in self.all_member_ids():
             member = self.repository.get(aggregate_id)
+            if command.year in member.yields:
+                earlier_rates.add(member.yields[command.year].rate)
+                continue
             # A full JHT payout closes the account: the member was paid out and earns no later yield.
             closed = any(c.kind is ev.ClaimKind.JHT_FULL for c in member.claims_of(Program.JHT))
-            if Program.JHT not in member.programs or command.year in member.yields or closed \
-                    or member.enrolled_on > date(command.year, 12, 31):
+            if Program.JHT not in member.programs or closed or member.enrolled_on > date(command.year, 12, 31):
                 continue
             months = self.contribution_months(member)
             balances = [self.program_balance(member, Program.JHT, _month_end(f"{command.year}-{m:02d}"), months)
@@ -574,6 +585,17 @@ class Ledger(Application):
                                            balance_basis=sum(balances) // 12, amount=amount, credited_on=credited_on))
             credited.append(member)
             total += amount
+        # A year has one announced rate: crediting it again at another rate, or when nobody is left to credit, is
+        # refused rather than answered with "0 members", which an operator could take for success.
+        other = sorted(r for r in earlier_rates if r != rate)
+        if other:
+            raise AlreadyExists(f"the {command.year} yield was already credited at {other[0] * 100:f}% "
+                                f"(rate_percent); one year has one rate")
+        if not credited:
+            if earlier_rates:
+                raise AlreadyExists(f"the {command.year} yield was already credited to every JHT member")
+            raise RuleViolation(f"no JHT member to credit the {command.year} yield to (none enrolled by the end of "
+                                f"{command.year}, or all paid out)")
         return credited, {"year": command.year, "rate_percent": str(command.rate_percent),
                           "members": len(credited), "total": total}
 
@@ -599,9 +621,16 @@ class Ledger(Application):
             raise InvalidInput(f"{kind.value} is not a kind of {command.program.value} claim (allowed: {allowed})")
         member = self.member(command.kpj, to_save=not careful)
         died = member.exit is not None and member.exit.reason in (ev.ExitReason.DEATH, ev.ExitReason.WORK_DEATH)
-        if command.beneficiary is ev.Beneficiary.SELF and (kind in ev.DEATH_CLAIM_KINDS or died):
+        heir = command.beneficiary not in (ev.Beneficiary.SELF, ev.Beneficiary.CARE_PROVIDER)
+        if command.beneficiary is ev.Beneficiary.CARE_PROVIDER and kind is not ev.ClaimKind.JKK_CARE:
+            raise InvalidInput("only a JKK care claim (--kind care) is paid to a care provider; this claim is paid "
+                               "to the member or, after a death, to an heir")
+        if (kind in ev.DEATH_CLAIM_KINDS or died) and not heir and kind is not ev.ClaimKind.JKK_CARE:
             raise InvalidInput(f"member {member.kpj} died: the claim is paid to an heir; give the beneficiary's "
                                f"relationship (spouse, child, parent, other-heir) and name")
+        if not died and heir and kind not in ev.DEATH_CLAIM_KINDS:
+            raise InvalidInput(f"member {member.kpj} has not died: the claim is paid to the member (self), not "
+                               f"to the {command.beneficiary.value}")
         statutory, ceiling = self._claim_amounts(member, command, kind)
         amount = command.amount if command.amount is not None else statutory
         if amount is None:

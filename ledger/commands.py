@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, ClassVar
@@ -131,6 +132,9 @@ Day = Annotated[date, BeforeValidator(_iso_day)]
 _FORBIDDEN_IN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Co", "Cn"})
+
+
 def _printable_text(value: str) -> str:
     """Free text, trimmed of spaces; refused when empty or holding a control character anywhere, its ends included
     (a trailing line break is refused, not trimmed away). The message never repeats the text."""
@@ -138,9 +142,18 @@ def _printable_text(value: str) -> str:
     if found:
         raise ValueError(f"must not contain control characters (a line break, tab, escape, NUL or a bidirectional "
                          f"override): U+{ord(found.group()):04X} at character {found.start() + 1}")
+    for index, char in enumerate(value, start=1):
+        # Invisible or meaningless characters: format characters (zero-width spaces and joiners, bidi marks, soft
+        # hyphens, tags), private-use, unassigned and noncharacter code points. A name made of them looks empty.
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or (ord(char) & 0xFFFE) == 0xFFFE \
+                or 0xFDD0 <= ord(char) <= 0xFDEF:
+            raise ValueError(f"must not contain invisible or unassigned characters: U+{ord(char):04X} at character "
+                             f"{index}")
     text = value.strip()
     if not text:
         raise ValueError("must not be empty or only spaces")
+    if not any(char.isalnum() for char in text):
+        raise ValueError("must contain at least one letter or digit")
     return text
 
 

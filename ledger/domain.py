@@ -66,7 +66,9 @@ def parse_event_id(text: str) -> tuple[UUID, int]:
     try:
         return UUID(head), int(tail)
     except ValueError:
-        raise ValueError(f"{text!r} is not an event id (expected <aggregate uuid>.<version>)") from None
+        # The text is not repeated: it may be personal data typed into the wrong field.
+        raise ValueError("not an event id (expected <aggregate uuid>.<version>, as `ledger history` prints it)") \
+            from None
 
 
 def month_key(day: date) -> str:

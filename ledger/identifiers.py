@@ -20,7 +20,9 @@ BRANCH_CODE_LENGTH_MAX = 40
 
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 # Upper-case letters, digits and single hyphens between them: BEKASI-KOTA, KCP-CIKARANG-2.
-_BRANCH_CODE = re.compile(r"[A-Z0-9]+(?:-[A-Z0-9]+)*")
+# The first character is a letter, so that no number (a NIK, a KPJ typed into the wrong field) is ever a branch code:
+# branch codes are published on every event.
+_BRANCH_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*")
 
 
 def _check_digits(field: str, value: object, length: int) -> str:
@@ -113,8 +115,9 @@ def validate_branch_code(s: str) -> str:
         raise ValueError(f"branch code must be text like 'BEKASI-KOTA', got {type(s).__name__}")
     if not BRANCH_CODE_LENGTH_MIN <= len(s) <= BRANCH_CODE_LENGTH_MAX:
         raise ValueError(f"branch code must be {BRANCH_CODE_LENGTH_MIN}-{BRANCH_CODE_LENGTH_MAX} characters, "
-                         f"got {len(s)} ({s!r})")
+                         f"got {len(s)}")
     if not _BRANCH_CODE.fullmatch(s):
-        raise ValueError(f"branch code must use only upper-case letters A-Z, digits and single hyphens between "
-                         f"them, like 'BEKASI-KOTA'; got {s!r}")
+        # The value is not repeated: it may be personal data typed into the wrong field.
+        raise ValueError("branch code must start with an upper-case letter A-Z and use only upper-case letters, "
+                         "digits and single hyphens between them, like 'BEKASI-KOTA'")
     return s

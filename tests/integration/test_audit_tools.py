@@ -153,7 +153,7 @@ def test_history_through_the_cli_and_its_bad_input(audited) -> None:
     assert "exactly one of --kpj" in cli("audit", "history", "--kpj", kpj, "--npp", "30000001", expect=2).stderr
     assert "KPJ number must be exactly 11 digits" in cli("audit", "history", "--kpj", "123", expect=2).stderr
     assert "NPP number must contain only the digits" in cli("audit", "history", "--npp", "3000000x", expect=2).stderr
-    assert "branch code must use only upper-case" in cli("audit", "history", "--branch", "bogor", expect=2).stderr
+    assert "branch code must start with an upper-case letter" in cli("audit", "history", "--branch", "bogor", expect=2).stderr
     assert "--from must be a date" in cli("audit", "history", "--kpj", kpj, "--from", "2017-02-30", expect=2).stderr
     assert "is after --to" in cli("audit", "history", "--kpj", kpj, "--from", "2017-05-01", "--to", "2017-04-01",
                                   expect=2).stderr

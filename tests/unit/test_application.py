@@ -340,10 +340,15 @@ def test_the_yearly_yield_is_the_rate_times_the_average_month_end_balance_rounde
     assert app.jht_balance(BUDI) == 171_010 + 8_551
     assert app.jht_balance(BUDI, as_of=date(2025, 12, 30)) == 171_010
 
+    # A year's yield is credited once: again, or at another rate, is refused and writes nothing.
     before = notifications(app)
-    again = app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
-    assert (again["members"], again["total"]) == (0, 0), "a year's yield is credited once"
-    assert notifications(app) == before + 1  # only the command record
+    with pytest.raises(AlreadyExists, match="the 2025 yield was already credited to every JHT member"):
+        app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
+    with pytest.raises(AlreadyExists, match=r"the 2025 yield was already credited at 5(\.0*)?%"):
+        app.execute(CreditYield(year=2025, rate_percent=Decimal("6")))
+    assert notifications(app) == before
+    with pytest.raises(RuleViolation, match="no JHT member to credit the 2016 yield to"):
+        app.execute(CreditYield(year=2016, rate_percent=Decimal("5")))
 
 
 def test_a_member_paid_out_in_full_earns_no_later_yield(app):

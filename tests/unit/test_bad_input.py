@@ -209,7 +209,7 @@ def test_facts_already_recorded_are_refused_by_name(app):
 def test_a_reversal_of_an_event_that_does_not_exist_is_refused(app):
     refused(app, NotFound, "no event 00000000-0000-0000-0000-000000000000.1 in the ledger", Reverse,
             event_id="00000000-0000-0000-0000-000000000000.1", reason="typo", reversed_on=TODAY)
-    refused(app, InvalidInput, "is not an event id", Reverse, event_id="payment-42", reason="typo",
+    refused(app, InvalidInput, "not an event id", Reverse, event_id="payment-42", reason="typo",
             reversed_on=TODAY)
 
 
@@ -545,3 +545,59 @@ def test_a_date_is_text_written_yyyy_mm_dd_never_a_timestamp(value, kind):
     with pytest.raises(InvalidInput, match=r"change-wage: effective: must be a date written YYYY-MM-DD"):
         ChangeWage.build(kpj="15000000001", wage=5_000_000, effective=value)
     assert ChangeWage.build(kpj="15000000001", wage=5_000_000, effective="2024-01-01").effective == date(2024, 1, 1)
+
+
+# --- found by a second reviewer attacking the first fixes --------------------------------------------------------
+
+@pytest.mark.parametrize("text", ["\u200b", "Budi\u200bSantoso", "\u200fBudi", "\u2060", "\u00ad", "\ue000Budi",
+                                  "Budi\U000e0041", "\ufffe", "---", "\u3000"])
+def test_a_name_of_invisible_characters_or_without_a_letter_is_refused(app, text):
+    message = refused(app, InvalidInput, r"register-employer: name: must (not contain invisible|contain at least one "
+                                         r"letter or digit|not be empty)", RegisterEmployer, npp="20000001", name=text,
+                      branch="BEKASI-KOTA", kind="company", risk_class="low", registered_on=date(2024, 1, 1))
+    assert text.strip("\u3000") == "" or text not in message
+
+
+def test_an_heir_needs_a_visible_name(app):
+    app.execute(ExitMember(kpj=SITI, reason="death", exit_date=date(2024, 3, 5)))
+    refused(app, InvalidInput, "beneficiary_name: must not contain invisible", PayClaim, kpj=SITI, program="JKM",
+            incident_date=date(2024, 3, 5), paid_on=date(2024, 4, 1), beneficiary="child", beneficiary_name="\u200b")
+
+
+@pytest.mark.parametrize("code", ["3275011505900002", "1BEKASI", "-BEKASI"])
+def test_a_branch_code_starts_with_a_letter_so_no_number_becomes_one(app, code):
+    message = refused(app, InvalidInput, "branch code must start with an upper-case letter", EnrollMember,
+                      branch=code, effective=date(2024, 3, 1),
+                      member=member_fields(segment="BPU", wage=2_000_000, programs=["JKK", "JKM"]))
+    assert code not in message, "the value typed is not repeated: it may be a NIK"
+
+
+def test_an_event_id_that_is_not_one_is_not_repeated(app):
+    message = refused(app, InvalidInput, "not an event id", Reverse, event_id="3275011505900001", reason="typo",
+                      reversed_on=date(2024, 3, 1))
+    assert "3275011505900001" not in message
+
+
+def test_who_may_be_paid_a_claim_follows_the_claim(app):
+    # A living member's own savings go to the member, not to an heir or a hospital.
+    refused(app, InvalidInput, "has not died: the claim is paid to the member", PayClaim, kpj=BUDI, program="JHT",
+            incident_date=date(2024, 2, 29), paid_on=date(2024, 4, 1), beneficiary="spouse", beneficiary_name="Rina")
+    refused(app, InvalidInput, "only a JKK care claim .* is paid to a care provider", PayClaim, kpj=BUDI,
+            program="JHT", incident_date=date(2024, 2, 29), paid_on=date(2024, 4, 1), beneficiary="care-provider",
+            beneficiary_name="RSUD Bekasi")
+    # After a death, the death benefit goes to an heir, never to a hospital; a hospital is paid for JKK care.
+    app.execute(ExitMember(kpj=SITI, reason="death", exit_date=date(2024, 3, 5)))
+    refused(app, InvalidInput, "only a JKK care claim .* is paid to a care provider", PayClaim, kpj=SITI,
+            program="JKM", incident_date=date(2024, 3, 5), paid_on=date(2024, 4, 1), beneficiary="care-provider",
+            beneficiary_name="RSUD Bekasi")
+    care = app.execute(PayClaim.build(kpj=SITI, program="JKK", kind="care", incident_date=date(2024, 3, 1),
+                                      paid_on=date(2024, 4, 1), amount=1_500_000, beneficiary="care-provider",
+                                      beneficiary_name="RSUD Bekasi"))
+    assert care["beneficiary"] == "care-provider"
+
+
+def test_an_exit_dated_back_before_a_paid_month_is_refused_until_that_payment_is_reversed(app):
+    # Siti's February is paid; an exit on 1 February means February is not owed.
+    refused(app, RuleViolation, r"contribution for 2024-02 is paid .* reverse that contribution first", ExitMember,
+            kpj=SITI, reason="resignation", exit_date=date(2024, 2, 1))
+    assert app.execute(ExitMember.build(kpj=SITI, reason="resignation", exit_date=date(2024, 2, 2)))["kpj"] == SITI
