@@ -72,11 +72,12 @@ def names(report: dict[str, Any]) -> list[str]:
     return [mismatch["name"] for mismatch in report["mismatches"]]
 
 
-def produce(bootstrap: list[str], topic: str, key: bytes, value: bytes, headers: list | None = None) -> None:
+def produce(bootstrap: list[str], topic: str, key: bytes, value: bytes, headers: list | None = None,
+            partition: int | None = None) -> None:
     """A record written the way an intruder (or an operator with kcat) would: not by the relay, not transactional."""
     producer = kafka_client.producer(bootstrap)
     try:
-        producer.send(topic, key=key, value=value, headers=headers or []).get(timeout=30)
+        producer.send(topic, key=key, value=value, headers=headers or [], partition=partition).get(timeout=30)
     finally:
         producer.close()
 
@@ -209,5 +210,11 @@ def test_reconcile_names_a_relay_state_moved_forward_and_a_last_record_that_is_n
 
     produce(bootstrap, topics.state, RELAY_STATE_KEY, orjson.dumps(state.__dict__))
     reconcile(env, expect=0)
-    produce(bootstrap, topics.events, b"someone", b"\x00 not an envelope")
+    # Into a partition that does not hold the topic's last event: the others still show where the topic ends, so the
+    # unreadable record is the one mismatch. (In the partition holding the last event, the readable ends would also
+    # fall short of the store and the relay's state, and those are reported too.)
+    records = list(kafka_client.read_to_end(bootstrap, topics.events))
+    last = max(records, key=lambda r: orjson.loads(r.value)["position"])
+    other = next(p for p in sorted({r.partition for r in records}) if p != last.partition)
+    produce(bootstrap, topics.events, b"someone", b"\x00 not an envelope", partition=other)
     assert names(reconcile(env, expect=13)) == ["topic_last_record_unreadable"]
