@@ -67,7 +67,7 @@ YIELD_RATE_PERCENT_MAX = Decimal(20)  # % a year; the fund has announced 5.63% (
 NAME_CHARS_MAX = 200  # a name, the payer's, the beneficiary's
 REASON_CHARS_MAX = 500  # a reversal's reason
 
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"  # ASCII digits: `\d` would also take other scripts' digits
 ALL_PROGRAMS = [Program.JHT, Program.JKK, Program.JKM, Program.JP]
 BPU_DEFAULT_PROGRAMS = [Program.JKK, Program.JKM]  # the cheapest package, Rp16,800 a month at the lowest income
 
@@ -223,6 +223,14 @@ class RegisterEmployer(Command):
 
     _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
     _branch = field_validator("branch")(lambda v: identifiers.validate_branch_code(v))
+
+    @field_validator("programs")
+    @classmethod
+    def _programs_once(cls, programs: list[Program]) -> list[Program]:
+        repeated = sorted({p.value for p in programs if programs.count(p) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} is listed more than once")
+        return programs
 
 
 class ChangeRiskClass(Command):

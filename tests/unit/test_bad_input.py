@@ -601,3 +601,11 @@ def test_an_exit_dated_back_before_a_paid_month_is_refused_until_that_payment_is
     refused(app, RuleViolation, r"contribution for 2024-02 is paid .* reverse that contribution first", ExitMember,
             kpj=SITI, reason="resignation", exit_date=date(2024, 2, 1))
     assert app.execute(ExitMember.build(kpj=SITI, reason="resignation", exit_date=date(2024, 2, 2)))["kpj"] == SITI
+
+
+def test_a_month_in_other_digits_and_a_program_listed_twice_are_refused(app):
+    refused(app, InvalidInput, "pay-contribution: month: String should match pattern", PayContribution,
+            npp=NPP, month="\u0662\u0660\u0662\u0664-03", paid_on=date(2024, 4, 10))
+    refused(app, InvalidInput, "programs: JHT is listed more than once", RegisterEmployer, npp="20000001",
+            name="PT Dua", branch="BEKASI-KOTA", kind="company", risk_class="low", registered_on=date(2024, 1, 1),
+            programs=["JHT", "JHT", "JKK", "JKM"])
