@@ -290,6 +290,13 @@ def offsets_for_time(client: KafkaConsumer, topic: str, partitions: Sequence[int
     return {tp.partition: (value.offset if value is not None else None) for tp, value in found.items()}
 
 
+def _reader(bootstrap_servers: Sequence[str], **options: Any) -> KafkaConsumer:
+    """A consumer outside any group, reading committed records only and committing nothing: what auditors read with."""
+    return KafkaConsumer(bootstrap_servers=list(bootstrap_servers), group_id=None, isolation_level="read_committed",
+                         enable_auto_commit=False, max_poll_records=5_000, request_timeout_ms=REQUEST_TIMEOUT_MS,
+                         **options)
+
+
 def read_to_end(
     bootstrap_servers: Sequence[str],
     topic: str,
@@ -303,16 +310,7 @@ def read_to_end(
     No consumer group: nothing is committed, so auditors and the relay can read without side effects. Yields
     records in partition order; stops at the end offsets taken when it began, or after `rounds_max` empty polls.
     """
-    client = KafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers),
-        group_id=None,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_poll_records=5_000,
-        fetch_max_bytes=52_428_800,
-        max_partition_fetch_bytes=8 * 1_048_576,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-    )
+    client = _reader(bootstrap_servers, fetch_max_bytes=52_428_800, max_partition_fetch_bytes=8 * 1_048_576)
     try:
         numbers = list(partitions) if partitions is not None else sorted(client.partitions_for_topic(topic) or [])
         assigned = [TopicPartition(topic, p) for p in numbers]
@@ -350,14 +348,7 @@ def last_records(
     records of aborted transactions, which a read_committed consumer never returns, so a window that held no record
     is widened (4x) until it reaches the partition's beginning. No consumer group: nothing is committed.
     """
-    client = KafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers),
-        group_id=None,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        max_poll_records=5_000,
-        request_timeout_ms=REQUEST_TIMEOUT_MS,
-    )
+    client = _reader(bootstrap_servers)
     try:
         assigned = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
         if not assigned:
