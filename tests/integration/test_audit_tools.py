@@ -37,7 +37,8 @@ from projections.views import PROJECTIONS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
 from cli_runner import Cli  # noqa: E402
 
-from ledger.audit.export import ExportRefused, export_topic, verify_bundle
+from ledger.audit.export import export_topic, verify_bundle
+from ledger.errors import ExportRefused
 from ledger.audit.history import Subject, history_topic
 from ledger.audit.recount import Difference, Recount, as_of_topic
 
