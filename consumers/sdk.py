@@ -53,7 +53,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ class ProcessedEvents:
                 return False
             effect(self.connection)
             self.connection.execute("INSERT INTO processed_events VALUES (?, ?, ?)",
-                                    (consumer, event_id, datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                                    (consumer, event_id, datetime.now(UTC).isoformat(timespec="seconds")))
         except BaseException:
             self.connection.rollback()
             raise
@@ -327,7 +327,7 @@ class Subscriber:
         fresh = sorted(self._to_position)
         self._to_position.clear()
         if isinstance(self.start, datetime):
-            moment = self.start if self.start.tzinfo else self.start.replace(tzinfo=timezone.utc)
+            moment = self.start if self.start.tzinfo else self.start.replace(tzinfo=UTC)
             found = kafka_client.offsets_for_time(self._client, self.topic, fresh, int(moment.timestamp() * 1000))
             for partition, offset in found.items():
                 kafka_client.seek(self._client, self.topic, partition, "end" if offset is None else offset)
@@ -393,7 +393,7 @@ class Subscriber:
             ("dlq.reason", reason.encode()), ("dlq.topic", record.topic.encode()),
             ("dlq.partition", str(record.partition).encode()), ("dlq.offset", str(record.offset).encode()),
             ("dlq.group", self.group_id.encode()),
-            ("dlq.failed_at", datetime.now(timezone.utc).isoformat(timespec="seconds").encode())]
+            ("dlq.failed_at", datetime.now(UTC).isoformat(timespec="seconds").encode())]
         # Wait for the broker's acknowledgement: the offset is committed after this, so the record must be safe.
         self._producer.send(self.dead_letter_topic, key=record.key, value=record.value,
                             headers=headers).get(timeout=DEAD_LETTER_SEND_TIMEOUT_S)

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 LEDGER_EPOCH = date(2015, 7, 1)  # the first day any table covers
 JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
-ONE = Decimal("1")
+ONE = Decimal(1)
 
 
 def shift_month(key: str, delta: int) -> str:
@@ -156,9 +156,9 @@ JKK_LABOUR_INTENSIVE_FACTOR = _stepped("JKK labour-intensive factor", LEDGER_EPO
 # --- JKP recomposition: the part of the JKK / JKM payment credited to the JKP fund (not an extra payment) ---------
 
 JKP_FROM_JKK_RATE = _stepped("JKP share of JKK", LEDGER_EPOCH, [(date(2021, 2, 1), Decimal("0.0014"))],
-                             first=Decimal("0"))
+                             first=Decimal(0))
 JKP_FROM_JKM_RATE = _stepped("JKP share of JKM", LEDGER_EPOCH, [
-    (date(2021, 2, 1), Decimal("0.0010")), (date(2025, 2, 1), Decimal("0"))], first=Decimal("0"))
+    (date(2021, 2, 1), Decimal("0.0010")), (date(2025, 2, 1), Decimal(0))], first=Decimal(0))
 # The JKP contribution is defined on the wage capped at Rp5,000,000 (domain.md puts the cap in the wage-cap column
 # of the JKP row), so the recomposed amounts use the capped wage while JKK and JKM themselves stay uncapped.
 JKP_WAGE_CAP = _constant("JKP wage cap", 5_000_000)

@@ -133,7 +133,7 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
     for month, program, employer, worker, fine, count, amount in flows:
         employer, worker, fine, count, amount = (int(v) for v in (employer, worker, fine, count, amount))
         if month:  # a contribution month
-            row = months.setdefault(month, {"month": month, **{p: 0 for p in PROGRAMS}, "fines": 0, "total": 0})
+            row = months.setdefault(month, {"month": month, **dict.fromkeys(PROGRAMS, 0), "fines": 0, "total": 0})
             if program == FINE_PROGRAM:
                 row["fines"] += fine
                 fines += fine

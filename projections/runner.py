@@ -160,7 +160,7 @@ class Runner:
     def _envelope(self, record: Any) -> dict[str, Any]:
         try:
             envelope = orjson.loads(record.value)
-            envelope["type"], envelope["event_id"]  # noqa: B018 - an envelope has both
+            envelope["type"], envelope["event_id"]  # an envelope has both: a KeyError here means it is not one
         except (orjson.JSONDecodeError, TypeError, KeyError) as error:
             self.close()
             raise ProjectionError(f"{self.view.name}: the record at {record.topic} partition {record.partition} "
@@ -217,7 +217,7 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
     for name in names:
         view = projection(name)
         runners.append(Runner(settings, store, view, ensure_live(settings, store, view), partitions, follow_live=True))
-    applied = {name: 0 for name in names}
+    applied = dict.fromkeys(names, 0)
     try:
         ends = kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings))
         for runner in runners:

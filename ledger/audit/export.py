@@ -7,7 +7,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +142,7 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
         files.append({"name": name, "bytes": size, "sha256": digest})
     manifest = {"format": EXPORT_FORMAT, "format_version": EXPORT_FORMAT_VERSION, "topic": topic,
                 "period": {"from": start.isoformat(), "to": end.isoformat()},
-                "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
                 "events": count, "positions": {"first": first, "last": last},
                 "topic_last_position": topic_last_position, "chain_head": head, "files": files}
     write_private(out / MANIFEST, _json_bytes(manifest))

@@ -9,6 +9,7 @@ from typing import Any
 
 from ledger.audit.topic import in_period, read_topic
 
+
 @dataclass(frozen=True)
 class Subject:
     """Whose events: exactly one of a member (KPJ), an employer (NPP) or a branch (code)."""

@@ -12,26 +12,32 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from kafka import (ConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata,
-                   TopicPartition)
+from kafka import (
+    ConsumerRebalanceListener,
+    KafkaAdminClient,
+    KafkaConsumer,
+    KafkaProducer,
+    OffsetAndMetadata,
+    TopicPartition,
+)
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 __all__ = [
     "KafkaError",
     "TopicPartition",
+    "abort_transaction",
     "assigned_consumer",
     "commit_offsets",
-    "committed_offsets",
     "commit_transaction",
-    "abort_transaction",
+    "committed_offsets",
     "consumer",
     "end_offsets",
-    "positions",
     "ensure_topic",
     "last_records",
-    "producer",
     "offsets_for_time",
+    "positions",
+    "producer",
     "read_to_end",
     "readable_ends",
     "seek",

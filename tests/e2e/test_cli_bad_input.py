@@ -107,7 +107,7 @@ def test_a_yield_rate_above_its_limit_is_refused(cli: Cli) -> None:
 # --- money in a batch file is a JSON integer -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("wage, kind", [(True, "true/false"), ("5000000", "text"), (5_000_000.0, "a number with a "
+@pytest.mark.parametrize(("wage", "kind"), [(True, "true/false"), ("5000000", "text"), (5_000_000.0, "a number with a "
                                                                                                   "decimal point")])
 def test_money_in_a_submitted_file_is_a_json_integer_and_nothing_else(cli: Cli, wage: object, kind: str) -> None:
     before = stored_events(cli)

@@ -35,12 +35,12 @@ from projections.store import ViewStore
 from projections.views import PROJECTIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
-from cli_runner import Cli  # noqa: E402
+from cli_runner import Cli
 
 from ledger.audit.export import export_topic, verify_bundle
-from ledger.errors import ExportRefused
 from ledger.audit.history import Subject, history_topic
 from ledger.audit.recount import Difference, Recount, as_of_topic
+from ledger.errors import ExportRefused
 
 pytestmark = pytest.mark.integration
 
@@ -210,7 +210,7 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
                                             "branches": len(audited["envelopes"])}
     # The figures compared are not trivially zero.
     mid = queries.branch_report(store, BEKASI.branch, date(2017, 3, 16))
-    assert mid["active_pu_members"] > 100 and 0 < mid["bpu_members_active"] and mid["late_fines"] >= 0
+    assert mid["active_pu_members"] > 100 and mid["bpu_members_active"] > 0 and mid["late_fines"] >= 0
     assert mid["contributions"]["JHT"]["total"] > 0 and mid["claims"]["JHT"]["count"] > 0
 
     done = audited["cli"].json("audit", "as-of", "2017-05-31")

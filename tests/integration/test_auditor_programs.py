@@ -20,7 +20,7 @@ from history import copy_topic
 from ledger.publishing.envelope import record_headers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
-from cli_runner import Cli  # noqa: E402
+from cli_runner import Cli
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +302,7 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, b
     s = copy_topic(branch_history, bootstrap)
     topic = f"{s.kafka_topic_prefix}.events"
     time.sleep(1.1)  # the later records get a publish time clearly after `cut`
-    cut = datetime.now(timezone.utc)
+    cut = datetime.now(UTC)
     later = of_type(branch_history, "MemberEnrolled")[:7]
     producer = kafka_client.producer(bootstrap)
 

@@ -174,7 +174,7 @@ def test_a_member_enrolled_on_the_last_day_of_a_month_owes_that_month(app):
 # --- claims ------------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("death, cash_total", [(date(2019, 12, 1), 24_000_000), (date(2019, 12, 2), 42_000_000)])
+@pytest.mark.parametrize(("death", "cash_total"), [(date(2019, 12, 1), 24_000_000), (date(2019, 12, 2), 42_000_000)])
 def test_the_jkm_death_benefit_follows_the_date_of_death_not_the_claim_date(app, death, cash_total):
     register(app)
     enroll(app, BUDI, effective=date(2018, 1, 1))
@@ -333,7 +333,7 @@ def test_the_yearly_yield_is_the_rate_times_the_average_month_end_balance_rounde
     pay(app, "2024-12", date(2025, 1, 10))  # Budi: 171,010 at every month end of 2025
     pay(app, "2024-12", date(2025, 7, 10), npp="10054321")  # Siti: 285,000 from the end of July, 6 month ends
 
-    result = app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
+    result = app.execute(CreditYield(year=2025, rate_percent=Decimal(5)))
 
     assert (result["members"], result["total"]) == (2, 8_551 + 7_125)
     budi = [r["data"] for r in events_of(app, "YieldCredited", kpj_=BUDI)]
@@ -349,12 +349,12 @@ def test_the_yearly_yield_is_the_rate_times_the_average_month_end_balance_rounde
     # A year's yield is credited once: again, or at another rate, is refused and writes nothing.
     before = notifications(app)
     with pytest.raises(AlreadyExists, match="the 2025 yield was already credited to every JHT member"):
-        app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
+        app.execute(CreditYield(year=2025, rate_percent=Decimal(5)))
     with pytest.raises(AlreadyExists, match=r"the 2025 yield was already credited at 5(\.0*)?%"):
-        app.execute(CreditYield(year=2025, rate_percent=Decimal("6")))
+        app.execute(CreditYield(year=2025, rate_percent=Decimal(6)))
     assert notifications(app) == before
     with pytest.raises(RuleViolation, match="no JHT member to credit the 2016 yield to"):
-        app.execute(CreditYield(year=2016, rate_percent=Decimal("5")))
+        app.execute(CreditYield(year=2016, rate_percent=Decimal(5)))
 
 
 def test_a_member_paid_out_in_full_earns_no_later_yield(app):
@@ -365,7 +365,7 @@ def test_a_member_paid_out_in_full_earns_no_later_yield(app):
     app.execute(ExitMember(kpj=BUDI, reason="resignation", exit_date=date(2025, 7, 31)))
     app.execute(PayClaim(kpj=BUDI, program="JHT", incident_date=date(2025, 7, 31), paid_on=date(2025, 8, 31)))
 
-    result = app.execute(CreditYield(year=2025, rate_percent=Decimal("5")))
+    result = app.execute(CreditYield(year=2025, rate_percent=Decimal(5)))
 
     assert result["members"] == 1  # Siti only: Budi's account was closed by the full payout
     assert app.jht_balance(BUDI) == 0

@@ -149,7 +149,7 @@ def test_a_contribution_month_in_the_future_is_refused(app):
             npp=NPP, month="2026-10", months=3, paid_on=TODAY)
 
 
-@pytest.mark.parametrize("command_class, raw", [
+@pytest.mark.parametrize(("command_class", "raw"), [
     (PayContribution, {"npp": NPP, "month": "2024-03", "paid_on": date(2917, 1, 1)}),
     (ExitMember, {"kpj": SITI, "reason": "resignation", "exit_date": date(2917, 1, 1)}),
     (RegisterEmployer, {"npp": "10054321", "name": "CV Sinar", "branch": "BEKASI-KOTA", "kind": "company",
@@ -378,11 +378,11 @@ def test_a_bpu_members_declared_income_stays_within_the_governments_list_when_it
 
 
 NOT_WHOLE_RUPIAH = [(True, "true/false"), (False, "true/false"), ("5000000", "text"),
-                    (Decimal("5000000"), "a number with a decimal point"),
+                    (Decimal(5000000), "a number with a decimal point"),
                     (Decimal("5000000.5"), "a number with a decimal point"), (5_000_000.0, "a number with a decimal point")]
 
 
-@pytest.mark.parametrize("value, kind", NOT_WHOLE_RUPIAH)
+@pytest.mark.parametrize(("value", "kind"), NOT_WHOLE_RUPIAH)
 def test_money_that_is_not_a_whole_number_is_refused(app, value, kind):
     message = f"must be whole rupiah written as an integer, like 5000000, not {kind}"
     refused(app, InvalidInput, f"member.wage: {message}", EnrollMember, **enrollment(wage=value))
@@ -391,7 +391,7 @@ def test_money_that_is_not_a_whole_number_is_refused(app, value, kind):
             incident_date=date(2024, 3, 1), paid_on=date(2024, 4, 1), amount=value)
 
 
-@pytest.mark.parametrize("field, text", [
+@pytest.mark.parametrize(("field", "text"), [
     ("wage", "true"), ("wage", '"5000000"'), ("wage", "5000000.0"), ("wage", "5e6"), ("wage", "null"),
 ])
 def test_a_submitted_json_line_gives_money_as_a_json_integer(field, text):
@@ -401,7 +401,7 @@ def test_a_submitted_json_line_gives_money_as_a_json_integer(field, text):
     assert bulk.parse_command(7, line.replace(text, "5000000")).wage == 5_000_000
 
 
-@pytest.mark.parametrize("command_class, raw, field", [
+@pytest.mark.parametrize(("command_class", "raw", "field"), [
     (PayContribution, {"npp": NPP, "month": "2024-03", "paid_on": date(2024, 4, 10), "months": True}, "months"),
     (PayContribution, {"npp": NPP, "month": "2024-03", "paid_on": date(2024, 4, 10), "months": "2"}, "months"),
     (CreditYield, {"year": "2025", "rate_percent": "5"}, "year"),
@@ -554,7 +554,7 @@ def test_an_unknown_command_name_is_repeated_only_when_it_looks_like_one():
     assert "3275011505900001" not in str(caught.value)
 
 
-@pytest.mark.parametrize("value, kind", [(1704067200, "an integer"), ("2024-01-01T00:00:00", "text"),
+@pytest.mark.parametrize(("value", "kind"), [(1704067200, "an integer"), ("2024-01-01T00:00:00", "text"),
                                          ("20240101", "text"), (True, "true/false"), (None, "null")])
 def test_a_date_is_text_written_yyyy_mm_dd_never_a_timestamp(value, kind):
     """pydantic alone reads 1704067200 as 1 January 2024 and takes a time of day: a batch file's date is refused

@@ -27,7 +27,7 @@ def _subclasses(cls: type) -> set[type]:
 
 def _documented() -> dict[int, str]:
     table = CLI_DOC.read_text().split("## Exit codes", 1)[1]
-    return {int(code): names for code, names in re.findall(r"^\| (\d+) \| ([^|]*) \|", table, re.M)}
+    return {int(code): names for code, names in re.findall(r"^\| (\d+) \| ([^|]*) \|", table, re.MULTILINE)}
 
 
 def test_every_operating_error_is_defined_in_ledger_errors() -> None:

@@ -174,7 +174,7 @@ def test_money_is_whole_rupiah_and_rates_travel_as_strings():
 def test_every_type_has_a_version_of_at_least_one():
     for name, cls in ev.EVENT_TYPES.items():
         assert isinstance(cls.VERSION, int) and cls.VERSION >= 1, name
-        assert cls.TYPE == name
+        assert name == cls.TYPE
 
 
 def upcaster_chain_problems(event_types: dict[str, type[ev.LedgerEvent]],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date
 
 from eventsourcing.persistence import JSONTranscoder
 
@@ -50,10 +50,10 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
 
 
 def test_values_the_library_transcodes_are_written_the_way_it_writes_them():
-    from datetime import datetime, timezone
+    from datetime import datetime
     from decimal import Decimal
 
-    value = {"when": datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc), "rate": Decimal("5.75"), "name": "Ñoño",
+    value = {"when": datetime(2026, 11, 23, 8, 30, tzinfo=UTC), "rate": Decimal("5.75"), "name": "Ñoño",
              "list": [1, "a", None, True], "nested": {"b": 2, "a": 1}}
     orjson_transcoder = new_ledger().mapper.transcoder
     assert isinstance(orjson_transcoder, OrjsonTranscoder)

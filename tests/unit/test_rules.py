@@ -173,7 +173,7 @@ def test_rounding_is_half_up_once_per_share():
     assert pu_contribution(1_000_500, RiskClass.LOW, frozenset({JKM}), date(2024, 3, 1)).shares[JKM].employer == 3_002
 
 
-@pytest.mark.parametrize("wage", [0, -1, 5_000_000.0, "5000000", True, Decimal("5000000")])
+@pytest.mark.parametrize("wage", [0, -1, 5_000_000.0, "5000000", True, Decimal(5000000)])
 def test_wage_must_be_a_positive_int(wage):
     with pytest.raises(ValueError, match="wage"):
         pu_contribution(wage, RiskClass.LOW, ALL_PU, date(2024, 3, 1))
@@ -333,10 +333,10 @@ def test_jht_yield_is_the_yearly_rate_on_the_average_month_end_balance():
     assert jht_yield([1_000_000] * 12, Decimal("0.0563")) == 56_300
     # Money paid in December earns one twelfth of a year.
     assert jht_yield([0] * 11 + [12_000_000], Decimal("0.0719")) == 71_900
-    assert jht_yield([0] * 12, Decimal("0")) == 0
+    assert jht_yield([0] * 12, Decimal(0)) == 0
 
 
-@pytest.mark.parametrize("rate", [Decimal("1"), Decimal("-0.01"), 0.05])
+@pytest.mark.parametrize("rate", [Decimal(1), Decimal("-0.01"), 0.05])
 def test_jht_yield_refuses_impossible_rates(rate):
     with pytest.raises(ValueError, match="rate"):
         jht_yield([1_000_000] * 12, rate)
@@ -357,7 +357,7 @@ def test_contribution_does_not_alias_the_callers_dict():
 # --- Membership: the exit date is the first day no longer employed ------------------------------------------------
 
 
-@pytest.mark.parametrize("enrolled, exited, owes_july", [
+@pytest.mark.parametrize(("enrolled", "exited", "owes_july"), [
     (date(2024, 1, 1), date(2024, 7, 1), False),  # exit on the 1st: employed up to 30 June, nothing owed for July
     (date(2024, 1, 1), date(2024, 7, 2), True),  # exit on the 2nd: employed on 1 July, July owed
     (date(2024, 1, 1), date(2024, 7, 31), True),  # exit on the last day
@@ -379,7 +379,7 @@ def test_a_month_is_owed_by_its_own_calendar_in_february_of_a_leap_year():
     assert month_owed("2024-02", date(2024, 1, 1), date(2024, 3, 1))
 
 
-@pytest.mark.parametrize("day, active", [
+@pytest.mark.parametrize(("day", "active"), [
     (date(2024, 2, 29), False), (date(2024, 3, 1), True), (date(2024, 6, 30), True), (date(2024, 7, 1), False),
 ])
 def test_a_member_is_active_from_enrollment_to_the_day_before_the_exit_date(day, active):
