@@ -76,8 +76,9 @@ def example_events() -> dict[str, dict[str, Any]]:
                        wage=5_000_000)
     app.execute(EnrollMember(member=member, npp=npp, effective=date(2016, 1, 1)))
     app.execute(ChangeWage(kpj=kpj, wage=6_000_000, effective=date(2016, 6, 1)))
+    late_month = 3  # March is paid late: a fine
     for month in range(1, 13):
-        paid_on = date(2016 + month // 12, month % 12 + 1, 10 if month != 3 else 28)  # March is paid late: a fine
+        paid_on = date(2016 + month // 12, month % 12 + 1, 10 if month != late_month else 28)
         app.execute(PayContribution(npp=npp, month=f"2016-{month:02d}", paid_on=paid_on))
     app.execute(CreditYield(year=2016, rate_percent="7.19", credited_on=date(2017, 1, 31)))
     paid = [row["event_id"] for row in app.history(kpj=kpj) if row["type"] == "ContributionPaid"]
@@ -105,11 +106,9 @@ def problems() -> list[str]:
         elif json.loads(path.read_text(encoding="utf-8")) != schema:
             found.append(f"{path.relative_to(SCHEMA_DIR)} differs from the model: a published model changed without "
                          f"a new version. Bump its VERSION, add an upcaster from the old version, then write the files")
-    for name, cls in PUBLISHED_EVENT_TYPES.items():
-        for version in range(1, cls.VERSION + 1):
-            for kind in ("json", "example.json"):
-                if not (SCHEMA_DIR / name / f"v{version}.{kind}").exists():
-                    found.append(f"{name}/v{version}.{kind} is missing: every version ever published keeps its files")
+    found.extend(f"{name}/v{version}.{kind} is missing: every version ever published keeps its files"
+                 for name, cls in PUBLISHED_EVENT_TYPES.items() for version in range(1, cls.VERSION + 1)
+                 for kind in ("json", "example.json") if not (SCHEMA_DIR / name / f"v{version}.{kind}").exists())
     return found
 
 

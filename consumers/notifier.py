@@ -32,7 +32,8 @@ def message(event: ClaimPaid) -> str:
     """The text the member (or heir) receives, in Indonesian, amounts in whole rupiah."""
     amount = f"{event.amount:,}".replace(",", ".")  # Indonesian digit grouping: Rp1.234.567
     return (f"BPJS Ketenagakerjaan: klaim {event.program.value} ({event.kind.value}) peserta {event.kpj} sebesar "
-            f"Rp{amount} telah dibayarkan kepada {BENEFICIARY_WORDS[event.beneficiary]} pada {event.paid_on.isoformat()}.")
+            f"Rp{amount} telah dibayarkan kepada {BENEFICIARY_WORDS[event.beneficiary]} "
+            f"pada {event.paid_on.isoformat()}.")
 
 
 def notifier(bootstrap: list[str], topic: str, db: Path, *, group_id: str = GROUP_ID,

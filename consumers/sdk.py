@@ -26,13 +26,14 @@ What a record goes through:
 
 **Idle exit** (`run(idle_timeout_s=N)`, the CLI's `--idle-exit N`) means caught up, not merely quiet. A consumer
 group goes quiet while it waits for a member that died to time out (10 s, `kafka_client.GROUP_SESSION_TIMEOUT_MS`)
-before it hands that member's partitions on; a consumer that stopped then would leave those partitions unread, and a nightly export would stop
-short. So `run` returns only when nothing arrived for N seconds **and** the group has consumed every partition of the
-topic up to the end offsets taken when that quiet spell began (`partitions_behind`). Each member speaks only for
-what it knows: for the partitions assigned to it, its own positions; for every other partition, the offset the group
-committed, which the member holding it commits when it is idle. A member that is not assigned (joining, or while the
-group rebalances) is never caught up, nor is a partition nobody has committed up to its end: a dead member's
-partitions wait for the member that inherits them. Until then it keeps polling, and logs which partitions it waits for.
+before it hands that member's partitions on; a consumer that stopped then would leave those partitions unread, and a
+nightly export would stop short. So `run` returns only when nothing arrived for N seconds **and** the group has
+consumed every partition of the topic up to the end offsets taken when that quiet spell began (`partitions_behind`).
+Each member speaks only for what it knows: for the partitions assigned to it, its own positions; for every other
+partition, the offset the group committed, which the member holding it commits when it is idle. A member that is not
+assigned (joining, or while the group rebalances) is never caught up, nor is a partition nobody has committed up to
+its end: a dead member's partitions wait for the member that inherits them. Until then it keeps polling, and logs
+which partitions it waits for.
 
 The dead-letter topic (default `<group_id>.dead-letters`) gets the original key, value and headers, plus
 `dlq.reason`, `dlq.topic`, `dlq.partition`, `dlq.offset`, `dlq.group` and `dlq.failed_at` headers.
@@ -236,20 +237,24 @@ class Subscriber:
                     continue
                 idle_since = time.monotonic()
                 idle_ends = None
-                done: dict[int, int] = {}
-                for records in batches.values():
-                    for record in records:
-                        if self._stopping.is_set():
-                            break
-                        self._deliver(record)
-                        done[record.partition] = record.offset + 1
-                if done:
-                    self._commit(done)
+                self._handle(batches)
         finally:
             self._close()
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self.stats
+
+    def _handle(self, batches: dict[Any, list[Any]]) -> None:
+        """Deliver the polled records in order, then commit the offsets after them; a `stop()` ends it early."""
+        done: dict[int, int] = {}
+        for records in batches.values():
+            for record in records:
+                if self._stopping.is_set():
+                    break
+                self._deliver(record)
+                done[record.partition] = record.offset + 1
+        if done:
+            self._commit(done)
 
     def _install_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -268,7 +273,7 @@ class Subscriber:
         self._committed = {}  # another member may have committed these partitions meanwhile
         self._assignment = frozenset(partitions)
 
-    def _revoked(self, partitions: list[int]) -> None:
+    def _revoked(self, _partitions: list[int]) -> None:
         # A rebalance begins (or the consumer closes): until the next assignment this member speaks for nothing.
         self._assignment = None
 
@@ -389,8 +394,8 @@ class Subscriber:
     def _dead_letter(self, record: Any, reason: str) -> None:
         if self._producer is None:
             self._producer = kafka_client.producer(self.bootstrap)
-        headers = list(record.headers or []) + [
-            ("dlq.reason", reason.encode()), ("dlq.topic", record.topic.encode()),
+        headers = [
+            *(record.headers or []), ("dlq.reason", reason.encode()), ("dlq.topic", record.topic.encode()),
             ("dlq.partition", str(record.partition).encode()), ("dlq.offset", str(record.offset).encode()),
             ("dlq.group", self.group_id.encode()),
             ("dlq.failed_at", datetime.now(UTC).isoformat(timespec="seconds").encode())]

@@ -133,6 +133,9 @@ _FORBIDDEN_IN_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2
 
 
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Co", "Cn"})
+# The 66 noncharacters: the last two code points of every plane (U+FFFE, U+FFFF, U+1FFFE, ...) and U+FDD0..U+FDEF.
+_PLANE_LAST_TWO = 0xFFFE  # a code point with these bits all set is one of its plane's last two
+_NONCHARACTERS_IN_ARABIC_FORMS = range(0xFDD0, 0xFDEF + 1)
 
 
 def _printable_text(value: str) -> str:
@@ -145,8 +148,8 @@ def _printable_text(value: str) -> str:
     for index, char in enumerate(value, start=1):
         # Invisible or meaningless characters: format characters (zero-width spaces and joiners, bidi marks, soft
         # hyphens, tags), private-use, unassigned and noncharacter code points. A name made of them looks empty.
-        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or (ord(char) & 0xFFFE) == 0xFFFE \
-                or 0xFDD0 <= ord(char) <= 0xFDEF:
+        if unicodedata.category(char) in _INVISIBLE_CATEGORIES or (ord(char) & _PLANE_LAST_TWO) == _PLANE_LAST_TWO \
+                or ord(char) in _NONCHARACTERS_IN_ARABIC_FORMS:
             raise ValueError(f"must not contain invisible or unassigned characters: U+{ord(char):04X} at character "
                              f"{index}")
     text = value.strip()
@@ -221,8 +224,8 @@ class RegisterEmployer(Command):
     labour_intensive: bool = Field(default=False, strict=True)
     registered_on: Day
 
-    _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
-    _branch = field_validator("branch")(lambda v: identifiers.validate_branch_code(v))
+    _npp = field_validator("npp")(identifiers.validate_npp)
+    _branch = field_validator("branch")(identifiers.validate_branch_code)
 
     @field_validator("programs")
     @classmethod
@@ -239,7 +242,7 @@ class ChangeRiskClass(Command):
     risk_class: RiskClass
     effective: Day
 
-    _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
+    _npp = field_validator("npp")(identifiers.validate_npp)
 
 
 class MemberRow(BaseModel):
@@ -254,8 +257,8 @@ class MemberRow(BaseModel):
     wage: Wage = Field(description="PU: monthly wage; BPU: declared income; whole rupiah")
     programs: list[Program] | None = None  # None: all four for PU, JKK + JKM for BPU
 
-    _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
-    _nik = field_validator("nik")(lambda v: identifiers.validate_nik(v))
+    _kpj = field_validator("kpj")(identifiers.validate_kpj)
+    _nik = field_validator("nik")(identifiers.validate_nik)
 
     @model_validator(mode="after")
     def _nik_matches_birth_date(self) -> MemberRow:
@@ -295,7 +298,7 @@ class EnrollMembers(Command):
     effective: Day
     members: list[MemberRow] = Field(min_length=1, max_length=BULK_ENROLLMENT_MAX)
 
-    _npp = field_validator("npp")(lambda v: identifiers.validate_npp(v))
+    _npp = field_validator("npp")(identifiers.validate_npp)
 
     @model_validator(mode="after")
     def _distinct_kpjs(self) -> EnrollMembers:
@@ -313,7 +316,7 @@ class ChangeWage(Command):
     wage: Wage
     effective: Day
 
-    _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
+    _kpj = field_validator("kpj")(identifiers.validate_kpj)
 
 
 class ExitMember(Command):
@@ -322,7 +325,7 @@ class ExitMember(Command):
     reason: ExitReason
     exit_date: Day
 
-    _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
+    _kpj = field_validator("kpj")(identifiers.validate_kpj)
 
 
 class PayContribution(Command):
@@ -369,7 +372,7 @@ class PayClaim(Command):
     beneficiary_name: Name | None = None
     amount: ClaimAmount | None = None
 
-    _kpj = field_validator("kpj")(lambda v: identifiers.validate_kpj(v))
+    _kpj = field_validator("kpj")(identifiers.validate_kpj)
 
     @model_validator(mode="after")
     def _beneficiary_named_when_not_the_member(self) -> PayClaim:

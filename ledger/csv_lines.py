@@ -10,8 +10,8 @@ number. The ledger's own ids, codes, dates, hashes and JSON never start with one
 ordinary events is byte for byte what it was without this rule.
 
 A cell that holds a comma, a quote, a carriage return or a line feed is quoted, so no such character can start a new
-cell (or row) inside it either. The exact original values are kept where the CSV is not the record: `events.jsonl` in an audit bundle, the
-`data` column (JSON) in the warehouse's files.
+cell (or row) inside it either. The exact original values are kept where the CSV is not the record: `events.jsonl`
+in an audit bundle, the `data` column (JSON) in the warehouse's files.
 """
 
 from __future__ import annotations

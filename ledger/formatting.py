@@ -105,11 +105,11 @@ def branch_report_lines(report: dict[str, Any]) -> list[str]:
     kinds = report["active_employers_by_kind"]
     lines = [f"Branch {report['branch']}, up to {report['as_of']}",
              f"  active PU (wage-earner) members   {report['active_pu_members']:>12,}",
-             f"  active employers                  {report['active_employers']:>12,}  (companies "
-             f"{kinds['company']:,}, government bodies {kinds['government']:,}; registered "
-             f"{report['registered_employers']:,})",
-             f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
-             f"(enrolled {report['bpu_members_enrolled']:,})",
+             (f"  active employers                  {report['active_employers']:>12,}  (companies "
+              f"{kinds['company']:,}, government bodies {kinds['government']:,}; registered "
+              f"{report['registered_employers']:,})"),
+             (f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
+              f"(enrolled {report['bpu_members_enrolled']:,})"),
              f"  {'program':<8}{'contributions':>22}{'claims':>10}{'claims paid':>22}"]
     for program in report["contributions"]:
         claims = report["claims"][program]

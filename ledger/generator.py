@@ -45,6 +45,8 @@ MONTHLY_HIRE_RATE = 0.015
 LATE_PAYER_SHARE = 0.06  # employer-months paid after the due date (and fined)
 BPU_PAYING_SHARE = 0.88  # BPU member-months paid on time; the rest unpaid (3 in a row: inactive)
 BPU_LAPSING_SHARE = 0.10  # BPU members who stop paying for good at a random month
+BPU_JHT_SHARE = 0.3  # BPU members who also save for old age (JHT); the rest take JKK and JKM only
+FEMALE_SHARE = 0.45  # of the generated members (a woman's NIK adds 40 to the day of birth)
 EXIT_REASONS = (("resignation", 62), ("end-of-contract", 18), ("retirement", 9), ("dismissal", 5), ("death", 3),
                 ("work-death", 2), ("disability", 1))
 RISK_CLASSES = (("very-low", 25), ("low", 35), ("medium", 25), ("high", 10), ("very-high", 5))
@@ -85,7 +87,7 @@ def _month_date(month: str, day: int) -> date:
 def _person(rng: random.Random, number: int, wage: int, *, segment: str = "PU", programs: list[str] | None = None,
             name: str = "Peserta") -> MemberRow:
     birth = date(rng.randint(1960, 1998), rng.randint(1, 12), rng.randint(1, 28))
-    female = rng.random() < 0.45
+    female = rng.random() < FEMALE_SHARE
     day = birth.day + 40 if female else birth.day
     nik = f"327501{day:02d}{birth.month:02d}{birth.year % 100:02d}{number % 9_999 + 1:04d}"
     return MemberRow(kpj=f"{number:011d}", nik=nik, name=f"{name} {number}", birth_date=birth, segment=segment,
@@ -112,7 +114,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     )
     from ledger.errors import RuleViolation
 
-    rng = random.Random(plan.seed)
+    rng = random.Random(plan.seed)  # noqa: S311 - made-up data, the same for the same seed; no secret
     counts = {"commands": 0, "employers": 0, "members": 0, "bpu_members": 0, "exits": 0, "claims": 0,
               "payments": 0, "claims_refused": 0}
 
@@ -161,12 +163,12 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
             enrolled_on[row.kpj] = effective
         counts["members"] += count
 
-    for npp, size in zip(npps, sizes):
+    for npp, size in zip(npps, sizes, strict=True):
         hire(npp, size, start)
     bpu: list[tuple[str, str | None]] = []  # (kpj, the month after which they stop paying, or None)
     months = [shift_month(plan.first_month, k) for k in range(plan.months)]
     for _ in range(plan.bpu_members):
-        programs = ["JKK", "JKM", "JHT"] if rng.random() < 0.3 else ["JKK", "JKM"]
+        programs = ["JKK", "JKM", "JHT"] if rng.random() < BPU_JHT_SHARE else ["JKK", "JKM"]
         row = _person(rng, next_kpj, rng.choice(BPU_INCOMES), segment="BPU", programs=programs, name="Mandiri")
         next_kpj += 1
         run(EnrollMember(member=row, npp=None, branch=plan.branch, effective=start))
@@ -178,7 +180,7 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     late: dict[str, list[str]] = {}  # month in which to pay -> employer NPPs paying an earlier month late
     leavers: list[tuple[str, str, date]] = []  # (kpj, reason, exit date) whose claims are paid next month
     reasons, reason_weights = [r for r, _ in EXIT_REASONS], [w for _, w in EXIT_REASONS]
-    for step, month in enumerate(months + [shift_month(months[-1], 1)]):
+    for step, month in enumerate([*months, shift_month(months[-1], 1)]):
         in_period = step < len(months)
         previous = shift_month(month, -1)
         # Employers pay last month's contributions by the 15th (late ones a month on, fined).

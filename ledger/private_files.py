@@ -18,6 +18,7 @@ PostgreSQL's files are the server's, not ours.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -53,10 +54,8 @@ def create_private(path: Path) -> None:
     connection's locks.
     """
     make_private_dir(path.parent)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE))
-    except FileExistsError:
-        pass
 
 
 def create_private_database(path: Path) -> None:

@@ -13,12 +13,14 @@ half up to the whole rupiah ONCE, at that point (`round_rupiah`). Amounts derive
 """
 
 from calendar import monthrange
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from functools import lru_cache
-from typing import TypeVar
+from itertools import pairwise
+from typing import Any, Generic, Protocol, TypeVar
 
 LEDGER_EPOCH = date(2015, 7, 1)  # the first day any table covers
 JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
@@ -60,24 +62,27 @@ class NoRuleInForce(LookupError):
     """No period of a rule table covers the date asked for."""
 
 
+T = TypeVar("T")  # what a table holds: a rate (Decimal), an amount or a ceiling (int), a JkmBenefit, ...
+
+
 @dataclass(frozen=True)
-class Period:
+class Period(Generic[T]):
     valid_from: date
     valid_to: date | None  # exclusive; None = open-ended
-    value: object
+    value: T
 
     def covers(self, on: date) -> bool:
         return self.valid_from <= on and (self.valid_to is None or on < self.valid_to)
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: each table is one module constant
-class Table:
+class Table(Generic[T]):
     name: str
-    periods: tuple[Period, ...]
+    periods: tuple[Period[T], ...]
 
     def __post_init__(self) -> None:
         # A table with overlapping periods would make the answer depend on lookup order: a programmer error.
-        for earlier, later in zip(self.periods, self.periods[1:]):
+        for earlier, later in pairwise(self.periods):
             assert earlier.valid_to is not None and earlier.valid_to <= later.valid_from, self.name
         for period in self.periods:
             assert period.valid_to is None or period.valid_from < period.valid_to, self.name
@@ -87,8 +92,7 @@ IN_FORCE_CACHE_MAX = 4_096  # (table, date) answers kept: a month's payment asks
 
 
 @lru_cache(maxsize=IN_FORCE_CACHE_MAX)
-def in_force(table: Table, on: date) -> object:
-    """The value of `table` in force on `on`; NoRuleInForce (a LookupError) when no period covers it."""
+def _in_force(table: Table[Any], on: date) -> Any:
     for period in table.periods:
         if period.covers(on):
             return period.value
@@ -96,7 +100,17 @@ def in_force(table: Table, on: date) -> object:
     raise NoRuleInForce(f"no {table.name} rule in force on {on.isoformat()} (the table starts {first})")
 
 
-def _stepped(name: str, start: date, steps: list[tuple[date, object]], first: object) -> Table:
+class _Lookup(Protocol):
+    def __call__(self, table: Table[T], on: date, /) -> T: ...
+
+
+# The value of `table` in force on `on`; NoRuleInForce (a LookupError) when no period covers it. The cache forgets
+# the table's type (an lru_cache wrapper returns Any), so this name restores it: a rate is a Decimal to the type
+# checker, a ceiling an int, at no cost per call.
+in_force: _Lookup = _in_force
+
+
+def _stepped(name: str, start: date, steps: list[tuple[date, T]], first: T) -> Table[T]:
     """A table that holds `first` from `start`, then each (from, value) step until the next one; the last is open."""
     starts = [(start, first), *steps]
     periods = []
@@ -106,7 +120,7 @@ def _stepped(name: str, start: date, steps: list[tuple[date, object]], first: ob
     return Table(name, tuple(periods))
 
 
-def _constant(name: str, value: object) -> Table:
+def _constant(name: str, value: T) -> Table[T]:
     return Table(name, (Period(LEDGER_EPOCH, None, value),))
 
 
@@ -305,8 +319,8 @@ def _check_rupiah(name: str, amount: object) -> int:
     return _check_whole(name, amount, 1)
 
 
-def _check_programs(programs: object) -> frozenset[Program]:
-    enrolled = frozenset(Program(p) for p in programs)  # type: ignore[union-attr]
+def _check_programs(programs: Iterable[Program | str]) -> frozenset[Program]:
+    enrolled = frozenset(Program(p) for p in programs)
     if not enrolled:
         raise ValueError("programs must name at least one program (JHT, JKK, JKM, JP)")
     return enrolled

@@ -8,6 +8,7 @@ repeats the value: a NIK typed where a KPJ belongs would otherwise be echoed int
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -27,14 +28,17 @@ BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a br
 AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; default today")]
 
 
-def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
+def create_app(settings: Settings, store: ViewStore | None = None, *,
+               clock: Callable[[], date] = date.today) -> FastAPI:
+    """The API over `store` (default: the configured one). `clock` gives the date an omitted `as_of` stands for:
+    today on this machine, like the ledger's clock."""
     views = store or ViewStore.open(settings)
     app = FastAPI(title="Contribution ledger: read API",
                   description="Member balances, member history and branch totals from the ledger's projections, "
                               "at any effective date. Read-only.", version="1")
 
     @app.exception_handler(RequestValidationError)
-    async def refused(request: Request, error: RequestValidationError) -> JSONResponse:
+    async def refused(_request: Request, error: RequestValidationError) -> JSONResponse:
         problems = [{"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
         return JSONResponse(status_code=422, content={"detail": problems})
 
@@ -48,7 +52,7 @@ def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
 
     @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date")
     def member_balance(kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
-        return answer(queries.member_balance, kpj, as_of or date.today())
+        return answer(queries.member_balance, kpj, as_of or clock())
 
     @app.get("/members/{kpj}/history", summary="A member's money movements with the JHT balance after each")
     def member_history(kpj: KpjPath,
@@ -61,6 +65,6 @@ def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
 
     @app.get("/branches/{branch}/totals", summary="A branch's members, employers, contributions, fines and claims")
     def branch_totals(branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
-        return answer(queries.branch_report, branch, as_of or date.today())
+        return answer(queries.branch_report, branch, as_of or clock())
 
     return app

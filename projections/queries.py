@@ -67,7 +67,7 @@ def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
                              "yield": values[8] if program == "JHT" else 0, "claims_count": count, "claims": amount}
     jht = programs["JHT"]
     jht["balance"] = jht["contributions"] + jht["yield"] - jht["claims"]
-    branch, segment, npp, enrolled_on, exited_on, reason, wage = member
+    branch, segment, npp, enrolled_on, exited_on, reason, _wage = member
     return {"kpj": kpj, "as_of": day, "branch": branch, "segment": segment, "npp": npp, "enrolled_on": enrolled_on,
             "exited_on": exited_on if exited_on and exited_on <= day else None,
             "exit_reason": reason if exited_on and exited_on <= day else None,
@@ -121,17 +121,18 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         bpu_enrolled, bpu_active = tx.one(
             f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN substr(m.enrolled_on, 1, 7) > ? OR EXISTS (SELECT 1 FROM "
             f"{t['bpu_months']} b WHERE b.kpj = m.kpj AND b.month >= ? AND b.paid_on <= ? AND (b.reversed_on IS NULL "
-            f"OR b.reversed_on > ?)) THEN 1 ELSE 0 END), 0) FROM {t['members']} m WHERE {active} AND m.segment = 'BPU'",
+            f"OR b.reversed_on > ?)) THEN 1 ELSE 0 END), 0) FROM {t['members']} m "
+            f"WHERE {active} AND m.segment = 'BPU'",
             (threshold, threshold, day, day, branch, day, day))
         flows = tx.all(f"SELECT month, program, SUM(employer_share), SUM(worker_share), SUM(fines), SUM(claims_count), "
-                       f"SUM(claims_amount) FROM {t['flows']} WHERE branch = ? AND on_date <= ? GROUP BY month, program "
-                       f"ORDER BY month, program", (branch, day))
+                       f"SUM(claims_amount) FROM {t['flows']} WHERE branch = ? AND on_date <= ? "
+                       f"GROUP BY month, program ORDER BY month, program", (branch, day))
     contributions = {p: {"employer": 0, "worker": 0, "total": 0} for p in PROGRAMS}
     claims = {p: {"count": 0, "amount": 0} for p in PROGRAMS}
     months: dict[str, dict[str, Any]] = {}
     fines = 0
-    for month, program, employer, worker, fine, count, amount in flows:
-        employer, worker, fine, count, amount = (int(v) for v in (employer, worker, fine, count, amount))
+    for month, program, *sums in flows:
+        employer, worker, fine, count, amount = (int(v) for v in sums)
         if month:  # a contribution month
             row = months.setdefault(month, {"month": month, **dict.fromkeys(PROGRAMS, 0), "fines": 0, "total": 0})
             if program == FINE_PROGRAM:
@@ -200,4 +201,4 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
         table = table_name("branches", version, "account_totals")
         rows = tx.all(f"SELECT account, {', '.join(f'SUM({c})' for c in ACCOUNT_FIELDS)} FROM {table} "
                       f"WHERE on_date <= ? GROUP BY account", (as_of.isoformat(),))
-    return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values))) for account, *values in rows}
+    return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values), strict=True)) for account, *values in rows}

@@ -14,6 +14,7 @@ checks the invariants, indexes it and switches readers to it in one transaction,
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable
@@ -99,7 +100,38 @@ class Runner:
             return self._step()
 
     def _step(self) -> int:
-        polled: list[list[Any]] = []  # what each poll gave, one list per partition, in order
+        polled, count = self._poll()
+        # The consumer's positions, not the last records' offsets + 1: a transaction's commit marker takes an offset
+        # after its last record, and the position steps over it, so a caught-up view shows no lag.
+        positions = self.positions()
+        moved = {p: position for p, position in positions.items() if position != self.saved.get(p)}
+        if not count and not moved:
+            return 0
+        envelopes, values, counts = self._decode(polled, positions)
+        offsets = {(self.topic, p): (position, counts.get(p, 0)) for p, position in moved.items()}
+        with self.store.transaction() as tx:
+            if self.follow_live and self._moved_to_live(tx):
+                return 0
+            if values and not self._apply_json(tx, values):
+                envelopes = [self._envelope(record) for part in polled for record in part]  # the whole batch
+            try:
+                self.view.apply(tx, self.version, envelopes)
+            except Exception as error:
+                self.close()
+                raise ProjectionError(f"{self.view.name}: could not apply the batch ending at partition "
+                                      f"{polled[-1][-1].partition} offset {polled[-1][-1].offset}: {error}"
+                                      ) from error
+            ViewStore.save_offsets(tx, self.view.name, self.version, offsets)
+        self.saved.update(moved)
+        # Kafka's copy of the offsets is informational (tools, lag); the one stored with the view decides.
+        with contextlib.suppress(kafka_client.KafkaError):
+            kafka_client.commit_offsets(self.client, self.topic, {p: o for (_, p), (o, _) in offsets.items()},
+                                        wait=False)  # a round trip per batch otherwise: 2 s of a rebuild
+        return count
+
+    def _poll(self) -> tuple[list[list[Any]], int]:
+        """Up to `batch_max` records: what each poll gave, one list per partition, in order; and their number."""
+        polled: list[list[Any]] = []
         count = 0
         while count < self.batch_max:
             got = self.client.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=min(POLL_RECORDS_MAX,
@@ -109,12 +141,11 @@ class Runner:
             for part in got.values():
                 polled.append(part)
                 count += len(part)
-        # The consumer's positions, not the last records' offsets + 1: a transaction's commit marker takes an offset
-        # after its last record, and the position steps over it, so a caught-up view shows no lag.
-        positions = self.positions()
-        moved = {p: position for p, position in positions.items() if position != self.saved.get(p)}
-        if not count and not moved:
-            return 0
+        return polled, count
+
+    def _decode(self, polled: list[list[Any]], positions: dict[int, int]
+                ) -> tuple[list[dict[str, Any]], list[bytes], dict[int, int]]:
+        """The envelopes to apply, the values for the view's JSON path, and the records per partition."""
         envelopes, values = [], []
         counts: dict[int, int] = {}
         json_headers = self.json_headers
@@ -130,32 +161,17 @@ class Runner:
                     values.append(record.value)
                 else:
                     envelopes.append(self._envelope(record))
-        offsets = {(self.topic, p): (position, counts.get(p, 0)) for p, position in moved.items()}
-        with self.store.transaction() as tx:
-            if self.follow_live:
-                live = ViewStore.live_version(tx, self.view.name, lock=True)
-                if live != self.version:
-                    # A rebuild switched readers to a new version: that version's offsets say where to go on.
-                    self.version = live
-                    self.close()
-                    return 0
-            if values and not self._apply_json(tx, values):
-                envelopes = [self._envelope(record) for part in polled for record in part]  # the whole batch
-            try:
-                self.view.apply(tx, self.version, envelopes)
-            except Exception as error:
-                self.close()
-                raise ProjectionError(f"{self.view.name}: could not apply the batch ending at partition "
-                                      f"{polled[-1][-1].partition} offset {polled[-1][-1].offset}: {error}"
-                                      ) from error
-            ViewStore.save_offsets(tx, self.view.name, self.version, offsets)
-        self.saved.update(moved)
-        try:
-            kafka_client.commit_offsets(self.client, self.topic, {p: o for (_, p), (o, _) in offsets.items()},
-                                        wait=False)  # a round trip per batch otherwise: 2 s of a rebuild
-        except kafka_client.KafkaError:
-            pass  # Kafka's copy of the offsets is informational (tools, lag); the one stored with the view decides
-        return count
+        return envelopes, values, counts
+
+    def _moved_to_live(self, tx: Any) -> bool:
+        """Whether a rebuild switched readers to a new version: then this runner follows it, and that version's
+        offsets say where to go on."""
+        live = ViewStore.live_version(tx, self.view.name, lock=True)
+        if live == self.version:
+            return False
+        self.version = live
+        self.close()
+        return True
 
     def _envelope(self, record: Any) -> dict[str, Any]:
         try:
@@ -197,7 +213,7 @@ class Runner:
         return total
 
 
-def ensure_live(settings: Settings, store: ViewStore, view: Projection) -> int:
+def ensure_live(store: ViewStore, view: Projection) -> int:
     """The live version of a projection, creating an empty version 1 (filled by the runner) on first use."""
     with store.transaction() as tx:
         live = ViewStore.live_version(tx, view.name)
@@ -216,7 +232,7 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
     runners = []
     for name in names:
         view = projection(name)
-        runners.append(Runner(settings, store, view, ensure_live(settings, store, view), partitions, follow_live=True))
+        runners.append(Runner(settings, store, view, ensure_live(store, view), partitions, follow_live=True))
     applied = dict.fromkeys(names, 0)
     try:
         ends = kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings))
@@ -250,7 +266,7 @@ class RebuildResult:
 
 
 def rebuild(settings: Settings, name: str, *, workers: int = 1,
-            progress: Callable[[int, int], None] = lambda done, total: None) -> RebuildResult:
+            progress: Callable[[int, int], None] = lambda _done, _total: None) -> RebuildResult:
     """Build a new version from offset 0 beside the live one, check it, and switch readers to it atomically."""
     if not 1 <= workers <= WORKERS_MAX:
         raise ValueError(f"--workers must be between 1 and {WORKERS_MAX}, got {workers}")
@@ -277,20 +293,8 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
             finally:
                 runner.close()
         else:
-            context = multiprocessing.get_context("spawn")
-            shares = [[p for p in partitions if p % workers == i] for i in range(workers)]
-            processes = [context.Process(target=_worker, args=(settings, name, version, share, ends), daemon=True)
-                         for share in shares if share]
-            for process in processes:
-                process.start()
-            deadline = time.monotonic() + WORKER_JOIN_TIMEOUT_S
-            while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
-                progress(_done(store, name, version), total)
-                time.sleep(PROGRESS_INTERVAL_S)
-            for process in processes:
-                process.join(timeout=1)
-                if process.exitcode != 0:
-                    raise ProjectionError(f"rebuild of {name}: a worker failed (exit code {process.exitcode})")
+            _build_in_workers(settings, store, name, version, ends, workers,
+                              progress=lambda done: progress(done, total))
         progress(_done(store, name, version), total)
         # Events that arrived during the build, then check, index and switch.
         runner = Runner(settings, store, view, version, partitions)
@@ -314,6 +318,25 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
     with store.reading() as tx:
         events = sum(count for _, count, _ in ViewStore.offsets(tx, name, version).values())
     return RebuildResult(name, version, replaced, events, time.perf_counter() - started)
+
+
+def _build_in_workers(settings: Settings, store: ViewStore, name: str, version: int, ends: dict[int, int],
+                      workers: int, *, progress: Callable[[int], None]) -> None:
+    """Build `version` up to `ends` in `workers` processes, each over its share of the partitions."""
+    context = multiprocessing.get_context("spawn")
+    shares = [[p for p in sorted(ends) if p % workers == i] for i in range(workers)]
+    processes = [context.Process(target=_worker, args=(settings, name, version, share, ends), daemon=True)
+                 for share in shares if share]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + WORKER_JOIN_TIMEOUT_S
+    while any(p.is_alive() for p in processes) and time.monotonic() < deadline:
+        progress(_done(store, name, version))
+        time.sleep(PROGRESS_INTERVAL_S)
+    for process in processes:
+        process.join(timeout=1)
+        if process.exitcode != 0:
+            raise ProjectionError(f"rebuild of {name}: a worker failed (exit code {process.exitcode})")
 
 
 def _done(store: ViewStore, name: str, version: int) -> int:

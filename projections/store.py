@@ -28,11 +28,11 @@ SQLITE_BUSY_TIMEOUT_MS = 120_000  # rebuild workers take turns at the single SQL
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
 REGISTRY_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_registry (name TEXT PRIMARY KEY, live_version INTEGER, "
-    "last_version INTEGER NOT NULL, switched_at TEXT)",
-    "CREATE TABLE IF NOT EXISTS projection_offsets (name TEXT NOT NULL, version INTEGER NOT NULL, "
-    "topic TEXT NOT NULL, partition_id INTEGER NOT NULL, next_offset BIGINT NOT NULL, events BIGINT NOT NULL, "
-    "updated_at TEXT NOT NULL, PRIMARY KEY (name, version, topic, partition_id))",
+    ("CREATE TABLE IF NOT EXISTS projection_registry (name TEXT PRIMARY KEY, live_version INTEGER, "
+     "last_version INTEGER NOT NULL, switched_at TEXT)"),
+    ("CREATE TABLE IF NOT EXISTS projection_offsets (name TEXT NOT NULL, version INTEGER NOT NULL, "
+     "topic TEXT NOT NULL, partition_id INTEGER NOT NULL, next_offset BIGINT NOT NULL, events BIGINT NOT NULL, "
+     "updated_at TEXT NOT NULL, PRIMARY KEY (name, version, topic, partition_id))"),
 )
 
 

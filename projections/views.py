@@ -225,7 +225,7 @@ class Balances(Projection):
         for env, data in events:
             kind = env["type"]
             event_id, on = env["event_id"], env["effective_date"]
-            if kind == "ContributionPaid" or kind == "ContributionReversed":
+            if kind in {"ContributionPaid", "ContributionReversed"}:
                 sign = 1 if kind == "ContributionPaid" else -1
                 shares = _shares(data, sign)
                 postings.append((event_id, data["kpj"], on, "contribution" if sign > 0 else "contribution-reversal",
@@ -235,7 +235,7 @@ class Balances(Projection):
                 postings.append((event_id, data["kpj"], on, "yield", None, *zero_shares, 0, data["amount"], None, 0,
                                  env["position"]))
                 account(data["kpj"], env)[1] += data["amount"]
-            elif kind == "ClaimPaid" or kind == "ClaimReversed":
+            elif kind in {"ClaimPaid", "ClaimReversed"}:
                 sign = 1 if kind == "ClaimPaid" else -1
                 postings.append((event_id, data["kpj"], on, "claim" if sign > 0 else "claim-reversal", None,
                                  *zero_shares, 0, 0, data["program"], sign * data["amount"], env["position"]))
@@ -360,25 +360,17 @@ class Branches(Projection):
         for env, data in events:
             kind = env["type"]
             event_id, on, branch = env["event_id"], env["effective_date"], env["branch"]
-            if kind == "ContributionPaid" or kind == "ContributionReversed":
+            if kind in {"ContributionPaid", "ContributionReversed"}:
                 sign = 1 if kind == "ContributionPaid" else -1
-                month = data["month"]
-                amount = 0
-                for program, share in data["shares"].items():
-                    row = flows[(branch, on, month, program)]
-                    row[0] += sign * share["employer"]
-                    row[1] += sign * share["worker"]
-                    amount += share["employer"] + share["worker"]
-                if data["fine"]:
-                    flows[(branch, on, month, FINE_PROGRAM)][2] += sign * data["fine"]
+                amount = _add_to_flows(flows, branch, on, data, sign)
                 row = total(payer_account(data), branch, on, env)
                 row[0] += sign * amount
                 row[1] += sign * data["fine"]
                 if kind == "ContributionPaid" and data["segment"] == "BPU":
-                    bpu_paid.append((event_id, data["kpj"], month, data["paid_on"]))
+                    bpu_paid.append((event_id, data["kpj"], data["month"], data["paid_on"]))
                 elif kind == "ContributionReversed":
                     bpu_reversed.append((data["reversed_on"], data["reverses"]))
-            elif kind == "ClaimPaid" or kind == "ClaimReversed":
+            elif kind in {"ClaimPaid", "ClaimReversed"}:
                 sign = 1 if kind == "ClaimPaid" else -1
                 row = flows[(branch, on, "", data["program"])]
                 row[3] += sign
@@ -450,6 +442,22 @@ class Branches(Projection):
             raise InvariantViolation(self.name, f"account {row[0]}: more reversed than was paid (on {row[2]})", row[1])
         # 4. No event waits for an enrollment that never came.
         self.check_parked(tx, version)
+
+
+def _add_to_flows(flows: dict[tuple[str, str, str, str], list[int]], branch: str, on: str, data: dict[str, Any],
+                  sign: int) -> int:
+    """A contribution's shares and fine added to (a reversal's, `sign` -1, taken from) the branch's flows of the day
+    and its month; returns the shares' sum."""
+    month = data["month"]
+    amount = 0
+    for program, share in data["shares"].items():
+        row = flows[(branch, on, month, program)]
+        row[0] += sign * share["employer"]
+        row[1] += sign * share["worker"]
+        amount += share["employer"] + share["worker"]
+    if data["fine"]:
+        flows[(branch, on, month, FINE_PROGRAM)][2] += sign * data["fine"]
+    return amount
 
 
 PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches())}

@@ -1,5 +1,5 @@
-"""The auditor's tools, which read Kafka, not the ledger's database: `ledger audit verify`, `history`, `as-of`, `export`,
-and `reconcile`, which compares Kafka with the database.
+"""The auditor's tools, which read Kafka, not the ledger's database: `ledger audit verify`, `history`, `as-of`,
+`export`, and `reconcile`, which compares Kafka with the database.
 
 Every tool reads the events topic read_committed with no consumer group (it changes nothing); all but `reconcile`
 replay it from the beginning.

@@ -62,11 +62,9 @@ def _short(value: str | None) -> str:
 def reconcile_findings(tally: Any, state: Any, state_problem: str | None, end: TopicEnd) -> list[Mismatch]:
     """Every way the store (`relay.StoreTally`), the relay's state (`relay.RelayState`, or None with the reason it
     could not be read) and the topic's end disagree, each by name. Empty when all three agree."""
-    found: list[Mismatch] = []
+    found = [Mismatch("topic_last_record_unreadable",
+                      f"the last record of the topic at {where} is not a ledger envelope") for where in end.unreadable]
     events, position = tally.events, end.position
-    for where in end.unreadable:
-        found.append(Mismatch("topic_last_record_unreadable", f"the last record of the topic at {where} is not a "
-                                                              f"ledger envelope"))
     if events > position:
         found.append(Mismatch("store_ahead_of_topic", f"the store holds {events:,} events to publish, the topic's last "
                                                       f"position is {position:,}: {events - position:,} event(s) not "

@@ -271,8 +271,8 @@ class AsOfReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"as_of": self.as_of, "topic": self.topic, "events": self.events, "members": self.members,
-                "branches": self.branches, "accounts": self.accounts, "projection_events": self.projection_events, "ok": self.ok,
-                "differences_found": self.differences_found,
+                "branches": self.branches, "accounts": self.accounts, "projection_events": self.projection_events,
+                "ok": self.ok, "differences_found": self.differences_found,
                 "differences": [difference.as_dict() for difference in self.differences]}
 
 

@@ -83,7 +83,8 @@ def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
             continue
         if position in positions_seen:
             where = positions_seen[position]
-            breach(record, event_id, f"position {position} duplicated (first at partition {where[0]}, offset {where[1]})")
+            breach(record, event_id,
+                   f"position {position} duplicated (first at partition {where[0]}, offset {where[1]})")
         positions_seen.setdefault(position, (record.partition, record.offset))
         if position <= last_in_partition.get(record.partition, 0):
             breach(record, event_id, f"position {position} after {last_in_partition[record.partition]}: reordered")

@@ -1,7 +1,6 @@
 """The clerks' commands: employers, members, contributions, yields, claims, reversals, and what they read back."""
 
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -262,7 +261,7 @@ def balance(
     """A member's balance per program from the balances projection (JHT: contributions + yield - claims)."""
     with reporting(as_json):
         checked(identifiers.validate_kpj, kpj)
-        on = parse_date("--as-of", as_of) if as_of is not None else date.today()
+        on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
         if from_store:
             result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
                                       "jht_balance": ctx.obj.reader.jht_balance(kpj, on), "source": "event store"}
@@ -288,7 +287,7 @@ def report_branch(
 ) -> None:
     """A branch's members, employers, contributions, fines and claims up to a date (branches projection)."""
     with reporting(as_json):
-        on = parse_date("--as-of", as_of) if as_of is not None else date.today()
+        on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
         report = queries.branch_report(ctx.obj.views, branch, on)
     if as_json:
         print_json(report)

@@ -49,7 +49,7 @@ def kafka_init(ctx: typer.Context, as_json: AsJson = False) -> None:
 def run_relay(
     ctx: typer.Context,
     follow: Annotated[bool, typer.Option("--follow", help="Keep tailing the store after catching up.")] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=relay.RELAY_BATCH_LIMIT,
                                        help="Events per Kafka transaction.")] = relay.RELAY_BATCH_MAX,
     as_json: AsJson = False,
 ) -> None:
@@ -217,7 +217,8 @@ def generate(
     if as_json:
         print_json(counts)
     else:
-        print(f"generated {branch}: " + ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in counts.items()))
+        print(f"generated {branch}: "
+              + ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in counts.items()))
 
 
 StartOption = Annotated[str, typer.Option("--start", help="committed | beginning | end | an ISO date-time (publish "

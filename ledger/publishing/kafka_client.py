@@ -328,12 +328,13 @@ def read_to_end(
         while pending and empty_rounds < rounds_max:
             batches = client.poll(timeout_ms=poll_ms)
             empty_rounds = 0 if batches else empty_rounds + 1
-            for tp, records in batches.items():
+            for records in batches.values():
                 yield from records
             # Transaction markers take offsets too, so "done" is the consumer's position, not the last record seen.
             pending = {tp for tp in pending if client.position(tp) < ends[tp]}
         if pending:
-            raise TimeoutError(f"could not read {topic} to its end: partitions {sorted(tp.partition for tp in pending)}")
+            raise TimeoutError(f"could not read {topic} to its end: "
+                               f"partitions {sorted(tp.partition for tp in pending)}")
     finally:
         client.close()
 
@@ -389,15 +390,17 @@ def last_records(
 
 def _main(argv: list[str]) -> int:
     # `python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S`: used by scripts/kafka start.
-    if len(argv) != 3 or argv[0] != "wait":
-        print("usage: python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
-        return 2
-    try:
-        wait_until_ready(argv[1].split(","), float(argv[2]))
-    except TimeoutError as error:
-        print(error, file=sys.stderr)
-        return 1
-    return 0
+    match argv:
+        case ["wait", servers, timeout_s]:
+            try:
+                wait_until_ready(servers.split(","), float(timeout_s))
+            except TimeoutError as error:
+                print(error, file=sys.stderr)
+                return 1
+            return 0
+        case _:
+            print("usage: python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ The topics are described in ledger.publishing.topics, the records' envelope in l
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from ledger.publishing.envelope import envelope
 from ledger.publishing.topics import Topics
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
+RELAY_BATCH_LIMIT = 100_000  # the largest batch a relay accepts (`ledger relay --batch`)
 RELAY_RETRIES_MAX = 30  # consecutive failures before giving up (about 5 minutes with the backoff below)
 RETRY_BACKOFF_MAX_S = 10.0
 FOLLOW_POLL_INTERVAL_S = 0.2
@@ -107,7 +109,7 @@ class Relay:
     def __init__(self, recorder: Any, bootstrap: list[str], topics: Topics, *, transactional_id: str,
                  compression_type: str | None = None, batch_max: int = RELAY_BATCH_MAX,
                  log: Callable[[str], None] = lambda _: None) -> None:
-        assert 1 <= batch_max <= 100_000
+        assert 1 <= batch_max <= RELAY_BATCH_LIMIT
         self.recorder = recorder
         self.bootstrap = bootstrap
         self.topics = topics
@@ -135,10 +137,8 @@ class Relay:
 
     def close(self) -> None:
         if self.producer is not None:
-            try:
+            with contextlib.suppress(kafka_client.KafkaError):
                 self.producer.close(timeout=5)
-            except kafka_client.KafkaError:
-                pass
             self.producer = None
 
     def prepare(self, after: RelayState) -> Batch | None:
@@ -182,10 +182,8 @@ class Relay:
             # 3. Commit: the events and the state become visible together, or (on failure) not at all.
             kafka_client.commit_transaction(producer)
         except BaseException:
-            try:
+            with contextlib.suppress(kafka_client.KafkaError):  # the next producer's init_transactions aborts it
                 kafka_client.abort_transaction(producer)
-            except kafka_client.KafkaError:
-                pass  # the next producer's init_transactions aborts it
             raise
         self.state = batch.state
         self.prepared = following
@@ -208,7 +206,8 @@ class Relay:
                 if failures > RELAY_RETRIES_MAX:
                     raise
                 delay = min(RETRY_BACKOFF_MAX_S, 0.2 * 2 ** failures)
-                self.log(f"relay: Kafka unavailable ({type(error).__name__}: {error}); retry {failures} in {delay:.1f}s")
+                self.log(f"relay: Kafka unavailable ({type(error).__name__}: {error}); "
+                         f"retry {failures} in {delay:.1f}s")
                 self.close()
                 time.sleep(delay)
                 continue

@@ -2,7 +2,8 @@
 
 Topics (with the default prefix `ledger`):
 - `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
-  order in one partition), value = the envelope (ledger.publishing.envelope) as JSON, headers `type` and `version`. Retention forever.
+  order in one partition), value = the envelope (ledger.publishing.envelope) as JSON, headers `type` and `version`.
+  Retention forever.
 - `ledger.relay-state`: the relay's position, compacted, one partition.
 """
 

@@ -335,7 +335,7 @@ def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_setting
     store = ViewStore("postgres", conninfo=pg.postgres_conninfo() + f" options=-csearch_path=views_{suffix}")
     try:
         for name in PROJECTIONS:
-            view_runner = runner.Runner(pg, store, PROJECTIONS[name], runner.ensure_live(pg, store, PROJECTIONS[name]),
+            view_runner = runner.Runner(pg, store, PROJECTIONS[name], runner.ensure_live(store, PROJECTIONS[name]),
                                         sorted(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg))))
             view_runner.catch_up(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg)))
             view_runner.close()
