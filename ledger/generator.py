@@ -14,8 +14,20 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.commands import MemberRow
-from ledger.rules import month_owed, shift_month
+from ledger.commands import (
+    Command,
+    CreditYield,
+    EnrollMember,
+    EnrollMembers,
+    ExitMember,
+    MemberRow,
+    PayClaim,
+    PayContribution,
+    RegisterEmployer,
+)
+from ledger.errors import RuleViolation
+from ledger.events import Beneficiary, ClaimKind, PayerRole
+from ledger.rules import Program, month_owed, shift_month
 
 BIRTH_YEARS = 10  # birth years cycle over a decade, so NIKs differ in more than the serial
 
@@ -103,147 +115,181 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     members pay for themselves (some lapse); leavers' claims are paid the month after (JHT, JP lump sum, JKM, JKK);
     each December's JHT yield is credited at the year's announced rate.
     """
-    from ledger.commands import (
-        CreditYield,
-        EnrollMember,
-        EnrollMembers,
-        ExitMember,
-        PayClaim,
-        PayContribution,
-        RegisterEmployer,
-    )
-    from ledger.errors import RuleViolation
-
-    rng = random.Random(plan.seed)  # noqa: S311 - made-up data, the same for the same seed; no secret
-    counts = {"commands": 0, "employers": 0, "members": 0, "bpu_members": 0, "exits": 0, "claims": 0,
-              "payments": 0, "claims_refused": 0}
-
-    def run(command: Any) -> dict[str, Any]:
-        counts["commands"] += 1
-        return app.execute(command)
-
-    start = _month_date(plan.first_month, 1)
-    npps = [f"{plan.first_npp + i:08d}" for i in range(plan.employers)]
-    for i, npp in enumerate(npps):
-        government = i == 0
-        risk = rng.choices([r for r, _ in RISK_CLASSES], [w for _, w in RISK_CLASSES])[0]
-        registered = start - timedelta(days=rng.randint(30, 500))
-        run(RegisterEmployer(npp=npp, name=f"Dinas Kota {npp}" if government else f"PT Usaha {npp}",
-                             branch=plan.branch, kind="government" if government else "company",
-                             risk_class="very-low" if government else risk, registered_on=registered))
-    counts["employers"] = plan.employers
-
-    weights = [rng.paretovariate(1.1) for _ in npps]
-    sizes = [1] * plan.employers
-    for index in rng.choices(range(plan.employers), weights, k=plan.members - plan.employers):
-        sizes[index] += 1
-    next_kpj = plan.first_kpj
-    staff: dict[str, list[str]] = {npp: [] for npp in npps}  # active PU members per employer
-    employer_of: dict[str, str] = {}
-    enrolled_on: dict[str, date] = {}
-    gone: dict[str, list[tuple[date, date]]] = {npp: [] for npp in npps}  # (enrolled, exited) of leavers
-
-    def owes(npp: str, month: str) -> bool:
-        """Whether anyone on the employer's roster owes `month` (`rules.month_owed`): a payment that bills nobody
-        is refused, as for an employer whose last worker left on the 1st of the month or before."""
-        return bool(staff[npp]) or any(month_owed(month, enrolled, exited) for enrolled, exited in gone[npp])
-
-    def wage() -> int:
-        value = rng.lognormvariate(0, WAGE_SIGMA) * WAGE_MEDIAN
-        return int(min(max(value, WAGE_FLOOR), WAGE_CEILING)) // 1_000 * 1_000
-
-    def hire(npp: str, count: int, effective: date) -> None:
-        nonlocal next_kpj
-        rows = [_person(rng, next_kpj + i, wage(), name="Pekerja") for i in range(count)]
-        next_kpj += count
-        run(EnrollMembers(npp=npp, effective=effective, members=rows))
-        for row in rows:
-            staff[npp].append(row.kpj)
-            employer_of[row.kpj] = npp
-            enrolled_on[row.kpj] = effective
-        counts["members"] += count
-
-    for npp, size in zip(npps, sizes, strict=True):
-        hire(npp, size, start)
-    bpu: list[tuple[str, str | None]] = []  # (kpj, the month after which they stop paying, or None)
-    months = [shift_month(plan.first_month, k) for k in range(plan.months)]
-    for _ in range(plan.bpu_members):
-        programs = ["JKK", "JKM", "JHT"] if rng.random() < BPU_JHT_SHARE else ["JKK", "JKM"]
-        row = _person(rng, next_kpj, rng.choice(BPU_INCOMES), segment="BPU", programs=programs, name="Mandiri")
-        next_kpj += 1
-        run(EnrollMember(member=row, npp=None, branch=plan.branch, effective=start))
-        bpu.append((row.kpj, rng.choice(months) if rng.random() < BPU_LAPSING_SHARE else None))
-    counts["bpu_members"] = plan.bpu_members
-    progress(f"enrolled {counts['members']:,} PU members with {plan.employers:,} employers and "
+    branch = _BranchHistory(app, plan)
+    branch.register_employers()
+    branch.enroll_staff()
+    branch.enroll_bpu()
+    progress(f"enrolled {branch.counts['members']:,} PU members with {plan.employers:,} employers and "
              f"{plan.bpu_members:,} BPU members")
-
-    late: dict[str, list[str]] = {}  # month in which to pay -> employer NPPs paying an earlier month late
-    leavers: list[tuple[str, str, date]] = []  # (kpj, reason, exit date) whose claims are paid next month
-    reasons, reason_weights = [r for r, _ in EXIT_REASONS], [w for _, w in EXIT_REASONS]
+    months = branch.months
     for step, month in enumerate([*months, shift_month(months[-1], 1)]):
         in_period = step < len(months)
         previous = shift_month(month, -1)
-        # Employers pay last month's contributions by the 15th (late ones a month on, fined).
         if step > 0:
-            for npp in npps:
-                if not owes(npp, previous):
-                    continue
-                if rng.random() < LATE_PAYER_SHARE and in_period:
-                    late.setdefault(shift_month(month, 1), []).append((npp, previous))
-                    continue
-                run(PayContribution(npp=npp, month=previous, paid_on=_month_date(month, rng.randint(3, 15)),
-                                    **({"payer": "institution", "payer_name": "APBD Kota Bekasi"}
-                                       if npp == npps[0] else {})))
-                counts["payments"] += 1
-        for npp, owed in late.pop(month, []):
-            run(PayContribution(npp=npp, month=owed, paid_on=_month_date(month, rng.randint(16, 28))))
-            counts["payments"] += 1
-        # Claims of last month's leavers.
-        for kpj, reason, exited in leavers:
-            paid_on = _month_date(month, rng.randint(18, 28))
-            programs: list[tuple[str, str | None, str]] = [("JHT", None, "self")]
-            if reason == "death":
-                programs = [("JKM", None, "spouse"), ("JHT", None, "spouse")]
-            elif reason == "work-death":
-                programs = [("JKK", "death", "child"), ("JHT", None, "child")]
-            elif reason in ("resignation", "end-of-contract", "retirement"):
-                programs.append(("JP", None, "self"))
-            for program, kind, beneficiary in programs:
-                heir = {} if beneficiary == "self" else {"beneficiary_name": f"Ahli Waris {kpj[-4:]}"}
-                try:
-                    run(PayClaim(kpj=kpj, program=program, kind=kind, incident_date=exited, paid_on=paid_on,
-                                 beneficiary=beneficiary, **heir))
-                    counts["claims"] += 1
-                except RuleViolation:  # nothing to pay yet (no contribution landed before the claim)
-                    counts["claims_refused"] += 1
-        leavers = []
-        # BPU members pay this month by the 15th.
+            branch.pay_employers(month, previous, in_period=in_period)
+        branch.pay_late(month)
+        branch.pay_claims(month)
         if in_period:
-            for kpj, lapse_after in bpu:
-                if (lapse_after is not None and month > lapse_after) or rng.random() > BPU_PAYING_SHARE:
-                    continue
-                run(PayContribution(kpj=kpj, month=month, paid_on=_month_date(month, rng.randint(1, 15))))
-                counts["payments"] += 1
-        # December's yield, credited on the 31st once December's contributions are in.
+            branch.pay_bpu(month)
         if previous.endswith("-12") and step > 0:
-            year = int(previous[:4])
-            run(CreditYield(year=year, rate_percent=Decimal(ANNOUNCED_YIELD_PERCENT.get(year, DEFAULT_YIELD_PERCENT)),
-                            credited_on=date(year + 1, 1, 31)))
+            branch.credit_yield(int(previous[:4]))
         if not in_period:
             break
-        # Leavers and hires of this month.
-        for npp in npps:
-            for kpj in list(staff[npp]):
+        branch.exits_and_hires(month, hiring=step + 1 < len(months))
+        progress(f"{month}: {branch.counts['commands']:,} commands so far")
+    return branch.counts
+
+
+def _claims(reason: str) -> list[tuple[Program, ClaimKind | None, Beneficiary]]:
+    """The (program, kind, beneficiary) claims a leaver's exit reason gives rise to."""
+    if reason == "death":
+        return [(Program.JKM, None, Beneficiary.SPOUSE), (Program.JHT, None, Beneficiary.SPOUSE)]
+    if reason == "work-death":
+        return [(Program.JKK, ClaimKind.JKK_DEATH, Beneficiary.CHILD), (Program.JHT, None, Beneficiary.CHILD)]
+    if reason in ("resignation", "end-of-contract", "retirement"):
+        return [(Program.JHT, None, Beneficiary.SELF), (Program.JP, None, Beneficiary.SELF)]
+    return [(Program.JHT, None, Beneficiary.SELF)]
+
+
+class _BranchHistory:
+    """One branch while `generate_branch` writes its history: the plan, the seeded randomness, who works where.
+
+    Every draw from `rng` happens in a fixed order, so the same plan writes the same history, event for event.
+    """
+
+    def __init__(self, app: Any, plan: BranchPlan) -> None:
+        self.app = app
+        self.plan = plan
+        self.rng = random.Random(plan.seed)  # noqa: S311 - made-up data, the same for the same seed; no secret
+        self.counts = {"commands": 0, "employers": 0, "members": 0, "bpu_members": 0, "exits": 0, "claims": 0,
+                       "payments": 0, "claims_refused": 0}
+        self.start = _month_date(plan.first_month, 1)
+        self.months = [shift_month(plan.first_month, k) for k in range(plan.months)]
+        self.npps = [f"{plan.first_npp + i:08d}" for i in range(plan.employers)]
+        self.next_kpj = plan.first_kpj
+        self.staff: dict[str, list[str]] = {npp: [] for npp in self.npps}  # active PU members per employer
+        self.enrolled_on: dict[str, date] = {}
+        self.gone: dict[str, list[tuple[date, date]]] = {npp: [] for npp in self.npps}  # (enrolled, exited) of leavers
+        self.bpu: list[tuple[str, str | None]] = []  # (kpj, the month after which they stop paying, or None)
+        self.late: dict[str, list[tuple[str, str]]] = {}  # month in which to pay -> (NPP, earlier month paid late)
+        self.leavers: list[tuple[str, str, date]] = []  # (kpj, reason, exit date) whose claims are paid next month
+
+    def run(self, command: Command) -> dict[str, Any]:
+        self.counts["commands"] += 1
+        result: dict[str, Any] = self.app.execute(command)
+        return result
+
+    def register_employers(self) -> None:
+        rng = self.rng
+        for i, npp in enumerate(self.npps):
+            government = i == 0
+            risk = rng.choices([r for r, _ in RISK_CLASSES], [w for _, w in RISK_CLASSES])[0]
+            registered = self.start - timedelta(days=rng.randint(30, 500))
+            self.run(RegisterEmployer(npp=npp, name=f"Dinas Kota {npp}" if government else f"PT Usaha {npp}",
+                                      branch=self.plan.branch, kind="government" if government else "company",
+                                      risk_class="very-low" if government else risk, registered_on=registered))
+        self.counts["employers"] = self.plan.employers
+
+    def enroll_staff(self) -> None:
+        plan, rng = self.plan, self.rng
+        weights = [rng.paretovariate(1.1) for _ in self.npps]
+        sizes = [1] * plan.employers
+        for index in rng.choices(range(plan.employers), weights, k=plan.members - plan.employers):
+            sizes[index] += 1
+        for npp, size in zip(self.npps, sizes, strict=True):
+            self.hire(npp, size, self.start)
+
+    def enroll_bpu(self) -> None:
+        plan, rng = self.plan, self.rng
+        for _ in range(plan.bpu_members):
+            programs = ["JKK", "JKM", "JHT"] if rng.random() < BPU_JHT_SHARE else ["JKK", "JKM"]
+            row = _person(rng, self.next_kpj, rng.choice(BPU_INCOMES), segment="BPU", programs=programs,
+                          name="Mandiri")
+            self.next_kpj += 1
+            self.run(EnrollMember(member=row, npp=None, branch=plan.branch, effective=self.start))
+            self.bpu.append((row.kpj, rng.choice(self.months) if rng.random() < BPU_LAPSING_SHARE else None))
+        self.counts["bpu_members"] = plan.bpu_members
+
+    def owes(self, npp: str, month: str) -> bool:
+        """Whether anyone on the employer's roster owes `month` (`rules.month_owed`): a payment that bills nobody
+        is refused, as for an employer whose last worker left on the 1st of the month or before."""
+        return bool(self.staff[npp]) or any(month_owed(month, enrolled, exited) for enrolled, exited in self.gone[npp])
+
+    def wage(self) -> int:
+        value = self.rng.lognormvariate(0, WAGE_SIGMA) * WAGE_MEDIAN
+        return int(min(max(value, WAGE_FLOOR), WAGE_CEILING)) // 1_000 * 1_000
+
+    def hire(self, npp: str, count: int, effective: date) -> None:
+        rows = [_person(self.rng, self.next_kpj + i, self.wage(), name="Pekerja") for i in range(count)]
+        self.next_kpj += count
+        self.run(EnrollMembers(npp=npp, effective=effective, members=rows))
+        for row in rows:
+            self.staff[npp].append(row.kpj)
+            self.enrolled_on[row.kpj] = effective
+        self.counts["members"] += count
+
+    def pay_employers(self, month: str, previous: str, *, in_period: bool) -> None:
+        """Employers pay last month's contributions by the 15th (late ones a month on, fined)."""
+        rng = self.rng
+        for npp in self.npps:
+            if not self.owes(npp, previous):
+                continue
+            if rng.random() < LATE_PAYER_SHARE and in_period:
+                self.late.setdefault(shift_month(month, 1), []).append((npp, previous))
+                continue
+            government = npp == self.npps[0]
+            self.run(PayContribution(npp=npp, month=previous, paid_on=_month_date(month, rng.randint(3, 15)),
+                                     payer=PayerRole.INSTITUTION if government else None,
+                                     payer_name="APBD Kota Bekasi" if government else None))
+            self.counts["payments"] += 1
+
+    def pay_late(self, month: str) -> None:
+        for npp, owed in self.late.pop(month, []):
+            self.run(PayContribution(npp=npp, month=owed, paid_on=_month_date(month, self.rng.randint(16, 28))))
+            self.counts["payments"] += 1
+
+    def pay_claims(self, month: str) -> None:
+        """The claims of last month's leavers."""
+        for kpj, reason, exited in self.leavers:
+            paid_on = _month_date(month, self.rng.randint(18, 28))
+            for program, kind, beneficiary in _claims(reason):
+                heir = None if beneficiary is Beneficiary.SELF else f"Ahli Waris {kpj[-4:]}"
+                try:
+                    self.run(PayClaim(kpj=kpj, program=program, kind=kind, incident_date=exited, paid_on=paid_on,
+                                      beneficiary=beneficiary, beneficiary_name=heir))
+                    self.counts["claims"] += 1
+                except RuleViolation:  # nothing to pay yet (no contribution landed before the claim)
+                    self.counts["claims_refused"] += 1
+        self.leavers = []
+
+    def pay_bpu(self, month: str) -> None:
+        """BPU members pay this month by the 15th."""
+        rng = self.rng
+        for kpj, lapse_after in self.bpu:
+            if (lapse_after is not None and month > lapse_after) or rng.random() > BPU_PAYING_SHARE:
+                continue
+            self.run(PayContribution(kpj=kpj, month=month, paid_on=_month_date(month, rng.randint(1, 15))))
+            self.counts["payments"] += 1
+
+    def credit_yield(self, year: int) -> None:
+        """December's yield, credited on the 31st once December's contributions are in."""
+        self.run(CreditYield(year=year, rate_percent=Decimal(ANNOUNCED_YIELD_PERCENT.get(year, DEFAULT_YIELD_PERCENT)),
+                             credited_on=date(year + 1, 1, 31)))
+
+    def exits_and_hires(self, month: str, *, hiring: bool) -> None:
+        """This month's leavers, and hires (with `hiring`) about as many as a steady workforce needs."""
+        rng = self.rng
+        reasons, reason_weights = [r for r, _ in EXIT_REASONS], [w for _, w in EXIT_REASONS]
+        for npp in self.npps:
+            for kpj in list(self.staff[npp]):
                 if rng.random() < MONTHLY_EXIT_RATE:
                     reason = rng.choices(reasons, reason_weights)[0]
                     exited = _month_date(month, rng.randint(1, 28))
-                    run(ExitMember(kpj=kpj, reason=reason, exit_date=exited))
-                    staff[npp].remove(kpj)
-                    gone[npp].append((enrolled_on[kpj], exited))
-                    leavers.append((kpj, reason, exited))
-                    counts["exits"] += 1
-            hires = sum(1 for _ in staff[npp] if rng.random() < MONTHLY_HIRE_RATE)
-            if hires and step + 1 < len(months):
-                hire(npp, hires, _month_date(month, 1))
-        progress(f"{month}: {counts['commands']:,} commands so far")
-    return counts
+                    self.run(ExitMember(kpj=kpj, reason=reason, exit_date=exited))
+                    self.staff[npp].remove(kpj)
+                    self.gone[npp].append((self.enrolled_on[kpj], exited))
+                    self.leavers.append((kpj, reason, exited))
+                    self.counts["exits"] += 1
+            hires = sum(1 for _ in self.staff[npp] if rng.random() < MONTHLY_HIRE_RATE)  # drawn even when not hiring
+            if hires and hiring:
+                self.hire(npp, hires, _month_date(month, 1))

@@ -237,6 +237,26 @@ def _first_difference(ours: Any, theirs: Any, path: str = "") -> str:
     return f"{path or '(whole document)'}: recomputed {ours!r}, file says {theirs!r}"
 
 
+def _checked_line(number: int, line: bytes, last: int, start: date, end: date) -> dict[str, Any]:
+    """Line `number` of events.jsonl: an envelope, after position `last`, in the period, and matching its hash."""
+    env = envelope_of(line)
+    if env is None:
+        raise _Broken(EVENTS_JSONL, f"line {number} is not a ledger envelope")
+    if env["position"] <= last:
+        raise _Broken(EVENTS_JSONL, f"line {number}: position {env['position']} is not after {last}")
+    if not in_period(env, start, end):
+        raise _Broken(EVENTS_JSONL, f"line {number}: effective date {env['effective_date']} is outside the "
+                                    f"period")
+    expected = chain_hash(env["prev_hash"], aggregate_id=env["aggregate_id"],
+                          aggregate_version=env["aggregate_version"], event_type=env["type"],
+                          version=env["version"], effective_date=env["effective_date"], branch=env["branch"],
+                          data=env["data"])
+    if expected != env["hash"]:
+        raise _Broken(EVENTS_JSONL, f"line {number}: event {env['event_id']}'s hash does not match its "
+                                    f"content: altered")
+    return env
+
+
 def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) -> None:
     """The files agree with each other: events.jsonl with its hashes and the manifest; the CSV and the totals with
     what events.jsonl recomputes to. Catches a bundle altered together with its manifest."""
@@ -246,21 +266,7 @@ def _check_contents(folder: Path, manifest: dict[str, Any], check: ExportCheck) 
     table = hashlib.sha256(csv_line(EVENT_COLUMNS))
     with (folder / EVENTS_JSONL).open("rb") as jsonl:
         for number, line in enumerate(jsonl, start=1):
-            env = envelope_of(line)
-            if env is None:
-                raise _Broken(EVENTS_JSONL, f"line {number} is not a ledger envelope")
-            if env["position"] <= last:
-                raise _Broken(EVENTS_JSONL, f"line {number}: position {env['position']} is not after {last}")
-            if not in_period(env, start, end):
-                raise _Broken(EVENTS_JSONL, f"line {number}: effective date {env['effective_date']} is outside the "
-                                            f"period")
-            expected = chain_hash(env["prev_hash"], aggregate_id=env["aggregate_id"],
-                                  aggregate_version=env["aggregate_version"], event_type=env["type"],
-                                  version=env["version"], effective_date=env["effective_date"], branch=env["branch"],
-                                  data=env["data"])
-            if expected != env["hash"]:
-                raise _Broken(EVENTS_JSONL, f"line {number}: event {env['event_id']}'s hash does not match its "
-                                            f"content: altered")
+            env = _checked_line(number, line, last, start, end)
             first = env["position"] if first is None else first
             last = env["position"]
             head = export_chain(head, env["hash"])

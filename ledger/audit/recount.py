@@ -19,6 +19,8 @@ from ledger.events import (
     UpcastNeedsMember,
 )
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
+from projections import queries
+from projections.store import ViewStore
 
 # --- recomputing from the envelopes: an implementation independent of the projections' -----------------------------
 
@@ -115,6 +117,14 @@ class Recount:
             return
         self.events += 1
         self.facts.see(kind, data)
+        self._keep_fact(kind, env, data)
+        if env["effective_date"] <= self.day:
+            self._count_money(kind, data)
+            self.flows.add(env, data)
+
+    def _keep_fact(self, kind: str, env: dict[str, Any], data: dict[str, Any]) -> None:
+        """Who is enrolled, exited, registered, paid as BPU or reversed: kept whatever its date, since a later date
+        matters too (an exit after `as_of` leaves the member active on it)."""
         if kind == "MemberEnrolled":
             self.members[data["kpj"]] = (env["branch"], data["segment"], data["npp"], data["effective"])
         elif kind == "MemberExited":
@@ -125,8 +135,9 @@ class Recount:
             self.bpu_payments[data["kpj"]].append((env["event_id"], data["month"], data["paid_on"]))
         elif kind == "ContributionReversed":
             self.reversed_on[data["reverses"]] = data["reversed_on"]
-        if env["effective_date"] > self.day:
-            return
+
+    def _count_money(self, kind: str, data: dict[str, Any]) -> None:
+        """The JHT balances and the paying accounts' totals, for an event effective on or before `as_of`."""
         sign = CONTRIBUTION_SIGNS.get(kind)
         if sign is not None:
             jht = data["shares"].get("JHT", NO_SHARE)
@@ -142,7 +153,6 @@ class Recount:
             account = self.accounts[f"kpj:{data['kpj']}"]
             account["claims_count"] += CLAIM_SIGNS[kind]
             account["claims_amount"] += CLAIM_SIGNS[kind] * data["amount"]
-        self.flows.add(env, data)
 
     def finish(self) -> None:
         """Add the events that waited for their member's enrollment; every event of the topic has been added."""
@@ -276,15 +286,25 @@ class AsOfReport:
                 "differences": [difference.as_dict() for difference in self.differences]}
 
 
-def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
-    """Compare the recount with the projections' answers in `store` (a `projections.store.ViewStore`).
+def compare_as_of(recount: Recount, store: ViewStore, topic: str) -> AsOfReport:
+    """Compare the recount with the projections' answers in `store`.
 
-    Raises `projections.queries.NotProjected` when a projection has not been built.
+    Raises `ledger.errors.NotProjected` when a projection has not been built.
     """
-    from projections import queries
-    from projections.store import ViewStore
-
     report = AsOfReport(as_of=recount.day, topic=topic, events=recount.events)
+    _compare_members(recount, store, report)
+    _compare_accounts(recount, store, report)
+    _compare_branches(recount, store, report)
+    with store.reading() as tx:
+        for name in ("balances", "branches"):
+            version = ViewStore.live_version(tx, name)
+            offsets = ViewStore.offsets(tx, name, version) if version is not None else {}
+            report.projection_events[name] = sum(events for (where, _), (_, events, _) in offsets.items()
+                                                 if where == topic) if version is not None else None
+    return report
+
+
+def _compare_members(recount: Recount, store: ViewStore, report: AsOfReport) -> None:
     topic_balances = recount.member_balances()
     projected = queries.jht_balances(store, recount.as_of)
     kpjs = sorted(topic_balances.keys() | projected.keys())
@@ -302,6 +322,8 @@ def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
         if answer != topic_balances[kpj] and projected.get(kpj) == topic_balances[kpj]:
             report.add(Difference(f"member {kpj}", "jht_balance (member_balance)", topic_balances[kpj], answer))
 
+
+def _compare_accounts(recount: Recount, store: ViewStore, report: AsOfReport) -> None:
     topic_accounts, projected_accounts = recount.account_totals(), queries.account_totals(store, recount.as_of)
     for account in sorted(topic_accounts.keys() | projected_accounts.keys()):
         ours, theirs = topic_accounts.get(account), projected_accounts.get(account)
@@ -317,6 +339,8 @@ def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
                 report.add(Difference(f"account {account}", name, ours[name], theirs[name]))
     report.accounts = len(topic_accounts.keys() | projected_accounts.keys())
 
+
+def _compare_branches(recount: Recount, store: ViewStore, report: AsOfReport) -> None:
     topic_reports = recount.branch_reports()
     codes = sorted(topic_reports.keys() | set(queries.branch_codes(store)))
     report.branches = len(codes)
@@ -333,16 +357,8 @@ def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
             if _field(ours, path) != _field(answer, path):
                 report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))
 
-    with store.reading() as tx:
-        for name in ("balances", "branches"):
-            version = ViewStore.live_version(tx, name)
-            offsets = ViewStore.offsets(tx, name, version) if version is not None else {}
-            report.projection_events[name] = sum(events for (where, _), (_, events, _) in offsets.items()
-                                                 if where == topic) if version is not None else None
-    return report
 
-
-def as_of_topic(bootstrap: list[str], topic: str, store: Any, as_of: date) -> AsOfReport:
+def as_of_topic(bootstrap: list[str], topic: str, store: ViewStore, as_of: date) -> AsOfReport:
     recount = Recount(as_of)
     for _, env in read_topic(bootstrap, topic):
         recount.add(env)

@@ -22,6 +22,8 @@ from ledger.events import (
 )
 from ledger.publishing import kafka_client
 
+BREACHES_KEPT_MAX = 100
+
 
 @dataclass
 class Breach:
@@ -53,23 +55,19 @@ class VerifyReport:
                 "positions_contiguous": self.positions_ok, "chains_intact": self.chains_ok, "ok": self.ok,
                 "first_breach": str(self.breaches[0]) if self.breaches else None, "breaches": len(self.breaches)}
 
-
-BREACHES_KEPT_MAX = 100
+    def breach(self, record: Any, event_id: str | None, problem: str, *, chain: bool = False) -> None:
+        if chain:
+            self.chains_ok = False
+        else:
+            self.positions_ok = False
+        if len(self.breaches) < BREACHES_KEPT_MAX:
+            self.breaches.append(Breach(record.partition, record.offset, event_id, problem))
 
 
 def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
     """Check a topic's records (in partition order, as Kafka returns them)."""
     report = VerifyReport(topic=topic)
-
-    def breach(record: Any, event_id: str | None, problem: str, *, chain: bool = False) -> None:
-        if chain:
-            report.chains_ok = False
-        else:
-            report.positions_ok = False
-        if len(report.breaches) < BREACHES_KEPT_MAX:
-            report.breaches.append(Breach(record.partition, record.offset, event_id, problem))
-
-    positions_seen: dict[int, tuple[int, int]] = {}
+    positions_seen: dict[int, tuple[int, int]] = {}  # position -> (partition, offset) where first seen
     last_in_partition: dict[int, int] = {}
     heads: dict[str, tuple[int, str]] = {}  # aggregate id -> (version, hash) of its last event
     for record in records:
@@ -79,41 +77,55 @@ def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
             event_id, position = env["event_id"], int(env["position"])
             aggregate, version = env["aggregate_id"], int(env["aggregate_version"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            breach(record, None, f"not a ledger envelope ({error})", chain=True)
+            report.breach(record, None, f"not a ledger envelope ({error})", chain=True)
             continue
-        if position in positions_seen:
-            where = positions_seen[position]
-            breach(record, event_id,
-                   f"position {position} duplicated (first at partition {where[0]}, offset {where[1]})")
-        positions_seen.setdefault(position, (record.partition, record.offset))
-        if position <= last_in_partition.get(record.partition, 0):
-            breach(record, event_id, f"position {position} after {last_in_partition[record.partition]}: reordered")
-        last_in_partition[record.partition] = max(position, last_in_partition.get(record.partition, 0))
-
-        prev_version, prev_hash = heads.get(aggregate, (0, GENESIS_HASH))
-        if version != prev_version + 1:
-            breach(record, event_id, f"aggregate version {version} follows {prev_version}: an event is missing, "
-                                     f"duplicated or reordered", chain=True)
-        if env.get("prev_hash") != prev_hash:
-            breach(record, event_id, "chain broken: prev_hash is not the hash of the aggregate's previous event",
-                   chain=True)
-        expected = chain_hash(env.get("prev_hash", ""), aggregate_id=aggregate, aggregate_version=version,
-                              event_type=env.get("type"), version=env.get("version"),
-                              effective_date=env.get("effective_date"), branch=env.get("branch"),
-                              data=env.get("data"))
-        if expected != env.get("hash"):
-            breach(record, event_id, "chain broken: the hash does not match the event's content (altered)", chain=True)
-        heads[aggregate] = (version, env.get("hash", ""))
-
+        _check_position(report, record, event_id, position, positions_seen, last_in_partition)
+        _check_chain(report, record, env, aggregate, version, heads)
     if positions_seen:
-        report.first_position, report.last_position = min(positions_seen), max(positions_seen)
-        missing = report.last_position - len(positions_seen) + (report.first_position - 1)
-        if report.first_position != 1 or missing:
-            report.positions_ok = False
-            gaps = [p for p in range(1, report.last_position + 1) if p not in positions_seen][:5]
-            report.breaches.insert(0, Breach(-1, -1, None, f"positions not contiguous from 1: missing {gaps}"
-                                                          f"{' ...' if missing > len(gaps) else ''}"))
+        _check_contiguous(report, positions_seen)
     return report
+
+
+def _check_position(report: VerifyReport, record: Any, event_id: str, position: int,
+                    positions_seen: dict[int, tuple[int, int]], last_in_partition: dict[int, int]) -> None:
+    if position in positions_seen:
+        where = positions_seen[position]
+        report.breach(record, event_id,
+                      f"position {position} duplicated (first at partition {where[0]}, offset {where[1]})")
+    positions_seen.setdefault(position, (record.partition, record.offset))
+    if position <= last_in_partition.get(record.partition, 0):
+        report.breach(record, event_id, f"position {position} after {last_in_partition[record.partition]}: reordered")
+    last_in_partition[record.partition] = max(position, last_in_partition.get(record.partition, 0))
+
+
+def _check_chain(report: VerifyReport, record: Any, env: dict[str, Any], aggregate: str, version: int,
+                 heads: dict[str, tuple[int, str]]) -> None:
+    event_id = env["event_id"]
+    prev_version, prev_hash = heads.get(aggregate, (0, GENESIS_HASH))
+    if version != prev_version + 1:
+        report.breach(record, event_id, f"aggregate version {version} follows {prev_version}: an event is missing, "
+                                        f"duplicated or reordered", chain=True)
+    if env.get("prev_hash") != prev_hash:
+        report.breach(record, event_id, "chain broken: prev_hash is not the hash of the aggregate's previous event",
+                      chain=True)
+    expected = chain_hash(env.get("prev_hash", ""), aggregate_id=aggregate, aggregate_version=version,
+                          event_type=env.get("type"), version=env.get("version"),
+                          effective_date=env.get("effective_date"), branch=env.get("branch"),
+                          data=env.get("data"))
+    if expected != env.get("hash"):
+        report.breach(record, event_id, "chain broken: the hash does not match the event's content (altered)",
+                      chain=True)
+    heads[aggregate] = (version, env.get("hash", ""))
+
+
+def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int, int]]) -> None:
+    report.first_position, report.last_position = min(positions_seen), max(positions_seen)
+    missing = report.last_position - len(positions_seen) + (report.first_position - 1)
+    if report.first_position != 1 or missing:
+        report.positions_ok = False
+        gaps = [p for p in range(1, report.last_position + 1) if p not in positions_seen][:5]
+        report.breaches.insert(0, Breach(-1, -1, None, f"positions not contiguous from 1: missing {gaps}"
+                                                      f"{' ...' if missing > len(gaps) else ''}"))
 
 
 def verify_topic(bootstrap: list[str], topic: str) -> VerifyReport:
