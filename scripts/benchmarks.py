@@ -286,7 +286,8 @@ def produce_branch_year(args: tuple) -> int:
         producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
 
     sent = 0
-    enrolled, paid, registered = templates["MemberEnrolled"], templates["ContributionPaid"], templates["EmployerRegistered"]
+    enrolled, paid = templates["MemberEnrolled"], templates["ContributionPaid"]
+    registered = templates["EmployerRegistered"]
     for member in range(first, last):
         npp = f"{30_000_000 + member % employers:08d}"
         kpj = f"{18_000_000_000 + member:011d}"
@@ -397,7 +398,8 @@ def main() -> int:
 
     r = bench_commands(env_for, args.scale)
     backend = args.backend
-    print(f"| {backend}: library raw single save (baseline, median of {ROUNDS} rounds) | {r['raw_save']:,.0f} saves/s |")
+    print(f"| {backend}: library raw single save (baseline, median of {ROUNDS} rounds) "
+          f"| {r['raw_save']:,.0f} saves/s |")
     print(f"| {backend}: single `enroll-member` commands | {r['enroll']:,.0f} commands/s = "
           f"{r['enroll'] / r['raw_save']:.2f} x raw |")
     print(f"| {backend}: single `change-wage` commands | {r['change_wage']:,.0f} commands/s = "

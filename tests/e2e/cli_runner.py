@@ -44,7 +44,8 @@ class Cli:
             resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
 
         done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout_s, preexec_fn=None if memory_max_bytes is None else limit)
+                              text=True, timeout=timeout_s, check=False,
+                              preexec_fn=None if memory_max_bytes is None else limit)
         assert done.returncode == expect, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
         return done

@@ -107,8 +107,8 @@ def test_a_yield_rate_above_its_limit_is_refused(cli: Cli) -> None:
 # --- money in a batch file is a JSON integer -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("wage", "kind"), [(True, "true/false"), ("5000000", "text"), (5_000_000.0, "a number with a "
-                                                                                                  "decimal point")])
+@pytest.mark.parametrize(("wage", "kind"), [(True, "true/false"), ("5000000", "text"),
+                                            (5_000_000.0, "a number with a decimal point")])
 def test_money_in_a_submitted_file_is_a_json_integer_and_nothing_else(cli: Cli, wage: object, kind: str) -> None:
     before = stored_events(cli)
     line = {"command": "change-wage", "id": "w-1", "kpj": KPJ, "wage": wage, "effective": "2024-06-01"}
@@ -146,7 +146,7 @@ def test_a_name_that_is_blank_or_holds_control_characters_is_refused_at_every_en
         cli("reverse", f"{'0' * 8}-0000-0000-0000-{'0' * 12}.1", "--reason", bad, expect=2),
     ]
     fields = ["name", "member.name", "member.name", "name", "payer_name", "beneficiary_name", "reason"]
-    for field, done in zip(fields, outputs):
+    for field, done in zip(fields, outputs, strict=True):
         assert f"{field}: {problem}" in done.stderr, done.stderr
         assert "Siti" not in done.stderr and "\x1b" not in done.stderr + done.stdout
     assert "row 1 (line " in outputs[3].stderr
@@ -167,7 +167,7 @@ def test_a_name_is_recorded_trimmed(cli: Cli) -> None:
     assert cli.history("--npp", "10054321")[0]["data"]["name"] == "CV Sinar Abadi"
 
 
-# --- reads are bounded -------------------------------------------------------------------------------------------------
+# --- reads are bounded ------------------------------------------------------------------------------------------------
 
 
 def test_a_csv_that_is_a_device_ends_with_an_error_not_a_hang(cli: Cli) -> None:
@@ -213,7 +213,7 @@ def test_json_nested_100000_deep_is_refused_naming_the_line(cli: Cli) -> None:
     assert stored_events(cli) == before
 
 
-# --- an empty batch ----------------------------------------------------------------------------------------------------
+# --- an empty batch ---------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("content", ["", "\n", "  \n\t\n\n"])
@@ -246,7 +246,7 @@ def test_an_empty_programs_cell_of_a_csv_still_means_the_default(cli: Cli) -> No
     assert cli.history("--kpj", "15000000002")[0]["data"]["programs"] == ["JHT", "JKK", "JKM", "JP"]
 
 
-# --- a NIK never appears in what the CLI prints -------------------------------------------------------------------------
+# --- a NIK never appears in what the CLI prints -----------------------------------------------------------------------
 
 
 BAD_NIKS = {  # of someone born on 15 May 1990, each wrong in one way; the last is valid but disagrees with the date

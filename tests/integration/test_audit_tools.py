@@ -147,8 +147,8 @@ def test_history_through_the_cli_and_its_bad_input(audited) -> None:
     assert [r["event_id"] for r in rows] == by_date_then_position(expected)
     assert claim["event_id"] in [r["event_id"] for r in rows] and "ClaimReversed" in [r["type"] for r in rows]
     text = cli("audit", "history", "--kpj", kpj, "--from", claim["effective_date"]).stdout.splitlines()
-    assert text[0] == f"{len(rows)} events of member {kpj} in {audited['topic']} from {claim['effective_date']} to " \
-                      f"the end"
+    assert text[0] == (f"{len(rows)} events of member {kpj} in {audited['topic']} from {claim['effective_date']} to "
+                       f"the end")
     (line,) = [line for line in text[1:] if line.split()[3] == claim["event_id"]]  # date, position, type, event id
     (reversal,) = [line for line in text[1:] if line.split()[2] == "ClaimReversed"]
     assert f"reverses {claim['event_id']}" in reversal
@@ -159,7 +159,8 @@ def test_history_through_the_cli_and_its_bad_input(audited) -> None:
     assert "exactly one of --kpj" in cli("audit", "history", "--kpj", kpj, "--npp", "30000001", expect=2).stderr
     assert "KPJ number must be exactly 11 digits" in cli("audit", "history", "--kpj", "123", expect=2).stderr
     assert "NPP number must contain only the digits" in cli("audit", "history", "--npp", "3000000x", expect=2).stderr
-    assert "branch code must start with an upper-case letter" in cli("audit", "history", "--branch", "bogor", expect=2).stderr
+    assert "branch code must start with an upper-case letter" in cli("audit", "history", "--branch", "bogor",
+                                                                     expect=2).stderr
     assert "--from must be a date" in cli("audit", "history", "--kpj", kpj, "--from", "2017-02-30", expect=2).stderr
     assert "is after --to" in cli("audit", "history", "--kpj", kpj, "--from", "2017-05-01", "--to", "2017-04-01",
                                   expect=2).stderr
@@ -181,7 +182,7 @@ def test_recount_from_the_topic_agrees_with_the_write_side(audited) -> None:
         balances = recount.member_balances()
         assert len(balances) == BEKASI.bpu_members + BOGOR.bpu_members + len(
             {k for e in audited["envelopes"] if e["type"] == "WorkersJoined" for k in e["data"]["kpjs"]})
-        sample = sorted(balances)[::17] + [reversed_["pu"]["data"]["kpj"], reversed_["claim"]["data"]["kpj"]]
+        sample = [*sorted(balances)[::17], reversed_["pu"]["data"]["kpj"], reversed_["claim"]["data"]["kpj"]]
         for kpj in sample:
             assert balances[kpj] == app.jht_balance(kpj, as_of), (kpj, as_of)
     # The reversed claim is back in the member's balance after its reversal date, and out of the branch's claims.
@@ -216,13 +217,13 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
     done = audited["cli"].json("audit", "as-of", "2017-05-31")
     assert done["ok"] is True and done["differences_found"] == 0 and done["branches"] == 2
     text = audited["cli"]("audit", "as-of", "2017-05-31").stdout
-    assert f"compared {members:,} members' JHT balances, {done['accounts']:,} paying accounts' totals and 2 " \
-           f"branches' totals" in text and "0 difference(s)" in text
+    assert (f"compared {members:,} members' JHT balances, {done['accounts']:,} paying accounts' totals and 2 "
+            f"branches' totals") in text and "0 difference(s)" in text
     assert done["accounts"] > 7 + 20  # the employers, the BPU members who pay themselves, the members with claims
 
 
 def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
-    s, store, path = projected_copy(audited, tmp_path)
+    _s, store, path = projected_copy(audited, tmp_path)
     as_of = date(2017, 5, 31)
     with sqlite3.connect(path) as db:
         version = db.execute("SELECT live_version FROM projection_registry WHERE name = 'balances'").fetchone()[0]
@@ -245,7 +246,7 @@ def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
 
 
 def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> None:
-    s, store, path = projected_copy(audited, tmp_path)
+    _s, store, path = projected_copy(audited, tmp_path)
     as_of = date(2017, 5, 31)
     with sqlite3.connect(path) as db:
         version = db.execute("SELECT live_version FROM projection_registry WHERE name = 'branches'").fetchone()[0]
@@ -273,7 +274,7 @@ def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> N
 def test_as_of_names_money_booked_to_the_wrong_account_though_branch_totals_agree(audited, tmp_path) -> None:
     """The defect of issue 12: a reversal booked to the member's account while its payment sat on the employer's.
     Branch totals stay right, so only a per-account comparison sees it."""
-    s, store, path = projected_copy(audited, tmp_path)
+    _s, store, path = projected_copy(audited, tmp_path)
     pu = audited["reversed"]["pu"]
     npp, kpj, on = pu["data"]["npp"], pu["data"]["kpj"], pu["effective_date"]
     taken = sum(share["employer"] + share["worker"] for share in pu["data"]["shares"].values())

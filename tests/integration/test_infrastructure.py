@@ -62,7 +62,8 @@ def test_a_topic_is_created_with_explicit_partitions_and_infinite_retention(boot
 
 def test_postgresql_answers(postgres_settings):
     s = postgres_settings
-    with psycopg.connect(host=s.postgres_host, port=s.postgres_port, user=s.postgres_user, dbname=s.postgres_dbname) as conn:
+    with psycopg.connect(host=s.postgres_host, port=s.postgres_port, user=s.postgres_user,
+                         dbname=s.postgres_dbname) as conn:
         version = conn.execute("SHOW server_version").fetchone()[0]
         assert conn.execute("SELECT 6 * 7").fetchone()[0] == 42
     assert int(version.split(".")[0]) >= 13

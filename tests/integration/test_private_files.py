@@ -61,7 +61,7 @@ def not_private(root: Path) -> dict[str, str]:
 
 def ledger(env: dict[str, str], *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=CLI_TIMEOUT_S)
+                          check=False, timeout=CLI_TIMEOUT_S)
     assert done.returncode == 0, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
     return done.stdout
 
@@ -117,7 +117,7 @@ def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, sett
         tx.execute("CREATE TABLE IF NOT EXISTS probe (x INTEGER)")
         tx.execute("INSERT INTO probe VALUES (1)")
     processed = ProcessedEvents(out / "consumer" / "state.db")
-    processed.process("probe", "event-1", lambda tx: None)
+    processed.process("probe", "event-1", lambda _tx: None)
     write_bundle(out / "audit" / "bundle", topics.events, date(2015, 1, 1), date(2015, 12, 31), [])
 
     created = modes(out)  # the connections are open: SQLite's -wal and -shm files are there

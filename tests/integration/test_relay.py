@@ -77,7 +77,7 @@ def test_every_event_arrives_once_in_order_with_contiguous_positions(ledger_env,
     assert len(envelopes) == expected
     assert sorted(e["position"] for e in envelopes) == list(range(1, expected + 1))
     by_aggregate: dict[str, list[int]] = {}
-    for record, e in zip(records, envelopes):
+    for record, e in zip(records, envelopes, strict=True):
         by_aggregate.setdefault(e["aggregate_id"], []).append(e["aggregate_version"])
         assert record.key.decode() == e["aggregate_id"]
         assert dict(record.headers) == {"type": e["type"].encode(), "version": str(e["version"]).encode()}
@@ -150,9 +150,10 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
         expected = published_count(app)
         try:
             wait_until(lambda: read_state(bootstrap, topics).position == expected)
-        except AssertionError:
+        except AssertionError as error:
             relay.terminate()
-            raise AssertionError(f"the relay did not catch up; its log:\n{relay.communicate(timeout=30)[1][-4000:]}")
+            raise AssertionError(f"the relay did not catch up; its log:\n{relay.communicate(timeout=30)[1][-4000:]}"
+                                 ) from error
         report = verify_topic(bootstrap, topics.events)
         assert (report.events, report.ok) == (expected, True), report.as_dict()
         assert relay.poll() is None, "the relay gave up instead of waiting for the broker"
@@ -161,7 +162,7 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
             relay.terminate()
             relay.wait(timeout=30)
         subprocess.run([str(ROOT / "scripts" / "kafka"), "stop", str(port)], env=kafka_env, capture_output=True,
-                       timeout=WAIT_S_MAX)
+                       check=False, timeout=WAIT_S_MAX)
 
 
 def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledger_env, bootstrap, unique):
@@ -190,7 +191,7 @@ def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledge
 
     dropped = verify_records("t", [r for i, r in enumerate(original) if i != 10])
     assert not dropped.positions_ok and "missing" in str(dropped.breaches[0])
-    duplicated = verify_records("t", original[:20] + [original[5]] + original[20:])
+    duplicated = verify_records("t", [*original[:20], original[5], *original[20:]])
     assert not duplicated.ok and any("duplicated" in b.problem for b in duplicated.breaches)
 
 

@@ -203,7 +203,7 @@ def test_a_jkk_death_pays_48_times_the_last_wage_to_an_heir(app):
     assert (paid["beneficiary"], paid["beneficiary_name"]) == ("spouse", "Ahmad Hidayat")
     assert (paid["program"], paid["kind"], paid["amount"], paid["statutory_amount"]) == (
         "JKK", "death", 216_000_000, 216_000_000)
-    with pytest.raises(AlreadyExists, match="JKK death benefit .* was already paid"):
+    with pytest.raises(AlreadyExists, match=r"JKK death benefit .* was already paid"):
         claim(app, SITI, Program.JKK, date(2024, 5, 10), date(2024, 6, 4), kind="death", beneficiary="child",
               name="Rina")
 

@@ -174,7 +174,8 @@ def test_a_jht_claim_above_the_balance_is_refused(app):
             PayClaim, kpj=BUDI, program="JHT", kind="full", incident_date=date(2024, 2, 29),
             paid_on=date(2024, 4, 1), amount=570_001)
     refused(app, RuleViolation, "a full JHT payout pays the whole balance, Rp570,000, not Rp100,000", PayClaim,
-            kpj=BUDI, program="JHT", kind="full", incident_date=date(2024, 2, 29), paid_on=date(2024, 4, 1), amount=100_000)
+            kpj=BUDI, program="JHT", kind="full", incident_date=date(2024, 2, 29), paid_on=date(2024, 4, 1),
+            amount=100_000)
 
 
 def test_a_second_jkm_claim_for_the_same_death_is_refused(app):
@@ -196,16 +197,19 @@ def test_a_full_jht_claim_needs_the_member_to_have_exited(app):
 
 def test_a_jkm_claim_needs_a_recorded_death(app):
     refused(app, RuleViolation, "a JKM claim needs the member's death recorded first", PayClaim,
-            kpj=SITI, program="JKM", incident_date=date(2024, 5, 3), paid_on=date(2024, 6, 1), beneficiary="spouse", beneficiary_name="Rudi")
+            kpj=SITI, program="JKM", incident_date=date(2024, 5, 3), paid_on=date(2024, 6, 1), beneficiary="spouse",
+            beneficiary_name="Rudi")
     refused(app, RuleViolation, "a JKM claim needs the member's death recorded first", PayClaim,
-            kpj=BUDI, program="JKM", incident_date=date(2024, 2, 29), paid_on=date(2024, 6, 1), beneficiary="spouse", beneficiary_name="Rudi")
+            kpj=BUDI, program="JKM", incident_date=date(2024, 2, 29), paid_on=date(2024, 6, 1), beneficiary="spouse",
+            beneficiary_name="Rudi")
 
 
 def test_a_jkm_claim_for_a_death_before_the_rule_tables_is_refused_not_crashed(app):
     app.execute(EnrollMember(member=row(kpj(7), serial=7), npp=NPP, effective=date(2010, 1, 1)))
     app.execute(ExitMember(kpj=kpj(7), reason="death", exit_date=date(2014, 3, 1)))
     refused(app, RuleViolation, "no JKM benefit rule in force on 2014-03-01", PayClaim,
-            kpj=kpj(7), program="JKM", incident_date=date(2014, 3, 1), paid_on=date(2014, 4, 1), beneficiary="other-heir", beneficiary_name="Ahli Waris")
+            kpj=kpj(7), program="JKM", incident_date=date(2014, 3, 1), paid_on=date(2014, 4, 1),
+            beneficiary="other-heir", beneficiary_name="Ahli Waris")
 
 
 # --- duplicates and corrections ----------------------------------------------------------------------------------
@@ -379,7 +383,8 @@ def test_a_bpu_members_declared_income_stays_within_the_governments_list_when_it
 
 NOT_WHOLE_RUPIAH = [(True, "true/false"), (False, "true/false"), ("5000000", "text"),
                     (Decimal(5000000), "a number with a decimal point"),
-                    (Decimal("5000000.5"), "a number with a decimal point"), (5_000_000.0, "a number with a decimal point")]
+                    (Decimal("5000000.5"), "a number with a decimal point"),
+                    (5_000_000.0, "a number with a decimal point")]
 
 
 @pytest.mark.parametrize(("value", "kind"), NOT_WHOLE_RUPIAH)
@@ -527,7 +532,8 @@ def test_a_birth_date_after_the_enrollment_is_refused_without_repeating_it(app):
 def test_a_json_line_nested_deeper_than_any_command_is_refused_before_it_is_parsed():
     for line in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000,
                  '{"command": "change-wage", "id": "x", "wage": ' + "[" * (bulk.SUBMIT_JSON_DEPTH_MAX) + "]" * 8 + "}"):
-        with pytest.raises(InvalidInput, match=r"^line 3: JSON nested more than 8 levels deep \(SUBMIT_JSON_DEPTH_MAX\)"):
+        with pytest.raises(InvalidInput,
+                           match=r"^line 3: JSON nested more than 8 levels deep \(SUBMIT_JSON_DEPTH_MAX\)"):
             bulk.parse_command(3, line)
 
 
@@ -541,15 +547,16 @@ def test_json_depth_counts_brackets_outside_strings_only():
 
 
 def test_a_json_number_of_too_many_digits_is_refused_by_line():
-    line = f'{{"command": "change-wage", "id": "w-1", "kpj": "{SITI}", "wage": {"9" * 5_000}, "effective": "2024-06-01"}}'
-    with pytest.raises(InvalidInput, match="^line 2: a number with too many digits"):
+    line = (f'{{"command": "change-wage", "id": "w-1", "kpj": "{SITI}", "wage": {"9" * 5_000}, '
+            f'"effective": "2024-06-01"}}')
+    with pytest.raises(InvalidInput, match=r"^line 2: a number with too many digits"):
         bulk.parse_command(2, line)
 
 
 def test_an_unknown_command_name_is_repeated_only_when_it_looks_like_one():
-    with pytest.raises(InvalidInput, match="^line 1: unknown command 'pay-contributions'; known: register-employer"):
+    with pytest.raises(InvalidInput, match=r"^line 1: unknown command 'pay-contributions'; known: register-employer"):
         bulk.parse_command(1, '{"command": "pay-contributions", "id": "x"}')
-    with pytest.raises(InvalidInput, match="^line 1: unknown command; known:") as caught:
+    with pytest.raises(InvalidInput, match=r"^line 1: unknown command; known:") as caught:
         bulk.parse_command(1, '{"command": "3275011505900001 Budi", "id": "x"}')
     assert "3275011505900001" not in str(caught.value)
 

@@ -78,7 +78,8 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
         beneficiary_name="Ahmad Rahayu",
         amount=193_795_790, statutory_amount=192_000_000),
     "ContributionReversed": dict(
-        reverses=PAID_ID, kpj=KPJ, npp=NPP, segment=Segment.PU, branch=BRANCH, month="2024-03", reason="wage keyed wrongly: 5,000,000 not 500,000",
+        reverses=PAID_ID, kpj=KPJ, npp=NPP, segment=Segment.PU, branch=BRANCH, month="2024-03",
+        reason="wage keyed wrongly: 5,000,000 not 500,000",
         shares=SHARES, fine=0, total=477_000, reversed_on=date(2024, 5, 2)),
     "ClaimReversed": dict(
         reverses=CLAIM_ID, claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK,
@@ -192,10 +193,8 @@ def upcaster_chain_problems(event_types: dict[str, type[ev.LedgerEvent]],
         missing = [v for v in range(version, cls.VERSION) if (type_name, v) not in upcasters]
         if missing:
             problems.append(f"{type_name}: chain from v{version} breaks at v{missing[0]} (current v{cls.VERSION})")
-    for type_name, cls in event_types.items():
-        for v in range(1, cls.VERSION):
-            if (type_name, v) not in upcasters:
-                problems.append(f"{type_name} v{v} has no upcaster to v{v + 1}")
+    problems.extend(f"{type_name} v{v} has no upcaster to v{v + 1}" for type_name, cls in event_types.items()
+                    for v in range(1, cls.VERSION) if (type_name, v) not in upcasters)
     return problems
 
 

@@ -28,11 +28,11 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
     histories = [app.history(kpj=f"{17_100_000_000 + n:011d}") for n in range(1, 40)]
     types = [{r["type"] for r in history} for history in histories]
     claim = next(r for h in histories for r in h if r["type"] == "ClaimPaid")
-    contribution = next(r for h, t in zip(histories, types) if "ClaimPaid" not in t for r in h
+    contribution = next(r for h, t in zip(histories, types, strict=True) if "ClaimPaid" not in t for r in h
                         if r["type"] == "ContributionPaid")
     for target in (claim, contribution):
         app.execute(Reverse(event_id=target["event_id"], reason="test", reversed_on=date(2026, 1, 5)))
-    staying = next(h[0]["data"]["kpj"] for h, t in zip(histories, types) if "MemberExited" not in t)
+    staying = next(h[0]["data"]["kpj"] for h, t in zip(histories, types, strict=True) if "MemberExited" not in t)
     app.execute(ChangeWage(kpj=staying, wage=7_000_000, effective=date(2018, 2, 1)))
     app.execute(ChangeRiskClass(npp="20000001", risk_class="high", effective=date(2018, 2, 1)))
 

@@ -8,6 +8,7 @@ game. After each sequence the books are read back from the event store and check
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
@@ -78,10 +79,8 @@ class World:
     def enrolled(self) -> list[Member]:
         found = []
         for k in KPJS:
-            try:
+            with contextlib.suppress(LedgerError):
                 found.append(self.app.member(k))
-            except LedgerError:
-                pass
         return found
 
     def draw_enroll(self, data, index: int | None = None, first: date = FIRST_DAY, last: date = TODAY) -> tuple:

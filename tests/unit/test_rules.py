@@ -99,7 +99,7 @@ def test_jp_before_july_2015_is_a_clear_error():
 
 
 def test_months_before_the_ledger_epoch_have_no_rules():
-    with pytest.raises(LookupError, match="JHT employer rate.*2015-06-01"):
+    with pytest.raises(LookupError, match=r"JHT employer rate.*2015-06-01"):
         pu_contribution(5_000_000, RiskClass.LOW, frozenset({JHT}), date(2015, 6, 15))
 
 
@@ -270,7 +270,7 @@ def test_late_fine_is_two_percent_per_month():
 
 @pytest.mark.parametrize(("amount", "months"), [(-1, 1), (100, -1), (100.0, 1)])
 def test_late_fine_refuses_bad_input(amount, months):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must be a whole number"):
         late_fine(amount, months)
 
 
@@ -297,7 +297,7 @@ def test_jht_partial_payout():
     assert jht_partial_max(10_000_000, JhtPartialKind.HOUSING) == 3_000_000
     assert jht_partial_max(10_000_000, "other") == 1_000_000
     assert jht_partial_max(5, "other") == 1  # 0.5 rounds half up
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="'holiday' is not a valid JhtPartialKind"):
         jht_partial_max(10_000_000, "holiday")
 
 
