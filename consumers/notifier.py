@@ -10,6 +10,7 @@ well: even a second event about the same claim could not add a second row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -37,13 +38,14 @@ def message(event: ClaimPaid) -> str:
 
 
 def notifier(bootstrap: list[str], topic: str, db: Path, *, group_id: str = GROUP_ID,
-             start: str | datetime = "committed", log=lambda _: None) -> Subscriber:
+             start: str | datetime = "committed", log: Callable[[str], None] = lambda _: None) -> Subscriber:
     processed = ProcessedEvents(db)
     processed.connection.execute(OUTBOX_DDL)
     subscriber = Subscriber(bootstrap, topic=topic, group_id=group_id, start=start, processed=processed, log=log)
 
     @subscriber.on(ClaimPaid)
     def notify(event: ClaimPaid, delivery: Delivery) -> None:
+        assert delivery.tx is not None  # a subscriber with a ProcessedEvents hands every handler its transaction
         delivery.tx.execute(
             "INSERT INTO notifications (claim_id, event_id, kpj, program, kind, amount, beneficiary, paid_on, "
             "message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

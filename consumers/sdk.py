@@ -136,8 +136,9 @@ class ProcessedEvents:
         return True
 
     def count(self, consumer: str) -> int:
-        return self.connection.execute("SELECT COUNT(*) FROM processed_events WHERE consumer = ?",
-                                       (consumer,)).fetchone()[0]
+        (count,) = self.connection.execute("SELECT COUNT(*) FROM processed_events WHERE consumer = ?",
+                                           (consumer,)).fetchone()
+        return int(count)
 
     def close(self) -> None:
         self.connection.close()
@@ -256,10 +257,10 @@ class Subscriber:
         if done:
             self._commit(done)
 
-    def _install_signals(self) -> dict[int, Any]:
+    def _install_signals(self) -> dict[signal.Signals, Any]:
         if threading.current_thread() is not threading.main_thread():
             return {}
-        previous = {}
+        previous: dict[signal.Signals, Any] = {}
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, lambda *_: self.stop())
         return previous

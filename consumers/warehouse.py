@@ -17,6 +17,7 @@ exactly once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def recover(out: Path, processed: ProcessedEvents) -> int:
 
 
 def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GROUP_ID,
-             start: str | datetime = "committed", log=lambda _: None) -> Subscriber:
+             start: str | datetime = "committed", log: Callable[[str], None] = lambda _: None) -> Subscriber:
     make_private_dir(out)  # the files hold members' wages and claims: 0700 and 0600 (ledger.private_files)
     processed = ProcessedEvents(out / STATE_FILE)
     processed.connection.execute(FILES_DDL)
@@ -59,6 +60,7 @@ def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GRO
 
     @subscriber.on(*PUBLISHED_EVENT_TYPES.values())
     def export(event: LedgerEvent, delivery: Delivery) -> None:
+        assert delivery.tx is not None  # a subscriber with a ProcessedEvents hands every handler its transaction
         env = delivery.envelope
         data = event.model_dump(mode="json")
         relative = f"month={env.effective_date.isoformat()[:7]}/events-p{delivery.partition}.csv"

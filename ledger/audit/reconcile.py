@@ -13,7 +13,9 @@ from ledger.errors import (
     RelayStateInvalid,
     TopicUnreadable,
 )
-from ledger.publishing import kafka_client
+from ledger.publishing import kafka_client, relay
+from ledger.publishing.relay import RelayState, StoreTally
+from ledger.publishing.topics import Topics
 
 RECONCILE_READS_MAX = 5  # tries at reading the relay state and the topic's end with no relay commit in between
 HASH_SHOWN_CHARS = 16  # of a hash in a message; the JSON report has them whole
@@ -59,7 +61,8 @@ def _short(value: str | None) -> str:
     return f"{value[:HASH_SHOWN_CHARS]}..." if value else "-"
 
 
-def reconcile_findings(tally: Any, state: Any, state_problem: str | None, end: TopicEnd) -> list[Mismatch]:
+def reconcile_findings(tally: StoreTally, state: RelayState | None, state_problem: str | None,
+                       end: TopicEnd) -> list[Mismatch]:
     """Every way the store (`relay.StoreTally`), the relay's state (`relay.RelayState`, or None with the reason it
     could not be read) and the topic's end disagree, each by name. Empty when all three agree."""
     found = [Mismatch("topic_last_record_unreadable",
@@ -141,14 +144,12 @@ class Reconciliation:
                 "ok": self.ok, "mismatches": [{"name": m.name, "message": m.message} for m in self.mismatches]}
 
 
-def reconcile(recorder: Any, bootstrap: list[str], topics: Any) -> Reconciliation:
+def reconcile(recorder: Any, bootstrap: list[str], topics: Topics) -> Reconciliation:
     """Compare the event store (`recorder`), the relay's state and the events topic's end (`relay.Topics`).
 
     The relay state and the topic's end are read until the state is the same before and after the topic was read
     (at most `RECONCILE_READS_MAX` times), so a relay committing meanwhile does not show as a mismatch. The store is
     read last: it only grows, so a relay running meanwhile can only show as unpublished events."""
-    from ledger import relay
-
     try:
         if not kafka_client.topic_partitions(bootstrap, topics.events):
             raise NotFound(f"topic {topics.events} does not exist on Kafka at {','.join(bootstrap)}")
@@ -170,9 +171,7 @@ def reconcile(recorder: Any, bootstrap: list[str], topics: Any) -> Reconciliatio
         mismatches=reconcile_findings(tally, state, problem, end))
 
 
-def _relay_state(bootstrap: list[str], topics: Any) -> tuple[Any, str | None]:
-    from ledger import relay
-
+def _relay_state(bootstrap: list[str], topics: Topics) -> tuple[RelayState | None, str | None]:
     try:
         return relay.read_state(bootstrap, topics), None
     except RelayStateInvalid as error:
