@@ -17,7 +17,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -96,8 +96,8 @@ class _ByteBudget(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
-        count = self._raw.readinto(buffer)
+    def readinto(self, buffer: Any) -> int | None:
+        count: int | None = self._raw.readinto(buffer)
         self._left -= count or 0
         if self._left < 0:
             raise InvalidInput(self._message)
@@ -152,7 +152,7 @@ def _parse_member_rows(reader: csv.DictReader[str], path: Path) -> list[MemberRo
     return rows
 
 
-def _check_header(header: list[str] | None, path: Path) -> None:
+def _check_header(header: Sequence[str] | None, path: Path) -> None:
     if not header:
         raise InvalidInput(f"{path}: empty file; the first line must be a header such as "
                            f"{','.join(CSV_REQUIRED_COLUMNS + CSV_OPTIONAL_COLUMNS)}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 FILE_MODE = 0o600  # owner reads and writes
 DIR_MODE = 0o700  # owner lists, enters and creates
@@ -65,7 +65,7 @@ def create_private_database(path: Path) -> None:
         create_private(path)
 
 
-def open_private(path: Path, mode: str) -> BinaryIO:
+def open_private(path: Path, mode: str) -> IO[bytes]:
     """`path.open(mode)` for "wb" or "ab", a file it creates being 0600."""
     return os.fdopen(os.open(path, _WRITE_FLAGS[mode] | os.O_CLOEXEC, FILE_MODE), mode)
 

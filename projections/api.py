@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +25,7 @@ KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ
                               examples=["15000000001"])]
 BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
                                  examples=["BEKASI-KOTA"])]
+T = TypeVar("T")
 AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; default today")]
 
 
@@ -42,7 +43,7 @@ def create_app(settings: Settings, store: ViewStore | None = None, *,
         problems = [{"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
         return JSONResponse(status_code=422, content={"detail": problems})
 
-    def answer(question: Any, *args: Any) -> Any:
+    def answer(question: Callable[..., T], *args: Any) -> T:
         try:
             return question(views, *args)
         except NotFound as error:

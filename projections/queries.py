@@ -51,7 +51,7 @@ def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
         if member is None:
             raise NotFound(f"unknown member: no KPJ {kpj} in the balances projection")
         shares = ", ".join(f"COALESCE(SUM({p.lower()}_{side}), 0)" for p in PROGRAMS for side in ("employer", "worker"))
-        sums = tx.one(f"SELECT {shares}, "
+        sums = tx.aggregate(f"SELECT {shares}, "
                       f"COALESCE(SUM(jht_yield), 0), COALESCE(SUM(fine), 0), COUNT(*) FROM {postings} "
                       f"WHERE kpj = ? AND on_date <= ?", (kpj, day))
         claims = {program: (int(count), int(amount)) for program, count, amount in tx.all(
@@ -111,14 +111,14 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
             raise NotFound(f"unknown branch: no employer or member of {branch} in the branches projection")
         # `ledger.rules.employed_on` in SQL (enrolled_on <= D < exit date), the rule the write side bills by.
         active = "m.branch = ? AND m.enrolled_on <= ? AND (m.exited_on IS NULL OR m.exited_on > ?)"
-        pu, employers_active = tx.one(f"SELECT COUNT(*), COUNT(DISTINCT m.npp) FROM {t['members']} m "
+        pu, employers_active = tx.aggregate(f"SELECT COUNT(*), COUNT(DISTINCT m.npp) FROM {t['members']} m "
                                       f"WHERE {active} AND m.segment = 'PU'", (branch, day, day))
         by_kind = dict(tx.all(f"SELECT e.kind, COUNT(*) FROM {t['employers']} e WHERE e.npp IN (SELECT m.npp FROM "
                               f"{t['members']} m WHERE {active} AND m.segment = 'PU') GROUP BY e.kind",
                               (branch, day, day)))
-        registered = tx.one(f"SELECT COUNT(*) FROM {t['employers']} WHERE branch = ? AND registered_on <= ?",
+        registered = tx.aggregate(f"SELECT COUNT(*) FROM {t['employers']} WHERE branch = ? AND registered_on <= ?",
                             (branch, day))[0]
-        bpu_enrolled, bpu_active = tx.one(
+        bpu_enrolled, bpu_active = tx.aggregate(
             f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN substr(m.enrolled_on, 1, 7) > ? OR EXISTS (SELECT 1 FROM "
             f"{t['bpu_months']} b WHERE b.kpj = m.kpj AND b.month >= ? AND b.paid_on <= ? AND (b.reversed_on IS NULL "
             f"OR b.reversed_on > ?)) THEN 1 ELSE 0 END), 0) FROM {t['members']} m "

@@ -167,6 +167,7 @@ class Runner:
         """Whether a rebuild switched readers to a new version: then this runner follows it, and that version's
         offsets say where to go on."""
         live = ViewStore.live_version(tx, self.view.name, lock=True)
+        assert live is not None, self.view.name  # `ensure_live` made one, and a switch only ever replaces it
         if live == self.version:
             return False
         self.version = live
@@ -175,7 +176,7 @@ class Runner:
 
     def _envelope(self, record: Any) -> dict[str, Any]:
         try:
-            envelope = orjson.loads(record.value)
+            envelope: dict[str, Any] = orjson.loads(record.value)
             envelope["type"], envelope["event_id"]  # an envelope has both: a KeyError here means it is not one
         except (orjson.JSONDecodeError, TypeError, KeyError) as error:
             self.close()
@@ -354,7 +355,7 @@ def status(settings: Settings) -> list[dict[str, Any]]:
         with store.reading() as tx:
             live = ViewStore.live_version(tx, name)
             stored = ViewStore.offsets(tx, name, live) if live is not None else {}
-        partitions = []
+        partitions: list[dict[str, Any]] = []
         for partition, end in sorted(ends.items()):
             offset, events, updated = stored.get((topic, partition), (0, 0, None))
             partitions.append({"partition": partition, "offset": offset, "end": end, "lag": max(0, end - offset),

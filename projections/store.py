@@ -85,6 +85,12 @@ class Tx:
         row = self.execute(sql, params).fetchone()
         return tuple(row) if row is not None else None
 
+    def aggregate(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+        """The row of an aggregate query (COUNT, SUM, MAX without GROUP BY), which always answers exactly one."""
+        row = self.one(sql, params)
+        assert row is not None, sql
+        return row
+
     def table_exists(self, name: str) -> bool:
         if self.dialect == "postgres":
             return self.one("SELECT 1 FROM information_schema.tables WHERE table_name = ?", (name,)) is not None
@@ -119,7 +125,9 @@ class ViewStore:
         if self.dialect == "postgres":
             import psycopg
 
+            assert self.conninfo is not None, "a PostgreSQL view store is opened with its conninfo"
             return psycopg.connect(self.conninfo, connect_timeout=POSTGRES_CONNECT_TIMEOUT_S)
+        assert self.sqlite_path is not None, "an SQLite view store is opened with its path"
         connection = sqlite3.connect(self.sqlite_path, isolation_level=None, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)
         connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         connection.execute("PRAGMA journal_mode = WAL")

@@ -270,7 +270,7 @@ class Balances(Projection):
         # takes every column from that parse.
         postings, accounts = self.table(version, "postings"), self.table(version, "accounts")
         current = EVENT_TYPES["ContributionPaid"].VERSION
-        before = tx.one(f"SELECT coalesce(max(rowid), 0) FROM {postings}")[0]
+        before = tx.aggregate(f"SELECT coalesce(max(rowid), 0) FROM {postings}")[0]
         try:
             inserted = 0
             for start in range(0, len(values), JSON_VALUES_PER_INSERT):

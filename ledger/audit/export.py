@@ -193,7 +193,7 @@ def _manifest(folder: Path) -> dict[str, Any]:
     if not path.is_file():
         raise _Broken(MANIFEST, "missing")
     try:
-        manifest = json.loads(path.read_bytes())
+        manifest: dict[str, Any] = json.loads(path.read_bytes())
         names = [entry["name"] for entry in manifest["files"]]
         for key in ("period", "events", "chain_head", "positions"):  # the fields the checks read must be there
             manifest[key]

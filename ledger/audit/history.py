@@ -23,10 +23,12 @@ class Subject:
 
     def matches(self, env: dict[str, Any]) -> bool:
         if self.branch is not None:
-            return env["branch"] == self.branch
+            branch: str = env["branch"]
+            return branch == self.branch
         data = env["data"]
         if self.npp is not None:
-            return data.get("npp") == self.npp
+            npp: str | None = data.get("npp")
+            return npp == self.npp
         # A member's own events carry its KPJ; an employer's roster change lists it among `kpjs`.
         return data.get("kpj") == self.kpj or self.kpj in (data.get("kpjs") or ())
 

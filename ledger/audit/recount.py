@@ -189,7 +189,7 @@ class Recount:
         threshold = bpu_threshold_month(self.as_of)
         codes = ({branch for branch, *_ in self.members.values()} | {branch for branch, *_ in self.employers.values()}
                  | set(self.flows.branches))
-        reports = {code: {"active_pu_members": 0, "active_employers": 0,
+        reports: dict[str, dict[str, Any]] = {code: {"active_pu_members": 0, "active_employers": 0,
                           "active_employers_by_kind": dict.fromkeys(EMPLOYER_KINDS, 0), "registered_employers": 0,
                           "bpu_members_enrolled": 0, "bpu_members_active": 0} for code in codes}
         active_npps: dict[str, set[str]] = defaultdict(set)
@@ -329,7 +329,7 @@ def _compare_accounts(recount: Recount, store: ViewStore, report: AsOfReport) ->
         ours, theirs = topic_accounts.get(account), projected_accounts.get(account)
         if ours is None or theirs is None:
             # An account known on one side only: every figure the other side lacks is a difference, unless all zero.
-            known = ours or theirs
+            known = ours or theirs or {}
             if any(known.values()):
                 for name in queries.ACCOUNT_FIELDS:
                     report.add(Difference(f"account {account}", name, ours and ours[name], theirs and theirs[name]))

@@ -108,10 +108,12 @@ def _check_chain(report: VerifyReport, record: Any, env: dict[str, Any], aggrega
     if env.get("prev_hash") != prev_hash:
         report.breach(record, event_id, "chain broken: prev_hash is not the hash of the aggregate's previous event",
                       chain=True)
+    # Hashed as the record holds them: a field it lacks counts as null, which fails the check below instead of
+    # stopping the verification.
+    held: dict[str, Any] = {key: env.get(key) for key in ("type", "version", "effective_date", "branch", "data")}
     expected = chain_hash(env.get("prev_hash", ""), aggregate_id=aggregate, aggregate_version=version,
-                          event_type=env.get("type"), version=env.get("version"),
-                          effective_date=env.get("effective_date"), branch=env.get("branch"),
-                          data=env.get("data"))
+                          event_type=held["type"], version=held["version"], effective_date=held["effective_date"],
+                          branch=held["branch"], data=held["data"])
     if expected != env.get("hash"):
         report.breach(record, event_id, "chain broken: the hash does not match the event's content (altered)",
                       chain=True)

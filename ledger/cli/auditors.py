@@ -135,7 +135,7 @@ def audit_history(
             checked(identifiers.validate_kpj, kpj)
         elif npp is not None:
             checked(identifiers.validate_npp, npp)
-        else:
+        elif branch is not None:
             checked(identifiers.validate_branch_code, branch)
         first, last = _period(start, end)
         subject = Subject(kpj=kpj, npp=npp, branch=branch)

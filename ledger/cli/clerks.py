@@ -238,7 +238,7 @@ def history(
             raise InvalidInput("history: give exactly one of --kpj (a member) or --npp (an employer)")
         if kpj is not None:
             checked(identifiers.validate_kpj, kpj)
-        else:
+        elif npp is not None:
             checked(identifiers.validate_npp, npp)
         rows = ctx.obj.reader.history(kpj=kpj, npp=npp)
     if as_json:

@@ -105,7 +105,8 @@ def emit(result: dict[str, Any], as_json: bool, *, line: int | None = None) -> N
 
 
 def today(ctx: typer.Context) -> date:
-    return ctx.obj.clock()
+    runtime: Runtime = ctx.obj
+    return runtime.clock()
 
 
 def checked(validate: Callable[[str], str], value: str) -> str:
