@@ -46,6 +46,24 @@ ensure_venv() {
   fi
 }
 
+static_checks() {
+  # The checks that need neither Kafka nor a database, run before any test: ruff (lint), mypy (types) and
+  # lint-imports (the layer contracts), each configured in pyproject.toml; seconds in all. Each runs, and prints
+  # what it finds only when it fails; if any failed, the run stops here, naming them, before any test starts.
+  local failed="" check output
+  for check in "ruff check" "mypy" "lint-imports"; do
+    # $check unquoted on purpose: "ruff check" is a program and its subcommand.
+    # shellcheck disable=SC2086
+    if ! output="$("$VENV/bin/"$check 2>&1)"; then
+      printf '%s\n' "$output" >&2
+      failed="${failed:+$failed, }$check"
+    fi
+  done
+  [ -z "$failed" ] || die "static checks failed: $failed; no test ran. Each runs alone from the repository root:" \
+    ".venv/bin/ruff check, .venv/bin/mypy, .venv/bin/lint-imports"
+  log "static checks passed: ruff check, mypy, lint-imports"
+}
+
 free_port() {
   "$(find_python)" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
