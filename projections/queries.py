@@ -75,7 +75,8 @@ def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
             "programs": programs}
 
 
-def member_history(store: ViewStore, kpj: str, start: date | None = None, end: date | None = None) -> list[dict]:
+def member_history(store: ViewStore, kpj: str, start: date | None = None,
+                   end: date | None = None) -> list[dict[str, Any]]:
     """The member's money movements, oldest first, each with the JHT balance after it."""
     with store.reading() as tx:
         version = _live(tx, "balances")
