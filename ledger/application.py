@@ -26,12 +26,11 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from ledger import events as ev
-from ledger.batch_reads import load_many
 from ledger import rules
 from ledger.commands import (
     ChangeRiskClass,
@@ -76,7 +75,7 @@ from ledger.errors import (
     RuleViolation,
 )
 from ledger.memory import collector_paused
-from ledger.persistence import OrjsonTranscoder
+from ledger.persistence import TunedApplication, load_many
 from ledger.rules import Program, Segment
 
 COMMAND_ATTEMPTS_MAX = 5
@@ -100,7 +99,7 @@ def _month_end(month: str) -> date:
     return date(start.year + start.month // 12, start.month % 12 + 1, 1) - timedelta(days=1)
 
 
-class Ledger(Application):
+class Ledger(TunedApplication):
     """The contribution ledger's write side."""
 
     name = "ledger"
@@ -171,29 +170,6 @@ class Ledger(Application):
         raise ConcurrencyConflict(
             f"{command.NAME}: other writers kept changing the same records; gave up after "
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
-
-    def construct_transcoder(self) -> OrjsonTranscoder:
-        transcoder = OrjsonTranscoder()  # faster, same bytes: see ledger.persistence
-        self.register_transcodings(transcoder)
-        return transcoder
-
-    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording]:
-        """The library's `save` for our own aggregates, without its runtime protocol checks.
-
-        `Application.save` asks `isinstance(obj, DomainEventProtocol)` and `isinstance(obj, CollectEventsProtocol)`
-        of each object, and on Python 3.11 a runtime-protocol check walks the protocol's attributes every time:
-        measured, 40 us of a 510 us single enrollment. Everything saved here is a `LedgerAggregate` or a
-        `CommandRecord`, both eventsourcing aggregates, so the events are collected directly; the steps after that
-        are the library's own."""
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
-        for aggregate in aggregates:
-            processing_event.events.extend(aggregate.collect_events())
-            processing_event.aggregates[aggregate.id] = aggregate
-        processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
-        self._take_snapshots(processing_event)
-        self._notify(recordings)
-        return recordings
 
     def _cache_saved(self, aggregates: list[Any]) -> None:
         """Keep the employers and members just saved in the cache as they now are (see `_get`'s `to_save`)."""
