@@ -15,8 +15,6 @@ The backend is chosen by configuration (`Settings.eventsourcing_env()`): an SQLi
 from __future__ import annotations
 
 import copy
-import hashlib
-import hmac
 import random
 import threading
 import time
@@ -31,6 +29,7 @@ from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
 
 from ledger import events as ev
+from ledger import identifiers
 from ledger import rules
 from ledger.commands import (
     ChangeRiskClass,
@@ -191,7 +190,7 @@ class Ledger(TunedApplication):
 
     def nik_hmac(self, nik: str) -> str:
         assert self._nik_key, "this Ledger was opened without a NIK key: it cannot enroll members"
-        return hmac.new(self._nik_key, nik.encode(), hashlib.sha256).hexdigest()
+        return identifiers.nik_hmac(self._nik_key, nik)
 
     # --- reading -------------------------------------------------------------------------------------------------
 
