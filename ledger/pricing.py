@@ -19,9 +19,9 @@ from decimal import Decimal
 
 from ledger import events as ev
 from ledger import rules
-from ledger.domain import LedgerAggregate, month_start, shift_month
+from ledger.domain import LedgerAggregate, month_start
 from ledger.errors import InvalidInput, RuleViolation
-from ledger.rules import Program, RiskClass, Segment
+from ledger.rules import Program, RiskClass, Segment, shift_month
 
 # The JKK discount of Feb 2025 - Jan 2026 is for labour-intensive employers with at least this many workers.
 LABOUR_INTENSIVE_WORKERS_MIN = 50
