@@ -129,7 +129,8 @@ class Ledger(TunedApplication):
             except IntegrityError:
                 if (previous := self._previous_result(command, fingerprint)) is not None:
                     return previous
-                time.sleep(min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_BASE_S * 2 ** attempt) * random.random())
+                # Jitter, so that writers that collided do not collide again; not a secret.
+                time.sleep(min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_BASE_S * 2 ** attempt) * random.random())  # noqa: S311
                 continue
             return {**result, "repeated": False}
         raise ConcurrencyConflict(
@@ -180,13 +181,13 @@ class Ledger(TunedApplication):
             return None
 
     def employer(self, npp: str, *, to_save: bool = False) -> Employer:
-        employer = self.find(employer_id(npp), to_save=to_save)
+        employer: Employer | None = self.find(employer_id(npp), to_save=to_save)
         if employer is None:
             raise NotFound(f"no employer with NPP {npp} is registered")
         return employer
 
     def member(self, kpj: str, *, to_save: bool = False) -> Member:
-        member = self.find(member_id(kpj), to_save=to_save)
+        member: Member | None = self.find(member_id(kpj), to_save=to_save)
         if member is None:
             raise NotFound(f"no member with KPJ {kpj} is enrolled")
         return member

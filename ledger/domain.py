@@ -19,7 +19,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, Generic, Self, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -30,10 +30,19 @@ from ledger.errors import AlreadyExists, RuleViolation
 from ledger.rules import Program, RiskClass, Segment, month_owed
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.bpjs.example/ids")
+T = TypeVar("T")  # what a dated history holds: a wage (int), a risk class
+# The partial JHT payouts: a member may take one of them, once.
+JHT_PARTIAL_KINDS = frozenset({ev.ClaimKind.JHT_PARTIAL_HOUSING, ev.ClaimKind.JHT_PARTIAL_OTHER})
 
-# The contract event that `start`/`record` just serialized, so applying it does not parse its JSON back. A single
-# slot checked by identity: if anything else intervenes, the event is simply parsed, which is always correct.
-_just_built: tuple[dict[str, Any], ev.LedgerEvent] | None = None
+class _JustBuilt:
+    """The contract event that `start`/`record` just serialized, with the dict made from it, so applying it does not
+    parse its JSON back. A single slot checked by identity: if anything else intervenes, the event is simply parsed,
+    which is always correct."""
+
+    slot: tuple[dict[str, Any], ev.LedgerEvent] | None = None
+
+
+_just_built = _JustBuilt()
 
 
 def employer_id(npp: str) -> UUID:
@@ -111,15 +120,14 @@ class LedgerAggregate(Aggregate):
         self._apply(schema_type, schema_version, data, meta)
 
     def _apply(self, schema_type: str, schema_version: int, data: dict[str, Any], meta: dict[str, Any]) -> None:
-        global _just_built
         # A contract built in this process a moment ago (see `start`/`record`) is used as it is; anything loaded
         # from the store is parsed, and upcast if it is of an older version.
-        built = _just_built  # read the slot once: another thread may refill it between two reads
+        built = _just_built.slot  # read the slot once: another thread may refill it between two reads
         if built is not None and built[0] is data:
             contract = built[1]
         else:
             contract = ev.parse_event(schema_type, schema_version, data, context=self)
-        _just_built = None
+        _just_built.slot = None
         # One stored event holds one contract event, so the version being applied is the count so far plus one.
         self.applied += 1
         self.branch: str = meta["branch"]
@@ -147,25 +155,21 @@ class LedgerAggregate(Aggregate):
         """
         copy = object.__new__(type(self))
         for name, value in self.__dict__.items():
-            if isinstance(value, (list, dict, set)):
-                value = type(value)(value)
-            copy.__dict__[name] = value
+            copy.__dict__[name] = type(value)(value) if isinstance(value, (list, dict, set)) else value
         return copy
 
     @classmethod
-    def start(cls, contract: ev.LedgerEvent) -> LedgerAggregate:
-        global _just_built
+    def start(cls, contract: ev.LedgerEvent) -> Self:
         data = ev.to_json_dict(contract)
         meta = cls._meta(contract, data, cls.key(data), 1, data["branch"], ev.GENESIS_HASH)
-        _just_built = (data, contract)
+        _just_built.slot = (data, contract)
         return cls(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data, meta=meta)
 
     def record(self, contract: ev.LedgerEvent) -> str:
         """Record a contract event; returns its public event id."""
-        global _just_built
         data = ev.to_json_dict(contract)
         meta = self._meta(contract, data, self.id, self.version + 1, self.branch, self.chain_head)
-        _just_built = (data, contract)
+        _just_built.slot = (data, contract)
         self._trigger_recorded(schema_type=contract.TYPE, schema_version=contract.VERSION, data=data, meta=meta)
         return event_id(self.id, self.version)
 
@@ -184,20 +188,20 @@ class LedgerAggregate(Aggregate):
 
 
 @dataclass(frozen=True)
-class Dated:
+class Dated(Generic[T]):
     """A value with the date from which it holds; histories are kept sorted by that date."""
 
     effective: date
-    value: Any
+    value: T
 
 
-def value_on(history: list[Dated], on: date) -> Any:
+def value_on(history: list[Dated[T]], on: date) -> T | None:
     """The value in force on `on`: the last one whose effective date is on or before it (None before the first)."""
     index = bisect.bisect_right([d.effective for d in history], on)
     return history[index - 1].value if index else None
 
 
-def insert_dated(history: list[Dated], item: Dated) -> None:
+def insert_dated(history: list[Dated[T]], item: Dated[T]) -> None:
     history.insert(bisect.bisect_right([d.effective for d in history], item.effective), item)
 
 
@@ -276,27 +280,29 @@ class Member(LedgerAggregate):
         if claim.incident_date < self.enrolled_on:
             raise RuleViolation(
                 f"incident date {claim.incident_date} is before member {self.kpj} enrolled ({self.enrolled_on})")
+        self._check_death_benefit(claim)
+        if claim.kind in (ev.ClaimKind.JHT_FULL, ev.ClaimKind.JP_LUMP_SUM) and self.exit is None:
+            raise RuleViolation(f"a {claim.program.value} {claim.kind.value} claim needs the member to have exited "
+                                f"(resignation, retirement, death, ...); member {self.kpj} is still active")
+        if claim.kind in JHT_PARTIAL_KINDS and any(c.kind in JHT_PARTIAL_KINDS for c in self.claims_of(Program.JHT)):
+            raise AlreadyExists(f"member {self.kpj} already took the one partial JHT payout allowed")
+        if claim.program is not Program.JKK and claim.program not in self.programs:
+            raise RuleViolation(f"member {self.kpj} is not enrolled in {claim.program.value}")
+
+    def _check_death_benefit(self, claim: ev.ClaimPaid) -> None:
+        """JKM, and JKK's death benefit: paid once, after the death (work-related for JKK) is recorded."""
         if claim.program is Program.JKM:
             if self.exit is None or self.exit.reason is not ev.ExitReason.DEATH:
                 raise RuleViolation(f"a JKM claim needs the member's death recorded first (ledger member exit "
                                     f"--kpj {self.kpj} --reason death --date ...); member {self.kpj} has not exited")
             if self.claims_of(Program.JKM):
                 raise AlreadyExists(f"the JKM benefit for the death of member {self.kpj} was already paid")
-        if claim.kind in (ev.ClaimKind.JKK_DEATH,):
+        if claim.kind is ev.ClaimKind.JKK_DEATH:
             if self.exit is None or self.exit.reason is not ev.ExitReason.WORK_DEATH:
                 raise RuleViolation(f"a JKK death claim needs the member's work-related death recorded first "
                                     f"(ledger member exit --kpj {self.kpj} --reason work-death); not so for {self.kpj}")
             if any(c.kind is ev.ClaimKind.JKK_DEATH for c in self.claims_of(Program.JKK)):
                 raise AlreadyExists(f"the JKK death benefit for member {self.kpj} was already paid")
-        if claim.kind in (ev.ClaimKind.JHT_FULL, ev.ClaimKind.JP_LUMP_SUM) and self.exit is None:
-            raise RuleViolation(f"a {claim.program.value} {claim.kind.value} claim needs the member to have exited "
-                                f"(resignation, retirement, death, ...); member {self.kpj} is still active")
-        if claim.kind in (ev.ClaimKind.JHT_PARTIAL_HOUSING, ev.ClaimKind.JHT_PARTIAL_OTHER):
-            if any(c.kind in (ev.ClaimKind.JHT_PARTIAL_HOUSING, ev.ClaimKind.JHT_PARTIAL_OTHER)
-                   for c in self.claims_of(Program.JHT)):
-                raise AlreadyExists(f"member {self.kpj} already took the one partial JHT payout allowed")
-        if claim.program is not Program.JKK and claim.program not in self.programs:
-            raise RuleViolation(f"member {self.kpj} is not enrolled in {claim.program.value}")
 
 
 class ContributionMonth(LedgerAggregate):
@@ -309,7 +315,7 @@ class ContributionMonth(LedgerAggregate):
             self.kpj = contract.kpj
             self.month = contract.month
             self.current: ev.ContributionPaid | None = contract
-            self.current_id = event_id(self.id, self.applied)
+            self.current_id: str | None = event_id(self.id, self.applied)
         elif isinstance(contract, ev.ContributionReversed):
             self.current = None
             self.current_id = None
@@ -353,7 +359,7 @@ class CommandRecord(Aggregate):
 
 
 # Stored events that are not part of the public contract: the relay skips them and gives them no position.
-INTERNAL_EVENT_TOPICS = frozenset({get_topic(CommandRecord.Accepted)})
+INTERNAL_EVENT_TOPICS = frozenset({get_topic(CommandRecord.Accepted)})  # type: ignore[attr-defined]  # made by @event
 
 
 def check_segment_programs(segment: Segment, programs: frozenset[Program]) -> None:

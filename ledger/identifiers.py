@@ -19,6 +19,9 @@ KPJ_LENGTH = 11
 NPP_LENGTH = 8
 NIK_LENGTH = 16
 NIK_FEMALE_DAY_OFFSET = 40  # women's NIKs carry the birth day plus 40
+MONTHS_IN_YEAR = 12
+DAYS_IN_MONTH_MAX = 31
+LEAP_DAY = (2, 29)  # (month, day): 29 February
 BRANCH_CODE_LENGTH_MIN = 2
 BRANCH_CODE_LENGTH_MAX = 40
 
@@ -62,9 +65,9 @@ def _nik_fields(s: object) -> tuple[int, int, int]:
 def _birth_day_month(day_field: int, month: int) -> int:
     """The real birth day from the NIK's day field (women: day + 40), checked against the month's length."""
     day = day_field - NIK_FEMALE_DAY_OFFSET if day_field > NIK_FEMALE_DAY_OFFSET else day_field
-    if not 1 <= month <= 12:
+    if not 1 <= month <= MONTHS_IN_YEAR:
         raise ValueError(f"NIK: the birth month (digits 9-10) must be 01-12, got {month:02d}")
-    if not 1 <= day <= 31:
+    if not 1 <= day <= DAYS_IN_MONTH_MAX:
         raise ValueError(
             f"NIK: the birth day (digits 7-8) must be 01-31 for men or 41-71 for women, got {day_field:02d}")
     # 29 February is possible for any yy divisible by 4, since 2000 was a leap year; the exact century check
@@ -78,7 +81,7 @@ def validate_nik(s: str) -> str:
     """A national ID number: 16 digits = province, regency, district (2 each), birth date DDMMYY, serial (4)."""
     day_field, month, yy = _nik_fields(s)
     day = _birth_day_month(day_field, month)
-    if month == 2 and day == 29 and yy % 4 != 0:
+    if (month, day) == LEAP_DAY and yy % 4 != 0:
         raise ValueError(f"NIK: the birth date (digits 7-12) is not a real date: 29 February in a year "
                          f"ending {yy:02d}")
     return s

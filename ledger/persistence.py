@@ -70,7 +70,7 @@ class TunedApplication(Application[UUID]):
         self.register_transcodings(transcoder)
         return transcoder
 
-    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording]:
+    def save(self, *aggregates: Any, **kwargs: Any) -> list[Recording[UUID]]:
         """The library's `save` for our own aggregates, without its runtime protocol checks.
 
         `Application.save` asks `isinstance(obj, DomainEventProtocol)` and `isinstance(obj, CollectEventsProtocol)`

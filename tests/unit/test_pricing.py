@@ -236,7 +236,7 @@ def test_a_jkk_claim_for_an_accident_on_29_february_expires_five_years_later_on_
                                   paid_on=date(2025, 3, 2))
 
 
-@pytest.mark.parametrize("death, cash_total", [(date(2019, 12, 1), 24_000_000), (date(2019, 12, 2), 42_000_000)])
+@pytest.mark.parametrize(("death", "cash_total"), [(date(2019, 12, 1), 24_000_000), (date(2019, 12, 2), 42_000_000)])
 def test_the_jkm_benefit_follows_the_date_of_death(death, cash_total):
     assert pricing.jkm_claim_amounts(kpj=KPJ, incident_date=death, exit_date=death) == (cash_total, None)
 
