@@ -36,11 +36,11 @@ UV_VERSION="0.13.9"
 UV=""
 
 ensure_uv() {
-  # A fresh machine has Python and nothing else: uv is bootstrapped once per version, with pip, into a small
-  # virtualenv of its own in the cache (not the project's: uv sync removes from that whatever the lock does not name).
+  # A fresh machine has Python and nothing else: uv is bootstrapped once per version, with pip, into a folder of its
+  # own in the cache (not into the project's virtualenv: uv sync removes from it whatever the lock does not name).
   # Several clones share the cache and may run at once, so one installs while the others wait on a lock file, and a
-  # copy is complete only when its uv runs.
-  local dir="$CACHE_DIR/uv-$UV_VERSION"
+  # copy counts as installed only when its uv runs.
+  local dir="$CACHE_DIR/uv-$UV_VERSION" log="$RUN_DIR/uv-install.log"
   UV="$dir/bin/uv"
   if "$UV" --version >/dev/null 2>&1; then return 0; fi
   mkdir -p "$CACHE_DIR" "$RUN_DIR"
@@ -48,10 +48,16 @@ ensure_uv() {
     flock 9
     if "$UV" --version >/dev/null 2>&1; then exit 0; fi
     log "bootstrapping uv $UV_VERSION into $dir"
+    local py; py="$(find_python)"
     rm -rf "$dir"
-    "$(find_python)" -m venv "$dir" 2>/dev/null || { apt_install python3-venv; rm -rf "$dir"; "$(find_python)" -m venv "$dir"; }
-    "$dir/bin/python" -m pip install --quiet "uv==$UV_VERSION" > "$RUN_DIR/uv-install.log" 2>&1 \
-      || { tail -30 "$RUN_DIR/uv-install.log" >&2; rm -rf "$dir"; die "installing uv $UV_VERSION failed"; }
+    # The machine's pip, where its Python has one, puts uv there as plain files (3 s quicker than a virtualenv);
+    # Debian's Python comes without pip, and then a small virtualenv of uv's own brings one.
+    if ! "$py" -m pip install --quiet --disable-pip-version-check --target "$dir" "uv==$UV_VERSION" > "$log" 2>&1; then
+      rm -rf "$dir"
+      "$py" -m venv "$dir" >> "$log" 2>&1 || { apt_install python3-venv; rm -rf "$dir"; "$py" -m venv "$dir"; }
+      "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" >> "$log" 2>&1 \
+        || { tail -30 "$log" >&2; rm -rf "$dir"; die "installing uv $UV_VERSION failed"; }
+    fi
   ) 9> "$CACHE_DIR/uv-$UV_VERSION.lock"
   "$UV" --version >/dev/null 2>&1 || die "uv $UV_VERSION is not usable in $dir"
 }
