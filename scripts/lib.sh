@@ -33,15 +33,14 @@ find_python() {
 # uv installs the packages from uv.lock. Pinned, because the lock file's format and what `uv lock` resolves are uv's:
 # every machine installs and refreshes the lock with this same version. Move it on purpose, then run scripts/lock.
 UV_VERSION="0.13.9"
-UV=""
+UV="$CACHE_DIR/uv-$UV_VERSION/bin/uv"
 
 ensure_uv() {
   # A fresh machine has Python and nothing else: uv is bootstrapped once per version, with pip, into a folder of its
   # own in the cache (not into the project's virtualenv: uv sync removes from it whatever the lock does not name).
   # Several clones share the cache and may run at once, so one installs while the others wait on a lock file, and a
   # copy counts as installed only when its uv runs.
-  local dir="$CACHE_DIR/uv-$UV_VERSION" log="$RUN_DIR/uv-install.log"
-  UV="$dir/bin/uv"
+  local dir="$CACHE_DIR/uv-$UV_VERSION" log="$RUN_DIR/uv-bootstrap.log"
   if "$UV" --version >/dev/null 2>&1; then return 0; fi
   mkdir -p "$CACHE_DIR" "$RUN_DIR"
   (
@@ -65,6 +64,7 @@ ensure_uv() {
 uv_run() {
   # uv for this project: the virtualenv at $VENV, the machine's Python (uv downloads none), no configuration files
   # of the user's, so every machine resolves and installs alike.
+  ensure_uv
   UV_PROJECT_ENVIRONMENT="$VENV" UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1 "$UV" "$@"
 }
 
@@ -72,11 +72,10 @@ ensure_venv() {
   # Installs exactly what uv.lock pins (the project editable, with its test and dev extras) into $VENV, whenever
   # uv.lock, pyproject.toml or the uv version changed since the last install; otherwise does nothing.
   local stamp="$VENV/.installed-lock" want
+  [ -f "$ROOT/uv.lock" ] || die "uv.lock is missing: run scripts/lock and commit uv.lock"
   want="$(printf 'uv %s\n' "$UV_VERSION"; sha256sum "$ROOT/pyproject.toml" "$ROOT/uv.lock" | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ "$want" = "$(cat "$stamp" 2>/dev/null)" ]; then return 0; fi
-  [ -f "$ROOT/uv.lock" ] || die "uv.lock is missing: run scripts/lock and commit uv.lock"
   ensure_uv
-  mkdir -p "$RUN_DIR"
   # The lock must answer pyproject.toml as it is now; an install never re-resolves on its own.
   if ! (cd "$ROOT" && uv_run lock --check --python "$(find_python)") > "$RUN_DIR/uv-install.log" 2>&1; then
     tail -5 "$RUN_DIR/uv-install.log" >&2
