@@ -12,7 +12,8 @@ The Kafka broker and PostgreSQL that `scripts/test` starts are left out: neither
 would only add the same seconds to both sides. Every package cache starts empty: pip's is off (`PIP_NO_CACHE_DIR`),
 uv's (`UV_CACHE_DIR`) and the project's (`LEDGER_CACHE_DIR`, where uv is bootstrapped) are new directories per clone,
 so each side downloads everything, as on a fresh machine. The two sides alternate within a round, so a slow minute of
-the network or of the shared machine falls on both; the table gives each step's median over the rounds.
+the network or of the shared machine falls on both; the table gives the medians over the rounds, of the
+whole and of each step.
 """
 
 from __future__ import annotations
@@ -113,9 +114,8 @@ def main() -> int:
               for side, runs in samples.items()}
     labels = {"before": "pip, no lock", "after": "uv + uv.lock"}
     for side, m in median.items():
-        print(f"| {side} ({labels[side]}, commit {sides[side]}) | clone {m['clone']:.1f} s + install "
-              f"{m['install']:.1f} s + `{args.test}` {m['test']:.1f} s = **{m['total']:.1f} s** "
-              f"(median of {args.rounds}) |")
+        print(f"| {side} ({labels[side]}, commit {sides[side]}) | **{m['total']:.1f} s**: clone {m['clone']:.1f} s, "
+              f"install {m['install']:.1f} s, `{args.test}` {m['test']:.1f} s (each a median of {args.rounds}) |")
     before, after = median["before"]["total"], median["after"]["total"]
     print(f"| after / before | {after / before:.2f} x the time ({before / after:.1f} x faster); install alone "
           f"{median['after']['install'] / median['before']['install']:.2f} x |")
