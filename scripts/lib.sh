@@ -75,6 +75,7 @@ ensure_venv() {
   [ -f "$ROOT/uv.lock" ] || die "uv.lock is missing: run scripts/lock and commit uv.lock"
   want="$(printf 'uv %s\n' "$UV_VERSION"; sha256sum "$ROOT/pyproject.toml" "$ROOT/uv.lock" | cut -d' ' -f1)"
   if [ -x "$VENV/bin/python" ] && [ "$want" = "$(cat "$stamp" 2>/dev/null)" ]; then return 0; fi
+  mkdir -p "$RUN_DIR"
   ensure_uv
   # The lock must answer pyproject.toml as it is now; an install never re-resolves on its own.
   if ! (cd "$ROOT" && uv_run lock --check --python "$(find_python)") > "$RUN_DIR/uv-install.log" 2>&1; then
