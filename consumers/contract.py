@@ -48,10 +48,20 @@ def example_events() -> dict[str, dict[str, Any]]:
     import orjson
 
     from ledger.application import Ledger
-    from ledger.commands import (ChangeRiskClass, ChangeWage, CreditYield, EnrollMember, ExitMember, MemberRow,
-                                 PayClaim, PayContribution, RegisterEmployer, Reverse)
+    from ledger.commands import (
+        ChangeRiskClass,
+        ChangeWage,
+        CreditYield,
+        EnrollMember,
+        ExitMember,
+        MemberRow,
+        PayClaim,
+        PayContribution,
+        RegisterEmployer,
+        Reverse,
+    )
     from ledger.domain import INTERNAL_EVENT_TOPICS
-    from ledger.relay import envelope
+    from ledger.publishing.envelope import envelope
     from ledger.settings import DEVELOPMENT_NIK_HMAC_KEY
 
     # The examples are documentation of made-up people: their `nik_hmac` uses the public development key, so that

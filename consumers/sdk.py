@@ -60,10 +60,16 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from ledger import kafka_client
-from ledger.events import (PUBLISHED_EVENT_TYPES, Envelope, LedgerEvent, UnknownEventType, UpcastNeedsMember,
-                           parse_published)
+from ledger.events import (
+    PUBLISHED_EVENT_TYPES,
+    Envelope,
+    LedgerEvent,
+    UnknownEventType,
+    UpcastNeedsMember,
+    parse_published,
+)
 from ledger.private_files import create_private_database
+from ledger.publishing import kafka_client
 
 RETRIES_DEFAULT = 3  # attempts after the first, before a failing record goes to the dead-letter topic
 RETRIES_MAX = 20

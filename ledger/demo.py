@@ -24,10 +24,9 @@ from typing import Any
 
 import orjson
 
-from ledger import audit, kafka_client, relay
 from ledger.application import Ledger
-from ledger.cli import balance_lines, branch_report_lines, describe
-from ledger.generator import BranchPlan, generate_branch, member_rows
+from ledger.audit.recount import as_of_topic
+from ledger.audit.verify import verify_topic
 from ledger.commands import (
     EnrollMember,
     EnrollMembers,
@@ -37,6 +36,10 @@ from ledger.commands import (
     PayContribution,
     RegisterEmployer,
 )
+from ledger.formatting import balance_lines, branch_report_lines, describe
+from ledger.generator import BranchPlan, generate_branch, member_rows
+from ledger.publishing import kafka_client, relay
+from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
 
 TKK_STAFF = 7_000
@@ -103,12 +106,12 @@ def run_demo(settings: Settings) -> int:
     run_id = uuid.uuid4().hex[:8]
     settings = settings.model_copy(update={"kafka_topic_prefix": f"{settings.kafka_topic_prefix}.demo-{run_id}",
                                            "projection_store": "sqlite"})
-    topics = relay.Topics.for_prefix(settings.kafka_topic_prefix)
+    topics = Topics.for_prefix(settings.kafka_topic_prefix)
     bootstrap = settings.bootstrap_servers
     expected = sum(1 for _ in app.stored_contract_notifications())
     print(f"2. Relaying {expected:,} events to {topics.events} at {','.join(bootstrap)} (exactly once, in Kafka "
           f"transactions)")
-    relay.init_topics(bootstrap, topics, settings.kafka_partitions)
+    init_topics(bootstrap, topics, settings.kafka_partitions)
     publisher = relay.Relay(app.recorder, bootstrap, topics, transactional_id=f"demo-relay-{run_id}")
     started = time.perf_counter()
     published = publisher.run()
@@ -117,7 +120,7 @@ def run_demo(settings: Settings) -> int:
           f"last position {publisher.state.position:,}")
 
     print("3. Auditing the topic from Kafka alone (ledger audit verify)")
-    report = audit.verify_topic(bootstrap, topics.events)
+    report = verify_topic(bootstrap, topics.events)
     print(f"   checked {report.events:,} events: positions {'contiguous' if report.positions_ok else 'NOT contiguous'}"
           f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}")
     kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(bootstrap, topics.events))
@@ -148,7 +151,7 @@ def run_demo(settings: Settings) -> int:
     print()
     print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
           f"recounted from Kafka alone, compared with the projections")
-    cross = audit.as_of_topic(bootstrap, topics.events, views, REPORT_DATE)
+    cross = as_of_topic(bootstrap, topics.events, views, REPORT_DATE)
     print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
           f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]

@@ -20,14 +20,15 @@ import bisect
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from uuid import UUID, NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import get_topic
 
 from ledger import events as ev
 from ledger.errors import AlreadyExists, RuleViolation
-from ledger.rules import Program, RiskClass, Segment, month_owed
+# shift_month is the rules' month arithmetic; the handlers import it from here, with the other month helpers.
+from ledger.rules import Program, RiskClass, Segment, month_owed, shift_month  # noqa: F401
 
 ID_NAMESPACE = uuid5(NAMESPACE_URL, "https://ledger.bpjs.example/ids")
 
@@ -78,12 +79,6 @@ def month_key(day: date) -> str:
 def month_start(key: str) -> date:
     year, month = key.split("-")
     return date(int(year), int(month), 1)
-
-
-def shift_month(key: str, delta: int) -> str:
-    """The month `delta` months after (or, negative, before) the month `key` ("YYYY-MM")."""
-    year, number = divmod(int(key[:4]) * 12 + int(key[5:7]) - 1 + delta, 12)
-    return f"{year:04d}-{number + 1:02d}"
 
 
 class LedgerAggregate(Aggregate):

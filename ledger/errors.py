@@ -1,7 +1,14 @@
-"""The errors a user of the ledger can meet. Each message says what is wrong and names the thing it is about.
+"""Every operating error a user of the ledger can meet, and every exit code of `ledger` (docs/cli.md, "Exit codes").
 
-Every one of them means: nothing was written. `assert` is kept for programmer errors; these are for the world.
+Each message says what is wrong and names the thing it is about. The errors of the writing commands mean: nothing was
+written. `assert` is kept for programmer errors; these are for the world. The auditor's verdicts (a breach, a
+difference, a disagreement) are results, not errors: their exit codes are the `EXIT_*` constants below.
 """
+
+# The auditor's verdicts: the command ran, and found something wrong.
+EXIT_BREACH = 8  # `audit verify` found a breach of the topic; `audit verify-export` a file missing or altered
+EXIT_DIFFERENCES = 11  # `audit as-of` found the topic's figures and the projections' answers differ
+EXIT_UNRECONCILED = 13  # `audit reconcile` found the event store, the relay's state and the topic disagree
 
 
 class LedgerError(Exception):
@@ -18,6 +25,10 @@ class InvalidInput(LedgerError):
 
 class ConfigurationError(InvalidInput):
     """A LEDGER_* setting is unknown, missing or unsafe: e.g. a NIK hash key that is not set, empty, short or public."""
+
+
+class ExportRefused(InvalidInput):
+    """The audit export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
 
 
 class NotFound(LedgerError):
@@ -56,3 +67,33 @@ class RelayStateInvalid(LedgerError):
     (`ledger audit reconcile`, docs/kafka.md)."""
 
     exit_code = 12
+
+
+class NotProjected(LedgerError):
+    """A query needs a projection that has not been built yet (`ledger projections run`)."""
+
+    exit_code = 9
+
+
+class RebuildStopped(LedgerError):
+    """A rebuild stopped (an invariant failed, or a record it cannot apply); the live version is unchanged."""
+
+    exit_code = 10
+
+
+class TopicUnreadable(LedgerError):
+    """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
+
+
+# Raised inside a projection's run or rebuild; the command line reports them as `RebuildStopped` (exit 10).
+
+class ProjectionError(Exception):
+    """A record the runner cannot apply: it stops rather than skip an event and leave the view wrong."""
+
+
+class InvariantViolation(Exception):
+    """A projection's invariant failed: the rebuild stops and names the event it could trace the failure to."""
+
+    def __init__(self, projection: str, problem: str, event_id: str | None) -> None:
+        self.projection, self.problem, self.event_id = projection, problem, event_id
+        super().__init__(f"{projection}: {problem} (event {event_id or 'unknown'})")

@@ -15,8 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.commands import MemberRow
-from ledger.domain import shift_month
-from ledger.rules import month_owed
+from ledger.rules import month_owed, shift_month
 
 BIRTH_YEARS = 10  # birth years cycle over a decade, so NIKs differ in more than the serial
 
@@ -102,8 +101,15 @@ def generate_branch(app: Any, plan: BranchPlan, *, progress: Callable[[str], Non
     members pay for themselves (some lapse); leavers' claims are paid the month after (JHT, JP lump sum, JKM, JKK);
     each December's JHT yield is credited at the year's announced rate.
     """
-    from ledger.commands import (CreditYield, EnrollMember, EnrollMembers, ExitMember, PayClaim, PayContribution,
-                                 RegisterEmployer)
+    from ledger.commands import (
+        CreditYield,
+        EnrollMember,
+        EnrollMembers,
+        ExitMember,
+        PayClaim,
+        PayContribution,
+        RegisterEmployer,
+    )
     from ledger.errors import RuleViolation
 
     rng = random.Random(plan.seed)

@@ -14,15 +14,21 @@ half up to the whole rupiah ONCE, at that point (`round_rupiah`). Amounts derive
 
 from calendar import monthrange
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
+from functools import lru_cache
 from typing import TypeVar
 
 LEDGER_EPOCH = date(2015, 7, 1)  # the first day any table covers
 JP_START = date(2015, 7, 1)  # the pension program began with the ledger; earlier months have no JP at all
 ONE = Decimal("1")
+
+
+def shift_month(key: str, delta: int) -> str:
+    """The month `delta` months after (or, negative, before) the month `key` ("YYYY-MM")."""
+    year, number = divmod(int(key[:4]) * 12 + int(key[5:7]) - 1 + delta, 12)
+    return f"{year:04d}-{number + 1:02d}"
 
 
 class Program(str, Enum):

@@ -15,7 +15,7 @@ from fastapi import FastAPI, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ledger.errors import NotFound
+from ledger.errors import NotFound, NotProjected
 from ledger.settings import Settings
 from projections import queries
 from projections.store import ViewStore
@@ -43,7 +43,7 @@ def create_app(settings: Settings, store: ViewStore | None = None) -> FastAPI:
             return question(views, *args)
         except NotFound as error:
             raise HTTPException(status_code=404, detail=str(error)) from None
-        except queries.NotProjected as error:
+        except NotProjected as error:
             raise HTTPException(status_code=503, detail=str(error)) from None
 
     @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date")

@@ -19,17 +19,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from ledger.domain import shift_month
-from ledger.errors import LedgerError, NotFound
-from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE
+from ledger.errors import NotFound, NotProjected
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, shift_month
 from projections.store import Tx, ViewStore, table_name
 from projections.views import FINE_PROGRAM, PROGRAMS
 
 HISTORY_ROWS_MAX = 10_000
-
-
-class NotProjected(LedgerError):
-    exit_code = 9
 
 
 def _live(tx: Tx, name: str) -> int:

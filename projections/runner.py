@@ -22,15 +22,16 @@ from typing import Any
 
 import orjson
 
-from ledger import kafka_client
+from ledger.errors import ProjectionError
 from ledger.events import EVENT_TYPES
 from ledger.memory import collector_paused
-from ledger.relay import record_headers
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
 from projections.store import ViewStore
-from projections.views import PROJECTIONS, InvariantViolation, JsonRefused, Projection, projection
+from projections.views import PROJECTIONS, JsonRefused, Projection, projection
 
-__all__ = ["InvariantViolation", "ProjectionError", "Runner", "rebuild", "run", "status"]
+__all__ = ["Runner", "rebuild", "run", "status"]
 
 POLL_RECORDS_MAX = 2_000  # measured: bigger polls leave the fetcher idle longer
 POLL_TIMEOUT_MS = 200
@@ -40,16 +41,12 @@ WORKER_JOIN_TIMEOUT_S = 3_600
 PROGRESS_INTERVAL_S = 0.5
 
 
-class ProjectionError(Exception):
-    """A record the runner cannot apply: it stops rather than skip an event and leave the view wrong."""
-
-
 def group_id(settings: Settings, name: str, version: int) -> str:
     return f"{settings.kafka_topic_prefix}.projection.{name}.v{version}"
 
 
 def events_topic(settings: Settings) -> str:
-    from ledger.relay import Topics
+    from ledger.publishing.topics import Topics
 
     return Topics.for_prefix(settings.kafka_topic_prefix).events
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from ledger.errors import InvariantViolation
 from ledger.events import EVENT_TYPES, UpcastNeedsMember, envelope_data
 from projections.store import Tx, table_name
 
@@ -43,14 +44,6 @@ JSON_VALUES_PER_INSERT = 500  # measured: 500 and 2,000 alike, 10,000 slower
 class JsonRefused(Exception):
     """The JSON path met a record it cannot apply (not JSON, another type or version, a field missing): the batch
     is applied the ordinary way instead, which names the record if it is bad."""
-
-
-class InvariantViolation(Exception):
-    """A projection's invariant failed: the rebuild stops and names the event it could trace the failure to."""
-
-    def __init__(self, projection: str, problem: str, event_id: str | None) -> None:
-        self.projection, self.problem, self.event_id = projection, problem, event_id
-        super().__init__(f"{projection}: {problem} (event {event_id or 'unknown'})")
 
 
 @dataclass(frozen=True)

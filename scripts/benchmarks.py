@@ -53,7 +53,7 @@ def median_rate(samples: list[float]) -> float:
 # --- Kafka baseline ------------------------------------------------------------------------------------------------
 
 def kafka_produce_rate(bootstrap: list[str], topic: str) -> float:
-    from ledger import kafka_client
+    from ledger.publishing import kafka_client
 
     payload = os.urandom(RECORD_BYTES)
     producer = kafka_client.producer(bootstrap)
@@ -67,7 +67,7 @@ def kafka_produce_rate(bootstrap: list[str], topic: str) -> float:
 
 
 def kafka_consume_rate(bootstrap: list[str], topic: str, expected: int) -> float:
-    from ledger import kafka_client
+    from ledger.publishing import kafka_client
 
     consumer = kafka_client.consumer(bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}", topics=[topic])
     count = 0
@@ -85,7 +85,7 @@ def kafka_consume_rate(bootstrap: list[str], topic: str, expected: int) -> float
 
 
 def bench_kafka(bootstrap: list[str]) -> dict[str, float]:
-    from ledger import kafka_client
+    from ledger.publishing import kafka_client
 
     produced, consumed = [], []
     for run in range(RUNS):
@@ -204,9 +204,11 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
 
 def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
     """Relay one branch-month; then send the same number of records of the same size with the raw producer."""
-    from ledger import kafka_client
     from ledger.application import Ledger
-    from ledger.relay import Relay, Topics, init_topics, record_headers
+    from ledger.publishing import kafka_client
+    from ledger.publishing.envelope import record_headers
+    from ledger.publishing.relay import Relay
+    from ledger.publishing.topics import Topics, init_topics
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
                  clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
@@ -255,7 +257,7 @@ def template_envelopes(workdir: Path) -> dict[str, dict]:
     from ledger.application import Ledger
     from ledger.domain import INTERNAL_EVENT_TOPICS
     from ledger.generator import BranchPlan, generate_branch
-    from ledger.relay import envelope
+    from ledger.publishing.envelope import envelope
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "templates.db")},
                  clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
@@ -273,8 +275,8 @@ def produce_branch_year(args: tuple) -> int:
     contribution for every month, cloned from real envelopes (so sizes, shapes and headers are the ledger's own)."""
     import orjson
 
-    from ledger import kafka_client
-    from ledger.relay import record_headers
+    from ledger.publishing import kafka_client
+    from ledger.publishing.envelope import record_headers
 
     bootstrap, topic, templates, first, last, employers = args
     producer = kafka_client.producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
@@ -313,7 +315,7 @@ def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: lis
     """A synthetic branch-year on a topic of its own; raw consume of it, then rebuilds, in the same run."""
     import multiprocessing
 
-    from ledger import kafka_client
+    from ledger.publishing import kafka_client
     from projections import runner
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"

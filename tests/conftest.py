@@ -21,7 +21,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def bootstrap(settings: Settings) -> list[str]:
-    from ledger import kafka_client
+    from ledger.publishing import kafka_client
 
     try:
         kafka_client.wait_until_ready(settings.bootstrap_servers, timeout_s=10)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from cli_runner import Cli
 
-from ledger import kafka_client
+from ledger.publishing import kafka_client
 
 pytestmark = pytest.mark.e2e
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from cli_runner import CLI_TIMEOUT_S, Cli
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,6 @@ import uuid
 from typing import Any
 
 import pytest
-
 from cli_runner import Cli
 
 pytestmark = pytest.mark.e2e

@@ -9,14 +9,14 @@ from typing import Any
 
 import orjson
 import pytest
-
-from ledger import kafka_client
-from ledger.application import Ledger
 from history import HISTORY_PARTITIONS, HISTORY_PLAN
-from ledger.generator import generate_branch
-from ledger.relay import Relay, Topics, init_topics
-from ledger.settings import Settings
 
+from ledger.application import Ledger
+from ledger.generator import generate_branch
+from ledger.publishing import kafka_client
+from ledger.publishing.relay import Relay
+from ledger.publishing.topics import Topics, init_topics
+from ledger.settings import Settings
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ from typing import Any
 
 import orjson
 
-from ledger import kafka_client
 from ledger.generator import BranchPlan
-from ledger.relay import Topics, init_topics, record_headers
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import record_headers
+from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
 
 HISTORY_PLAN = BranchPlan(employers=8, members=400, bpu_members=30, first_month="2016-11", months=8, seed=7)

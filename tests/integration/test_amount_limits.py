@@ -43,7 +43,7 @@ from ledger.commands import (
 )
 from ledger.errors import InvalidInput, LedgerError
 from ledger.events import EVENT_TYPES
-from ledger.relay import envelope
+from ledger.publishing.envelope import envelope
 from ledger.settings import Settings
 from projections import queries
 from projections.store import ViewStore

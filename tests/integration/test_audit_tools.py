@@ -23,11 +23,12 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger import audit, kafka_client
 from ledger.application import Ledger
 from ledger.commands import Reverse
 from ledger.generator import BranchPlan, generate_branch
-from ledger.relay import Relay, Topics, init_topics
+from ledger.publishing import kafka_client
+from ledger.publishing.relay import Relay
+from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
@@ -35,6 +36,11 @@ from projections.views import PROJECTIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
 from cli_runner import Cli  # noqa: E402
+
+from ledger.audit.export import export_topic, verify_bundle
+from ledger.errors import ExportRefused
+from ledger.audit.history import Subject, history_topic
+from ledger.audit.recount import Difference, Recount, as_of_topic
 
 pytestmark = pytest.mark.integration
 
@@ -107,28 +113,28 @@ def test_history_of_a_member_an_employer_and_a_branch_with_date_filters(audited)
     envelopes, topic, bootstrap = audited["envelopes"], audited["topic"], audited["bootstrap"]
     kpj = audited["reversed"]["pu"]["data"]["kpj"]
     mine = [e for e in envelopes if e["data"].get("kpj") == kpj or kpj in e["data"].get("kpjs", [])]
-    found = audit.history_topic(bootstrap, topic, audit.Subject(kpj=kpj))
+    found = history_topic(bootstrap, topic, Subject(kpj=kpj))
     assert [e["event_id"] for e in found] == by_date_then_position(mine)
     assert found == sorted(mine, key=lambda e: (e["effective_date"], e["position"]))  # the envelopes as published
     assert {"WorkersJoined", "MemberEnrolled", "ContributionPaid", "ContributionReversed"} <= {e["type"] for e in found}
 
     start, end = date(2017, 3, 1), date(2017, 4, 30)
-    window = audit.history_topic(bootstrap, topic, audit.Subject(kpj=kpj), start, end)
+    window = history_topic(bootstrap, topic, Subject(kpj=kpj), start, end)
     expected = [e for e in mine if "2017-03-01" <= e["effective_date"] <= "2017-04-30"]
     assert [e["event_id"] for e in window] == by_date_then_position(expected)
     assert 0 < len(window) < len(found)
 
     npp = audited["reversed"]["pu"]["data"]["npp"]
     employer = [e for e in envelopes if e["data"].get("npp") == npp]
-    assert [e["event_id"] for e in audit.history_topic(bootstrap, topic, audit.Subject(npp=npp), None, end)] == \
+    assert [e["event_id"] for e in history_topic(bootstrap, topic, Subject(npp=npp), None, end)] == \
         by_date_then_position([e for e in employer if e["effective_date"] <= "2017-04-30"])
     assert {"EmployerRegistered", "ContributionPaymentReceived"} <= {e["type"] for e in employer}
 
     branch = [e for e in envelopes if e["branch"] == BOGOR.branch and e["effective_date"] >= "2017-04-01"]
-    got = audit.history_topic(bootstrap, topic, audit.Subject(branch=BOGOR.branch), date(2017, 4, 1))
+    got = history_topic(bootstrap, topic, Subject(branch=BOGOR.branch), date(2017, 4, 1))
     assert [e["event_id"] for e in got] == by_date_then_position(branch)
     assert len(got) > 100 and all(e["branch"] == BOGOR.branch for e in got)
-    assert audit.history_topic(bootstrap, topic, audit.Subject(branch="NOWHERE")) == []
+    assert history_topic(bootstrap, topic, Subject(branch="NOWHERE")) == []
 
 
 def test_history_through_the_cli_and_its_bad_input(audited) -> None:
@@ -169,7 +175,7 @@ def test_recount_from_the_topic_agrees_with_the_write_side(audited) -> None:
     app: Ledger = audited["app"]
     reversed_ = audited["reversed"]
     for as_of in AS_OF_DATES:
-        recount = audit.Recount(as_of)
+        recount = Recount(as_of)
         for env in audited["envelopes"]:
             recount.add(env)
         balances = recount.member_balances()
@@ -181,7 +187,7 @@ def test_recount_from_the_topic_agrees_with_the_write_side(audited) -> None:
     # The reversed claim is back in the member's balance after its reversal date, and out of the branch's claims.
     claim = reversed_["claim"]
     after = date.fromisoformat(claim["effective_date"]) + timedelta(days=2)
-    before, later = audit.Recount(after - timedelta(days=1)), audit.Recount(after)
+    before, later = Recount(after - timedelta(days=1)), Recount(after)
     for env in audited["envelopes"]:
         before.add(env)
         later.add(env)
@@ -197,7 +203,7 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
     store = ViewStore.open(audited["settings"])
     members = len({e["data"]["kpj"] for e in audited["envelopes"] if e["type"] == "MemberEnrolled"})
     for as_of in AS_OF_DATES:
-        report = audit.as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+        report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
         assert (report.ok, report.differences, report.differences_found) == (True, [], 0), as_of
         assert (report.members, report.branches, report.events) == (members, 2, len(audited["envelopes"]))
         assert report.projection_events == {"balances": len(audited["envelopes"]),
@@ -224,10 +230,10 @@ def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
         rowid, kpj = db.execute(f"SELECT rowid, kpj FROM {table} WHERE kind = 'contribution' AND jht_employer > 0 "
                                 f"AND on_date <= ? ORDER BY position LIMIT 1", (as_of.isoformat(),)).fetchone()
         db.execute(f"UPDATE {table} SET jht_employer = jht_employer + 1234 WHERE rowid = ?", (rowid,))
-    report = audit.as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+    report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
     true_balance = audited["app"].jht_balance(kpj, as_of)
     assert not report.ok and report.differences_found == 1
-    assert report.differences == [audit.Difference(f"member {kpj}", "jht_balance", true_balance, true_balance + 1234)]
+    assert report.differences == [Difference(f"member {kpj}", "jht_balance", true_balance, true_balance + 1234)]
 
     cli = Cli(env={**audited["cli"].env, "LEDGER_PROJECTION_SQLITE_PATH": str(path)}, folder=tmp_path)
     done = cli.json("audit", "as-of", as_of.isoformat(), expect=11)
@@ -252,7 +258,7 @@ def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> N
         balances = db.execute("SELECT live_version FROM projection_registry WHERE name = 'balances'").fetchone()[0]
         kpj = db.execute(f"SELECT kpj FROM balances_v{balances}_members ORDER BY kpj LIMIT 1").fetchone()[0]
         db.execute(f"DELETE FROM balances_v{balances}_members WHERE kpj = ?", (kpj,))
-    report = audit.as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+    report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
     found = {(d.subject, d.field): (d.topic, d.projection) for d in report.differences}
     assert report.differences_found == len(found) == 5
     subject = f"branch {BOGOR.branch}"
@@ -278,7 +284,7 @@ def test_as_of_names_money_booked_to_the_wrong_account_though_branch_totals_agre
                    f"(SELECT MAX(on_date) FROM {table} WHERE account = ?)", (taken, f"npp:{npp}", f"npp:{npp}"))
         db.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, 0, 0, 0, 0, 'tampered')",
                    (f"kpj:{kpj}", pu["branch"], on, -taken))
-    report = audit.as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK)
+    report = as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK)
     found = {(d.subject, d.field): (d.topic, d.projection) for d in report.differences}
     assert not any(subject.startswith("branch ") for subject, _ in found), found
     assert found[(f"account kpj:{kpj}", "contributions")] == (None, -taken)
@@ -314,7 +320,7 @@ def test_a_reversed_employer_payment_rebuilds_both_projections_twice_alike(audit
             runner.rebuild(s, name, workers=workers)
         rebuilt.append(answers())
     assert rebuilt[0] == rebuilt[1] == live
-    assert audit.as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK).ok
+    assert as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK).ok
 
 
 def test_as_of_says_when_the_projections_are_not_built(audited, tmp_path) -> None:
@@ -348,7 +354,7 @@ def expected_totals(envelopes: list[dict[str, Any]], start: str, end: str) -> di
 def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
     start, end = date(2017, 2, 1), date(2017, 4, 30)
     out = tmp_path / "bundle"
-    manifest = audit.export_topic(audited["bootstrap"], audited["topic"], start, end, out)
+    manifest = export_topic(audited["bootstrap"], audited["topic"], start, end, out)
     chosen = sorted((e for e in audited["envelopes"] if "2017-02-01" <= e["effective_date"] <= "2017-04-30"),
                     key=lambda e: e["position"])
     lines = (out / "events.jsonl").read_bytes().splitlines()
@@ -383,7 +389,7 @@ def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
     table = (out / "totals.csv").read_text().splitlines()
     assert len(table) == 3 and table[1].startswith(f"{BEKASI.branch},{expected[BEKASI.branch]['events']},")
 
-    check = audit.verify_bundle(out)
+    check = verify_bundle(out)
     assert (check.ok, check.files, check.events, check.problem_file) == (True, 4, len(chosen), None)
 
     # One byte of events.csv changed.
@@ -392,14 +398,14 @@ def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
     data = bytearray((altered / "events.csv").read_bytes())
     data[len(data) // 2] ^= 0x01
     (altered / "events.csv").write_bytes(bytes(data))
-    check = audit.verify_bundle(altered)
+    check = verify_bundle(altered)
     assert (check.ok, check.problem_file) == (False, "events.csv") and "SHA-256" in check.problem
 
     # totals.json deleted.
     missing = tmp_path / "missing"
     shutil.copytree(out, missing)
     (missing / "totals.json").unlink()
-    check = audit.verify_bundle(missing)
+    check = verify_bundle(missing)
     assert (check.ok, check.problem_file, check.problem) == (False, "totals.json", "missing")
 
     # totals.json changed and the manifest rewritten to match: the recount from events.jsonl still catches it.
@@ -412,7 +418,7 @@ def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
         data = (forged / entry["name"]).read_bytes()
         entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     (forged / "manifest.json").write_text(json.dumps(forged_manifest))
-    check = audit.verify_bundle(forged)
+    check = verify_bundle(forged)
     assert (check.ok, check.problem_file) == (False, "totals.json")
     assert f"branches.{BOGOR.branch}.late_fines" in check.problem
 
@@ -425,11 +431,11 @@ def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
         data = (dropped / entry["name"]).read_bytes()
         entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
     (dropped / "manifest.json").write_text(json.dumps(dropped_manifest))
-    check = audit.verify_bundle(dropped)
+    check = verify_bundle(dropped)
     assert (check.ok, check.problem_file) == (False, "events.jsonl") and "manifest says" in check.problem
 
-    with pytest.raises(audit.ExportRefused, match="is not empty"):
-        audit.export_topic(audited["bootstrap"], audited["topic"], start, end, out)
+    with pytest.raises(ExportRefused, match="is not empty"):
+        export_topic(audited["bootstrap"], audited["topic"], start, end, out)
 
 
 def test_export_and_verify_export_through_the_cli(audited, tmp_path) -> None:

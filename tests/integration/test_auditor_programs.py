@@ -17,7 +17,7 @@ import orjson
 import pytest
 from history import copy_topic
 
-from ledger.relay import record_headers
+from ledger.publishing.envelope import record_headers
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
 from cli_runner import Cli  # noqa: E402

@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 import pytest
+from history import HISTORY_PARTITIONS, copy_topic
 
 from consumers.sdk import Delivery, ProcessedEvents, Reject, Subscriber
-from history import HISTORY_PARTITIONS, copy_topic
-from ledger import events, kafka_client
-from ledger.events import ClaimPaid, MemberEnrolled, PUBLISHED_EVENT_TYPES
+from ledger.events import PUBLISHED_EVENT_TYPES, ClaimPaid, MemberEnrolled
+from ledger.publishing import kafka_client
 
 pytestmark = pytest.mark.integration
 
@@ -181,7 +181,7 @@ def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_onc
 # killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance.
 HOLDER = """
 import json, pathlib, sys
-from ledger import kafka_client
+from ledger.publishing import kafka_client
 bootstrap, topic, group, assignment = sys.argv[1:5]
 client = kafka_client.consumer(bootstrap.split(","), group_id=group, max_poll_records=1)
 def assigned(partitions):
@@ -267,7 +267,7 @@ def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_
 def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_history, bootstrap) -> None:
     """A topic written before ClaimPaid v2 holds v1 claims, which named the beneficiary. The SDK hands them to a
     handler of today's ClaimPaid with the relationship the v1 upcaster derives, and never the name."""
-    from ledger.relay import record_headers
+    from ledger.publishing.envelope import record_headers
 
     claims = of_type(branch_history, "ClaimPaid")
     names = {c["event_id"]: f"Penerima {i}" for i, c in enumerate(claims)}

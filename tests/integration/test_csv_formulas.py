@@ -19,12 +19,14 @@ import orjson
 import pytest
 
 from consumers.warehouse import exporter
-from ledger import audit, kafka_client
 from ledger.application import Ledger
+from ledger.audit.export import verify_bundle, write_bundle
 from ledger.commands import RegisterEmployer
 from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import chain_hash
-from ledger.relay import Topics, envelope, init_topics, record_headers
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import envelope, record_headers
+from ledger.publishing.topics import Topics, init_topics
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +59,7 @@ def test_the_audit_bundle_writes_formulas_as_text_and_verifies(tmp_path) -> None
     env = hostile_envelope()
     out = tmp_path / "bundle"
 
-    audit.write_bundle(out, "ledger.events", date(2015, 1, 1), date(2015, 12, 31), [orjson.dumps(env)])
+    write_bundle(out, "ledger.events", date(2015, 1, 1), date(2015, 12, 31), [orjson.dumps(env)])
 
     (event,) = rows((out / "events.csv").read_text(encoding="utf-8"))
     assert (event["branch"], event["recorded_at"]) == ("'" + FORMULA_BRANCH, "'" + FORMULA_RECORDED_AT)
@@ -67,7 +69,7 @@ def test_the_audit_bundle_writes_formulas_as_text_and_verifies(tmp_path) -> None
     # The record itself stays exact: events.jsonl holds the bytes as published, totals.json the branch as it is.
     assert orjson.loads((out / "events.jsonl").read_bytes()) == env
     assert list(orjson.loads((out / "totals.json").read_bytes())["branches"]) == [FORMULA_BRANCH]
-    check = audit.verify_bundle(out)
+    check = verify_bundle(out)
     assert (check.ok, check.problem, check.events) == (True, None, 1)
 
 

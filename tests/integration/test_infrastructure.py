@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from ledger import kafka_client
+from ledger.publishing import kafka_client
 
 pytestmark = pytest.mark.integration
 

@@ -14,10 +14,18 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger import audit, kafka_client
 from ledger.application import Ledger
-from ledger.commands import EnrollMember, ExitMember, MemberRow, PayContribution, RegisterEmployer
-from ledger.relay import Relay, Topics, init_topics
+from ledger.audit.recount import Recount
+from ledger.commands import (
+    EnrollMember,
+    ExitMember,
+    MemberRow,
+    PayContribution,
+    RegisterEmployer,
+)
+from ledger.publishing import kafka_client
+from ledger.publishing.relay import Relay
+from ledger.publishing.topics import Topics, init_topics
 from ledger.rules import employed_on, month_owed
 from ledger.settings import Settings
 from projections import queries, runner
@@ -77,7 +85,7 @@ def test_projections_and_the_auditors_recount_count_the_active_members_by_the_sa
     counted = {}
     day = date(2024, 6, 29)
     while day <= date(2024, 8, 2):
-        recount = audit.Recount(day)
+        recount = Recount(day)
         for env in around_exits["envelopes"]:
             recount.add(env)
         by_rule = sum(employed_on(day, enrolled, exited) for enrolled, exited in MEMBERS.values())

@@ -21,10 +21,11 @@ import pytest
 
 from consumers.sdk import ProcessedEvents
 from consumers.warehouse import exporter
-from ledger import audit
 from ledger.application import Ledger
+from ledger.audit.export import write_bundle
 from ledger.commands import RegisterEmployer
-from ledger.relay import Relay, Topics, init_topics
+from ledger.publishing.relay import Relay
+from ledger.publishing.topics import Topics, init_topics
 from projections.store import ViewStore
 
 pytestmark = pytest.mark.integration
@@ -117,7 +118,7 @@ def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, sett
         tx.execute("INSERT INTO probe VALUES (1)")
     processed = ProcessedEvents(out / "consumer" / "state.db")
     processed.process("probe", "event-1", lambda tx: None)
-    audit.write_bundle(out / "audit" / "bundle", topics.events, date(2015, 1, 1), date(2015, 12, 31), [])
+    write_bundle(out / "audit" / "bundle", topics.events, date(2015, 1, 1), date(2015, 12, 31), [])
 
     created = modes(out)  # the connections are open: SQLite's -wal and -shm files are there
     assert {"store/ledger.db-wal", "store/ledger.db-shm", "views/projections.db-wal", "views/projections.db-shm",

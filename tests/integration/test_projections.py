@@ -19,16 +19,18 @@ from typing import Any
 
 import orjson
 import pytest
+from history import HISTORY_PLAN, copy_topic
 
-from ledger import kafka_client
 from ledger.application import Ledger
+from ledger.audit.recount import Recount
+from ledger.errors import InvariantViolation, ProjectionError
 from ledger.events import ContributionPaid
-from ledger.relay import record_headers
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS, InvariantViolation, JsonRefused
-from history import HISTORY_PLAN, copy_topic
+from projections.views import PROJECTIONS, JsonRefused
 
 pytestmark = pytest.mark.integration
 
@@ -234,7 +236,7 @@ def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, t
 def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, tmp_path, bootstrap) -> None:
     s = copy_topic(history, bootstrap, [(b"\x00 not json", [])]).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db"})
-    with pytest.raises(runner.ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
+    with pytest.raises(ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
         runner.run(s, ["branches"], follow=False)
 
 
@@ -308,7 +310,7 @@ def test_a_bad_record_labelled_as_a_contribution_stops_the_runner_and_writes_not
     s = copy_topic(history, bootstrap, [(value, headers)], partitions=1).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db", "projection_batch_max": 1_000_000})
     expected = r"partition 0 offset \d+ is not a ledger event" if bad == "not-json" else r"could not apply.*'fine'"
-    with pytest.raises(runner.ProjectionError, match=expected):
+    with pytest.raises(ProjectionError, match=expected):
         runner.run(s, ["balances"], follow=False)
     with ViewStore.open(s).reading() as tx:
         assert tx.one(f"SELECT COUNT(*) FROM {table_name('balances', 1, 'postings')}") == (0,)
@@ -395,9 +397,15 @@ def test_a_following_runner_moves_to_the_rebuilt_version_and_keeps_applying_new_
 def _scenario_envelopes() -> list[dict[str, Any]]:
     """A small history written by the ledger and enveloped as the relay publishes it: an employer payment, a BPU
     member's own payment, and a reversal of each."""
-    from ledger.commands import EnrollMember, MemberRow, PayContribution, RegisterEmployer, Reverse
+    from ledger.commands import (
+        EnrollMember,
+        MemberRow,
+        PayContribution,
+        RegisterEmployer,
+        Reverse,
+    )
     from ledger.domain import INTERNAL_EVENT_TOPICS
-    from ledger.relay import envelope
+    from ledger.publishing.envelope import envelope
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
                  nik_key=b"integration-tests-only-nik-hmac-key-0123")  # in memory, never published
@@ -461,11 +469,10 @@ def test_a_v1_reversal_waits_for_its_member_and_books_like_its_v2_twin(name, tmp
 
 
 def test_the_auditors_recount_takes_a_v1_reversal_to_its_payments_account() -> None:
-    from ledger import audit
 
     envelopes = _scenario_envelopes()
     for feed in (envelopes, [_as_v1(env) for env in reversed(envelopes)]):
-        recount = audit.Recount(date(2016, 1, 31))
+        recount = Recount(date(2016, 1, 31))
         for env in feed:
             recount.add(env)
         recount.finish()

@@ -7,6 +7,7 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
+from ledger.errors import NotProjected
 from ledger.settings import Settings
 from projections import queries
 from projections.api import create_app
@@ -18,9 +19,9 @@ pytestmark = pytest.mark.integration
 def test_queries_and_the_api_refuse_until_the_projections_are_built(tmp_path) -> None:
     settings = Settings(projection_sqlite_path=tmp_path / "views.db")
     store = ViewStore.open(settings)
-    with pytest.raises(queries.NotProjected, match="the balances projection has not been built yet"):
+    with pytest.raises(NotProjected, match="the balances projection has not been built yet"):
         queries.member_balance(store, "17100000001", date(2017, 1, 1))
-    with pytest.raises(queries.NotProjected, match="the branches projection has not been built yet"):
+    with pytest.raises(NotProjected, match="the branches projection has not been built yet"):
         queries.branch_report(store, "BEKASI-KOTA", date(2017, 1, 1))
     client = TestClient(create_app(settings, store))
     response = client.get("/members/17100000001/balance")

@@ -18,12 +18,14 @@ from typing import Any
 import orjson
 import pytest
 
-from ledger import kafka_client
 from ledger.application import Ledger
 from ledger.commands import EnrollMembers, PayContribution, RegisterEmployer
 from ledger.events import chain_hash
 from ledger.generator import member_rows
-from ledger.relay import RELAY_STATE_KEY, Topics, read_state, record_headers
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import record_headers
+from ledger.publishing.relay import RELAY_STATE_KEY, read_state
+from ledger.publishing.topics import Topics
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from ledger import kafka_client
 from ledger.application import Ledger
-from ledger.audit import verify_records, verify_topic
+from ledger.audit.verify import verify_records, verify_topic
 from ledger.commands import EnrollMembers, PayContribution, RegisterEmployer
 from ledger.generator import member_rows
-from ledger.relay import Relay, Topics, init_topics, read_state
+from ledger.publishing import kafka_client
+from ledger.publishing.relay import Relay, read_state
+from ledger.publishing.topics import Topics, init_topics
 
 pytestmark = pytest.mark.integration
 

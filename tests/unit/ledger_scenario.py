@@ -7,7 +7,13 @@ from datetime import date
 from typing import Any
 
 from ledger.application import Ledger
-from ledger.commands import EnrollMember, EnrollMembers, MemberRow, PayContribution, RegisterEmployer
+from ledger.commands import (
+    EnrollMember,
+    EnrollMembers,
+    MemberRow,
+    PayContribution,
+    RegisterEmployer,
+)
 from ledger.rules import Program, Segment
 
 TODAY = date(2026, 11, 23)

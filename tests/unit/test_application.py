@@ -11,11 +11,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-
-from ledger.commands import ChangeWage, CreditYield, EnrollMember, ExitMember, PayClaim, Reverse
-from ledger.errors import AlreadyExists, RuleViolation
-from ledger.rules import Program, Segment
-
 from ledger_scenario import (
     NPP,
     TODAY,
@@ -29,6 +24,17 @@ from ledger_scenario import (
     register,
     row,
 )
+
+from ledger.commands import (
+    ChangeWage,
+    CreditYield,
+    EnrollMember,
+    ExitMember,
+    PayClaim,
+    Reverse,
+)
+from ledger.errors import AlreadyExists, RuleViolation
+from ledger.rules import Program, Segment
 
 BUDI = kpj(1)
 SITI = kpj(2)

@@ -12,6 +12,19 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from ledger_scenario import (
+    BIRTH,
+    NPP,
+    TODAY,
+    enroll,
+    kpj,
+    new_ledger,
+    nik,
+    notifications,
+    pay,
+    register,
+    row,
+)
 
 from ledger import bulk
 from ledger.commands import (
@@ -28,10 +41,14 @@ from ledger.commands import (
     RegisterEmployer,
     Reverse,
 )
-from ledger.errors import AlreadyExists, CommandIdConflict, InvalidInput, NotFound, RuleViolation
+from ledger.errors import (
+    AlreadyExists,
+    CommandIdConflict,
+    InvalidInput,
+    NotFound,
+    RuleViolation,
+)
 from ledger.rules import Segment
-
-from ledger_scenario import BIRTH, NPP, TODAY, enroll, kpj, new_ledger, nik, notifications, pay, register, row
 
 BUDI, SITI, ANI = kpj(1), kpj(2), kpj(3)
 BULK_ROWS = 7_000

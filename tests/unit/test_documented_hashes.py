@@ -17,7 +17,7 @@ from ledger.commands import ChangeRiskClass, ChangeWage, RegisterEmployer, Rever
 from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
-from ledger.relay import envelope
+from ledger.publishing.envelope import envelope
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLAN = BranchPlan(employers=3, members=40, bpu_members=6, first_month="2016-11", months=3, seed=7)

@@ -3,8 +3,8 @@ disagree is named. Pure: the three sides are given as the readers return them.""
 
 from __future__ import annotations
 
-from ledger.audit import TopicEnd, reconcile_findings
-from ledger.relay import RelayState, StoreTally
+from ledger.audit.reconcile import TopicEnd, reconcile_findings
+from ledger.publishing.relay import RelayState, StoreTally
 
 HASH, OTHER_HASH = "a" * 64, "b" * 64
 LAST = "4fb1508b-aadd-5371-a4fa-9245f9188a71.3"

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ledger.rules import (
     JP_MONTHLY_PENSION_MIN_MONTHS,
+    JP_WAGE_CEILING,
     Contribution,
     JhtPartialKind,
     JkmBenefit,
@@ -27,7 +28,6 @@ from ledger.rules import (
     jkk_disability_benefit,
     jkm_benefit,
     jp_lump_sum_allowed,
-    JP_WAGE_CEILING,
     late_fine,
     month_owed,
     months_late,

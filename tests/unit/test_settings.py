@@ -9,7 +9,12 @@ import pytest
 from ledger import settings as settings_module
 from ledger.application import Ledger
 from ledger.errors import ConfigurationError, InvalidInput
-from ledger.settings import DEVELOPMENT_NIK_HMAC_KEY, NIK_HMAC_KEY_BYTES_MIN, SCRIPT_VARIABLES, Settings
+from ledger.settings import (
+    DEVELOPMENT_NIK_HMAC_KEY,
+    NIK_HMAC_KEY_BYTES_MIN,
+    SCRIPT_VARIABLES,
+    Settings,
+)
 
 WARNING = ("warning: the ledger is in development mode (LEDGER_DEVELOPMENT_MODE; never in production): NIK hashes are "
            "made with the public development key and are not protected\n")

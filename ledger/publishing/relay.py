@@ -14,15 +14,7 @@ relay refuses (`RelayStateInvalid`, exit 12) a state that is not a state, or tha
 store's last one: going on from there would skip events silently. `tally_store` gives `ledger audit reconcile` the
 store's side of the comparison with the state and the topic.
 
-Topics (with the default prefix `ledger`):
-- `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
-  order in one partition), value = the envelope below as JSON, headers `type` and `version`. Retention forever.
-- `ledger.relay-state`: the relay's position, compacted, one partition.
-
-Envelope: event_id, type, version, aggregate_id, aggregate_version, position (1, 2, 3, ... over the published
-events, contiguous), effective_date, recorded_at, branch, prev_hash, hash, and data: the event's public JSON.
-Personal data never leaves the store: `data` omits the fields an event marks personal (the NIK and the name) and
-keeps the keyed NIK hash (`nik_hmac`) that links one person's memberships without revealing the NIK.
+The topics are described in ledger.publishing.topics, the records' envelope in ledger.publishing.envelope.
 """
 
 from __future__ import annotations
@@ -34,11 +26,12 @@ from typing import Any
 
 import orjson
 
-from ledger import kafka_client
 from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.errors import RelayStateInvalid
-from ledger.events import public_data
 from ledger.memory import collector_paused
+from ledger.publishing import kafka_client
+from ledger.publishing.envelope import envelope
+from ledger.publishing.topics import Topics
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
 RELAY_RETRIES_MAX = 30  # consecutive failures before giving up (about 5 minutes with the backoff below)
@@ -46,19 +39,7 @@ RETRY_BACKOFF_MAX_S = 10.0
 FOLLOW_POLL_INTERVAL_S = 0.2
 STATE_READ_POLL_MS = 500
 STATE_READ_ROUNDS_MAX = 60
-EVENT_TOPIC_SUFFIX = "events"
-STATE_TOPIC_SUFFIX = "relay-state"
 RELAY_STATE_KEY = b"relay"
-
-
-@dataclass(frozen=True)
-class Topics:
-    events: str
-    state: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> Topics:
-        return cls(events=f"{prefix}.{EVENT_TOPIC_SUFFIX}", state=f"{prefix}.{STATE_TOPIC_SUFFIX}")
 
 
 @dataclass(frozen=True)
@@ -73,17 +54,6 @@ class Batch:
     after: RelayState  # the state this batch follows
     records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
     state: RelayState
-
-
-def init_topics(bootstrap: list[str], topics: Topics, partitions: int) -> list[str]:
-    """Create the ledger's topics if missing. Idempotent; returns the names it created."""
-    created = []
-    if kafka_client.ensure_topic(bootstrap, topics.events, partitions, config=kafka_client.RETENTION_FOREVER):
-        created.append(topics.events)
-    state_config = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.1"}
-    if kafka_client.ensure_topic(bootstrap, topics.state, 1, config=state_config):
-        created.append(topics.state)
-    return created
 
 
 def read_state(bootstrap: list[str], topics: Topics) -> RelayState:
@@ -129,35 +99,6 @@ REFUSAL_ADVICE = ("nothing was published. Check that LEDGER_SQLITE_PATH (or LEDG
                   "LEDGER_KAFKA_TOPIC_PREFIX name a store and topics that belong together; `ledger audit reconcile` "
                   "compares the store, the relay's state and the events topic, and docs/kafka.md ('When the relay "
                   "refuses its state') says how to repair the state")
-
-
-def envelope(notification: Any, position: int) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """Key, value and headers of one stored event. The stored JSON already holds its hashes; personal fields go."""
-    stored = orjson.loads(notification.state)
-    meta = stored["meta"]
-    timestamp = stored["timestamp"]
-    recorded_at = timestamp["_data_"] if isinstance(timestamp, dict) else timestamp
-    aggregate_id = str(notification.originator_id)
-    value = {
-        "event_id": f"{aggregate_id}.{notification.originator_version}",  # as ledger.domain.event_id, done once
-        "type": stored["schema_type"],
-        "version": stored["schema_version"],
-        "aggregate_id": aggregate_id,
-        "aggregate_version": notification.originator_version,
-        "position": position,
-        "effective_date": meta["effective_date"],
-        "recorded_at": recorded_at,
-        "branch": meta["branch"],
-        "prev_hash": meta["prev_hash"],
-        "hash": meta["hash"],
-        "data": public_data(stored["schema_type"], stored["data"], stored["schema_version"]),
-    }
-    return aggregate_id.encode(), orjson.dumps(value), record_headers(stored["schema_type"], stored["schema_version"])
-
-
-def record_headers(event_type: str, version: int) -> list[tuple[str, bytes]]:
-    """The headers of an event's record: what consumers route on without parsing the value."""
-    return [("type", event_type.encode()), ("version", str(version).encode())]
 
 
 class Relay:

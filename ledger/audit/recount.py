@@ -1,0 +1,350 @@
+"""`ledger audit as-of`: every member's JHT balance and every branch's and account's figures recomputed from the
+envelopes alone, with code of its own (a second implementation, so that a bug or a tampered row in the projections
+shows as a difference), and compared with the projections' answers."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from ledger.audit.topic import current_data, read_topic
+from ledger.errors import (
+    NotFound,
+    TopicUnreadable,
+)
+from ledger.events import (
+    MemberFacts,
+    UpcastNeedsMember,
+)
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
+
+# --- recomputing from the envelopes: an implementation independent of the projections' -----------------------------
+
+PROGRAMS = tuple(program.value for program in Program)
+CONTRIBUTION_SIGNS = {"ContributionPaid": 1, "ContributionReversed": -1}
+CLAIM_SIGNS = {"ClaimPaid": 1, "ClaimReversed": -1}
+NO_SHARE = {"employer": 0, "worker": 0}
+EMPLOYER_KINDS = ("company", "government")
+
+
+def _money() -> dict[str, Any]:
+    return {"events": 0,
+            "contributions": {p: {"employer": 0, "worker": 0, "total": 0} for p in PROGRAMS},
+            "contributions_total": 0, "late_fines": 0,
+            "claims": {p: {"count": 0, "amount": 0} for p in PROGRAMS},
+            "claims_total": {"count": 0, "amount": 0}}
+
+
+class Flows:
+    """Money in and out per branch (the envelope's `branch`): contributions per program, late fines, claims per program
+    as count and amount, and the number of events. A reversal takes back what it reverses, on its own date."""
+
+    def __init__(self) -> None:
+        self.branches: dict[str, dict[str, Any]] = {}
+
+    def add(self, env: dict[str, Any], data: dict[str, Any]) -> None:
+        totals = self.branches.get(env["branch"])
+        if totals is None:
+            totals = self.branches[env["branch"]] = _money()
+        totals["events"] += 1
+        kind = env["type"]
+        sign = CONTRIBUTION_SIGNS.get(kind)
+        if sign is not None:
+            for program, share in data["shares"].items():
+                row = totals["contributions"][program]
+                row["employer"] += sign * share["employer"]
+                row["worker"] += sign * share["worker"]
+                row["total"] += sign * (share["employer"] + share["worker"])
+                totals["contributions_total"] += sign * (share["employer"] + share["worker"])
+            totals["late_fines"] += sign * data["fine"]
+            return
+        sign = CLAIM_SIGNS.get(kind)
+        if sign is not None:
+            claims = totals["claims"][data["program"]]
+            claims["count"] += sign
+            claims["amount"] += sign * data["amount"]
+            totals["claims_total"]["count"] += sign
+            totals["claims_total"]["amount"] += sign * data["amount"]
+
+
+def bpu_threshold_month(as_of: date) -> str:
+    """The earliest contribution month whose payment keeps a BPU member active on `as_of`.
+
+    BPU contributions are due by the 15th of the month itself, so the last month already due is as_of's month after
+    the 15th and the month before otherwise; three unpaid months in a row up to it make a membership inactive.
+    """
+    number = as_of.year * 12 + as_of.month - 1
+    last_due = number if as_of.day > BPU_DUE_DAY else number - 1
+    first = last_due - (BPU_UNPAID_MONTHS_INACTIVE - 1)
+    return f"{first // 12:04d}-{first % 12 + 1:02d}"
+
+
+class Recount:
+    """Every member's JHT balance and every branch's figures as of one date, from the envelopes alone.
+
+    Feed it every event of the topic (`add`), in any order across aggregates: facts dated after `as_of` are kept
+    only where a later date matters (an exit, a reversal), and money counts on and after its effective date.
+    """
+
+    def __init__(self, as_of: date) -> None:
+        self.as_of = as_of
+        self.day = as_of.isoformat()
+        self.events = 0
+        self.flows = Flows()
+        self.jht: dict[str, int] = defaultdict(int)
+        self.members: dict[str, tuple[str, str, str | None, str]] = {}  # kpj -> branch, segment, npp, enrolled on
+        self.exits: dict[str, str] = {}  # kpj -> exit date
+        self.employers: dict[str, tuple[str, str, str]] = {}  # npp -> branch, kind, registered on
+        self.bpu_payments: dict[str, list[tuple[str, str, str]]] = defaultdict(list)  # kpj -> (event, month, paid on)
+        self.reversed_on: dict[str, str] = {}  # event id of a contribution -> the date it was reversed
+        # Per paying account (`npp:NPP` or `kpj:KPJ`, as `projections.views.payer_account`): contributions and fines
+        # booked to it, and claims, as of the date.
+        self.accounts: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"contributions": 0, "fines": 0, "claims_count": 0, "claims_amount": 0})
+        self.facts = MemberFacts()
+        self.waiting: list[dict[str, Any]] = []  # events whose upcast needs a member not seen yet (in partition order)
+
+    def add(self, env: dict[str, Any]) -> None:
+        kind = env["type"]
+        try:
+            data = current_data(env, self.facts)
+        except UpcastNeedsMember:
+            self.waiting.append(env)
+            return
+        self.events += 1
+        self.facts.see(kind, data)
+        if kind == "MemberEnrolled":
+            self.members[data["kpj"]] = (env["branch"], data["segment"], data["npp"], data["effective"])
+        elif kind == "MemberExited":
+            self.exits[data["kpj"]] = data["exit_date"]
+        elif kind == "EmployerRegistered":
+            self.employers[data["npp"]] = (env["branch"], data["kind"], data["registered_on"])
+        elif kind == "ContributionPaid" and data["segment"] == "BPU":
+            self.bpu_payments[data["kpj"]].append((env["event_id"], data["month"], data["paid_on"]))
+        elif kind == "ContributionReversed":
+            self.reversed_on[data["reverses"]] = data["reversed_on"]
+        if env["effective_date"] > self.day:
+            return
+        sign = CONTRIBUTION_SIGNS.get(kind)
+        if sign is not None:
+            jht = data["shares"].get("JHT", NO_SHARE)
+            self.jht[data["kpj"]] += sign * (jht["employer"] + jht["worker"])
+            account = self.accounts[f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"]
+            account["contributions"] += sign * sum(s["employer"] + s["worker"] for s in data["shares"].values())
+            account["fines"] += sign * data["fine"]
+        elif kind == "YieldCredited":
+            self.jht[data["kpj"]] += data["amount"]
+        elif kind in CLAIM_SIGNS:
+            if data["program"] == "JHT":
+                self.jht[data["kpj"]] -= CLAIM_SIGNS[kind] * data["amount"]
+            account = self.accounts[f"kpj:{data['kpj']}"]
+            account["claims_count"] += CLAIM_SIGNS[kind]
+            account["claims_amount"] += CLAIM_SIGNS[kind] * data["amount"]
+        self.flows.add(env, data)
+
+    def finish(self) -> None:
+        """Add the events that waited for their member's enrollment; every event of the topic has been added."""
+        waiting, self.waiting = self.waiting, []
+        for env in waiting:
+            self.add(env)
+        if self.waiting:
+            env = self.waiting[0]
+            raise TopicUnreadable(f"event {env['event_id']} (position {env['position']}): a {env['type']} of member "
+                                  f"{env['data'].get('kpj')}, who is never enrolled on the topic")
+
+    def member_balances(self) -> dict[str, int]:
+        """Every enrolled member's JHT balance on `as_of` (0 for one without movements)."""
+        return {kpj: self.jht.get(kpj, 0) for kpj in self.members}
+
+    def account_totals(self) -> dict[str, dict[str, int]]:
+        """Every paying account's totals on `as_of`, as `projections.queries.account_totals` answers them."""
+        return dict(self.accounts)
+
+    def _active(self, kpj: str, enrolled_on: str) -> bool:
+        return employed_on(self.day, enrolled_on, self.exits.get(kpj))  # the write side's rule, on ISO strings
+
+    def _bpu_active(self, kpj: str, enrolled_on: str, threshold: str) -> bool:
+        if enrolled_on[:7] > threshold:
+            return True  # too recently enrolled to have missed three months
+        for event_id, month, paid_on in self.bpu_payments.get(kpj, ()):
+            reversed_on = self.reversed_on.get(event_id)
+            if month >= threshold and paid_on <= self.day and (reversed_on is None or reversed_on > self.day):
+                return True
+        return False
+
+    def branch_reports(self) -> dict[str, dict[str, Any]]:
+        """Per branch, the figures of `projections.queries.branch_report` on `as_of`, in the same shape."""
+        threshold = bpu_threshold_month(self.as_of)
+        codes = ({branch for branch, *_ in self.members.values()} | {branch for branch, *_ in self.employers.values()}
+                 | set(self.flows.branches))
+        reports = {code: {"active_pu_members": 0, "active_employers": 0,
+                          "active_employers_by_kind": dict.fromkeys(EMPLOYER_KINDS, 0), "registered_employers": 0,
+                          "bpu_members_enrolled": 0, "bpu_members_active": 0} for code in codes}
+        active_npps: dict[str, set[str]] = defaultdict(set)
+        for kpj, (branch, segment, npp, enrolled_on) in self.members.items():
+            if not self._active(kpj, enrolled_on):
+                continue
+            report = reports[branch]
+            if segment == "PU":
+                report["active_pu_members"] += 1
+                if npp is not None:
+                    active_npps[branch].add(npp)
+            else:
+                report["bpu_members_enrolled"] += 1
+                report["bpu_members_active"] += self._bpu_active(kpj, enrolled_on, threshold)
+        for branch, npps in active_npps.items():
+            reports[branch]["active_employers"] = len(npps)
+            for npp in npps:
+                kind = self.employers[npp][1] if npp in self.employers else None
+                if kind in EMPLOYER_KINDS:
+                    reports[branch]["active_employers_by_kind"][kind] += 1
+        for branch, _, registered_on in self.employers.values():
+            reports[branch]["registered_employers"] += registered_on <= self.day
+        for code, report in reports.items():
+            money = self.flows.branches.get(code) or _money()
+            report.update({key: value for key, value in money.items() if key != "events"})
+        return reports
+
+
+# The branch figures compared, as paths into `branch_report`'s answer.
+BRANCH_FIELDS = (
+    "active_pu_members", "active_employers", "active_employers_by_kind.company",
+    "active_employers_by_kind.government", "registered_employers", "bpu_members_enrolled", "bpu_members_active",
+    *(f"contributions.{p}.{side}" for p in PROGRAMS for side in ("employer", "worker", "total")),
+    "contributions_total", "late_fines",
+    *(f"claims.{p}.{what}" for p in PROGRAMS for what in ("count", "amount")),
+    "claims_total.count", "claims_total.amount",
+)
+
+
+def _field(report: dict[str, Any], path: str) -> Any:
+    value: Any = report
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+# --- as-of: the topic's figures against the projections' answers ---------------------------------------------------
+
+DIFFERENCES_KEPT_MAX = 10_000  # listed; every difference is counted
+MEMBER_SPOT_CHECKS = 100  # members also asked one by one (`member_balance`), to check the bulk query against the API
+
+
+@dataclass
+class Difference:
+    subject: str  # "member 17100000001" or "branch BEKASI-KOTA"
+    field: str
+    topic: Any  # None: the topic does not know the member or branch
+    projection: Any  # None: the projection does not know it
+
+    def __str__(self) -> str:
+        def shown(value: Any) -> str:
+            return "absent" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+        return f"{self.subject}: {self.field}: topic {shown(self.topic)}, projection {shown(self.projection)}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"subject": self.subject, "field": self.field, "topic": self.topic, "projection": self.projection}
+
+
+@dataclass
+class AsOfReport:
+    as_of: str
+    topic: str
+    events: int = 0
+    members: int = 0
+    branches: int = 0
+    accounts: int = 0
+    differences_found: int = 0
+    differences: list[Difference] = field(default_factory=list)
+    projection_events: dict[str, int | None] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.differences_found == 0
+
+    def add(self, difference: Difference) -> None:
+        self.differences_found += 1
+        if len(self.differences) < DIFFERENCES_KEPT_MAX:
+            self.differences.append(difference)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"as_of": self.as_of, "topic": self.topic, "events": self.events, "members": self.members,
+                "branches": self.branches, "accounts": self.accounts, "projection_events": self.projection_events, "ok": self.ok,
+                "differences_found": self.differences_found,
+                "differences": [difference.as_dict() for difference in self.differences]}
+
+
+def compare_as_of(recount: Recount, store: Any, topic: str) -> AsOfReport:
+    """Compare the recount with the projections' answers in `store` (a `projections.store.ViewStore`).
+
+    Raises `projections.queries.NotProjected` when a projection has not been built.
+    """
+    from projections import queries
+    from projections.store import ViewStore
+
+    report = AsOfReport(as_of=recount.day, topic=topic, events=recount.events)
+    topic_balances = recount.member_balances()
+    projected = queries.jht_balances(store, recount.as_of)
+    kpjs = sorted(topic_balances.keys() | projected.keys())
+    report.members = len(kpjs)
+    for kpj in kpjs:
+        if topic_balances.get(kpj) != projected.get(kpj):
+            report.add(Difference(f"member {kpj}", "jht_balance", topic_balances.get(kpj), projected.get(kpj)))
+    # The bulk query is this tool's own; a spread of members is also asked the way `ledger balance` asks.
+    known = sorted(topic_balances)
+    for kpj in known[::max(1, len(known) // MEMBER_SPOT_CHECKS)][:MEMBER_SPOT_CHECKS]:
+        try:
+            answer = queries.member_balance(store, kpj, recount.as_of)["jht_balance"]
+        except NotFound:
+            answer = None
+        if answer != topic_balances[kpj] and projected.get(kpj) == topic_balances[kpj]:
+            report.add(Difference(f"member {kpj}", "jht_balance (member_balance)", topic_balances[kpj], answer))
+
+    topic_accounts, projected_accounts = recount.account_totals(), queries.account_totals(store, recount.as_of)
+    for account in sorted(topic_accounts.keys() | projected_accounts.keys()):
+        ours, theirs = topic_accounts.get(account), projected_accounts.get(account)
+        if ours is None or theirs is None:
+            # An account known on one side only: every figure the other side lacks is a difference, unless all zero.
+            known = ours or theirs
+            if any(known.values()):
+                for name in queries.ACCOUNT_FIELDS:
+                    report.add(Difference(f"account {account}", name, ours and ours[name], theirs and theirs[name]))
+            continue
+        for name in queries.ACCOUNT_FIELDS:
+            if ours[name] != theirs[name]:
+                report.add(Difference(f"account {account}", name, ours[name], theirs[name]))
+    report.accounts = len(topic_accounts.keys() | projected_accounts.keys())
+
+    topic_reports = recount.branch_reports()
+    codes = sorted(topic_reports.keys() | set(queries.branch_codes(store)))
+    report.branches = len(codes)
+    for code in codes:
+        try:
+            answer = queries.branch_report(store, code, recount.as_of)
+        except NotFound:
+            answer = None
+        ours = topic_reports.get(code)
+        if ours is None or answer is None:
+            report.add(Difference(f"branch {code}", "branch", "known" if ours else None, "known" if answer else None))
+            continue
+        for path in BRANCH_FIELDS:
+            if _field(ours, path) != _field(answer, path):
+                report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))
+
+    with store.reading() as tx:
+        for name in ("balances", "branches"):
+            version = ViewStore.live_version(tx, name)
+            offsets = ViewStore.offsets(tx, name, version) if version is not None else {}
+            report.projection_events[name] = sum(events for (where, _), (_, events, _) in offsets.items()
+                                                 if where == topic) if version is not None else None
+    return report
+
+
+def as_of_topic(bootstrap: list[str], topic: str, store: Any, as_of: date) -> AsOfReport:
+    recount = Recount(as_of)
+    for _, env in read_topic(bootstrap, topic):
+        recount.add(env)
+    recount.finish()
+    return compare_as_of(recount, store, topic)

@@ -1,0 +1,71 @@
+"""The command-line interface: `ledger employer register ...`, `ledger submit FILE` and the rest (docs/cli.md).
+
+This is an entry point, so configuration is read here and only here: `main()` builds one `Settings` from the
+LEDGER_* environment and hands it to the commands through typer's context; the ledger is opened on first use.
+
+Every command that writes builds one command model (shape errors become `InvalidInput`), runs it through
+`Ledger.execute` under the client's `--command-id` (a repeat answers the first result and writes nothing), and prints
+a one-line summary, or the result as one JSON object with `--json`. An operating error (`LedgerError`) prints
+`error: <message>` on stderr, or `{"error": {...}}` on stdout with `--json`, and exits with the error's exit code.
+A traceback means a bug, never bad input.
+
+The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
+`operators` (topics, relay, projections, server, consumers, demo) and `auditors` (`ledger audit ...`).
+"""
+
+import sys
+
+import typer
+from pydantic import ValidationError
+
+from ledger.cli import auditors, clerks, operators
+from ledger.cli.common import Runtime
+from ledger.commands import (
+    describe_validation_error,
+)
+from ledger.errors import ConfigurationError, InvalidInput
+from ledger.private_files import restrict_umask
+from ledger.settings import Settings
+
+app = typer.Typer(
+    help="The contribution ledger of a workers' social-security fund. Configure with LEDGER_* environment "
+         "variables, e.g. LEDGER_SQLITE_PATH=books.db or LEDGER_PERSISTENCE=postgres.",
+    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+# Registered here, in the order `ledger --help` lists them: the commands, then the groups.
+app.add_typer(clerks.employer_app, name="employer")
+app.add_typer(clerks.member_app, name="member")
+app.add_typer(clerks.contribution_app, name="contribution")
+app.add_typer(clerks.yield_app, name="yield")
+app.add_typer(clerks.claim_app, name="claim")
+app.add_typer(clerks.report_app, name="report")
+app.add_typer(operators.kafka_app, name="kafka")
+app.add_typer(auditors.audit_app, name="audit")
+app.add_typer(operators.projections_app, name="projections")
+app.add_typer(operators.consumers_app, name="consumers")
+app.command("reverse")(clerks.reverse)
+app.command("history")(clerks.history)
+app.command("balance")(clerks.balance)
+app.command("submit")(clerks.submit)
+app.command("relay")(operators.run_relay)
+app.command("serve")(operators.serve)
+app.command("generate")(operators.generate)
+app.command("demo")(operators.run_demo)
+
+
+def main() -> None:
+    # Everything this process creates is private to its user: files 0600, directories 0700 (ledger.private_files).
+    restrict_umask()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"error: {describe_validation_error('configuration (LEDGER_* environment)', error)}",
+              file=sys.stderr)
+        raise SystemExit(InvalidInput.exit_code) from None
+    except ConfigurationError as error:
+        print(f"error: configuration (LEDGER_* environment): {error}", file=sys.stderr)
+        raise SystemExit(error.exit_code) from None
+    app(prog_name="ledger", obj=Runtime(settings))
+
+
+if __name__ == "__main__":
+    main()

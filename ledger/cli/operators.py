@@ -1,0 +1,296 @@
+"""The operators' commands: topics, the relay, the projections, the API server, generated data, the
+example consumers and the demo."""
+
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ledger import identifiers
+from ledger.cli.common import AsJson, checked, print_json, reporting, topics_for
+from ledger.errors import (
+    InvalidInput,
+    InvariantViolation,
+    ProjectionError,
+    RebuildStopped,
+)
+from ledger.publishing import relay
+from ledger.publishing.topics import init_topics
+from projections.views import PROJECTIONS
+
+kafka_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)
+projections_app = typer.Typer(help="Operate the read-side projections: run, status, rebuild.", no_args_is_help=True)
+consumers_app = typer.Typer(help="The example downstream consumers, built on the SDK (docs/consumers.md).",
+                            no_args_is_help=True)
+
+
+@kafka_app.command("init")
+def kafka_init(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Create the events and relay-state topics if missing (idempotent)."""
+    settings = ctx.obj.settings
+    topics = topics_for(settings)
+    created = init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
+    result = {"events_topic": topics.events, "state_topic": topics.state, "created": created,
+              "partitions": settings.kafka_partitions}
+    if as_json:
+        print_json(result)
+    else:
+        print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever) and {topics.state}: "
+              f"{'created ' + ', '.join(created) if created else 'already there'}")
+
+
+def run_relay(
+    ctx: typer.Context,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep tailing the store after catching up.")] = False,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=100_000,
+                                       help="Events per Kafka transaction.")] = relay.RELAY_BATCH_MAX,
+    as_json: AsJson = False,
+) -> None:
+    """Publish the event store's new events to Kafka, exactly once; catch up and exit, or --follow.
+
+    Exits 12 when its saved state is beyond the store's last notification, or unreadable: nothing is published."""
+    stopping = threading.Event()  # SIGTERM/SIGINT: commit or abort the transaction in hand, then report and exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    settings = ctx.obj.settings
+    with reporting(as_json):
+        # The relay publishes the NIK hashes the store holds: like the write side it runs only with the fund's key
+        # set (or in development mode), so a deployment that forgot the key publishes nothing.
+        store = ctx.obj.ledger.recorder
+    topics = topics_for(settings)
+    init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
+    publisher = relay.Relay(store, settings.bootstrap_servers, topics,
+                            transactional_id=settings.relay_transactional_id,
+                            compression_type=settings.compression_type, batch_max=batch,
+                            log=lambda line: print(line, file=sys.stderr))
+    try:
+        with reporting(as_json):
+            published = publisher.run(follow=follow, stop=stopping.is_set)
+    finally:
+        publisher.close()
+    result = {"published": published, "position": publisher.state.position,
+              "notification_id": publisher.state.notification_id, "topic": topics.events}
+    if as_json:
+        print_json(result)
+    else:
+        print(f"published {published:,} events to {topics.events}; last position {publisher.state.position:,}")
+
+
+ProjectionNames = Annotated[list[str] | None, typer.Argument(help=f"projections: {', '.join(PROJECTIONS)} "
+                                                                   f"(default: all)", show_default=False)]
+
+
+@projections_app.command("run")
+def projections_run(
+    ctx: typer.Context,
+    names: ProjectionNames = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep consuming after catching up.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Bring the live projections up to the end of the events topic (exactly once); or --follow it."""
+    from projections import runner
+
+    stopping = threading.Event()  # SIGTERM/SIGINT: finish the batch in hand (its offsets commit with it), then exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    with reporting(as_json):
+        chosen = _projection_names(names)
+        applied = runner.run(ctx.obj.settings, chosen, follow=follow, stop=stopping.is_set,
+                             log=lambda line: print(line, file=sys.stderr))
+    if as_json:
+        print_json({"applied": applied})
+    else:
+        print("; ".join(f"{name}: applied {count:,} events" for name, count in applied.items()))
+
+
+@projections_app.command("status")
+def projections_status(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Per projection: live version, events applied, offsets behind the topic's end per partition, last update."""
+    from projections import runner
+
+    rows = runner.status(ctx.obj.settings)
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        print(f"{row['name']}: version {row['live_version'] or '-'}, {row['events']:,} events applied, lag "
+              f"{row['lag']:,}, last update {row['last_update'] or 'never'}")
+        print("  " + "  ".join(f"p{p['partition']}:{p['offset']}/{p['end']}" for p in row["partitions"]))
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help=f"one of: {', '.join(PROJECTIONS)}")],
+    workers: Annotated[int, typer.Option("--workers", min=1, max=32, help="processes sharing the partitions")] = 1,
+    as_json: AsJson = False,
+) -> None:
+    """Rebuild from offset 0 beside the live version; switch readers when caught up; drop the old version."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from projections import runner
+
+    with reporting(as_json):
+        _projection_names([name])
+        # The bar goes to stderr, so stdout holds only the result; and only to a terminal: in a pipe or a log file
+        # the summary line says it all. Its texts are fields set by `progress`, never formats of `task.total`, which
+        # is None until the runner has taken the end offsets.
+        console = Console(stderr=True)
+        columns = (TextColumn(f"rebuild {name}"), BarColumn(), TextColumn("{task.fields[offsets]}"),
+                   TextColumn("{task.fields[rate]} events/s"), TextColumn("ETA"), TimeRemainingColumn())
+        with Progress(*columns, console=console, disable=as_json or not console.is_terminal) as bar:
+            task = bar.add_task("rebuild", total=None, offsets="-", rate="-")
+            started = time.perf_counter()
+
+            def progress(done: int, total: int) -> None:
+                elapsed = max(time.perf_counter() - started, 1e-6)
+                bar.update(task, completed=done, total=max(total, 1), offsets=f"{done:,}/{total:,}",
+                           rate=f"{done / elapsed:,.0f}")
+
+            try:
+                result = runner.rebuild(ctx.obj.settings, name, workers=workers, progress=progress)
+            except InvariantViolation as error:
+                raise RebuildStopped(f"rebuild of {name} stopped: {error.problem}, traced to event "
+                                     f"{error.event_id}; the live version is unchanged") from None
+            except ProjectionError as error:
+                raise RebuildStopped(f"rebuild of {name} stopped: {error}; the live version is unchanged") from None
+    summary = {"name": result.name, "version": result.version, "replaced": result.replaced, "events": result.events,
+               "seconds": round(result.seconds, 3), "events_per_second": round(result.events / result.seconds)}
+    if as_json:
+        print_json(summary)
+    else:
+        print(f"{name}: version {result.version} built from offset 0 ({result.events:,} events in "
+              f"{result.seconds:.1f}s, {summary['events_per_second']:,} events/s), invariants hold; readers switched "
+              f"from version {result.replaced or '-'}, which was dropped")
+
+
+def _projection_names(names: list[str] | None) -> list[str]:
+    unknown = [name for name in names or [] if name not in PROJECTIONS]
+    if unknown:
+        raise InvalidInput(f"unknown projection {', '.join(unknown)}: choose from {', '.join(PROJECTIONS)}")
+    return list(names or PROJECTIONS)
+
+
+def serve(ctx: typer.Context) -> None:
+    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT."""
+    import uvicorn
+
+    from projections.api import create_app
+
+    settings = ctx.obj.settings
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+def generate(
+    ctx: typer.Context,
+    branch: Annotated[str, typer.Option(help="branch code")] = "BEKASI-KOTA",
+    employers: Annotated[int, typer.Option(min=1, help="employers (the first is the city government)")] = 40,
+    members: Annotated[int, typer.Option(min=1, help="PU members enrolled at the start")] = 3_000,
+    bpu: Annotated[int, typer.Option(min=0, help="BPU (informal) members")] = 150,
+    first_month: Annotated[str, typer.Option("--from", help="first contribution month, YYYY-MM")] = "2017-01",
+    months: Annotated[int, typer.Option(min=1, max=120, help="months of history")] = 9,
+    seed: Annotated[int, typer.Option(help="the same seed writes the same history")] = 2017,
+    as_json: AsJson = False,
+) -> None:
+    """Write a seeded, reproducible branch history through the ledger's commands (scripts/generate)."""
+    from ledger.generator import BranchPlan, generate_branch
+
+    with reporting(as_json):
+        checked(identifiers.validate_branch_code, branch)
+        if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", first_month):
+            raise InvalidInput(f"--from must be a month YYYY-MM, got {first_month!r}")
+        try:
+            plan = BranchPlan(branch=branch, employers=employers, members=members, bpu_members=bpu,
+                              first_month=first_month, months=months, seed=seed)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        counts = generate_branch(ctx.obj.ledger, plan,
+                                 progress=(lambda _: None) if as_json else lambda line: print(f"  {line}"))
+    if as_json:
+        print_json(counts)
+    else:
+        print(f"generated {branch}: " + ", ".join(f"{key.replace('_', ' ')} {value:,}" for key, value in counts.items()))
+
+
+StartOption = Annotated[str, typer.Option("--start", help="committed | beginning | end | an ISO date-time (publish "
+                                                          "time); applies when this process first gets a partition")]
+IdleExit = Annotated[float | None, typer.Option("--idle-exit", min=0.1, max=86_400,
+                                                help="stop once caught up: no record for this many seconds, and the "
+                                                     "group has consumed every partition to its end (default: run "
+                                                     "until SIGTERM/SIGINT)")]
+
+
+def _start(text: str) -> str | datetime:
+    if text in ("committed", "beginning", "end"):
+        return text
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidInput(f"--start must be committed, beginning, end or an ISO date-time, got {text!r}") from None
+
+
+def _run_consumer(ctx: typer.Context, build: Callable[..., Any], target: Path, group: str, start: str,
+                  idle_exit: float | None, as_json: bool, what: str) -> None:
+    """Build an example consumer on the ledger's events topic, run it, and print what it did."""
+    settings = ctx.obj.settings
+    with reporting(as_json):
+        subscriber = build(settings.bootstrap_servers, topics_for(settings).events, target, group_id=group,
+                           start=_start(start), log=lambda line: print(line, file=sys.stderr))
+    stats = subscriber.run(idle_timeout_s=idle_exit)
+    result = {"consumer": what, "group": subscriber.group_id, "handled": stats.handled,
+              "duplicates": stats.duplicates, "passed_over": stats.passed_over, "retries": stats.retries,
+              "dead_lettered": stats.dead_lettered, "dead_letter_topic": subscriber.dead_letter_topic}
+    if as_json:
+        print_json(result)
+    else:
+        print(f"{what}: handled {stats.handled:,}, skipped as already processed {stats.duplicates:,}, "
+              f"dead-lettered {stats.dead_lettered:,} (to {subscriber.dead_letter_topic})")
+
+
+@consumers_app.command("notifier")
+def consumers_notifier(
+    ctx: typer.Context,
+    db: Annotated[Path, typer.Option("--db", help="SQLite file holding the outbox and the processed event ids")],
+    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "claims-notifier",
+    start: StartOption = "committed",
+    idle_exit: IdleExit = None,
+    as_json: AsJson = False,
+) -> None:
+    """Write one notification per paid claim to the outbox table `notifications`, exactly once."""
+    from consumers.notifier import notifier
+
+    _run_consumer(ctx, notifier, db, group, start, idle_exit, as_json, "notifier")
+
+
+@consumers_app.command("warehouse")
+def consumers_warehouse(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="folder of month=YYYY-MM/events-p<partition>.csv files")],
+    group: Annotated[str, typer.Option("--group", help="consumer group id")] = "warehouse-exporter",
+    start: StartOption = "committed",
+    idle_exit: IdleExit = None,
+    as_json: AsJson = False,
+) -> None:
+    """Append every event to CSV files partitioned by month, each event exactly once across restarts."""
+    from consumers.warehouse import exporter
+
+    _run_consumer(ctx, exporter, out, group, start, idle_exit, as_json, "warehouse")
+
+
+def run_demo(ctx: typer.Context) -> None:
+    """The main job of scripts/demo: a Bekasi Kota scenario, written, relayed to Kafka and verified."""
+    from ledger.demo import run_demo as demo
+
+    with reporting(False):
+        code = demo(ctx.obj.settings)
+    raise typer.Exit(code)
+
+

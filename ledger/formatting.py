@@ -1,0 +1,127 @@
+"""How results read to a person: the lines `ledger` prints and the demo shows.
+
+Below both the command line and the demo, so that neither imports the other."""
+
+from collections.abc import Callable
+from typing import Any
+
+from ledger.commands import (
+    ChangeRiskClass,
+    ChangeWage,
+    CreditYield,
+    EnrollMember,
+    EnrollMembers,
+    ExitMember,
+    PayClaim,
+    PayContribution,
+    RegisterEmployer,
+    Reverse,
+)
+
+
+def rupiah(amount: int) -> str:
+    return f"-Rp{-amount:,}" if amount < 0 else f"Rp{amount:,}"
+
+
+def _describe_payment(result: dict[str, Any]) -> str:
+    totals = ", ".join(f"{program} {rupiah(amount)}" for program, amount in result["program_totals"].items())
+    fine = f", fine {rupiah(result['fine'])}" if result["fine"] else ""
+    return (f"payment {result['payment_id']} by {result['payer']}: {result['members']:,} member(s), "
+            f"{result['lines']:,} line(s), months {', '.join(result['months'])}; {totals}{fine}; "
+            f"total {rupiah(result['total'])}")
+
+
+def _describe_claim(result: dict[str, Any]) -> str:
+    statutory = result["statutory_amount"]
+    differs = f" (statutory {rupiah(statutory)})" if statutory is not None and statutory != result["amount"] else ""
+    return (f"paid {rupiah(result['amount'])}{differs} from {result['program']} ({result['kind']}) to "
+            f"{'the member' if result['beneficiary'] == 'self' else 'the ' + result['beneficiary']} for member "
+            f"{result['kpj']} (event {result['event_id']})")
+
+
+def _describe_enrollment(result: dict[str, Any]) -> str:
+    who = f"member {result['kpj']}" if "kpj" in result else f"{result['enrolled']:,} members"
+    employer = f" with employer {result['npp']}" if result["npp"] else ""
+    return f"enrolled {who}{employer} at branch {result['branch']} from {result['effective']}"
+
+
+# One line per kind of result, keyed by command name: shared by the single commands and `submit`.
+SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
+    RegisterEmployer.NAME: lambda r: f"registered employer {r['npp']} (event {r['event_id']})",
+    ChangeRiskClass.NAME: lambda r: f"changed the risk class of employer {r['npp']} (event {r['event_id']})",
+    EnrollMember.NAME: _describe_enrollment,
+    EnrollMembers.NAME: _describe_enrollment,
+    ChangeWage.NAME: lambda r: f"wage of member {r['kpj']} is now {rupiah(r['wage'])} (event {r['event_id']})",
+    ExitMember.NAME: lambda r: f"member {r['kpj']} exited: {r['reason']} (event {r['event_id']})",
+    PayContribution.NAME: _describe_payment,
+    CreditYield.NAME: lambda r: (f"credited the {r['year']} yield at {r['rate_percent']}% to {r['members']:,} "
+                                 f"member(s): {rupiah(r['total'])}"),
+    PayClaim.NAME: _describe_claim,
+    Reverse.NAME: lambda r: f"reversed {r['type']} {r['reverses']}: {rupiah(r['amount'])} (event {r['event_id']})",
+}
+
+
+def describe(result: dict[str, Any]) -> str:
+    text = SUMMARIES[result["command"]](result)
+    if result.get("repeated"):
+        text += f" -- repeated command id {result['command_id']}: this is the first result; nothing was written"
+    return text
+
+
+TIMELINE_FACTS = ("month", "months", "program", "kind", "reason", "risk_class", "year", "rate", "beneficiary",
+                  "reverses")
+TIMELINE_AMOUNTS = ("wage", "amount", "fine", "total")
+
+
+def timeline_line(row: dict[str, Any]) -> str:
+    data = row["data"]
+    facts = [f"{key} {','.join(data[key]) if isinstance(data[key], list) else data[key]}"
+             for key in TIMELINE_FACTS if data.get(key) is not None]
+    if "kpjs" in data:
+        facts.append(f"members {len(data['kpjs']):,}")
+    facts += [f"{key} {rupiah(data[key])}" for key in TIMELINE_AMOUNTS if data.get(key)]
+    return f"{row['effective_date']}  {row['type']:<27} {row['event_id']}  {', '.join(facts)}".rstrip()
+
+
+def balance_lines(result: dict[str, Any]) -> list[str]:
+    """A member's balance (and history, if asked) as `ledger balance` prints it."""
+    lines = [f"JHT balance of member {result['kpj']} on {result['as_of']}: {rupiah(result['jht_balance'])}",
+             f"  {result['segment']} member of branch {result['branch']}, employer {result['npp'] or '-'}, enrolled "
+             f"{result['enrolled_on']}" + (f", exited {result['exited_on']} ({result['exit_reason']})"
+                                           if result["exited_on"] else ""),
+             f"  {'program':<8}{'employer':>16}{'worker':>16}{'yield':>14}{'claims':>18}"]
+    for program, row in result["programs"].items():
+        lines.append(f"  {program:<8}{rupiah(row['employer']):>16}{rupiah(row['worker']):>16}"
+                     f"{rupiah(row['yield']):>14}{rupiah(row['claims']):>18}")
+    for row in result.get("history", []):
+        amount = row["claim"] if row["claim_program"] else row["contributions"] + row["yield"]
+        what = f"{row['kind']} {row['month'] or row['claim_program'] or ''}".strip()
+        lines.append(f"  {row['date']}  {what:<28}{rupiah(amount):>16}   JHT {rupiah(row['jht_balance'])}")
+    return lines
+
+
+def branch_report_lines(report: dict[str, Any]) -> list[str]:
+    """The branch report as `ledger report branch` prints it."""
+    kinds = report["active_employers_by_kind"]
+    lines = [f"Branch {report['branch']}, up to {report['as_of']}",
+             f"  active PU (wage-earner) members   {report['active_pu_members']:>12,}",
+             f"  active employers                  {report['active_employers']:>12,}  (companies "
+             f"{kinds['company']:,}, government bodies {kinds['government']:,}; registered "
+             f"{report['registered_employers']:,})",
+             f"  active BPU (informal) members     {report['bpu_members_active']:>12,}  "
+             f"(enrolled {report['bpu_members_enrolled']:,})",
+             f"  {'program':<8}{'contributions':>22}{'claims':>10}{'claims paid':>22}"]
+    for program in report["contributions"]:
+        claims = report["claims"][program]
+        lines.append(f"  {program:<8}{rupiah(report['contributions'][program]['total']):>22}{claims['count']:>10,}"
+                     f"{rupiah(claims['amount']):>22}")
+    total = report["claims_total"]
+    lines.append(f"  {'total':<8}{rupiah(report['contributions_total']):>22}{total['count']:>10,}"
+                 f"{rupiah(total['amount']):>22}")
+    lines.append(f"  late fines {rupiah(report['late_fines'])}")
+    if report["months"]:
+        lines.append("  by contribution month: " + ", ".join(f"{m['month']} {rupiah(m['total'])}"
+                                                           for m in report["months"]))
+    return lines
+
+
