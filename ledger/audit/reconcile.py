@@ -13,7 +13,7 @@ from ledger.errors import (
     RelayStateInvalid,
     TopicUnreadable,
 )
-from ledger.publishing import kafka_client
+from ledger.publishing import kafka_client, relay
 
 # --- reconcile: the event store's head, the relay's state and the topic's end, side by side ------------------------
 
@@ -151,8 +151,6 @@ def reconcile(recorder: Any, bootstrap: list[str], topics: Any) -> Reconciliatio
     The relay state and the topic's end are read until the state is the same before and after the topic was read
     (at most `RECONCILE_READS_MAX` times), so a relay committing meanwhile does not show as a mismatch. The store is
     read last: it only grows, so a relay running meanwhile can only show as unpublished events."""
-    from ledger import relay
-
     try:
         if not kafka_client.topic_partitions(bootstrap, topics.events):
             raise NotFound(f"topic {topics.events} does not exist on Kafka at {','.join(bootstrap)}")
@@ -175,8 +173,6 @@ def reconcile(recorder: Any, bootstrap: list[str], topics: Any) -> Reconciliatio
 
 
 def _relay_state(bootstrap: list[str], topics: Any) -> tuple[Any, str | None]:
-    from ledger import relay
-
     try:
         return relay.read_state(bootstrap, topics), None
     except RelayStateInvalid as error:
