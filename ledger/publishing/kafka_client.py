@@ -382,9 +382,9 @@ def last_records(
 
 
 def _main(argv: list[str]) -> int:
-    # `python -m ledger.kafka_client wait HOST:PORT TIMEOUT_S`: used by scripts/kafka start.
+    # `python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S`: used by scripts/kafka start.
     if len(argv) != 3 or argv[0] != "wait":
-        print("usage: python -m ledger.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
+        print("usage: python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
         return 2
     try:
         wait_until_ready(argv[1].split(","), float(argv[2]))
