@@ -181,7 +181,7 @@ def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_onc
 # killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance.
 HOLDER = """
 import json, pathlib, sys
-from ledger import kafka_client
+from ledger.publishing import kafka_client
 bootstrap, topic, group, assignment = sys.argv[1:5]
 client = kafka_client.consumer(bootstrap.split(","), group_id=group, max_poll_records=1)
 def assigned(partitions):
