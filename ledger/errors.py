@@ -27,6 +27,10 @@ class ConfigurationError(InvalidInput):
     """A LEDGER_* setting is unknown, missing or unsafe: e.g. a NIK hash key that is not set, empty, short or public."""
 
 
+class ExportRefused(InvalidInput):
+    """The audit export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
+
+
 class NotFound(LedgerError):
     """An employer, member, event or command the input refers to is not in the ledger."""
 

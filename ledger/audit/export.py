@@ -22,9 +22,7 @@ from ledger.audit.topic import (
     read_topic,
 )
 from ledger.csv_lines import csv_line
-from ledger.errors import (
-    InvalidInput,
-)
+from ledger.errors import ExportRefused
 from ledger.events import (
     GENESIS_HASH,
     chain_hash,
@@ -48,10 +46,6 @@ TOTALS_COLUMNS = ("branch", "events",
                   "contributions_total", "late_fines",
                   *(f"{p}_claims_{what}" for p in PROGRAMS for what in ("count", "amount")),
                   "claims_count", "claims_amount")
-
-
-class ExportRefused(InvalidInput):
-    """The export's directory is not empty (or not a directory): a bundle is never mixed with other files."""
 
 
 def _blank(value: Any) -> Any:

@@ -9,8 +9,6 @@ from typing import Any
 
 from ledger.audit.topic import in_period, read_topic
 
-# --- history: one member's, employer's or branch's events as a timeline ----------------------------------------------
-
 @dataclass(frozen=True)
 class Subject:
     """Whose events: exactly one of a member (KPJ), an employer (NPP) or a branch (code)."""

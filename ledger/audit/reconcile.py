@@ -15,8 +15,6 @@ from ledger.errors import (
 )
 from ledger.publishing import kafka_client, relay
 
-# --- reconcile: the event store's head, the relay's state and the topic's end, side by side ------------------------
-
 RECONCILE_READS_MAX = 5  # tries at reading the relay state and the topic's end with no relay commit in between
 HASH_SHOWN_CHARS = 16  # of a hash in a message; the JSON report has them whole
 

@@ -20,8 +20,6 @@ from ledger.events import (
 )
 from ledger.publishing import kafka_client
 
-# --- reading the topic -----------------------------------------------------------------------------------------------
-
 ENVELOPE_KEYS = ("event_id", "type", "version", "aggregate_id", "aggregate_version", "position", "effective_date",
                  "branch", "prev_hash", "hash", "data")
 

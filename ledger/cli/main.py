@@ -8,6 +8,9 @@ Every command that writes builds one command model (shape errors become `Invalid
 a one-line summary, or the result as one JSON object with `--json`. An operating error (`LedgerError`) prints
 `error: <message>` on stderr, or `{"error": {...}}` on stdout with `--json`, and exits with the error's exit code.
 A traceback means a bug, never bad input.
+
+The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
+`operators` (topics, relay, projections, server, consumers, demo) and `auditors` (`ledger audit ...`).
 """
 
 import sys
@@ -28,6 +31,7 @@ app = typer.Typer(
     help="The contribution ledger of a workers' social-security fund. Configure with LEDGER_* environment "
          "variables, e.g. LEDGER_SQLITE_PATH=books.db or LEDGER_PERSISTENCE=postgres.",
     no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+# Registered here, in the order `ledger --help` lists them: the commands, then the groups.
 app.add_typer(clerks.employer_app, name="employer")
 app.add_typer(clerks.member_app, name="member")
 app.add_typer(clerks.contribution_app, name="contribution")

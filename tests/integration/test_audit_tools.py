@@ -23,10 +23,11 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
-from ledger.audit.export import ExportRefused, export_topic, verify_bundle
+from ledger.audit.export import export_topic, verify_bundle
 from ledger.audit.history import Subject, history_topic
 from ledger.audit.recount import Difference, Recount, as_of_topic
 from ledger.commands import Reverse
+from ledger.errors import ExportRefused
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
