@@ -5,8 +5,12 @@ clerk can act on: it names the field and says what is wrong. Nothing is trimmed 
 space is an error to fix at the counter, not something to guess about. Messages never repeat a malformed number:
 a NIK is personal data and error messages end up in logs, and a malformed KPJ or NPP may well be a NIK typed into
 the wrong field.
+
+`nik_hmac` is the one-way hash of a NIK that `MemberEnrolled` publishes in place of the NIK itself.
 """
 
+import hashlib
+import hmac
 import re
 from calendar import monthrange
 from datetime import date
@@ -107,6 +111,13 @@ def nik_is_female(nik: str) -> bool:
 def nik_matches_birth_date(nik: str, birth_date: date) -> bool:
     """Whether the NIK's day, month and two-digit year agree with a birth date recorded elsewhere."""
     return nik_birth_date(nik) == (birth_date.day, birth_date.month, birth_date.year % 100)
+
+
+def nik_hmac(key: bytes, nik: str) -> str:
+    """The NIK's HMAC-SHA256 under the fund's secret key, in hex (`docs/kafka.md`, "Personal data"): one person's
+    KPJs share it, and without the key nobody can compute or reverse it. The caller brings a checked key
+    (`Settings.nik_hmac_key_bytes`)."""
+    return hmac.new(key, nik.encode(), hashlib.sha256).hexdigest()
 
 
 def validate_branch_code(s: str) -> str:

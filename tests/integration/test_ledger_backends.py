@@ -41,7 +41,7 @@ BRANCH = "BEKASI-KOTA"
 BIRTH = date(1990, 5, 15)
 BULK_ROWS = 3_000
 BAD_ROW = 1_500  # 1-based, as a clerk counts the rows of a file: half-way
-ROSTER_READ_BACK = 600  # more than one chunk of ledger.batch_reads.IDS_PER_QUERY_MAX
+ROSTER_READ_BACK = 600  # more than one chunk of ledger.persistence.IDS_PER_QUERY_MAX
 TKK_STAFF = 7_000  # the city government's contract staff, enrolled and paid for in one command each
 
 
