@@ -30,20 +30,62 @@ find_python() {
   die "Python >= $PYTHON_MIN is required"
 }
 
+# uv installs the packages from uv.lock. Pinned, because the lock file's format and what `uv lock` resolves are uv's:
+# every machine installs and refreshes the lock with this same version. Move it on purpose, then run scripts/lock.
+UV_VERSION="0.13.9"
+UV="$CACHE_DIR/uv-$UV_VERSION/bin/uv"
+
+ensure_uv() {
+  # A fresh machine has Python and nothing else: uv is bootstrapped once per version, with pip, into a folder of its
+  # own in the cache (not into the project's virtualenv: uv sync removes from it whatever the lock does not name).
+  # Several clones share the cache and may run at once, so one installs while the others wait on a lock file, and a
+  # copy counts as installed only when its uv runs.
+  local dir="$CACHE_DIR/uv-$UV_VERSION" log="$RUN_DIR/uv-bootstrap.log"
+  if "$UV" --version >/dev/null 2>&1; then return 0; fi
+  mkdir -p "$CACHE_DIR" "$RUN_DIR"
+  (
+    flock 9
+    if "$UV" --version >/dev/null 2>&1; then exit 0; fi
+    log "bootstrapping uv $UV_VERSION into $dir"
+    local py; py="$(find_python)"
+    rm -rf "$dir"
+    # The machine's pip, where its Python has one, puts uv there as plain files (3 s quicker than a virtualenv);
+    # Debian's Python comes without pip, and then a small virtualenv of uv's own brings one.
+    if ! "$py" -m pip install --quiet --disable-pip-version-check --target "$dir" "uv==$UV_VERSION" > "$log" 2>&1; then
+      rm -rf "$dir"
+      "$py" -m venv "$dir" >> "$log" 2>&1 || { apt_install python3-venv; rm -rf "$dir"; "$py" -m venv "$dir"; }
+      "$dir/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION" >> "$log" 2>&1 \
+        || { tail -30 "$log" >&2; rm -rf "$dir"; die "installing uv $UV_VERSION failed"; }
+    fi
+  ) 9> "$CACHE_DIR/uv-$UV_VERSION.lock"
+  "$UV" --version >/dev/null 2>&1 || die "uv $UV_VERSION is not usable in $dir"
+}
+
+uv_run() {
+  # uv for this project: the virtualenv at $VENV, the machine's Python (uv downloads none), no configuration files
+  # of the user's, so every machine resolves and installs alike.
+  ensure_uv
+  UV_PROJECT_ENVIRONMENT="$VENV" UV_PYTHON_DOWNLOADS=never UV_NO_CONFIG=1 "$UV" "$@"
+}
+
 ensure_venv() {
-  # Creates the virtualenv, then (re)installs the project whenever pyproject.toml changed since the last install.
-  local stamp="$VENV/.installed-pyproject"
-  if [ ! -x "$VENV/bin/python" ]; then
-    log "creating virtualenv $VENV"
-    "$(find_python)" -m venv "$VENV" || { apt_install python3-venv; "$(find_python)" -m venv "$VENV"; }
+  # Installs exactly what uv.lock pins (the project editable, with its test and dev extras) into $VENV, whenever
+  # uv.lock, pyproject.toml or the uv version changed since the last install; otherwise does nothing.
+  local stamp="$VENV/.installed-lock" want
+  [ -f "$ROOT/uv.lock" ] || die "uv.lock is missing: run scripts/lock and commit uv.lock"
+  want="$(printf 'uv %s\n' "$UV_VERSION"; sha256sum "$ROOT/pyproject.toml" "$ROOT/uv.lock" | cut -d' ' -f1)"
+  if [ -x "$VENV/bin/python" ] && [ "$want" = "$(cat "$stamp" 2>/dev/null)" ]; then return 0; fi
+  mkdir -p "$RUN_DIR"
+  ensure_uv
+  # The lock must answer pyproject.toml as it is now; an install never re-resolves on its own.
+  if ! (cd "$ROOT" && uv_run lock --check --python "$(find_python)") > "$RUN_DIR/uv-install.log" 2>&1; then
+    tail -5 "$RUN_DIR/uv-install.log" >&2
+    die "uv.lock does not match pyproject.toml: run scripts/lock (then scripts/test) and commit uv.lock"
   fi
-  if ! cmp -s "$ROOT/pyproject.toml" "$stamp"; then
-    log "installing the project and its test extras into $VENV"
-    mkdir -p "$RUN_DIR"
-    { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } \
-      > "$RUN_DIR/pip-install.log" 2>&1 || { tail -30 "$RUN_DIR/pip-install.log" >&2; die "pip install failed"; }
-    cp "$ROOT/pyproject.toml" "$stamp"
-  fi
+  log "installing the locked packages into $VENV"
+  (cd "$ROOT" && uv_run sync --frozen --all-extras --python "$(find_python)") >> "$RUN_DIR/uv-install.log" 2>&1 \
+    || { tail -30 "$RUN_DIR/uv-install.log" >&2; die "installing from uv.lock failed"; }
+  printf '%s\n' "$want" > "$stamp"
 }
 
 static_checks() {

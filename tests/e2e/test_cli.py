@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_runner import Cli
+
+from tests.support.cli_runner import Cli
 
 pytestmark = pytest.mark.e2e
 

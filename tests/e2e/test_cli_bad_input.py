@@ -13,11 +13,11 @@ import os
 from pathlib import Path
 
 import pytest
-from cli_runner import Cli
 
 from ledger import bulk
 from ledger.application import Ledger
 from ledger.settings import Settings
+from tests.support.cli_runner import Cli
 
 pytestmark = pytest.mark.e2e
 

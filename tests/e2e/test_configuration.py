@@ -18,9 +18,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cli_runner import Cli
 
 from ledger.publishing import kafka_client
+from tests.support.cli_runner import Cli
 
 pytestmark = pytest.mark.e2e
 

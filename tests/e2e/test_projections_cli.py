@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_runner import CLI_TIMEOUT_S, Cli
+
+from tests.support.cli_runner import CLI_TIMEOUT_S, Cli
 
 pytestmark = pytest.mark.e2e
 

@@ -16,7 +16,8 @@ import uuid
 from typing import Any
 
 import pytest
-from cli_runner import Cli
+
+from tests.support.cli_runner import Cli
 
 pytestmark = pytest.mark.e2e
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cli_runner import CLI_TIMEOUT_S, Cli
 
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import RELAY_STATE_KEY, read_state
 from ledger.publishing.topics import Topics
+from tests.support.cli_runner import CLI_TIMEOUT_S, Cli
 
 pytestmark = pytest.mark.e2e
 

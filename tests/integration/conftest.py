@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-from history import HISTORY_PARTITIONS, HISTORY_PLAN
 
 from ledger.application import Ledger
 from ledger.generator import generate_branch
@@ -17,6 +16,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
+from tests.support.history import HISTORY_PARTITIONS, HISTORY_PLAN
 
 
 @pytest.fixture(scope="session")

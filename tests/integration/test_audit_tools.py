@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import sqlite3
-import sys
 import uuid
 from collections import defaultdict
 from datetime import date, timedelta
@@ -24,7 +23,11 @@ import orjson
 import pytest
 
 from ledger.application import Ledger
+from ledger.audit.export import export_topic, verify_bundle
+from ledger.audit.history import Subject, history_topic
+from ledger.audit.recount import Difference, Recount, as_of_topic
 from ledger.commands import Reverse
+from ledger.errors import ExportRefused
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
@@ -33,14 +36,7 @@ from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
-from cli_runner import Cli
-
-from ledger.audit.export import export_topic, verify_bundle
-from ledger.audit.history import Subject, history_topic
-from ledger.audit.recount import Difference, Recount, as_of_topic
-from ledger.errors import ExportRefused
+from tests.support.cli_runner import Cli
 
 pytestmark = pytest.mark.integration
 

@@ -15,12 +15,10 @@ from typing import Any
 
 import orjson
 import pytest
-from history import copy_topic
 
 from ledger.publishing.envelope import record_headers
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))  # the shared CLI runner of the e2e tests
-from cli_runner import Cli
+from tests.support.cli_runner import Cli
+from tests.support.history import copy_topic
 
 pytestmark = pytest.mark.integration
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import orjson
 import pytest
-from history import HISTORY_PARTITIONS, copy_topic
 
 from consumers.sdk import Delivery, ProcessedEvents, Reject, Subscriber
 from ledger.events import PUBLISHED_EVENT_TYPES, ClaimPaid, MemberEnrolled
 from ledger.publishing import kafka_client
+from tests.support.history import HISTORY_PARTITIONS, copy_topic
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,6 @@ from typing import Any
 
 import orjson
 import pytest
-from history import HISTORY_PLAN, copy_topic
 
 from ledger.application import Ledger
 from ledger.audit.recount import Recount
@@ -31,6 +30,7 @@ from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
 from projections.views import PROJECTIONS, JsonRefused
+from tests.support.history import HISTORY_PLAN, copy_topic
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,18 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from ledger_scenario import (
+
+from ledger.commands import (
+    ChangeWage,
+    CreditYield,
+    EnrollMember,
+    ExitMember,
+    PayClaim,
+    Reverse,
+)
+from ledger.errors import AlreadyExists, RuleViolation
+from ledger.rules import Program, Segment
+from tests.support.scenario import (
     NPP,
     TODAY,
     enroll,
@@ -24,17 +35,6 @@ from ledger_scenario import (
     register,
     row,
 )
-
-from ledger.commands import (
-    ChangeWage,
-    CreditYield,
-    EnrollMember,
-    ExitMember,
-    PayClaim,
-    Reverse,
-)
-from ledger.errors import AlreadyExists, RuleViolation
-from ledger.rules import Program, Segment
 
 BUDI = kpj(1)
 SITI = kpj(2)

@@ -12,19 +12,6 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from ledger_scenario import (
-    BIRTH,
-    NPP,
-    TODAY,
-    enroll,
-    kpj,
-    new_ledger,
-    nik,
-    notifications,
-    pay,
-    register,
-    row,
-)
 
 from ledger import bulk
 from ledger.commands import (
@@ -49,6 +36,19 @@ from ledger.errors import (
     RuleViolation,
 )
 from ledger.rules import Segment
+from tests.support.scenario import (
+    BIRTH,
+    NPP,
+    TODAY,
+    enroll,
+    kpj,
+    new_ledger,
+    nik,
+    notifications,
+    pay,
+    register,
+    row,
+)
 
 BUDI, SITI, ANI = kpj(1), kpj(2), kpj(3)
 BULK_ROWS = 7_000

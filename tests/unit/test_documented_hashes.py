@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from ledger_scenario import new_ledger
 
 from ledger.commands import ChangeRiskClass, ChangeWage, RegisterEmployer, Reverse
 from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
+from tests.support.scenario import new_ledger
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 PLAN = BranchPlan(employers=3, members=40, bpu_members=6, first_month="2016-11", months=3, seed=7)

@@ -284,11 +284,10 @@ def test_a_registered_upcaster_turns_stored_v1_json_into_the_current_version(mon
 
 
 def test_an_aggregate_stored_at_v1_is_upcast_when_loaded(monkeypatch):
-    from ledger_scenario import TEST_NIK_KEY
-
     from ledger.application import Ledger
     from ledger.commands import EnrollMember, MemberRow, RegisterEmployer
     from ledger.domain import member_id
+    from tests.support.scenario import TEST_NIK_KEY
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: date(2026, 11, 23),
                  nik_key=TEST_NIK_KEY)

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from datetime import date
 
-from ledger_scenario import new_ledger
-
 from ledger.generator import BranchPlan, generate_branch
 from ledger.rules import month_owed
+from tests.support.scenario import new_ledger
 
 # One worker per employer over four years: some employers lose their only worker (1.2% a month), and one of them
 # on the 1st of a month (seed found by trying). Hires follow the staff left, so such an employer stays empty.

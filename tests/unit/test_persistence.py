@@ -10,7 +10,7 @@ from ledger import events as ev
 from ledger.commands import ChangeRiskClass, ChangeWage, Reverse
 from ledger.generator import BranchPlan, generate_branch
 from ledger.persistence import OrjsonTranscoder
-from tests.unit.ledger_scenario import new_ledger
+from tests.support.scenario import new_ledger
 
 
 def library_transcoder() -> JSONTranscoder:

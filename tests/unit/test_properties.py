@@ -15,7 +15,6 @@ from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_scenario import BIRTH, TODAY, kpj, new_ledger, nik
 
 from ledger import events as ev
 from ledger.commands import (
@@ -32,6 +31,7 @@ from ledger.commands import (
 from ledger.domain import ContributionMonth, Member, Payment
 from ledger.errors import LedgerError
 from ledger.rules import Program, Segment
+from tests.support.scenario import BIRTH, TODAY, kpj, new_ledger, nik
 
 COMPANY, CITY = "10000001", "10000002"
 NPPS = [COMPANY, CITY]

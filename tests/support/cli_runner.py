@@ -1,4 +1,5 @@
-"""Runs the real `ledger` CLI in a subprocess and checks what a user would see. Shared by the end-to-end tests.
+"""Runs the real `ledger` CLI in a subprocess and checks what a user would see. Shared by the end-to-end tests and
+the integration tests of the auditor's tools.
 
 `Cli(...)` runs a command with its output piped, as a script or a cron job would; `Cli.terminal(...)` runs it on a
 pseudo-terminal, as a user at a terminal does, where libraries such as rich draw progress bars and colours.

@@ -1,0 +1,8 @@
+"""Helpers the test modules import by their module path (`from tests.support.scenario import new_ledger`); no tests.
+
+- `scenario.py`: a ledger in memory with a fixed clock, and the commands most unit scenarios start with.
+- `history.py`: the generated branch history the integration tests read, and copies of its topic.
+- `cli_runner.py`: the real `ledger` CLI in a subprocess or on a pseudo-terminal (end-to-end tests and the auditor's
+  tools).
+- `unit_only.py`: whether a pytest command line runs unit tests only, so that `scripts/test` starts no service.
+"""

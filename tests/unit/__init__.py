@@ -1,0 +1,1 @@
+"""Unit tests: in memory, no network, no services (tests/unit/conftest.py refuses network connections)."""
