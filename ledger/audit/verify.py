@@ -1,6 +1,5 @@
 """`ledger audit verify`: the checks a tamperer would have to break.
 
-Verification checks what a tamperer would have to break:
 1. positions are exactly 1..N: nothing lost, nothing duplicated;
 2. within each partition, positions increase: nothing reordered;
 3. per aggregate, versions are 1, 2, 3, ... and every record's hash is the SHA-256 chain over its predecessor
