@@ -36,9 +36,10 @@ from ledger.private_files import create_private_database
 ENV_PREFIX = "LEDGER_"
 
 # `LEDGER_*` variables that are not settings of the ledger but are read by the scripts (scripts/lib.sh: the
-# virtualenv, the runtime state and the download cache; scripts/test: "the broker and database are up, never skip").
-# The one exception to "an unknown LEDGER_* variable is an error".
-SCRIPT_VARIABLES = frozenset({"LEDGER_VENV", "LEDGER_RUN_DIR", "LEDGER_CACHE_DIR", "LEDGER_TEST_SERVICES"})
+# virtualenv, the runtime state and the download cache; scripts/test: "the broker and database are up, never skip",
+# and where the test broker's principals' files are). The one exception to "an unknown LEDGER_* variable is an error".
+SCRIPT_VARIABLES = frozenset({"LEDGER_VENV", "LEDGER_RUN_DIR", "LEDGER_CACHE_DIR", "LEDGER_TEST_SERVICES",
+                              "LEDGER_TEST_KAFKA_PRINCIPALS"})
 
 # The shortest NIK hash key accepted, in bytes (of its UTF-8 text). The key is the only secret protecting a published
 # NIK: a NIK is a district, a birth date and a 4-digit serial, so for one branch and a known birth year about 90
