@@ -31,8 +31,8 @@ SINGLE_BROKER_ADMIN = {"LEDGER_KAFKA_REPLICATION_FACTOR": "1", "LEDGER_DEVELOPME
 def read_env_file(path: Path) -> dict[str, str]:
     """`NAME=value` lines (comments and blank lines skipped), as scripts/kafka writes them."""
     variables = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        line = line.strip()
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = text.strip()
         if line and not line.startswith("#"):
             name, _, value = line.partition("=")
             variables[name.strip()] = value.strip()
