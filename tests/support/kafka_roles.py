@@ -66,6 +66,11 @@ class KafkaRoles:
     def connection(self, role: str) -> KafkaConnection:
         return settings_of(self.envs[role]).kafka()
 
+    def connection_tls(self, role: str) -> KafkaConnection:
+        """The role over the mutual-TLS listener, by its client certificate (`<role>-tls.env`); secured brokers only."""
+        assert self.principals_dir is not None, "a plain broker has no mutual-TLS listener"
+        return settings_of(read_env_file(self.principals_dir / f"{role}-tls.env")).kafka()
+
     @property
     def admin(self) -> KafkaConnection:
         return self.connection(ADMIN)
