@@ -16,6 +16,7 @@ from pathlib import Path
 
 from consumers.sdk import Delivery, ProcessedEvents, Subscriber
 from ledger.events import Beneficiary, ClaimPaid
+from ledger.settings import KafkaConnection
 
 GROUP_ID = "claims-notifier"
 OUTBOX_DDL = ("CREATE TABLE IF NOT EXISTS notifications (claim_id TEXT PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -37,11 +38,11 @@ def message(event: ClaimPaid) -> str:
             f"pada {event.paid_on.isoformat()}.")
 
 
-def notifier(bootstrap: list[str], topic: str, db: Path, *, group_id: str = GROUP_ID,
+def notifier(kafka: KafkaConnection, topic: str, db: Path, *, group_id: str = GROUP_ID,
              start: str | datetime = "committed", log: Callable[[str], None] = lambda _: None) -> Subscriber:
     processed = ProcessedEvents(db)
     processed.connection.execute(OUTBOX_DDL)
-    subscriber = Subscriber(bootstrap, topic=topic, group_id=group_id, start=start, processed=processed, log=log)
+    subscriber = Subscriber(kafka, topic=topic, group_id=group_id, start=start, processed=processed, log=log)
 
     @subscriber.on(ClaimPaid)
     def notify(event: ClaimPaid, delivery: Delivery) -> None:

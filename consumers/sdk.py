@@ -2,8 +2,10 @@
 
     from consumers.sdk import ProcessedEvents, Subscriber
     from ledger.events import ClaimPaid
+    from ledger.settings import Settings
 
-    subscriber = Subscriber(["127.0.0.1:9092"], topic="ledger.events", group_id="claims-notifier",
+    # Settings(): the LEDGER_KAFKA_* of the team's environment file (docs/kafka.md): its principal, password, CA.
+    subscriber = Subscriber(Settings().kafka(), topic="ledger.events", group_id="claims-notifier",
                             processed=ProcessedEvents("notifier.db"))
 
     @subscriber.on(ClaimPaid)
@@ -61,6 +63,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from ledger.errors import NotFound
 from ledger.events import (
     PUBLISHED_EVENT_TYPES,
     Envelope,
@@ -71,6 +74,8 @@ from ledger.events import (
 )
 from ledger.private_files import create_private_database
 from ledger.publishing import kafka_client
+from ledger.publishing.topics import dead_letter_topic as team_dead_letter_topic
+from ledger.settings import KafkaConnection
 
 RETRIES_DEFAULT = 3  # attempts after the first, before a failing record goes to the dead-letter topic
 RETRIES_MAX = 20
@@ -80,7 +85,6 @@ POLL_TIMEOUT_MS = 500
 POLL_RECORDS_MAX = 500
 DEAD_LETTER_SEND_TIMEOUT_S = 30
 SQLITE_BUSY_TIMEOUT_S = 30
-DEAD_LETTER_SUFFIX = ".dead-letters"
 REASONS_KEPT_MAX = 100
 
 
@@ -155,7 +159,7 @@ class Stats:
 
 
 class Subscriber:
-    def __init__(self, bootstrap: list[str], *, topic: str, group_id: str, start: str | datetime = "committed",
+    def __init__(self, kafka: KafkaConnection, *, topic: str, group_id: str, start: str | datetime = "committed",
                  processed: ProcessedEvents | None = None, dead_letter_topic: str | None = None,
                  retries: int = RETRIES_DEFAULT, backoff_first_s: float = BACKOFF_FIRST_S,
                  log: Callable[[str], None] = lambda _: None) -> None:
@@ -163,12 +167,12 @@ class Subscriber:
             raise ValueError(f"retries must be between 0 and {RETRIES_MAX}")
         if not (isinstance(start, datetime) or start in ("committed", "beginning", "end")):
             raise ValueError(f"start must be 'committed', 'beginning', 'end' or a datetime, not {start!r}")
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topic = topic
         self.group_id = group_id
         self.start = start
         self.processed = processed
-        self.dead_letter_topic = dead_letter_topic or f"{group_id}{DEAD_LETTER_SUFFIX}"
+        self.dead_letter_topic = dead_letter_topic or team_dead_letter_topic(group_id)
         self.retries = retries
         self.backoff_first_s = backoff_first_s
         self.log = log
@@ -210,9 +214,14 @@ class Subscriber:
         """Consume until `stop()` (or SIGTERM/SIGINT), or until nothing arrives for `idle_timeout_s`."""
         if not self.handlers:
             raise ValueError("no handlers: register at least one with @subscriber.on(EventType)")
+        # The team does not create its dead-letter topic: only the administrator creates topics (docs/kafka.md).
+        if not kafka_client.topic_partitions(self.kafka, self.dead_letter_topic):
+            raise NotFound(f"the dead-letter topic {self.dead_letter_topic} does not exist on Kafka at "
+                           f"{self.kafka.servers}, or {self.kafka.principal} may not see it: the administrator "
+                           f"creates it, and grants the team its rights, with `ledger kafka init --consumer "
+                           f"{self.group_id}=PRINCIPAL` (docs/kafka.md)")
         previous = self._install_signals() if handle_signals else {}
-        kafka_client.ensure_topic(self.bootstrap, self.dead_letter_topic, 1, config=kafka_client.RETENTION_FOREVER)
-        self._client = kafka_client.consumer(self.bootstrap, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
+        self._client = kafka_client.consumer(self.kafka, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
         kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=self._revoked)
         idle_since = time.monotonic()
         idle_ends: dict[int, int] | None = None  # the topic's end offsets when this quiet spell began
@@ -394,7 +403,7 @@ class Subscriber:
 
     def _dead_letter(self, record: Any, reason: str) -> None:
         if self._producer is None:
-            self._producer = kafka_client.producer(self.bootstrap)
+            self._producer = kafka_client.producer(self.kafka)
         headers = [
             *(record.headers or []), ("dlq.reason", reason.encode()), ("dlq.topic", record.topic.encode()),
             ("dlq.partition", str(record.partition).encode()), ("dlq.offset", str(record.offset).encode()),

@@ -27,6 +27,7 @@ from consumers.sdk import Delivery, ProcessedEvents, Subscriber
 from ledger.csv_lines import csv_line
 from ledger.events import PUBLISHED_EVENT_TYPES, LedgerEvent
 from ledger.private_files import make_private_dir, open_private
+from ledger.settings import KafkaConnection
 
 GROUP_ID = "warehouse-exporter"
 STATE_FILE = "_export.db"
@@ -48,7 +49,7 @@ def recover(out: Path, processed: ProcessedEvents) -> int:
     return torn
 
 
-def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GROUP_ID,
+def exporter(kafka: KafkaConnection, topic: str, out: Path, *, group_id: str = GROUP_ID,
              start: str | datetime = "committed", log: Callable[[str], None] = lambda _: None) -> Subscriber:
     make_private_dir(out)  # the files hold members' wages and claims: 0700 and 0600 (ledger.private_files)
     processed = ProcessedEvents(out / STATE_FILE)
@@ -56,7 +57,7 @@ def exporter(bootstrap: list[str], topic: str, out: Path, *, group_id: str = GRO
     torn = recover(out, processed)
     if torn:
         log(f"warehouse: cut {torn} file(s) back to their last recorded row")
-    subscriber = Subscriber(bootstrap, topic=topic, group_id=group_id, start=start, processed=processed, log=log)
+    subscriber = Subscriber(kafka, topic=topic, group_id=group_id, start=start, processed=processed, log=log)
 
     @subscriber.on(*PUBLISHED_EVENT_TYPES.values())
     def export(event: LedgerEvent, delivery: Delivery) -> None:

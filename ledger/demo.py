@@ -107,12 +107,13 @@ def run_demo(settings: Settings) -> int:
     settings = settings.model_copy(update={"kafka_topic_prefix": f"{settings.kafka_topic_prefix}.demo-{run_id}",
                                            "projection_store": "sqlite"})
     topics = Topics.for_prefix(settings.kafka_topic_prefix)
-    bootstrap = settings.bootstrap_servers
+    kafka = settings.kafka()
     expected = sum(1 for _ in app.stored_contract_notifications())
-    print(f"2. Relaying {expected:,} events to {topics.events} at {','.join(bootstrap)} (exactly once, in Kafka "
+    print(f"2. Relaying {expected:,} events to {topics.events} at {kafka.servers} (exactly once, in Kafka "
           f"transactions)")
-    init_topics(bootstrap, topics, settings.kafka_partitions)
-    publisher = relay.Relay(app.recorder, bootstrap, topics, transactional_id=f"demo-relay-{run_id}")
+    # The demo plays every role: it creates its topics as the administrator would (`ledger kafka init`).
+    init_topics(kafka, topics, settings.kafka_partitions, replication_factor=settings.replication_factor_checked())
+    publisher = relay.Relay(app.recorder, kafka, topics, transactional_id=f"demo-relay-{run_id}")
     started = time.perf_counter()
     published = publisher.run()
     publisher.close()
@@ -120,10 +121,10 @@ def run_demo(settings: Settings) -> int:
           f"last position {publisher.state.position:,}")
 
     print("3. Auditing the topic from Kafka alone (ledger audit verify)")
-    report = verify_topic(bootstrap, topics.events)
+    report = verify_topic(kafka, topics.events)
     print(f"   checked {report.events:,} events: positions {'contiguous' if report.positions_ok else 'NOT contiguous'}"
           f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}")
-    kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(bootstrap, topics.events))
+    kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(kafka, topics.events))
     print("   by type: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items())))
 
     print(f"4. Projecting the topic into {views_db} (ledger projections run), then checking the invariants "
@@ -151,7 +152,7 @@ def run_demo(settings: Settings) -> int:
     print()
     print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
           f"recounted from Kafka alone, compared with the projections")
-    cross = as_of_topic(bootstrap, topics.events, views, REPORT_DATE)
+    cross = as_of_topic(kafka, topics.events, views, REPORT_DATE)
     print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
           f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]

@@ -81,6 +81,13 @@ class RebuildStopped(LedgerError):
     exit_code = 10
 
 
+class KafkaRefused(LedgerError):
+    """The Kafka cluster refused this process's principal: credentials it does not accept, or no ACL for what the
+    command does (docs/kafka.md lists each role's). Nothing was written."""
+
+    exit_code = 14
+
+
 class TopicUnreadable(LedgerError):
     """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
 

@@ -10,8 +10,12 @@ setting silently ignored leaves the ledger running with a default its operator t
 
 Safety checks that a developer's machine may relax are relaxed only by one explicit setting, `LEDGER_DEVELOPMENT_MODE`
 (never in production), and each relaxation prints a warning on stderr when it is used (`warn_development_mode`).
-Today it relaxes one check: without `LEDGER_NIK_HMAC_KEY`, the NIK hashes the write side publishes are made with the
-public development key (`nik_hmac_key_bytes`).
+It relaxes three checks:
+- without `LEDGER_NIK_HMAC_KEY`, the NIK hashes the write side publishes are made with the public development key
+  (`nik_hmac_key_bytes`);
+- `LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT` (a password sent where anyone on the network can read it) is
+  accepted (`kafka`);
+- topics may be created with one copy, `LEDGER_KAFKA_REPLICATION_FACTOR=1` (`replication_factor_checked`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,9 +36,10 @@ from ledger.private_files import create_private_database
 ENV_PREFIX = "LEDGER_"
 
 # `LEDGER_*` variables that are not settings of the ledger but are read by the scripts (scripts/lib.sh: the
-# virtualenv, the runtime state and the download cache; scripts/test: "the broker and database are up, never skip").
-# The one exception to "an unknown LEDGER_* variable is an error".
-SCRIPT_VARIABLES = frozenset({"LEDGER_VENV", "LEDGER_RUN_DIR", "LEDGER_CACHE_DIR", "LEDGER_TEST_SERVICES"})
+# virtualenv, the runtime state and the download cache; scripts/test: "the broker and database are up, never skip",
+# and where the test broker's principals' files are). The one exception to "an unknown LEDGER_* variable is an error".
+SCRIPT_VARIABLES = frozenset({"LEDGER_VENV", "LEDGER_RUN_DIR", "LEDGER_CACHE_DIR", "LEDGER_TEST_SERVICES",
+                              "LEDGER_TEST_KAFKA_PRINCIPALS"})
 
 # The shortest NIK hash key accepted, in bytes (of its UTF-8 text). The key is the only secret protecting a published
 # NIK: a NIK is a district, a birth date and a 4-digit serial, so for one branch and a known birth year about 90
@@ -45,6 +51,55 @@ NIK_HMAC_KEY_BYTES_MIN = 32
 # The key used in development mode when LEDGER_NIK_HMAC_KEY is unset. It is public (it is in this file), so hashes
 # made with it protect nothing: outside development mode it is refused, even when set explicitly.
 DEVELOPMENT_NIK_HMAC_KEY = b"development-only-nik-key"
+
+# The replication factor and in-sync replicas of the topics the ledger creates, on a production cluster: three copies
+# of the history, of which two must have every record before the relay's write counts (acks=all), so one broker can
+# be lost at any moment without losing an acknowledged record, and writes go on while it is away.
+REPLICATION_FACTOR_DEFAULT = 3
+MIN_INSYNC_REPLICAS = 2
+REPLICATION_FACTOR_MAX = 7  # more copies than this is a typo, not a design
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
+
+
+@dataclass(frozen=True, repr=False)
+class KafkaConnection:
+    """How to reach and authenticate to the Kafka cluster, as one role: built from the settings by `Settings.kafka()`
+    and given to every function of `ledger.publishing.kafka_client`, which passes each field to the client
+    explicitly. The password is kept out of `repr`, so a traceback or a log line never shows it."""
+
+    bootstrap_servers: tuple[str, ...]
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    @classmethod
+    def plain(cls, bootstrap_servers: list[str] | tuple[str, ...]) -> KafkaConnection:
+        """An unauthenticated, unencrypted connection: for a development broker only."""
+        return cls(bootstrap_servers=tuple(bootstrap_servers))
+
+    @property
+    def servers(self) -> str:
+        return ",".join(self.bootstrap_servers)
+
+    @property
+    def principal(self) -> str:
+        """Who this connection is, as far as the settings tell: the SASL user, the client certificate, or nobody."""
+        if self.sasl_username:
+            return f"User:{self.sasl_username}"
+        if self.ssl_certfile:
+            return f"the certificate {self.ssl_certfile}"
+        return "ANONYMOUS"
+
+    def __repr__(self) -> str:
+        return (f"KafkaConnection({self.servers}, {self.security_protocol}"
+                f"{', ' + self.principal if self.principal != 'ANONYMOUS' else ''})")
+
 
 _warned: set[str] = set()  # development-mode relaxations already announced by this process
 
@@ -76,6 +131,17 @@ class Settings(BaseSettings):
     # Producer compression for the relay: none, gzip (built in) - see docs/benchmarks.md for the measurement.
     kafka_compression: Literal["none", "gzip"] = "none"
     relay_transactional_id: str = "ledger-relay"
+    # A secured cluster (docs/kafka.md): TLS, SASL/SCRAM, or both; a client certificate for mutual TLS. Every command
+    # that talks to Kafka connects as the principal these name, through `kafka()`, which checks they fit together.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None  # no default: a secret
+    kafka_ssl_cafile: Path | None = None  # the CA that signed the brokers' certificates (PEM)
+    kafka_ssl_certfile: Path | None = None  # this client's certificate (PEM), for mutual TLS
+    kafka_ssl_keyfile: Path | None = None  # its private key (PEM)
+    # Copies of every record the topics the ledger creates keep (`ledger kafka init`); 1 only in development mode.
+    kafka_replication_factor: int = Field(default=REPLICATION_FACTOR_DEFAULT, ge=1, le=REPLICATION_FACTOR_MAX)
 
     # The key of the NIK's HMAC published to Kafka: a random secret of at least NIK_HMAC_KEY_BYTES_MIN bytes, set
     # once per fund (changing it unlinks history). No default: the write side refuses to run without one, see
@@ -139,6 +205,60 @@ class Settings(BaseSettings):
             _warned.add(relaxed)
             print(f"warning: the ledger is in development mode (LEDGER_DEVELOPMENT_MODE; never in production): "
                   f"{relaxed}", file=sys.stderr)
+
+    def kafka(self) -> KafkaConnection:
+        """The connection to the Kafka cluster these settings describe, checked: raises `ConfigurationError` naming
+        the setting when they do not fit together (a password without SASL, SASL without a password, a certificate
+        without its key, a file that cannot be read), and refuses SASL over plaintext outside development mode."""
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        if not self.bootstrap_servers:
+            raise ConfigurationError("LEDGER_KAFKA_BOOTSTRAP_SERVERS is empty: give the cluster's host:port list")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password
+                         and self.kafka_sasl_password.get_secret_value()):
+            raise ConfigurationError(f"LEDGER_KAFKA_SECURITY_PROTOCOL={protocol} needs LEDGER_KAFKA_SASL_USERNAME and "
+                                     f"LEDGER_KAFKA_SASL_PASSWORD (the principal's SCRAM credentials)")
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ConfigurationError(f"LEDGER_KAFKA_SASL_USERNAME/PASSWORD are set but "
+                                     f"LEDGER_KAFKA_SECURITY_PROTOCOL={protocol} does not use SASL: set it to "
+                                     f"SASL_SSL, or unset them")
+        tls_files = {"LEDGER_KAFKA_SSL_CAFILE": self.kafka_ssl_cafile, "LEDGER_KAFKA_SSL_CERTFILE":
+                     self.kafka_ssl_certfile, "LEDGER_KAFKA_SSL_KEYFILE": self.kafka_ssl_keyfile}
+        given = {name: path for name, path in tls_files.items() if path is not None}
+        if given and not tls:
+            raise ConfigurationError(f"{', '.join(given)} set but LEDGER_KAFKA_SECURITY_PROTOCOL={protocol} does not "
+                                     f"use TLS: set it to SSL or SASL_SSL, or unset them")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ConfigurationError("LEDGER_KAFKA_SSL_CERTFILE and LEDGER_KAFKA_SSL_KEYFILE go together: a client "
+                                     "certificate needs its private key")
+        for name, path in given.items():
+            if not path.is_file() or not os.access(path, os.R_OK):
+                raise ConfigurationError(f"{name}={path}: no readable file there")
+        if protocol == "SASL_PLAINTEXT":
+            if not self.development_mode:
+                raise ConfigurationError("LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the password and every "
+                                         "record unencrypted: use SASL_SSL (on a development machine only: "
+                                         "LEDGER_DEVELOPMENT_MODE=true allows it)")
+            self.warn_development_mode("Kafka credentials and records cross the network unencrypted (SASL_PLAINTEXT)")
+        password = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+        return KafkaConnection(
+            bootstrap_servers=tuple(self.bootstrap_servers), security_protocol=protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism if sasl else None,
+            sasl_username=self.kafka_sasl_username if sasl else None, sasl_password=password if sasl else None,
+            ssl_cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None,
+            ssl_certfile=str(self.kafka_ssl_certfile) if self.kafka_ssl_certfile else None,
+            ssl_keyfile=str(self.kafka_ssl_keyfile) if self.kafka_ssl_keyfile else None)
+
+    def replication_factor_checked(self) -> int:
+        """The replication factor for new topics; one copy only in development mode (with a warning)."""
+        if self.kafka_replication_factor == 1:
+            if not self.development_mode:
+                raise ConfigurationError(
+                    "LEDGER_KAFKA_REPLICATION_FACTOR=1 keeps one copy of the history, lost with one disk: use 3 on a "
+                    "cluster of three or more brokers (on a single development broker only: "
+                    "LEDGER_DEVELOPMENT_MODE=true allows 1)")
+            self.warn_development_mode("topics are created with one copy (LEDGER_KAFKA_REPLICATION_FACTOR=1)")
+        return self.kafka_replication_factor
 
     @property
     def compression_type(self) -> str | None:

@@ -43,7 +43,10 @@ PROGRESS_INTERVAL_S = 0.5
 
 
 def group_id(settings: Settings, name: str, version: int) -> str:
-    return f"{settings.kafka_topic_prefix}.projection.{name}.v{version}"
+    # Under the prefix the projections' principal may use (ledger.publishing.topics.role_grants).
+    from ledger.publishing.topics import Topics
+
+    return f"{Topics.for_prefix(settings.kafka_topic_prefix).projection_groups}{name}.v{version}"
 
 
 def events_topic(settings: Settings) -> str:
@@ -79,7 +82,7 @@ class Runner:
         start = {p: stored[(self.topic, p)][0] if (self.topic, p) in stored else None for p in self.partitions}
         self.saved = {p: start[p] for p in self.partitions}
         self.client = kafka_client.assigned_consumer(
-            self.settings.bootstrap_servers, self.topic, start,
+            self.settings.kafka(), self.topic, start,
             group_id=group_id(self.settings, self.view.name, self.version), max_poll_records=POLL_RECORDS_MAX)
 
     def close(self) -> None:
@@ -229,14 +232,14 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
         log: Callable[[str], None] = lambda _: None) -> dict[str, int]:
     """`ledger projections run`: catch the live versions up (and with `follow`, keep them up)."""
     store = ViewStore.open(settings)
-    partitions = sorted(kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings)))
+    partitions = sorted(kafka_client.end_offsets(settings.kafka(), events_topic(settings)))
     runners = []
     for name in names:
         view = projection(name)
         runners.append(Runner(settings, store, view, ensure_live(store, view), partitions, follow_live=True))
     applied = dict.fromkeys(names, 0)
     try:
-        ends = kafka_client.end_offsets(settings.bootstrap_servers, events_topic(settings))
+        ends = kafka_client.end_offsets(settings.kafka(), events_topic(settings))
         for runner in runners:
             applied[runner.view.name] += runner.catch_up(ends, stop=stop)
             log(f"{runner.view.name}: caught up, version {runner.version}")
@@ -274,7 +277,7 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
     view = projection(name)
     store = ViewStore.open(settings)
     topic = events_topic(settings)
-    ends = kafka_client.end_offsets(settings.bootstrap_servers, topic)
+    ends = kafka_client.end_offsets(settings.kafka(), topic)
     partitions = sorted(ends)
     with store.transaction() as tx:
         version = ViewStore.new_version(tx, name)
@@ -300,7 +303,7 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
         # Events that arrived during the build, then check, index and switch.
         runner = Runner(settings, store, view, version, partitions)
         try:
-            runner.catch_up(kafka_client.end_offsets(settings.bootstrap_servers, topic))
+            runner.catch_up(kafka_client.end_offsets(settings.kafka(), topic))
         finally:
             runner.close()
         with store.transaction() as tx:
@@ -349,7 +352,7 @@ def status(settings: Settings) -> list[dict[str, Any]]:
     """Per projection: live version, events applied, per-partition offsets and lag, and the last update."""
     store = ViewStore.open(settings)
     topic = events_topic(settings)
-    ends = kafka_client.end_offsets(settings.bootstrap_servers, topic)
+    ends = kafka_client.end_offsets(settings.kafka(), topic)
     rows = []
     for name in PROJECTIONS:
         with store.reading() as tx:

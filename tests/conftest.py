@@ -7,11 +7,13 @@ Kafka gets topic and consumer-group names of its own, so tests never see each ot
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
 
-from ledger.settings import Settings
+from ledger.settings import KafkaConnection, Settings
+from tests.support.kafka_roles import KafkaRoles
 
 
 @pytest.fixture(scope="session")
@@ -20,14 +22,23 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def bootstrap(settings: Settings) -> list[str]:
+def kafka_roles(settings: Settings) -> KafkaRoles:
+    """Every role's connection to the test broker (tests/support/kafka_roles.py)."""
     from ledger.publishing import kafka_client
 
+    roles = KafkaRoles.from_environment(os.environ.get("LEDGER_TEST_KAFKA_PRINCIPALS"),
+                                        settings.kafka_bootstrap_servers)
     try:
-        kafka_client.wait_until_ready(settings.bootstrap_servers, timeout_s=10)
+        kafka_client.wait_until_ready(roles.admin, timeout_s=10)
     except TimeoutError as error:
         pytest.fail(f"no Kafka broker: run the tests with scripts/test, which starts one ({error})")
-    return settings.bootstrap_servers
+    return roles
+
+
+@pytest.fixture(scope="session")
+def bootstrap(kafka_roles: KafkaRoles) -> KafkaConnection:
+    """The administrator's connection (a super user): for tests that play an attacker with full rights."""
+    return kafka_roles.admin
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from ledger.events import (
     chain_hash,
 )
 from ledger.private_files import make_private_dir, open_private, write_private
+from ledger.settings import KafkaConnection
 
 # --- export: a period's events and totals, with a manifest of hashes ------------------------------------------------
 
@@ -149,13 +150,13 @@ def write_bundle(out: Path, topic: str, start: date, end: date, values: Iterable
     return manifest
 
 
-def export_topic(bootstrap: list[str], topic: str, start: date, end: date, out: Path) -> dict[str, Any]:
+def export_topic(kafka: KafkaConnection, topic: str, start: date, end: date, out: Path) -> dict[str, Any]:
     """Export the events whose effective date is in [start, end], in position order (held in memory to sort them:
     Kafka orders each partition, not the topic)."""
     _refuse_unless_empty(out)  # before reading the whole topic
     chosen: list[tuple[int, bytes]] = []
     topic_last = 0
-    for value, env in read_topic(bootstrap, topic):
+    for value, env in read_topic(kafka, topic):
         topic_last = max(topic_last, env["position"])
         if in_period(env, start, end):
             chosen.append((env["position"], value))

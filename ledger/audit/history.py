@@ -8,6 +8,7 @@ from datetime import date
 from typing import Any
 
 from ledger.audit.topic import in_period, read_topic
+from ledger.settings import KafkaConnection
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,6 @@ def history(envelopes: Iterable[dict[str, Any]], subject: Subject, start: date |
     return found
 
 
-def history_topic(bootstrap: list[str], topic: str, subject: Subject, start: date | None = None,
+def history_topic(kafka: KafkaConnection, topic: str, subject: Subject, start: date | None = None,
                   end: date | None = None) -> list[dict[str, Any]]:
-    return history((env for _, env in read_topic(bootstrap, topic)), subject, start, end)
+    return history((env for _, env in read_topic(kafka, topic)), subject, start, end)

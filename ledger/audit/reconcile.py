@@ -16,6 +16,7 @@ from ledger.errors import (
 from ledger.publishing import kafka_client, relay
 from ledger.publishing.relay import RelayState, StoreTally
 from ledger.publishing.topics import Topics
+from ledger.settings import KafkaConnection
 
 RECONCILE_READS_MAX = 5  # tries at reading the relay state and the topic's end with no relay commit in between
 HASH_SHOWN_CHARS = 16  # of a hash in a message; the JSON report has them whole
@@ -144,23 +145,24 @@ class Reconciliation:
                 "ok": self.ok, "mismatches": [{"name": m.name, "message": m.message} for m in self.mismatches]}
 
 
-def reconcile(recorder: Any, bootstrap: list[str], topics: Topics) -> Reconciliation:
+def reconcile(recorder: Any, kafka: KafkaConnection, topics: Topics) -> Reconciliation:
     """Compare the event store (`recorder`), the relay's state and the events topic's end (`relay.Topics`).
 
     The relay state and the topic's end are read until the state is the same before and after the topic was read
     (at most `RECONCILE_READS_MAX` times), so a relay committing meanwhile does not show as a mismatch. The store is
     read last: it only grows, so a relay running meanwhile can only show as unpublished events."""
     try:
-        if not kafka_client.topic_partitions(bootstrap, topics.events):
-            raise NotFound(f"topic {topics.events} does not exist on Kafka at {','.join(bootstrap)}")
+        if not kafka_client.topic_partitions(kafka, topics.events):
+            raise NotFound(f"topic {topics.events} does not exist on Kafka at {kafka.servers}, or "
+                           f"{kafka.principal} may not read it")
         for _ in range(RECONCILE_READS_MAX):
-            state, problem = _relay_state(bootstrap, topics)
-            end = topic_end(kafka_client.last_records(bootstrap, topics.events))
-            if _relay_state(bootstrap, topics) == (state, problem):
+            state, problem = _relay_state(kafka, topics)
+            end = topic_end(kafka_client.last_records(kafka, topics.events))
+            if _relay_state(kafka, topics) == (state, problem):
                 break
     except (kafka_client.KafkaError, TimeoutError) as error:
         raise TopicUnreadable(f"could not read {topics.events} and {topics.state} from Kafka at "
-                              f"{','.join(bootstrap)}: {error}") from None
+                              f"{kafka.servers}: {error}") from None
     tally = relay.tally_store(recorder, position=end.position,
                               notification_id=state.notification_id if state is not None else 0)
     return Reconciliation(
@@ -171,8 +173,8 @@ def reconcile(recorder: Any, bootstrap: list[str], topics: Topics) -> Reconcilia
         mismatches=reconcile_findings(tally, state, problem, end))
 
 
-def _relay_state(bootstrap: list[str], topics: Topics) -> tuple[RelayState | None, str | None]:
+def _relay_state(kafka: KafkaConnection, topics: Topics) -> tuple[RelayState | None, str | None]:
     try:
-        return relay.read_state(bootstrap, topics), None
+        return relay.read_state(kafka, topics), None
     except RelayStateInvalid as error:
         return None, str(error)

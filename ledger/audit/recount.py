@@ -19,6 +19,7 @@ from ledger.events import (
     UpcastNeedsMember,
 )
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
+from ledger.settings import KafkaConnection
 from projections import queries
 from projections.store import ViewStore
 
@@ -358,9 +359,9 @@ def _compare_branches(recount: Recount, store: ViewStore, report: AsOfReport) ->
                 report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))
 
 
-def as_of_topic(bootstrap: list[str], topic: str, store: ViewStore, as_of: date) -> AsOfReport:
+def as_of_topic(kafka: KafkaConnection, topic: str, store: ViewStore, as_of: date) -> AsOfReport:
     recount = Recount(as_of)
-    for _, env in read_topic(bootstrap, topic):
+    for _, env in read_topic(kafka, topic):
         recount.add(env)
     recount.finish()
     return compare_as_of(recount, store, topic)

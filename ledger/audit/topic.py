@@ -19,6 +19,7 @@ from ledger.events import (
     envelope_data,
 )
 from ledger.publishing import kafka_client
+from ledger.settings import KafkaConnection
 
 ENVELOPE_KEYS = ("event_id", "type", "version", "aggregate_id", "aggregate_version", "position", "effective_date",
                  "branch", "prev_hash", "hash", "data")
@@ -35,12 +36,13 @@ def envelope_of(value: bytes) -> dict[str, Any] | None:
     return env
 
 
-def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[str, Any]]]:
+def read_topic(kafka: KafkaConnection, topic: str) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """Every committed record of the events topic as (its value as read, its envelope), in partition order."""
     try:
-        if not kafka_client.topic_partitions(bootstrap, topic):
-            raise NotFound(f"topic {topic} does not exist on Kafka at {','.join(bootstrap)}")
-        for record in kafka_client.read_to_end(bootstrap, topic):
+        if not kafka_client.topic_partitions(kafka, topic):
+            raise NotFound(f"topic {topic} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
+                           f"read it")
+        for record in kafka_client.read_to_end(kafka, topic):
             env = envelope_of(record.value)
             if env is None:
                 # Stop rather than skip: an answer that silently leaves an event out would be wrong.
@@ -48,7 +50,8 @@ def read_topic(bootstrap: list[str], topic: str) -> Iterator[tuple[bytes, dict[s
                                       f"envelope; `ledger audit verify` reports every breach of the topic")
             yield record.value, env
     except (kafka_client.KafkaError, TimeoutError) as error:
-        raise TopicUnreadable(f"could not read {topic} from Kafka at {','.join(bootstrap)}: {error}") from None
+        raise TopicUnreadable(f"could not read {topic} from Kafka at {kafka.servers} as {kafka.principal}: "
+                              f"{type(error).__name__}: {error}") from None
 
 
 def current_data(env: dict[str, Any], context: UpcastContext | None = None) -> dict[str, Any]:

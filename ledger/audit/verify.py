@@ -20,6 +20,7 @@ from ledger.events import (
     chain_hash,
 )
 from ledger.publishing import kafka_client
+from ledger.settings import KafkaConnection
 
 BREACHES_KEPT_MAX = 100
 
@@ -129,5 +130,5 @@ def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int,
                                                       f"{' ...' if missing > len(gaps) else ''}"))
 
 
-def verify_topic(bootstrap: list[str], topic: str) -> VerifyReport:
-    return verify_records(topic, kafka_client.read_to_end(bootstrap, topic))
+def verify_topic(kafka: KafkaConnection, topic: str) -> VerifyReport:
+    return verify_records(topic, kafka_client.read_to_end(kafka, topic))

@@ -35,7 +35,7 @@ def audit_verify(
 ) -> None:
     """Replay the events topic from the start: positions 1..N, chains intact, or the first breach."""
     settings = ctx.obj.settings
-    report = verify_topic(settings.bootstrap_servers, topic or topics_for(settings).events)
+    report = verify_topic(settings.kafka(), topic or topics_for(settings).events)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -55,7 +55,7 @@ def audit_reconcile(ctx: typer.Context, as_json: AsJson = False) -> None:
     settings = ctx.obj.settings
     topics = topics_for(settings)
     with reporting(as_json):
-        report = reconcile(ctx.obj.ledger.recorder, settings.bootstrap_servers, topics)
+        report = reconcile(ctx.obj.ledger.recorder, settings.kafka(), topics)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -139,7 +139,7 @@ def audit_history(
             checked(identifiers.validate_branch_code, branch)
         first, last = _period(start, end)
         subject = Subject(kpj=kpj, npp=npp, branch=branch)
-        events = history_topic(settings.bootstrap_servers, topic, subject, first, last)
+        events = history_topic(settings.kafka(), topic, subject, first, last)
     if as_json:
         print_json(events)
         return
@@ -163,7 +163,7 @@ def audit_as_of(
     topic = topics_for(settings).events
     with reporting(as_json):
         on = parse_date("DATE", day)
-        report = as_of_topic(settings.bootstrap_servers, topic, ctx.obj.views, on)
+        report = as_of_topic(settings.kafka(), topic, ctx.obj.views, on)
     if as_json:
         print_json(report.as_dict())
     else:
@@ -197,7 +197,7 @@ def audit_export(
     with reporting(as_json):
         first, last = _period(start, end)
         assert first is not None and last is not None  # both options are required
-        manifest = export_topic(settings.bootstrap_servers, topic, first, last, out)
+        manifest = export_topic(settings.kafka(), topic, first, last, out)
     manifest_sha = file_digest(out / MANIFEST)[1]
     if as_json:
         print_json({"out": str(out), "manifest_sha256": manifest_sha, **manifest})

@@ -19,12 +19,13 @@ import typer
 from pydantic import ValidationError
 
 from ledger.cli import auditors, clerks, operators
-from ledger.cli.common import Runtime
+from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
 )
-from ledger.errors import ConfigurationError, InvalidInput
+from ledger.errors import ConfigurationError, InvalidInput, KafkaRefused
 from ledger.private_files import restrict_umask
+from ledger.publishing import kafka_client
 from ledger.settings import Settings
 
 app = typer.Typer(
@@ -64,7 +65,22 @@ def main() -> None:
     except ConfigurationError as error:
         print(f"error: configuration (LEDGER_* environment): {error}", file=sys.stderr)
         raise SystemExit(error.exit_code) from None
-    app(prog_name="ledger", obj=Runtime(settings))
+    try:
+        app(prog_name="ledger", obj=Runtime(settings))
+    except (kafka_client.SaslAuthenticationFailedError, kafka_client.AuthorizationError) as error:
+        # Raised wherever a command talks to Kafka: said once here, with who was refused and where to look.
+        refused = KafkaRefused(f"the Kafka cluster at {settings.kafka_bootstrap_servers} refused "
+                               f"{_principal(settings)}: {type(error).__name__}: {error}. A role may do only what "
+                               f"its ACLs grant (docs/kafka.md, 'Principals and ACLs')")
+        print_error(refused, "--json" in sys.argv[1:])
+        raise SystemExit(refused.exit_code) from None
+
+
+def _principal(settings: Settings) -> str:
+    try:
+        return settings.kafka().principal
+    except ConfigurationError:
+        return "this principal"
 
 
 if __name__ == "__main__":

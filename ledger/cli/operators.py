@@ -16,13 +16,14 @@ import typer
 from ledger import identifiers
 from ledger.cli.common import AsJson, checked, print_json, reporting, topics_for
 from ledger.errors import (
+    ConfigurationError,
     InvalidInput,
     InvariantViolation,
     ProjectionError,
     RebuildStopped,
 )
-from ledger.publishing import relay
-from ledger.publishing.topics import init_topics
+from ledger.publishing import kafka_client, relay
+from ledger.publishing.topics import TEAMS_MAX, Principals, init_topics, role_grants
 from projections.views import PROJECTIONS
 
 kafka_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)
@@ -31,19 +32,105 @@ consumers_app = typer.Typer(help="The example downstream consumers, built on the
                             no_args_is_help=True)
 
 
+# A Kafka principal as `kafka-acls` writes it (`User:relay`); a bare name means `User:<name>`.
+PRINCIPAL = re.compile(r"(?:User:)?([A-Za-z0-9._@=-]{1,128})")
+# A consumer team is its consumer group id: its dead-letter topic `<team>.dead-letters` must be a valid topic name.
+TEAM = re.compile(r"[A-Za-z0-9._-]{1,200}")
+
+
+def _principal(option: str, text: str) -> str:
+    match = PRINCIPAL.fullmatch(text.strip())
+    if not match:
+        raise InvalidInput(f"{option} {text!r}: not a principal; give User:NAME or NAME (letters, digits, . _ @ = -)")
+    return f"User:{match.group(1)}"
+
+
+def _teams(entries: list[str]) -> dict[str, str | None]:
+    """`TEAM` or `TEAM=PRINCIPAL` -> {team: principal or None}."""
+    if len(entries) > TEAMS_MAX:
+        raise InvalidInput(f"--consumer given {len(entries)} times: at most {TEAMS_MAX}")
+    teams: dict[str, str | None] = {}
+    for entry in entries:
+        team, _, principal = entry.partition("=")
+        if not TEAM.fullmatch(team):
+            raise InvalidInput(f"--consumer {entry!r}: the team is its consumer group id, 1-200 of A-Z a-z 0-9 . _ -")
+        if team in teams:
+            raise InvalidInput(f"--consumer {team} given twice")
+        teams[team] = _principal(f"--consumer {team}=", principal) if principal else None
+    return teams
+
+
 @kafka_app.command("init")
-def kafka_init(ctx: typer.Context, as_json: AsJson = False) -> None:
-    """Create the events and relay-state topics if missing (idempotent)."""
+def kafka_init(
+    ctx: typer.Context,
+    relay_principal: Annotated[str | None, typer.Option("--relay", metavar="PRINCIPAL", show_default=False,
+                                                        help="grant this principal the relay's ACLs")] = None,
+    projections: Annotated[str | None, typer.Option("--projections", metavar="PRINCIPAL", show_default=False,
+                                                    help="grant this principal the projections' ACLs")] = None,
+    auditors: Annotated[list[str] | None, typer.Option("--auditor", metavar="PRINCIPAL", show_default=False,
+                                                       help="grant an auditor's ACLs (repeatable)")] = None,
+    consumers: Annotated[list[str] | None, typer.Option(
+        "--consumer", metavar="TEAM[=PRINCIPAL]", show_default=False,
+        help="create a consumer team's dead-letter topic; with =PRINCIPAL, grant it the team's ACLs (repeatable)")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create the ledger's topics if missing, and grant each named principal its role's ACLs (idempotent).
+
+    Run as the cluster's administrator: nobody else may create topics or grant ACLs. docs/kafka.md lists the ACLs."""
     settings = ctx.obj.settings
     topics = topics_for(settings)
-    created = init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
+    with reporting(as_json):
+        teams = _teams(consumers or [])
+        who = Principals(
+            relay=_principal("--relay", relay_principal) if relay_principal else None,
+            projections=_principal("--projections", projections) if projections else None,
+            auditors=tuple(_principal("--auditor", auditor) for auditor in auditors or []),
+            teams={team: principal for team, principal in teams.items() if principal})
+        factor = settings.replication_factor_checked()
+        kafka = settings.kafka()
+        created = init_topics(kafka, topics, settings.kafka_partitions, replication_factor=factor, teams=list(teams))
+        grants = role_grants(topics, settings.relay_transactional_id, who)
+        try:
+            kafka_client.create_acls(kafka, grants)
+        except kafka_client.KafkaError as error:
+            raise ConfigurationError(f"the topics are there, but the cluster refused the ACLs "
+                                     f"({type(error).__name__}: {error}); a cluster without an authorizer "
+                                     f"(`authorizer.class.name`) cannot hold ACLs") from None
     result = {"events_topic": topics.events, "state_topic": topics.state, "created": created,
-              "partitions": settings.kafka_partitions}
+              "partitions": settings.kafka_partitions, "replication_factor": factor,
+              "dead_letter_topics": [f"{team}.dead-letters" for team in teams],
+              "acls": [vars(grant) for grant in grants]}
     if as_json:
         print_json(result)
-    else:
-        print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever) and {topics.state}: "
-              f"{'created ' + ', '.join(created) if created else 'already there'}")
+        return
+    print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever) and {topics.state}"
+          f"{''.join(', ' + name for name in result['dead_letter_topics'])}, {factor} "
+          f"cop{'y' if factor == 1 else 'ies'} each: {'created ' + ', '.join(created) if created else 'already there'}")
+    for principal in sorted({grant.principal for grant in grants}):
+        print(f"granted {principal}: " + ", ".join(f"{grant.operation} {grant.resource} {grant.name}"
+                                                   f"{'*' if grant.pattern == 'PREFIXED' else ''}"
+                                                   for grant in grants if grant.principal == principal))
+
+
+@kafka_app.command("acls")
+def kafka_acls(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Print every ACL the cluster holds: who may do what, on which topic, group or transactional id."""
+    with reporting(as_json):
+        kafka = ctx.obj.settings.kafka()
+        try:
+            grants = kafka_client.describe_acls(kafka)
+        except kafka_client.KafkaError as error:
+            raise ConfigurationError(f"the cluster at {kafka.servers} did not list its ACLs to {kafka.principal} "
+                                     f"({type(error).__name__}: {error}); only the administrator may") from None
+    if as_json:
+        print_json([vars(grant) for grant in grants])
+        return
+    if not grants:
+        print("no ACLs")
+    for grant in grants:
+        print(f"{grant.principal:<28} {grant.operation:<16} {grant.resource:<17} {grant.name}"
+              f"{'*  (every name starting so)' if grant.pattern == 'PREFIXED' else ''}")
 
 
 def run_relay(
@@ -65,8 +152,10 @@ def run_relay(
         # set (or in development mode), so a deployment that forgot the key publishes nothing.
         store = ctx.obj.ledger.recorder
     topics = topics_for(settings)
-    init_topics(settings.bootstrap_servers, topics, settings.kafka_partitions)
-    publisher = relay.Relay(store, settings.bootstrap_servers, topics,
+    with reporting(as_json):
+        kafka = settings.kafka()
+    # The relay creates no topic, as it may not (docs/kafka.md): `Relay.connect` names `ledger kafka init` instead.
+    publisher = relay.Relay(store, kafka, topics,
                             transactional_id=settings.relay_transactional_id,
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))
@@ -243,9 +332,9 @@ def _run_consumer(ctx: typer.Context, build: Callable[..., Any], target: Path, g
     """Build an example consumer on the ledger's events topic, run it, and print what it did."""
     settings = ctx.obj.settings
     with reporting(as_json):
-        subscriber = build(settings.bootstrap_servers, topics_for(settings).events, target, group_id=group,
+        subscriber = build(settings.kafka(), topics_for(settings).events, target, group_id=group,
                            start=_start(start), log=lambda line: print(line, file=sys.stderr))
-    stats = subscriber.run(idle_timeout_s=idle_exit)
+        stats = subscriber.run(idle_timeout_s=idle_exit)
     result = {"consumer": what, "group": subscriber.group_id, "handled": stats.handled,
               "duplicates": stats.duplicates, "passed_over": stats.passed_over, "retries": stats.retries,
               "dead_lettered": stats.dead_lettered, "dead_letter_topic": subscriber.dead_letter_topic}

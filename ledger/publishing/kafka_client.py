@@ -3,6 +3,12 @@
 Everything else in the project asks this module for a producer, a consumer or a topic, so that every client option
 is set here, explicitly, in one place, and a change of client library touches one file. Serialization is not done
 here: callers hand over bytes and get bytes back.
+
+Every function takes a `KafkaConnection` (built by `ledger.settings.Settings.kafka()`), and every client it makes gets
+the connection's security options explicitly (`_options`): the address, the protocol (PLAINTEXT, SSL, SASL_PLAINTEXT,
+SASL_SSL), the SCRAM credentials, the CA, and the client certificate for mutual TLS. A client that is refused
+(wrong password, unknown CA) or not authorised (no ACL for what it asked) raises kafka-python's error unchanged, a
+`KafkaError`: the callers name the principal and what it lacked (`ledger.cli.common.reporting`).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import (
@@ -20,18 +27,44 @@ from kafka import (
     OffsetAndMetadata,
     TopicPartition,
 )
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    NewTopic,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import (
+    AuthorizationError,
+    KafkaError,
+    KafkaTimeoutError,
+    SaslAuthenticationFailedError,
+    TopicAlreadyExistsError,
+)
+
+from ledger.errors import ConfigurationError
+from ledger.settings import KafkaConnection, Settings
 
 __all__ = [
+    "AuthorizationError",
+    "Grant",
+    "KafkaConnection",
     "KafkaError",
+    "SaslAuthenticationFailedError",
     "TopicPartition",
     "abort_transaction",
     "assigned_consumer",
+    "broker_count",
     "commit_offsets",
     "commit_transaction",
     "committed_offsets",
     "consumer",
+    "create_acls",
+    "describe_acls",
     "end_offsets",
     "ensure_topic",
     "last_records",
@@ -52,16 +85,38 @@ REQUEST_TIMEOUT_MS = 30_000
 ADMIN_TIMEOUT_MS = 30_000
 # Forever: Kafka is the history that consumers and auditors replay.
 RETENTION_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+# Whether a client checks that the broker's certificate names the host it dialled: always. A certificate that does not
+# is a configuration error to fix on the broker, not a check to turn off.
+SSL_CHECK_HOSTNAME = True
 
 
-def wait_until_ready(bootstrap_servers: Sequence[str], timeout_s: float) -> None:
+def _options(kafka: KafkaConnection) -> dict[str, Any]:
+    """The connection options every client gets, spelt out: kafka-python's defaults are never relied on."""
+    return {
+        "bootstrap_servers": list(kafka.bootstrap_servers),
+        "security_protocol": kafka.security_protocol,
+        "sasl_mechanism": kafka.sasl_mechanism,
+        "sasl_plain_username": kafka.sasl_username,
+        "sasl_plain_password": kafka.sasl_password,
+        "ssl_cafile": kafka.ssl_cafile,
+        "ssl_certfile": kafka.ssl_certfile,
+        "ssl_keyfile": kafka.ssl_keyfile,
+        "ssl_check_hostname": SSL_CHECK_HOSTNAME,
+    }
+
+
+def _admin(kafka: KafkaConnection) -> KafkaAdminClient:
+    return KafkaAdminClient(**_options(kafka), request_timeout_ms=ADMIN_TIMEOUT_MS)
+
+
+def wait_until_ready(kafka: KafkaConnection, timeout_s: float) -> None:
     """Return once the cluster answers a metadata request; raise TimeoutError after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
     while time.monotonic() < deadline:
         try:
             probe = KafkaConsumer(
-                bootstrap_servers=list(bootstrap_servers),
+                **_options(kafka),
                 request_timeout_ms=5_000,
                 metadata_max_age_ms=5_000,
             )
@@ -70,22 +125,27 @@ def wait_until_ready(bootstrap_servers: Sequence[str], timeout_s: float) -> None
                 return
             finally:
                 probe.close()
+        except (SaslAuthenticationFailedError, AuthorizationError):
+            raise  # the broker answered, and refused: waiting longer will not change its mind
         except (KafkaError, OSError) as error:  # NoBrokersAvailable while the port is not yet open
             last_error = error
             time.sleep(READY_POLL_INTERVAL_S)
-    raise TimeoutError(f"Kafka at {','.join(bootstrap_servers)} did not answer within {timeout_s}s: {last_error}")
+    raise TimeoutError(f"Kafka at {kafka.servers} did not answer within {timeout_s}s: {last_error}")
 
 
 def ensure_topic(
-    bootstrap_servers: Sequence[str],
+    kafka: KafkaConnection,
     name: str,
     partitions: int,
     config: dict[str, str] | None = None,
+    *,
+    replication_factor: int,
 ) -> bool:
     """Create a topic if it does not exist. Returns True if this call created it. Idempotent."""
-    admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=ADMIN_TIMEOUT_MS)
+    admin = _admin(kafka)
     try:
-        topic = NewTopic(name=name, num_partitions=partitions, replication_factor=1, topic_configs=config or {})
+        topic = NewTopic(name=name, num_partitions=partitions, replication_factor=replication_factor,
+                         topic_configs=config or {})
         try:
             admin.create_topics([topic], timeout_ms=ADMIN_TIMEOUT_MS)
             return True
@@ -95,11 +155,11 @@ def ensure_topic(
         admin.close()
 
 
-def describe_topic_config(bootstrap_servers: Sequence[str], name: str) -> dict[str, str]:
+def describe_topic_config(kafka: KafkaConnection, name: str) -> dict[str, str]:
     """The topic's effective configuration, as the broker reports it."""
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    admin = KafkaAdminClient(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=ADMIN_TIMEOUT_MS)
+    admin = _admin(kafka)
     try:
         described = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
         return {key: entry["value"] for key, entry in described["topic"][name].items()}
@@ -107,8 +167,68 @@ def describe_topic_config(bootstrap_servers: Sequence[str], name: str) -> dict[s
         admin.close()
 
 
-def topic_partitions(bootstrap_servers: Sequence[str], name: str) -> list[int]:
-    probe = KafkaConsumer(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=REQUEST_TIMEOUT_MS)
+def broker_count(kafka: KafkaConnection) -> int:
+    """How many brokers the cluster has now (the ones that answer in its metadata)."""
+    admin = _admin(kafka)
+    try:
+        return len(admin.describe_cluster()["brokers"])
+    finally:
+        admin.close()
+
+
+@dataclass(frozen=True, order=True)
+class Grant:
+    """One ALLOW ACL, in Kafka's own words (as `kafka-acls --list` prints them): `principal` such as `User:relay`,
+    `operation` (READ, WRITE, DESCRIBE, ...), `resource` (TOPIC, GROUP, TRANSACTIONAL_ID, CLUSTER), `name`, and
+    `pattern` (LITERAL: exactly this name; PREFIXED: every name that starts with it). Host: any."""
+
+    principal: str
+    operation: str
+    resource: str
+    name: str
+    pattern: str = "LITERAL"
+
+    def acl(self) -> ACL:
+        return ACL(principal=self.principal, host="*", operation=ACLOperation[self.operation],
+                   permission_type=ACLPermissionType.ALLOW,
+                   resource_pattern=ResourcePattern(ResourceType[self.resource], self.name,
+                                                    ACLResourcePatternType[self.pattern]))
+
+
+def create_acls(kafka: KafkaConnection, grants: Sequence[Grant]) -> None:
+    """Create the ALLOW ACLs (an ACL that exists already is left as it is: Kafka's own rule); raise the broker's
+    error for the first one it refused."""
+    if not grants:
+        return
+    admin = _admin(kafka)
+    try:
+        result = admin.create_acls([grant.acl() for grant in grants])
+        if result["failed"]:
+            error = result["failed"][0]
+            raise error if isinstance(error, KafkaError) else error()
+    finally:
+        admin.close()
+
+
+def describe_acls(kafka: KafkaConnection) -> list[Grant]:
+    """Every ACL the cluster holds (DENY ones too, their operation prefixed `DENY `), sorted."""
+    admin = _admin(kafka)
+    try:
+        every = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                          permission_type=ACLPermissionType.ANY,
+                          resource_pattern=ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+        found, _ = admin.describe_acls(every)
+    finally:
+        admin.close()
+    return sorted(Grant(principal=acl.principal,
+                        operation=("DENY " if acl.permission_type == ACLPermissionType.DENY else "")
+                        + acl.operation.name,
+                        resource=acl.resource_pattern.resource_type.name, name=acl.resource_pattern.resource_name,
+                        pattern=acl.resource_pattern.pattern_type.name) for acl in found)
+
+
+def topic_partitions(kafka: KafkaConnection, name: str) -> list[int]:
+    probe = KafkaConsumer(**_options(kafka), request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         return sorted(probe.partitions_for_topic(name) or [])
     finally:
@@ -116,7 +236,7 @@ def topic_partitions(bootstrap_servers: Sequence[str], name: str) -> list[int]:
 
 
 def producer(
-    bootstrap_servers: Sequence[str],
+    kafka: KafkaConnection,
     *,
     transactional_id: str | None = None,
     compression_type: str | None = None,
@@ -125,7 +245,7 @@ def producer(
 ) -> KafkaProducer:
     """An idempotent producer that waits for all in-sync replicas; transactional when given an id."""
     return KafkaProducer(
-        bootstrap_servers=list(bootstrap_servers),
+        **_options(kafka),
         acks="all",
         enable_idempotence=True,
         transactional_id=transactional_id,
@@ -147,7 +267,7 @@ GROUP_HEARTBEAT_INTERVAL_MS = 3_000
 
 
 def consumer(
-    bootstrap_servers: Sequence[str],
+    kafka: KafkaConnection,
     *,
     group_id: str | None,
     topics: Sequence[str] = (),
@@ -158,7 +278,7 @@ def consumer(
 ) -> KafkaConsumer:
     """A consumer with manual commits by default: offsets are committed only after the state that depends on them."""
     client = KafkaConsumer(
-        bootstrap_servers=list(bootstrap_servers),
+        **_options(kafka),
         group_id=group_id,
         isolation_level=isolation_level,
         auto_offset_reset=auto_offset_reset,
@@ -204,9 +324,9 @@ def abort_transaction(client: KafkaProducer, timeout_s: float = TRANSACTION_ABOR
         raise KafkaTimeoutError(f"the transaction did not abort within {timeout_s}s")
 
 
-def end_offsets(bootstrap_servers: Sequence[str], topic: str) -> dict[int, int]:
+def end_offsets(kafka: KafkaConnection, topic: str) -> dict[int, int]:
     """Partition -> the offset after its last record (committed or not), as of now."""
-    probe = KafkaConsumer(bootstrap_servers=list(bootstrap_servers), request_timeout_ms=REQUEST_TIMEOUT_MS)
+    probe = KafkaConsumer(**_options(kafka), request_timeout_ms=REQUEST_TIMEOUT_MS)
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or [])]
         if not partitions:
@@ -216,7 +336,7 @@ def end_offsets(bootstrap_servers: Sequence[str], topic: str) -> dict[int, int]:
         probe.close()
 
 
-def assigned_consumer(bootstrap_servers: Sequence[str], topic: str, start: dict[int, int | None], *, group_id: str,
+def assigned_consumer(kafka: KafkaConnection, topic: str, start: dict[int, int | None], *, group_id: str,
                       max_poll_records: int) -> KafkaConsumer:
     """A read_committed consumer on the given partitions, each positioned at its offset (None: the beginning).
 
@@ -224,7 +344,7 @@ def assigned_consumer(bootstrap_servers: Sequence[str], topic: str, start: dict[
     where it resumes, from offsets kept with its own state. The group id only names it for `commit_offsets` and for
     Kafka's own tools.
     """
-    client = consumer(bootstrap_servers, group_id=group_id, max_poll_records=max_poll_records)
+    client = consumer(kafka, group_id=group_id, max_poll_records=max_poll_records)
     assigned = [TopicPartition(topic, p) for p in sorted(start)]
     client.assign(assigned)
     for tp in assigned:
@@ -296,15 +416,15 @@ def offsets_for_time(client: KafkaConsumer, topic: str, partitions: Sequence[int
     return {tp.partition: (value.offset if value is not None else None) for tp, value in found.items()}
 
 
-def _reader(bootstrap_servers: Sequence[str], **options: Any) -> KafkaConsumer:
+def _reader(kafka: KafkaConnection, **options: Any) -> KafkaConsumer:
     """A consumer outside any group, reading committed records only and committing nothing: what auditors read with."""
-    return KafkaConsumer(bootstrap_servers=list(bootstrap_servers), group_id=None, isolation_level="read_committed",
+    return KafkaConsumer(**_options(kafka), group_id=None, isolation_level="read_committed",
                          enable_auto_commit=False, max_poll_records=5_000, request_timeout_ms=REQUEST_TIMEOUT_MS,
                          **options)
 
 
 def read_to_end(
-    bootstrap_servers: Sequence[str],
+    kafka: KafkaConnection,
     topic: str,
     *,
     partitions: Sequence[int] | None = None,
@@ -316,7 +436,7 @@ def read_to_end(
     No consumer group: nothing is committed, so auditors and the relay can read without side effects. Yields
     records in partition order; stops at the end offsets taken when it began, or after `rounds_max` empty polls.
     """
-    client = _reader(bootstrap_servers, fetch_max_bytes=52_428_800, max_partition_fetch_bytes=8 * 1_048_576)
+    client = _reader(kafka, fetch_max_bytes=52_428_800, max_partition_fetch_bytes=8 * 1_048_576)
     try:
         numbers = list(partitions) if partitions is not None else sorted(client.partitions_for_topic(topic) or [])
         assigned = [TopicPartition(topic, p) for p in numbers]
@@ -343,7 +463,7 @@ LAST_RECORDS_WINDOW_FIRST = 16  # offsets read back from a partition's end to fi
 
 
 def last_records(
-    bootstrap_servers: Sequence[str],
+    kafka: KafkaConnection,
     topic: str,
     *,
     rounds_max: int = 600,
@@ -355,7 +475,7 @@ def last_records(
     records of aborted transactions, which a read_committed consumer never returns, so a window that held no record
     is widened (4x) until it reaches the partition's beginning. No consumer group: nothing is committed.
     """
-    client = _reader(bootstrap_servers)
+    client = _reader(kafka)
     try:
         assigned = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
         if not assigned:
@@ -389,17 +509,18 @@ def last_records(
 
 
 def _main(argv: list[str]) -> int:
-    # `python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S`: used by scripts/kafka start.
+    # `python -m ledger.publishing.kafka_client wait TIMEOUT_S`: used by scripts/kafka start. It connects as the
+    # LEDGER_KAFKA_* settings of its environment say (scripts/kafka gives it the administrator's).
     match argv:
-        case ["wait", servers, timeout_s]:
+        case ["wait", timeout_s]:
             try:
-                wait_until_ready(servers.split(","), float(timeout_s))
-            except TimeoutError as error:
-                print(error, file=sys.stderr)
+                wait_until_ready(Settings().kafka(), float(timeout_s))
+            except (TimeoutError, ConfigurationError, KafkaError) as error:
+                print(f"{type(error).__name__}: {error}", file=sys.stderr)
                 return 1
             return 0
         case _:
-            print("usage: python -m ledger.publishing.kafka_client wait HOST:PORT TIMEOUT_S", file=sys.stderr)
+            print("usage: python -m ledger.publishing.kafka_client wait TIMEOUT_S", file=sys.stderr)
             return 2
 
 

@@ -28,11 +28,12 @@ from typing import Any
 import orjson
 
 from ledger.domain import INTERNAL_EVENT_TOPICS
-from ledger.errors import RelayStateInvalid
+from ledger.errors import NotFound, RelayStateInvalid
 from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
 from ledger.publishing.envelope import envelope
 from ledger.publishing.topics import Topics
+from ledger.settings import KafkaConnection
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
 RELAY_BATCH_LIMIT = 100_000  # the largest batch a relay accepts (`ledger relay --batch`)
@@ -58,13 +59,13 @@ class Batch:
     state: RelayState
 
 
-def read_state(bootstrap: list[str], topics: Topics) -> RelayState:
+def read_state(kafka: KafkaConnection, topics: Topics) -> RelayState:
     """The last committed relay state: read the (small, compacted) state topic to its end, read_committed.
 
     Raises `RelayStateInvalid` when the last state record is not a relay state: the relay must not guess where it is.
     """
     state = RelayState()
-    for record in kafka_client.read_to_end(bootstrap, topics.state, partitions=[0], rounds_max=STATE_READ_ROUNDS_MAX,
+    for record in kafka_client.read_to_end(kafka, topics.state, partitions=[0], rounds_max=STATE_READ_ROUNDS_MAX,
                                            poll_ms=STATE_READ_POLL_MS):
         if record.key == RELAY_STATE_KEY:
             state = _parse_state(topics.state, record.offset, record.value)
@@ -106,12 +107,12 @@ REFUSAL_ADVICE = ("nothing was published. Check that LEDGER_SQLITE_PATH (or LEDG
 class Relay:
     """Publishes the store's notifications to Kafka in transactions of at most `RELAY_BATCH_MAX` events."""
 
-    def __init__(self, recorder: Any, bootstrap: list[str], topics: Topics, *, transactional_id: str,
+    def __init__(self, recorder: Any, kafka: KafkaConnection, topics: Topics, *, transactional_id: str,
                  compression_type: str | None = None, batch_max: int = RELAY_BATCH_MAX,
                  log: Callable[[str], None] = lambda _: None) -> None:
         assert 1 <= batch_max <= RELAY_BATCH_LIMIT
         self.recorder = recorder
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.topics = topics
         self.transactional_id = transactional_id
         self.compression_type = compression_type
@@ -124,11 +125,15 @@ class Relay:
     def connect(self) -> None:
         """(Re)start the producer and reload the true position from Kafka; fences any older relay instance."""
         self.close()
-        self.producer = kafka_client.producer(self.bootstrap, transactional_id=self.transactional_id,
+        if not kafka_client.topic_partitions(self.kafka, self.topics.events):
+            raise NotFound(f"topic {self.topics.events} does not exist on Kafka at {self.kafka.servers}, or "
+                           f"{self.kafka.principal} may not see it: the administrator creates the ledger's topics "
+                           f"and grants the relay its rights with `ledger kafka init` (docs/kafka.md)")
+        self.producer = kafka_client.producer(self.kafka, transactional_id=self.transactional_id,
                                               compression_type=self.compression_type)
         self.producer.init_transactions()
         try:
-            self.state = read_state(self.bootstrap, self.topics)
+            self.state = read_state(self.kafka, self.topics)
         except RelayStateInvalid as error:
             raise RelayStateInvalid(f"{error}; {REFUSAL_ADVICE}") from None
         self.prepared = None
@@ -199,6 +204,8 @@ class Relay:
                     self.connect()
                 published = self.publish_batch()
                 failures = 0
+            except (kafka_client.SaslAuthenticationFailedError, kafka_client.AuthorizationError):
+                raise  # refused, not unavailable: retrying changes nothing
             except (kafka_client.KafkaError, TimeoutError) as error:
                 # TimeoutError: after an outage, reading the relay state (read_committed) can wait on the broker
                 # finishing the aborted transaction's markers; like a Kafka error, that passes: retry.

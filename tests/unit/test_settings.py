@@ -77,13 +77,13 @@ def test_development_mode_is_off_unless_set_and_must_be_a_boolean(environment) -
 
 
 def test_an_unknown_ledger_variable_is_an_error_naming_it(environment) -> None:
-    environment.setenv("LEDGER_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    environment.setenv("LEDGER_KAFKA_SASL_TOKEN", "x")
     environment.setenv("ledger_sqlite_pahT", "books.db")  # read case-insensitively, like the settings themselves
     with pytest.raises(ConfigurationError) as refused:
         Settings()
     message = str(refused.value)
     assert message.startswith("unknown setting(s) ")
-    assert "LEDGER_KAFKA_SECURITY_PROTOCOL" in message and "ledger_sqlite_pahT" in message
+    assert "LEDGER_KAFKA_SASL_TOKEN" in message and "ledger_sqlite_pahT" in message
     assert "SASL_SSL" not in message
 
 

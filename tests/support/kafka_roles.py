@@ -1,0 +1,92 @@
+"""Each piece of the tests connects to Kafka as its own principal, as a deployment does.
+
+`scripts/test` starts a secured broker (`scripts/kafka start`) and passes the folder of its principals' files in
+`LEDGER_TEST_KAFKA_PRINCIPALS`: one `<role>.env` per role, with the `LEDGER_KAFKA_*` settings of that role
+(docs/kafka.md). Without it (a plain development broker), every role connects the same unauthenticated way, and the
+tests still run, proving less.
+
+- `roles.connection("relay")`: the `KafkaConnection` of a role, for tests that call the Python API;
+- `roles.env("auditor")`: its `LEDGER_*` variables, for tests that run the CLI;
+- `roles.provision(prefix, ...)`: as the administrator, create a test's topics and grant every role its ACLs on them,
+  exactly as `ledger kafka init --relay ... --projections ... --auditor ... --consumer TEAM=...` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger.publishing import kafka_client
+from ledger.publishing.topics import Principals, Topics, init_topics, role_grants
+from ledger.settings import KafkaConnection, Settings
+
+ADMIN, RELAY, PROJECTIONS, AUDITOR = "admin", "relay", "projections", "auditor"
+TEAMS = ("claims-notifier", "warehouse-exporter")  # the two consumer teams' principals
+ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, *TEAMS)
+# On a single test broker the administrator creates topics with one copy, which only development mode allows.
+SINGLE_BROKER_ADMIN = {"LEDGER_KAFKA_REPLICATION_FACTOR": "1", "LEDGER_DEVELOPMENT_MODE": "true"}
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (comments and blank lines skipped), as scripts/kafka writes them."""
+    variables = {}
+    for text in path.read_text(encoding="utf-8").splitlines():
+        line = text.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            variables[name.strip()] = value.strip()
+    return variables
+
+
+def settings_of(variables: dict[str, str]) -> Settings:
+    """Settings from these `LEDGER_*` variables (over the process's own environment)."""
+    return Settings(**{name.removeprefix("LEDGER_").lower(): value for name, value in variables.items()})
+
+
+@dataclass(frozen=True)
+class KafkaRoles:
+    envs: dict[str, dict[str, str]]  # role -> its LEDGER_KAFKA_* (and, for admin, replication) variables
+    secured: bool
+    principals_dir: Path | None = None
+
+    @classmethod
+    def from_environment(cls, principals_dir: str | None, plain_servers: str) -> KafkaRoles:
+        if not principals_dir:
+            plain = {"LEDGER_KAFKA_BOOTSTRAP_SERVERS": plain_servers}
+            return cls(envs={role: dict(plain, **(SINGLE_BROKER_ADMIN if role == ADMIN else {})) for role in ROLES},
+                       secured=False)
+        folder = Path(principals_dir)
+        return cls(envs={role: read_env_file(folder / f"{role}.env") for role in ROLES}, secured=True,
+                   principals_dir=folder)
+
+    def env(self, role: str) -> dict[str, str]:
+        return dict(self.envs[role])
+
+    def connection(self, role: str) -> KafkaConnection:
+        return settings_of(self.envs[role]).kafka()
+
+    def connection_tls(self, role: str) -> KafkaConnection:
+        """The role over the mutual-TLS listener, by its client certificate (`<role>-tls.env`); secured brokers only."""
+        assert self.principals_dir is not None, "a plain broker has no mutual-TLS listener"
+        return settings_of(read_env_file(self.principals_dir / f"{role}-tls.env")).kafka()
+
+    @property
+    def admin(self) -> KafkaConnection:
+        return self.connection(ADMIN)
+
+    def principal(self, role: str) -> str:
+        return f"User:{role}"
+
+    def provision(self, prefix: str, *, partitions: int = 3, teams: Sequence[str] = (),
+                  transactional_id: str | None = None, team_principal: str = TEAMS[0]) -> Topics:
+        """As the administrator: the topics of `prefix` (and each team's dead-letter topic), and on a secured broker
+        every role's ACLs on them; `teams` are consumer group ids, all granted to `team_principal`'s role."""
+        topics = Topics.for_prefix(prefix)
+        init_topics(self.admin, topics, partitions, replication_factor=1, teams=list(teams))
+        if self.secured:
+            who = Principals(relay=self.principal(RELAY), projections=self.principal(PROJECTIONS),
+                             auditors=(self.principal(AUDITOR),),
+                             teams={team: self.principal(team_principal) for team in teams})
+            kafka_client.create_acls(self.admin, role_grants(topics, transactional_id or f"relay-{prefix}", who))
+        return topics
