@@ -100,7 +100,7 @@ ENV
 
 write_principal() {  # write_principal R ROLE PASSWORD: the role's env files and properties file
   local r="$1" role="$2" password="$3" dir="$1/principals"
-  write_file "$dir/$role.env" <<ENV
+  { cat <<ENV
 # The ledger's Kafka settings for User:$role over SASL_SSL (SCRAM-SHA-512), made by scripts/kafka for the brokers
 # in $r. Load them with: set -a; . $dir/$role.env; set +a
 LEDGER_KAFKA_BOOTSTRAP_SERVERS=$(listener_addresses "$r" 2)
@@ -109,9 +109,9 @@ LEDGER_KAFKA_SASL_MECHANISM=$SCRAM_MECHANISM
 LEDGER_KAFKA_SASL_USERNAME=$role
 LEDGER_KAFKA_SASL_PASSWORD=$password
 LEDGER_KAFKA_SSL_CAFILE=$dir/ca.pem
-$(development_settings "$r" "$role")
 ENV
-  write_file "$dir/$role-tls.env" <<ENV
+    development_settings "$r" "$role"; } | write_file "$dir/$role.env"
+  { cat <<ENV
 # The ledger's Kafka settings for User:$role over mutual TLS (the client certificate CN=$role), made by
 # scripts/kafka for the brokers in $r. Load them with: set -a; . $dir/$role-tls.env; set +a
 LEDGER_KAFKA_BOOTSTRAP_SERVERS=$(listener_addresses "$r" 3)
@@ -119,8 +119,8 @@ LEDGER_KAFKA_SECURITY_PROTOCOL=SSL
 LEDGER_KAFKA_SSL_CAFILE=$dir/ca.pem
 LEDGER_KAFKA_SSL_CERTFILE=$dir/$role.crt
 LEDGER_KAFKA_SSL_KEYFILE=$dir/$role.key
-$(development_settings "$r" "$role")
 ENV
+    development_settings "$r" "$role"; } | write_file "$dir/$role-tls.env"
   write_file "$dir/$role.properties" <<PROPS
 # Kafka's own tools as User:$role (--command-config, --consumer.config, --producer.config), over SASL_SSL with
 # $SCRAM_MECHANISM; the bootstrap servers are in $role.env. Made by scripts/kafka for the brokers in $r.
