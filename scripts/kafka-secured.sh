@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What a secured Kafka node needs, for scripts/kafka (sourced by it, not run): a throwaway certificate authority and
 # the certificates it signs (openssl), one SCRAM-SHA-512 password per principal, the principals' files that clients
 # connect with, and the security part of each node's server.properties.
@@ -21,7 +22,8 @@ PASSWORD_BYTES=24
 # A throwaway CA for loopback brokers: long enough never to expire under a developer's data folder.
 CERT_VALIDITY_DAYS=3650
 # Only a certificate whose whole subject is CN=<name> maps to User:<name>; any other subject stays the whole DN, which
-# no ACL names.
+# no ACL names. ($1 is the rule's, not the shell's.)
+# shellcheck disable=SC2016
 PRINCIPAL_MAPPING_RULES='RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT'
 
 write_file() {  # write_file PATH: stdin to PATH, 0600, whole or not at all
