@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -80,12 +81,11 @@ def secured(tmp_path_factory: pytest.TempPathFactory, kafka_roles: KafkaRoles) -
     return cli
 
 
-# (command, the principal that runs it, what it lacks)
+# The command, and the principal that runs it without its role's rights.
 REFUSALS = {
     "the projections publish": (("relay",), PROJECTIONS),
     "an auditor publishes": (("relay",), AUDITOR),
     "a consumer team publishes": (("relay",), TEAMS[0]),
-    "the relay creates topics": (("kafka", "init"), RELAY),
     "an auditor consumes in the projections' groups": (("projections", "run"), AUDITOR),
     "a team consumes in another team's group": (("consumers", "warehouse", "--idle-exit", "1"), TEAMS[0]),
 }
@@ -101,9 +101,22 @@ def test_a_principal_without_the_right_is_refused_and_nothing_is_written(secured
     before = kafka_client.end_offsets(kafka_roles.admin, events)
 
     for done in (secured(*args, expect=14, as_role=role), secured(*args, "--json", expect=14, as_role=role)):
-        printed = done.stdout + done.stderr
-        assert f"refused User:{role}" in printed, printed
-        assert "docs/kafka.md" in printed
+        assert_refused(done, role)
 
     assert kafka_client.end_offsets(kafka_roles.admin, events) == before
     assert secured.json("relay")["published"] in (0, 1)  # the relay itself still may: the last event, once
+
+
+def test_only_the_administrator_creates_topics(secured: Cli, kafka_roles: KafkaRoles) -> None:
+    elsewhere = secured.with_env(LEDGER_KAFKA_TOPIC_PREFIX=f"test-not-created-{uuid.uuid4().hex[:10]}",
+                                 LEDGER_KAFKA_REPLICATION_FACTOR="1", LEDGER_DEVELOPMENT_MODE="true")
+    for role in (RELAY, PROJECTIONS, AUDITOR, *TEAMS):
+        assert_refused(elsewhere("kafka", "init", expect=14, as_role=role), role)
+    assert kafka_client.topic_partitions(kafka_roles.admin, f"{elsewhere.env['LEDGER_KAFKA_TOPIC_PREFIX']}.events") \
+        == []
+
+
+def assert_refused(done: subprocess.CompletedProcess[str], role: str) -> None:
+    printed = done.stdout + done.stderr
+    assert f"refused User:{role}" in printed, printed
+    assert "docs/kafka.md" in printed

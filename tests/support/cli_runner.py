@@ -55,11 +55,11 @@ COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("consumers", "warehouse"): TEAMS[1],
 }
 # The settings that say where Kafka is and who connects (docs/kafka.md, "Connecting as a principal"): a command gets
-# its role's, never the environment's. The topic prefix, the partitions and the relay's transactional id stay the
-# test's own.
+# its role's, never the environment's. The topics' settings (prefix, partitions, replication factor) and the relay's
+# transactional id stay the test's own, unless the role's file sets them (the administrator's replication factor).
 CONNECTION_VARIABLES = frozenset(f"LEDGER_KAFKA_{name}" for name in (
     "BOOTSTRAP_SERVERS", "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE",
-    "SSL_CERTFILE", "SSL_KEYFILE", "REPLICATION_FACTOR"))
+    "SSL_CERTFILE", "SSL_KEYFILE"))
 # Where a command without Kafka settings would look for a broker: a port nothing listens on (not the default 9092,
 # where a developer's own broker may run), so reaching for Kafka fails at once.
 NOWHERE = "127.0.0.1:1"
