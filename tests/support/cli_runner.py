@@ -9,7 +9,7 @@ role is chosen from the command itself (`role_of`), and the command gets that ro
 the `KafkaRoles` the Cli holds, in place of any in its environment: `kafka ...` and `demo` as the administrator,
 `relay` as the relay, `projections ...` as the projections, `audit ...` as an auditor, `consumers notifier` and
 `consumers warehouse` as their teams. A command that does not talk to Kafka (the clerks' commands, `history`,
-`balance`, `report`, `serve`, `generate`, `audit verify-export`) gets no Kafka settings at all, and an address where
+`balance`, `report`, `serve`, `generate`, `audit verify-export`) gets no Kafka credentials at all, and an address where
 nothing listens, so that one which did reach for Kafka would fail rather than find a broker. A test that proves a
 refusal runs a command as another role (`as_role=`); a Cli without `KafkaRoles` runs the commands that talk to Kafka
 with its environment as given, for tests that set the connection themselves.
@@ -42,7 +42,7 @@ TERMINAL_ROWS, TERMINAL_COLUMNS = 40, 120
 TERMINAL_READ_BYTES = 65_536
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
-NO_KAFKA = "no Kafka"  # the "role" of a command that does not talk to Kafka: no Kafka settings at all
+NO_KAFKA = "no Kafka"  # the "role" of a command that does not talk to Kafka: no Kafka credentials at all
 # Who runs each command, by its first words (the longest match wins); every other command does not talk to Kafka.
 COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("kafka",): ADMIN,  # creating topics and granting ACLs: nobody else may
