@@ -35,7 +35,8 @@ def audit_verify(
 ) -> None:
     """Replay the events topic from the start: positions 1..N, chains intact, or the first breach."""
     settings = ctx.obj.settings
-    report = verify_topic(settings.kafka(), topic or topics_for(settings).events)
+    with reporting(as_json):
+        report = verify_topic(settings.kafka(), topic or topics_for(settings).events)
     if as_json:
         print_json(report.as_dict())
     else:

@@ -204,7 +204,8 @@ def projections_status(ctx: typer.Context, as_json: AsJson = False) -> None:
     """Per projection: live version, events applied, offsets behind the topic's end per partition, last update."""
     from projections import runner
 
-    rows = runner.status(ctx.obj.settings)
+    with reporting(as_json):
+        rows = runner.status(ctx.obj.settings)
     if as_json:
         print_json(rows)
         return

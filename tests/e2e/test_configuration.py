@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from ledger.publishing import kafka_client
-from tests.support.cli_runner import Cli
+from tests.support.cli_runner import NO_KAFKA, Cli
+from tests.support.kafka_roles import KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -38,16 +39,16 @@ DEVELOPMENT_WARNING = ("warning: the ledger is in development mode (LEDGER_DEVEL
                        "NIK hashes are made with the public development key and are not protected\n")
 
 
-def cli_with(folder: Path, key: str | None, **variables: str) -> Cli:
+def cli_with(folder: Path, key: str | None, kafka: KafkaRoles | None = None, **variables: str) -> Cli:
     """The CLI on the folder's store, with this NIK hash key (None: unset), outside development mode unless a
-    variable says otherwise."""
+    variable says otherwise; with `kafka`, each command that talks to Kafka as its role."""
     env = {name: value for name, value in os.environ.items()
            if name not in ("LEDGER_NIK_HMAC_KEY", "LEDGER_DEVELOPMENT_MODE")}
     env.update(LEDGER_PERSISTENCE="sqlite", LEDGER_SQLITE_PATH=str(folder / "ledger.db"),
                LEDGER_PROJECTION_SQLITE_PATH=str(folder / "views.db"), **variables)
     if key is not None:
         env["LEDGER_NIK_HMAC_KEY"] = key
-    return Cli(env=env, folder=folder)
+    return Cli(env=env, folder=folder, kafka=kafka)
 
 
 def assert_refused(done, key: str | None) -> None:
@@ -114,37 +115,39 @@ def test_reading_the_store_needs_no_key(tmp_path: Path) -> None:
 
 
 def test_an_unknown_ledger_variable_is_an_error_that_names_it(tmp_path: Path) -> None:
-    cli = cli_with(tmp_path, GOOD_KEY, LEDGER_KAFKA_SECURITY_PROTOCOL="SASL_SSL", LEDGER_SQLITE_PAHT="books.db")
+    cli = cli_with(tmp_path, GOOD_KEY, LEDGER_KAFKA_SECURITY_PROTOKOL="SASL_SSL", LEDGER_SQLITE_PAHT="books.db")
     refused = cli("history", "--npp", NPP, expect=2)
     assert refused.stderr.startswith("error: configuration (LEDGER_* environment): unknown setting(s) "
-                                     "LEDGER_KAFKA_SECURITY_PROTOCOL, LEDGER_SQLITE_PAHT:"), refused.stderr
+                                     "LEDGER_KAFKA_SECURITY_PROTOKOL, LEDGER_SQLITE_PAHT:"), refused.stderr
     assert "SASL_SSL" not in refused.stderr
     assert not (tmp_path / "ledger.db").exists()
 
     # The scripts' own variables are not settings, and are not errors.
     scripts = cli_with(tmp_path, GOOD_KEY, LEDGER_VENV=".venv", LEDGER_RUN_DIR=".run", LEDGER_CACHE_DIR="cache",
-                       LEDGER_TEST_SERVICES="1")
+                       LEDGER_TEST_SERVICES="1", LEDGER_TEST_KAFKA_PRINCIPALS=str(tmp_path))
     scripts(*REGISTER)
 
 
-def test_the_relay_refuses_to_publish_without_a_proper_key(tmp_path: Path, bootstrap: list[str]) -> None:
+def test_the_relay_refuses_to_publish_without_a_proper_key(tmp_path: Path, kafka_roles: KafkaRoles) -> None:
     unique = uuid.uuid4().hex[:10]
-    kafka = {"LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap), "LEDGER_KAFKA_TOPIC_PREFIX": f"test-key-{unique}",
-             "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
+    topic = {"LEDGER_KAFKA_TOPIC_PREFIX": f"test-key-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
     cli_with(tmp_path, GOOD_KEY)(*REGISTER)
+    cli_with(tmp_path, GOOD_KEY, kafka_roles, **topic).kafka_init()
 
     for key in BAD_KEYS.values():
-        assert_refused(cli_with(tmp_path, key, **kafka)("relay", expect=2), key)
-    assert kafka_client.topic_partitions(bootstrap, f"test-key-{unique}.events") == []  # not even created
+        assert_refused(cli_with(tmp_path, key, kafka_roles, **topic)("relay", expect=2), key)
+    ends = kafka_client.end_offsets(kafka_roles.admin, f"test-key-{unique}.events")
+    assert ends and set(ends.values()) == {0}  # nothing published
 
-    published = cli_with(tmp_path, GOOD_KEY, **kafka).json("relay")
+    published = cli_with(tmp_path, GOOD_KEY, kafka_roles, **topic).json("relay")
     assert published["published"] == 1
 
 
 def test_the_demo_refuses_without_a_key_before_touching_anything(tmp_path: Path) -> None:
     store = tmp_path / "ledger.db"
     store.write_bytes(b"an earlier demo's store")
-    refused = cli_with(tmp_path, None)("demo", expect=2)
+    # With no Kafka to reach at all: the key is checked before anything else.
+    refused = cli_with(tmp_path, None)("demo", expect=2, as_role=NO_KAFKA)
     assert_refused(refused, None)
     assert store.read_bytes() == b"an earlier demo's store"
     assert refused.stdout == ""

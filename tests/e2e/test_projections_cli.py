@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli_runner import CLI_TIMEOUT_S, Cli
+from tests.support.kafka_roles import KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -27,18 +27,18 @@ MODES = ("piped", "terminal")
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory, bootstrap: list[str]) -> tuple[dict[str, str], int]:
-    """A small generated branch history, relayed to topics of its own: the environment, and how many events."""
+def published(tmp_path_factory, kafka_roles: KafkaRoles) -> tuple[Cli, int]:
+    """A small generated branch history, relayed to topics of its own: the CLI on it, and how many events."""
     folder = tmp_path_factory.mktemp("projections-cli")
     unique = uuid.uuid4().hex[:10]
     env = {**os.environ, "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
-           "LEDGER_KAFKA_TOPIC_PREFIX": f"test-proj-cli-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}",
-           "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}
-    cli = Cli(env=env, folder=folder)
+           "LEDGER_KAFKA_TOPIC_PREFIX": f"test-proj-cli-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"}
+    cli = Cli(env=env, folder=folder, kafka=kafka_roles)
     cli("generate", "--employers", "3", "--members", "30", "--bpu", "3", "--months", "3")
+    cli.kafka_init()
     events = cli.json("relay")["published"]
     assert events > 100
-    return env, events
+    return cli, events
 
 
 class User:
@@ -69,8 +69,8 @@ class User:
             return terminal.finish()
         log = self.cli.folder / f"follow-{uuid.uuid4().hex[:6]}.log"
         with log.open("w") as stderr:
-            process = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run", *args, "--follow"],
-                                       env=self.cli.env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+            process = self.cli.start("projections", "run", *args, "--follow", stdout=subprocess.PIPE, stderr=stderr,
+                                     text=True)
         deadline = time.monotonic() + CLI_TIMEOUT_S
         while not all(line in log.read_text() for line in done):
             if process.poll() is not None or time.monotonic() > deadline:
@@ -86,10 +86,10 @@ class User:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_every_documented_projections_command_exits_0_and_says_what_the_docs_say(
-        published: tuple[dict[str, str], int], tmp_path: Path, mode: str) -> None:
-    env, events = published
+        published: tuple[Cli, int], tmp_path: Path, mode: str) -> None:
+    cli, events = published
     # Views of this test's own: each mode starts from nothing.
-    user = User(Cli(env={**env, "LEDGER_PROJECTION_SQLITE_PATH": str(tmp_path / "views.db")}, folder=tmp_path), mode)
+    user = User(cli.with_env(tmp_path, LEDGER_PROJECTION_SQLITE_PATH=str(tmp_path / "views.db")), mode)
 
     before = user("status")
     for name in ("balances", "branches"):  # the lag counts offsets: the events and the transactions' markers

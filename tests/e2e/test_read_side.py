@@ -8,7 +8,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.cli_runner import Cli
+from tests.support.kafka_roles import KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -28,15 +28,16 @@ FIRST_KPJ = "17100000001"  # the generator's first KPJ: the city government's fi
 
 
 @pytest.fixture(scope="module")
-def projected(tmp_path_factory, bootstrap: list[str]) -> Cli:
+def projected(tmp_path_factory, kafka_roles: KafkaRoles) -> Cli:
     folder = tmp_path_factory.mktemp("read-side")
     unique = uuid.uuid4().hex[:10]
     cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
                    "LEDGER_PROJECTION_SQLITE_PATH": str(folder / "views.db"),
-                   "LEDGER_KAFKA_TOPIC_PREFIX": f"test-e2e-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}",
-                   "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}, folder=folder)
+                   "LEDGER_KAFKA_TOPIC_PREFIX": f"test-e2e-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"},
+              folder=folder, kafka=kafka_roles)
     counts = cli.json("generate", "--employers", "4", "--members", "60", "--bpu", "6", "--months", "4")
     assert counts["members"] >= 60 and counts["payments"] > 0
+    cli.kafka_init()
     cli("relay")
     applied = cli.json("projections", "run")["applied"]
     assert applied["balances"] == applied["branches"] > 300
@@ -102,8 +103,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def api(projected: Cli) -> str:
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "ledger.cli", "serve"],
-                              env={**projected.env, "LEDGER_API_PORT": str(port)}, stderr=subprocess.PIPE)
+    server = projected.with_env(LEDGER_API_PORT=str(port)).start("serve", stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_S_MAX
     while time.monotonic() < deadline:

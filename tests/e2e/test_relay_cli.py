@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from datetime import date
@@ -18,26 +17,28 @@ import pytest
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import RELAY_STATE_KEY, read_state
 from ledger.publishing.topics import Topics
+from ledger.settings import KafkaConnection
 from tests.support.cli_runner import CLI_TIMEOUT_S, Cli
+from tests.support.kafka_roles import AUDITOR, KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def cli(tmp_path: Path, bootstrap: list[str]) -> Cli:
+def cli(tmp_path: Path, kafka_roles: KafkaRoles) -> Cli:
     unique = uuid.uuid4().hex[:10]
     cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
                    "LEDGER_KAFKA_TOPIC_PREFIX": f"test-relay-cli-{unique}",
-                   "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}",
-                   "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}, folder=tmp_path)
+                   "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"}, folder=tmp_path, kafka=kafka_roles)
     cli("generate", "--employers", "2", "--members", "20", "--bpu", "2", "--months", "2")
+    cli.kafka_init()
     return cli
 
 
-def wait_for_position(bootstrap: list[str], cli: Cli, position: int) -> None:
+def wait_for_position(kafka: KafkaConnection, cli: Cli, position: int) -> None:
     topics = Topics.for_prefix(cli.env["LEDGER_KAFKA_TOPIC_PREFIX"])
     deadline = time.monotonic() + CLI_TIMEOUT_S
-    while read_state(bootstrap, topics).position != position:
+    while read_state(kafka, topics).position != position:
         assert time.monotonic() < deadline, f"the relay did not reach position {position}"
         time.sleep(0.2)
 
@@ -48,17 +49,16 @@ def register(cli: Cli, npp: str) -> None:
 
 
 @pytest.mark.parametrize("mode", ["piped", "terminal"])
-def test_relay_follow_publishes_what_comes_and_stops_cleanly_on_a_signal(cli: Cli, bootstrap: list[str],
+def test_relay_follow_publishes_what_comes_and_stops_cleanly_on_a_signal(cli: Cli, kafka_roles: KafkaRoles,
                                                                           mode: str) -> None:
     events = cli.json("relay")["published"]
     if mode == "terminal":
         follow = cli.terminal("relay", "--follow")
     else:
-        follow = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--follow"], env=cli.env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        follow = cli.start("relay", "--follow", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         register(cli, "30000001")  # written while the relay follows: it publishes it
-        wait_for_position(bootstrap, cli, events + 1)
+        wait_for_position(kafka_roles.connection(AUDITOR), cli, events + 1)
     finally:
         if mode == "terminal":
             follow.send_signal(signal.SIGINT)  # Ctrl-C
@@ -74,7 +74,8 @@ def test_relay_follow_publishes_what_comes_and_stops_cleanly_on_a_signal(cli: Cl
 
 
 @pytest.mark.parametrize("mode", ["piped", "terminal"])
-def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, bootstrap: list[str], mode: str) -> None:
+def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, bootstrap: KafkaConnection,
+                                                             mode: str) -> None:
     def run(*args: str, expect: int = 0) -> str:
         """What the user reads: the terminal, or stdout and then stderr."""
         if mode == "terminal":
@@ -82,14 +83,13 @@ def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, bootstrap
         done = cli(*args, expect=expect)
         return done.stdout + done.stderr
 
-    cli("kafka", "init")
     assert "1 mismatch(es):\n  store_ahead_of_topic: the store holds " in run("audit", "reconcile", expect=13)
     cli("relay")
     assert "agree: the topic holds the store's " in run("audit", "reconcile")
 
     topics = Topics.for_prefix(cli.env["LEDGER_KAFKA_TOPIC_PREFIX"])
     state = read_state(bootstrap, topics)
-    producer = kafka_client.producer(bootstrap)
+    producer = kafka_client.producer(bootstrap)  # as the administrator: the one other principal that may write it
     producer.send(topics.state, key=RELAY_STATE_KEY, value=orjson.dumps(
         {"notification_id": state.notification_id + 500, "position": state.position})).get(timeout=30)
     producer.close()

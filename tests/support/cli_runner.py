@@ -3,6 +3,16 @@ the integration tests of the auditor's tools.
 
 `Cli(...)` runs a command with its output piped, as a script or a cron job would; `Cli.terminal(...)` runs it on a
 pseudo-terminal, as a user at a terminal does, where libraries such as rich draw progress bars and colours.
+
+Each command runs as its own principal, as a deployment runs each piece (docs/kafka.md, "Principals and ACLs"): the
+role is chosen from the command itself (`role_of`), and the command gets that role's `LEDGER_KAFKA_*` settings from
+the `KafkaRoles` the Cli holds, in place of any in its environment: `kafka ...` and `demo` as the administrator,
+`relay` as the relay, `projections ...` as the projections, `audit ...` as an auditor, `consumers notifier` and
+`consumers warehouse` as their teams. A command that does not talk to Kafka (the clerks' commands, `history`,
+`balance`, `report`, `serve`, `generate`, `audit verify-export`) gets no Kafka credentials at all, and an address where
+nothing listens, so that one which did reach for Kafka would fail rather than find a broker. A test that proves a
+refusal runs a command as another role (`as_role=`); a Cli without `KafkaRoles` runs the commands that talk to Kafka
+with its environment as given, for tests that set the connection themselves.
 """
 
 from __future__ import annotations
@@ -20,47 +30,116 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
 
 CLI_TIMEOUT_S = 120
 TERMINAL_ROWS, TERMINAL_COLUMNS = 40, 120
 TERMINAL_READ_BYTES = 65_536
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
+NO_KAFKA = "no Kafka"  # the "role" of a command that does not talk to Kafka: no Kafka credentials at all
+# Who runs each command, by its first words (the longest match wins); every other command does not talk to Kafka.
+COMMAND_ROLES: dict[tuple[str, ...], str] = {
+    ("kafka",): ADMIN,  # creating topics and granting ACLs: nobody else may
+    ("demo",): ADMIN,  # the demo plays every part, creating its topics first
+    ("relay",): RELAY,
+    ("projections",): PROJECTIONS,
+    ("audit",): AUDITOR,
+    ("audit", "verify-export"): NO_KAFKA,  # checks an export's files only
+    ("consumers", "notifier"): TEAMS[0],
+    ("consumers", "warehouse"): TEAMS[1],
+}
+# The settings that say where Kafka is and who connects (docs/kafka.md, "Connecting as a principal"): a command gets
+# its role's, never the environment's. The topics' settings (prefix, partitions, replication factor) and the relay's
+# transactional id stay the test's own, unless the role's file sets them (the administrator's replication factor).
+CONNECTION_VARIABLES = frozenset(f"LEDGER_KAFKA_{name}" for name in (
+    "BOOTSTRAP_SERVERS", "SECURITY_PROTOCOL", "SASL_MECHANISM", "SASL_USERNAME", "SASL_PASSWORD", "SSL_CAFILE",
+    "SSL_CERTFILE", "SSL_KEYFILE"))
+# Where a command without Kafka settings would look for a broker: a port nothing listens on (not the default 9092,
+# where a developer's own broker may run), so reaching for Kafka fails at once.
+NOWHERE = "127.0.0.1:1"
+
+
+def role_of(args: Sequence[str]) -> str:
+    """The role `ledger ARGS` runs as: a key of `KafkaRoles`, or NO_KAFKA."""
+    for length in (2, 1):
+        role = COMMAND_ROLES.get(tuple(args[:length]))
+        if role is not None:
+            return role
+    return NO_KAFKA
+
 
 @dataclass
 class Cli:
     env: dict[str, str]
     folder: Path
+    kafka: KafkaRoles | None = None  # each role's Kafka settings (tests/support/kafka_roles.py)
+
+    def env_for(self, args: Sequence[str], as_role: str | None = None) -> dict[str, str]:
+        """The environment of `ledger ARGS`: this Cli's, with the Kafka settings of the command's role (`role_of`), or
+        of `as_role` when given."""
+        role = as_role or role_of(args)
+        if role != NO_KAFKA and self.kafka is None:
+            return dict(self.env)
+        env = {name: value for name, value in self.env.items() if name not in CONNECTION_VARIABLES}
+        if role == NO_KAFKA:
+            return {**env, "LEDGER_KAFKA_BOOTSTRAP_SERVERS": NOWHERE}
+        assert self.kafka is not None
+        return {**env, **self.kafka.env(role)}
+
+    def with_env(self, folder: Path | None = None, **variables: str) -> Cli:
+        """The same CLI (and roles) with more variables, and another folder for its files if given."""
+        return replace(self, env={**self.env, **variables}, folder=folder or self.folder)
 
     def __call__(self, *args: str, expect: int = 0, timeout_s: float = CLI_TIMEOUT_S,
-                 memory_max_bytes: int | None = None) -> subprocess.CompletedProcess[str]:
+                 memory_max_bytes: int | None = None, as_role: str | None = None
+                 ) -> subprocess.CompletedProcess[str]:
         """Run `ledger ARGS`; `memory_max_bytes` caps the process's address space, for inputs that could exhaust the
         machine's memory if the CLI failed to bound its reads."""
         def limit() -> None:
             assert memory_max_bytes is not None
             resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
 
-        done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env, capture_output=True,
-                              text=True, timeout=timeout_s, check=False,
+        done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env_for(args, as_role),
+                              capture_output=True, text=True, timeout=timeout_s, check=False,
                               preexec_fn=None if memory_max_bytes is None else limit)
         assert done.returncode == expect, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
         return done
 
-    def json(self, *args: str, expect: int = 0) -> Any:
-        return json.loads(self(*args, "--json", expect=expect).stdout)
+    def json(self, *args: str, expect: int = 0, as_role: str | None = None) -> Any:
+        return json.loads(self(*args, "--json", expect=expect, as_role=as_role).stdout)
 
-    def terminal(self, *args: str) -> Terminal:
+    def start(self, *args: str, **popen: Any) -> subprocess.Popen[Any]:
+        """Start `ledger ARGS` in the background, as its role (`subprocess.Popen` options in `popen`)."""
+        return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env=self.env_for(args), **popen)
+
+    def terminal(self, *args: str, as_role: str | None = None) -> Terminal:
         """Start `ledger ARGS` on a pseudo-terminal (stdin, stdout and stderr); see `Terminal`."""
-        return Terminal(self.env, args)
+        return Terminal(self.env_for(args, as_role), args)
 
-    def tty(self, *args: str, expect: int = 0) -> str:
+    def tty(self, *args: str, expect: int = 0, as_role: str | None = None) -> str:
         """Run `ledger ARGS` on a pseudo-terminal to its end; what the terminal showed, without escape sequences."""
-        return self.terminal(*args).finish(expect=expect)
+        return self.terminal(*args, as_role=as_role).finish(expect=expect)
+
+    def kafka_init(self, consumers: Mapping[str, str] | None = None) -> Any:
+        """`ledger kafka init` as the administrator: this Cli's topics, and each team's dead-letter topic
+        (`consumers`: group id -> the team's role); on a secured broker also every role's ACLs, the relay's on this
+        Cli's `LEDGER_RELAY_TRANSACTIONAL_ID`. A plain broker has no authorizer to hold ACLs."""
+        assert self.kafka is not None, "a Cli without KafkaRoles: give it the kafka_roles fixture"
+        roles = self.kafka
+        grants: list[str] = []
+        if roles.secured:
+            grants = ["--relay", roles.principal(RELAY), "--projections", roles.principal(PROJECTIONS),
+                      "--auditor", roles.principal(AUDITOR)]
+        for group, role in (consumers or {}).items():
+            grants += ["--consumer", f"{group}={roles.principal(role)}" if roles.secured else group]
+        return self.json("kafka", "init", *grants)
 
     def history(self, option: str, value: str) -> list[dict[str, Any]]:
         return self.json("history", option, value)

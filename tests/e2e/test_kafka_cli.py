@@ -1,0 +1,92 @@
+"""`ledger kafka init` and `ledger kafka acls` as the administrator runs them (docs/kafka.md, "Topics" and
+"Principals and ACLs"): the topics are created once, with the durability settings, and each named principal gets
+exactly its role's ACLs, which `kafka acls` then lists; a replication factor the cluster cannot hold, or one copy
+outside development mode, is refused before anything is created."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from ledger.publishing import kafka_client
+from ledger.publishing.topics import Principals, Topics, durability_config, role_grants
+from ledger.settings import REPLICATION_FACTOR_DEFAULT
+from tests.support.cli_runner import Cli
+from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def cli(tmp_path: Path, kafka_roles: KafkaRoles) -> Cli:
+    unique = uuid.uuid4().hex[:10]
+    return Cli(env={**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": f"test-kafka-cli-{unique}",
+                    "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}", "LEDGER_KAFKA_PARTITIONS": "3"},
+               folder=tmp_path, kafka=kafka_roles)
+
+
+def test_init_creates_the_topics_once_with_their_durability_and_the_teams_dead_letters(
+        cli: Cli, kafka_roles: KafkaRoles) -> None:
+    prefix = cli.env["LEDGER_KAFKA_TOPIC_PREFIX"]
+    team = f"team-{prefix}"
+    first = cli.kafka_init({team: TEAMS[0]})
+    names = [f"{prefix}.events", f"{prefix}.relay-state", f"{team}.dead-letters"]
+    assert (first["events_topic"], first["state_topic"], first["dead_letter_topics"]) == (names[0], names[1],
+                                                                                          names[2:])
+    factor = int(kafka_roles.env(ADMIN).get("LEDGER_KAFKA_REPLICATION_FACTOR", REPLICATION_FACTOR_DEFAULT))
+    assert (sorted(first["created"]), first["partitions"], first["replication_factor"]) == (sorted(names), 3, factor)
+    assert cli.kafka_init({team: TEAMS[0]})["created"] == []  # idempotent
+
+    assert len(kafka_client.topic_partitions(kafka_roles.admin, names[0])) == 3
+    for name in names:
+        config = kafka_client.describe_topic_config(kafka_roles.admin, name)
+        assert durability_config(factor).items() <= config.items(), name
+    assert kafka_client.describe_topic_config(kafka_roles.admin, names[0])["retention.ms"] == "-1"
+    assert kafka_client.describe_topic_config(kafka_roles.admin, names[1])["cleanup.policy"] == "compact"
+
+    text = cli("kafka", "init").stdout
+    copies = "1 copy" if factor == 1 else f"{factor} copies"
+    assert text.startswith(f"topics {names[0]} (3 partitions, kept forever) and {names[1]}, {copies} each: "
+                           f"already there")
+
+
+def test_init_refuses_a_factor_the_cluster_cannot_hold_or_one_copy_outside_development_mode(
+        cli: Cli, kafka_roles: KafkaRoles) -> None:
+    # The administrator's settings with another replication factor: given as they are, not as the role's file says.
+    admin = {**cli.env, **kafka_roles.env(ADMIN)}
+    admin.pop("LEDGER_DEVELOPMENT_MODE", None)
+    prefix = cli.env["LEDGER_KAFKA_TOPIC_PREFIX"]
+    brokers = kafka_client.broker_count(kafka_roles.admin)
+
+    too_many = Cli(env={**admin, "LEDGER_KAFKA_REPLICATION_FACTOR": str(brokers + 1)}, folder=cli.folder)
+    refused = too_many("kafka", "init", expect=2).stderr
+    assert f"LEDGER_KAFKA_REPLICATION_FACTOR={brokers + 1} is more copies than the cluster" in refused
+    assert f"has brokers ({brokers}): nothing was created" in refused
+
+    one_copy = Cli(env={**admin, "LEDGER_KAFKA_REPLICATION_FACTOR": "1"}, folder=cli.folder)
+    if brokers == 1:
+        assert one_copy.json("kafka", "init", expect=2)["error"]["message"].startswith(
+            "LEDGER_KAFKA_REPLICATION_FACTOR=1 keeps one copy of the history")
+    assert kafka_client.topic_partitions(kafka_roles.admin, f"{prefix}.events") == []
+
+
+def test_init_grants_each_role_exactly_its_acls_and_acls_lists_them(cli: Cli, kafka_roles: KafkaRoles) -> None:
+    if not kafka_roles.secured:
+        pytest.skip("the plain development broker has no authorizer to hold ACLs")
+    prefix = cli.env["LEDGER_KAFKA_TOPIC_PREFIX"]
+    team = f"team-{prefix}"
+    expected = role_grants(Topics.for_prefix(prefix), cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"], Principals(
+        relay=f"User:{RELAY}", projections=f"User:{PROJECTIONS}", auditors=(f"User:{AUDITOR}",),
+        teams={team: f"User:{TEAMS[0]}"}))
+
+    assert cli.kafka_init({team: TEAMS[0]})["acls"] == [vars(grant) for grant in expected]
+    mine = {prefix, team, cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"]}
+    listed = [acl for acl in cli.json("kafka", "acls")
+              if any(acl["name"].startswith(name) for name in mine)]
+    assert listed == [vars(grant) for grant in expected]
+    table = cli("kafka", "acls").stdout
+    assert f"{'User:' + RELAY:<28} {'WRITE':<16} {'TOPIC':<17} {prefix}.events\n" in table
+    assert f"{prefix}.projection.*  (every name starting so)" in table
