@@ -1,6 +1,8 @@
 """Benchmarks, each measured side by side with its baseline in one run, printed as a ratio.
 
-Run through `scripts/bench` (it sets up the virtualenv and a broker on a free port):
+Run through `scripts/bench` (it sets up the virtualenv and a broker on a free port: the secured one of
+`scripts/kafka start`, connected to as its administrator over SASL_SSL, or with `--plain` a plaintext one; every
+client of a benchmark, the ledger's and the raw baseline alike, connects the same way):
     scripts/bench kafka                 raw kafka-python produce and consume of 200-byte records (the baseline)
     scripts/bench commands [--scale F]  write-side commands: single commands vs the library's raw single save,
                                         one employer-month of 7,000 members, one branch-month (scaled by F)
@@ -24,6 +26,7 @@ import time
 import uuid
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from ledger.events import EVENT_TYPES
 from ledger.generator import member_rows
@@ -32,6 +35,8 @@ from ledger.generator import member_rows
 BENCH_NIK_KEY = secrets.token_bytes(32)
 
 RECORD_BYTES = 200
+# The broker scripts/bench starts is a single node: one copy of each benchmark topic.
+BENCH_REPLICATION = 1
 KAFKA_RECORDS = 200_000
 RUNS = 5
 POLL_TIMEOUT_MS = 1_000
@@ -52,11 +57,11 @@ def median_rate(samples: list[float]) -> float:
 
 # --- Kafka baseline ------------------------------------------------------------------------------------------------
 
-def kafka_produce_rate(bootstrap: list[str], topic: str) -> float:
+def kafka_produce_rate(kafka: Any, topic: str) -> float:
     from ledger.publishing import kafka_client
 
     payload = os.urandom(RECORD_BYTES)
-    producer = kafka_client.producer(bootstrap)
+    producer = kafka_client.producer(kafka)
     started = time.perf_counter()
     for i in range(KAFKA_RECORDS):
         producer.send(topic, key=str(i % 1000).encode(), value=payload)
@@ -66,10 +71,10 @@ def kafka_produce_rate(bootstrap: list[str], topic: str) -> float:
     return KAFKA_RECORDS / elapsed
 
 
-def kafka_consume_rate(bootstrap: list[str], topic: str, expected: int) -> float:
+def kafka_consume_rate(kafka: Any, topic: str, expected: int) -> float:
     from ledger.publishing import kafka_client
 
-    consumer = kafka_client.consumer(bootstrap, group_id=f"bench-{uuid.uuid4().hex[:8]}", topics=[topic])
+    consumer = kafka_client.consumer(kafka, group_id=f"bench-{uuid.uuid4().hex[:8]}", topics=[topic])
     count = 0
     started = None
     for _ in range(POLL_ROUNDS_MAX):
@@ -84,15 +89,15 @@ def kafka_consume_rate(bootstrap: list[str], topic: str, expected: int) -> float
     return count / elapsed if elapsed else 0.0
 
 
-def bench_kafka(bootstrap: list[str]) -> dict[str, float]:
+def bench_kafka(kafka: Any) -> dict[str, float]:
     from ledger.publishing import kafka_client
 
     produced, consumed = [], []
     for run in range(RUNS):
         topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-        kafka_client.ensure_topic(bootstrap, topic, partitions=12)
-        produced.append(kafka_produce_rate(bootstrap, topic))
-        consumed.append(kafka_consume_rate(bootstrap, topic, KAFKA_RECORDS * 1))
+        kafka_client.ensure_topic(kafka, topic, partitions=12, replication_factor=BENCH_REPLICATION)
+        produced.append(kafka_produce_rate(kafka, topic))
+        consumed.append(kafka_consume_rate(kafka, topic, KAFKA_RECORDS * 1))
         print(f"  run {run + 1}: produce {produced[-1]:,.0f}/s, consume {consumed[-1]:,.0f}/s", file=sys.stderr)
     return {"produce": median_rate(produced), "consume": median_rate(consumed)}
 
@@ -202,7 +207,7 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     return results
 
 
-def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
+def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
     """Relay one branch-month; then send the same number of records of the same size with the raw producer."""
     from ledger.application import Ledger
     from ledger.publishing import kafka_client
@@ -214,8 +219,8 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
                  clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
     employers, members = enroll_branch(app, scale)
     topics = Topics.for_prefix(f"bench-{uuid.uuid4().hex[:8]}")
-    init_topics(bootstrap, topics, partitions=12)
-    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+    init_topics(kafka, topics, partitions=12, replication_factor=BENCH_REPLICATION)
+    relay = Relay(app.recorder, kafka, topics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
                   compression_type=compression)
     relay.run()  # the enrollments: history before the month, not timed
     pay_branch_month(app, employers)
@@ -223,17 +228,17 @@ def bench_relay(bootstrap: list[str], workdir: Path, scale: float, compression: 
     published = relay.run()
     relay_s = time.perf_counter() - started
     relay.close()
-    sample = list(kafka_client.read_to_end(bootstrap, topics.events, partitions=[0], rounds_max=20))[-500:]
+    sample = list(kafka_client.read_to_end(kafka, topics.events, partitions=[0], rounds_max=20))[-500:]
     record_bytes = round(statistics.mean(len(r.value) for r in sample))
 
     raw_topic = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    kafka_client.ensure_topic(bootstrap, raw_topic, partitions=12)
+    kafka_client.ensure_topic(kafka, raw_topic, partitions=12, replication_factor=BENCH_REPLICATION)
     payload = os.urandom(record_bytes)
     # Same record size means the same key and headers too: the relay's keys are 36-character aggregate ids (and
     # kafka-python hashes every key byte in Python to pick the partition), and its records carry two headers.
     keys = [str(uuid.uuid4()).encode() for _ in range(min(published, RAW_KEYS_MAX))]
     headers = record_headers("ContributionPaid", EVENT_TYPES["ContributionPaid"].VERSION)
-    producer = kafka_client.producer(bootstrap, compression_type=compression)
+    producer = kafka_client.producer(kafka, compression_type=compression)
     started = time.perf_counter()
     for i in range(published):
         producer.send(raw_topic, key=keys[i % len(keys)], value=payload, headers=headers)
@@ -278,8 +283,8 @@ def produce_branch_year(args: tuple) -> int:
     from ledger.publishing import kafka_client
     from ledger.publishing.envelope import record_headers
 
-    bootstrap, topic, templates, first, last, employers = args
-    producer = kafka_client.producer(bootstrap, linger_ms=20, batch_size=512 * 1024)
+    kafka, topic, templates, first, last, employers = args
+    producer = kafka_client.producer(kafka, linger_ms=20, batch_size=512 * 1024)
     headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
 
     def send(env: dict) -> None:
@@ -321,17 +326,17 @@ def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: lis
 
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     topic = f"{prefix}.events"
-    kafka_client.ensure_topic(settings.bootstrap_servers, topic, partitions=12)
+    kafka_client.ensure_topic(settings.kafka(), topic, partitions=12, replication_factor=BENCH_REPLICATION)
     members = round(BRANCH_MEMBERS * scale)
     employers = max(1, round(BRANCH_EMPLOYERS * scale))
     templates = template_envelopes(workdir)
     bounds = [members * i // PRODUCER_PROCESSES for i in range(PRODUCER_PROCESSES + 1)]
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(PRODUCER_PROCESSES) as pool:
-        events = sum(pool.map(produce_branch_year, [(settings.bootstrap_servers, topic, templates, bounds[i],
+        events = sum(pool.map(produce_branch_year, [(settings.kafka(), topic, templates, bounds[i],
                                                      bounds[i + 1], employers) for i in range(PRODUCER_PROCESSES)]))
     print(f"  produced {events:,} events in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-    raw = kafka_consume_rate(settings.bootstrap_servers, topic, events)
+    raw = kafka_consume_rate(settings.kafka(), topic, events)
     print(f"  raw consume {raw:,.0f}/s", file=sys.stderr)
     results = {"events": events, "members": members, "raw": raw, "rebuilds": {}}
     for count in workers:
@@ -359,7 +364,7 @@ def main() -> int:
 
     settings = Settings()
     if args.which == "kafka":
-        rates = bench_kafka(settings.bootstrap_servers)
+        rates = bench_kafka(settings.kafka())
         print(f"| raw kafka-python produce, {RECORD_BYTES}-byte records, acks=all, idempotent | "
               f"{rates['produce']:,.0f} records/s (median of {RUNS}) |")
         print(f"| raw kafka-python consume, {RECORD_BYTES}-byte records, read_committed | "
@@ -381,7 +386,7 @@ def main() -> int:
         return 0
     if args.which == "relay":
         compression = None if args.compression == "none" else args.compression
-        r = bench_relay(settings.bootstrap_servers, workdir, args.scale, compression)
+        r = bench_relay(settings.kafka(), workdir, args.scale, compression)
         print(f"| relay, one branch-month of {r['members']:,.0f} members ({r['events']:,.0f} events, "
               f"~{r['record_bytes']:,.0f} bytes each, compression {args.compression}) | {r['relay_s']:.1f} s = "
               f"{r['relay_rate']:,.0f} events/s |")
