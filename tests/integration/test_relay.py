@@ -276,7 +276,8 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
         "the event store (the system of record) keeps them"
     records = list(kafka_client.read_to_end(kafka_roles.connection(AUDITOR), topics.events))
     consumed = b"".join((r.key or b"") + r.value + b"".join(v for _, v in r.headers) for r in records)
-    segments = b"".join(path.read_bytes() for path in Path(data_dir, "logs").glob(f"{topics.events}-*/*.log"))
+    # Every node's log folder (`logs/` of a plain broker, `node-<id>/logs/` of a secured one).
+    segments = b"".join(path.read_bytes() for path in Path(data_dir).glob(f"**/logs/{topics.events}-*/*.log"))
     assert b"17700000002" in consumed and b"17700000002" in segments, "the scans read the real bytes"
     for secret in secrets:
         assert secret.encode() not in consumed, secret
