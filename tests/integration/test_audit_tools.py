@@ -3,7 +3,8 @@
 Two generated branches (with a contribution and a claim reversed afterwards) are written, relayed to topics of this
 module's own and projected. The tools' answers are checked against the envelopes read back from Kafka, against the
 write side, and against projections tampered with on purpose; bundles are checked after a byte is changed or a file
-is deleted. At least one case of each command runs through the real CLI in a subprocess.
+is deleted. At least one case of each command runs through the real CLI in a subprocess. The tools read as the
+auditor's principal, the projections they are checked against are built as the projections'.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from ledger.errors import ExportRefused
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
-from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
+from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
+from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 
 pytestmark = pytest.mark.integration
 
@@ -53,24 +55,26 @@ def by_date_then_position(envelopes: list[dict[str, Any]]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def audited(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
-    """Two branches' history with reversals, relayed to Kafka and projected into a view database of its own."""
+def audited(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) -> dict[str, Any]:
+    """Two branches' history with reversals, relayed to Kafka and projected into a view database of its own.
+    `settings` connect as the projections; `auditor` is the auditor's connection, `cli` runs as the auditor."""
     root = tmp_path_factory.mktemp("audit-tools")
     unique = uuid.uuid4().hex[:10]
     prefix = f"test-audit-{unique}"
-    base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
-                                       "projection_sqlite_path": root / "views.db"})
+    base = kafka_roles.settings(PROJECTIONS_ROLE, settings.model_copy(update={
+        "sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix, "projection_sqlite_path": root / "views.db"}))
+    auditor = kafka_roles.connection(AUDITOR)
     app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK, nik_key=base.nik_hmac_key_bytes())
     generate_branch(app, BEKASI)
     generate_branch(app, BOGOR)
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=4)
-    publisher = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}", batch_max=500)
+    topics = kafka_roles.provision(prefix, partitions=4)
+    publisher = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}",
+                      batch_max=500)
     publisher.run()
 
     # Corrections, so that the tools meet reversals: a BPU month (it changes who is active), a PU contribution of a
     # member who never left, and a JHT claim.
-    first = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
+    first = [orjson.loads(r.value) for r in kafka_client.read_to_end(auditor, topics.events)]
     exited = {e["data"]["kpj"] for e in first if e["type"] == "MemberExited"}
     bpu = next(e for e in first if e["type"] == "ContributionPaid" and e["data"]["segment"] == "BPU"
                and e["branch"] == BEKASI.branch and e["data"]["month"] == "2017-03")
@@ -82,17 +86,17 @@ def audited(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[
                             reversed_on=date.fromisoformat(event["effective_date"]) + timedelta(days=days)))
     publisher.run()
     publisher.close()
-    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
+    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(auditor, topics.events)]
     assert len(envelopes) == len(first) + 3 > 1_500
     assert {e["type"] for e in envelopes} >= {"ContributionReversed", "ClaimReversed", "YieldCredited",
                                                "WorkersJoined", "MemberExited"}
     assert runner.run(base, list(PROJECTIONS), follow=False) == {name: len(envelopes) for name in PROJECTIONS}
-    cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(base.sqlite_path),
+    cli = Cli(env={**os.environ, **kafka_roles.env(AUDITOR), "LEDGER_SQLITE_PATH": str(base.sqlite_path),
                    "LEDGER_PROJECTION_SQLITE_PATH": str(base.projection_sqlite_path),
-                   "LEDGER_KAFKA_TOPIC_PREFIX": prefix, "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{prefix}",
-                   "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap)}, folder=root)
+                   "LEDGER_KAFKA_TOPIC_PREFIX": prefix, "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{prefix}"},
+              folder=root)
     return {"app": app, "settings": base, "topic": topics.events, "envelopes": envelopes, "cli": cli,
-            "reversed": {"bpu": bpu, "pu": pu, "claim": claim}, "root": root, "bootstrap": bootstrap}
+            "reversed": {"bpu": bpu, "pu": pu, "claim": claim}, "root": root, "auditor": auditor}
 
 
 def projected_copy(audited: dict[str, Any], tmp_path: Path) -> tuple[Settings, ViewStore, Path]:
@@ -106,31 +110,31 @@ def projected_copy(audited: dict[str, Any], tmp_path: Path) -> tuple[Settings, V
 # --- history ---------------------------------------------------------------------------------------------------------
 
 def test_history_of_a_member_an_employer_and_a_branch_with_date_filters(audited) -> None:
-    envelopes, topic, bootstrap = audited["envelopes"], audited["topic"], audited["bootstrap"]
+    envelopes, topic, auditor = audited["envelopes"], audited["topic"], audited["auditor"]
     kpj = audited["reversed"]["pu"]["data"]["kpj"]
     mine = [e for e in envelopes if e["data"].get("kpj") == kpj or kpj in e["data"].get("kpjs", [])]
-    found = history_topic(bootstrap, topic, Subject(kpj=kpj))
+    found = history_topic(auditor, topic, Subject(kpj=kpj))
     assert [e["event_id"] for e in found] == by_date_then_position(mine)
     assert found == sorted(mine, key=lambda e: (e["effective_date"], e["position"]))  # the envelopes as published
     assert {"WorkersJoined", "MemberEnrolled", "ContributionPaid", "ContributionReversed"} <= {e["type"] for e in found}
 
     start, end = date(2017, 3, 1), date(2017, 4, 30)
-    window = history_topic(bootstrap, topic, Subject(kpj=kpj), start, end)
+    window = history_topic(auditor, topic, Subject(kpj=kpj), start, end)
     expected = [e for e in mine if "2017-03-01" <= e["effective_date"] <= "2017-04-30"]
     assert [e["event_id"] for e in window] == by_date_then_position(expected)
     assert 0 < len(window) < len(found)
 
     npp = audited["reversed"]["pu"]["data"]["npp"]
     employer = [e for e in envelopes if e["data"].get("npp") == npp]
-    assert [e["event_id"] for e in history_topic(bootstrap, topic, Subject(npp=npp), None, end)] == \
+    assert [e["event_id"] for e in history_topic(auditor, topic, Subject(npp=npp), None, end)] == \
         by_date_then_position([e for e in employer if e["effective_date"] <= "2017-04-30"])
     assert {"EmployerRegistered", "ContributionPaymentReceived"} <= {e["type"] for e in employer}
 
     branch = [e for e in envelopes if e["branch"] == BOGOR.branch and e["effective_date"] >= "2017-04-01"]
-    got = history_topic(bootstrap, topic, Subject(branch=BOGOR.branch), date(2017, 4, 1))
+    got = history_topic(auditor, topic, Subject(branch=BOGOR.branch), date(2017, 4, 1))
     assert [e["event_id"] for e in got] == by_date_then_position(branch)
     assert len(got) > 100 and all(e["branch"] == BOGOR.branch for e in got)
-    assert history_topic(bootstrap, topic, Subject(branch="NOWHERE")) == []
+    assert history_topic(auditor, topic, Subject(branch="NOWHERE")) == []
 
 
 def test_history_through_the_cli_and_its_bad_input(audited) -> None:
@@ -200,7 +204,7 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
     store = ViewStore.open(audited["settings"])
     members = len({e["data"]["kpj"] for e in audited["envelopes"] if e["type"] == "MemberEnrolled"})
     for as_of in AS_OF_DATES:
-        report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+        report = as_of_topic(audited["auditor"], audited["topic"], store, as_of)
         assert (report.ok, report.differences, report.differences_found) == (True, [], 0), as_of
         assert (report.members, report.branches, report.events) == (members, 2, len(audited["envelopes"]))
         assert report.projection_events == {"balances": len(audited["envelopes"]),
@@ -227,7 +231,7 @@ def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
         rowid, kpj = db.execute(f"SELECT rowid, kpj FROM {table} WHERE kind = 'contribution' AND jht_employer > 0 "
                                 f"AND on_date <= ? ORDER BY position LIMIT 1", (as_of.isoformat(),)).fetchone()
         db.execute(f"UPDATE {table} SET jht_employer = jht_employer + 1234 WHERE rowid = ?", (rowid,))
-    report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+    report = as_of_topic(audited["auditor"], audited["topic"], store, as_of)
     true_balance = audited["app"].jht_balance(kpj, as_of)
     assert not report.ok and report.differences_found == 1
     assert report.differences == [Difference(f"member {kpj}", "jht_balance", true_balance, true_balance + 1234)]
@@ -255,7 +259,7 @@ def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> N
         balances = db.execute("SELECT live_version FROM projection_registry WHERE name = 'balances'").fetchone()[0]
         kpj = db.execute(f"SELECT kpj FROM balances_v{balances}_members ORDER BY kpj LIMIT 1").fetchone()[0]
         db.execute(f"DELETE FROM balances_v{balances}_members WHERE kpj = ?", (kpj,))
-    report = as_of_topic(audited["bootstrap"], audited["topic"], store, as_of)
+    report = as_of_topic(audited["auditor"], audited["topic"], store, as_of)
     found = {(d.subject, d.field): (d.topic, d.projection) for d in report.differences}
     assert report.differences_found == len(found) == 5
     subject = f"branch {BOGOR.branch}"
@@ -281,7 +285,7 @@ def test_as_of_names_money_booked_to_the_wrong_account_though_branch_totals_agre
                    f"(SELECT MAX(on_date) FROM {table} WHERE account = ?)", (taken, f"npp:{npp}", f"npp:{npp}"))
         db.execute(f"INSERT INTO {table} VALUES (?, ?, ?, ?, 0, 0, 0, 0, 'tampered')",
                    (f"kpj:{kpj}", pu["branch"], on, -taken))
-    report = as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK)
+    report = as_of_topic(audited["auditor"], audited["topic"], store, CLOCK)
     found = {(d.subject, d.field): (d.topic, d.projection) for d in report.differences}
     assert not any(subject.startswith("branch ") for subject, _ in found), found
     assert found[(f"account kpj:{kpj}", "contributions")] == (None, -taken)
@@ -317,7 +321,7 @@ def test_a_reversed_employer_payment_rebuilds_both_projections_twice_alike(audit
             runner.rebuild(s, name, workers=workers)
         rebuilt.append(answers())
     assert rebuilt[0] == rebuilt[1] == live
-    assert as_of_topic(audited["bootstrap"], audited["topic"], store, CLOCK).ok
+    assert as_of_topic(audited["auditor"], audited["topic"], store, CLOCK).ok
 
 
 def test_as_of_says_when_the_projections_are_not_built(audited, tmp_path) -> None:
@@ -351,7 +355,7 @@ def expected_totals(envelopes: list[dict[str, Any]], start: str, end: str) -> di
 def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
     start, end = date(2017, 2, 1), date(2017, 4, 30)
     out = tmp_path / "bundle"
-    manifest = export_topic(audited["bootstrap"], audited["topic"], start, end, out)
+    manifest = export_topic(audited["auditor"], audited["topic"], start, end, out)
     chosen = sorted((e for e in audited["envelopes"] if "2017-02-01" <= e["effective_date"] <= "2017-04-30"),
                     key=lambda e: e["position"])
     lines = (out / "events.jsonl").read_bytes().splitlines()
@@ -432,7 +436,7 @@ def test_export_then_verify_then_tamper(audited, tmp_path) -> None:
     assert (check.ok, check.problem_file) == (False, "events.jsonl") and "manifest says" in check.problem
 
     with pytest.raises(ExportRefused, match="is not empty"):
-        export_topic(audited["bootstrap"], audited["topic"], start, end, out)
+        export_topic(audited["auditor"], audited["topic"], start, end, out)
 
 
 def test_export_and_verify_export_through_the_cli(audited, tmp_path) -> None:

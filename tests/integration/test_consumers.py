@@ -1,5 +1,8 @@
 """The consumer SDK and the two example consumers against the real broker: poison messages, transient failures,
-restarts at random points, old versions, start positions, graceful shutdown, and kcat reading the topic."""
+restarts at random points, old versions, start positions, graceful shutdown, and kcat reading the topic.
+
+Every consumer connects as a consumer team's principal, in a consumer group of the test's own that the administrator
+provisioned for that team (`team_group`: its dead-letter topic and its ACLs), as `ledger kafka init --consumer` does."""
 
 from __future__ import annotations
 
@@ -27,12 +30,14 @@ from consumers.sdk import Delivery, ProcessedEvents, Reject, Subscriber
 from ledger.events import PUBLISHED_EVENT_TYPES, ClaimPaid, MemberEnrolled
 from ledger.publishing import kafka_client
 from tests.support.history import HISTORY_PARTITIONS, copy_topic
+from tests.support.kafka_roles import TEAMS, KafkaRoles
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 IDLE_S = 3
 WAIT_S_MAX = 120
+NOTIFIER, WAREHOUSE = TEAMS  # the two consumer teams' principals
 
 
 def of_type(history: dict[str, Any], name: str) -> list[dict[str, Any]]:
@@ -43,12 +48,21 @@ def group() -> str:
     return f"test-group-{uuid.uuid4().hex[:10]}"
 
 
-def dead_letters(bootstrap: list[str], topic: str) -> list[Any]:
-    return list(kafka_client.read_to_end(bootstrap, topic))
+def team_group(kafka_roles: KafkaRoles, prefix: str, team: str = NOTIFIER) -> str:
+    """A consumer group of the test's own on the (existing) topics of `prefix`, provisioned by the administrator for
+    `team`'s principal: its dead-letter topic, and on a secured broker the team's ACLs (the SDK creates no topic)."""
+    name = group()
+    kafka_roles.provision(prefix, teams=[name], team_principal=team)
+    return name
+
+
+def dead_letters(kafka_roles: KafkaRoles, topic: str, team: str = NOTIFIER) -> list[Any]:
+    """The dead-letter topic's records, read by the team that owns it."""
+    return list(kafka_client.read_to_end(kafka_roles.connection(team), topic))
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin_and_the_consumer_goes_on(
-        branch_history, bootstrap) -> None:
+        branch_history, kafka_roles) -> None:
     claim = of_type(branch_history, "ClaimPaid")[0]
     poison = [
         (b"\x00 not json at all", []),
@@ -56,10 +70,11 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin_and_the_c
          [("type", b"ClaimPaid"), ("version", str(claim["version"]).encode())]),
         (orjson.dumps({**claim, "version": 99}), [("type", b"ClaimPaid"), ("version", b"99")]),
     ]
-    s = copy_topic(branch_history, bootstrap, poison)
+    s = copy_topic(branch_history, kafka_roles, poison)
     topic = f"{s.kafka_topic_prefix}.events"
     seen: list[str] = []
-    subscriber = Subscriber(bootstrap, topic=topic, group_id=group(), start="beginning", retries=0)
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=topic,
+                            group_id=team_group(kafka_roles, s.kafka_topic_prefix), start="beginning", retries=0)
 
     @subscriber.on(ClaimPaid)
     def handle(event: ClaimPaid, delivery: Delivery) -> None:
@@ -70,12 +85,13 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin_and_the_c
     stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
     assert sorted(seen) == sorted(e["event_id"] for e in of_type(branch_history, "ClaimPaid"))
     assert stats.dead_lettered == 3 and stats.passed_over == len(branch_history["envelopes"]) - len(seen)
-    letters = dead_letters(bootstrap, subscriber.dead_letter_topic)
+    letters = dead_letters(kafka_roles, subscriber.dead_letter_topic)
     assert [r.value for r in letters] == [value for value, _ in poison]
     for record in letters:  # each names where the original is: that record is the same bytes
         headers = {k: v.decode() for k, v in record.headers}
         assert headers["dlq.topic"] == topic and headers["dlq.group"] == subscriber.group_id
-        [original] = [r for r in kafka_client.read_to_end(bootstrap, topic, partitions=[int(headers["dlq.partition"])])
+        [original] = [r for r in kafka_client.read_to_end(kafka_roles.connection(NOTIFIER), topic,
+                                                          partitions=[int(headers["dlq.partition"])])
                       if r.offset == int(headers["dlq.offset"])]
         assert original.value == record.value
     reasons = [dict(r.headers)["dlq.reason"].decode() for r in letters]
@@ -85,13 +101,14 @@ def test_poison_messages_go_to_the_dead_letter_topic_with_their_origin_and_the_c
                           f"({ClaimPaid.VERSION})")
 
 
-def test_a_handler_that_fails_transiently_is_retried_and_its_effect_happens_once(branch_history, bootstrap,
+def test_a_handler_that_fails_transiently_is_retried_and_its_effect_happens_once(branch_history, kafka_roles,
                                                                                  tmp_path) -> None:
     claims = of_type(branch_history, "ClaimPaid")
     failing = {claims[0]["event_id"]: 2, claims[1]["event_id"]: 1}  # fails that many times, then succeeds
     processed = ProcessedEvents(tmp_path / "effects.db")
     processed.connection.execute("CREATE TABLE effects (event_id TEXT NOT NULL)")
-    subscriber = Subscriber(bootstrap, topic=branch_history["topics"].events, group_id=group(), start="beginning",
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
                             processed=processed, retries=3, backoff_first_s=0.01)
 
     @subscriber.on(ClaimPaid)
@@ -107,8 +124,9 @@ def test_a_handler_that_fails_transiently_is_retried_and_its_effect_happens_once
     assert set(effects) == {c["event_id"] for c in claims} and set(effects.values()) == {1}
 
 
-def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, bootstrap) -> None:
-    subscriber = Subscriber(bootstrap, topic=branch_history["topics"].events, group_id=group(), start="beginning",
+def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, kafka_roles) -> None:
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
                             retries=5)
     calls = Counter()
 
@@ -121,7 +139,7 @@ def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, boots
     stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
     bpu = [e for e in of_type(branch_history, "MemberEnrolled") if e["data"]["segment"] == "BPU"]
     assert stats.dead_lettered == len(bpu) > 0 and stats.retries == 0 and set(calls.values()) == {1}
-    assert {orjson.loads(r.value)["event_id"] for r in dead_letters(bootstrap, subscriber.dead_letter_topic)} == \
+    assert {orjson.loads(r.value)["event_id"] for r in dead_letters(kafka_roles, subscriber.dead_letter_topic)} == \
         {e["event_id"] for e in bpu}
 
 
@@ -139,16 +157,17 @@ def run_killed_at_random_points(args: list[str], env: dict[str, str], seed: int)
     assert done.returncode == 0, done.stderr
 
 
-def cli_env(history: dict[str, Any]) -> dict[str, str]:
-    s = history["settings"]
-    return {**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix,
-            "LEDGER_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers}
+def cli_env(history: dict[str, Any], kafka_roles: KafkaRoles, team: str) -> dict[str, str]:
+    """The environment of `ledger consumers ...` on the history's topic, run as the team's principal."""
+    return {**os.environ, **kafka_roles.env(team), "LEDGER_KAFKA_TOPIC_PREFIX": history["topics"].prefix}
 
 
-def test_the_notifier_restarted_at_random_points_notifies_each_claim_exactly_once(branch_history, tmp_path) -> None:
+def test_the_notifier_restarted_at_random_points_notifies_each_claim_exactly_once(branch_history, kafka_roles,
+                                                                                  tmp_path) -> None:
     db = tmp_path / "notifier.db"
-    run_killed_at_random_points(["consumers", "notifier", "--db", str(db), "--group", group()],
-                                cli_env(branch_history), seed=5)
+    name = team_group(kafka_roles, branch_history["topics"].prefix, NOTIFIER)
+    run_killed_at_random_points(["consumers", "notifier", "--db", str(db), "--group", name],
+                                cli_env(branch_history, kafka_roles, NOTIFIER), seed=5)
     claims = of_type(branch_history, "ClaimPaid")
     with sqlite3.connect(db) as connection:
         rows = connection.execute("SELECT claim_id, event_id, amount, message FROM notifications").fetchall()
@@ -159,10 +178,12 @@ def test_the_notifier_restarted_at_random_points_notifies_each_claim_exactly_onc
         assert f"Rp{amount:,}".replace(",", ".") in message
 
 
-def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_once(branch_history, tmp_path) -> None:
+def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_once(branch_history, kafka_roles,
+                                                                                  tmp_path) -> None:
     out = tmp_path / "warehouse"
-    run_killed_at_random_points(["consumers", "warehouse", "--out", str(out), "--group", group()],
-                                cli_env(branch_history), seed=9)
+    name = team_group(kafka_roles, branch_history["topics"].prefix, WAREHOUSE)
+    run_killed_at_random_points(["consumers", "warehouse", "--out", str(out), "--group", name],
+                                cli_env(branch_history, kafka_roles, WAREHOUSE), seed=9)
     rows = []
     for path in sorted(out.glob("month=*/events-p*.csv")):
         with path.open(newline="", encoding="utf-8") as file:
@@ -178,12 +199,14 @@ def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_onc
 
 
 # A member of a consumer group that takes the partitions it is given, reads them, and never commits: what a consumer
-# killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance.
+# killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance. It
+# connects as the principal its environment's LEDGER_KAFKA_* name.
 HOLDER = """
 import json, pathlib, sys
 from ledger.publishing import kafka_client
-bootstrap, topic, group, assignment = sys.argv[1:5]
-client = kafka_client.consumer(bootstrap.split(","), group_id=group, max_poll_records=1)
+from ledger.settings import Settings
+topic, group, assignment = sys.argv[1:4]
+client = kafka_client.consumer(Settings().kafka(), group_id=group, max_poll_records=1)
 def assigned(partitions):
     pathlib.Path(assignment + ".tmp").write_text(json.dumps(partitions))
     pathlib.Path(assignment + ".tmp").replace(assignment)
@@ -193,10 +216,13 @@ while True:
 """
 
 
-def hold_partitions(bootstrap: list[str], topic: str, group_id: str, folder: Path) -> tuple[subprocess.Popen, Path]:
+def hold_partitions(kafka_roles: KafkaRoles, team: str, topic: str, group_id: str,
+                    folder: Path) -> tuple[subprocess.Popen, Path]:
+    """A member of the team's group `group_id` (HOLDER) in a process of its own."""
     assignment = folder / f"holder-{uuid.uuid4().hex[:6]}.json"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, ",".join(bootstrap), topic, group_id, str(assignment)],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, topic, group_id, str(assignment)],
+                              env={**os.environ, **kafka_roles.env(team)}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
     return holder, assignment
 
 
@@ -212,12 +238,12 @@ def wait_until(condition, what: str, timeout_s: float = WAIT_S_MAX) -> None:
 
 
 def test_idle_exit_waits_until_a_killed_members_partitions_are_reassigned_and_exported(
-        branch_history, bootstrap, tmp_path) -> None:
+        branch_history, kafka_roles, tmp_path) -> None:
     """A member took every partition and was killed before it committed anything. The group hands its partitions on
     only when its session times out; until then a new member gets nothing. A warehouse run with --idle-exit 1 must
     wait for them and export every event, not stop after a quiet second."""
-    topic, name = branch_history["topics"].events, group()
-    holder, assignment = hold_partitions(bootstrap, topic, name, tmp_path)
+    topic, name = branch_history["topics"].events, team_group(kafka_roles, branch_history["topics"].prefix, WAREHOUSE)
+    holder, assignment = hold_partitions(kafka_roles, WAREHOUSE, topic, name, tmp_path)
     try:
         wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition")
     finally:
@@ -225,7 +251,8 @@ def test_idle_exit_waits_until_a_killed_members_partitions_are_reassigned_and_ex
         holder.wait(timeout=WAIT_S_MAX)
     out = tmp_path / "warehouse"
     done = subprocess.run([sys.executable, "-m", "ledger.cli", "consumers", "warehouse", "--out", str(out), "--group",
-                           name, "--idle-exit", "1", "--json"], env=cli_env(branch_history), cwd=ROOT,
+                           name, "--idle-exit", "1", "--json"], env=cli_env(branch_history, kafka_roles, WAREHOUSE),
+                          cwd=ROOT,
                           capture_output=True, text=True, check=False, timeout=WAIT_S_MAX)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["handled"] == len(branch_history["envelopes"])
@@ -237,13 +264,14 @@ def test_idle_exit_waits_until_a_killed_members_partitions_are_reassigned_and_ex
     assert exported == Counter(e["event_id"] for e in branch_history["envelopes"])
 
 
-def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_history, bootstrap, tmp_path) -> None:
+def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_history, kafka_roles,
+                                                                         tmp_path) -> None:
     """Two members share the partitions; the other one dies before committing. This member's own partitions are done,
     but it can speak only for those: it must wait until the dead member's partitions come to it, and handle them."""
-    topic, name = branch_history["topics"].events, group()
-    holder, assignment = hold_partitions(bootstrap, topic, name, tmp_path)
+    topic, name = branch_history["topics"].events, team_group(kafka_roles, branch_history["topics"].prefix)
+    holder, assignment = hold_partitions(kafka_roles, NOTIFIER, topic, name, tmp_path)
     handled: Counter[str] = Counter()
-    subscriber = Subscriber(bootstrap, topic=topic, group_id=name)
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=topic, group_id=name)
 
     @subscriber.on(*PUBLISHED_EVENT_TYPES.values())
     def count(event: Any, delivery: Delivery) -> None:
@@ -264,16 +292,16 @@ def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_
     assert handled == Counter(e["event_id"] for e in branch_history["envelopes"])
 
 
-def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_history, bootstrap) -> None:
+def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_history, kafka_roles) -> None:
     """A topic written before ClaimPaid v2 holds v1 claims, which named the beneficiary. The SDK hands them to a
     handler of today's ClaimPaid with the relationship the v1 upcaster derives, and never the name."""
     from ledger.publishing.envelope import record_headers
 
     claims = of_type(branch_history, "ClaimPaid")
     names = {c["event_id"]: f"Penerima {i}" for i, c in enumerate(claims)}
-    topic = f"test-v1-claims-{uuid.uuid4().hex[:10]}"
-    kafka_client.ensure_topic(bootstrap, topic, partitions=2)
-    producer = kafka_client.producer(bootstrap)
+    topics = kafka_roles.provision(f"test-v1-claims-{uuid.uuid4().hex[:10]}", partitions=2)
+    topic = topics.events
+    producer = kafka_client.producer(kafka_roles.admin)  # the old records, written straight to the topic
     for c in claims:
         v1 = {k: v for k, v in c["data"].items() if k != "beneficiary"} | {"beneficiary": names[c["event_id"]]}
         producer.send(topic, key=c["aggregate_id"].encode(), value=orjson.dumps({**c, "version": 1, "data": v1}),
@@ -281,7 +309,8 @@ def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_h
     producer.flush()
     producer.close()
     received: list[Any] = []
-    subscriber = Subscriber(bootstrap, topic=topic, group_id=group(), start="beginning")
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=topic,
+                            group_id=team_group(kafka_roles, topics.prefix), start="beginning")
 
     @subscriber.on(ClaimPaid)
     def handle(event: Any, delivery: Delivery) -> None:
@@ -298,13 +327,13 @@ def test_an_old_version_replayed_through_the_current_sdk_arrives_upcast(branch_h
     assert not any(name in repr(e) for e in received for name in names.values())
 
 
-def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, bootstrap) -> None:
-    s = copy_topic(branch_history, bootstrap)
-    topic = f"{s.kafka_topic_prefix}.events"
+def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, kafka_roles) -> None:
+    s = copy_topic(branch_history, kafka_roles)
+    prefix, topic = s.kafka_topic_prefix, f"{s.kafka_topic_prefix}.events"
     time.sleep(1.1)  # the later records get a publish time clearly after `cut`
     cut = datetime.now(UTC)
     later = of_type(branch_history, "MemberEnrolled")[:7]
-    producer = kafka_client.producer(bootstrap)
+    producer = kafka_client.producer(kafka_roles.admin)  # as copy_topic wrote the others
 
     def produce_later() -> None:
         for env in later:
@@ -314,7 +343,8 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, b
 
     def collect(start: Any, after_start: bool = False) -> list[str]:
         seen: list[str] = []
-        subscriber = Subscriber(bootstrap, topic=topic, group_id=group(), start=start)
+        subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=topic,
+                                group_id=team_group(kafka_roles, prefix), start=start)
 
         @subscriber.on(MemberEnrolled)
         def handle(event: MemberEnrolled, delivery: Delivery) -> None:
@@ -332,11 +362,11 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, b
     producer.close()
 
     # Graceful shutdown: stop() mid-stream; a restart in the same group goes on with no gap and no repeat.
-    name = group()
+    name = team_group(kafka_roles, prefix)
     seen: list[str] = []
 
     def subscriber_of(limit: int | None) -> Subscriber:
-        subscriber = Subscriber(bootstrap, topic=topic, group_id=name, start="committed")
+        subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=topic, group_id=name, start="committed")
 
         @subscriber.on(MemberEnrolled)
         def handle(event: MemberEnrolled, delivery: Delivery) -> None:
@@ -352,10 +382,12 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, b
     assert sorted(seen) == sorted(everything)
 
 
-def test_kcat_reads_and_decodes_the_topic(branch_history, bootstrap) -> None:
+def test_kcat_reads_and_decodes_the_topic(branch_history, kafka_roles) -> None:
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: scripts/test installs it from Debian's packages"
-    done = subprocess.run([kcat, "-C", "-b", bootstrap[0], "-t", branch_history["topics"].events, "-o", "beginning",
+    # As a consumer team, by its client certificate on a secured broker (docs/consumers.md).
+    done = subprocess.run([kcat, "-C", *kafka_roles.kcat(NOTIFIER), "-t", branch_history["topics"].events,
+                           "-o", "beginning",
                            "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%k\t%h\t%s\n"],
                           capture_output=True, text=True, check=False, timeout=WAIT_S_MAX)
     assert done.returncode == 0, done.stderr

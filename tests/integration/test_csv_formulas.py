@@ -26,7 +26,7 @@ from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import chain_hash
 from ledger.publishing import kafka_client
 from ledger.publishing.envelope import envelope, record_headers
-from ledger.publishing.topics import Topics, init_topics
+from tests.support.kafka_roles import TEAMS
 
 pytestmark = pytest.mark.integration
 
@@ -73,18 +73,18 @@ def test_the_audit_bundle_writes_formulas_as_text_and_verifies(tmp_path) -> None
     assert (check.ok, check.problem, check.events) == (True, None, 1)
 
 
-def test_the_warehouse_writes_formulas_as_text(tmp_path, bootstrap) -> None:
+def test_the_warehouse_writes_formulas_as_text(tmp_path, kafka_roles) -> None:
     env = hostile_envelope()
     prefix = f"test-formulas-{uuid.uuid4().hex[:10]}"
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=1)
-    producer = kafka_client.producer(bootstrap)
+    team, group = TEAMS[1], f"{prefix}-warehouse"  # the warehouse team, in a group of its own
+    topics = kafka_roles.provision(prefix, partitions=1, teams=[group], team_principal=team)
+    producer = kafka_client.producer(kafka_roles.admin)  # the someone: a principal that may write the topic
     producer.send(topics.events, key=env["aggregate_id"].encode(), value=orjson.dumps(env),
                   headers=record_headers(env["type"], env["version"]))
     producer.flush()
     producer.close()
 
-    warehouse = exporter(bootstrap, topics.events, tmp_path / "warehouse", group_id=f"{prefix}-warehouse",
+    warehouse = exporter(kafka_roles.connection(team), topics.events, tmp_path / "warehouse", group_id=group,
                          start="beginning")
     assert warehouse.run(idle_timeout_s=IDLE_S, handle_signals=False).handled == 1
 

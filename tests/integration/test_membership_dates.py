@@ -25,12 +25,13 @@ from ledger.commands import (
 )
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
-from ledger.publishing.topics import Topics, init_topics
 from ledger.rules import employed_on, month_owed
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
+from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
+from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +47,11 @@ MEMBERS = {
 
 
 @pytest.fixture(scope="module")
-def around_exits(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> dict[str, Any]:
+def around_exits(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("membership-dates")
     prefix = f"test-dates-{uuid.uuid4().hex[:10]}"
-    s = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
-                                    "projection_sqlite_path": root / "views.db"})
+    s = kafka_roles.settings(PROJECTIONS_ROLE, settings.model_copy(update={  # what the projections run with
+        "sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix, "projection_sqlite_path": root / "views.db"}))
     app = Ledger(env=s.eventsourcing_env(), clock=lambda: date(2026, 11, 23), nik_key=s.nik_hmac_key_bytes())
     app.execute(RegisterEmployer(npp=NPP, name="PT Maju Jaya", branch=BRANCH, kind="company", risk_class="low",
                                  registered_on=date(2015, 7, 1)))
@@ -61,12 +62,13 @@ def around_exits(tmp_path_factory, settings: Settings, bootstrap: list[str]) -> 
         if exited is not None:
             app.execute(ExitMember(kpj=kpj, reason="resignation", exit_date=exited))
     app.execute(PayContribution(npp=NPP, month="2024-06", months=3, paid_on=date(2024, 9, 10)))
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=2)
-    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}", batch_max=500)
+    topics = kafka_roles.provision(prefix, partitions=2)
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}",
+                  batch_max=500)
     relay.run()
     relay.close()
-    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(bootstrap, topics.events)]
+    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(kafka_roles.connection(AUDITOR),
+                                                                         topics.events)]
     runner.run(s, list(PROJECTIONS), follow=False)
     return {"envelopes": envelopes, "store": ViewStore.open(s)}
 

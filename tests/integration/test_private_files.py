@@ -3,7 +3,8 @@
 The commands run for real, in subprocesses, in a fresh directory and under the usual umask 022 (which would give
 0644 and 0755): a write command, the relay, the projections (run and a two-worker rebuild), both example consumers
 and an audit export. Then the library calls behind them run in this process under umask 022, without the CLI's
-umask, with SQLite connections held open so that the -wal and -shm files exist when their modes are read.
+umask, with SQLite connections held open so that the -wal and -shm files exist when their modes are read. Each
+piece connects to Kafka as its own principal, on topics the administrator made.
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from pathlib import Path
 
 import pytest
 
+from consumers.notifier import GROUP_ID as NOTIFIER_GROUP
 from consumers.sdk import ProcessedEvents
+from consumers.warehouse import GROUP_ID as WAREHOUSE_GROUP
 from consumers.warehouse import exporter
 from ledger.application import Ledger
 from ledger.audit.export import write_bundle
 from ledger.commands import RegisterEmployer
 from ledger.publishing.relay import Relay
-from ledger.publishing.topics import Topics, init_topics
 from projections.store import ViewStore
+from tests.support.kafka_roles import AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
 
 pytestmark = pytest.mark.integration
 
 CLI_TIMEOUT_S = 120
 IDLE_EXIT_S = 10
+NOTIFIER, WAREHOUSE = TEAMS  # the two consumer teams' principals
 
 
 @pytest.fixture
@@ -66,27 +70,36 @@ def ledger(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def test_the_commands_create_every_file_0600_and_every_directory_0700(tmp_path, bootstrap, umask_022) -> None:
+def test_the_commands_create_every_file_0600_and_every_directory_0700(tmp_path, kafka_roles: KafkaRoles,
+                                                                      umask_022) -> None:
     out = tmp_path / "out"  # nothing exists under it yet: every path below is created by the ledger
     unique = uuid.uuid4().hex[:10]
+    prefix = f"test-private-{unique}"
     env = {**os.environ, "LEDGER_SQLITE_PATH": str(out / ".run" / "ledger.db"),
            "LEDGER_PROJECTION_SQLITE_PATH": str(out / ".run" / "views" / "projections.db"),
-           "LEDGER_KAFKA_TOPIC_PREFIX": f"test-private-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}",
-           "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap), "LEDGER_KAFKA_PARTITIONS": "2"}
+           "LEDGER_KAFKA_TOPIC_PREFIX": prefix, "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
+    # As the administrator: the topics, and each example consumer's team in its default group.
+    for group, team in ((NOTIFIER_GROUP, NOTIFIER), (WAREHOUSE_GROUP, WAREHOUSE)):
+        kafka_roles.provision(prefix, partitions=2, teams=[group], team_principal=team,
+                              transactional_id=f"relay-{unique}")
+
+    def as_role(role: str) -> dict[str, str]:
+        return {**env, **kafka_roles.env(role)}
 
     ledger(env, "employer", "register", "--npp", "10012345", "--name", "PT Maju Jaya", "--branch", "BEKASI-KOTA",
            "--kind", "company", "--risk", "low", "--registered-on", "2015-07-01")
     ledger(env, "member", "enroll", "--kpj", "15000000001", "--nik", "3275011505900001", "--name", "Budi Santoso",
            "--birth-date", "1990-05-15", "--npp", "10012345", "--wage", "5000000", "--effective", "2024-03-01")
     ledger(env, "contribution", "pay", "--npp", "10012345", "--month", "2024-03", "--paid-on", "2024-04-10")
-    ledger(env, "relay")
-    ledger(env, "projections", "run")
-    ledger(env, "projections", "rebuild", "branches", "--workers", "2", "--json")
-    ledger(env, "consumers", "notifier", "--db", str(out / "notifier" / "notifier.db"), "--start", "beginning",
+    ledger(as_role(RELAY), "relay")
+    ledger(as_role(PROJECTIONS), "projections", "run")
+    ledger(as_role(PROJECTIONS), "projections", "rebuild", "branches", "--workers", "2", "--json")
+    ledger(as_role(NOTIFIER), "consumers", "notifier", "--db", str(out / "notifier" / "notifier.db"), "--start",
+           "beginning", "--idle-exit", str(IDLE_EXIT_S))
+    ledger(as_role(WAREHOUSE), "consumers", "warehouse", "--out", str(out / "warehouse"), "--start", "beginning",
            "--idle-exit", str(IDLE_EXIT_S))
-    ledger(env, "consumers", "warehouse", "--out", str(out / "warehouse"), "--start", "beginning",
-           "--idle-exit", str(IDLE_EXIT_S))
-    ledger(env, "audit", "export", "--from", "2015-07-01", "--to", "2024-12-31", "--out", str(out / "audit" / "q"))
+    ledger(as_role(AUDITOR), "audit", "export", "--from", "2015-07-01", "--to", "2024-12-31", "--out",
+           str(out / "audit" / "q"))
 
     created = modes(out)
     assert {".run/ledger.db", ".run/views/projections.db", "notifier/notifier.db", "warehouse/_export.db",
@@ -95,7 +108,8 @@ def test_the_commands_create_every_file_0600_and_every_directory_0700(tmp_path, 
     assert not_private(out) == {}
 
 
-def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, settings, bootstrap, umask_022) -> None:
+def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, settings, kafka_roles: KafkaRoles,
+                                                                    umask_022) -> None:
     out = tmp_path / "out"
     s = settings.model_copy(update={"persistence": "sqlite", "sqlite_path": out / "store" / "ledger.db",
                                     "projection_store": "sqlite",
@@ -104,12 +118,12 @@ def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, sett
     app.execute(RegisterEmployer(npp="10012345", name="PT Maju Jaya", branch="BEKASI-KOTA", kind="company",
                                  risk_class="low", registered_on=date(2015, 7, 1)))
     prefix = f"test-private-{uuid.uuid4().hex[:10]}"
-    topics = Topics.for_prefix(prefix)
-    init_topics(bootstrap, topics, partitions=1)
-    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{prefix}")
+    group = f"{prefix}-warehouse"
+    topics = kafka_roles.provision(prefix, partitions=1, teams=[group], team_principal=WAREHOUSE)
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}")
     assert relay.run() == 1
     relay.close()
-    warehouse = exporter(bootstrap, topics.events, out / "warehouse", group_id=f"{prefix}-warehouse",
+    warehouse = exporter(kafka_roles.connection(WAREHOUSE), topics.events, out / "warehouse", group_id=group,
                          start="beginning")
     assert warehouse.run(idle_timeout_s=IDLE_EXIT_S, handle_signals=False).handled == 1
     views = ViewStore.open(s)

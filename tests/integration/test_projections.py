@@ -31,6 +31,8 @@ from projections import queries, runner
 from projections.store import ViewStore, table_name
 from projections.views import PROJECTIONS, JsonRefused
 from tests.support.history import HISTORY_PLAN, copy_topic
+from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.kafka_roles import KafkaRoles
 
 pytestmark = pytest.mark.integration
 
@@ -58,11 +60,11 @@ def dump(store: ViewStore, name: str) -> dict[str, list[tuple]]:
                 for table in view.tables}
 
 
-def env_for(history: dict[str, Any], views: Path, **extra: str) -> dict[str, str]:
-    s = history["settings"]
-    return {**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix,
-            "LEDGER_KAFKA_BOOTSTRAP_SERVERS": s.kafka_bootstrap_servers, "LEDGER_PROJECTION_SQLITE_PATH": str(views),
-            **extra}
+def env_for(history: dict[str, Any], kafka_roles: KafkaRoles, views: Path, **extra: str) -> dict[str, str]:
+    """The environment of `ledger projections ...`, run as the projections' principal."""
+    return {**os.environ, **kafka_roles.env(PROJECTIONS_ROLE),
+            "LEDGER_KAFKA_TOPIC_PREFIX": history["settings"].kafka_topic_prefix,
+            "LEDGER_PROJECTION_SQLITE_PATH": str(views), **extra}
 
 
 # --- an independent recomputation, straight from the topic's envelopes ---------------------------------------------
@@ -153,9 +155,9 @@ def test_projected_figures_equal_the_write_side_and_an_independent_recount(histo
     assert queries.branch_report(store, PLAN.branch, AS_OF_DATES[-1]) == report
 
 
-def test_sigkill_at_random_points_then_restart_equals_a_clean_rebuild(history, tmp_path) -> None:
+def test_sigkill_at_random_points_then_restart_equals_a_clean_rebuild(history, kafka_roles, tmp_path) -> None:
     views = tmp_path / "views.db"
-    env = env_for(history, views, LEDGER_PROJECTION_BATCH_MAX="150")
+    env = env_for(history, kafka_roles, views, LEDGER_PROJECTION_BATCH_MAX="150")
     rng = random.Random(11)
     for _ in range(4):
         process = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run", "--follow"], env=env,
@@ -217,12 +219,12 @@ def test_rebuild_with_two_workers_switches_readers_at_once_while_queries_run(his
             queries.member_balance(store, kpj, date(2017, 6, 30))) == before
 
 
-def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, tmp_path, bootstrap) -> None:
+def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, tmp_path, kafka_roles) -> None:
     claim = next(e for e in history["envelopes"] if e["type"] == "ClaimPaid" and e["data"]["program"] == "JHT")
     forged = {**claim, "event_id": "forged-claim.1", "aggregate_id": "forged-claim",
               "position": len(history["envelopes"]) + 1,
               "data": {**claim["data"], "claim_id": "forged", "amount": 999_999_999}}
-    s = copy_topic(history, bootstrap, [(orjson.dumps(forged), [])]).model_copy(
+    s = copy_topic(history, kafka_roles, [(orjson.dumps(forged), [])]).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db"})
     with pytest.raises(InvariantViolation) as caught:
         runner.rebuild(s, "balances")
@@ -234,8 +236,8 @@ def test_an_invariant_violation_stops_the_rebuild_and_names_the_event(history, t
         assert not tx.table_exists(table_name("balances", 1, "postings"))
 
 
-def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, tmp_path, bootstrap) -> None:
-    s = copy_topic(history, bootstrap, [(b"\x00 not json", [])]).model_copy(
+def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, tmp_path, kafka_roles) -> None:
+    s = copy_topic(history, kafka_roles, [(b"\x00 not json", [])]).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db"})
     with pytest.raises(ProjectionError, match=r"partition \d+ offset \d+ is not a ledger event"):
         runner.run(s, ["branches"], follow=False)
@@ -278,21 +280,21 @@ def balances_both_ways(s: Settings, tmp_path: Path, monkeypatch) -> tuple[dict, 
     return dump(ViewStore.open(with_json), "balances"), dump(ViewStore.open(plain), "balances"), seen
 
 
-def test_balances_json_path_writes_the_rows_the_ordinary_path_writes(history, tmp_path, bootstrap,
+def test_balances_json_path_writes_the_rows_the_ordinary_path_writes(history, tmp_path, kafka_roles,
                                                                         monkeypatch) -> None:
-    s = copy_topic(history, bootstrap)
+    s = copy_topic(history, kafka_roles)
     with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
     assert with_json == plain and len(plain["postings"]) > 100
     paid = sum(1 for e in history["envelopes"] if e["type"] == "ContributionPaid")
     assert seen == {"values": paid, "refused": 0}
 
 
-def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, tmp_path, bootstrap,
+def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, tmp_path, kafka_roles,
                                                                        monkeypatch) -> None:
     credited = next(e for e in history["envelopes"] if e["type"] == "YieldCredited")
     odd = {**credited, "event_id": "odd-yield.1", "aggregate_id": "odd-yield",
            "position": len(history["envelopes"]) + 1}
-    s = copy_topic(history, bootstrap,
+    s = copy_topic(history, kafka_roles,
                    [(orjson.dumps(odd), record_headers("ContributionPaid", ContributionPaid.VERSION))])
     with_json, plain, seen = balances_both_ways(s, tmp_path, monkeypatch)
     assert with_json == plain
@@ -301,14 +303,14 @@ def test_a_record_not_what_its_headers_say_is_applied_the_ordinary_way(history, 
 
 
 @pytest.mark.parametrize("bad", ["not-json", "no-fine"])
-def test_a_bad_record_labelled_as_a_contribution_stops_the_runner_and_writes_nothing(history, tmp_path, bootstrap,
+def test_a_bad_record_labelled_as_a_contribution_stops_the_runner_and_writes_nothing(history, tmp_path, kafka_roles,
                                                                                      bad) -> None:
     paid = next(e for e in history["envelopes"] if e["type"] == "ContributionPaid")
     value = b"\x00 not json" if bad == "not-json" else orjson.dumps(
         {**paid, "event_id": "no-fine.1", "data": {k: v for k, v in paid["data"].items() if k != "fine"}})
     # One partition and one batch for the whole topic: the batch holds good contributions and the bad record.
     headers = record_headers("ContributionPaid", ContributionPaid.VERSION)
-    s = copy_topic(history, bootstrap, [(value, headers)], partitions=1).model_copy(
+    s = copy_topic(history, kafka_roles, [(value, headers)], partitions=1).model_copy(
         update={"projection_sqlite_path": tmp_path / "views.db", "projection_batch_max": 1_000_000})
     expected = r"partition 0 offset \d+ is not a ledger event" if bad == "not-json" else r"could not apply.*'fine'"
     with pytest.raises(ProjectionError, match=expected):
@@ -337,8 +339,8 @@ def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_setting
     try:
         for name in PROJECTIONS:
             view_runner = runner.Runner(pg, store, PROJECTIONS[name], runner.ensure_live(store, PROJECTIONS[name]),
-                                        sorted(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg))))
-            view_runner.catch_up(kafka_client.end_offsets(pg.bootstrap_servers, runner.events_topic(pg)))
+                                        sorted(kafka_client.end_offsets(pg.kafka(), runner.events_topic(pg))))
+            view_runner.catch_up(kafka_client.end_offsets(pg.kafka(), runner.events_topic(pg)))
             view_runner.close()
             with store.reading() as tx:
                 PROJECTIONS[name].check(tx, 1)
@@ -352,9 +354,9 @@ def test_postgresql_views_equal_sqlite_views(history, tmp_path, postgres_setting
 
 
 def test_a_following_runner_moves_to_the_rebuilt_version_and_keeps_applying_new_events(history, tmp_path,
-                                                                                       bootstrap) -> None:
-    s = copy_topic(history, bootstrap).model_copy(update={"projection_sqlite_path": tmp_path / "views.db"})
-    env = {**env_for(history, tmp_path / "views.db"), "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix}
+                                                                                       kafka_roles) -> None:
+    s = copy_topic(history, kafka_roles).model_copy(update={"projection_sqlite_path": tmp_path / "views.db"})
+    env = {**env_for(history, kafka_roles, tmp_path / "views.db"), "LEDGER_KAFKA_TOPIC_PREFIX": s.kafka_topic_prefix}
     follower = subprocess.Popen([sys.executable, "-m", "ledger.cli", "projections", "run", "--follow"], env=env,
                                 cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     total = len(history["envelopes"])
@@ -376,7 +378,7 @@ def test_a_following_runner_moves_to_the_rebuilt_version_and_keeps_applying_new_
         assert (result.version, result.replaced) == (2, 1)
         later = [{**e, "event_id": f"later-{i}.1", "aggregate_id": f"later-{i}", "position": total + 1 + i}
                  for i, e in enumerate(e for e in history["envelopes"] if e["type"] == "ContributionPaid")][:40]
-        producer = kafka_client.producer(bootstrap)
+        producer = kafka_client.producer(kafka_roles.admin)  # written straight to the topic, as copy_topic does
         for e in later:
             producer.send(f"{s.kafka_topic_prefix}.events", key=e["aggregate_id"].encode(), value=orjson.dumps(e))
         producer.flush()

@@ -1,4 +1,7 @@
-"""The relay against the real broker: exactly once, in order per aggregate, through crashes and broker outages."""
+"""The relay against the real broker: exactly once, in order per aggregate, through crashes and broker outages.
+
+The relay runs as the relay's principal, on topics the administrator made; what it published is read back as the
+auditor's."""
 
 from __future__ import annotations
 
@@ -21,7 +24,8 @@ from ledger.commands import EnrollMembers, PayContribution, RegisterEmployer
 from ledger.generator import member_rows
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay, read_state
-from ledger.publishing.topics import Topics, init_topics
+from ledger.publishing.topics import Topics
+from tests.support.kafka_roles import ADMIN, AUDITOR, RELAY, KafkaRoles
 
 pytestmark = pytest.mark.integration
 
@@ -44,18 +48,18 @@ def published_count(app: Ledger) -> int:
 
 
 @pytest.fixture
-def ledger_env(tmp_path, settings, unique, bootstrap):
+def ledger_env(tmp_path, settings, unique, kafka_roles):
+    """The ledger, the CLI's environment as each role (`ADMIN`, `RELAY`, `AUDITOR`), and the topics' names."""
     prefix = f"test-{unique}"
     env = {
         **os.environ,
         "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
         "LEDGER_KAFKA_TOPIC_PREFIX": prefix,
         "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}",
-        "LEDGER_KAFKA_BOOTSTRAP_SERVERS": ",".join(bootstrap),
     }
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
                  clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
-    return app, env, Topics.for_prefix(prefix)
+    return app, {role: {**env, **kafka_roles.env(role)} for role in (ADMIN, RELAY, AUDITOR)}, Topics.for_prefix(prefix)
 
 
 def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -63,16 +67,24 @@ def cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
                           timeout=WAIT_S_MAX, check=check)
 
 
-def test_every_event_arrives_once_in_order_with_contiguous_positions(ledger_env, bootstrap):
-    app, env, topics = ledger_env
+def kafka_init(kafka_roles: KafkaRoles, envs: dict[str, dict[str, str]]) -> None:
+    """`ledger kafka init` as the administrator: the topics, and on a secured broker the relay's and the auditor's
+    ACLs (a plain broker has no authorizer to hold them)."""
+    grants = ["--relay", kafka_roles.principal(RELAY), "--auditor", kafka_roles.principal(AUDITOR)]
+    cli(envs[ADMIN], "kafka", "init", *(grants if kafka_roles.secured else []))
+
+
+def test_every_event_arrives_once_in_order_with_contiguous_positions(ledger_env, kafka_roles):
+    app, envs, topics = ledger_env
     write_history(app, "11111111", members=300, months=["2024-01", "2024-02", "2024-03"])
     expected = published_count(app)
 
-    cli(env, "kafka", "init")
-    result = cli(env, "relay", "--json")
+    kafka_init(kafka_roles, envs)
+    result = cli(envs[RELAY], "relay", "--json")
 
     assert json.loads(result.stdout)["published"] == expected
-    records = list(kafka_client.read_to_end(bootstrap, topics.events))
+    auditor = kafka_roles.connection(AUDITOR)
+    records = list(kafka_client.read_to_end(auditor, topics.events))
     envelopes = [orjson.loads(r.value) for r in records]
     assert len(envelopes) == expected
     assert sorted(e["position"] for e in envelopes) == list(range(1, expected + 1))
@@ -88,56 +100,59 @@ def test_every_event_arrives_once_in_order_with_contiguous_positions(ledger_env,
     assert all("nik" not in e["data"] and "name" not in e["data"] and len(e["data"]["nik_hmac"]) == 64
                for e in enrolled)
     # A second run finds nothing new to publish.
-    assert json.loads(cli(env, "relay", "--json").stdout)["published"] == 0
-    assert verify_topic(bootstrap, topics.events).ok
+    assert json.loads(cli(envs[RELAY], "relay", "--json").stdout)["published"] == 0
+    assert verify_topic(auditor, topics.events).ok
 
 
-def test_a_relay_killed_mid_batch_resumes_without_loss_or_duplicates(ledger_env, bootstrap):
-    app, env, topics = ledger_env
+def test_a_relay_killed_mid_batch_resumes_without_loss_or_duplicates(ledger_env, kafka_roles):
+    app, envs, topics = ledger_env
     write_history(app, "22222222", members=4_000, months=["2024-01", "2024-02", "2024-03", "2024-04"])
     expected = published_count(app)
-    cli(env, "kafka", "init")
+    kafka_init(kafka_roles, envs)
+    auditor = kafka_roles.connection(AUDITOR)
     rng = random.Random(20261123)
 
     positions_after_kills = []
     for _ in range(5):
-        relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--batch", "500"], env=env,
+        relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--batch", "500"], env=envs[RELAY],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.8, 1.6))  # the process needs ~0.7 s to start; then it publishes for seconds
         if relay.poll() is None:
             relay.send_signal(signal.SIGKILL)
             relay.wait(timeout=30)
-            positions_after_kills.append(read_state(bootstrap, topics).position)
+            positions_after_kills.append(read_state(auditor, topics).position)
         relay.wait(timeout=30)
-    cli(env, "relay")
+    cli(envs[RELAY], "relay")
 
     killed_mid_way = [p for p in positions_after_kills if p < expected]
     assert killed_mid_way, "the relay finished before it could be killed: make the history bigger"
     assert positions_after_kills == sorted(positions_after_kills)  # every restart resumed, none went back
-    report = verify_topic(bootstrap, topics.events)
+    report = verify_topic(auditor, topics.events)
     assert (report.events, report.ok) == (expected, True), report.as_dict()
-    assert read_state(bootstrap, topics).position == expected
+    assert read_state(auditor, topics).position == expected
 
 
 def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_path, settings, unique):
     port = kafka_client_free_port()
-    kafka_env = {**os.environ, "KAFKA_DATA_DIR": str(tmp_path / "kafka")}
+    data = tmp_path / "kafka"
+    kafka_env = {**os.environ, "KAFKA_DATA_DIR": str(data)}
     subprocess.run([str(ROOT / "scripts" / "kafka"), "start", str(port)], env=kafka_env, check=True,
                    capture_output=True, timeout=WAIT_S_MAX)
-    bootstrap = [f"127.0.0.1:{port}"]
+    # This broker's own principals: a secured broker writes their files into its data directory.
+    principals = data / "principals"
+    roles = KafkaRoles.from_environment(str(principals) if principals.is_dir() else None, f"127.0.0.1:{port}")
+    auditor = roles.connection(AUDITOR)
     app = Ledger(env=settings.model_copy(update={"sqlite_path": tmp_path / "ledger.db"}).eventsourcing_env(),
                  clock=CLOCK, nik_key=settings.nik_hmac_key_bytes())
-    topics = Topics.for_prefix(f"outage-{unique}")
-    env = {**os.environ, "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
-           "LEDGER_KAFKA_TOPIC_PREFIX": f"outage-{unique}", "LEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap[0],
-           "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
+    env = {**os.environ, **roles.env(RELAY), "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
+           "LEDGER_KAFKA_TOPIC_PREFIX": f"outage-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{unique}"}
     relay = None
     try:
-        init_topics(bootstrap, topics, partitions=3)
+        topics = roles.provision(f"outage-{unique}", transactional_id=f"relay-{unique}")
         write_history(app, "33333333", members=100, months=["2024-01"])
         relay = subprocess.Popen([sys.executable, "-m", "ledger.cli", "relay", "--follow"], env=env,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        wait_until(lambda: read_state(bootstrap, topics).position == published_count(app))
+        wait_until(lambda: read_state(auditor, topics).position == published_count(app))
 
         subprocess.run([str(ROOT / "scripts" / "kafka"), "stop", str(port)], env=kafka_env, check=True,
                        capture_output=True, timeout=WAIT_S_MAX)
@@ -149,12 +164,12 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
 
         expected = published_count(app)
         try:
-            wait_until(lambda: read_state(bootstrap, topics).position == expected)
+            wait_until(lambda: read_state(auditor, topics).position == expected)
         except AssertionError as error:
             relay.terminate()
             raise AssertionError(f"the relay did not catch up; its log:\n{relay.communicate(timeout=30)[1][-4000:]}"
                                  ) from error
-        report = verify_topic(bootstrap, topics.events)
+        report = verify_topic(auditor, topics.events)
         assert (report.events, report.ok) == (expected, True), report.as_dict()
         assert relay.poll() is None, "the relay gave up instead of waiting for the broker"
     finally:
@@ -165,26 +180,26 @@ def test_commands_keep_working_while_the_broker_is_down_and_nothing_is_lost(tmp_
                        check=False, timeout=WAIT_S_MAX)
 
 
-def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledger_env, bootstrap, unique):
-    app, env, topics = ledger_env
+def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledger_env, kafka_roles, unique):
+    app, envs, topics = ledger_env
     write_history(app, "55555555", members=50, months=["2024-01", "2024-02"])
-    init_topics(bootstrap, topics, partitions=3)
-    Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-{unique}").run()
-    original = list(kafka_client.read_to_end(bootstrap, topics.events))
+    kafka_roles.provision(topics.prefix, transactional_id=f"relay-{unique}")
+    Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{unique}").run()
+    original = list(kafka_client.read_to_end(kafka_roles.connection(AUDITOR), topics.events))
     assert verify_records(topics.events, original).ok
 
     paid = next(i for i, r in enumerate(original) if b'"ContributionPaid"' in r.value)
     altered = orjson.loads(original[paid].value)
     altered["data"]["total"] += 1_000  # someone pockets a thousand rupiah
-    copy_topic = f"{topics.events}.tampered"
-    kafka_client.ensure_topic(bootstrap, copy_topic, partitions=1)
-    producer = kafka_client.producer(bootstrap)
+    # A copy with the altered record, written straight to a topic the auditor reads, as the administrator could.
+    copy_topic = kafka_roles.provision(f"{topics.prefix}.tampered", partitions=1).events
+    producer = kafka_client.producer(kafka_roles.admin)
     for i, record in enumerate(original):
         producer.send(copy_topic, key=record.key, value=orjson.dumps(altered) if i == paid else record.value)
     producer.flush(timeout=30)
     producer.close()
 
-    result = cli(env, "audit", "verify", "--topic", copy_topic, "--json", check=False)
+    result = cli(envs[AUDITOR], "audit", "verify", "--topic", copy_topic, "--json", check=False)
     report = json.loads(result.stdout)
     assert result.returncode != 0 and report["ok"] is False and report["chains_intact"] is False
     assert altered["event_id"] in report["first_breach"] and "altered" in report["first_breach"]
@@ -218,7 +233,7 @@ def wait_until(condition, timeout_s: float = WAIT_S_MAX, interval_s: float = 0.5
 # --- personal data never reaches Kafka (issue 12) ------------------------------------------------------------------
 
 def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments(tmp_path, settings, unique,
-                                                                                   bootstrap):
+                                                                                   kafka_roles):
     """Names, NIKs and birth dates stay in the event store. Checked in the records as a consumer reads them (key,
     value, headers) and in the broker's own log segment files, where a consumer that bypasses the API would look."""
     from ledger.commands import EnrollMember, ExitMember, MemberRow, PayClaim, Reverse
@@ -248,9 +263,8 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
     claim = app.execute(PayClaim.build(kpj="17700000001", program="JKK", kind="death", incident_date=date(2024, 3, 5),
                                        paid_on=date(2024, 4, 1), beneficiary="spouse", beneficiary_name=heir))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2024, 4, 2)))
-    topics = Topics.for_prefix(f"test-pii-{unique}")
-    init_topics(bootstrap, topics, partitions=3)
-    relay = Relay(app.recorder, bootstrap, topics, transactional_id=f"relay-pii-{unique}")
+    topics = kafka_roles.provision(f"test-pii-{unique}", transactional_id=f"relay-pii-{unique}")
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-pii-{unique}")
     assert relay.run() == published_count(app)
     relay.close()
 
@@ -260,9 +274,10 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
     stored = b"".join(n.state for n in app.recorder.select_notifications(start=1, limit=1_000))
     assert all(secret.encode() in stored for secret in secrets if not secret[:4].isdigit() or len(secret) == 16), \
         "the event store (the system of record) keeps them"
-    records = list(kafka_client.read_to_end(bootstrap, topics.events))
+    records = list(kafka_client.read_to_end(kafka_roles.connection(AUDITOR), topics.events))
     consumed = b"".join((r.key or b"") + r.value + b"".join(v for _, v in r.headers) for r in records)
-    segments = b"".join(path.read_bytes() for path in Path(data_dir, "logs").glob(f"{topics.events}-*/*.log"))
+    # Every node's log folder (`logs/` of a plain broker, `node-<id>/logs/` of a secured one).
+    segments = b"".join(path.read_bytes() for path in Path(data_dir).glob(f"**/logs/{topics.events}-*/*.log"))
     assert b"17700000002" in consumed and b"17700000002" in segments, "the scans read the real bytes"
     for secret in secrets:
         assert secret.encode() not in consumed, secret

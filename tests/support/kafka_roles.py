@@ -7,6 +7,9 @@ tests still run, proving less.
 
 - `roles.connection("relay")`: the `KafkaConnection` of a role, for tests that call the Python API;
 - `roles.env("auditor")`: its `LEDGER_*` variables, for tests that run the CLI;
+- `roles.settings("projections", base)`: `base` (a test's stores and topic prefix) connecting as the role, for code
+  that takes `Settings` (the projection runner);
+- `roles.kcat("auditor")`: kcat's options to connect as the role (by its client certificate on a secured broker);
 - `roles.provision(prefix, ...)`: as the administrator, create a test's topics and grant every role its ACLs on them,
   exactly as `ledger kafka init --relay ... --projections ... --auditor ... --consumer TEAM=...` does.
 """
@@ -26,6 +29,10 @@ TEAMS = ("claims-notifier", "warehouse-exporter")  # the two consumer teams' pri
 ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, *TEAMS)
 # On a single test broker the administrator creates topics with one copy, which only development mode allows.
 SINGLE_BROKER_ADMIN = {"LEDGER_KAFKA_REPLICATION_FACTOR": "1", "LEDGER_DEVELOPMENT_MODE": "true"}
+# The settings that say where Kafka is and who connects: what `KafkaRoles.settings` takes from the role.
+CONNECTION_FIELDS = ("kafka_bootstrap_servers", "kafka_security_protocol", "kafka_sasl_mechanism",
+                     "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_cafile", "kafka_ssl_certfile",
+                     "kafka_ssl_keyfile")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -70,6 +77,20 @@ class KafkaRoles:
         """The role over the mutual-TLS listener, by its client certificate (`<role>-tls.env`); secured brokers only."""
         assert self.principals_dir is not None, "a plain broker has no mutual-TLS listener"
         return settings_of(read_env_file(self.principals_dir / f"{role}-tls.env")).kafka()
+
+    def settings(self, role: str, base: Settings) -> Settings:
+        """`base` (its stores, topic prefix, ...) with the role's connection in place of its own."""
+        own = settings_of(self.envs[role])
+        return base.model_copy(update={name: getattr(own, name) for name in CONNECTION_FIELDS})
+
+    def kcat(self, role: str) -> list[str]:
+        """kcat's options to connect as the role: on a secured broker by its client certificate over the mutual-TLS
+        listener (docs/consumers.md: Debian's kcat has failed SCRAM), else the plain address."""
+        if not self.secured:
+            return ["-b", self.envs[role]["LEDGER_KAFKA_BOOTSTRAP_SERVERS"]]
+        tls = self.connection_tls(role)
+        return ["-b", tls.servers, "-X", "security.protocol=ssl", "-X", f"ssl.ca.location={tls.ssl_cafile}",
+                "-X", f"ssl.certificate.location={tls.ssl_certfile}", "-X", f"ssl.key.location={tls.ssl_keyfile}"]
 
     @property
     def admin(self) -> KafkaConnection:
