@@ -15,10 +15,11 @@ wrote (`assert_books_intact`):
 - the consumer exported every event exactly once;
 - every table of the projections equals the same table after a clean rebuild from offset 0.
 
-"In the middle of a transaction" is made certain rather than hoped for (`kill_in_transaction`): the test waits until
-the transaction coordinator reports the relay's transaction Ongoing, freezes the relay (SIGSTOP), checks that the
-transaction is still open, kills the broker, and lets the relay go on (SIGCONT). A relay paused in a transaction is what
-a long pause of a busy machine does anyway; here it pins the moment down whatever the machine's speed.
+"In the middle of a transaction" is made certain rather than hoped for (`kill_in_transaction`): the test freezes the
+relay (SIGSTOP), asks the transaction coordinator about the relay's transaction, and kills the broker only if it is
+Ongoing, then lets the relay go on (SIGCONT); otherwise it lets the relay run a moment and looks again. A relay paused
+in a transaction is what a long pause of a busy machine does anyway; here it pins the moment down whatever the
+machine's speed.
 
 The cluster is the module's (starting three TLS brokers takes a minute on a busy machine); each test has topics, a
 transactional id, a consumer group and files of its own. Every wait is for a condition, bounded by a named constant.
@@ -79,7 +80,7 @@ TRANSACTION_SEEN_TIMEOUT_S = 120  # the relay is seen in an open transaction
 PROCESS_STOP_TIMEOUT_S = 60  # a follower stops after SIGTERM
 TEST_TIMEOUT_S = 1_500  # one test, the module's cluster start included when it comes first
 POLL_INTERVAL_S = 0.5
-TRANSACTION_POLL_INTERVAL_S = 0.02  # a transaction of RELAY_BATCH records is open for tens of milliseconds
+TRANSACTION_POLL_INTERVAL_S = 0.02  # the relay runs this long between two looks at its transaction (frozen)
 RELAY_BATCH = 200  # events per relay transaction: many transactions, so a kill lands in one
 
 TODAY = date(2026, 11, 23)  # the write side's clock
@@ -92,6 +93,11 @@ SECOND_PART = BranchPlan(branch="CIKARANG", employers=4, members=160, bpu_member
 ONGOING = "Ongoing"  # the coordinator's name for an open transaction
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(TEST_TIMEOUT_S)]
+
+
+def say(what: str) -> None:
+    """A line of the test's own log, timed: pytest shows it when a test fails, with the followers' output."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}", flush=True)
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = POLL_INTERVAL_S,
@@ -170,6 +176,7 @@ class Cluster:
         """Every node running and every replica in sync: how each test starts, and how it leaves the cluster."""
         self.start()
         self.wait_in_sync(topics)
+        say(f"{CLUSTER_NODES} nodes running, every replica in sync")
 
 
 @pytest.fixture(scope="module")
@@ -301,6 +308,7 @@ class Books:
         events = self.publishable()
         wait_until(lambda: self.relay_position() == events, PUBLISHED_TIMEOUT_S,
                    f"the relay has published all {events:,} events", watch=(relay,))
+        say(f"the relay has published all {events:,} events")
         return events
 
     def projected(self) -> dict[str, int]:
@@ -352,31 +360,32 @@ def books_of(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[[int], Books
 
 
 def kill_in_transaction(cluster: Cluster, books: Books, relay: Follower, choose: Callable[[Any], int]) -> int:
-    """SIGKILL the node `choose(the relay's transaction description)` names while a relay transaction is open.
+    """SIGKILL the node `choose(the relay's transaction, as its coordinator describes it)` names while a relay
+    transaction is open. Returns the node killed.
 
-    The relay is frozen (SIGSTOP) once its transaction is seen Ongoing; a frozen relay can neither commit nor abort,
-    so a second look that still says Ongoing proves the transaction is open when the node dies. Then it goes on.
-    Returns the node killed."""
+    The relay is looked at frozen (SIGSTOP): a frozen relay can neither commit nor abort, so a transaction the
+    coordinator reports Ongoing is still open when the node dies. Between looks the relay runs for
+    TRANSACTION_POLL_INTERVAL_S only, so however fast the machine, it cannot publish its whole backlog unseen."""
     deadline = time.monotonic() + TRANSACTION_SEEN_TIMEOUT_S
     with cluster.admin() as admin:
         while True:
             relay.check_running()
             assert time.monotonic() < deadline, (f"the relay was not seen in a transaction within "
                                                  f"{TRANSACTION_SEEN_TIMEOUT_S}s:\n{relay.output()}")
+            relay.freeze()
             try:
-                seen = admin.describe_transactions([books.transactional_id])[books.transactional_id]
-            except kafka_client.KafkaError:  # the relay has not made its transactional id known yet
-                seen = None
-            if seen is not None and seen.state == ONGOING:
-                relay.freeze()
                 try:
-                    frozen = admin.describe_transactions([books.transactional_id])[books.transactional_id]
-                    if frozen.state == ONGOING:
-                        node = choose(frozen)
-                        cluster.kill(node)
-                        return node
-                finally:
-                    relay.thaw()
+                    seen = admin.describe_transactions([books.transactional_id])[books.transactional_id]
+                except kafka_client.KafkaError:  # the relay has not made its transactional id known yet
+                    seen = None
+                if seen is not None and seen.state == ONGOING:
+                    node = choose(seen)
+                    cluster.kill(node)
+                    say(f"node {node} killed in a relay transaction (coordinator: node {seen.coordinator_id}, "
+                        f"partitions {sorted(map(tuple, seen.topic_partitions))})")
+                    return node
+            finally:
+                relay.thaw()
             time.sleep(TRANSACTION_POLL_INTERVAL_S)
 
 
