@@ -75,7 +75,7 @@ CLUSTER_STOP_TIMEOUT_S = 180
 NODE_KILL_TIMEOUT_S = 60
 IN_SYNC_TIMEOUT_S = 240  # a restarted node catches up and is back in every in-sync replica set
 PUBLISHED_TIMEOUT_S = 300  # the relay has published everything written, failover included
-CAUGHT_UP_TIMEOUT_S = 300  # the projection runner and the consumer have everything the relay published
+CAUGHT_UP_TIMEOUT_S = 180  # the projection runner and the consumer have everything the relay published
 TRANSACTION_SEEN_TIMEOUT_S = 120  # the relay is seen in an open transaction
 PROCESS_STOP_TIMEOUT_S = 60  # a follower stops after SIGTERM
 TEST_TIMEOUT_S = 1_500  # one test, the module's cluster start included when it comes first
@@ -101,9 +101,9 @@ def say(what: str) -> None:
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, *, interval_s: float = POLL_INTERVAL_S,
-               watch: tuple[Follower, ...] = ()) -> Any:
+               watch: tuple[Follower, ...] = (), now: Callable[[], Any] | None = None) -> Any:
     """Poll `condition` until it returns something true, and return that; fail after `timeout_s`, or as soon as a
-    watched follower has exited."""
+    watched follower has exited. The failure says what `now()` found last, and what the watched followers said."""
     deadline = time.monotonic() + timeout_s
     while True:
         for follower in watch:
@@ -111,7 +111,10 @@ def wait_until(condition: Callable[[], Any], timeout_s: float, what: str, *, int
         result = condition()
         if result:
             return result
-        assert time.monotonic() < deadline, f"not within {timeout_s}s: {what}"
+        if time.monotonic() >= deadline:
+            found = f" (found: {now()})" if now is not None else ""
+            said = "".join(f"\n--- {follower.name}:\n{follower.output()}" for follower in watch)
+            pytest.fail(f"not within {timeout_s}s: {what}{found}{said}")
         time.sleep(interval_s)
 
 
@@ -307,7 +310,8 @@ class Books:
         """Wait until the relay has published everything written so far; returns N."""
         events = self.publishable()
         wait_until(lambda: self.relay_position() == events, PUBLISHED_TIMEOUT_S,
-                   f"the relay has published all {events:,} events", watch=(relay,))
+                   f"the relay has published all {events:,} events", watch=(relay,),
+                   now=lambda: f"relay position {self.relay_position()}")
         say(f"the relay has published all {events:,} events")
         return events
 
@@ -337,9 +341,10 @@ class Books:
 
     def wait_caught_up(self, events: int, followers: tuple[Follower, ...]) -> None:
         wait_until(lambda: self.projected() == dict.fromkeys(PROJECTIONS, events), CAUGHT_UP_TIMEOUT_S,
-                   f"the projections have applied all {events:,} events", watch=followers)
+                   f"the projections have applied all {events:,} events", watch=followers, now=self.projected)
         wait_until(lambda: self.exported() == events, CAUGHT_UP_TIMEOUT_S,
-                   f"the consumer has exported all {events:,} events", watch=followers)
+                   f"the consumer has exported all {events:,} events", watch=followers,
+                   now=lambda: f"{self.exported():,} exported")
 
 
 @pytest.fixture
