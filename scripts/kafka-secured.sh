@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # What a secured Kafka node needs, for scripts/kafka (sourced by it, not run): a throwaway certificate authority and
 # the certificates it signs (openssl), one SCRAM-SHA-512 password per principal, the principals' files that clients
 # connect with, and the security part of each node's server.properties.
@@ -21,7 +22,8 @@ PASSWORD_BYTES=24
 # A throwaway CA for loopback brokers: long enough never to expire under a developer's data folder.
 CERT_VALIDITY_DAYS=3650
 # Only a certificate whose whole subject is CN=<name> maps to User:<name>; any other subject stays the whole DN, which
-# no ACL names.
+# no ACL names. ($1 is the rule's, not the shell's.)
+# shellcheck disable=SC2016
 PRINCIPAL_MAPPING_RULES='RULE:^CN=([A-Za-z0-9._-]+)$/$1/,DEFAULT'
 
 write_file() {  # write_file PATH: stdin to PATH, 0600, whole or not at all
@@ -100,7 +102,7 @@ ENV
 
 write_principal() {  # write_principal R ROLE PASSWORD: the role's env files and properties file
   local r="$1" role="$2" password="$3" dir="$1/principals"
-  write_file "$dir/$role.env" <<ENV
+  { cat <<ENV
 # The ledger's Kafka settings for User:$role over SASL_SSL (SCRAM-SHA-512), made by scripts/kafka for the brokers
 # in $r. Load them with: set -a; . $dir/$role.env; set +a
 LEDGER_KAFKA_BOOTSTRAP_SERVERS=$(listener_addresses "$r" 2)
@@ -109,9 +111,9 @@ LEDGER_KAFKA_SASL_MECHANISM=$SCRAM_MECHANISM
 LEDGER_KAFKA_SASL_USERNAME=$role
 LEDGER_KAFKA_SASL_PASSWORD=$password
 LEDGER_KAFKA_SSL_CAFILE=$dir/ca.pem
-$(development_settings "$r" "$role")
 ENV
-  write_file "$dir/$role-tls.env" <<ENV
+    development_settings "$r" "$role"; } | write_file "$dir/$role.env"
+  { cat <<ENV
 # The ledger's Kafka settings for User:$role over mutual TLS (the client certificate CN=$role), made by
 # scripts/kafka for the brokers in $r. Load them with: set -a; . $dir/$role-tls.env; set +a
 LEDGER_KAFKA_BOOTSTRAP_SERVERS=$(listener_addresses "$r" 3)
@@ -119,8 +121,8 @@ LEDGER_KAFKA_SECURITY_PROTOCOL=SSL
 LEDGER_KAFKA_SSL_CAFILE=$dir/ca.pem
 LEDGER_KAFKA_SSL_CERTFILE=$dir/$role.crt
 LEDGER_KAFKA_SSL_KEYFILE=$dir/$role.key
-$(development_settings "$r" "$role")
 ENV
+    development_settings "$r" "$role"; } | write_file "$dir/$role-tls.env"
   write_file "$dir/$role.properties" <<PROPS
 # Kafka's own tools as User:$role (--command-config, --consumer.config, --producer.config), over SASL_SSL with
 # $SCRAM_MECHANISM; the bootstrap servers are in $role.env. Made by scripts/kafka for the brokers in $r.
