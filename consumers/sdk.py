@@ -162,7 +162,8 @@ class Subscriber:
     def __init__(self, kafka: KafkaConnection, *, topic: str, group_id: str, start: str | datetime = "committed",
                  processed: ProcessedEvents | None = None, dead_letter_topic: str | None = None,
                  retries: int = RETRIES_DEFAULT, backoff_first_s: float = BACKOFF_FIRST_S,
-                 log: Callable[[str], None] = lambda _: None) -> None:
+                 log: Callable[[str], None] = lambda _: None,
+                 stall_interval_s: float = kafka_client.STALL_INTERVAL_S) -> None:
         if not 0 <= retries <= RETRIES_MAX:
             raise ValueError(f"retries must be between 0 and {RETRIES_MAX}")
         if not (isinstance(start, datetime) or start in ("committed", "beginning", "end")):
@@ -186,6 +187,7 @@ class Subscriber:
         self._waiting_for: list[int] | None = None  # partitions the idle exit last waited for (logged on change)
         self._client: Any = None
         self._producer: Any = None
+        self._stall = kafka_client.StallWatch(self._own_readable_ends, stall_interval_s)
 
     # --- registration ------------------------------------------------------------------------------------------
 
@@ -221,8 +223,7 @@ class Subscriber:
                            f"creates it, and grants the team its rights, with `ledger kafka init --consumer "
                            f"{self.group_id}=PRINCIPAL` (docs/kafka.md)")
         previous = self._install_signals() if handle_signals else {}
-        self._client = kafka_client.consumer(self.kafka, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
-        kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=self._revoked)
+        self._open()
         idle_since = time.monotonic()
         idle_ends: dict[int, int] | None = None  # the topic's end offsets when this quiet spell began
         try:
@@ -238,6 +239,7 @@ class Subscriber:
                     # past the transaction markers, which the last records' offsets are not: other members read
                     # from them that these partitions are done (see "Idle exit" above).
                     self._commit_positions()
+                    self._reopen_if_stalled()
                     if idle_timeout_s is not None:
                         if idle_ends is None:
                             idle_ends = self._readable_ends()
@@ -253,6 +255,36 @@ class Subscriber:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self.stats
+
+    def _open(self) -> None:
+        self._client = kafka_client.consumer(self.kafka, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)
+        kafka_client.subscribe(self._client, self.topic, on_assigned=self._assigned, on_revoked=self._revoked)
+        self._assignment = None
+        self._committed = {}
+        self._stall.reset()
+
+    def _reopen_if_stalled(self) -> None:
+        """A consumer that fetches nothing while its partitions have records to read leaves the group and a new one
+        joins, resuming from the offsets committed after each handled batch (`kafka_client.StallWatch` says why this
+        happens). Partitions already positioned keep their committed offsets: `start` is not applied again."""
+        assignment = self._assignment
+        if not assignment or self._to_position:
+            self._stall.reset()  # joining, rebalancing or repositioning: nothing to judge yet
+            return
+        try:
+            stalled = self._stall.stalled(kafka_client.positions(self._client, self.topic, sorted(assignment)))
+        except kafka_client.KafkaError as error:
+            self.log(f"could not read the positions ({type(error).__name__}: {error})")
+            return
+        if stalled:
+            self.log(f"partitions {stalled} of {self.topic} fetched nothing for {self._stall.interval_s:g}s although "
+                     f"they have records to read; reopening the consumer")
+            self._client.close(autocommit=False)
+            self._open()
+
+    def _own_readable_ends(self) -> dict[int, int]:
+        assignment = self._assignment or frozenset()
+        return {p: end for p, end in kafka_client.committed_ends(self.kafka, self.topic).items() if p in assignment}
 
     def _handle(self, batches: dict[Any, list[Any]]) -> None:
         """Deliver the polled records in order, then commit the offsets after them; a `stop()` ends it early."""

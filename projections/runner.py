@@ -65,12 +65,15 @@ class Runner:
     version: int
     partitions: list[int]
     follow_live: bool = False  # the live runner moves to whatever version readers use
+    log: Callable[[str], None] = lambda _: None
+    stall_interval_s: float = kafka_client.STALL_INTERVAL_S
 
     def __post_init__(self) -> None:
         self.batch_max = self.settings.projection_batch_max
         self.topic = events_topic(self.settings)
         self.client: Any = None
         self.saved: dict[int, int | None] = {}  # partition -> the next offset stored with the view
+        self.stall = kafka_client.StallWatch(self._readable_ends, self.stall_interval_s)
         # Records whose headers match these go to the view's JSON path (SQLite only; see projections.views).
         self.json_headers = {tuple(record_headers(t, EVENT_TYPES[t].VERSION)) for t in self.view.json_types
                              } if self.store.dialect == "sqlite" else set()
@@ -84,6 +87,7 @@ class Runner:
         self.client = kafka_client.assigned_consumer(
             self.settings.kafka(), self.topic, start,
             group_id=group_id(self.settings, self.view.name, self.version), max_poll_records=POLL_RECORDS_MAX)
+        self.stall.reset()
 
     def close(self) -> None:
         if self.client is not None:
@@ -100,7 +104,23 @@ class Runner:
         if self.client is None:
             self._open()
         with collector_paused():  # see ledger.memory: a quarter of the rebuild time otherwise
-            return self._step()
+            applied = self._step()
+        if not applied and self.client is not None:
+            self._reopen_if_stalled()
+        return applied
+
+    def _reopen_if_stalled(self) -> None:
+        """A consumer that fetches nothing while its partitions have records to read is replaced by a new one, which
+        resumes from the offsets stored with the view (see `kafka_client.StallWatch` for why this happens)."""
+        stalled = self.stall.stalled(self.positions())
+        if stalled:
+            self.log(f"{self.view.name}: partitions {stalled} of {self.topic} fetched nothing for "
+                     f"{self.stall.interval_s:g}s although they have records to read; reopening the consumer")
+            self.close()
+
+    def _readable_ends(self) -> dict[int, int]:
+        ends = kafka_client.committed_ends(self.settings.kafka(), self.topic)
+        return {p: end for p, end in ends.items() if p in self.partitions}
 
     def _step(self) -> int:
         polled, count = self._poll()
@@ -236,7 +256,7 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
     runners = []
     for name in names:
         view = projection(name)
-        runners.append(Runner(settings, store, view, ensure_live(store, view), partitions, follow_live=True))
+        runners.append(Runner(settings, store, view, ensure_live(store, view), partitions, follow_live=True, log=log))
     applied = dict.fromkeys(names, 0)
     try:
         ends = kafka_client.end_offsets(settings.kafka(), events_topic(settings))
@@ -244,12 +264,23 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
             applied[runner.view.name] += runner.catch_up(ends, stop=stop)
             log(f"{runner.view.name}: caught up, version {runner.version}")
         while follow and not stop():
-            if sum(runner.step() for runner in runners) == 0:
+            if sum(_follow_step(runner) for runner in runners) == 0:
                 time.sleep(POLL_TIMEOUT_MS / 1000)
     finally:
         for runner in runners:
             runner.close()
     return applied
+
+
+def _follow_step(runner: Runner) -> int:
+    """One step of a following runner, which outlives a cluster that does not answer: a step that times out drops
+    its consumer, and the next step opens a new one from the offsets stored with the view."""
+    try:
+        return runner.step()
+    except kafka_client.KafkaTimeoutError as error:
+        runner.log(f"{runner.view.name}: {error}; trying again with a new consumer")
+        runner.close()
+        return 0
 
 
 def _worker(settings: Settings, name: str, version: int, partitions: list[int], until: dict[int, int]) -> None:

@@ -54,13 +54,16 @@ __all__ = [
     "Grant",
     "KafkaConnection",
     "KafkaError",
+    "KafkaTimeoutError",
     "SaslAuthenticationFailedError",
+    "StallWatch",
     "TopicPartition",
     "abort_transaction",
     "assigned_consumer",
     "broker_count",
     "commit_offsets",
     "commit_transaction",
+    "committed_ends",
     "committed_offsets",
     "consumer",
     "create_acls",
@@ -331,7 +334,8 @@ def end_offsets(kafka: KafkaConnection, topic: str) -> dict[int, int]:
         partitions = [TopicPartition(topic, p) for p in sorted(probe.partitions_for_topic(topic) or [])]
         if not partitions:
             raise KafkaError(f"topic {topic} does not exist")
-        return {tp.partition: offset for tp, offset in probe.end_offsets(partitions).items()}
+        found = probe.end_offsets(partitions, timeout_ms=REQUEST_TIMEOUT_MS)
+        return {tp.partition: offset for tp, offset in found.items()}
     finally:
         probe.close()
 
@@ -355,15 +359,92 @@ def assigned_consumer(kafka: KafkaConnection, topic: str, start: dict[int, int |
     return client
 
 
+# kafka-python's `position()` waits without a limit by default; after a partition's leader is lost it has been seen
+# to wait for good (tests/integration/test_kafka_cluster.py). Every call here is bounded by this.
+POSITION_TIMEOUT_S = 30
+
+
+def _position(client: KafkaConsumer, tp: TopicPartition, deadline: float) -> int:
+    left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+    offset = client.position(tp, timeout_ms=left_ms)
+    if offset is None:
+        raise KafkaTimeoutError(f"the position on partition {tp.partition} of {tp.topic} is not known "
+                                f"after {POSITION_TIMEOUT_S}s (the partition has no reachable leader)")
+    return int(offset)
+
+
 def positions(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int]:
-    return {p: client.position(TopicPartition(topic, p)) for p in partitions}
+    """Partition -> the consumer's next offset; KafkaTimeoutError if one is not known within POSITION_TIMEOUT_S."""
+    deadline = time.monotonic() + POSITION_TIMEOUT_S
+    return {p: _position(client, TopicPartition(topic, p), deadline) for p in partitions}
 
 
 def readable_ends(client: KafkaConsumer, topic: str) -> dict[int, int]:
     """Partition -> the end offset of every partition of `topic`, as this consumer can read them: for a
     read_committed consumer, the last stable offset (records of a transaction still open are not yet readable)."""
     partitions = [TopicPartition(topic, p) for p in sorted(client.partitions_for_topic(topic) or [])]
-    return {tp.partition: offset for tp, offset in client.end_offsets(partitions).items()}
+    found = client.end_offsets(partitions, timeout_ms=REQUEST_TIMEOUT_MS)
+    return {tp.partition: offset for tp, offset in found.items()}
+
+
+def committed_ends(kafka: KafkaConnection, topic: str) -> dict[int, int]:
+    """Partition -> its last stable offset as of now (what a read_committed consumer can read up to), asked by a
+    client of its own: the answer does not depend on the state of any other consumer."""
+    probe = _reader(kafka)
+    try:
+        return readable_ends(probe, topic)
+    finally:
+        probe.close()
+
+
+# How long a consumer may fetch nothing from a partition that has records to read before it is taken for stalled.
+STALL_INTERVAL_S = 15.0
+
+
+class StallWatch:
+    """Notices a consumer that stopped fetching a partition although it has records to read, so that its owner can
+    close it and open a new one from its stored positions.
+
+    kafka-python 3.0 can stop fetching a partition for good after the partition's leader moves: the position waits
+    for an offset validation (KIP-320) that `poll()` never completes, and every poll returns nothing, without an
+    error (reported upstream as dpkp/kafka-python#3106; seen here when a broker of the cluster was killed and came
+    back). A new consumer starts without that state and fetches again.
+
+    The rule, for a consumer whose positions did not move: after `interval_s` it asks for the readable end offsets;
+    if after another `interval_s` the positions still have not moved and some partition is below the end it had then,
+    that partition is stalled. Records that became readable a moment ago do not count: the consumer had a whole
+    interval to fetch them. A caught-up consumer asks for the ends once per interval, and is never taken for stalled.
+    """
+
+    def __init__(self, ends: Callable[[], dict[int, int]], interval_s: float = STALL_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ends, self.interval_s, self._clock = ends, interval_s, clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._positions: dict[int, int] | None = None
+        self._since = self._clock()
+        self._owed: dict[int, int] | None = None  # the readable ends asked for when the positions last stood still
+
+    def stalled(self, positions: dict[int, int]) -> list[int]:
+        """The partitions stalled by the rule above, given the consumer's positions now (empty: none)."""
+        now = self._clock()
+        if positions != self._positions:
+            self._positions, self._since, self._owed = dict(positions), now, None
+            return []
+        if now - self._since < self.interval_s:
+            return []
+        owed = self._owed
+        if owed is not None:
+            behind = sorted(p for p, offset in positions.items() if offset < owed.get(p, 0))
+            if behind:
+                return behind
+        try:
+            self._owed = self._ends()
+        except KafkaError:  # the cluster is away: no answer, no verdict; ask again after another interval
+            self._owed = None
+        self._since = now
+        return []
 
 
 def committed_offsets(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:
@@ -442,7 +523,7 @@ def read_to_end(
         assigned = [TopicPartition(topic, p) for p in numbers]
         client.assign(assigned)
         client.seek_to_beginning(*assigned)
-        ends = client.end_offsets(assigned)
+        ends = client.end_offsets(assigned, timeout_ms=REQUEST_TIMEOUT_MS)
         pending = {tp for tp in assigned if ends[tp] > 0}
         empty_rounds = 0
         while pending and empty_rounds < rounds_max:
@@ -451,7 +532,8 @@ def read_to_end(
             for records in batches.values():
                 yield from records
             # Transaction markers take offsets too, so "done" is the consumer's position, not the last record seen.
-            pending = {tp for tp in pending if client.position(tp) < ends[tp]}
+            deadline = time.monotonic() + POSITION_TIMEOUT_S
+            pending = {tp for tp in pending if _position(client, tp, deadline) < ends[tp]}
         if pending:
             raise TimeoutError(f"could not read {topic} to its end: "
                                f"partitions {sorted(tp.partition for tp in pending)}")
@@ -481,7 +563,8 @@ def last_records(
         if not assigned:
             raise KafkaError(f"topic {topic} does not exist")
         client.assign(assigned)
-        begins, ends = client.beginning_offsets(assigned), client.end_offsets(assigned)
+        begins = client.beginning_offsets(assigned, timeout_ms=REQUEST_TIMEOUT_MS)
+        ends = client.end_offsets(assigned, timeout_ms=REQUEST_TIMEOUT_MS)
         last: dict[int, Any] = {tp.partition: None for tp in assigned}
         window = LAST_RECORDS_WINDOW_FIRST
         pending = [tp for tp in assigned if ends[tp] > begins[tp]]
@@ -497,7 +580,8 @@ def last_records(
                     before_end = [record for record in records if record.offset < ends[tp]]  # not what came since
                     if tp in reading and before_end:
                         last[tp.partition] = before_end[-1]
-                reading = {tp for tp in reading if client.position(tp) < ends[tp]}
+                deadline = time.monotonic() + POSITION_TIMEOUT_S
+                reading = {tp for tp in reading if _position(client, tp, deadline) < ends[tp]}
             if reading:
                 raise TimeoutError(f"could not read {topic} to its end: partitions "
                                    f"{sorted(tp.partition for tp in reading)}")

@@ -124,6 +124,36 @@ def test_a_handler_that_fails_transiently_is_retried_and_its_effect_happens_once
     assert set(effects) == {c["event_id"] for c in claims} and set(effects.values()) == {1}
 
 
+def test_a_consumer_that_stops_fetching_is_replaced_and_every_event_arrives_once(branch_history, kafka_roles) -> None:
+    # kafka-python 3.0 can stop fetching a partition after its leader moves (consumers/sdk.py, StallWatch). A paused
+    # partition behaves the same way: every poll returns nothing, with no error. The handler pauses the consumer's
+    # partitions at the first event; the stall watch must replace the consumer, which resumes from the commits.
+    enrolled = of_type(branch_history, "MemberEnrolled")
+    said: list[str] = []
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
+                            log=said.append, stall_interval_s=1.0)
+    seen: Counter[str] = Counter()
+    paused: list[Any] = []
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        if not paused:
+            paused.append(subscriber._client)  # the consumer in use now (fault injection: no public way to wedge it)
+            subscriber._client.pause(*subscriber._client.assignment())
+        seen[delivery.envelope.event_id] += 1
+
+    give_up = threading.Timer(WAIT_S_MAX, subscriber.stop)  # without the watch, the idle exit never comes
+    give_up.start()
+    try:
+        stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    finally:
+        give_up.cancel()
+    assert any("reopening the consumer" in line for line in said), said
+    assert set(seen) == {e["event_id"] for e in enrolled} and set(seen.values()) == {1}
+    assert stats.handled == len(enrolled)
+
+
 def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, kafka_roles) -> None:
     subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
                             group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",

@@ -243,6 +243,45 @@ def test_a_record_that_is_not_an_event_stops_the_runner_and_says_where(history, 
         runner.run(s, ["branches"], follow=False)
 
 
+def test_a_runner_whose_consumer_stops_fetching_replaces_it_and_applies_every_event_once(history, tmp_path,
+                                                                                         kafka_roles) -> None:
+    # kafka-python 3.0 can stop fetching a partition after its leader moves (kafka_client.StallWatch): every poll
+    # returns nothing, with no error. A paused consumer behaves the same way, which is how this test wedges it.
+    s = copy_topic(history, kafka_roles).model_copy(update={"projection_sqlite_path": tmp_path / "views.db"})
+    topic = runner.events_topic(s)
+    store = ViewStore.open(s)
+    said: list[str] = []
+    view = PROJECTIONS["balances"]
+    live = runner.Runner(s, store, view, runner.ensure_live(store, view), sorted(kafka_client.end_offsets(s.kafka(),
+                         topic)), log=said.append, stall_interval_s=1.0)
+    try:
+        total = len(history["envelopes"])
+        assert live.catch_up(kafka_client.end_offsets(s.kafka(), topic)) == total
+        live.client.pause(*live.client.assignment())  # the consumer in use now stops fetching
+        later = [{**e, "event_id": f"later-{i}.1", "aggregate_id": f"later-{i}", "position": total + 1 + i}
+                 for i, e in enumerate(e for e in history["envelopes"] if e["type"] == "ContributionPaid")][:40]
+        producer = kafka_client.producer(kafka_roles.admin)
+        for e in later:
+            producer.send(topic, key=e["aggregate_id"].encode(), value=orjson.dumps(e))
+        producer.flush()
+        producer.close()
+        applied_before_reopening = 0
+        deadline = time.monotonic() + WAIT_S_MAX
+        while sum(live.positions().values()) < sum(kafka_client.end_offsets(s.kafka(), topic).values()):
+            assert time.monotonic() < deadline, f"not caught up within {WAIT_S_MAX}s: {said}"
+            applied = live.step()
+            if not said:
+                applied_before_reopening += applied
+        assert applied_before_reopening == 0  # the paused consumer was wedged until the watch replaced it
+        assert len(said) == 1 and "reopening the consumer" in said[0], said
+    finally:
+        live.close()
+    with store.reading() as tx:
+        count = tx.one(f"SELECT COUNT(*) FROM {table_name('balances', 1, 'postings')} WHERE event_id LIKE 'later-%'")
+        assert count[0] == len(later)
+    assert sum(row["events"] for row in runner.status(s) if row["name"] == "balances") == total + len(later)
+
+
 # --- balances' JSON path (SQLite): the same rows as the ordinary path, and a record that is not what its headers say
 # sends the batch down the ordinary path ----------------------------------------------------------------------------
 
