@@ -42,12 +42,6 @@ def kafka_admin(kafka_roles: KafkaRoles) -> KafkaConnection:
     return kafka_roles.admin
 
 
-@pytest.fixture(scope="session")
-def bootstrap(kafka_admin: KafkaConnection) -> KafkaConnection:
-    """`kafka_admin` by its former name (tests/e2e still use it)."""
-    return kafka_admin
-
-
 @pytest.fixture
 def unique() -> str:
     """A short unique suffix for topic, group and database names."""

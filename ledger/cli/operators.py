@@ -19,6 +19,7 @@ from ledger.errors import (
     ConfigurationError,
     InvalidInput,
     InvariantViolation,
+    KafkaRefused,
     ProjectionError,
     RebuildStopped,
 )
@@ -120,6 +121,9 @@ def kafka_acls(ctx: typer.Context, as_json: AsJson = False) -> None:
         kafka = ctx.obj.settings.kafka()
         try:
             grants = kafka_client.describe_acls(kafka)
+        except kafka_client.AuthorizationError as error:
+            raise KafkaRefused(f"the cluster at {kafka.servers} refused to list its ACLs to {kafka.principal} "
+                               f"({type(error).__name__}); only the administrator may (docs/kafka.md)") from None
         except kafka_client.KafkaError as error:
             raise ConfigurationError(f"the cluster at {kafka.servers} did not list its ACLs to {kafka.principal} "
                                      f"({type(error).__name__}: {error}); only the administrator may") from None

@@ -44,6 +44,7 @@ from kafka.errors import (
     KafkaTimeoutError,
     SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
+    TransactionalIdNotFoundError,
 )
 
 from ledger.errors import ConfigurationError
@@ -55,9 +56,11 @@ __all__ = [
     "KafkaConnection",
     "KafkaError",
     "KafkaTimeoutError",
+    "PartitionState",
     "SaslAuthenticationFailedError",
     "StallWatch",
     "TopicPartition",
+    "TransactionState",
     "abort_transaction",
     "assigned_consumer",
     "broker_count",
@@ -68,6 +71,8 @@ __all__ = [
     "consumer",
     "create_acls",
     "describe_acls",
+    "describe_partitions",
+    "describe_transaction",
     "end_offsets",
     "ensure_topic",
     "last_records",
@@ -228,6 +233,51 @@ def describe_acls(kafka: KafkaConnection) -> list[Grant]:
                         + acl.operation.name,
                         resource=acl.resource_pattern.resource_type.name, name=acl.resource_pattern.resource_name,
                         pattern=acl.resource_pattern.pattern_type.name) for acl in found)
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """A partition as the cluster describes it: what an operator watches (docs/kafka.md, "What to monitor")."""
+
+    partition: int
+    leader: int  # the node leading it; -1 while it has no leader
+    replicas: tuple[int, ...]
+    in_sync: tuple[int, ...]
+
+
+def describe_partitions(kafka: KafkaConnection, topics: Sequence[str]) -> dict[str, list[PartitionState]]:
+    """Topic -> its partitions' leaders and replicas, by partition number; a topic that does not exist is left out.
+    A new admin client each time, so no leader is remembered from before a broker was lost."""
+    admin = _admin(kafka)
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    return {topic["name"]: sorted((PartitionState(p["partition_index"], p["leader_id"], tuple(p["replica_nodes"]),
+                                                  tuple(p["isr_nodes"])) for p in topic["partitions"]),
+                                  key=lambda state: state.partition)
+            for topic in described if topic["error_code"] == 0}
+
+
+@dataclass(frozen=True)
+class TransactionState:
+    """A transactional producer's transaction as its coordinator describes it."""
+
+    state: str  # "Ongoing" while open; "CompleteCommit", "CompleteAbort", "Empty", ...
+    coordinator: int  # the node that coordinates it
+    partitions: tuple[tuple[str, int], ...]  # (topic, partition) it has written to
+
+
+def describe_transaction(kafka: KafkaConnection, transactional_id: str) -> TransactionState | None:
+    """The transaction of `transactional_id` (None: the cluster does not know the id yet)."""
+    admin = _admin(kafka)
+    try:
+        seen = admin.describe_transactions([transactional_id])[transactional_id]
+    except TransactionalIdNotFoundError:
+        return None
+    finally:
+        admin.close()
+    return TransactionState(seen.state, seen.coordinator_id, tuple(sorted(map(tuple, seen.topic_partitions))))
 
 
 def topic_partitions(kafka: KafkaConnection, name: str) -> list[int]:

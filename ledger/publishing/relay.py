@@ -213,7 +213,9 @@ class Relay:
                 if failures > RELAY_RETRIES_MAX:
                     raise
                 delay = min(RETRY_BACKOFF_MAX_S, 0.2 * 2 ** failures)
-                self.log(f"relay: Kafka unavailable ({type(error).__name__}: {error}); "
+                # kafka-python's errors name their own type ("KafkaTimeoutError: ..."); others do not.
+                named = str(error) if type(error).__name__ in str(error) else f"{type(error).__name__}: {error}"
+                self.log(f"relay: Kafka unavailable ({named}); "
                          f"retry {failures} in {delay:.1f}s")
                 self.close()
                 time.sleep(delay)

@@ -123,6 +123,15 @@ def test_only_the_administrator_creates_topics(secured: Cli, kafka_roles: KafkaR
         == []
 
 
+def test_only_the_administrator_lists_the_acls(secured: Cli) -> None:
+    for role in (RELAY, PROJECTIONS, AUDITOR, TEAMS[0]):
+        for done in (secured("kafka", "acls", expect=14, as_role=role),
+                     secured("kafka", "acls", "--json", expect=14, as_role=role)):
+            printed = done.stdout + done.stderr
+            assert f"refused to list its ACLs to User:{role}" in printed and "only the administrator" in printed
+    assert "User:relay" in secured("kafka", "acls").stdout  # the control: the administrator sees the relay's grants
+
+
 def assert_refused(done: subprocess.CompletedProcess[str], role: str) -> None:
     printed = done.stdout + done.stderr
     assert f"refused User:{role}" in printed, printed

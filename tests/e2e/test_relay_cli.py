@@ -74,7 +74,7 @@ def test_relay_follow_publishes_what_comes_and_stops_cleanly_on_a_signal(cli: Cl
 
 
 @pytest.mark.parametrize("mode", ["piped", "terminal"])
-def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, bootstrap: KafkaConnection,
+def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, kafka_admin: KafkaConnection,
                                                              mode: str) -> None:
     def run(*args: str, expect: int = 0) -> str:
         """What the user reads: the terminal, or stdout and then stderr."""
@@ -88,8 +88,8 @@ def test_reconcile_and_a_refused_relay_read_as_the_docs_show(cli: Cli, bootstrap
     assert "agree: the topic holds the store's " in run("audit", "reconcile")
 
     topics = Topics.for_prefix(cli.env["LEDGER_KAFKA_TOPIC_PREFIX"])
-    state = read_state(bootstrap, topics)
-    producer = kafka_client.producer(bootstrap)  # as the administrator: the one other principal that may write it
+    state = read_state(kafka_admin, topics)
+    producer = kafka_client.producer(kafka_admin)  # as the administrator: the one other principal that may write it
     producer.send(topics.state, key=RELAY_STATE_KEY, value=orjson.dumps(
         {"notification_id": state.notification_id + 500, "position": state.position})).get(timeout=30)
     producer.close()

@@ -40,7 +40,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -143,22 +142,9 @@ class Cluster:
     def kill(self, node: int) -> None:
         cluster_script(self.folder, "kill", str(node), timeout_s=NODE_KILL_TIMEOUT_S)
 
-    @contextmanager
-    def admin(self) -> Iterator[Any]:
-        """kafka-python's admin client, as the administrator; a new one each time, so no coordinator or leader is
-        remembered from before a kill."""
-        client = kafka_client._admin(self.roles.admin)
-        try:
-            yield client
-        finally:
-            client.close()
-
-    def partitions(self, topics: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Topic -> its partitions as the cluster describes them (leader_id, replica_nodes, isr_nodes); a topic that
-        does not exist is left out."""
-        with self.admin() as admin:
-            described = admin.describe_topics(topics)
-        return {topic["name"]: topic["partitions"] for topic in described if topic["error_code"] == 0}
+    def partitions(self, topics: list[str]) -> dict[str, list[kafka_client.PartitionState]]:
+        """Topic -> its partitions as the cluster describes them; a topic that does not exist is left out."""
+        return kafka_client.describe_partitions(self.roles.admin, topics)
 
     def in_sync(self, topics: list[str]) -> bool:
         """Every partition of these topics (and of the internal ones that hold offsets and transactions) has a
@@ -168,7 +154,7 @@ class Cluster:
         except kafka_client.KafkaError:
             return False
         return set(topics) <= set(described) and all(
-            partition["leader_id"] >= 0 and len(partition["isr_nodes"]) == len(partition["replica_nodes"])
+            partition.leader >= 0 and len(partition.in_sync) == len(partition.replicas)
             == CLUSTER_NODES for partitions in described.values() for partition in partitions)
 
     def wait_in_sync(self, topics: list[str]) -> None:
@@ -372,30 +358,29 @@ def kill_in_transaction(cluster: Cluster, books: Books, relay: Follower, choose:
     coordinator reports Ongoing is still open when the node dies. Between looks the relay runs for
     TRANSACTION_POLL_INTERVAL_S only, so however fast the machine, it cannot publish its whole backlog unseen."""
     deadline = time.monotonic() + TRANSACTION_SEEN_TIMEOUT_S
-    with cluster.admin() as admin:
-        while True:
-            relay.check_running()
-            assert time.monotonic() < deadline, (f"the relay was not seen in a transaction within "
-                                                 f"{TRANSACTION_SEEN_TIMEOUT_S}s:\n{relay.output()}")
-            relay.freeze()
+    while True:
+        relay.check_running()
+        assert time.monotonic() < deadline, (f"the relay was not seen in a transaction within "
+                                             f"{TRANSACTION_SEEN_TIMEOUT_S}s:\n{relay.output()}")
+        relay.freeze()
+        try:
             try:
-                try:
-                    seen = admin.describe_transactions([books.transactional_id])[books.transactional_id]
-                except kafka_client.KafkaError:  # the relay has not made its transactional id known yet
-                    seen = None
-                if seen is not None and seen.state == ONGOING:
-                    node = choose(seen)
-                    cluster.kill(node)
-                    say(f"node {node} killed in a relay transaction (coordinator: node {seen.coordinator_id}, "
-                        f"partitions {sorted(map(tuple, seen.topic_partitions))})")
-                    return node
-            finally:
-                relay.thaw()
-            time.sleep(TRANSACTION_POLL_INTERVAL_S)
+                seen = kafka_client.describe_transaction(cluster.roles.admin, books.transactional_id)
+            except kafka_client.KafkaError:  # e.g. the coordinator is still being elected
+                seen = None
+            if seen is not None and seen.state == ONGOING:
+                node = choose(seen)
+                cluster.kill(node)
+                say(f"node {node} killed in a relay transaction (coordinator: node {seen.coordinator}, "
+                    f"partitions {list(seen.partitions)})")
+                return node
+        finally:
+            relay.thaw()
+        time.sleep(TRANSACTION_POLL_INTERVAL_S)
 
 
 def leader_of(cluster: Cluster, topic: str, partition: int) -> int:
-    return next(p["leader_id"] for p in cluster.partitions([topic])[topic] if p["partition_index"] == partition)
+    return next(p.leader for p in cluster.partitions([topic])[topic] if p.partition == partition)
 
 
 # --- what must hold afterwards ---------------------------------------------------------------------------------------
@@ -479,7 +464,7 @@ def test_topics_keep_three_copies_and_init_refuses_a_factor_the_cluster_cannot_k
     books.init()
     described = cluster.partitions(books.all_topics)
     for topic in books.all_topics:
-        assert [len(p["replica_nodes"]) for p in described[topic]] == [REPLICATION_FACTOR_DEFAULT] * \
+        assert [len(p.replicas) for p in described[topic]] == [REPLICATION_FACTOR_DEFAULT] * \
             len(described[topic]), topic
         config = kafka_client.describe_topic_config(cluster.roles.admin, topic)
         assert config["min.insync.replicas"] == str(MIN_INSYNC_REPLICAS), topic
@@ -508,7 +493,7 @@ def test_a_broker_killed_while_the_relay_publishes_loses_and_repeats_nothing(
     # A node that is not the relay's transaction coordinator: it leads one of the three partitions of the events
     # topic and follows the others, so the open transaction's records lose a leader.
     killed = kill_in_transaction(cluster, books, relay, lambda seen: min(
-        node for node in range(1, CLUSTER_NODES + 1) if node != seen.coordinator_id))
+        node for node in range(1, CLUSTER_NODES + 1) if node != seen.coordinator))
     books.wait_published(relay)  # on two brokers
 
     cluster.heal(books.all_topics)  # the killed node restarted, and caught up
@@ -543,7 +528,7 @@ def test_the_events_leader_and_the_transaction_coordinator_killed_in_relay_trans
         books.write(SECOND_PART)
     finally:
         relay.thaw()
-    coordinator = kill_in_transaction(cluster, books, relay, lambda seen: seen.coordinator_id)
+    coordinator = kill_in_transaction(cluster, books, relay, lambda seen: seen.coordinator)
     events = books.wait_published(relay)
     cluster.heal(books.all_topics)
 

@@ -129,7 +129,8 @@ def test_only_certificates_of_the_funds_ca_open_the_tls_and_controller_listeners
 def refused(kafka: KafkaConnection) -> Exception:
     """The error a client connecting so gets for a metadata request (fails the test if it gets an answer)."""
     try:
-        probe = KafkaConsumer(**options(kafka))
+        # Bounded: a refused client otherwise retries its bootstrap for 30 s (kafka-python's default) before it fails.
+        probe = KafkaConsumer(**options(kafka), bootstrap_timeout_ms=REFUSED_WITHIN_MS)
     except (KafkaError, OSError) as error:
         return error
     try:
