@@ -431,3 +431,33 @@ def test_kcat_reads_and_decodes_the_topic(branch_history, kafka_roles) -> None:
         assert f"type={envelope['type']}" in headers and f"version={envelope['version']}" in headers
         positions.add(envelope["position"])
     assert positions == set(range(1, len(branch_history["envelopes"]) + 1))
+
+
+def console_consumer(kafka_roles: KafkaRoles, team: str, topic: str, group_id: str, count: int
+                     ) -> subprocess.CompletedProcess[str]:
+    """Kafka's own console consumer as `team`, with the team's properties file, as docs/consumers.md shows it."""
+    assert kafka_roles.principals_dir is not None, "run with scripts/test: the secured broker's principals"
+    servers = kafka_roles.env(team)["LEDGER_KAFKA_BOOTSTRAP_SERVERS"]
+    return subprocess.run(
+        [str(ROOT / "scripts" / "kafka"), "tool", "kafka-console-consumer", "--bootstrap-server", servers,
+         "--consumer.config", str(kafka_roles.principals_dir / f"{team}.properties"), "--group", group_id,
+         "--topic", topic, "--from-beginning", "--isolation-level", "read_committed", "--max-messages", str(count),
+         "--timeout-ms", str(WAIT_S_MAX * 1000)],
+        capture_output=True, text=True, check=False, timeout=WAIT_S_MAX * 2)
+
+
+def test_kafkas_console_consumer_reads_as_a_team_in_its_own_group_only(branch_history, kafka_roles) -> None:
+    topics = branch_history["topics"]
+    count = len(branch_history["envelopes"])
+    own = team_group(kafka_roles, topics.prefix, NOTIFIER)
+    done = console_consumer(kafka_roles, NOTIFIER, topics.events, own, count)
+    assert done.returncode == 0, done.stderr
+    positions = [json.loads(line)["position"] for line in done.stdout.splitlines() if line.startswith("{")]
+    assert sorted(positions) == list(range(1, count + 1)), done.stderr[-2000:]
+
+    # The same team in the other team's group: refused by the group ACL, nothing read.
+    theirs = team_group(kafka_roles, topics.prefix, WAREHOUSE)
+    refused = console_consumer(kafka_roles, NOTIFIER, topics.events, theirs, count)
+    assert refused.returncode != 0
+    assert "GroupAuthorizationException" in refused.stderr, refused.stderr[-2000:]
+    assert not [line for line in refused.stdout.splitlines() if line.startswith("{")]
