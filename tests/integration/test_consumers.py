@@ -415,7 +415,9 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, k
 def test_kcat_reads_and_decodes_the_topic(branch_history, kafka_roles) -> None:
     kcat = shutil.which("kcat")
     assert kcat, "kcat is missing: scripts/test installs it from Debian's packages"
-    # As a consumer team, by its client certificate on a secured broker (docs/consumers.md).
+    # As a consumer team, by its client certificate on a secured broker (docs/consumers.md), granted its rights on
+    # the topic by the administrator (as `ledger kafka init --consumer` does) whatever other tests ran before.
+    team_group(kafka_roles, branch_history["topics"].prefix, NOTIFIER)
     done = subprocess.run([kcat, "-C", *kafka_roles.kcat(NOTIFIER), "-t", branch_history["topics"].events,
                            "-o", "beginning",
                            "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%k\t%h\t%s\n"],
@@ -458,6 +460,6 @@ def test_kafkas_console_consumer_reads_as_a_team_in_its_own_group_only(branch_hi
     # The same team in the other team's group: refused by the group ACL, nothing read.
     theirs = team_group(kafka_roles, topics.prefix, WAREHOUSE)
     refused = console_consumer(kafka_roles, NOTIFIER, topics.events, theirs, count)
-    assert refused.returncode != 0
+    # (The tool exits 0 even so: it reports the refusal on stderr and "Processed a total of 0 messages".)
     assert "GroupAuthorizationException" in refused.stderr, refused.stderr[-2000:]
     assert not [line for line in refused.stdout.splitlines() if line.startswith("{")]
