@@ -238,8 +238,7 @@ class Subscriber:
                     # Quiet: every record polled so far is handled, so the positions can be committed. They are
                     # past the transaction markers, which the last records' offsets are not: other members read
                     # from them that these partitions are done (see "Idle exit" above).
-                    self._commit_positions()
-                    self._reopen_if_stalled()
+                    self._quiet()
                     if idle_timeout_s is not None:
                         if idle_ends is None:
                             idle_ends = self._readable_ends()
@@ -263,19 +262,20 @@ class Subscriber:
         self._committed = {}
         self._stall.reset()
 
-    def _reopen_if_stalled(self) -> None:
+    def _quiet(self) -> None:
+        """On a quiet poll: commit this member's positions, and replace its consumer if it has stalled."""
+        positions = self._own_positions()
+        if positions is None:  # joining, rebalancing or repositioning: nothing to commit or judge yet
+            self._stall.reset()
+            return
+        self._commit_positions(positions)
+        self._reopen_if_stalled(positions)
+
+    def _reopen_if_stalled(self, positions: dict[int, int]) -> None:
         """A consumer that fetches nothing while its partitions have records to read leaves the group and a new one
         joins, resuming from the offsets committed after each handled batch (`kafka_client.StallWatch` says why this
         happens). Partitions already positioned keep their committed offsets: `start` is not applied again."""
-        assignment = self._assignment
-        if not assignment or self._to_position:
-            self._stall.reset()  # joining, rebalancing or repositioning: nothing to judge yet
-            return
-        try:
-            stalled = self._stall.stalled(kafka_client.positions(self._client, self.topic, sorted(assignment)))
-        except kafka_client.KafkaError as error:
-            self.log(f"could not read the positions ({type(error).__name__}: {error})")
-            return
+        stalled = self._stall.stalled(positions)
         if stalled:
             self.log(f"partitions {stalled} of {self.topic} fetched nothing for {self._stall.interval_s:g}s although "
                      f"they have records to read; reopening the consumer")
@@ -335,17 +335,21 @@ class Subscriber:
             self.log(f"could not read the end offsets of {self.topic} ({type(error).__name__}: {error})")
             return None
 
-    def _commit_positions(self) -> None:
-        """Commit the positions of this member's partitions where they moved past what it committed."""
+    def _own_positions(self) -> dict[int, int] | None:
+        """This member's positions on its partitions; None while it has none to speak for (joining, rebalancing,
+        repositioning) or cannot read them."""
         assignment = self._assignment
         if not assignment or self._to_position:
-            return
+            return None
         try:
-            now = kafka_client.positions(self._client, self.topic, sorted(assignment))
+            return kafka_client.positions(self._client, self.topic, sorted(assignment))
         except kafka_client.KafkaError as error:  # e.g. the partitions were taken by a rebalance meanwhile
             self.log(f"could not read the positions ({type(error).__name__}: {error})")
-            return
-        moved = {p: offset for p, offset in now.items() if self._committed.get(p) != offset}
+            return None
+
+    def _commit_positions(self, positions: dict[int, int]) -> None:
+        """Commit the positions of this member's partitions where they moved past what it committed."""
+        moved = {p: offset for p, offset in positions.items() if self._committed.get(p) != offset}
         if moved:
             self._commit(moved)
 

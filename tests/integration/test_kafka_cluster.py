@@ -482,13 +482,28 @@ def test_topics_keep_three_copies_and_init_refuses_a_factor_the_cluster_cannot_k
         assert cluster.partitions([other.events, other.state]) == {}
 
 
-def test_a_broker_killed_while_the_relay_publishes_loses_and_repeats_nothing(
-        cluster: Cluster, books_of: Callable[[int], Books]) -> None:
-    books = books_of(3)
+def begin(cluster: Cluster, books: Books) -> tuple[Follower, Follower, Follower]:
+    """A healthy cluster, the books' topics and ACLs, the first part written, and the pieces following it."""
     cluster.heal([])
     books.init()
     books.write(FIRST_PART)
-    relay, runner, consumer = pieces = books.start_pieces()
+    return books.start_pieces()
+
+
+def finish(books: Books, pieces: tuple[Follower, Follower, Follower], events: int) -> None:
+    """Wait until every piece has all `events`, stop them, and check that the books are intact."""
+    relay, runner, consumer = pieces
+    books.wait_caught_up(events, pieces)
+    relay_output = relay.stop()
+    runner.stop()
+    consumer.stop()
+    assert_books_intact(books, relay_output, events)
+
+
+def test_a_broker_killed_while_the_relay_publishes_loses_and_repeats_nothing(
+        cluster: Cluster, books_of: Callable[[int], Books]) -> None:
+    books = books_of(3)
+    relay, _, _ = pieces = begin(cluster, books)
 
     # A node that is not the relay's transaction coordinator: it leads one of the three partitions of the events
     # topic and follows the others, so the open transaction's records lose a leader.
@@ -499,11 +514,7 @@ def test_a_broker_killed_while_the_relay_publishes_loses_and_repeats_nothing(
     cluster.heal(books.all_topics)  # the killed node restarted, and caught up
     books.write(SECOND_PART)
     events = books.wait_published(relay)
-    books.wait_caught_up(events, pieces)
-    relay_output = relay.stop()
-    runner.stop()
-    consumer.stop()
-    assert_books_intact(books, relay_output, events)
+    finish(books, pieces, events)
     assert events > 3_000, f"node {killed} killed; {events} events"
 
 
@@ -511,10 +522,7 @@ def test_the_events_leader_and_the_transaction_coordinator_killed_in_relay_trans
         cluster: Cluster, books_of: Callable[[int], Books]) -> None:
     # One partition, so one broker leads every record of every relay transaction.
     books = books_of(1)
-    cluster.heal([])
-    books.init()
-    books.write(FIRST_PART)
-    relay, runner, consumer = pieces = books.start_pieces()
+    relay, _, _ = pieces = begin(cluster, books)
 
     # 1. The leader of the events topic dies in a relay transaction; the relay goes on with the new leader.
     leader = kill_in_transaction(cluster, books, relay, lambda _: leader_of(cluster, books.topics.events, 0))
@@ -532,9 +540,5 @@ def test_the_events_leader_and_the_transaction_coordinator_killed_in_relay_trans
     events = books.wait_published(relay)
     cluster.heal(books.all_topics)
 
-    books.wait_caught_up(events, pieces)
-    relay_output = relay.stop()
-    runner.stop()
-    consumer.stop()
-    assert_books_intact(books, relay_output, events)
+    finish(books, pieces, events)
     assert events > 3_000, f"leader {leader} and coordinator {coordinator} killed; {events} events"
