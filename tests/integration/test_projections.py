@@ -282,6 +282,28 @@ def test_a_runner_whose_consumer_stops_fetching_replaces_it_and_applies_every_ev
     assert sum(row["events"] for row in runner.status(s) if row["name"] == "balances") == total + len(later)
 
 
+def test_a_following_runner_that_cannot_learn_a_position_says_so_and_starts_over(history, tmp_path, kafka_roles,
+                                                                                 monkeypatch) -> None:
+    # A partition without a reachable leader: here one the topic does not have, so its position is never known.
+    # kafka-python's position() would wait for it forever; the runner's wait is bounded, and a following runner
+    # drops the consumer, says why, and carries on (its next step opens a new one).
+    monkeypatch.setattr(kafka_client, "POSITION_TIMEOUT_S", 2)
+    s = view_settings(history, tmp_path / "views.db")
+    store = ViewStore.open(s)
+    view = PROJECTIONS["balances"]
+    partitions = sorted(kafka_client.end_offsets(s.kafka(), runner.events_topic(s)))
+    said: list[str] = []
+    live = runner.Runner(s, store, view, runner.ensure_live(store, view), [*partitions, partitions[-1] + 50],
+                         log=said.append)
+    try:
+        assert runner._follow_step(live) == 0
+        assert live.client is None  # dropped: the next step opens a new consumer
+        assert len(said) == 1 and f"partition {partitions[-1] + 50} of" in said[0], said
+        assert "is not known after 2s" in said[0] and "trying again with a new consumer" in said[0]
+    finally:
+        live.close()
+
+
 # --- balances' JSON path (SQLite): the same rows as the ordinary path, and a record that is not what its headers say
 # sends the batch down the ordinary path ----------------------------------------------------------------------------
 
