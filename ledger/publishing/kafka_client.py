@@ -449,6 +449,9 @@ def committed_ends(kafka: KafkaConnection, topic: str) -> dict[int, int]:
 
 # How long a consumer may fetch nothing from a partition that has records to read before it is taken for stalled.
 STALL_INTERVAL_S = 15.0
+# Shorter than a second, a consumer still fetching a slow broker's answer would be replaced again and again; longer
+# than an hour, a stalled one would hold its partitions for most of a working day.
+STALL_INTERVAL_MIN_S, STALL_INTERVAL_MAX_S = 1.0, 3_600.0
 
 
 class StallWatch:
@@ -468,6 +471,9 @@ class StallWatch:
 
     def __init__(self, ends: Callable[[], dict[int, int]], interval_s: float = STALL_INTERVAL_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if not STALL_INTERVAL_MIN_S <= interval_s <= STALL_INTERVAL_MAX_S:
+            raise ValueError(f"the stall interval must be between {STALL_INTERVAL_MIN_S:g} and "
+                             f"{STALL_INTERVAL_MAX_S:g} seconds, not {interval_s!r}")
         self._ends, self.interval_s, self._clock = ends, interval_s, clock
         self.reset()
 

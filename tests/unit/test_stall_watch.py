@@ -7,6 +7,8 @@ intervals, and never take a caught-up consumer, or one that is reading, for stal
 
 from __future__ import annotations
 
+import pytest
+
 from ledger.publishing.kafka_client import KafkaError, StallWatch
 
 INTERVAL_S = 10.0
@@ -103,3 +105,9 @@ def test_no_verdict_while_the_ends_cannot_be_read_and_reset_starts_over() -> Non
     assert stall.stalled(positions) == []  # an interval: asked again
     clock.now += INTERVAL_S
     assert stall.stalled(positions) == [0]
+
+
+@pytest.mark.parametrize("interval_s", [0.0, -5.0, 0.5, 3_601.0, float("nan")])
+def test_an_interval_that_would_churn_or_never_act_is_refused(interval_s: float) -> None:
+    with pytest.raises(ValueError, match="the stall interval must be between 1 and 3600 seconds"):
+        StallWatch(Ends({}), interval_s)
