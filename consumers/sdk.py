@@ -83,6 +83,10 @@ BACKOFF_FIRST_S = 0.2
 BACKOFF_MAX_S = 10.0
 POLL_TIMEOUT_MS = 500
 POLL_RECORDS_MAX = 500
+# A poll that fails for a reason that passes (a broker lost, its group coordinator moving) is tried again, after the
+# first backoff (BACKOFF_FIRST_S by default) doubling up to BACKOFF_MAX_S: with the defaults, about five minutes of
+# consecutive failures before `run` gives up and raises the last error.
+POLL_FAILURES_MAX = 30
 DEAD_LETTER_SEND_TIMEOUT_S = 30
 SQLITE_BUSY_TIMEOUT_S = 30
 REASONS_KEPT_MAX = 100
@@ -187,6 +191,7 @@ class Subscriber:
         self._waiting_for: list[int] | None = None  # partitions the idle exit last waited for (logged on change)
         self._client: Any = None
         self._producer: Any = None
+        self._poll_failures = 0  # consecutive polls that failed for a reason that passes
         self._stall = kafka_client.StallWatch(self._own_readable_ends, stall_interval_s)
 
     # --- registration ------------------------------------------------------------------------------------------
@@ -228,12 +233,9 @@ class Subscriber:
         idle_ends: dict[int, int] | None = None  # the topic's end offsets when this quiet spell began
         try:
             while not self._stopping.is_set():
-                batches = self._client.poll(timeout_ms=POLL_TIMEOUT_MS)
-                if self._to_position:
-                    # Newly assigned partitions move to `start` first; records polled from before the move are
-                    # dropped unprocessed (and uncommitted), so nothing is lost or handled out of place.
-                    moved = self._position()
-                    batches = {tp: records for tp, records in batches.items() if tp.partition not in moved}
+                batches = self._poll()
+                if batches is None:
+                    continue
                 if not batches:
                     # Quiet: every record polled so far is handled, so the positions can be committed. They are
                     # past the transaction markers, which the last records' offsets are not: other members read
@@ -254,6 +256,28 @@ class Subscriber:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         return self.stats
+
+    def _poll(self) -> dict[Any, list[Any]] | None:
+        """One poll's records to handle; None after a failure that passes (logged, and waited out with a growing
+        pause)."""
+        try:
+            batches: dict[Any, list[Any]] = self._client.poll(timeout_ms=POLL_TIMEOUT_MS)
+        except kafka_client.RetriableError as error:
+            self._poll_failures += 1
+            if self._poll_failures > POLL_FAILURES_MAX:
+                raise
+            pause = min(BACKOFF_MAX_S, self.backoff_first_s * 2 ** (self._poll_failures - 1))
+            self.log(f"Kafka unavailable ({_first_line(error)}); poll {self._poll_failures} of "
+                     f"{POLL_FAILURES_MAX} failed, trying again in {pause:.1f}s")
+            self._stopping.wait(pause)
+            return None
+        self._poll_failures = 0
+        if self._to_position:
+            # Newly assigned partitions move to `start` first; records polled from before the move are dropped
+            # unprocessed (and uncommitted), so nothing is lost or handled out of place.
+            moved = self._position()
+            batches = {tp: records for tp, records in batches.items() if tp.partition not in moved}
+        return batches
 
     def _open(self) -> None:
         self._client = kafka_client.consumer(self.kafka, group_id=self.group_id, max_poll_records=POLL_RECORDS_MAX)

@@ -88,6 +88,14 @@ class KafkaRefused(LedgerError):
     exit_code = 14
 
 
+class KafkaUnavailable(LedgerError):
+    """The Kafka cluster did not answer (no broker reachable at the configured address, or not within the bounded
+    waits). A Kafka transaction commits whole or not at all: what was committed stays, and the command can be run
+    again once the cluster answers."""
+
+    exit_code = 15
+
+
 class TopicUnreadable(LedgerError):
     """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
 

@@ -273,11 +273,12 @@ def run(settings: Settings, names: list[str], *, follow: bool, stop: Callable[[]
 
 
 def _follow_step(runner: Runner) -> int:
-    """One step of a following runner, which outlives a cluster that does not answer: a step that times out drops
-    its consumer, and the next step opens a new one from the offsets stored with the view."""
+    """One step of a following runner, which outlives a cluster that does not answer: a step that fails for a reason
+    that passes (a timeout, a broker lost) drops its consumer, and the next step opens a new one from the offsets
+    stored with the view."""
     try:
         return runner.step()
-    except kafka_client.KafkaTimeoutError as error:
+    except kafka_client.RetriableError as error:
         runner.log(f"{runner.view.name}: {error}; trying again with a new consumer")
         runner.close()
         return 0

@@ -23,7 +23,7 @@ from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
 )
-from ledger.errors import ConfigurationError, InvalidInput, KafkaRefused
+from ledger.errors import ConfigurationError, InvalidInput, KafkaRefused, KafkaUnavailable
 from ledger.private_files import restrict_umask
 from ledger.publishing import kafka_client
 from ledger.settings import Settings
@@ -74,6 +74,16 @@ def main() -> None:
                                f"its ACLs grant (docs/kafka.md, 'Principals and ACLs')")
         print_error(refused, "--json" in sys.argv[1:])
         raise SystemExit(refused.exit_code) from None
+    except kafka_client.KafkaError as error:
+        # Anything else from the cluster, once the command's own bounded retries are spent: said once, without a
+        # traceback, with where the command looked.
+        unavailable = KafkaUnavailable(f"the Kafka cluster at {settings.kafka_bootstrap_servers} did not answer "
+                                       f"(connecting as {_principal(settings)}): {type(error).__name__}: "
+                                       f"{str(error).removeprefix(type(error).__name__ + ': ')}. Check "
+                                       f"LEDGER_KAFKA_BOOTSTRAP_SERVERS and that the brokers run; what was committed "
+                                       f"stays, and the command can be run again")
+        print_error(unavailable, "--json" in sys.argv[1:])
+        raise SystemExit(unavailable.exit_code) from None
 
 
 def _principal(settings: Settings) -> str:

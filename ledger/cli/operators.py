@@ -94,6 +94,8 @@ def kafka_init(
         grants = role_grants(topics, settings.relay_transactional_id, who)
         try:
             kafka_client.create_acls(kafka, grants)
+        except kafka_client.RetriableError:
+            raise  # the cluster did not answer: exit 15 (ledger.cli.main)
         except kafka_client.KafkaError as error:
             raise ConfigurationError(f"the topics are there, but the cluster refused the ACLs "
                                      f"({type(error).__name__}: {error}); a cluster without an authorizer "
@@ -124,9 +126,12 @@ def kafka_acls(ctx: typer.Context, as_json: AsJson = False) -> None:
         except kafka_client.AuthorizationError as error:
             raise KafkaRefused(f"the cluster at {kafka.servers} refused to list its ACLs to {kafka.principal} "
                                f"({type(error).__name__}); only the administrator may (docs/kafka.md)") from None
+        except kafka_client.RetriableError:
+            raise  # the cluster did not answer: exit 15 (ledger.cli.main)
         except kafka_client.KafkaError as error:
             raise ConfigurationError(f"the cluster at {kafka.servers} did not list its ACLs to {kafka.principal} "
-                                     f"({type(error).__name__}: {error}); only the administrator may") from None
+                                     f"({type(error).__name__}: {error}); a cluster without an authorizer "
+                                     f"(`authorizer.class.name`) holds no ACLs") from None
     if as_json:
         print_json([vars(grant) for grant in grants])
         return

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -60,6 +61,37 @@ def test_a_password_over_plaintext_stops_every_kafka_command_naming_the_setting(
         printed = done.stdout + done.stderr
         assert "LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the password" in printed, printed
         assert PASSWORD not in printed
+
+
+UNAVAILABLE = {  # commands of every role that talk to Kafka first thing; run side by side (each waits ~30 s)
+    "projections status": (("projections", "status"), False),
+    "audit verify": (("audit", "verify"), False),
+    "kafka acls": (("kafka", "acls"), True),
+    "consumers warehouse": (("consumers", "warehouse", "--idle-exit", "1", "--out", "warehouse"), False),
+}
+
+
+def test_a_cluster_that_does_not_answer_gets_exit_15_naming_the_address_and_no_traceback(tmp_path: Path) -> None:
+    env = {name: value for name, value in os.environ.items() if name not in CONNECTION_VARIABLES}
+    env.update(LEDGER_SQLITE_PATH=str(tmp_path / "ledger.db"), LEDGER_PROJECTION_SQLITE_PATH=str(tmp_path / "v.db"),
+               LEDGER_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", LEDGER_KAFKA_SECURITY_PROTOCOL="PLAINTEXT",
+               LEDGER_DEVELOPMENT_MODE="true")  # port 1: nothing listens, as when every broker is down
+    cli = Cli(env=env, folder=tmp_path)
+    started = {name: cli.start(*args, *(["--json"] if as_json else []), cwd=tmp_path, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True) for name, (args, as_json) in UNAVAILABLE.items()}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 15, (name, process.returncode, err[-2000:])
+        assert "Traceback" not in out + err, name
+        if UNAVAILABLE[name][1]:
+            error = json.loads(out)["error"]
+            assert error["type"] == "KafkaUnavailable", name
+            message = error["message"]
+        else:
+            message = err
+        assert "the Kafka cluster at 127.0.0.1:1 did not answer" in message, (name, message)
+        assert "LEDGER_KAFKA_BOOTSTRAP_SERVERS" in message, name
+    assert not (tmp_path / "warehouse").exists() or not any((tmp_path / "warehouse").rglob("*.csv"))
 
 
 @pytest.fixture(scope="module")

@@ -154,6 +154,59 @@ def test_a_consumer_that_stops_fetching_is_replaced_and_every_event_arrives_once
     assert stats.handled == len(enrolled)
 
 
+def failing_polls(subscriber: Subscriber, failures: int | None) -> list[int]:
+    """From the first event on, the subscriber's consumer fails its next `failures` polls (None: every poll) as a
+    lost broker makes it (fault injection on the real consumer). Returns the count of polls failed so far."""
+    failed = [0]
+
+    def install() -> None:
+        client = subscriber._client
+        real = client.poll
+
+        def poll(*args: Any, **kwargs: Any) -> Any:
+            if failures is None or failed[0] < failures:
+                failed[0] += 1
+                raise kafka_client.KafkaTimeoutError("the group coordinator did not answer (injected)")
+            return real(*args, **kwargs)
+
+        client.poll = poll
+
+    installed: list[bool] = []
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        if not installed:
+            installed.append(True)
+            install()
+
+    return failed
+
+
+def test_polls_that_fail_for_a_while_are_waited_out_and_nothing_is_lost(branch_history, kafka_roles) -> None:
+    said: list[str] = []
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
+                            log=said.append, backoff_first_s=0.01)
+    failed = failing_polls(subscriber, 3)
+    stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert failed[0] == 3
+    assert len([line for line in said if line.startswith("Kafka unavailable")]) == 3, said
+    assert stats.handled == len(of_type(branch_history, "MemberEnrolled"))
+
+
+def test_polls_that_keep_failing_end_the_run_with_the_error(branch_history, kafka_roles, monkeypatch) -> None:
+    from consumers import sdk
+
+    monkeypatch.setattr(sdk, "POLL_FAILURES_MAX", 4)
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
+                            backoff_first_s=0.01)
+    failed = failing_polls(subscriber, None)
+    with pytest.raises(kafka_client.KafkaTimeoutError, match="injected"):
+        subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    assert failed[0] == 5  # the first try and four more
+
+
 def test_a_rejected_event_is_dead_lettered_without_retries(branch_history, kafka_roles) -> None:
     subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
                             group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
