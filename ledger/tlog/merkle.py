@@ -267,7 +267,8 @@ class Tree:
         # SUBPROOF(m, D[m], false) = {MTH(D[m])}
         # SUBPROOF(m, D[n], b)     = SUBPROOF(m, D[0:k], b) : MTH(D[k:n])          if m <= k
         #                          = SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])  if m > k
-        # Unrolled like PATH: [low, high) is D[n], and the old tree's last leaf is leaf old_size - 1 throughout.
+        # Unrolled like PATH: [low, high) is the D[n] of the current step and m is old_size - low, so the recursion
+        # ends (m == n) when high reaches old_size; b stays true until the old tree's range is split (m > k).
         path: list[bytes] = []
         low, high, whole_old_tree = 0, new_size, True
         while high != old_size:

@@ -332,6 +332,8 @@ def format_note(text: str, signatures: Iterable[Signature]) -> bytes:
     lines = []
     for one in signatures:
         check_key_name(one.name)
+        if not one.signature or not 0 <= one.key_id < 2 ** (8 * KEY_ID_SIZE):
+            raise TlogInvalid(f"{one.name}'s signature has a 4-byte key ID and at least one byte of signature")
         lines.append(one.line())
     if not lines:
         raise TlogInvalid("a note has at least one signature")

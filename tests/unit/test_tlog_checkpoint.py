@@ -8,6 +8,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import TlogInvalid
 from ledger.tlog import merkle
@@ -288,3 +290,28 @@ def test_the_malformed_bundles_go_s_reader_refuses_are_refused_and_more():
                        ProofBundle(0, (), b"not a note\n")]:
         with pytest.raises(TlogInvalid):
             bad_bundle.format()
+
+
+# --- Round trips of any well-formed value. ---------------------------------------------------------------------------
+
+_LINE = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(origin=_LINE, size=st.integers(min_value=0, max_value=2**64 - 1), root=st.binary(min_size=32, max_size=32),
+       extensions=st.lists(_LINE, max_size=3))
+def test_any_checkpoint_round_trips_and_its_signed_note_opens(origin, size, root, extensions):
+    checkpoint = Checkpoint(origin, size, root, tuple(extensions))
+    assert Checkpoint.parse(checkpoint.format()) == checkpoint
+    signed = cosign(sign_checkpoint(checkpoint, LOG), WITNESSES[0], size % 2**63)
+    opened = open_checkpoint(signed, origin, LOG.verifier(), [WITNESSES[0].verifier()], 1)
+    assert opened.checkpoint == checkpoint
+    assert opened.cosignatures[0].timestamp == size % 2**63
+
+
+@settings(max_examples=100, deadline=None)
+@given(index=st.integers(min_value=0, max_value=2**64 - 1), proof=st.lists(st.binary(min_size=32, max_size=32),
+       max_size=64), extra=st.none() | st.binary(max_size=100))
+def test_any_proof_bundle_round_trips(index, proof, extra):
+    bundle = ProofBundle(index, tuple(proof), _bundle(0).checkpoint, extra)
+    assert ProofBundle.parse(bundle.format()) == bundle
