@@ -3,11 +3,11 @@
 A checkpoint (c2sp.org/tlog-checkpoint, "Note text") is a signed note whose text is the log's origin, the tree size
 in decimal and the base64 root hash, one per line, then optional extension lines:
 
-    bpjs.example/ledger/branch-year
-    3400000
-    BfeG8bXxSxeKxiYRDdw2J1zgnUBWFLwyV6pMlAm1GZo=
+    bpjs.example/ledger
+    8
+    XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=
 
-    — bpjs.example/ledger/branch-year 6jA8ZtvN...=
+    — bpjs.example/ledger 1QzIfD/Ed5Sd7eygERH0jElORGldt6A0a9yyLJjiNzguOZsbIxAHFmI+3/OEjIm2zX3qT2241yuMPnamwFKGSx0xTQg=
 
 A witness adds a cosignature (c2sp.org/tlog-cosignature, "Format" and "Ed25519 signed message"): one more signature
 line, by a key of type 0x04, whose bytes are an 8-byte big-endian POSIX timestamp followed by an Ed25519 signature of
