@@ -112,3 +112,11 @@ class InvariantViolation(Exception):
     def __init__(self, projection: str, problem: str, event_id: str | None) -> None:
         self.projection, self.problem, self.event_id = projection, problem, event_id
         super().__init__(f"{projection}: {problem} (event {event_id or 'unknown'})")
+
+
+# Raised by ledger/tlog (the signed log's formats and proofs); the relay, `ledger audit` and the witness report it as
+# their verdict (a breach, a proof that fails, a key refused), so it carries no exit code of its own.
+
+class TlogInvalid(ValueError):
+    """A signed note, checkpoint, cosignature, proof bundle, key or frontier is malformed or does not verify. The
+    message says which part and why; nothing in it is trusted."""
