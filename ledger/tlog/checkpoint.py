@@ -62,6 +62,7 @@ from ledger.tlog.note import (
     b64decode,
     b64encode,
     format_note,
+    key_of_type,
     open_note,
     parse_note,
     text_problem,
@@ -202,9 +203,7 @@ class Cosigner:
 
     @classmethod
     def of(cls, key: SignerKey | str) -> Cosigner:
-        key = SignerKey.parse(key) if isinstance(key, str) else key
-        if key.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-            raise TlogInvalid(f"{key.name}+{key.key_id:08x} is not a cosigning key (type 0x04)")
+        key = key_of_type(key, SignerKey, SIGNATURE_TYPE_COSIGNATURE_V1, "a cosigning key")
         return cls(key.name, key.key_id, Ed25519PrivateKey.from_private_bytes(key.seed))
 
     def signature(self, text: str, timestamp: int) -> Signature:
@@ -233,9 +232,7 @@ class CosignatureVerifier:
 
     @classmethod
     def of(cls, key: VerifierKey | str) -> CosignatureVerifier:
-        key = VerifierKey.parse(key) if isinstance(key, str) else key
-        if key.signature_type != SIGNATURE_TYPE_COSIGNATURE_V1:
-            raise TlogInvalid(f"{key.name}+{key.key_id:08x} is not a witness's key (type 0x04)")
+        key = key_of_type(key, VerifierKey, SIGNATURE_TYPE_COSIGNATURE_V1, "a witness's key")
         return cls(key.name, key.key_id, Ed25519PublicKey.from_public_bytes(key.public_key))
 
     def verify(self, message: bytes, signature: bytes) -> bool:

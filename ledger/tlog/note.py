@@ -37,7 +37,7 @@ import binascii
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -244,6 +244,18 @@ class Verifier(Protocol):
     def verify(self, message: bytes, signature: bytes) -> bool: ...
 
 
+_Key = TypeVar("_Key", "VerifierKey", "SignerKey")
+
+
+def key_of_type(key: _Key | str, kind: type[_Key], signature_type: int, role: str) -> _Key:
+    """`key` (or its text, parsed as `kind`), refused unless its signature type is `signature_type`; `role` names
+    what the key must be, for the message."""
+    parsed = kind.parse(key) if isinstance(key, str) else key
+    if parsed.signature_type != signature_type:
+        raise TlogInvalid(f"{parsed.name}+{parsed.key_id:08x} is not {role} (type 0x{signature_type:02x})")
+    return parsed
+
+
 @dataclass(frozen=True)
 class Ed25519Verifier:
     """Checks note signatures (type 0x01) by one key."""
@@ -254,9 +266,7 @@ class Ed25519Verifier:
 
     @classmethod
     def of(cls, key: VerifierKey | str) -> Ed25519Verifier:
-        key = VerifierKey.parse(key) if isinstance(key, str) else key
-        if key.signature_type != SIGNATURE_TYPE_ED25519:
-            raise TlogInvalid(f"{key.name}+{key.key_id:08x} is not a note-signing key (type 0x01)")
+        key = key_of_type(key, VerifierKey, SIGNATURE_TYPE_ED25519, "a note-signing key")
         return cls(key.name, key.key_id, _public_key(key.public_key))
 
     def verify(self, message: bytes, signature: bytes) -> bool:
@@ -279,9 +289,7 @@ class Ed25519Signer:
 
     @classmethod
     def of(cls, key: SignerKey | str) -> Ed25519Signer:
-        key = SignerKey.parse(key) if isinstance(key, str) else key
-        if key.signature_type != SIGNATURE_TYPE_ED25519:
-            raise TlogInvalid(f"{key.name}+{key.key_id:08x} is not a note-signing key (type 0x01)")
+        key = key_of_type(key, SignerKey, SIGNATURE_TYPE_ED25519, "a note-signing key")
         return cls(key.name, key.key_id, Ed25519PrivateKey.from_private_bytes(key.seed))
 
     def signature(self, text: str) -> Signature:
