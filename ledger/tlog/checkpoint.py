@@ -345,3 +345,94 @@ def verify_bundle(bundle: ProofBundle, leaf_hash: bytes, origin: str, log: Verif
         raise TlogInvalid(f"the inclusion proof does not show entry {bundle.index} in the checkpoint of size "
                           f"{checkpoint.size}")
     return opened
+
+
+# --- Consistency proofs between two signed checkpoints (ours: C2SP defines no file for one). ------------------------
+#
+#     bpjs-ledger/consistency-proof@v1
+#     old <the older checkpoint note's length in bytes>
+#     new <the newer checkpoint note's length in bytes>
+#     <the RFC 9162 consistency proof, one base64 hash a line>
+#
+#     <the older checkpoint, verbatim, with its signatures><the newer checkpoint, verbatim, with its signatures>
+#
+# Like tlog-proof, the lines up to the blank line are ASCII and the notes follow verbatim. A note holds a blank line
+# of its own, so the two are delimited by their lengths, given first: the file is exactly the head, the blank line
+# and the two notes, not one byte more. Each note must be a well-formed checkpoint (its signatures are checked by
+# `verify_consistency_file`, against keys the reader already trusts).
+
+CONSISTENCY_HEADER = "bpjs-ledger/consistency-proof@v1"
+CONSISTENCY_OLD_PREFIX = "old "
+CONSISTENCY_NEW_PREFIX = "new "
+CONSISTENCY_HEAD_LINES_MIN = 3  # the header and the two lengths
+CONSISTENCY_HASHES_MAX = 2 * PROOF_HASHES_MAX  # RFC 9162: at most 2 x log2(size) hashes
+
+
+@dataclass(frozen=True)
+class ConsistencyProof:
+    """Two signed checkpoints of one log and the RFC 9162 proof that the older tree is a prefix of the newer."""
+
+    old: bytes
+    new: bytes
+    proof: tuple[bytes, ...]
+
+    def format(self) -> bytes:
+        if len(self.proof) > CONSISTENCY_HASHES_MAX or any(len(one) != merkle.HASH_SIZE for one in self.proof):
+            raise TlogInvalid(f"a consistency proof is at most {CONSISTENCY_HASHES_MAX} hashes of 32 bytes")
+        _checked_checkpoint(self.old)
+        _checked_checkpoint(self.new)
+        lines = [CONSISTENCY_HEADER, f"{CONSISTENCY_OLD_PREFIX}{len(self.old)}",
+                 f"{CONSISTENCY_NEW_PREFIX}{len(self.new)}", *(b64encode(one) for one in self.proof)]
+        return ("\n".join(lines) + "\n\n").encode("ascii") + self.old + self.new
+
+    @classmethod
+    def parse(cls, data: bytes) -> ConsistencyProof:
+        head_end = data.find(b"\n\n")
+        if head_end < 0:
+            raise TlogInvalid("a consistency proof's hashes are followed by a blank line and the two checkpoints")
+        try:
+            head = data[:head_end].decode("ascii").split("\n")
+        except UnicodeDecodeError:
+            raise TlogInvalid("a consistency proof's lines before the checkpoints are ASCII") from None
+        if head[0] != CONSISTENCY_HEADER:
+            raise TlogInvalid(f"a consistency proof begins with the line {CONSISTENCY_HEADER}")
+        if len(head) < CONSISTENCY_HEAD_LINES_MIN or not head[1].startswith(CONSISTENCY_OLD_PREFIX) or not (
+                head[2].startswith(CONSISTENCY_NEW_PREFIX)):
+            raise TlogInvalid("a consistency proof names the two checkpoints' lengths on lines `old N` and `new N`")
+        old_length = _decimal(head[1].removeprefix(CONSISTENCY_OLD_PREFIX))
+        new_length = _decimal(head[2].removeprefix(CONSISTENCY_NEW_PREFIX))
+        if old_length is None or new_length is None:
+            raise TlogInvalid("a checkpoint's length is a decimal without leading zeros")
+        lines = head[3:]
+        if len(lines) > CONSISTENCY_HASHES_MAX:
+            raise TlogInvalid(f"a consistency proof is at most {CONSISTENCY_HASHES_MAX} hashes")
+        proof = []
+        for line in lines:
+            one = b64decode(line)
+            if one is None or len(one) != merkle.HASH_SIZE:
+                raise TlogInvalid(f"each line of a consistency proof is the base64 of 32 bytes, not {line[:60]!r}")
+            proof.append(one)
+        notes = data[head_end + 2:]
+        if len(notes) != old_length + new_length:
+            raise TlogInvalid(f"the two checkpoints are {old_length} + {new_length} bytes, but {len(notes)} follow")
+        old, new = notes[:old_length], notes[old_length:]
+        _checked_checkpoint(old)
+        _checked_checkpoint(new)
+        return cls(old, new, tuple(proof))
+
+
+def verify_consistency_file(proof: ConsistencyProof, origin: str, log: Verifier,
+                            witnesses: Sequence[CosignatureVerifier] = (), witnesses_required: int = 0
+                            ) -> tuple[OpenedCheckpoint, OpenedCheckpoint]:
+    """Both checkpoints, once both are shown signed by the log (and cosigned as required) and the older tree a prefix
+    of the newer by the proof."""
+    old = open_checkpoint(proof.old, origin, log, witnesses, witnesses_required)
+    new = open_checkpoint(proof.new, origin, log, witnesses, witnesses_required)
+    if not old.checkpoint.size < new.checkpoint.size:
+        raise TlogInvalid(f"the older checkpoint's size {old.checkpoint.size} is below the newer's "
+                          f"{new.checkpoint.size}")
+    if not merkle.verify_consistency(old.checkpoint.size, new.checkpoint.size, old.checkpoint.root_hash,
+                                     new.checkpoint.root_hash, proof.proof):
+        raise TlogInvalid(f"the consistency proof does not show the tree of size {old.checkpoint.size} to be a prefix "
+                          f"of the tree of size {new.checkpoint.size}")
+    return old, new

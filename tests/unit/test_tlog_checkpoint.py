@@ -17,6 +17,7 @@ from ledger.tlog.checkpoint import (
     COSIGNATURE_SIZE,
     TIMESTAMP_MAX,
     Checkpoint,
+    ConsistencyProof,
     Cosignature,
     CosignatureVerifier,
     Cosigner,
@@ -26,6 +27,7 @@ from ledger.tlog.checkpoint import (
     open_checkpoint,
     sign_checkpoint,
     verify_bundle,
+    verify_consistency_file,
 )
 from ledger.tlog.note import (
     SIGNATURE_TYPE_COSIGNATURE_V1,
@@ -315,3 +317,74 @@ def test_any_checkpoint_round_trips_and_its_signed_note_opens(origin, size, root
 def test_any_proof_bundle_round_trips(index, proof, extra):
     bundle = ProofBundle(index, tuple(proof), _bundle(0).checkpoint, extra)
     assert ProofBundle.parse(bundle.format()) == bundle
+
+
+# --- Consistency proofs between two checkpoints (bpjs-ledger/consistency-proof@v1). --------------------------------
+
+def _consistency(old_size: int, new_size: int, cosigned: bool = True) -> ConsistencyProof:
+    def note(size: int) -> bytes:
+        signed = sign_checkpoint(Checkpoint(ORIGIN, size, TREE.root(size)), LOG)
+        return cosign(signed, WITNESSES[0], 1_700_000_000) if cosigned else signed
+
+    return ConsistencyProof(note(old_size), note(new_size), tuple(TREE.consistency_proof(old_size, new_size)))
+
+
+def test_a_consistency_proof_is_written_with_both_notes_delimited_by_length_and_reads_back():
+    proof = _consistency(5, 37)
+    data = proof.format()
+    lines = data.split(b"\n\n", 1)[0].decode("ascii").split("\n")
+    assert lines[:3] == ["bpjs-ledger/consistency-proof@v1", f"old {len(proof.old)}", f"new {len(proof.new)}"]
+    assert lines[3:] == [base64.b64encode(one).decode() for one in proof.proof]
+    assert data.endswith(b"\n\n" + proof.old + proof.new)
+    assert ConsistencyProof.parse(data) == proof
+    old, new = verify_consistency_file(ConsistencyProof.parse(data), ORIGIN, LOG.verifier(),
+                                       [WITNESSES[0].verifier()], 1)
+    assert (old.checkpoint.size, new.checkpoint.size) == (5, 37)
+    for old_size, new_size in ((1, 2), (1, 37), (4, 8), (7, 8), (36, 37)):
+        verify_consistency_file(_consistency(old_size, new_size), ORIGIN, LOG.verifier())
+
+
+def test_a_consistency_proof_between_trees_that_do_not_extend_each_other_fails():
+    proof = _consistency(5, 37)
+    with pytest.raises(TlogInvalid, match="prefix"):
+        verify_consistency_file(ConsistencyProof(proof.old, proof.new, proof.proof[1:]), ORIGIN, LOG.verifier())
+    other = merkle.Tree.of(merkle.leaf_hash(b"not " + leaf) for leaf in LEAVES)
+    forked = sign_checkpoint(Checkpoint(ORIGIN, 5, other.root(5)), LOG)
+    with pytest.raises(TlogInvalid, match="prefix"):
+        verify_consistency_file(ConsistencyProof(forked, proof.new, proof.proof), ORIGIN, LOG.verifier())
+    with pytest.raises(TlogInvalid, match="below"):
+        verify_consistency_file(ConsistencyProof(proof.new, proof.old, proof.proof), ORIGIN, LOG.verifier())
+    stranger = Ed25519Signer.of(SignerKey.generate(ORIGIN))
+    unsigned = sign_checkpoint(Checkpoint(ORIGIN, 5, TREE.root(5)), stranger)
+    with pytest.raises(TlogInvalid, match="no signature by a known key"):
+        verify_consistency_file(ConsistencyProof(unsigned, proof.new, proof.proof), ORIGIN, LOG.verifier())
+
+
+def test_one_changed_byte_anywhere_in_a_consistency_proof_fails_it():
+    witnesses = [WITNESSES[0].verifier()]
+    data = _consistency(13, 37).format()
+
+    def check(candidate: bytes) -> None:
+        verify_consistency_file(ConsistencyProof.parse(candidate), ORIGIN, LOG.verifier(), witnesses, 1)
+
+    check(data)
+    for position in range(len(data)):
+        with pytest.raises(TlogInvalid):
+            check(_changed(data, position))
+    for cut in (data[:-1], data + b"\n", data.replace(b"\n\n", b"\n\n\n", 1)):
+        with pytest.raises(TlogInvalid):
+            check(cut)
+
+
+def test_a_malformed_consistency_proof_is_refused():
+    good = _consistency(5, 37, cosigned=False)
+    data = good.format()
+    head, notes = data.split(b"\n\n", 1)
+    bad = [b"", b"bpjs-ledger/consistency-proof@v2" + data[32:], data.replace(b"\nold ", b"\nold 0", 1),
+           data.replace(b"\nold ", b"\nold +", 1), head + b"\n\n" + good.new + good.old,
+           head.replace(f"new {len(good.new)}".encode(), f"new {len(good.new) + 1}".encode()) + b"\n\n" + notes + b"x",
+           head + b"\nAAAA\n\n" + notes, head + b"\n" + base64.b64encode(bytes(32)) + b"=\n\n" + notes,
+           head.replace(b"\n", b"\r\n") + b"\n\n" + notes]
+    for one in bad:
+        with pytest.raises(TlogInvalid):
+            ConsistencyProof.parse(one)
