@@ -5,24 +5,53 @@
 3. per aggregate, versions are 1, 2, 3, ... and every record's hash is the SHA-256 chain over its predecessor
    (`ledger.events.chain_hash`): nothing altered, removed or inserted in an aggregate's history.
 It reports the number of events checked and, on failure, the first breach with its partition, offset and event.
+
+Those checks stop a careless tamperer only: anyone who can write to the topic can compute a valid chain. With the
+log's verifier key (`verify_topic(..., log=...)`, `ledger audit verify --key`), the signed log is checked too, which
+nobody without the signing key can pass:
+4. every record of the checkpoints topic is a checkpoint signed by that key, of the log that key names, and the
+   tree sizes strictly increase (a replayed or old checkpoint is a breach);
+5. the RFC 9162 root over the events in position order (leaf i = the value bytes of the record at position i + 1,
+   exactly as read) at each checkpoint's size is that checkpoint's root: an event changed, dropped, added, duplicated
+   or reordered anywhere below it changes the root. Two checkpoints whose roots both match the tree over the same
+   events are consistent with each other, so this check also holds each checkpoint to the earlier ones;
+6. no event lies beyond the last checkpoint: the relay writes each checkpoint in the same transaction as its
+   events, so an unsigned tail was not written by the relay (a forger's record at the next position);
+7. with witnesses' keys: up to which size the checkpoints are cosigned by the witnesses (each cosigned checkpoint's
+   root must be the events' tree's too, or the log showed a witness another history), and events beyond the size
+   that the required number of them cosigned fail.
+
+Speed: one SHA-256 per event, kept in one bytearray indexed by position (32 bytes each, no object per record); the
+roots are computed by one `merkle.Frontier` walking the checkpoints in size order. The checkpoints topic is read
+before the events (to know which events may form a tail, and keep their ids to name them) and again after (so that
+events published meanwhile, each in a transaction with its checkpoint, are covered); checkpoints beyond the events
+read are checked only for their signature, unless the events topic did not change while it was read, in which case
+the events they cover are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from ledger.errors import TlogInvalid
 from ledger.events import (
     GENESIS_HASH,
     chain_hash,
 )
 from ledger.publishing import kafka_client
+from ledger.publishing.checkpoints import read_checkpoint_record
 from ledger.settings import KafkaConnection
+from ledger.tlog import merkle
+from ledger.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
+from ledger.tlog.note import Ed25519Verifier
 
 BREACHES_KEPT_MAX = 100
+TAIL_NAMED_MAX = BREACHES_KEPT_MAX  # events of an unsigned tail whose ids are kept to name them
 
 
 @dataclass
@@ -31,9 +60,54 @@ class Breach:
     offset: int
     event_id: str | None
     problem: str
+    topic: str | None = None  # named when it is not the events topic (the checkpoints or the witness topic)
 
     def __str__(self) -> str:
-        return f"partition {self.partition}, offset {self.offset}, event {self.event_id}: {self.problem}"
+        where = f"{self.topic} " if self.topic else ""
+        return f"{where}partition {self.partition}, offset {self.offset}, event {self.event_id}: {self.problem}"
+
+
+@dataclass
+class WitnessCount:
+    """One witness's cosignatures found on the witness topic: the largest tree size it cosigned (of the events read,
+    with the events' root)."""
+
+    name: str
+    key_id: int
+    cosigned_size: int = 0
+
+
+@dataclass
+class SignedLogReport:
+    """What `verify --key` found of the signed log (checks 4 to 7 of the module's docstring)."""
+
+    checkpoints_topic: str
+    log_key: str
+    checkpoints: int = 0  # records on the checkpoints topic
+    checkpoints_ok: bool = True  # every one signed by the key, sizes increasing, roots the events' tree's
+    signed_size: int = 0  # the largest checkpoint's size among the events read
+    unsigned_tail: int = 0  # events after it
+    checkpoints_ahead: int = 0  # checkpoints beyond the events read (published while they were read)
+    witnesses: list[WitnessCount] = field(default_factory=list)
+    witnesses_required: int = 0
+    witness_topic: str | None = None
+
+    @property
+    def cosigned_size(self) -> int | None:
+        """The largest size cosigned by `witnesses_required` of the witnesses (all of them when none is required)."""
+        if not self.witnesses:
+            return None
+        sizes = sorted((one.cosigned_size for one in self.witnesses), reverse=True)
+        return sizes[(self.witnesses_required or len(sizes)) - 1]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checkpoints_topic": self.checkpoints_topic, "log_key": self.log_key,
+                "checkpoints": self.checkpoints, "checkpoints_ok": self.checkpoints_ok,
+                "signed_size": self.signed_size, "unsigned_tail": self.unsigned_tail,
+                "checkpoints_ahead": self.checkpoints_ahead, "witness_topic": self.witness_topic,
+                "witnesses": [{"name": one.name, "key_id": f"{one.key_id:08x}", "cosigned_size": one.cosigned_size}
+                              for one in self.witnesses],
+                "witnesses_required": self.witnesses_required, "cosigned_size": self.cosigned_size}
 
 
 @dataclass
@@ -45,6 +119,7 @@ class VerifyReport:
     breaches: list[Breach] = field(default_factory=list)
     positions_ok: bool = True  # 1..N, no duplicate, increasing within each partition
     chains_ok: bool = True  # every aggregate's versions and hashes follow on
+    signed: SignedLogReport | None = None  # None: the signed log was not checked (no verifier key given)
 
     @property
     def ok(self) -> bool:
@@ -53,7 +128,14 @@ class VerifyReport:
     def as_dict(self) -> dict[str, Any]:
         return {"topic": self.topic, "events": self.events, "positions": [self.first_position, self.last_position],
                 "positions_contiguous": self.positions_ok, "chains_intact": self.chains_ok, "ok": self.ok,
-                "first_breach": str(self.breaches[0]) if self.breaches else None, "breaches": len(self.breaches)}
+                "first_breach": str(self.breaches[0]) if self.breaches else None, "breaches": len(self.breaches),
+                "signed_log_checked": self.signed is not None,
+                "signed_log": self.signed.as_dict() if self.signed is not None else None,
+                "breach_list": [str(one) for one in self.breaches]}
+
+    def add_breach(self, breach: Breach) -> None:
+        if len(self.breaches) < BREACHES_KEPT_MAX:
+            self.breaches.append(breach)
 
     def breach(self, record: Any, event_id: str | None, problem: str, *, chain: bool = False) -> None:
         if chain:
@@ -64,10 +146,44 @@ class VerifyReport:
             self.breaches.append(Breach(record.partition, record.offset, event_id, problem))
 
 
-def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
-    """Check a topic's records (in partition order, as Kafka returns them)."""
+class LeafHashes:
+    """Each event's leaf hash (SHA-256(0x00 || value)) at (position - 1) x 32 in one bytearray, for positions up to a
+    bound known before the read (the topic's end offsets add up to more than its records). A position read twice
+    keeps its first record (the duplicate is a breach of its own); a position never read keeps 32 zero bytes, which no
+    root can contain. The ids of the events after `tail_after` are kept (the first TAIL_NAMED_MAX) to name them if
+    they turn out to be an unsigned tail."""
+
+    __slots__ = ("_seen", "hashes", "positions_max", "size", "tail_after", "tail_ids")
+
+    def __init__(self, positions_max: int, tail_after: int = 0) -> None:
+        self.positions_max = positions_max
+        self.hashes = bytearray(positions_max * merkle.HASH_SIZE)
+        self._seen = bytearray(positions_max + 1)
+        self.size = 0  # the largest position stored
+        self.tail_after = tail_after
+        self.tail_ids: dict[int, str] = {}
+
+    def add(self, position: int, value: bytes, event_id: str) -> None:
+        if not 0 < position <= self.positions_max or self._seen[position]:
+            return
+        self._seen[position] = 1
+        start = (position - 1) * merkle.HASH_SIZE
+        self.hashes[start:start + merkle.HASH_SIZE] = hashlib.sha256(b"\0" + value).digest()
+        self.size = max(self.size, position)
+        if position > self.tail_after and len(self.tail_ids) < TAIL_NAMED_MAX:
+            self.tail_ids[position] = event_id
+
+    def leaf(self, position: int) -> bytes:
+        start = (position - 1) * merkle.HASH_SIZE
+        return bytes(self.hashes[start:start + merkle.HASH_SIZE])
+
+
+def verify_records(topic: str, records: Iterable[Any], leaves: LeafHashes | None = None,
+                   where: dict[int, tuple[int, int]] | None = None) -> VerifyReport:
+    """Check a topic's records (in partition order, as Kafka returns them). With `leaves`, each event's leaf hash is
+    kept by position too; `where` receives position -> (partition, offset) of the first record of each position."""
     report = VerifyReport(topic=topic)
-    positions_seen: dict[int, tuple[int, int]] = {}  # position -> (partition, offset) where first seen
+    positions_seen: dict[int, tuple[int, int]] = {} if where is None else where  # position -> where first seen
     last_in_partition: dict[int, int] = {}
     heads: dict[str, tuple[int, str]] = {}  # aggregate id -> (version, hash) of its last event
     for record in records:
@@ -80,6 +196,8 @@ def verify_records(topic: str, records: Iterable[Any]) -> VerifyReport:
             report.breach(record, None, f"not a ledger envelope ({error})", chain=True)
             continue
         _check_position(report, record, event_id, position, positions_seen, last_in_partition)
+        if leaves is not None:
+            leaves.add(position, record.value, event_id)
         _check_chain(report, record, env, aggregate, version, heads)
     if positions_seen:
         _check_contiguous(report, positions_seen)
@@ -130,5 +248,185 @@ def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int,
                                                       f"{' ...' if missing > len(gaps) else ''}"))
 
 
-def verify_topic(kafka: KafkaConnection, topic: str) -> VerifyReport:
-    return verify_records(topic, kafka_client.read_to_end(kafka, topic))
+def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | None = None,
+                 checkpoints_topic: str | None = None, witnesses: list[CosignatureVerifier] | None = None,
+                 witness_topic: str | None = None, witnesses_required: int = 0) -> VerifyReport:
+    """Checks 1 to 3 of the module's docstring; with the log's verifier key `log`, 4 to 6 over `checkpoints_topic`;
+    with `witnesses`, 7 over `witness_topic`."""
+    if log is None:
+        return verify_records(topic, kafka_client.read_to_end(kafka, topic))
+    assert checkpoints_topic is not None, "the signed log is checked against its checkpoints topic"
+    witnesses = witnesses or []
+    assert not witnesses or witness_topic is not None, "cosignatures are read from the witness topic"
+    # 1. The checkpoints so far: the events beyond the last of them may be a tail, whose ids are kept to name them.
+    before = _checkpoints(kafka, checkpoints_topic, log)
+    ends_before = kafka_client.end_offsets(kafka, topic)
+    # 2. The events, with their leaf hashes by position (the end offsets bound the positions a contiguous topic has).
+    leaves = LeafHashes(sum(ends_before.values()) + LEAVES_SLACK,
+                        tail_after=max((one.checkpoint.size for one in before.valid), default=0))
+    where: dict[int, tuple[int, int]] = {}
+    report = verify_records(topic, kafka_client.read_to_end(kafka, topic), leaves, where)
+    # 3. The checkpoints again, to cover the events published while they were read; then the cosignatures.
+    found = _checkpoints(kafka, checkpoints_topic, log)
+    cosigned = _cosigned(kafka, witness_topic, log, witnesses) if witnesses else _Cosigned()
+    unchanged = kafka_client.end_offsets(kafka, topic) == ends_before
+    signed = SignedLogReport(checkpoints_topic=checkpoints_topic, log_key=f"{log.name}+{log.key_id:08x}",
+                             checkpoints=found.records, witness_topic=witness_topic if witnesses else None,
+                             witnesses=[WitnessCount(one.name, one.key_id) for one in witnesses],
+                             witnesses_required=witnesses_required)
+    report.signed = signed
+    for breach in [*found.breaches, *cosigned.breaches]:
+        signed.checkpoints_ok = False
+        report.add_breach(breach)
+    _check_roots(report, signed, leaves, found, cosigned, unchanged)
+    _check_tail(report, signed, leaves, where, topic)
+    return report
+
+
+LEAVES_SLACK = 1  # room for position N + 1 in a topic without transaction markers (a copy written plainly)
+
+
+@dataclass(frozen=True)
+class _Valid:
+    """A checkpoint that opened with the log's key: its place on the checkpoints (or witness) topic."""
+
+    checkpoint: Checkpoint
+    partition: int
+    offset: int
+    cosigners: tuple[int, ...] = ()  # indices of the given witnesses that cosigned it
+
+
+@dataclass
+class _Checkpoints:
+    records: int = 0
+    valid: list[_Valid] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+
+
+def _checkpoints(kafka: KafkaConnection, topic: str, log: Ed25519Verifier) -> _Checkpoints:
+    """The checkpoints topic's records, each opened with the log's key: those that open with increasing sizes are
+    kept, every other one is a breach naming its offset."""
+    found = _Checkpoints()
+    last_size = 0
+    for record in kafka_client.read_to_end(kafka, topic):
+        found.records += 1
+        try:
+            opened = open_checkpoint(read_checkpoint_record(record.value, record.headers).note, log.name, log)
+        except TlogInvalid as error:
+            found.breaches.append(Breach(record.partition, record.offset, None,
+                                         f"not a checkpoint signed by the log's key: {error}", topic))
+            continue
+        size = opened.checkpoint.size
+        if size <= last_size:
+            found.breaches.append(Breach(record.partition, record.offset, None,
+                                         f"a checkpoint of size {size} after one of size {last_size}: replayed or "
+                                         f"old (the relay's checkpoints only grow)", topic))
+            continue
+        last_size = size
+        found.valid.append(_Valid(opened.checkpoint, record.partition, record.offset))
+    return found
+
+
+@dataclass
+class _Cosigned:
+    valid: list[_Valid] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+
+
+def _cosigned(kafka: KafkaConnection, topic: str | None, log: Ed25519Verifier,
+              witnesses: list[CosignatureVerifier]) -> _Cosigned:
+    """The witness topic's checkpoints cosigned by any of the given witnesses. A record the log did not sign, or whose
+    cosignature by a given witness fails, is a breach; cosignatures by other witnesses are ignored."""
+    assert topic is not None
+    found = _Cosigned()
+    for record in kafka_client.read_to_end(kafka, topic):
+        try:
+            opened = open_checkpoint(record.value or b"", log.name, log, witnesses)
+        except TlogInvalid as error:
+            found.breaches.append(Breach(record.partition, record.offset, None, f"not a checkpoint of the log "
+                                         f"cosigned by the given witnesses: {error}", topic))
+            continue
+        by_key = {(one.name, one.key_id) for one in opened.cosignatures}
+        cosigners = tuple(i for i, one in enumerate(witnesses) if (one.name, one.key_id) in by_key)
+        if cosigners:
+            found.valid.append(_Valid(opened.checkpoint, record.partition, record.offset, cosigners))
+    return found
+
+
+def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHashes, found: _Checkpoints,
+                 cosigned: _Cosigned, unchanged: bool) -> None:
+    """Check 5 (and 7's roots): the root of the events' tree at each size a checkpoint or a cosignature names must be
+    theirs."""
+    size_read = report.last_position or 0
+    roots = roots_at(leaves, {*(one.checkpoint.size for one in found.valid),
+                              *(one.checkpoint.size for one in cosigned.valid)}, size_read)
+    matched = 0
+    for one in found.valid:
+        size = one.checkpoint.size
+        if size > size_read:
+            if unchanged:
+                signed.checkpoints_ok = False
+                report.add_breach(Breach(one.partition, one.offset, None, f"the checkpoint of size {size} covers "
+                                         f"events the topic does not hold (it ends at position {size_read}): lost "
+                                         f"or removed", signed.checkpoints_topic))
+            else:
+                signed.checkpoints_ahead += 1
+            continue
+        signed.signed_size = size
+        if roots[size] != one.checkpoint.root_hash:
+            signed.checkpoints_ok = False
+            report.add_breach(Breach(one.partition, one.offset, None, f"the checkpoint of size {size} does not match "
+                                     f"the events: the tree over positions 1..{size} has another root, so an event "
+                                     f"at positions {matched + 1}..{size} was changed, dropped, added, duplicated or "
+                                     f"reordered", signed.checkpoints_topic))
+        else:
+            matched = size
+    _count_cosignatures(report, signed, roots, cosigned, size_read)
+
+
+def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[int, bytes]:
+    """The root of the tree over the first n leaves, for each n of `sizes` up to `size_max`: one frontier walks the
+    leaves in order, stopping at each size."""
+    frontier, roots = merkle.Frontier(), {}
+    view = memoryview(leaves.hashes)
+    step = merkle.HASH_SIZE
+    for size in sorted(one for one in set(sizes) if one <= size_max):
+        for start in range(frontier.size * step, size * step, step):
+            frontier.append(view[start:start + step].tobytes())
+        roots[size] = frontier.root()
+    return roots
+
+
+def _count_cosignatures(report: VerifyReport, signed: SignedLogReport, roots: dict[int, bytes], cosigned: _Cosigned,
+                        size_read: int) -> None:
+    for one in cosigned.valid:
+        size = one.checkpoint.size
+        if size > size_read:
+            continue
+        if roots[size] != one.checkpoint.root_hash:
+            signed.checkpoints_ok = False
+            report.add_breach(Breach(one.partition, one.offset, None, f"a checkpoint of size {size} signed by the log "
+                                     f"and cosigned by witnesses, whose root is not the events' tree's: the log "
+                                     f"showed them another history", signed.witness_topic))
+            continue
+        for index in one.cosigners:
+            witness = signed.witnesses[index]
+            witness.cosigned_size = max(witness.cosigned_size, size)
+
+
+def _check_tail(report: VerifyReport, signed: SignedLogReport, leaves: LeafHashes,
+                where: dict[int, tuple[int, int]], topic: str) -> None:
+    """Check 6, and 7's requirement: every event after the last checkpoint (or the size cosigned as required) is
+    named."""
+    size_read = report.last_position or 0
+    signed.unsigned_tail = max(0, size_read - signed.signed_size)
+    for position in range(signed.signed_size + 1, min(size_read, signed.signed_size + TAIL_NAMED_MAX) + 1):
+        partition, offset = where.get(position, (-1, -1))
+        report.add_breach(Breach(partition, offset, leaves.tail_ids.get(position), f"position {position} is in no "
+                                 f"checkpoint signed by the log (signed up to {signed.signed_size}): an unsigned tail, "
+                                 f"which the relay never writes"))
+    cosigned = signed.cosigned_size
+    if signed.witnesses_required and cosigned is not None and size_read > cosigned:
+        report.add_breach(Breach(-1, -1, None, f"positions {cosigned + 1}..{size_read} are not cosigned by "
+                                 f"{signed.witnesses_required} of the {len(signed.witnesses)} witnesses given (they "
+                                 f"cosigned up to size {cosigned})", topic))
