@@ -41,6 +41,7 @@ from ledger.generator import BranchPlan, generate_branch, member_rows
 from ledger.publishing import kafka_client, relay
 from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
+from ledger.tlog.note import Ed25519Signer, SignerKey
 
 TKK_STAFF = 7_000
 DEMO_PLAN = BranchPlan(branch="BEKASI-KOTA", employers=40, members=3_000, bpu_members=150, first_month="2017-01",
@@ -113,7 +114,12 @@ def run_demo(settings: Settings) -> int:
           f"transactions)")
     # The demo plays every role: it creates its topics as the administrator would (`ledger kafka init`).
     init_topics(kafka, topics, settings.kafka_partitions, replication_factor=settings.replication_factor_checked())
-    publisher = relay.Relay(app.recorder, kafka, topics, transactional_id=f"demo-relay-{run_id}")
+    # The log's signing key: the operator's (LEDGER_LOG_SIGNING_KEY_FILE) if set, else one made for this run, as an
+    # operator makes one with `ledger keys generate`; its verifier key is what auditors are given.
+    log_key = (settings.log_signing_key_file and settings.log_signing_key()) or SignerKey.generate(
+        f"demo-{run_id}.bpjs.example/ledger")
+    publisher = relay.Relay(app.recorder, kafka, topics, signer=Ed25519Signer.of(log_key),
+                            transactional_id=f"demo-relay-{run_id}")
     started = time.perf_counter()
     published = publisher.run()
     publisher.close()

@@ -10,12 +10,13 @@ setting silently ignored leaves the ledger running with a default its operator t
 
 Safety checks that a developer's machine may relax are relaxed only by one explicit setting, `LEDGER_DEVELOPMENT_MODE`
 (never in production), and each relaxation prints a warning on stderr when it is used (`warn_development_mode`).
-It relaxes three checks:
+It relaxes four checks:
 - without `LEDGER_NIK_HMAC_KEY`, the NIK hashes the write side publishes are made with the public development key
   (`nik_hmac_key_bytes`);
 - `LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT` (a password sent where anyone on the network can read it) is
   accepted (`kafka`);
-- topics may be created with one copy, `LEDGER_KAFKA_REPLICATION_FACTOR=1` (`replication_factor_checked`).
+- topics may be created with one copy, `LEDGER_KAFKA_REPLICATION_FACTOR=1` (`replication_factor_checked`);
+- without `LEDGER_LOG_SIGNING_KEY_FILE`, the relay publishes without signed checkpoints (`log_signing_key`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ledger.errors import ConfigurationError
+from ledger.errors import ConfigurationError, TlogInvalid
 from ledger.private_files import create_private_database
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, SIGNATURE_TYPE_ED25519, SignerKey
 
 ENV_PREFIX = "LEDGER_"
 
@@ -51,6 +53,11 @@ NIK_HMAC_KEY_BYTES_MIN = 32
 # The key used in development mode when LEDGER_NIK_HMAC_KEY is unset. It is public (it is in this file), so hashes
 # made with it protect nothing: outside development mode it is refused, even when set explicitly.
 DEVELOPMENT_NIK_HMAC_KEY = b"development-only-nik-key"
+
+# A signing key file is one line of about 100 characters (`ledger keys generate`): anything much larger is not one.
+SIGNING_KEY_FILE_BYTES_MAX = 4096
+# Group or others may not read a signing key file: whoever reads it can sign checkpoints as the fund's log.
+SIGNING_KEY_FILE_FORBIDDEN_MODE = 0o077
 
 # The replication factor and in-sync replicas of the topics the ledger creates, on a production cluster: three copies
 # of the history, of which two must have every record before the relay's write counts (acks=all), so one broker can
@@ -151,6 +158,10 @@ class Settings(BaseSettings):
     # For a developer's machine and synthetic data only; never in production.
     development_mode: bool = False
 
+    # The file holding the signing key of the fund's log (`ledger keys generate`): the relay signs a checkpoint of the
+    # Merkle tree over the events with it in every transaction (docs/audit.md). Required outside development mode.
+    log_signing_key_file: Path | None = None
+
     # The event store: an embedded SQLite file by default, PostgreSQL for scale.
     persistence: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_path: Path = Path(".run/ledger.db")
@@ -197,6 +208,22 @@ class Settings(BaseSettings):
             raise ConfigurationError(f"LEDGER_NIK_HMAC_KEY is shorter than {NIK_HMAC_KEY_BYTES_MIN} bytes, too short "
                                      f"to keep NIK hashes from being reversed: {fix}")
         return key
+
+    def log_signing_key(self) -> SignerKey | None:
+        """The log's signing key, read from `LEDGER_LOG_SIGNING_KEY_FILE` and checked: raises `ConfigurationError`
+        when it is not set (outside development mode, where the relay then publishes no checkpoints: None), cannot
+        be read, is readable by group or others, or is not an Ed25519 signer key. Messages never contain the key."""
+        path = self.log_signing_key_file
+        if path is None:
+            if not self.development_mode:
+                raise ConfigurationError(
+                    "LEDGER_LOG_SIGNING_KEY_FILE is not set, and the relay signs a checkpoint of the events with the "
+                    "fund's log key in every transaction: make one with `ledger keys generate --name NAME --out FILE` "
+                    "and point LEDGER_LOG_SIGNING_KEY_FILE at the file (docs/audit.md)")
+            self.warn_development_mode("the relay publishes no signed checkpoints (no LEDGER_LOG_SIGNING_KEY_FILE): "
+                                       "`ledger audit verify --key` will report every event as unsigned")
+            return None
+        return read_signing_key(path, "LEDGER_LOG_SIGNING_KEY_FILE", SIGNATURE_TYPE_ED25519)
 
     def warn_development_mode(self, relaxed: str) -> None:
         """Say on stderr, once per process and relaxation, that development mode relaxed a safety check."""
@@ -287,3 +314,31 @@ class Settings(BaseSettings):
             "POSTGRES_USER": self.postgres_user,
             "POSTGRES_PASSWORD": self.postgres_password,
         }
+
+
+def read_signing_key(path: Path, what: str, signature_type: int) -> SignerKey:
+    """A signer key of `signature_type` from the file `path` (named `what` in messages), checked: only its owner may
+    read it, it is one key line, and its type is the one asked for. Messages never contain the key."""
+    try:
+        status = path.stat()
+        if status.st_mode & SIGNING_KEY_FILE_FORBIDDEN_MODE:
+            raise ConfigurationError(f"{what} {path} may be read by group or others (mode "
+                                     f"{status.st_mode & 0o777:03o}): whoever reads it can sign as its owner; "
+                                     f"`chmod 600 {path}`, and make a new key if others may have read it")
+        if status.st_size > SIGNING_KEY_FILE_BYTES_MAX:
+            raise ConfigurationError(f"{what} {path} is {status.st_size} bytes: not a key file")
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"{what} {path} cannot be read: {type(error).__name__}: "
+                                 f"{getattr(error, 'strerror', None) or error}") from None
+    try:
+        key = SignerKey.parse(text)
+    except TlogInvalid:
+        raise ConfigurationError(f"{what} {path} does not hold a signer key (one line PRIVATE+KEY+..., as "
+                                 f"`ledger keys generate` writes)") from None
+    if key.signature_type != signature_type:
+        whose = "a witness" if signature_type == SIGNATURE_TYPE_COSIGNATURE_V1 else "the log"
+        raise ConfigurationError(f"{what} {path} holds a key of signature type 0x{key.signature_type:02x}, not "
+                                 f"0x{signature_type:02x} ({whose}'s); "
+                                 f"`ledger keys generate` makes one of each")
+    return key

@@ -214,6 +214,7 @@ def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None
     from ledger.publishing.envelope import record_headers
     from ledger.publishing.relay import Relay
     from ledger.publishing.topics import Topics, init_topics
+    from ledger.tlog.note import Ed25519Signer, SignerKey
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "relay.db")},
                  clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
@@ -221,6 +222,7 @@ def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None
     topics = Topics.for_prefix(f"bench-{uuid.uuid4().hex[:8]}")
     init_topics(kafka, topics, partitions=12, replication_factor=BENCH_REPLICATION)
     relay = Relay(app.recorder, kafka, topics, transactional_id=f"bench-{uuid.uuid4().hex[:8]}",
+                  signer=Ed25519Signer.of(SignerKey.generate("bench.bpjs.example/ledger")),
                   compression_type=compression)
     relay.run()  # the enrollments: history before the month, not timed
     pay_branch_month(app, employers)

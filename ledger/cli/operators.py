@@ -1,6 +1,7 @@
 """The operators' commands: topics, the relay, the projections, the API server, generated data, the
 example consumers and the demo."""
 
+import os
 import re
 import signal
 import sys
@@ -16,6 +17,7 @@ import typer
 from ledger import identifiers
 from ledger.cli.common import AsJson, checked, print_json, reporting, topics_for
 from ledger.errors import (
+    AlreadyExists,
     ConfigurationError,
     InvalidInput,
     InvariantViolation,
@@ -23,12 +25,24 @@ from ledger.errors import (
     ProjectionError,
     RebuildStopped,
 )
+from ledger.private_files import FILE_MODE, make_private_dir
 from ledger.publishing import kafka_client, relay
 from ledger.publishing.topics import TEAMS_MAX, Principals, init_topics, role_grants
+from ledger.tlog.note import (
+    SIGNATURE_TYPE_COSIGNATURE_V1,
+    SIGNATURE_TYPE_ED25519,
+    Ed25519Signer,
+    SignerKey,
+    key_name_problem,
+)
 from projections.views import PROJECTIONS
+
+KEY_NAME_CHARS_MAX = 200  # a key name is an origin like bpjs.example/ledger: longer is a mistake
 
 kafka_app = typer.Typer(help="Manage the ledger's Kafka topics.", no_args_is_help=True)
 projections_app = typer.Typer(help="Operate the read-side projections: run, status, rebuild.", no_args_is_help=True)
+keys_app = typer.Typer(help="Make the signing keys of the fund's log and of its witnesses (docs/audit.md).",
+                        no_args_is_help=True)
 consumers_app = typer.Typer(help="The example downstream consumers, built on the SDK (docs/consumers.md).",
                             no_args_is_help=True)
 
@@ -70,6 +84,8 @@ def kafka_init(
                                                     help="grant this principal the projections' ACLs")] = None,
     auditors: Annotated[list[str] | None, typer.Option("--auditor", metavar="PRINCIPAL", show_default=False,
                                                        help="grant an auditor's ACLs (repeatable)")] = None,
+    witnesses: Annotated[list[str] | None, typer.Option("--witness", metavar="PRINCIPAL", show_default=False,
+                                                        help="grant a witness's ACLs (repeatable)")] = None,
     consumers: Annotated[list[str] | None, typer.Option(
         "--consumer", metavar="TEAM[=PRINCIPAL]", show_default=False,
         help="create a consumer team's dead-letter topic; with =PRINCIPAL, grant it the team's ACLs (repeatable)")
@@ -87,6 +103,7 @@ def kafka_init(
             relay=_principal("--relay", relay_principal) if relay_principal else None,
             projections=_principal("--projections", projections) if projections else None,
             auditors=tuple(_principal("--auditor", auditor) for auditor in auditors or []),
+            witnesses=tuple(_principal("--witness", witness) for witness in witnesses or []),
             teams={team: principal for team, principal in teams.items() if principal})
         factor = settings.replication_factor_checked()
         kafka = settings.kafka()
@@ -100,20 +117,63 @@ def kafka_init(
             raise ConfigurationError(f"the topics are there, but the cluster refused the ACLs "
                                      f"({type(error).__name__}: {error}); a cluster without an authorizer "
                                      f"(`authorizer.class.name`) cannot hold ACLs") from None
-    result = {"events_topic": topics.events, "state_topic": topics.state, "created": created,
+    result = {"events_topic": topics.events, "state_topic": topics.state, "checkpoints_topic": topics.checkpoints,
+              "witness_topic": topics.witness, "created": created,
               "partitions": settings.kafka_partitions, "replication_factor": factor,
               "dead_letter_topics": [f"{team}.dead-letters" for team in teams],
               "acls": [vars(grant) for grant in grants]}
     if as_json:
         print_json(result)
         return
-    print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever) and {topics.state}"
+    print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever), {topics.state}, "
+          f"{topics.checkpoints}, {topics.witness}"
           f"{''.join(', ' + name for name in result['dead_letter_topics'])}, {factor} "
           f"cop{'y' if factor == 1 else 'ies'} each: {'created ' + ', '.join(created) if created else 'already there'}")
     for principal in sorted({grant.principal for grant in grants}):
         print(f"granted {principal}: " + ", ".join(f"{grant.operation} {grant.resource} {grant.name}"
                                                    f"{'*' if grant.pattern == 'PREFIXED' else ''}"
                                                    for grant in grants if grant.principal == principal))
+
+
+@keys_app.command("generate")
+def keys_generate(
+    name: Annotated[str, typer.Option("--name", show_default=False,
+                                      help="the key's name: for the log, its origin, e.g. bpjs.example/ledger")],
+    out: Annotated[Path, typer.Option("--out", metavar="FILE", show_default=False,
+                                      help="where to write the signing key (a new file, mode 0600)")],
+    witness: Annotated[bool, typer.Option("--witness", help="a witness's cosigning key (type 0x04) instead of the "
+                                                            "log's signing key (type 0x01)")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Write a new Ed25519 signing key to FILE and print its verifier key, for auditors and witnesses to hold.
+
+    The signing key is secret: the relay reads the log's from LEDGER_LOG_SIGNING_KEY_FILE; a witness's is given to
+    `ledger audit witness --key`. An existing FILE is never overwritten."""
+    with reporting(as_json):
+        problem = key_name_problem(name)
+        if problem is not None:
+            raise InvalidInput(f"--name {name!r}: {problem}")
+        if len(name) > KEY_NAME_CHARS_MAX:
+            raise InvalidInput(f"--name is at most {KEY_NAME_CHARS_MAX} characters")
+        key = SignerKey.generate(name, SIGNATURE_TYPE_COSIGNATURE_V1 if witness else SIGNATURE_TYPE_ED25519)
+        try:
+            make_private_dir(out.parent)
+            descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+        except FileExistsError:
+            raise AlreadyExists(f"{out} exists: a signing key is never overwritten (its signatures would no longer "
+                                f"verify); choose another --out, or remove the old key deliberately") from None
+        except OSError as error:
+            raise InvalidInput(f"--out {out}: cannot create it: {error.strerror}") from None
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(key.format() + "\n")
+    verifier = key.verifier_key().format()
+    if as_json:
+        print_json({"verifier_key": verifier, "signing_key_file": str(out), "name": name,
+                    "kind": "witness" if witness else "log"})
+        return
+    print(f"wrote the {'witness' if witness else 'log'} signing key {name} to {out} (mode 0600: keep it secret); "
+          f"its verifier key, for auditors{'' if witness else ' and witnesses'}, is on stdout", file=sys.stderr)
+    print(verifier)
 
 
 @kafka_app.command("acls")
@@ -163,8 +223,10 @@ def run_relay(
     topics = topics_for(settings)
     with reporting(as_json):
         kafka = settings.kafka()
+        # It signs a checkpoint in every transaction with the log's key: none, none published (development only).
+        key = settings.log_signing_key()
     # The relay creates no topic, as it may not (docs/kafka.md): `Relay.connect` names `ledger kafka init` instead.
-    publisher = relay.Relay(store, kafka, topics,
+    publisher = relay.Relay(store, kafka, topics, signer=Ed25519Signer.of(key) if key else None,
                             transactional_id=settings.relay_transactional_id,
                             compression_type=settings.compression_type, batch_max=batch,
                             log=lambda line: print(line, file=sys.stderr))

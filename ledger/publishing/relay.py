@@ -14,6 +14,11 @@ relay refuses (`RelayStateInvalid`, exit 12) a state that is not a state, or tha
 store's last one: going on from there would skip events silently. `tally_store` gives `ledger audit reconcile` the
 store's side of the comparison with the state and the topic.
 
+The same transaction carries the log's signed checkpoint of the Merkle tree over every event published so far
+(ledger.publishing.checkpoints), and the state record carries the tree's frontier: what extending the tree needs, so
+a restart never rehashes history. Events, checkpoint and frontier commit together: the last committed checkpoint
+always covers exactly the events committed, and a reader (read_committed) never sees an event it does not sign.
+
 The topics are described in ledger.publishing.topics, the records' envelope in ledger.publishing.envelope.
 """
 
@@ -22,18 +27,21 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ledger.domain import INTERNAL_EVENT_TOPICS
-from ledger.errors import NotFound, RelayStateInvalid
+from ledger.errors import NotFound, RelayStateInvalid, TlogInvalid
 from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
+from ledger.publishing.checkpoints import checkpoint_record
 from ledger.publishing.envelope import envelope
 from ledger.publishing.topics import Topics
 from ledger.settings import KafkaConnection
+from ledger.tlog import merkle
+from ledger.tlog.note import Ed25519Signer
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
 RELAY_BATCH_LIMIT = 100_000  # the largest batch a relay accepts (`ledger relay --batch`)
@@ -49,6 +57,16 @@ RELAY_STATE_KEY = b"relay"
 class RelayState:
     notification_id: int = 0  # the last notification of the store that was published (or skipped as internal)
     position: int = 0  # the last position given to a published event
+    # The Merkle tree over the events at positions 1..position (its size is `position`); None in a state written
+    # before the relay signed checkpoints, until it is rebuilt (`Relay.connect`). Not compared: the two numbers
+    # above determine it.
+    tree: merkle.Frontier | None = field(default_factory=merkle.Frontier, compare=False)
+
+    def record(self) -> bytes:
+        body: dict[str, Any] = {"notification_id": self.notification_id, "position": self.position}
+        if self.tree is not None:
+            body["tree"] = self.tree.to_dict()
+        return orjson.dumps(body)
 
 
 @dataclass(frozen=True)
@@ -57,6 +75,7 @@ class Batch:
     after: RelayState  # the state this batch follows
     records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
     state: RelayState
+    checkpoint: tuple[bytes, bytes, list[tuple[str, bytes]]] | None = None  # the signed checkpoint of `state.tree`
 
 
 def read_state(kafka: KafkaConnection, topics: Topics) -> RelayState:
@@ -80,8 +99,21 @@ def _parse_state(topic: str, offset: int, value: bytes) -> RelayState:
         numbers = None
     if numbers is None or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers):
         raise RelayStateInvalid(f"the relay state record at {topic} offset {offset} is not a relay state "
-                                f"({{\"notification_id\": N, \"position\": P}}, whole numbers)") from None
-    return RelayState(notification_id=numbers[0], position=numbers[1])
+                                f"({{\"notification_id\": N, \"position\": P, \"tree\": ...}}, whole "
+                                f"numbers)") from None
+    tree = None
+    if "tree" in body:
+        try:
+            tree = merkle.Frontier.from_dict(body["tree"])
+        except TlogInvalid as error:
+            raise RelayStateInvalid(f"the relay state record at {topic} offset {offset} holds no Merkle tree "
+                                    f"frontier: {error}") from None
+        if tree.size != numbers[1]:
+            raise RelayStateInvalid(f"the relay state record at {topic} offset {offset} holds a tree of {tree.size} "
+                                    f"events for position {numbers[1]}: they go together")
+    elif numbers[1] == 0:
+        tree = merkle.Frontier()
+    return RelayState(notification_id=numbers[0], position=numbers[1], tree=tree)
 
 
 def check_state(state: RelayState, store_head: int, topics: Topics) -> None:
@@ -108,9 +140,12 @@ class Relay:
     """Publishes the store's notifications to Kafka in transactions of at most `RELAY_BATCH_MAX` events."""
 
     def __init__(self, recorder: Any, kafka: KafkaConnection, topics: Topics, *, transactional_id: str,
-                 compression_type: str | None = None, batch_max: int = RELAY_BATCH_MAX,
+                 signer: Ed25519Signer | None, compression_type: str | None = None, batch_max: int = RELAY_BATCH_MAX,
                  log: Callable[[str], None] = lambda _: None) -> None:
+        """`signer` signs the checkpoints with the log's key; None (development mode only, see
+        `Settings.log_signing_key`) publishes none, and every event stays an unsigned tail for `audit verify`."""
         assert 1 <= batch_max <= RELAY_BATCH_LIMIT
+        self.signer = signer
         self.recorder = recorder
         self.kafka = kafka
         self.topics = topics
@@ -139,6 +174,31 @@ class Relay:
         self.prepared = None
         # A state beyond the store would make the relay skip events silently: refuse it (`check_state`).
         check_state(self.state, self._store_head(), self.topics)
+        if self.state.tree is None:
+            self.state = self._with_tree(self.state)
+
+    def _with_tree(self, state: RelayState) -> RelayState:
+        """`state` with the tree over the events it says were published, rebuilt from the store: once, for a topic
+        published before the relay signed checkpoints. The store gives the same envelopes the relay published then
+        (`envelope` is a function of the stored event and its position); `audit verify` checks the result against
+        the topic, as it checks every checkpoint."""
+        self.log(f"relay: building the Merkle tree over the {state.position} events published before checkpoints "
+                 f"(once)")
+        tree = merkle.Frontier()
+        start = 1
+        while start <= state.notification_id:
+            page = self.recorder.select_notifications(start=start, stop=state.notification_id, limit=self.batch_max)
+            if not page:
+                break
+            for notification in page:
+                if notification.topic not in INTERNAL_EVENT_TOPICS:
+                    tree.append(merkle.leaf_hash(envelope(notification, tree.size + 1)[1]))
+            start = page[-1].id + 1
+        if tree.size != state.position:
+            raise RelayStateInvalid(f"the relay's saved state on {self.topics.state} says {state.position} events "
+                                    f"were published up to notification {state.notification_id}, but the store "
+                                    f"holds {tree.size} there; {REFUSAL_ADVICE}")
+        return RelayState(state.notification_id, state.position, tree)
 
     def close(self) -> None:
         if self.producer is not None:
@@ -158,7 +218,20 @@ class Relay:
                 continue  # command records (idempotency) are internal: skipped, and given no position
             position += 1
             records.append(envelope(notification, position))
-        return Batch(after=after, records=records, state=RelayState(notification_id=page[-1].id, position=position))
+        assert after.tree is not None, "the tree is rebuilt on connecting"
+        if not records:
+            return Batch(after=after, records=records,
+                         state=RelayState(notification_id=page[-1].id, position=position, tree=after.tree))
+        # The tree grows by the leaf hash of each record's value, exactly the bytes sent; one signature a batch.
+        leaves = [merkle.leaf_hash(value) for _, value, _ in records]
+        tree = after.tree.copy()
+        tree.extend(leaves)
+        checkpoint = None
+        if self.signer is not None:
+            proof = merkle.consistency_proof_extending(after.tree, leaves)
+            checkpoint = checkpoint_record(self.signer, after.tree, tree, proof)
+        return Batch(after=after, records=records, checkpoint=checkpoint,
+                     state=RelayState(notification_id=page[-1].id, position=position, tree=tree))
 
     def publish_batch(self) -> int:
         with collector_paused():  # see ledger.memory: about a fifth of the relay's time otherwise
@@ -182,7 +255,10 @@ class Relay:
             # 2. The events, in store order, each with the next position; then the relay state that says so.
             for key, value, headers in batch.records:
                 producer.send(self.topics.events, key=key, value=value, headers=headers)
-            producer.send(self.topics.state, key=RELAY_STATE_KEY, value=orjson.dumps(batch.state.__dict__))
+            if batch.checkpoint is not None:
+                key, value, headers = batch.checkpoint
+                producer.send(self.topics.checkpoints, key=key, value=value, headers=headers)
+            producer.send(self.topics.state, key=RELAY_STATE_KEY, value=batch.state.record())
             following = self.prepare(batch.state)
             # 3. Commit: the events and the state become visible together, or (on failure) not at all.
             kafka_client.commit_transaction(producer)

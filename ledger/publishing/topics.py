@@ -5,7 +5,10 @@ Topics (with the default prefix `ledger`):
 - `ledger.events`: every contract event, key = the aggregate id (so one member's or employer's events keep their
   order in one partition), value = the envelope (ledger.publishing.envelope) as JSON, headers `type` and `version`.
   Retention forever.
-- `ledger.relay-state`: the relay's position, compacted, one partition.
+- `ledger.relay-state`: the relay's position and the Merkle tree's frontier, compacted, one partition.
+- `ledger.checkpoints`: the signed checkpoints of the Merkle tree over the events (ledger.publishing.checkpoints),
+  one per relay transaction, written in that transaction; one partition, kept forever.
+- `ledger.witness`: the witnesses' cosigned checkpoints (`ledger audit witness`); one partition, kept forever.
 - `TEAM.dead-letters`: one per downstream consumer team, where its subscriber puts the records it could not handle.
 
 Every topic is created with the replication factor of the settings, `min.insync.replicas` of 2 when it keeps 3 or more
@@ -29,6 +32,8 @@ from ledger.settings import MIN_INSYNC_REPLICAS, KafkaConnection
 
 EVENT_TOPIC_SUFFIX = "events"
 STATE_TOPIC_SUFFIX = "relay-state"
+CHECKPOINT_TOPIC_SUFFIX = "checkpoints"
+WITNESS_TOPIC_SUFFIX = "witness"
 PROJECTION_GROUP_INFIX = "projection"  # the projections' consumer groups: `<prefix>.projection.<name>.v<version>`
 DEAD_LETTER_SUFFIX = ".dead-letters"
 TEAMS_MAX = 100  # consumer teams one `ledger kafka init` provisions: more is a script gone wrong
@@ -39,11 +44,15 @@ STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "min.cleanable.dirty.ratio": 
 class Topics:
     events: str
     state: str
+    checkpoints: str
+    witness: str
     prefix: str = "ledger"
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Topics:
-        return cls(events=f"{prefix}.{EVENT_TOPIC_SUFFIX}", state=f"{prefix}.{STATE_TOPIC_SUFFIX}", prefix=prefix)
+        return cls(events=f"{prefix}.{EVENT_TOPIC_SUFFIX}", state=f"{prefix}.{STATE_TOPIC_SUFFIX}",
+                   checkpoints=f"{prefix}.{CHECKPOINT_TOPIC_SUFFIX}", witness=f"{prefix}.{WITNESS_TOPIC_SUFFIX}",
+                   prefix=prefix)
 
     @property
     def projection_groups(self) -> str:
@@ -76,7 +85,9 @@ def init_topics(kafka: KafkaConnection, topics: Topics, partitions: int, *, repl
                                  f"cluster at {kafka.servers} has brokers ({brokers}): nothing was created")
     durable = durability_config(replication_factor)
     wanted = [(topics.events, partitions, {**kafka_client.RETENTION_FOREVER, **durable}),
-              (topics.state, 1, {**STATE_TOPIC_CONFIG, **durable})]
+              (topics.state, 1, {**STATE_TOPIC_CONFIG, **durable}),
+              (topics.checkpoints, 1, {**kafka_client.RETENTION_FOREVER, **durable}),
+              (topics.witness, 1, {**kafka_client.RETENTION_FOREVER, **durable})]
     wanted += [(dead_letter_topic(team), 1, {**kafka_client.RETENTION_FOREVER, **durable}) for team in teams]
     return [name for name, count, config in wanted
             if kafka_client.ensure_topic(kafka, name, count, config, replication_factor=replication_factor)]
@@ -89,6 +100,7 @@ class Principals:
     relay: str | None = None
     projections: str | None = None
     auditors: tuple[str, ...] = ()
+    witnesses: tuple[str, ...] = ()
     teams: Mapping[str, str] | None = None  # consumer team (its group id) -> its principal
 
 
@@ -100,13 +112,23 @@ def role_grants(topics: Topics, transactional_id: str, who: Principals) -> list[
         grants += [Grant(who.relay, "WRITE", "TOPIC", topics.events),
                    Grant(who.relay, "WRITE", "TOPIC", topics.state),
                    Grant(who.relay, "READ", "TOPIC", topics.state),
+                   Grant(who.relay, "WRITE", "TOPIC", topics.checkpoints),
                    Grant(who.relay, "WRITE", "TRANSACTIONAL_ID", transactional_id)]
     if who.projections:
         grants += [Grant(who.projections, "READ", "TOPIC", topics.events),
                    Grant(who.projections, "READ", "GROUP", topics.projection_groups, "PREFIXED")]
     for auditor in who.auditors:
-        # verify, history, as-of and export read the events; reconcile compares the relay's saved position too.
-        grants += [Grant(auditor, "READ", "TOPIC", topics.events), Grant(auditor, "READ", "TOPIC", topics.state)]
+        # verify, history, as-of and export read the events; reconcile compares the relay's saved position too;
+        # verify and prove read the checkpoints and the witnesses' cosignatures.
+        grants += [Grant(auditor, "READ", "TOPIC", topics.events), Grant(auditor, "READ", "TOPIC", topics.state),
+                   Grant(auditor, "READ", "TOPIC", topics.checkpoints),
+                   Grant(auditor, "READ", "TOPIC", topics.witness)]
+    for witness in who.witnesses:
+        # A witness reads the log's checkpoints and adds its cosignatures; it reads the witness topic to find the
+        # last checkpoint it cosigned. It never reads the events.
+        grants += [Grant(witness, "READ", "TOPIC", topics.checkpoints),
+                   Grant(witness, "WRITE", "TOPIC", topics.witness),
+                   Grant(witness, "READ", "TOPIC", topics.witness)]
     for team, principal in (who.teams or {}).items():
         grants += [Grant(principal, "READ", "TOPIC", topics.events),
                    Grant(principal, "READ", "GROUP", team),

@@ -20,6 +20,7 @@ from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from tests.support.history import HISTORY_PARTITIONS, HISTORY_PLAN
 from tests.support.kafka_roles import AUDITOR, PROJECTIONS, RELAY, KafkaRoles
+from tests.support.signing import log_signer
 
 
 @pytest.fixture(scope="session")
@@ -32,7 +33,8 @@ def branch_history(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles
     app = Ledger(env=base.eventsourcing_env(), clock=lambda: date(2026, 11, 23), nik_key=base.nik_hmac_key_bytes())
     generate_branch(app, HISTORY_PLAN)
     topics = kafka_roles.provision(prefix, partitions=HISTORY_PARTITIONS)
-    publisher = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}",
+    publisher = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                      transactional_id=f"relay-{prefix}",
                       batch_max=500)
     published = publisher.run()
     publisher.close()

@@ -39,6 +39,7 @@ from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.signing import log_signer
 
 pytestmark = pytest.mark.integration
 
@@ -68,7 +69,8 @@ def audited(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) -> di
     generate_branch(app, BEKASI)
     generate_branch(app, BOGOR)
     topics = kafka_roles.provision(prefix, partitions=4)
-    publisher = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}",
+    publisher = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                      transactional_id=f"relay-{prefix}",
                       batch_max=500)
     publisher.run()
 

@@ -32,6 +32,7 @@ from projections.store import ViewStore
 from projections.views import PROJECTIONS
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.signing import log_signer
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,8 @@ def around_exits(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) 
             app.execute(ExitMember(kpj=kpj, reason="resignation", exit_date=exited))
     app.execute(PayContribution(npp=NPP, month="2024-06", months=3, paid_on=date(2024, 9, 10)))
     topics = kafka_roles.provision(prefix, partitions=2)
-    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}",
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                  transactional_id=f"relay-{prefix}",
                   batch_max=500)
     relay.run()
     relay.close()

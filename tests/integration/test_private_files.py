@@ -30,6 +30,7 @@ from ledger.commands import RegisterEmployer
 from ledger.publishing.relay import Relay
 from projections.store import ViewStore
 from tests.support.kafka_roles import AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.signing import log_signer
 
 pytestmark = pytest.mark.integration
 
@@ -120,7 +121,8 @@ def test_the_library_creates_private_files_without_the_clis_umask(tmp_path, sett
     prefix = f"test-private-{uuid.uuid4().hex[:10]}"
     group = f"{prefix}-warehouse"
     topics = kafka_roles.provision(prefix, partitions=1, teams=[group], team_principal=WAREHOUSE)
-    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{prefix}")
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                  transactional_id=f"relay-{prefix}")
     assert relay.run() == 1
     relay.close()
     warehouse = exporter(kafka_roles.connection(WAREHOUSE), topics.events, out / "warehouse", group_id=group,

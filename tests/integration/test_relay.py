@@ -26,6 +26,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay, read_state
 from ledger.publishing.topics import Topics
 from tests.support.kafka_roles import ADMIN, AUDITOR, RELAY, KafkaRoles
+from tests.support.signing import log_signer
 
 pytestmark = pytest.mark.integration
 
@@ -184,7 +185,8 @@ def test_audit_verify_detects_an_altered_a_dropped_and_a_duplicated_record(ledge
     app, envs, topics = ledger_env
     write_history(app, "55555555", members=50, months=["2024-01", "2024-02"])
     kafka_roles.provision(topics.prefix, transactional_id=f"relay-{unique}")
-    Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-{unique}").run()
+    Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+          transactional_id=f"relay-{unique}").run()
     original = list(kafka_client.read_to_end(kafka_roles.connection(AUDITOR), topics.events))
     assert verify_records(topics.events, original).ok
 
@@ -264,7 +266,8 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
                                        paid_on=date(2024, 4, 1), beneficiary="spouse", beneficiary_name=heir))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2024, 4, 2)))
     topics = kafka_roles.provision(f"test-pii-{unique}", transactional_id=f"relay-pii-{unique}")
-    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, transactional_id=f"relay-pii-{unique}")
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                  transactional_id=f"relay-pii-{unique}")
     assert relay.run() == published_count(app)
     relay.close()
 

@@ -24,9 +24,9 @@ from ledger.publishing import kafka_client
 from ledger.publishing.topics import Principals, Topics, init_topics, role_grants
 from ledger.settings import KafkaConnection, Settings
 
-ADMIN, RELAY, PROJECTIONS, AUDITOR = "admin", "relay", "projections", "auditor"
+ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS = "admin", "relay", "projections", "auditor", "witness"
 TEAMS = ("claims-notifier", "warehouse-exporter")  # the two consumer teams' principals
-ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, *TEAMS)
+ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS, *TEAMS)
 # On a single test broker the administrator creates topics with one copy, which only development mode allows.
 SINGLE_BROKER_ADMIN = {"LEDGER_KAFKA_REPLICATION_FACTOR": "1", "LEDGER_DEVELOPMENT_MODE": "true"}
 # The settings that say where Kafka is and who connects: what `KafkaRoles.settings` takes from the role.
@@ -107,7 +107,7 @@ class KafkaRoles:
         init_topics(self.admin, topics, partitions, replication_factor=1, teams=list(teams))
         if self.secured:
             who = Principals(relay=self.principal(RELAY), projections=self.principal(PROJECTIONS),
-                             auditors=(self.principal(AUDITOR),),
+                             auditors=(self.principal(AUDITOR),), witnesses=(self.principal(WITNESS),),
                              teams={team: self.principal(team_principal) for team in teams})
             kafka_client.create_acls(self.admin, role_grants(topics, transactional_id or f"relay-{prefix}", who))
         return topics
