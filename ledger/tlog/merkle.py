@@ -10,6 +10,8 @@ Three ways to compute with it, one for each kind of reader:
 - `Frontier` is what the relay keeps: the roots of the perfect subtrees that cover leaves 0..n-1, left to right (one
   per set bit of n, so at most 64). Appending a leaf costs O(log n) hashes at worst and two on average, the root at
   most 63, and it is small enough to store beside the relay's position, so that a restart does not rehash history.
+  With the leaf hashes of the batch it appends, it is also all the relay needs to prove the new tree consistent with
+  the previous one (`consistency_proof_extending`).
 - `Tree` is what a prover keeps: the hash of every perfect subtree, level by level, built once in O(n) from the leaf
   hashes and stored as one contiguous bytes object per level (3.4 million leaves: 109 MB at the bottom, as much again
   above it). Any root, inclusion proof or consistency proof for any size up to n then costs O(log n) hashes.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ledger.errors import TlogInvalid
 
@@ -78,6 +80,50 @@ def inclusion_proof(leaf_hashes: Iterable[bytes], index: int, size: int) -> list
 def consistency_proof(leaf_hashes: Iterable[bytes], old_size: int, new_size: int) -> list[bytes]:
     """PROOF(old_size, D[0:new_size]) over the given leaf hashes. Builds a `Tree`: keep one to prove more than once."""
     return Tree.of(leaf_hashes).consistency_proof(old_size, new_size)
+
+
+def consistency_proof_extending(old: Frontier, new_leaf_hashes: Sequence[bytes]) -> list[bytes]:
+    """PROOF(old.size, D[0:old.size + len(new_leaf_hashes)]): what the relay publishes beside the checkpoint of the
+    batch it appends, from the frontier it keeps of the previous tree and the batch's leaf hashes, never the history.
+
+    The proof's hashes of old leaves are frontier nodes as they stand (`_consistency_path` says why); each of the
+    others covers new leaves only, a different run of them each time, and is the tree hash of that run, so the work is
+    at most len(new_leaf_hashes) hashes plus the O(log n) steps of the loop.
+
+    Empty when the old tree is empty: RFC 9162 defines PROOF(m, D[n]) for 0 < m only, and every tree extends the
+    empty one, so there is nothing to prove (`verify_consistency` refuses an old size of 0). Empty also when no leaf
+    is added: a tree is consistent with itself."""
+    assert all(_is_hash(one) for one in new_leaf_hashes), "a leaf hash is 32 bytes"
+    old_size = old.size
+    new_size = old_size + len(new_leaf_hashes)
+    if new_size > TREE_SIZE_MAX:
+        raise ValueError(f"no such proof: {old_size} + {len(new_leaf_hashes)} leaves exceed a tree's size")
+    if not new_leaf_hashes or old_size == 0:
+        return []
+    old_nodes = _frontier_ranges(old)
+
+    def hash_of_range(low: int, high: int) -> bytes:
+        if high <= old_size:
+            node = old_nodes.get((low, high))
+            assert node is not None, f"[{low}, {high}) is no perfect subtree of the frontier of {old_size} leaves"
+            return node
+        assert low >= old_size, f"[{low}, {high}) straddles the old size {old_size}"
+        # MTH of a run is the tree hash of that slice whatever its offset: a `Tree` over it hashes it once.
+        return Tree(b"".join(new_leaf_hashes[low - old_size:high - old_size])).root()
+
+    return _consistency_path(old_size, new_size, hash_of_range)
+
+
+def _frontier_ranges(frontier: Frontier) -> dict[tuple[int, int], bytes]:
+    """The frontier's hashes by the leaves [low, high) each covers: one per set bit of the size, largest first."""
+    ranges: dict[tuple[int, int], bytes] = {}
+    low = 0
+    hashes = iter(frontier.hashes)
+    for height in reversed(range(frontier.size.bit_length())):
+        if frontier.size >> height & 1:
+            ranges[(low, low + (1 << height))] = next(hashes)
+            low += 1 << height
+    return ranges
 
 
 class Frontier:
@@ -263,26 +309,7 @@ class Tree:
         they are equal: a tree is consistent with itself, and RFC 9162 defines the proof only below)."""
         new_size = self.size if new_size is None else new_size
         self._check_range(0 < old_size <= new_size <= self.size, f"from {old_size} to {new_size} leaves")
-        # SUBPROOF(m, D[m], true)  = {}
-        # SUBPROOF(m, D[m], false) = {MTH(D[m])}
-        # SUBPROOF(m, D[n], b)     = SUBPROOF(m, D[0:k], b) : MTH(D[k:n])          if m <= k
-        #                          = SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])  if m > k
-        # Unrolled like PATH: [low, high) is the D[n] of the current step and m is old_size - low, so the recursion
-        # ends (m == n) when high reaches old_size; b stays true until the old tree's range is split (m > k).
-        path: list[bytes] = []
-        low, high, whole_old_tree = 0, new_size, True
-        while high != old_size:
-            middle = low + _split(high - low)
-            if old_size <= middle:
-                path.append(self._hash(middle, high))
-                high = middle
-            else:
-                path.append(self._hash(low, middle))
-                low, whole_old_tree = middle, False
-        if not whole_old_tree:
-            path.append(self._hash(low, high))
-        path.reverse()
-        return path
+        return _consistency_path(old_size, new_size, self._hash)
 
     def _hash(self, low: int, high: int) -> bytes:
         """MTH(D[low:high])."""
@@ -300,6 +327,36 @@ class Tree:
     def _check_range(holds: bool, what: str) -> None:
         if not holds:
             raise ValueError(f"no such proof in this tree: {what}")
+
+
+def _consistency_path(old_size: int, new_size: int, hash_of_range: Callable[[int, int], bytes]) -> list[bytes]:
+    """PROOF(old_size, D[0:new_size]) for 0 < old_size <= new_size, given MTH(D[low:high]) as `hash_of_range`: the
+    one loop behind `Tree.consistency_proof` (every range at hand) and `consistency_proof_extending` (the old tree's
+    frontier and the new leaves only).
+
+    Every range it asks for lies on one side of old_size: [middle, high) with old_size <= middle, or [low, middle)
+    or the final [low, high) with high <= old_size. The latter are maximal perfect subtrees of the old tree (their
+    parent in the recursion holds leaves on both sides of old_size), which is what a `Frontier` holds."""
+    # SUBPROOF(m, D[m], true)  = {}
+    # SUBPROOF(m, D[m], false) = {MTH(D[m])}
+    # SUBPROOF(m, D[n], b)     = SUBPROOF(m, D[0:k], b) : MTH(D[k:n])          if m <= k
+    #                          = SUBPROOF(m - k, D[k:n], false) : MTH(D[0:k])  if m > k
+    # Unrolled like PATH: [low, high) is the D[n] of the current step and m is old_size - low, so the recursion
+    # ends (m == n) when high reaches old_size; b stays true until the old tree's range is split (m > k).
+    path: list[bytes] = []
+    low, high, whole_old_tree = 0, new_size, True
+    while high != old_size:
+        middle = low + _split(high - low)
+        if old_size <= middle:
+            path.append(hash_of_range(middle, high))
+            high = middle
+        else:
+            path.append(hash_of_range(low, middle))
+            low, whole_old_tree = middle, False
+    if not whole_old_tree:
+        path.append(hash_of_range(low, high))
+    path.reverse()
+    return path
 
 
 def _parents(level: bytes) -> bytes:

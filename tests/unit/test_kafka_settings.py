@@ -251,6 +251,7 @@ def test_init_refuses_more_teams_than_its_limit_before_touching_the_cluster() ->
 
 TOPICS = Topics.for_prefix("ledger")
 EVERYONE = Principals(relay="User:relay", projections="User:projections", auditors=("User:auditor", "User:auditor-2"),
+                      witnesses=("User:witness-bpk", "User:witness-apindo"),
                       teams={"claims-notifier": "User:claims-notifier", "warehouse-exporter": "User:warehouse"})
 GRANTS = role_grants(TOPICS, "ledger-relay", EVERYONE)
 
@@ -267,10 +268,11 @@ def allows(grants: list[Grant], principal: str, operation: str, resource: str, n
                and (g.name == name if g.pattern == "LITERAL" else name.startswith(g.name)) for g in grants)
 
 
-def test_the_relay_writes_the_events_and_its_state_in_its_own_transactions() -> None:
+def test_the_relay_writes_the_events_its_checkpoints_and_its_state_in_its_own_transactions() -> None:
     assert granted("User:relay") == {("WRITE", "TOPIC", "ledger.events", "LITERAL"),
                                      ("WRITE", "TOPIC", "ledger.relay-state", "LITERAL"),
                                      ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
+                                     ("WRITE", "TOPIC", "ledger.checkpoints", "LITERAL"),
                                      ("WRITE", "TRANSACTIONAL_ID", "ledger-relay", "LITERAL")}
     other_id = role_grants(TOPICS, "relay-7", Principals(relay="User:relay"))
     assert ("WRITE", "TRANSACTIONAL_ID", "relay-7", "LITERAL") in granted("User:relay", other_id)
@@ -281,10 +283,19 @@ def test_the_projections_read_the_events_in_their_own_groups() -> None:
                                            ("READ", "GROUP", "ledger.projection.", "PREFIXED")}
 
 
-def test_an_auditor_reads_the_events_and_the_relay_state_and_nothing_else() -> None:
+def test_an_auditor_reads_the_events_the_relay_state_and_the_signed_log_and_nothing_else() -> None:
     for auditor in EVERYONE.auditors:
         assert granted(auditor) == {("READ", "TOPIC", "ledger.events", "LITERAL"),
-                                    ("READ", "TOPIC", "ledger.relay-state", "LITERAL")}
+                                    ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
+                                    ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
+                                    ("READ", "TOPIC", "ledger.witness", "LITERAL")}
+
+
+def test_a_witness_reads_the_checkpoints_and_writes_its_cosignatures_but_never_reads_the_events() -> None:
+    for witness in EVERYONE.witnesses:
+        assert granted(witness) == {("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
+                                    ("READ", "TOPIC", "ledger.witness", "LITERAL"),
+                                    ("WRITE", "TOPIC", "ledger.witness", "LITERAL")}
 
 
 def test_a_team_reads_the_events_in_its_own_groups_and_owns_only_its_dead_letters() -> None:
@@ -313,9 +324,9 @@ def test_a_team_cannot_reach_another_teams_groups_or_dead_letters_even_with_a_na
         assert not allows(grants, principal, "WRITE", "TOPIC", dead_letter_topic(other))
 
 
-def test_only_the_relay_may_write_the_events_or_the_relay_state() -> None:
+def test_only_the_relay_may_write_the_events_the_checkpoints_or_the_relay_state() -> None:
     for principal in {g.principal for g in GRANTS} - {"User:relay"}:
-        for topic in (TOPICS.events, TOPICS.state):
+        for topic in (TOPICS.events, TOPICS.state, TOPICS.checkpoints):
             assert not allows(GRANTS, principal, "WRITE", "TOPIC", topic), principal
     assert not allows(GRANTS, "User:projections", "WRITE", "TRANSACTIONAL_ID", "ledger-relay")
 
@@ -335,5 +346,7 @@ def test_a_role_left_out_gets_nothing_and_the_grants_are_sorted_without_repeats(
     assert both == sorted(set(both))
     assert granted("User:ops", both) == {("READ", "TOPIC", "ledger.events", "LITERAL"),
                                          ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
+                                         ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
+                                         ("READ", "TOPIC", "ledger.witness", "LITERAL"),
                                          ("READ", "GROUP", "ledger.projection.", "PREFIXED")}
     assert sorted(set(GRANTS)) == GRANTS

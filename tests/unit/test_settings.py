@@ -15,6 +15,7 @@ from ledger.settings import (
     SCRIPT_VARIABLES,
     Settings,
 )
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, SignerKey
 
 WARNING = ("warning: the ledger is in development mode (LEDGER_DEVELOPMENT_MODE; never in production): NIK hashes are "
            "made with the public development key and are not protected\n")
@@ -99,3 +100,57 @@ def test_the_scripts_variables_and_every_setting_are_known(environment) -> None:
 def test_a_ledger_has_no_default_nik_key() -> None:
     with pytest.raises(TypeError, match="nik_key"):
         Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})  # type: ignore[call-arg]
+
+
+# --- The log's signing key file (LEDGER_LOG_SIGNING_KEY_FILE). ------------------------------------------------------
+
+def _key_file(tmp_path, text: str, mode: int = 0o600):
+    path = tmp_path / "log.key"
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    return path
+
+
+def test_the_relay_key_is_required_outside_development_mode(environment, monkeypatch) -> None:
+    monkeypatch.delenv("LEDGER_LOG_SIGNING_KEY_FILE", raising=False)
+    with pytest.raises(ConfigurationError, match="LEDGER_LOG_SIGNING_KEY_FILE is not set.*ledger keys generate"):
+        Settings().log_signing_key()
+
+
+def test_development_mode_runs_without_a_log_key_and_says_so(environment, monkeypatch, capsys) -> None:
+    monkeypatch.delenv("LEDGER_LOG_SIGNING_KEY_FILE", raising=False)
+    environment.setattr(settings_module, "_warned", set())
+    assert Settings(development_mode=True).log_signing_key() is None
+    assert "publishes no signed checkpoints" in capsys.readouterr().err
+
+
+def test_a_log_key_file_is_read_and_checked(environment, tmp_path) -> None:
+    key = SignerKey.generate("bpjs.example/ledger")
+    path = _key_file(tmp_path, key.format())
+    assert Settings(log_signing_key_file=path).log_signing_key() == key
+
+
+@pytest.mark.parametrize(("text", "mode", "problem"), [
+    ("PRIVATE+KEY+bpjs.example/ledger+00000000+AAAA", 0o600, "does not hold a signer key"),
+    ("", 0o600, "does not hold a signer key"),
+    ("x" * 5000, 0o600, "not a key file"),
+    (None, 0o644, "may be read by group or others"),
+    (None, 0o640, "may be read by group or others"),
+    ("witness", 0o600, "signature type 0x04, not 0x01"),
+], ids=["wrong id", "empty", "huge", "world-readable", "group-readable", "a witness key"])
+def test_a_bad_log_key_file_is_refused_without_showing_the_key(environment, tmp_path, text, mode, problem) -> None:
+    key = SignerKey.generate("bpjs.example/ledger")
+    if text is None:
+        text = key.format()
+    elif text == "witness":
+        text = SignerKey.generate("witness.example", SIGNATURE_TYPE_COSIGNATURE_V1).format()
+    path = _key_file(tmp_path, text, mode)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings(log_signing_key_file=path).log_signing_key()
+    assert problem in str(refused.value) and str(path) in str(refused.value)
+    assert key.format().rsplit("+", 1)[1] not in str(refused.value)
+
+
+def test_a_missing_log_key_file_is_named(environment, tmp_path) -> None:
+    with pytest.raises(ConfigurationError, match="cannot be read: FileNotFoundError"):
+        Settings(log_signing_key_file=tmp_path / "absent.key").log_signing_key()
