@@ -96,6 +96,14 @@ class KafkaUnavailable(LedgerError):
     exit_code = 15
 
 
+class Unprovable(LedgerError):
+    """`ledger audit prove` found no checkpoint it can prove the event (or the sizes) against: the event is in no
+    checkpoint, or no checkpoint covering it has the root of the topic's events (`ledger audit verify --key` names the
+    breach)."""
+
+    exit_code = EXIT_BREACH
+
+
 class TopicUnreadable(LedgerError):
     """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
 

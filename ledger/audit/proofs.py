@@ -1,0 +1,210 @@
+"""`ledger audit prove` and `ledger audit check-proof`: receipts that anyone checks offline with the log's key.
+
+`prove_event` reads the events topic once (each event's leaf hash by position, as `verify` keeps them), finds the
+event, and proves it against the latest checkpoint that covers it and whose root is the events' tree's. A checkpoint
+that witnesses cosigned is preferred (the latest such), with every cosignature found for it on the witness topic
+merged into one note, so that the receipt carries them: a reader who requires k witnesses can check it alone. The
+receipt is a C2SP tlog-proof bundle (`ledger.tlog.checkpoint.ProofBundle`): index = position - 1, the inclusion
+proof, the signed checkpoint verbatim, and as `extra` the event record's value bytes, from which the reader computes
+the leaf hash itself.
+
+`prove_sizes` writes a consistency proof between two checkpoints (`ConsistencyProof`, bpjs-ledger/consistency-proof@v1,
+docs/audit.md).
+
+`check_proof` needs no Kafka and no store: the file, the log's verifier key and the witnesses' keys the reader
+counts on. Every failure is `TlogInvalid`, with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ledger.audit.topic import envelope_of, read_topic
+from ledger.audit.verify import LeafHashes, roots_at
+from ledger.errors import InvalidInput, NotFound, TlogInvalid, Unprovable
+from ledger.publishing import kafka_client
+from ledger.publishing.checkpoints import read_checkpoint_record
+from ledger.publishing.topics import Topics
+from ledger.settings import KafkaConnection
+from ledger.tlog import merkle
+from ledger.tlog.checkpoint import (
+    CONSISTENCY_HEADER,
+    PROOF_HEADER,
+    Checkpoint,
+    ConsistencyProof,
+    CosignatureVerifier,
+    OpenedCheckpoint,
+    ProofBundle,
+    verify_bundle,
+    verify_consistency_file,
+)
+from ledger.tlog.note import Ed25519Verifier, Signature, b64encode, format_note, parse_note
+
+PROOF_FILE_BYTES_MAX = 4 * 1_048_576  # a receipt is a few kB; two notes of at most 1 MiB each, with room to spare
+
+
+@dataclass
+class _Candidate:
+    """A checkpoint note found on the checkpoints or the witness topic (not yet verified: prove holds no key; its
+    root is compared with the events' tree)."""
+
+    checkpoint: Checkpoint
+    text: str
+    signatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
+    cosigned: bool = False
+
+    def note(self) -> bytes:
+        return format_note(self.text, self.signatures.values())
+
+
+def _notes(kafka: KafkaConnection, topic: str, cosigned: bool) -> list[_Candidate]:
+    """The checkpoints on a topic, in order; a record that is not one is skipped (`verify --key` names it)."""
+    found = []
+    for record in kafka_client.read_to_end(kafka, topic):
+        try:
+            value = read_checkpoint_record(record.value, record.headers).note if not cosigned else record.value
+            note = parse_note(value or b"")
+            checkpoint = Checkpoint.parse(note.text)
+        except TlogInvalid:
+            continue
+        found.append(_Candidate(checkpoint, note.text, {(one.name, one.key_id): one for one in note.signatures},
+                                cosigned))
+    return found
+
+
+def _merged(candidates: list[_Candidate]) -> dict[str, _Candidate]:
+    """One candidate per checkpoint text, with every signature line found for it (the log's first)."""
+    merged: dict[str, _Candidate] = {}
+    for one in candidates:
+        kept = merged.setdefault(one.text, _Candidate(one.checkpoint, one.text, {}, False))
+        for key, signature in one.signatures.items():
+            kept.signatures.setdefault(key, signature)
+        kept.cosigned = kept.cosigned or one.cosigned
+    return merged
+
+
+@dataclass
+class _Read:
+    leaves: LeafHashes
+    candidates: list[_Candidate]
+    target: tuple[int, bytes, dict[str, Any]] | None = None  # the event's position, value and envelope
+
+
+def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None) -> _Read:
+    # The events first, then the checkpoints: every event read was committed with a checkpoint covering it.
+    ends = kafka_client.end_offsets(kafka, topics.events)
+    leaves = LeafHashes(sum(ends.values()) + 1)
+    target = None
+    for value, env in read_topic(kafka, topics.events):
+        position = env["position"]
+        if not isinstance(position, int):
+            continue
+        leaves.add(position, value, env["event_id"])
+        if env["event_id"] == event_id and target is None:
+            target = (position, value, env)
+    candidates = _notes(kafka, topics.checkpoints, cosigned=False) + _notes(kafka, topics.witness, cosigned=True)
+    return _Read(leaves, list(_merged(candidates).values()), target)
+
+
+def _matching(read: _Read, size_min: int) -> tuple[list[_Candidate], dict[int, bytes]]:
+    """The candidates of size at least `size_min` within the events read whose root is the events' tree's."""
+    roots = roots_at(read.leaves, (one.checkpoint.size for one in read.candidates), read.leaves.size)
+    return [one for one in read.candidates if size_min <= one.checkpoint.size <= read.leaves.size
+            and roots.get(one.checkpoint.size) == one.checkpoint.root_hash], roots
+
+
+@dataclass(frozen=True)
+class Receipt:
+    data: bytes
+    summary: dict[str, Any]
+
+
+def prove_event(kafka: KafkaConnection, topics: Topics, event_id: str) -> Receipt:
+    read = _read(kafka, topics, event_id)
+    if read.target is None:
+        raise NotFound(f"event {event_id} is not on {topics.events}")
+    position, value, env = read.target
+    matching, _ = _matching(read, position)
+    if not matching:
+        signed = max((one.checkpoint.size for one in read.candidates), default=0)
+        if signed < position:
+            raise Unprovable(f"event {event_id} at position {position} is in no checkpoint (the log signed up to "
+                             f"{signed}): an unsigned tail, which the relay never writes; `ledger audit verify --key` "
+                             f"names it")
+        raise Unprovable(f"no checkpoint covering position {position} has the root of the events on {topics.events}: "
+                         f"`ledger audit verify --key` names the breach")
+    # The latest cosigned checkpoint if any, else the latest: a receipt with cosignatures stands on its own.
+    chosen = max(matching, key=lambda one: (one.cosigned, one.checkpoint.size))
+    size = chosen.checkpoint.size
+    tree = merkle.Tree(bytes(read.leaves.hashes[:size * merkle.HASH_SIZE]))
+    bundle = ProofBundle(position - 1, tuple(tree.inclusion_proof(position - 1, size)), chosen.note(), value)
+    log_name = chosen.checkpoint.origin
+    return Receipt(bundle.format(), {
+        "event_id": event_id, "type": env["type"], "position": position, "index": position - 1,
+        "checkpoint_size": size, "root": b64encode(chosen.checkpoint.root_hash),
+        "signatures": [one.name for one in chosen.signatures.values()],
+        "cosigned_by": [one.name for one in chosen.signatures.values() if one.name != log_name]})
+
+
+def prove_sizes(kafka: KafkaConnection, topics: Topics, old_size: int, new_size: int) -> Receipt:
+    if not 0 < old_size < new_size:
+        raise InvalidInput(f"--from-size {old_size} must be above 0 and below --to-size {new_size}")
+    read = _read(kafka, topics, None)
+    matching, _ = _matching(read, 1)
+    sizes = sorted({one.checkpoint.size for one in matching})
+    for size, option in ((old_size, "--from-size"), (new_size, "--to-size")):
+        if size not in sizes:
+            nearest = sorted(sizes, key=lambda one: abs(one - size))[:2]
+            raise InvalidInput(f"{option} {size} is not the size of a checkpoint of the events on {topics.events}; "
+                               f"the nearest: {', '.join(map(str, sorted(nearest))) or 'none'}")
+
+    def best(size: int) -> _Candidate:
+        return max((one for one in matching if one.checkpoint.size == size), key=lambda one: one.cosigned)
+
+    tree = merkle.Tree(bytes(read.leaves.hashes[:new_size * merkle.HASH_SIZE]))
+    old, new = best(old_size), best(new_size)
+    proof = ConsistencyProof(old.note(), new.note(), tuple(tree.consistency_proof(old_size, new_size)))
+    return Receipt(proof.format(), {"from_size": old_size, "to_size": new_size,
+                                    "from_root": b64encode(old.checkpoint.root_hash),
+                                    "to_root": b64encode(new.checkpoint.root_hash), "hashes": len(proof.proof)})
+
+
+# --- Offline. --------------------------------------------------------------------------------------------------------
+
+def _cosigners(opened: OpenedCheckpoint) -> list[dict[str, Any]]:
+    return [{"name": one.name, "key_id": f"{one.key_id:08x}", "timestamp": one.timestamp}
+            for one in opened.cosignatures]
+
+
+def check_proof(data: bytes, log: Ed25519Verifier, witnesses: Sequence[CosignatureVerifier] = (),
+                witnesses_required: int = 0) -> dict[str, Any]:
+    """What a receipt or a consistency proof proves, once checked; `TlogInvalid` with the reason otherwise."""
+    if data.startswith(PROOF_HEADER.encode() + b"\n"):
+        return _check_receipt(data, log, witnesses, witnesses_required)
+    if data.startswith(CONSISTENCY_HEADER.encode() + b"\n"):
+        old, new = verify_consistency_file(ConsistencyProof.parse(data), log.name, log, witnesses, witnesses_required)
+        return {"kind": "consistency", "from_size": old.checkpoint.size, "to_size": new.checkpoint.size,
+                "from_root": b64encode(old.checkpoint.root_hash), "to_root": b64encode(new.checkpoint.root_hash),
+                "from_cosigned_by": _cosigners(old), "to_cosigned_by": _cosigners(new)}
+    raise TlogInvalid(f"neither a receipt ({PROOF_HEADER}) nor a consistency proof ({CONSISTENCY_HEADER})")
+
+
+def _check_receipt(data: bytes, log: Ed25519Verifier, witnesses: Sequence[CosignatureVerifier],
+                   witnesses_required: int) -> dict[str, Any]:
+    bundle = ProofBundle.parse(data)
+    if bundle.extra is None:
+        raise TlogInvalid("the bundle holds no entry (no extra line): a receipt proves the event it carries")
+    # 1. The leaf hash, from the entry itself; 2-4. the log's signature, the cosignatures, the inclusion proof.
+    opened = verify_bundle(bundle, merkle.leaf_hash(bundle.extra), log.name, log, witnesses, witnesses_required)
+    env = envelope_of(bundle.extra)
+    if env is None:
+        raise TlogInvalid("the entry is not a ledger event's envelope")
+    if env["position"] != bundle.index + 1:
+        raise TlogInvalid(f"the entry says position {env['position']!r}, but the proof is of index {bundle.index} "
+                          f"(position {bundle.index + 1})")
+    return {"kind": "inclusion", "event_id": env["event_id"], "type": env["type"], "position": env["position"],
+            "effective_date": env["effective_date"], "branch": env["branch"], "aggregate_id": env["aggregate_id"],
+            "data": env["data"], "checkpoint_size": opened.checkpoint.size,
+            "root": b64encode(opened.checkpoint.root_hash), "cosigned_by": _cosigners(opened)}
