@@ -1,6 +1,8 @@
 """The auditors' commands: `ledger audit ...`, which read Kafka, not the ledger's database."""
 
-from datetime import date
+import json
+import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,9 +11,10 @@ import typer
 from ledger import identifiers
 from ledger.audit.export import MANIFEST, export_topic, file_digest, verify_bundle
 from ledger.audit.history import Subject, history_topic
+from ledger.audit.proofs import PROOF_FILE_BYTES_MAX, check_proof, prove_event, prove_sizes
 from ledger.audit.reconcile import Reconciliation, reconcile
 from ledger.audit.recount import as_of_topic
-from ledger.audit.verify import verify_topic
+from ledger.audit.verify import VerifyReport, verify_topic
 from ledger.cli.common import (
     DATE_HELP,
     AsJson,
@@ -21,32 +24,208 @@ from ledger.cli.common import (
     reporting,
     topics_for,
 )
-from ledger.errors import EXIT_BREACH, EXIT_DIFFERENCES, EXIT_UNRECONCILED, InvalidInput
+from ledger.errors import EXIT_BREACH, EXIT_DIFFERENCES, EXIT_UNRECONCILED, InvalidInput, TlogInvalid
 from ledger.formatting import TIMELINE_AMOUNTS, TIMELINE_FACTS, rupiah
+from ledger.private_files import write_private
+from ledger.tlog.checkpoint import CosignatureVerifier
+from ledger.tlog.note import Ed25519Verifier
 
 audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's database.", no_args_is_help=True)
+
+
+LogKey = Annotated[str | None, typer.Option(
+    "--key", metavar="VERIFIER", help="the log's verifier key (name+keyid+base64), from the fund through a channel of "
+                                      "your own: checks the signed checkpoints")]
+WitnessKeys = Annotated[list[str] | None, typer.Option(
+    "--witness", metavar="WITNESS_VERIFIER", help="a witness's verifier key (type 0x04); repeat for more")]
+WitnessesRequired = Annotated[int, typer.Option(
+    "--witnesses-required", metavar="K", help="fail unless K of the given witnesses cosigned")]
+
+
+def _keys(key: str | None, witness: list[str] | None, required: int
+          ) -> tuple[Ed25519Verifier | None, list[CosignatureVerifier]]:
+    """The verifier keys the auditor gave, parsed; a bad one is bad input (exit 2)."""
+    witness = witness or []
+    if key is None:
+        if witness or required:
+            raise InvalidInput("--witness and --witnesses-required check the log's checkpoints: give --key too")
+        return None, []
+    try:
+        log = Ed25519Verifier.of(key)
+        witnesses = [CosignatureVerifier.of(one) for one in witness]
+    except TlogInvalid as error:
+        raise InvalidInput(f"not a verifier key: {error}") from None
+    if not 0 <= required <= len(witnesses):
+        raise InvalidInput(f"--witnesses-required {required}: between 0 and the {len(witnesses)} --witness keys given")
+    return log, witnesses
 
 
 @audit_app.command("verify")
 def audit_verify(
     ctx: typer.Context,
     topic: Annotated[str | None, typer.Option("--topic", help="Default: the ledger's events topic.")] = None,
+    key: LogKey = None,
+    witness: WitnessKeys = None,
+    witnesses_required: WitnessesRequired = 0,
     as_json: AsJson = False,
 ) -> None:
-    """Replay the events topic from the start: positions 1..N, chains intact, or the first breach."""
+    """Replay the events topic from the start: positions 1..N, chains intact, or the first breach. With --key, also
+    the signed log: every checkpoint's signature and root, and no event after the last checkpoint."""
     settings = ctx.obj.settings
+    topics = topics_for(settings)
     with reporting(as_json):
-        report = verify_topic(settings.kafka(), topic or topics_for(settings).events)
+        log, witnesses = _keys(key, witness, witnesses_required)
+        report = verify_topic(settings.kafka(), topic or topics.events, log=log, checkpoints_topic=topics.checkpoints,
+                              witnesses=witnesses, witness_topic=topics.witness,
+                              witnesses_required=witnesses_required)
     if as_json:
         print_json(report.as_dict())
     else:
-        print(f"checked {report.events:,} events in {report.topic}: positions "
-              f"{'contiguous' if report.positions_ok else 'NOT contiguous'} from 1 to {report.last_position or 0:,}, "
-              f"chains {'intact' if report.chains_ok else 'BROKEN'}")
-        if report.breaches:
-            print(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
+        print("\n".join(verify_lines(report)))
     if not report.ok:
-        raise typer.Exit(8)
+        raise typer.Exit(EXIT_BREACH)
+
+
+def verify_lines(report: VerifyReport) -> list[str]:
+    """`ledger audit verify` as it prints: the topic's checks, the signed log's, then every breach kept."""
+    lines = [(f"checked {report.events:,} events in {report.topic}: positions "
+              f"{'contiguous' if report.positions_ok else 'NOT contiguous'} from 1 to {report.last_position or 0:,}, "
+              f"chains {'intact' if report.chains_ok else 'BROKEN'}")]
+    signed = report.signed
+    if signed is None:
+        lines.append("signed log: NOT checked (give --key VERIFIER, the log's verifier key, to check the checkpoints; "
+                     "without it a writer to the topic can forge events that pass)")
+    else:
+        lines.append(f"signed log: {signed.checkpoints:,} checkpoints on {signed.checkpoints_topic} checked with "
+                     f"{signed.log_key}: {'valid' if signed.checkpoints_ok else 'BREACHED'}, signed up to size "
+                     f"{signed.signed_size:,}; unsigned tail: {signed.unsigned_tail:,} events")
+        if signed.checkpoints_ahead:
+            lines.append(f"  {signed.checkpoints_ahead:,} checkpoints cover events published while the topic was "
+                         f"read (signatures checked)")
+        lines += [f"  witness {one.name}+{one.key_id:08x} cosigned up to size {one.cosigned_size:,}"
+                  for one in signed.witnesses]
+        if signed.witnesses:
+            required = signed.witnesses_required or len(signed.witnesses)
+            lines.append(f"  cosigned by {required} of the {len(signed.witnesses)} witnesses up to size "
+                         f"{signed.cosigned_size or 0:,}")
+    if report.breaches:
+        lines.append(f"first breach: {report.breaches[0]} ({len(report.breaches)} found)")
+        lines += [f"  breach: {one}" for one in report.breaches[1:]]
+    return lines
+
+
+@audit_app.command("prove")
+def audit_prove(
+    ctx: typer.Context,
+    event_id: Annotated[str | None, typer.Argument(metavar="EVENT_ID", help="the event to prove")] = None,
+    from_size: Annotated[int | None, typer.Option("--from-size", metavar="N",
+                                                  help="a consistency proof: from the checkpoint of size N")] = None,
+    to_size: Annotated[int | None, typer.Option("--to-size", metavar="M",
+                                                help="... to the checkpoint of size M")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="the file to write (0600); default: stdout")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Write a receipt for an event (a C2SP tlog-proof bundle: the event, its inclusion proof and the signed
+    checkpoint), or a consistency proof between two checkpoints; `ledger audit check-proof` checks either offline."""
+    settings = ctx.obj.settings
+    topics = topics_for(settings)
+    with reporting(as_json):
+        sizes = (from_size, to_size)
+        if (event_id is None) == (sizes == (None, None)) or (None in sizes and sizes != (None, None)):
+            raise InvalidInput("audit prove: give an EVENT_ID, or both --from-size N and --to-size M")
+        if event_id is not None:
+            receipt = prove_event(settings.kafka(), topics, event_id)
+            summary = (f"receipt for event {event_id} at position {receipt.summary['position']:,}, proved against the "
+                       f"checkpoint of size {receipt.summary['checkpoint_size']:,} signed by "
+                       f"{', '.join(receipt.summary['signatures'])}")
+        else:
+            assert from_size is not None and to_size is not None
+            receipt = prove_sizes(settings.kafka(), topics, from_size, to_size)
+            summary = (f"consistency proof from the checkpoint of size {from_size:,} to the checkpoint of size "
+                       f"{to_size:,} ({receipt.summary['hashes']} hashes)")
+        if out is not None:
+            try:
+                write_private(out, receipt.data)
+            except OSError as error:
+                raise InvalidInput(f"cannot write {out}: {error.strerror or error}") from None
+    # The proof goes to the file or stdout; what was written is said on stdout, or on stderr if stdout has the proof.
+    said = sys.stdout if out is not None else sys.stderr
+    if out is None:
+        sys.stdout.buffer.write(receipt.data)
+        sys.stdout.flush()
+    if as_json:
+        print(json.dumps({**receipt.summary, "out": str(out) if out is not None else None},
+                         ensure_ascii=False), file=said)
+    else:
+        print(summary + (f": {out}" if out is not None else ""), file=said)
+
+
+@audit_app.command("check-proof")
+def audit_check_proof(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="a receipt or a consistency proof")],
+    key: Annotated[str, typer.Option("--key", metavar="VERIFIER", help="the log's verifier key")],
+    witness: WitnessKeys = None,
+    witnesses_required: WitnessesRequired = 0,
+    as_json: AsJson = False,
+) -> None:
+    """Check a receipt (`ledger audit prove EVENT_ID`) or a consistency proof offline, with no Kafka and no store:
+    the log's signature, the witnesses' cosignatures, the proof. Exits 8 when it fails, and says why."""
+    with reporting(as_json):
+        log, witnesses = _keys(key, witness, witnesses_required)
+        assert log is not None
+        data = _read_proof_file(file)
+    try:
+        result = check_proof(data, log, witnesses, witnesses_required)
+    except TlogInvalid as error:
+        if as_json:
+            print_json({"ok": False, "file": str(file), "problem": str(error)})
+        else:
+            print(f"INVALID: {file}: {error}")
+        raise typer.Exit(EXIT_BREACH) from None
+    if as_json:
+        print_json({"ok": True, "file": str(file), **result})
+    else:
+        print("\n".join(proof_lines(result, f"{log.name}+{log.key_id:08x}")))
+
+
+def _read_proof_file(path: Path) -> bytes:
+    try:
+        with path.open("rb") as file:
+            data = file.read(PROOF_FILE_BYTES_MAX + 1)
+    except OSError as error:
+        raise InvalidInput(f"cannot read {path}: {error.strerror or error}") from None
+    if len(data) > PROOF_FILE_BYTES_MAX:
+        raise InvalidInput(f"{path} is over {PROOF_FILE_BYTES_MAX:,} bytes: not a receipt or a consistency proof")
+    return data
+
+
+def _cosigned_line(cosigners: list[dict[str, Any]]) -> str:
+    if not cosigners:
+        return "cosigned by none of the witnesses given"
+    return "cosigned by " + ", ".join(
+        f"{one['name']}+{one['key_id']} at {datetime.fromtimestamp(one['timestamp'], UTC):%Y-%m-%d %H:%M:%S} UTC"
+        for one in cosigners)
+
+
+def proof_lines(result: dict[str, Any], log_key: str) -> list[str]:
+    """`ledger audit check-proof` as it prints a valid proof: what it proves."""
+    if result["kind"] == "consistency":
+        return [(f"VALID: the log's tree of size {result['from_size']:,} (root {result['from_root']}) is a prefix "
+                 f"of its tree of size {result['to_size']:,} (root {result['to_root']}), both signed by {log_key}"),
+                f"  older checkpoint {_cosigned_line(result['from_cosigned_by'])}",
+                f"  newer checkpoint {_cosigned_line(result['to_cosigned_by'])}"]
+    data = result["data"]
+    facts = [f"{name} {data[name]}" for name in ("kpj", "npp", "month") if data.get(name)]
+    facts += [f"{name} {rupiah(data[name])}" for name in TIMELINE_AMOUNTS if isinstance(data.get(name), int)]
+    shares = data.get("shares")
+    if isinstance(shares, dict):
+        facts += [f"{program} {part} {rupiah(amount)}" for program, parts in shares.items() if isinstance(parts, dict)
+                  for part, amount in parts.items() if isinstance(amount, int)]
+    return [f"VALID: event {result['event_id']} ({result['type']}) is at position {result['position']:,} of the log",
+            f"  effective {result['effective_date']}, branch {result['branch']}, aggregate {result['aggregate_id']}",
+            *([f"  {', '.join(facts)}"] if facts else []),
+            f"  in the checkpoint of size {result['checkpoint_size']:,}, root {result['root']}, signed by {log_key}",
+            f"  {_cosigned_line(result['cosigned_by'])}"]
 
 
 @audit_app.command("reconcile")
