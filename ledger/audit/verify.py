@@ -149,9 +149,8 @@ class VerifyReport:
 class LeafHashes:
     """Each event's leaf hash (SHA-256(0x00 || value)) at (position - 1) x 32 in one bytearray, for positions up to a
     bound known before the read (the topic's end offsets add up to more than its records). A position read twice
-    keeps its first record (the duplicate is a breach of its own); a position never read keeps 32 zero bytes, which no
-    root can contain. The ids of the events after `tail_after` are kept (the first TAIL_NAMED_MAX) to name them if
-    they turn out to be an unsigned tail."""
+    or never holds 32 zero bytes, which no real leaf hash is: every checkpoint covering it fails. The ids of the events
+    after `tail_after` are kept (the first TAIL_NAMED_MAX) to name them if they turn out to be an unsigned tail."""
 
     __slots__ = ("_seen", "hashes", "positions_max", "size", "tail_after", "tail_ids")
 
@@ -164,7 +163,12 @@ class LeafHashes:
         self.tail_ids: dict[int, str] = {}
 
     def add(self, position: int, value: bytes, event_id: str) -> None:
-        if not 0 < position <= self.positions_max or self._seen[position]:
+        if not 0 < position <= self.positions_max:
+            return
+        if self._seen[position]:
+            # Held twice: the tree has no one leaf there, so no checkpoint covering it can match (32 zero bytes).
+            start = (position - 1) * merkle.HASH_SIZE
+            self.hashes[start:start + merkle.HASH_SIZE] = bytes(merkle.HASH_SIZE)
             return
         self._seen[position] = 1
         start = (position - 1) * merkle.HASH_SIZE

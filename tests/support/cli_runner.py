@@ -9,10 +9,10 @@ role is chosen from the command itself (`role_of`), and the command gets that ro
 the `KafkaRoles` the Cli holds, in place of any in its environment: `kafka ...` and `demo` as the administrator,
 `relay` as the relay, `projections ...` as the projections, `audit ...` as an auditor, `consumers notifier` and
 `consumers warehouse` as their teams. A command that does not talk to Kafka (the clerks' commands, `history`,
-`balance`, `report`, `serve`, `generate`, `audit verify-export`) gets no Kafka credentials at all, and an address where
-nothing listens, so that one which did reach for Kafka would fail rather than find a broker. A test that proves a
-refusal runs a command as another role (`as_role=`); a Cli without `KafkaRoles` runs the commands that talk to Kafka
-with its environment as given, for tests that set the connection themselves.
+`balance`, `report`, `serve`, `generate`, `audit verify-export`, `audit check-proof`) gets no Kafka credentials at
+all, and an address where nothing listens, so that one which did reach for Kafka would fail rather than find a
+broker. A test that proves a refusal runs a command as another role (`as_role=`); a Cli without `KafkaRoles` runs the
+commands that talk to Kafka with its environment as given, for tests that set the connection themselves.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("projections",): PROJECTIONS,
     ("audit",): AUDITOR,
     ("audit", "verify-export"): NO_KAFKA,  # checks an export's files only
+    ("audit", "check-proof"): NO_KAFKA,  # checks a receipt offline
     ("consumers", "notifier"): TEAMS[0],
     ("consumers", "warehouse"): TEAMS[1],
 }
