@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
 
 CLI_TIMEOUT_S = 120
 TERMINAL_ROWS, TERMINAL_COLUMNS = 40, 120
@@ -137,7 +137,7 @@ class Cli:
         grants: list[str] = []
         if roles.secured:
             grants = ["--relay", roles.principal(RELAY), "--projections", roles.principal(PROJECTIONS),
-                      "--auditor", roles.principal(AUDITOR)]
+                      "--auditor", roles.principal(AUDITOR), "--witness", roles.principal(WITNESS)]
         for group, role in (consumers or {}).items():
             grants += ["--consumer", f"{group}={roles.principal(role)}" if roles.secured else group]
         return self.json("kafka", "init", *grants)
