@@ -9,10 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from ledger.tlog.checkpoint import ProofBundle
-from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, SignerKey
+from ledger.tlog import merkle
+from ledger.tlog.checkpoint import (
+    Checkpoint,
+    ConsistencyProof,
+    ProofBundle,
+    sign_checkpoint,
+    verify_consistency_file,
+)
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Signer, Ed25519Verifier, SignerKey
 from tests.unit.test_documented_hashes import DOCS, docs_snippet
-from tests.unit.tlog_vectors.go_crosscheck.python_made import LOG_NAME, artifacts
+from tests.unit.tlog_vectors.go_crosscheck.python_made import LEAF_INPUTS, LOG_KEY, LOG_NAME, artifacts
 
 OTHER_WITNESS = SignerKey.generate("witness.example/regulator", SIGNATURE_TYPE_COSIGNATURE_V1)
 GO = json.loads((Path(__file__).parent / "tlog_vectors" / "go_vectors.json").read_text())
@@ -48,3 +55,16 @@ def test_the_documented_program_refuses_a_receipt_with_any_byte_changed():
         check(data, "bpjs.example/other", GO["log_verifier"], [GO["witness_verifier"]])
     with pytest.raises(ValueError, match="not signed by"):
         check(data, LOG_NAME, GO["log_verifier"], [GO["witness_verifier"], OTHER_WITNESS.verifier_key().format()])
+
+
+def test_the_documented_consistency_proof_is_what_ledger_tlog_makes_and_it_verifies():
+    section = (DOCS / "audit.md").read_text(encoding="utf-8").split("<!-- consistency example:", 1)[1]
+    documented = section.split("```\n", 2)[1].encode()
+    log = Ed25519Signer.of(LOG_KEY)
+    tree = merkle.Tree.of(merkle.leaf_hash(leaf) for leaf in LEAF_INPUTS)
+    old, new = (sign_checkpoint(Checkpoint(LOG_NAME, size, tree.root(size)), log) for size in (5, 8))
+    assert documented == ConsistencyProof(old, new, tuple(tree.consistency_proof(5, 8))).format()
+    assert new == GO["signed_checkpoint"].encode()  # the newer one is the example checkpoint above, as Go made it
+    opened_old, opened_new = verify_consistency_file(ConsistencyProof.parse(documented), LOG_NAME,
+                                                     Ed25519Verifier.of(GO["log_verifier"]))
+    assert (opened_old.checkpoint.size, opened_new.checkpoint.size) == (5, 8)
