@@ -11,6 +11,10 @@ at all (an address where nothing listens).
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from ledger.publishing.topics import Topics
 from ledger.tlog import merkle
 from ledger.tlog.checkpoint import Checkpoint, Cosigner, ProofBundle, cosign, sign_checkpoint
 from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Signer, Ed25519Verifier, SignerKey, parse_note
+from tests.integration.test_auditor_programs import DOCS, documented_program
 from tests.integration.test_relay import CLOCK, write_history
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import ADMIN, AUDITOR, RELAY, WITNESS, KafkaRoles
@@ -304,3 +309,45 @@ def test_witnesses_cosign_up_to_a_size_and_a_receipt_carries_their_cosignatures(
     beyond = signed.cli.json("audit", "verify", *options, expect=8)
     assert f"positions {count + 1}.." in beyond["first_breach"] and f"up to size {count}" in beyond["first_breach"]
     assert signed.cli.json("audit", "verify", "--key", log_verifier_key(), "--witness", witness)["ok"] is True
+
+
+def documented_commands(document: str, heading: str | None) -> list[list[str]]:
+    """The `ledger audit ...` lines of the ```sh blocks of docs/DOCUMENT (under `heading` only, if given), as argument
+    lists, their $VARIABLES expanded from the environment and their comments dropped, as a shell would."""
+    text = (DOCS / document).read_text(encoding="utf-8")
+    if heading is not None:
+        text = text.split(heading, 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    lines = [line for block in blocks for line in block.splitlines() if line.startswith("ledger audit ")]
+    return [shlex.split(os.path.expandvars(line), comments=True)[1:] for line in lines]
+
+
+def test_the_documented_commands_and_receipt_checker_work_as_written(signed: Signed, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    witnesses = [SignerKey.generate(f"witness.example/{name}", SIGNATURE_TYPE_COSIGNATURE_V1)
+                 for name in ("audit-board", "regulator")]
+    last = signed.records(signed.topics.checkpoints)[-1]
+    signed.send(signed.topics.witness, [(one.name.encode(), cosign(last.value, Cosigner.of(one), 1_796_000_000),
+                                         [("checkpoint-offset", str(last.offset).encode())]) for one in witnesses],
+                role=WITNESS)
+    sizes = signed.checkpoint_sizes()
+    paid = next(e for e in signed.envelopes() if e["type"] == "ContributionPaid")
+    for name, value in {"LOG_KEY": log_verifier_key(), "BOARD_KEY": witnesses[0].verifier_key().format(),
+                        "REGULATOR_KEY": witnesses[1].verifier_key().format(), "EVENT_ID": paid["event_id"],
+                        "OLD_SIZE": str(sizes[0]), "NEW_SIZE": str(sizes[-1])}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # the documented files are written where the commands run
+    commands = documented_commands("audit.md", "## The signed log: verify, prove, check")
+    commands += [args for args in documented_commands("cli.md", None)
+                 if args[1] in ("prove", "check-proof") or "--key" in args]
+    assert {args[1] for args in commands} == {"verify", "prove", "check-proof"} and len(commands) >= 10
+    for args in commands:
+        signed.cli(*args)
+    assert (tmp_path / "receipt.tlog-proof").exists() and (tmp_path / "old-new.consistency").exists()
+
+    # The documented receipt checker, with the specs alone, on the receipt the documented command wrote.
+    checker = documented_program("audit.md", "check_proof.py", tmp_path)
+    done = subprocess.run([sys.executable, str(checker), "receipt.tlog-proof", log_key().name, log_verifier_key(),
+                           witnesses[0].verifier_key().format(), witnesses[1].verifier_key().format()],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.startswith(f"ok: entry {paid['position'] - 1} is in"), done
