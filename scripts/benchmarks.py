@@ -11,6 +11,9 @@ client of a benchmark, the ledger's and the raw baseline alike, connects the sam
     scripts/bench rebuild [--scale F] [--projection balances|branches] [--workers 1,2]
                                         a synthetic branch-year (262,785 members x 12 months, about 3.4 million
                                         events) rebuilt from Kafka, beside a raw consume of the same topic
+    scripts/bench verify [--scale F]    `ledger audit verify` with and without the log's key over the same synthetic
+                                        branch-year (contiguous positions, real chains, a signed checkpoint every
+                                        RELAY_BATCH_MAX events), beside a raw consume of the same topic
 Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
 """
 
@@ -285,11 +288,23 @@ def produce_branch_year(args: tuple) -> int:
     from ledger.publishing import kafka_client
     from ledger.publishing.envelope import record_headers
 
-    kafka, topic, templates, first, last, employers = args
+    kafka, topic, templates, first, last, employers, *options = args
+    contiguous = bool(options and options[0])  # `verify`: positions 1..N and real chains, as the relay writes them
     producer = kafka_client.producer(kafka, linger_ms=20, batch_size=512 * 1024)
     headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
+    # Member m's events follow everyone before it: 13 each (an enrollment, 12 months) and the employers registered.
+    position = first * (BRANCH_YEAR_MONTHS + 1) + min(first, employers)
 
     def send(env: dict) -> None:
+        nonlocal position
+        if contiguous:
+            from ledger.events import GENESIS_HASH, chain_hash
+
+            position += 1
+            env = {**env, "position": position, "aggregate_version": 1, "prev_hash": GENESIS_HASH}
+            env["hash"] = chain_hash(GENESIS_HASH, aggregate_id=env["aggregate_id"], aggregate_version=1,
+                                     event_type=env["type"], version=env["version"],
+                                     effective_date=env["effective_date"], branch=env["branch"], data=env["data"])
         producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
 
     sent = 0
@@ -352,9 +367,76 @@ def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: lis
     return results
 
 
+def sign_topic(kafka: Any, topic: str, checkpoints: str) -> str:
+    """Checkpoints of the events on `topic`, one every RELAY_BATCH_MAX positions and one at the end, signed by a
+    throwaway key of the benchmark's own, written to `checkpoints` as the relay writes them. Returns the key's
+    verifier key text."""
+    import orjson
+
+    from ledger.publishing import kafka_client
+    from ledger.publishing.checkpoints import checkpoint_record
+    from ledger.publishing.relay import RELAY_BATCH_MAX
+    from ledger.tlog import merkle
+    from ledger.tlog.note import Ed25519Signer, SignerKey
+
+    leaves: dict[int, bytes] = {}
+    for record in kafka_client.read_to_end(kafka, topic):
+        leaves[orjson.loads(record.value)["position"]] = merkle.leaf_hash(record.value)
+    key = SignerKey.generate("bench.example/ledger")
+    signer = Ed25519Signer.of(key)
+    producer = kafka_client.producer(kafka)
+    before, tree, batch = merkle.Frontier(), merkle.Frontier(), []
+    for position in range(1, len(leaves) + 1):
+        tree.append(leaves[position])
+        batch.append(leaves[position])
+        if position % RELAY_BATCH_MAX == 0 or position == len(leaves):
+            proof = merkle.consistency_proof_extending(before, batch) if before.size else []
+            record_key, value, headers = checkpoint_record(signer, before, tree, proof)
+            producer.send(checkpoints, key=record_key, value=value, headers=headers)
+            before, batch = tree.copy(), []
+    producer.flush(timeout=600)
+    producer.close()
+    return key.verifier_key().format()
+
+
+def bench_verify(settings, workdir: Path, scale: float) -> dict:
+    """A signed synthetic branch-year; raw consume of it, then `verify` without and with the key, in the same run."""
+    import multiprocessing
+
+    from ledger.audit.verify import verify_topic
+    from ledger.publishing import kafka_client
+    from ledger.tlog.note import Ed25519Verifier
+
+    kafka = settings.kafka()
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    topic, checkpoints = f"{prefix}.events", f"{prefix}.checkpoints"
+    kafka_client.ensure_topic(kafka, topic, partitions=12, replication_factor=BENCH_REPLICATION)
+    kafka_client.ensure_topic(kafka, checkpoints, partitions=1, replication_factor=BENCH_REPLICATION)
+    members = round(BRANCH_MEMBERS * scale)
+    employers = max(1, round(BRANCH_EMPLOYERS * scale))
+    templates = template_envelopes(workdir)
+    bounds = [members * i // PRODUCER_PROCESSES for i in range(PRODUCER_PROCESSES + 1)]
+    with multiprocessing.get_context("spawn").Pool(PRODUCER_PROCESSES) as pool:
+        events = sum(pool.map(produce_branch_year, [(kafka, topic, templates, bounds[i], bounds[i + 1], employers,
+                                                     True) for i in range(PRODUCER_PROCESSES)]))
+    log_key = Ed25519Verifier.of(sign_topic(kafka, topic, checkpoints))
+    print(f"  produced and signed {events:,} events", file=sys.stderr)
+    raw = kafka_consume_rate(kafka, topic, events)
+    print(f"  raw consume {raw:,.0f}/s", file=sys.stderr)
+    started = time.perf_counter()
+    plain = verify_topic(kafka, topic)
+    plain_s = time.perf_counter() - started
+    started = time.perf_counter()
+    keyed = verify_topic(kafka, topic, log=log_key, checkpoints_topic=checkpoints)
+    keyed_s = time.perf_counter() - started
+    assert plain.ok and keyed.ok and keyed.signed is not None and keyed.signed.signed_size == events, keyed.breaches[:3]
+    print(f"  verify {events / plain_s:,.0f}/s, verify --key {events / keyed_s:,.0f}/s", file=sys.stderr)
+    return {"events": events, "members": members, "raw": raw, "plain_s": plain_s, "keyed_s": keyed_s}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild"])
+    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify"])
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
@@ -385,6 +467,14 @@ def main() -> int:
             print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
                   f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
                   f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+        return 0
+    if args.which == "verify":
+        r = bench_verify(settings, workdir, args.scale)
+        print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
+        for name, seconds in (("`ledger audit verify`", r["plain_s"]), ("`ledger audit verify --key`", r["keyed_s"])):
+            rate = r["events"] / seconds
+            print(f"| {name}, {r['events']:,.0f} events ({r['members']:,.0f} members x {BRANCH_YEAR_MONTHS} months) "
+                  f"| {seconds:.1f} s = {rate:,.0f} events/s = {rate / r['raw']:.2f} x raw consume |")
         return 0
     if args.which == "relay":
         compression = None if args.compression == "none" else args.compression

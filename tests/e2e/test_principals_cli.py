@@ -37,6 +37,7 @@ def kafka_commands(folder: Path) -> dict[str, tuple[str, ...]]:
         "projections status": ("projections", "status"),
         "projections rebuild": ("projections", "rebuild", "balances"),
         "audit verify": ("audit", "verify"),
+        "audit prove": ("audit", "prove", "00000000-0000-0000-0000-000000000000.1"),
         "audit reconcile": ("audit", "reconcile"),
         "audit history": ("audit", "history", "--kpj", KPJ),
         "audit as-of": ("audit", "as-of", "2017-03-31"),
