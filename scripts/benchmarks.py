@@ -257,6 +257,7 @@ def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None
 # --- Projections -----------------------------------------------------------------------------------------------------
 
 BRANCH_YEAR_MONTHS = 12
+VERIFY_PARTITIONS = 12  # as `rebuild`'s topic; each producer process writes its own share of them
 PRODUCER_PROCESSES = 4
 
 
@@ -289,7 +290,9 @@ def produce_branch_year(args: tuple) -> int:
     from ledger.publishing.envelope import record_headers
 
     kafka, topic, templates, first, last, employers, *options = args
-    contiguous = bool(options and options[0])  # `verify`: positions 1..N and real chains, as the relay writes them
+    # `verify`: positions 1..N and real chains, as the relay writes them; and partitions of this process's own, so that
+    # positions increase within each partition as the relay's do.
+    contiguous, partitions = (options[0], options[1]) if options else (False, ())
     producer = kafka_client.producer(kafka, linger_ms=20, batch_size=512 * 1024)
     headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
     # Member m's events follow everyone before it: 13 each (an enrollment, 12 months) and the employers registered.
@@ -305,7 +308,9 @@ def produce_branch_year(args: tuple) -> int:
             env["hash"] = chain_hash(GENESIS_HASH, aggregate_id=env["aggregate_id"], aggregate_version=1,
                                      event_type=env["type"], version=env["version"],
                                      effective_date=env["effective_date"], branch=env["branch"], data=env["data"])
-        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]])
+        partition = partitions[position % len(partitions)] if contiguous else None
+        producer.send(topic, key=env["aggregate_id"].encode(), value=orjson.dumps(env), headers=headers[env["type"]],
+                      partition=partition)
 
     sent = 0
     enrolled, paid = templates["MemberEnrolled"], templates["ContributionPaid"]
@@ -410,15 +415,17 @@ def bench_verify(settings, workdir: Path, scale: float) -> dict:
     kafka = settings.kafka()
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     topic, checkpoints = f"{prefix}.events", f"{prefix}.checkpoints"
-    kafka_client.ensure_topic(kafka, topic, partitions=12, replication_factor=BENCH_REPLICATION)
+    kafka_client.ensure_topic(kafka, topic, partitions=VERIFY_PARTITIONS, replication_factor=BENCH_REPLICATION)
     kafka_client.ensure_topic(kafka, checkpoints, partitions=1, replication_factor=BENCH_REPLICATION)
     members = round(BRANCH_MEMBERS * scale)
     employers = max(1, round(BRANCH_EMPLOYERS * scale))
     templates = template_envelopes(workdir)
     bounds = [members * i // PRODUCER_PROCESSES for i in range(PRODUCER_PROCESSES + 1)]
     with multiprocessing.get_context("spawn").Pool(PRODUCER_PROCESSES) as pool:
+        share = VERIFY_PARTITIONS // PRODUCER_PROCESSES
         events = sum(pool.map(produce_branch_year, [(kafka, topic, templates, bounds[i], bounds[i + 1], employers,
-                                                     True) for i in range(PRODUCER_PROCESSES)]))
+                                                     True, tuple(range(i * share, (i + 1) * share)))
+                                                    for i in range(PRODUCER_PROCESSES)]))
     log_key = Ed25519Verifier.of(sign_topic(kafka, topic, checkpoints))
     print(f"  produced and signed {events:,} events", file=sys.stderr)
     raw = kafka_consume_rate(kafka, topic, events)
@@ -429,8 +436,8 @@ def bench_verify(settings, workdir: Path, scale: float) -> dict:
     started = time.perf_counter()
     keyed = verify_topic(kafka, topic, log=log_key, checkpoints_topic=checkpoints)
     keyed_s = time.perf_counter() - started
-    assert plain.ok and keyed.ok and keyed.signed is not None and keyed.signed.signed_size == events, keyed.breaches[:3]
     print(f"  verify {events / plain_s:,.0f}/s, verify --key {events / keyed_s:,.0f}/s", file=sys.stderr)
+    assert plain.ok and keyed.ok and keyed.signed is not None and keyed.signed.signed_size == events, keyed.breaches[:3]
     return {"events": events, "members": members, "raw": raw, "plain_s": plain_s, "keyed_s": keyed_s}
 
 

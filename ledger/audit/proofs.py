@@ -94,6 +94,10 @@ class _Read:
 
 def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None) -> _Read:
     # The events first, then the checkpoints: every event read was committed with a checkpoint covering it.
+    for name in (topics.events, topics.checkpoints):
+        if not kafka_client.topic_partitions(kafka, name):
+            raise NotFound(f"topic {name} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
+                           f"read it")
     ends = kafka_client.end_offsets(kafka, topics.events)
     leaves = LeafHashes(sum(ends.values()) + 1)
     target = None

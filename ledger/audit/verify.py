@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from ledger.errors import TlogInvalid
+from ledger.errors import NotFound, TlogInvalid
 from ledger.events import (
     GENESIS_HASH,
     chain_hash,
@@ -262,6 +262,10 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | N
     assert checkpoints_topic is not None, "the signed log is checked against its checkpoints topic"
     witnesses = witnesses or []
     assert not witnesses or witness_topic is not None, "cosignatures are read from the witness topic"
+    for name in (topic, checkpoints_topic):
+        if not kafka_client.topic_partitions(kafka, name):
+            raise NotFound(f"topic {name} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
+                           f"read it")
     # 1. The checkpoints so far: the events beyond the last of them may be a tail, whose ids are kept to name them.
     before = _checkpoints(kafka, checkpoints_topic, log)
     ends_before = kafka_client.end_offsets(kafka, topic)
