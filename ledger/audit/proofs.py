@@ -99,7 +99,7 @@ def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None) -> _Read
             raise NotFound(f"topic {name} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
                            f"read it")
     ends = kafka_client.end_offsets(kafka, topics.events)
-    leaves = LeafHashes(sum(ends.values()) + 1)
+    leaves = LeafHashes(sum(ends.values()))
     target = None
     for value, env in read_topic(kafka, topics.events):
         position = env["position"]

@@ -52,6 +52,8 @@ from ledger.tlog.note import Ed25519Verifier
 
 BREACHES_KEPT_MAX = 100
 TAIL_NAMED_MAX = BREACHES_KEPT_MAX  # events of an unsigned tail whose ids are kept to name them
+LIVE_POSITIONS_MAX = 10_000_000  # events published while `verify --key` reads the topic (320 MB of leaf hashes)
+LEAVES_GROWTH_MIN = 65_536  # positions added at least when the leaf hashes grow
 
 
 @dataclass
@@ -147,17 +149,19 @@ class VerifyReport:
 
 
 class LeafHashes:
-    """Each event's leaf hash (SHA-256(0x00 || value)) at (position - 1) x 32 in one bytearray, for positions up to a
-    bound known before the read (the topic's end offsets add up to more than its records). A position read twice
-    or never holds 32 zero bytes, which no real leaf hash is: every checkpoint covering it fails. The ids of the events
-    after `tail_after` are kept (the first TAIL_NAMED_MAX) to name them if they turn out to be an unsigned tail."""
+    """Each event's leaf hash (SHA-256(0x00 || value)) at (position - 1) x 32 in one bytearray. It is sized for the
+    positions expected (the topic's end offsets, taken before the read, add up to at least its records then) and grows
+    for the events published while the topic is read, up to LIVE_POSITIONS_MAX more: a forged position far beyond
+    is not stored (it is a breach of the positions anyway) rather than exhaust memory. A position read twice or never
+    holds 32 zero bytes, which no real leaf hash is: every checkpoint covering it fails. The ids of the events after
+    `tail_after` are kept (the first TAIL_NAMED_MAX) to name them if they turn out to be an unsigned tail."""
 
     __slots__ = ("_seen", "hashes", "positions_max", "size", "tail_after", "tail_ids")
 
-    def __init__(self, positions_max: int, tail_after: int = 0) -> None:
-        self.positions_max = positions_max
-        self.hashes = bytearray(positions_max * merkle.HASH_SIZE)
-        self._seen = bytearray(positions_max + 1)
+    def __init__(self, positions_expected: int, tail_after: int = 0) -> None:
+        self.positions_max = positions_expected + LIVE_POSITIONS_MAX
+        self.hashes = bytearray(positions_expected * merkle.HASH_SIZE)
+        self._seen = bytearray(positions_expected + 1)
         self.size = 0  # the largest position stored
         self.tail_after = tail_after
         self.tail_ids: dict[int, str] = {}
@@ -165,17 +169,25 @@ class LeafHashes:
     def add(self, position: int, value: bytes, event_id: str) -> None:
         if not 0 < position <= self.positions_max:
             return
+        if position >= len(self._seen):
+            self._grow(position)
+        start = (position - 1) * merkle.HASH_SIZE
         if self._seen[position]:
             # Held twice: the tree has no one leaf there, so no checkpoint covering it can match (32 zero bytes).
-            start = (position - 1) * merkle.HASH_SIZE
             self.hashes[start:start + merkle.HASH_SIZE] = bytes(merkle.HASH_SIZE)
             return
         self._seen[position] = 1
-        start = (position - 1) * merkle.HASH_SIZE
         self.hashes[start:start + merkle.HASH_SIZE] = hashlib.sha256(b"\0" + value).digest()
-        self.size = max(self.size, position)
+        if position > self.size:
+            self.size = position
         if position > self.tail_after and len(self.tail_ids) < TAIL_NAMED_MAX:
             self.tail_ids[position] = event_id
+
+    def _grow(self, position: int) -> None:
+        held = len(self._seen) - 1
+        wanted = min(self.positions_max, max(position, held + held // 4 + LEAVES_GROWTH_MIN))
+        self._seen.extend(bytes(wanted - held))
+        self.hashes.extend(bytes((wanted - held) * merkle.HASH_SIZE))
 
     def leaf(self, position: int) -> bytes:
         start = (position - 1) * merkle.HASH_SIZE
@@ -270,7 +282,7 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | N
     before = _checkpoints(kafka, checkpoints_topic, log)
     ends_before = kafka_client.end_offsets(kafka, topic)
     # 2. The events, with their leaf hashes by position (the end offsets bound the positions a contiguous topic has).
-    leaves = LeafHashes(sum(ends_before.values()) + LEAVES_SLACK,
+    leaves = LeafHashes(sum(ends_before.values()),
                         tail_after=max((one.checkpoint.size for one in before.valid), default=0))
     where: dict[int, tuple[int, int]] = {}
     report = verify_records(topic, kafka_client.read_to_end(kafka, topic), leaves, where)
@@ -289,9 +301,6 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | N
     _check_roots(report, signed, leaves, found, cosigned, unchanged)
     _check_tail(report, signed, leaves, where, topic)
     return report
-
-
-LEAVES_SLACK = 1  # room for position N + 1 in a topic without transaction markers (a copy written plainly)
 
 
 @dataclass(frozen=True)
@@ -381,7 +390,7 @@ def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHash
                 signed.checkpoints_ahead += 1
             continue
         signed.signed_size = size
-        if roots[size] != one.checkpoint.root_hash:
+        if roots.get(size) != one.checkpoint.root_hash:
             signed.checkpoints_ok = False
             report.add_breach(Breach(one.partition, one.offset, None, f"the checkpoint of size {size} does not match "
                                      f"the events: the tree over positions 1..{size} has another root, so an event "
@@ -398,6 +407,7 @@ def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[in
     frontier, roots = merkle.Frontier(), {}
     view = memoryview(leaves.hashes)
     step = merkle.HASH_SIZE
+    size_max = min(size_max, len(leaves.hashes) // step)  # beyond, no leaf was stored: no root matches there
     for size in sorted(one for one in set(sizes) if one <= size_max):
         for start in range(frontier.size * step, size * step, step):
             frontier.append(view[start:start + step].tobytes())
@@ -411,7 +421,7 @@ def _count_cosignatures(report: VerifyReport, signed: SignedLogReport, roots: di
         size = one.checkpoint.size
         if size > size_read:
             continue
-        if roots[size] != one.checkpoint.root_hash:
+        if roots.get(size) != one.checkpoint.root_hash:
             signed.checkpoints_ok = False
             report.add_breach(Breach(one.partition, one.offset, None, f"a checkpoint of size {size} signed by the log "
                                      f"and cosigned by witnesses, whose root is not the events' tree's: the log "
