@@ -113,7 +113,7 @@ def _key_file(tmp_path, text: str, mode: int = 0o600):
 
 def test_the_relay_key_is_required_outside_development_mode(environment, monkeypatch) -> None:
     monkeypatch.delenv("LEDGER_LOG_SIGNING_KEY_FILE", raising=False)
-    with pytest.raises(ConfigurationError, match="LEDGER_LOG_SIGNING_KEY_FILE is not set.*ledger keys generate"):
+    with pytest.raises(ConfigurationError, match=r"LEDGER_LOG_SIGNING_KEY_FILE is not set.*ledger keys generate"):
         Settings().log_signing_key()
 
 
