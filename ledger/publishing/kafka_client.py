@@ -621,7 +621,9 @@ def read_partition(
     try:
         tp = TopicPartition(topic, partition)
         if partition not in (client.partitions_for_topic(topic) or set()):
-            raise KafkaError(f"topic {topic} has no partition {partition}, or this principal may not read it")
+            # A topic this principal may not describe looks absent: asking for its offsets gets the broker's refusal.
+            client.end_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)
+            raise KafkaError(f"topic {topic} has no partition {partition}")
         client.assign([tp])
         client.seek(tp, offset)
         end = client.end_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)[tp]
