@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
 
 CLI_TIMEOUT_S = 120
 TERMINAL_ROWS, TERMINAL_COLUMNS = 40, 120
@@ -51,6 +51,7 @@ COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("projections",): PROJECTIONS,
     ("audit",): AUDITOR,
     ("audit", "verify-export"): NO_KAFKA,  # checks an export's files only
+    ("audit", "witness"): WITNESS,  # a witness is its own principal: it reads the checkpoints, never the events
     ("consumers", "notifier"): TEAMS[0],
     ("consumers", "warehouse"): TEAMS[1],
 }
@@ -136,7 +137,7 @@ class Cli:
         grants: list[str] = []
         if roles.secured:
             grants = ["--relay", roles.principal(RELAY), "--projections", roles.principal(PROJECTIONS),
-                      "--auditor", roles.principal(AUDITOR)]
+                      "--auditor", roles.principal(AUDITOR), "--witness", roles.principal(WITNESS)]
         for group, role in (consumers or {}).items():
             grants += ["--consumer", f"{group}={roles.principal(role)}" if roles.secured else group]
         return self.json("kafka", "init", *grants)
