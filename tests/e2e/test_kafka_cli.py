@@ -15,7 +15,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.topics import Principals, Topics, durability_config, role_grants
 from ledger.settings import REPLICATION_FACTOR_DEFAULT
 from tests.support.cli_runner import Cli
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -80,7 +80,7 @@ def test_init_grants_each_role_exactly_its_acls_and_acls_lists_them(cli: Cli, ka
     team = f"team-{prefix}"
     expected = role_grants(Topics.for_prefix(prefix), cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"], Principals(
         relay=f"User:{RELAY}", projections=f"User:{PROJECTIONS}", auditors=(f"User:{AUDITOR}",),
-        teams={team: f"User:{TEAMS[0]}"}))
+        witnesses=(f"User:{WITNESS}",), teams={team: f"User:{TEAMS[0]}"}))
 
     assert cli.kafka_init({team: TEAMS[0]})["acls"] == [vars(grant) for grant in expected]
     mine = {prefix, team, cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"]}
