@@ -36,11 +36,12 @@ from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.errors import NotFound, RelayStateInvalid, TlogInvalid
 from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
-from ledger.publishing.checkpoints import checkpoint_record
+from ledger.publishing.checkpoints import checkpoint_record, read_checkpoint_record
 from ledger.publishing.envelope import envelope
 from ledger.publishing.topics import Topics
 from ledger.settings import KafkaConnection
 from ledger.tlog import merkle
+from ledger.tlog.checkpoint import open_checkpoint
 from ledger.tlog.note import Ed25519Signer
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
@@ -176,6 +177,37 @@ class Relay:
         check_state(self.state, self._store_head(), self.topics)
         if self.state.tree is None:
             self.state = self._with_tree(self.state)
+        if self.signer is not None:
+            self._check_tree_against_last_checkpoint(self.signer)
+
+    def _check_tree_against_last_checkpoint(self, signer: Ed25519Signer) -> None:
+        """Refuse a saved tree that is not the one the relay last signed.
+
+        The state topic is only as safe as its ACLs: someone who can write it could put there a frontier of another
+        tree, which the relay would extend and sign from then on. The last checkpoint, signed with the relay's own
+        key and committed in the same transaction as the state, says what the tree was: a state of the same size
+        must have its root, and a state behind it would publish positions twice. A last record that is not the
+        relay's signed checkpoint (a forgery) cannot vouch for anything; `audit verify --key` reports it."""
+        last = kafka_client.last_records(self.kafka, self.topics.checkpoints).get(0)
+        if last is None:
+            return  # nothing signed yet: the first checkpoint will cover every event published so far
+        verifier = signer.verifier()
+        try:
+            signed = open_checkpoint(read_checkpoint_record(last.value, last.headers).note, verifier.name,
+                                     verifier).checkpoint
+        except TlogInvalid as error:
+            self.log(f"relay: the last record of {self.topics.checkpoints} (offset {last.offset}) is not a checkpoint "
+                     f"signed by {verifier.name}+{verifier.key_id:08x} ({error}); going on from the saved state; "
+                     f"`ledger audit verify --key` reports that record")
+            return
+        tree = self.state.tree
+        assert tree is not None
+        if signed.size > tree.size or (signed.size == tree.size and signed.root_hash != tree.root()):
+            raise RelayStateInvalid(
+                f"the relay's saved state on {self.topics.state} holds a tree of {tree.size} events, but its last "
+                f"signed checkpoint (offset {last.offset} of {self.topics.checkpoints}) is of {signed.size} events"
+                f"{' with another root' if signed.size == tree.size else ''}: the state was not written by this "
+                f"relay; {REFUSAL_ADVICE}")
 
     def _with_tree(self, state: RelayState) -> RelayState:
         """`state` with the tree over the events it says were published, rebuilt from the store: once, for a topic

@@ -113,6 +113,8 @@ def role_grants(topics: Topics, transactional_id: str, who: Principals) -> list[
                    Grant(who.relay, "WRITE", "TOPIC", topics.state),
                    Grant(who.relay, "READ", "TOPIC", topics.state),
                    Grant(who.relay, "WRITE", "TOPIC", topics.checkpoints),
+                   # It reads back its last checkpoint on starting, to check its saved tree (`Relay.connect`).
+                   Grant(who.relay, "READ", "TOPIC", topics.checkpoints),
                    Grant(who.relay, "WRITE", "TRANSACTIONAL_ID", transactional_id)]
     if who.projections:
         grants += [Grant(who.projections, "READ", "TOPIC", topics.events),

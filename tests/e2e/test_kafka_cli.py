@@ -33,9 +33,10 @@ def test_init_creates_the_topics_once_with_their_durability_and_the_teams_dead_l
     prefix = cli.env["LEDGER_KAFKA_TOPIC_PREFIX"]
     team = f"team-{prefix}"
     first = cli.kafka_init({team: TEAMS[0]})
-    names = [f"{prefix}.events", f"{prefix}.relay-state", f"{team}.dead-letters"]
-    assert (first["events_topic"], first["state_topic"], first["dead_letter_topics"]) == (names[0], names[1],
-                                                                                          names[2:])
+    names = [f"{prefix}.events", f"{prefix}.relay-state", f"{prefix}.checkpoints", f"{prefix}.witness",
+             f"{team}.dead-letters"]
+    assert (first["events_topic"], first["state_topic"], first["checkpoints_topic"], first["witness_topic"],
+            first["dead_letter_topics"]) == (*names[:4], names[4:])
     factor = int(kafka_roles.env(ADMIN).get("LEDGER_KAFKA_REPLICATION_FACTOR", REPLICATION_FACTOR_DEFAULT))
     assert (sorted(first["created"]), first["partitions"], first["replication_factor"]) == (sorted(names), 3, factor)
     assert cli.kafka_init({team: TEAMS[0]})["created"] == []  # idempotent
@@ -44,13 +45,14 @@ def test_init_creates_the_topics_once_with_their_durability_and_the_teams_dead_l
     for name in names:
         config = kafka_client.describe_topic_config(kafka_roles.admin, name)
         assert durability_config(factor).items() <= config.items(), name
-    assert kafka_client.describe_topic_config(kafka_roles.admin, names[0])["retention.ms"] == "-1"
+    for kept_forever in (names[0], names[2], names[3]):  # the events, the checkpoints, the cosignatures
+        assert kafka_client.describe_topic_config(kafka_roles.admin, kept_forever)["retention.ms"] == "-1"
     assert kafka_client.describe_topic_config(kafka_roles.admin, names[1])["cleanup.policy"] == "compact"
 
     text = cli("kafka", "init").stdout
     copies = "1 copy" if factor == 1 else f"{factor} copies"
-    assert text.startswith(f"topics {names[0]} (3 partitions, kept forever) and {names[1]}, {copies} each: "
-                           f"already there")
+    assert text.startswith(f"topics {names[0]} (3 partitions, kept forever), {names[1]}, {names[2]}, {names[3]}, "
+                           f"{copies} each: already there")
 
 
 def test_init_refuses_a_factor_the_cluster_cannot_hold_or_one_copy_outside_development_mode(

@@ -273,6 +273,7 @@ def test_the_relay_writes_the_events_its_checkpoints_and_its_state_in_its_own_tr
                                      ("WRITE", "TOPIC", "ledger.relay-state", "LITERAL"),
                                      ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
                                      ("WRITE", "TOPIC", "ledger.checkpoints", "LITERAL"),
+                                     ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
                                      ("WRITE", "TRANSACTIONAL_ID", "ledger-relay", "LITERAL")}
     other_id = role_grants(TOPICS, "relay-7", Principals(relay="User:relay"))
     assert ("WRITE", "TRANSACTIONAL_ID", "relay-7", "LITERAL") in granted("User:relay", other_id)
