@@ -7,11 +7,12 @@ cosignatures to the witness topic. Everyone who requires its cosignature (`ledge
 showed the witness no other history: a log that signs two histories (a checkpoint whose tree does not extend one it
 signed before) is caught by every witness that sees both, and none cosigns the second.
 
-Its state lives in Kafka, not on disk. On start it reads the witness topic and finds its own latest cosignature: the
-last record keyed by its key's name whose cosignature verifies with its own key. That checkpoint's size and root are
+Its state lives in Kafka, not on disk. On start it reads the witness topic and finds its own latest cosignature: a
+record keyed by its key's name whose cosignature verifies with its own key. That checkpoint's size and root are
 what it holds the log to, and the record's `checkpoint-offset` header (+ 1) is where it resumes on the checkpoints
-topic. A crash between producing a cosignature and reading on only means the next run cosigns that checkpoint again,
-which is harmless (the same statement, a later time).
+topic. (Of its own records it takes the one of the largest tree, the latest of those: one copied again to the end
+of the topic does not wind it back.) A crash between producing a cosignature and reading on only means the next run
+cosigns that checkpoint again, which is harmless (the same statement, a later time).
 
 The first checkpoint a witness ever sees is trusted on first use: nothing before it can show it false, so it is
 cosigned once its signature verifies. What the witness proves is therefore relative to that first checkpoint, which
@@ -66,7 +67,10 @@ class Held:
     roots: OrderedDict[int, bytes] = field(default_factory=OrderedDict)
 
     def cosigned(self, checkpoint: Cosigned) -> None:
-        self.last = checkpoint
+        # The largest tree is the one it holds the log to: an old record of its own copied to the end of the witness
+        # topic (by someone who may write there) does not wind it back.
+        if self.last is None or checkpoint.size >= self.last.size:
+            self.last = checkpoint
         self.roots[checkpoint.size] = checkpoint.root_hash
         self.roots.move_to_end(checkpoint.size)
         while len(self.roots) > ROOTS_REMEMBERED_MAX:

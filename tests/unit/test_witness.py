@@ -122,6 +122,8 @@ def test_held_remembers_a_bounded_number_of_roots_and_the_last():
         held.cosigned(Cosigned(size, bytes(32), size))
     assert len(held.roots) == ROOTS_REMEMBERED_MAX and 1 not in held.roots
     assert held.last == Cosigned(ROOTS_REMEMBERED_MAX + 2, bytes(32), ROOTS_REMEMBERED_MAX + 2)
+    held.cosigned(Cosigned(ROOTS_REMEMBERED_MAX, bytes(32), 3))  # an old record of its own, copied again
+    assert held.last == Cosigned(ROOTS_REMEMBERED_MAX + 2, bytes(32), ROOTS_REMEMBERED_MAX + 2)
 
 
 def test_its_own_witness_records_are_read_back_and_others_are_not_its_own():
