@@ -1,7 +1,9 @@
 """The auditors' commands: `ledger audit ...`, which read Kafka, not the ledger's database."""
 
 import json
+import signal
 import sys
+import threading
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +17,7 @@ from ledger.audit.proofs import PROOF_FILE_BYTES_MAX, check_proof, prove_event, 
 from ledger.audit.reconcile import Reconciliation, reconcile
 from ledger.audit.recount import as_of_topic
 from ledger.audit.verify import VerifyReport, verify_topic
+from ledger.audit.witness import run_witness
 from ledger.cli.common import (
     DATE_HELP,
     AsJson,
@@ -27,8 +30,9 @@ from ledger.cli.common import (
 from ledger.errors import EXIT_BREACH, EXIT_DIFFERENCES, EXIT_UNRECONCILED, InvalidInput, TlogInvalid
 from ledger.formatting import TIMELINE_AMOUNTS, TIMELINE_FACTS, rupiah
 from ledger.private_files import write_private
-from ledger.tlog.checkpoint import CosignatureVerifier
-from ledger.tlog.note import Ed25519Verifier
+from ledger.settings import read_signing_key
+from ledger.tlog.checkpoint import CosignatureVerifier, Cosigner
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Verifier
 
 audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's database.", no_args_is_help=True)
 
@@ -408,3 +412,48 @@ def audit_verify_export(
         raise typer.Exit(EXIT_BREACH)
 
 
+
+
+@audit_app.command("witness")
+def audit_witness(
+    ctx: typer.Context,
+    key: Annotated[Path, typer.Option("--key", metavar="WITNESS_SIGNING_KEY_FILE", show_default=False,
+                                      help="the witness's cosigning key file (`ledger keys generate --witness`)")],
+    log_key: Annotated[str, typer.Option("--log-key", metavar="LOG_VERIFIER", show_default=False,
+                                         help="the log's verifier key (name+keyid+base64), as its operator "
+                                              "published it")],
+    follow: Annotated[bool, typer.Option("--follow", help="Keep cosigning new checkpoints until SIGTERM/SIGINT.")
+                      ] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Cosign every new checkpoint of the log that extends the history this witness cosigned before (docs/audit.md,
+    "Witnesses"); refuse any other.
+
+    Exits 8 when the log's key signed a checkpoint inconsistent with one it cosigned (it stops there), or, at the
+    end of a run without --follow, when it refused any record (not signed by the log's key, say)."""
+    stopping = threading.Event()  # SIGTERM/SIGINT: finish the checkpoint in hand, then report and exit
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    settings = ctx.obj.settings
+    with reporting(as_json):
+        cosigner = Cosigner.of(read_signing_key(key, "--key", SIGNATURE_TYPE_COSIGNATURE_V1))
+        try:
+            log_verifier = Ed25519Verifier.of(log_key.strip())
+        except TlogInvalid as error:
+            raise InvalidInput(f"--log-key: not a log's verifier key ({error})") from None
+        report = run_witness(settings.kafka(), topics_for(settings), cosigner, log_verifier, follow=follow,
+                             stop=stopping.is_set, log=lambda line: print(line, file=sys.stderr))
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        last = report.last
+        print(f"witness {report.witness} cosigned {report.cosigned:,} checkpoint(s) of {report.log} onto "
+              f"{report.witness_topic}; latest cosigned: "
+              + (f"size {last.size:,} (offset {last.offset} of {report.checkpoints_topic})" if last else "none"))
+        if report.refused_count:
+            print(f"refused {report.refused_count:,} record(s) of {report.checkpoints_topic} (said above)")
+    if report.breach is not None:
+        print(f"BREACH: the log's key signed a checkpoint this witness will not cosign, and the witness stopped: "
+              f"{report.breach.reason}", file=sys.stderr)
+    if not report.ok:
+        raise typer.Exit(EXIT_BREACH)

@@ -81,6 +81,7 @@ __all__ = [
     "offsets_for_time",
     "positions",
     "producer",
+    "read_partition",
     "read_to_end",
     "readable_ends",
     "seek",
@@ -595,6 +596,51 @@ def read_to_end(
         if pending:
             raise TimeoutError(f"could not read {topic} to its end: "
                                f"partitions {sorted(tp.partition for tp in pending)}")
+    finally:
+        client.close()
+
+
+def read_partition(
+    kafka: KafkaConnection,
+    topic: str,
+    partition: int,
+    offset: int,
+    *,
+    follow: bool = False,
+    stop: Callable[[], bool] = lambda: False,
+    rounds_max: int = 600,
+    poll_ms: int = 500,
+) -> Iterator[list[Any]]:
+    """The committed records of one partition from `offset` on, a batch at a time, read_committed, no group.
+
+    Without `follow`, it stops at the partition's end as of when it began (or raises TimeoutError after `rounds_max`
+    empty polls before it). With `follow`, it keeps polling until `stop()` is true, and yields an empty batch after
+    every poll that brought nothing, so that its caller is never kept waiting longer than `poll_ms` for its turn.
+    """
+    client = _reader(kafka)
+    try:
+        tp = TopicPartition(topic, partition)
+        if partition not in (client.partitions_for_topic(topic) or set()):
+            # A topic this principal may not describe looks absent: asking for its offsets gets the broker's refusal.
+            client.end_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)
+            raise KafkaError(f"topic {topic} has no partition {partition}")
+        client.assign([tp])
+        client.seek(tp, offset)
+        end = client.end_offsets([tp], timeout_ms=REQUEST_TIMEOUT_MS)[tp]
+        empty_rounds = 0
+        while not stop():
+            if not follow:
+                # Transaction markers take offsets too, so "done" is the consumer's position, not the last record.
+                if _position(client, tp, time.monotonic() + POSITION_TIMEOUT_S) >= end:
+                    return
+                if empty_rounds >= rounds_max:
+                    raise TimeoutError(f"could not read partition {partition} of {topic} to its end")
+            records = client.poll(timeout_ms=poll_ms).get(tp, [])
+            empty_rounds = 0 if records else empty_rounds + 1
+            if not follow:
+                records = [record for record in records if record.offset < end]  # not what came since
+            if records or follow:
+                yield records
     finally:
         client.close()
 

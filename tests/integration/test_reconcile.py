@@ -198,7 +198,7 @@ def test_reconcile_names_a_relay_state_moved_back(books, kafka_roles) -> None:
     earlier = read_state(kafka_roles.connection(AUDITOR), topics)
     pay(app, "2024-02")
     ledger(envs[RELAY], "relay")
-    produce(kafka_roles.admin, topics.state, RELAY_STATE_KEY, orjson.dumps(earlier.__dict__))
+    produce(kafka_roles.admin, topics.state, RELAY_STATE_KEY, earlier.record())
     report = reconcile(envs, expect=13)
     assert names(report) == ["topic_ahead_of_relay_state"]
     assert f"would publish from position {earlier.position + 1:,} again" in report["mismatches"][0]["message"]
@@ -218,7 +218,7 @@ def test_reconcile_names_a_relay_state_moved_forward_and_a_last_record_that_is_n
     assert (f"the relay's state says position {state.position + 5:,}, the topic's last position is "
             f"{state.position:,}") in report["mismatches"][1]["message"]
 
-    produce(kafka_roles.admin, topics.state, RELAY_STATE_KEY, orjson.dumps(state.__dict__))
+    produce(kafka_roles.admin, topics.state, RELAY_STATE_KEY, state.record())
     reconcile(envs, expect=0)
     # Into a partition that does not hold the topic's last event: the others still show where the topic ends, so the
     # unreadable record is the one mismatch. (In the partition holding the last event, the readable ends would also

@@ -52,6 +52,7 @@ COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("audit",): AUDITOR,
     ("audit", "verify-export"): NO_KAFKA,  # checks an export's files only
     ("audit", "check-proof"): NO_KAFKA,  # checks a receipt offline
+    ("audit", "witness"): WITNESS,  # a witness is its own principal: it reads the checkpoints, never the events
     ("consumers", "notifier"): TEAMS[0],
     ("consumers", "warehouse"): TEAMS[1],
 }
