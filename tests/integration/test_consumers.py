@@ -303,13 +303,24 @@ def hold_partitions(kafka_roles: KafkaRoles, team: str, topic: str, group_id: st
                     folder: Path) -> tuple[subprocess.Popen, Path]:
     """A member of the team's group `group_id` (HOLDER) in a process of its own."""
     assignment = folder / f"holder-{uuid.uuid4().hex[:6]}.json"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, topic, group_id, str(assignment)],
-                              env={**os.environ, **kafka_roles.env(team)}, cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    with (folder / f"{assignment.stem}.stderr").open("wb") as errors:  # what it said, if it dies (see `held`)
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, topic, group_id, str(assignment)],
+                                  env={**os.environ, **kafka_roles.env(team)}, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                  stderr=errors)
+    HOLDERS[assignment] = holder
     return holder, assignment
 
 
+HOLDERS: dict[Path, subprocess.Popen] = {}  # assignment file -> its holder process
+
+
 def held(assignment: Path) -> list[int] | None:
+    """The holder's partitions as it last wrote them. A holder that died on its own fails the wait at once, with
+    what it said, instead of letting it run out."""
+    holder = HOLDERS.get(assignment)
+    if holder is not None and holder.poll() is not None and holder.returncode != -9:
+        errors = assignment.with_name(f"{assignment.stem}.stderr").read_text(errors="replace")
+        raise AssertionError(f"the holder exited {holder.returncode}: {errors[-2000:]}")
     return json.loads(assignment.read_text()) if assignment.exists() else None
 
 

@@ -148,7 +148,7 @@ def test_a_bad_log_key_file_is_refused_without_showing_the_key(environment, tmp_
     with pytest.raises(ConfigurationError) as refused:
         Settings(log_signing_key_file=path).log_signing_key()
     assert problem in str(refused.value) and str(path) in str(refused.value)
-    assert key.format().rsplit("+", 1)[1] not in str(refused.value)
+    assert key.format().split("+", 4)[4] not in str(refused.value)  # the seed's base64 (it may hold a +)
 
 
 def test_a_missing_log_key_file_is_named(environment, tmp_path) -> None:
