@@ -22,7 +22,7 @@ nobody without the signing key can pass:
    that the required number of them cosigned fail.
 
 Speed: one SHA-256 per event, kept in one bytearray indexed by position (32 bytes each, no object per record); the
-roots are computed by one `merkle.Frontier` walking the checkpoints in size order. The checkpoints topic is read
+roots at the checkpoints' sizes from the tree's levels, each hashed once (`roots_at`). The checkpoints topic is read
 before the events (to know which events may form a tail, and keep their ids to name them) and again after (so that
 events published meanwhile, each in a transaction with its checkpoint, are covered); checkpoints beyond the events
 read are checked only for their signature, unless the events topic did not change while it was read, in which case
@@ -60,7 +60,7 @@ BREACHES_KEPT_MAX = 100
 TAIL_NAMED_MAX = BREACHES_KEPT_MAX  # events of an unsigned tail whose ids are kept to name them
 LIVE_POSITIONS_MAX = 10_000_000  # events published while `verify --key` reads the topic (320 MB of leaf hashes)
 LEAVES_GROWTH_MIN = 65_536  # positions added at least when the leaf hashes grow
-VERIFY_WORKERS_DEFAULT = 2  # `ledger audit verify --workers`: 1.5 x one process's rate on two cores (benchmarks.md)
+VERIFY_WORKERS_DEFAULT = 1  # `ledger audit verify --workers`: 2 gained little on two busy cores (benchmarks.md)
 VERIFY_WORKERS_MAX = 16  # more processes than partitions, or than cores, only wait for each other
 VERIFY_WORKERS_MIN_RECORDS = 100_000  # below, starting the processes (a second each) costs more than they save
 VERIFY_CHUNK_RECORDS = 5_000  # records a worker sends at a time
