@@ -6,11 +6,15 @@
    - the press release's own events: the city government enrolls its 7,000 contract staff (TKK) in one command and
      pays a quarter from the regional budget; a company worker dies in a work accident and the JKK benefit goes to
      her husband.
-2. The relay publishes every event to a topic of its own, exactly once, in Kafka transactions.
-3. The auditor's check replays that topic from Kafka alone: positions 1..N, every hash chain intact.
+2. The relay publishes every event to a topic of its own, exactly once, in Kafka transactions, each with the log's
+   signed checkpoint of the Merkle tree over the events; an audit board's witness cosigns the checkpoints.
+3. The auditor's check replays that topic from Kafka alone: positions 1..N, every hash chain intact, every checkpoint
+   signed by the log's key with the events' root, no unsigned tail, and cosigned by the witness.
 4. The projections consume the topic (exactly once, offsets stored with the views) and check their invariants; then
    the branch report as of 30 September 2017 and one member's balance history are printed from them.
 5. The auditor recounts every balance and branch figure from the topic alone and compares them with the projections.
+6. A receipt for the shown member's first contribution is proved from the topic, checked offline with the log's and
+   the witness's verifier keys, and checked again with one byte changed, which fails.
 """
 
 from __future__ import annotations
@@ -25,8 +29,10 @@ from typing import Any
 import orjson
 
 from ledger.application import Ledger
+from ledger.audit.proofs import check_proof, prove_event
 from ledger.audit.recount import as_of_topic
 from ledger.audit.verify import verify_topic
+from ledger.audit.witness import run_witness
 from ledger.commands import (
     EnrollMember,
     EnrollMembers,
@@ -36,12 +42,15 @@ from ledger.commands import (
     PayContribution,
     RegisterEmployer,
 )
-from ledger.formatting import balance_lines, branch_report_lines, describe
+from ledger.errors import TlogInvalid
+from ledger.formatting import balance_lines, branch_report_lines, describe, rupiah
 from ledger.generator import BranchPlan, generate_branch, member_rows
+from ledger.private_files import write_private
 from ledger.publishing import kafka_client, relay
 from ledger.publishing.topics import Topics, init_topics
 from ledger.settings import Settings
-from ledger.tlog.note import Ed25519Signer, SignerKey
+from ledger.tlog.checkpoint import CosignatureVerifier, Cosigner
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Signer, Ed25519Verifier, SignerKey
 
 TKK_STAFF = 7_000
 DEMO_PLAN = BranchPlan(branch="BEKASI-KOTA", employers=40, members=3_000, bpu_members=150, first_month="2017-01",
@@ -126,11 +135,28 @@ def run_demo(settings: Settings) -> int:
     print(f"   published {published:,} events in {time.perf_counter() - started:.1f}s; "
           f"last position {publisher.state.position:,}")
 
-    print("3. Auditing the topic from Kafka alone (ledger audit verify)")
-    report = verify_topic(kafka, topics.events)
+    # An audit board's witness cosigns the log's checkpoints (ledger audit witness), with a key of its own.
+    log_verifier = Ed25519Verifier.of(log_key.verifier_key())
+    witness_key = SignerKey.generate(f"demo-{run_id}.witness.example/audit-board", SIGNATURE_TYPE_COSIGNATURE_V1)
+    witnessed = run_witness(kafka, topics, Cosigner.of(witness_key), log_verifier)
+    print(f"   the log signed a checkpoint with every transaction; its verifier key, for auditors: "
+          f"{log_key.verifier_key().format()}")
+    print(f"   the audit board's witness cosigned {witnessed.cosigned:,} checkpoint(s), each shown to extend the last")
+
+    print("3. Auditing the topic from Kafka alone (ledger audit verify --key LOG_KEY --witness BOARD_KEY "
+          "--witnesses-required 1)")
+    board = CosignatureVerifier.of(witness_key.verifier_key())
+    report = verify_topic(kafka, topics.events, log=log_verifier, checkpoints_topic=topics.checkpoints,
+                          witness_topic=topics.witness, witnesses=[board], witnesses_required=1)
+    signed = report.signed
+    assert signed is not None
     print(f"   checked {report.events:,} events: positions {'contiguous' if report.positions_ok else 'NOT contiguous'}"
-          f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}")
-    kinds = Counter(orjson.loads(r.value)["type"] for r in kafka_client.read_to_end(kafka, topics.events))
+          f" 1..{report.last_position or 0:,}, hash chains {'intact' if report.chains_ok else 'BROKEN'}; "
+          f"{signed.checkpoints:,} checkpoints signed by the log's key, their roots the events' tree's: "
+          f"{'yes' if signed.checkpoints_ok else 'NO'}; signed up to position {signed.signed_size:,}, unsigned tail "
+          f"{signed.unsigned_tail:,}; cosigned by the witness up to {signed.cosigned_size or 0:,}")
+    records = [orjson.loads(r.value) for r in kafka_client.read_to_end(kafka, topics.events)]
+    kinds = Counter(env["type"] for env in records)
     print("   by type: " + ", ".join(f"{kind} {count:,}" for kind, count in sorted(kinds.items())))
 
     print(f"4. Projecting the topic into {views_db} (ledger projections run), then checking the invariants "
@@ -161,6 +187,35 @@ def run_demo(settings: Settings) -> int:
     cross = as_of_topic(kafka, topics.events, views, REPORT_DATE)
     print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
           f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
+    receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
-          and cross.ok)
+          and cross.ok and receipt_ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
+
+
+def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], path: Path,
+                  log_verifier: Ed25519Verifier, board: CosignatureVerifier) -> bool:
+    """Step 6: a receipt for the shown member's first contribution, checked offline, then with one byte changed."""
+    paid = next(env for env in sorted(records, key=lambda env: env["position"])
+                if env["type"] == "ContributionPaid" and env["data"].get("kpj") == SHOWN_MEMBER)
+    print()
+    print(f"6. A receipt for member {SHOWN_MEMBER}'s contribution for {paid['data']['month']} "
+          f"(ledger audit prove {paid['event_id']} --out {path})")
+    receipt = prove_event(kafka, topics, paid["event_id"])
+    write_private(path, receipt.data)
+    result = check_proof(receipt.data, log_verifier, [board], 1)
+    print(f"   checked offline (ledger audit check-proof {path.name} --key LOG_KEY --witness BOARD_KEY "
+          f"--witnesses-required 1): VALID: event {result['event_id']} ({result['type']}, "
+          f"{rupiah(result['data']['total'])}) is at position {result['position']:,} of the log, in its checkpoint "
+          f"of size {result['checkpoint_size']:,}, signed by {result['signed_by']}, cosigned by "
+          f"{', '.join(one['name'] for one in result['cosigned_by'])}")
+    tampered = bytearray(receipt.data)
+    tampered[len(tampered) // 3] ^= 0x01  # one bit of one byte, in the event or its proof
+    try:
+        check_proof(bytes(tampered), log_verifier, [board], 1)
+    except TlogInvalid as error:
+        print(f"   the same receipt with one byte changed: INVALID: {error}")
+        return True
+    print("   the same receipt with one byte changed: VALID (this is a defect)")
+    return False
+

@@ -37,10 +37,11 @@ from ledger.tlog.checkpoint import (
     CosignatureVerifier,
     OpenedCheckpoint,
     ProofBundle,
+    log_key_of,
     verify_bundle,
     verify_consistency_file,
 )
-from ledger.tlog.note import Ed25519Verifier, Signature, b64encode, format_note, parse_note
+from ledger.tlog.note import Ed25519Verifier, Signature, Verifier, b64encode, format_note, parse_note
 
 PROOF_FILE_BYTES_MAX = 4 * 1_048_576  # a receipt is a few kB; two notes of at most 1 MiB each, with room to spare
 
@@ -177,27 +178,37 @@ def prove_sizes(kafka: KafkaConnection, topics: Topics, old_size: int, new_size:
 
 # --- Offline. --------------------------------------------------------------------------------------------------------
 
+def _key_text(key: Verifier) -> str:
+    return f"{key.name}+{key.key_id:08x}"
+
+
 def _cosigners(opened: OpenedCheckpoint) -> list[dict[str, Any]]:
     return [{"name": one.name, "key_id": f"{one.key_id:08x}", "timestamp": one.timestamp}
             for one in opened.cosignatures]
 
 
-def check_proof(data: bytes, log: Ed25519Verifier, witnesses: Sequence[CosignatureVerifier] = (),
-                witnesses_required: int = 0) -> dict[str, Any]:
-    """What a receipt or a consistency proof proves, once checked; `TlogInvalid` with the reason otherwise."""
+def check_proof(data: bytes, log: Ed25519Verifier | Sequence[Ed25519Verifier],
+                witnesses: Sequence[CosignatureVerifier] = (), witnesses_required: int = 0) -> dict[str, Any]:
+    """What a receipt or a consistency proof proves, once checked; `TlogInvalid` with the reason otherwise. `log` may
+    be the log's keys over time (a rotation): each checkpoint must be signed by one of them."""
+    logs = [log] if isinstance(log, Ed25519Verifier) else list(log)
     if data.startswith(PROOF_HEADER.encode() + b"\n"):
-        return _check_receipt(data, log, witnesses, witnesses_required)
+        return _check_receipt(data, logs, witnesses, witnesses_required)
     if data.startswith(CONSISTENCY_HEADER.encode() + b"\n"):
-        old, new = verify_consistency_file(ConsistencyProof.parse(data), log.name, log, witnesses, witnesses_required)
+        proof = ConsistencyProof.parse(data)
+        old, new = verify_consistency_file(proof, logs[0].name, logs, witnesses, witnesses_required)
         return {"kind": "consistency", "from_size": old.checkpoint.size, "to_size": new.checkpoint.size,
+                "from_signed_by": _key_text(log_key_of(proof.old, logs)),
+                "to_signed_by": _key_text(log_key_of(proof.new, logs)),
                 "from_root": b64encode(old.checkpoint.root_hash), "to_root": b64encode(new.checkpoint.root_hash),
                 "from_cosigned_by": _cosigners(old), "to_cosigned_by": _cosigners(new)}
     raise TlogInvalid(f"neither a receipt ({PROOF_HEADER}) nor a consistency proof ({CONSISTENCY_HEADER})")
 
 
-def _check_receipt(data: bytes, log: Ed25519Verifier, witnesses: Sequence[CosignatureVerifier],
+def _check_receipt(data: bytes, logs: Sequence[Ed25519Verifier], witnesses: Sequence[CosignatureVerifier],
                    witnesses_required: int) -> dict[str, Any]:
     bundle = ProofBundle.parse(data)
+    log = log_key_of(bundle.checkpoint, logs)
     if bundle.extra is None:
         raise TlogInvalid("the bundle holds no entry (no extra line): a receipt proves the event it carries")
     # 1. The leaf hash, from the entry itself; 2-4. the log's signature, the cosignatures, the inclusion proof.
@@ -210,5 +221,5 @@ def _check_receipt(data: bytes, log: Ed25519Verifier, witnesses: Sequence[Cosign
                           f"(position {bundle.index + 1})")
     return {"kind": "inclusion", "event_id": env["event_id"], "type": env["type"], "position": env["position"],
             "effective_date": env["effective_date"], "branch": env["branch"], "aggregate_id": env["aggregate_id"],
-            "data": env["data"], "checkpoint_size": opened.checkpoint.size,
+            "data": env["data"], "checkpoint_size": opened.checkpoint.size, "signed_by": _key_text(log),
             "root": b64encode(opened.checkpoint.root_hash), "cosigned_by": _cosigners(opened)}

@@ -37,7 +37,7 @@ import hashlib
 import multiprocessing
 import pickle
 import queue
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -53,7 +53,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.checkpoints import read_checkpoint_record
 from ledger.settings import KafkaConnection
 from ledger.tlog import merkle
-from ledger.tlog.checkpoint import Checkpoint, CosignatureVerifier, open_checkpoint
+from ledger.tlog.checkpoint import Checkpoint, CosignatureVerifier, log_key_of, open_checkpoint
 from ledger.tlog.note import Ed25519Verifier
 
 BREACHES_KEPT_MAX = 100
@@ -469,14 +469,16 @@ def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int,
                                                       f"{' ...' if missing > len(gaps) else ''}"))
 
 
-def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | None = None,
+def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | Sequence[Ed25519Verifier] | None = None,
                  checkpoints_topic: str | None = None, witnesses: list[CosignatureVerifier] | None = None,
                  witness_topic: str | None = None, witnesses_required: int = 0, workers: int = 1) -> VerifyReport:
     """Checks 1 to 3 of the module's docstring; with the log's verifier key `log`, 4 to 6 over `checkpoints_topic`;
-    with `witnesses`, 7 over `witness_topic`. With `workers` > 1, the events' partitions are read and their chains
-    checked by that many processes (`verify_in_workers`)."""
+    with `witnesses`, 7 over `witness_topic`. `log` may be the log's keys over time, one per rotation
+    (`ledger.tlog.checkpoint.log_key_of`): each checkpoint must be signed by one of them. With `workers` > 1, the
+    events' partitions are read and their chains checked by that many processes (`verify_in_workers`)."""
     if log is None:
         return verify_in_workers(kafka, topic, workers)
+    logs = [log] if isinstance(log, Ed25519Verifier) else list(log)
     assert checkpoints_topic is not None, "the signed log is checked against its checkpoints topic"
     witnesses = witnesses or []
     assert not witnesses or witness_topic is not None, "cosignatures are read from the witness topic"
@@ -485,7 +487,7 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | N
             raise NotFound(f"topic {name} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
                            f"read it")
     # 1. The checkpoints so far: the events beyond the last of them may be a tail, whose ids are kept to name them.
-    before = _checkpoints(kafka, checkpoints_topic, log)
+    before = _checkpoints(kafka, checkpoints_topic, logs)
     ends_before = kafka_client.end_offsets(kafka, topic)
     # 2. The events, with their leaf hashes by position (the end offsets bound the positions a contiguous topic has).
     leaves = LeafHashes(sum(ends_before.values()),
@@ -493,10 +495,11 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | N
     where: dict[int, tuple[int, int]] = {}
     report = verify_in_workers(kafka, topic, workers, leaves, where)
     # 3. The checkpoints again, to cover the events published while they were read; then the cosignatures.
-    found = _checkpoints(kafka, checkpoints_topic, log)
-    cosigned = _cosigned(kafka, witness_topic, log, witnesses) if witnesses else _Cosigned()
+    found = _checkpoints(kafka, checkpoints_topic, logs)
+    cosigned = _cosigned(kafka, witness_topic, logs, witnesses) if witnesses else _Cosigned()
     unchanged = kafka_client.end_offsets(kafka, topic) == ends_before
-    signed = SignedLogReport(checkpoints_topic=checkpoints_topic, log_key=f"{log.name}+{log.key_id:08x}",
+    signed = SignedLogReport(checkpoints_topic=checkpoints_topic,
+                             log_key=", ".join(f"{one.name}+{one.key_id:08x}" for one in logs),
                              checkpoints=found.records, witness_topic=witness_topic if witnesses else None,
                              witnesses=[WitnessCount(one.name, one.key_id) for one in witnesses],
                              witnesses_required=witnesses_required)
@@ -526,7 +529,7 @@ class _Checkpoints:
     breaches: list[Breach] = field(default_factory=list)
 
 
-def _checkpoints(kafka: KafkaConnection, topic: str, log: Ed25519Verifier) -> _Checkpoints:
+def _checkpoints(kafka: KafkaConnection, topic: str, logs: Sequence[Ed25519Verifier]) -> _Checkpoints:
     """The checkpoints topic's records, each opened with the log's key: those that open with increasing sizes are
     kept, every other one is a breach naming its offset."""
     found = _Checkpoints()
@@ -534,7 +537,8 @@ def _checkpoints(kafka: KafkaConnection, topic: str, log: Ed25519Verifier) -> _C
     for record in kafka_client.read_to_end(kafka, topic):
         found.records += 1
         try:
-            opened = open_checkpoint(read_checkpoint_record(record.value, record.headers).note, log.name, log)
+            note = read_checkpoint_record(record.value, record.headers).note
+            opened = open_checkpoint(note, logs[0].name, log_key_of(note, logs))
         except TlogInvalid as error:
             found.breaches.append(Breach(record.partition, record.offset, None,
                                          f"not a checkpoint signed by the log's key: {error}", topic))
@@ -556,7 +560,7 @@ class _Cosigned:
     breaches: list[Breach] = field(default_factory=list)
 
 
-def _cosigned(kafka: KafkaConnection, topic: str | None, log: Ed25519Verifier,
+def _cosigned(kafka: KafkaConnection, topic: str | None, logs: Sequence[Ed25519Verifier],
               witnesses: list[CosignatureVerifier]) -> _Cosigned:
     """The witness topic's checkpoints cosigned by any of the given witnesses. A record the log did not sign, or whose
     cosignature by a given witness fails, is a breach; cosignatures by other witnesses are ignored."""
@@ -564,7 +568,8 @@ def _cosigned(kafka: KafkaConnection, topic: str | None, log: Ed25519Verifier,
     found = _Cosigned()
     for record in kafka_client.read_to_end(kafka, topic):
         try:
-            opened = open_checkpoint(record.value or b"", log.name, log, witnesses)
+            opened = open_checkpoint(record.value or b"", logs[0].name, log_key_of(record.value or b"", logs),
+                                     witnesses)
         except TlogInvalid as error:
             found.breaches.append(Breach(record.partition, record.offset, None, f"not a checkpoint of the log "
                                          f"cosigned by the given witnesses: {error}", topic))
@@ -604,7 +609,7 @@ def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHash
                                      f"reordered", signed.checkpoints_topic))
         else:
             matched = size
-    _count_cosignatures(report, signed, roots, cosigned, size_read)
+    _count_cosignatures(report, signed, roots, cosigned, size_read, unchanged)
 
 
 def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[int, bytes]:
@@ -641,10 +646,17 @@ def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[in
 
 
 def _count_cosignatures(report: VerifyReport, signed: SignedLogReport, roots: dict[int, bytes], cosigned: _Cosigned,
-                        size_read: int) -> None:
+                        size_read: int, unchanged: bool) -> None:
     for one in cosigned.valid:
         size = one.checkpoint.size
         if size > size_read:
+            if unchanged:
+                # The witnesses saw a larger tree than the topic holds: events were lost, or the topics were rebuilt
+                # from an older prefix of the history, whose own checkpoints all verify (a truncation).
+                signed.checkpoints_ok = False
+                report.add_breach(Breach(one.partition, one.offset, None, f"witnesses cosigned the log's tree of size "
+                                         f"{size}, but the topic ends at position {size_read}: events lost or "
+                                         f"removed", signed.witness_topic))
             continue
         if roots.get(size) != one.checkpoint.root_hash:
             signed.checkpoints_ok = False

@@ -34,31 +34,43 @@ from ledger.settings import read_signing_key
 from ledger.tlog.checkpoint import CosignatureVerifier, Cosigner
 from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Verifier
 
+LOG_KEYS_MAX = 20  # a log's keys over time: one per rotation
+WITNESS_KEYS_MAX = 100
+
 audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's database.", no_args_is_help=True)
 
 
-LogKey = Annotated[str | None, typer.Option(
+LogKeys = Annotated[list[str] | None, typer.Option(
     "--key", metavar="VERIFIER", help="the log's verifier key (name+keyid+base64), from the fund through a channel of "
-                                      "your own: checks the signed checkpoints")]
+                                      "your own: checks the signed checkpoints; repeat for the keys before and after "
+                                      "a rotation")]
 WitnessKeys = Annotated[list[str] | None, typer.Option(
     "--witness", metavar="WITNESS_VERIFIER", help="a witness's verifier key (type 0x04); repeat for more")]
 WitnessesRequired = Annotated[int, typer.Option(
     "--witnesses-required", metavar="K", help="fail unless K of the given witnesses cosigned")]
 
 
-def _keys(key: str | None, witness: list[str] | None, required: int
-          ) -> tuple[Ed25519Verifier | None, list[CosignatureVerifier]]:
-    """The verifier keys the auditor gave, parsed; a bad one is bad input (exit 2)."""
+def _keys(key: list[str] | None, witness: list[str] | None, required: int
+          ) -> tuple[list[Ed25519Verifier] | None, list[CosignatureVerifier]]:
+    """The verifier keys the auditor gave, parsed; a bad one is bad input (exit 2). Several log keys are the keys of
+    one log over time (a rotation): one name, no key twice."""
     witness = witness or []
-    if key is None:
+    if not key:
         if witness or required:
             raise InvalidInput("--witness and --witnesses-required check the log's checkpoints: give --key too")
         return None, []
+    if len(key) > LOG_KEYS_MAX or len(witness) > WITNESS_KEYS_MAX:
+        raise InvalidInput(f"at most {LOG_KEYS_MAX} --key and {WITNESS_KEYS_MAX} --witness keys")
     try:
-        log = Ed25519Verifier.of(key)
+        log = [Ed25519Verifier.of(one) for one in key]
         witnesses = [CosignatureVerifier.of(one) for one in witness]
     except TlogInvalid as error:
         raise InvalidInput(f"not a verifier key: {error}") from None
+    if len({one.name for one in log}) > 1:
+        raise InvalidInput(f"the --key keys are of different logs ({', '.join(sorted({one.name for one in log}))}): "
+                           f"several --key are one log's keys over time, all of one name")
+    if len({one.key_id for one in log}) < len(log) or len({(w.name, w.key_id) for w in witnesses}) < len(witnesses):
+        raise InvalidInput("a key is given twice")
     if not 0 <= required <= len(witnesses):
         raise InvalidInput(f"--witnesses-required {required}: between 0 and the {len(witnesses)} --witness keys given")
     return log, witnesses
@@ -68,7 +80,7 @@ def _keys(key: str | None, witness: list[str] | None, required: int
 def audit_verify(
     ctx: typer.Context,
     topic: Annotated[str | None, typer.Option("--topic", help="Default: the ledger's events topic.")] = None,
-    key: LogKey = None,
+    key: LogKeys = None,
     witness: WitnessKeys = None,
     witnesses_required: WitnessesRequired = 0,
     workers: Annotated[int, typer.Option(
@@ -172,7 +184,8 @@ def audit_prove(
 @audit_app.command("check-proof")
 def audit_check_proof(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="a receipt or a consistency proof")],
-    key: Annotated[str, typer.Option("--key", metavar="VERIFIER", help="the log's verifier key")],
+    key: Annotated[list[str], typer.Option("--key", metavar="VERIFIER", help="the log's verifier key; repeat for the "
+                                                                         "keys before and after a rotation")],
     witness: WitnessKeys = None,
     witnesses_required: WitnessesRequired = 0,
     as_json: AsJson = False,
@@ -194,7 +207,7 @@ def audit_check_proof(
     if as_json:
         print_json({"ok": True, "file": str(file), **result})
     else:
-        print("\n".join(proof_lines(result, f"{log.name}+{log.key_id:08x}")))
+        print("\n".join(proof_lines(result)))
 
 
 def _read_proof_file(path: Path) -> bytes:
@@ -216,11 +229,12 @@ def _cosigned_line(cosigners: list[dict[str, Any]]) -> str:
         for one in cosigners)
 
 
-def proof_lines(result: dict[str, Any], log_key: str) -> list[str]:
+def proof_lines(result: dict[str, Any]) -> list[str]:
     """`ledger audit check-proof` as it prints a valid proof: what it proves."""
     if result["kind"] == "consistency":
         return [(f"VALID: the log's tree of size {result['from_size']:,} (root {result['from_root']}) is a prefix "
-                 f"of its tree of size {result['to_size']:,} (root {result['to_root']}), both signed by {log_key}"),
+                 f"of its tree of size {result['to_size']:,} (root {result['to_root']}), signed by "
+                 f"{_signers(result['from_signed_by'], result['to_signed_by'])}"),
                 f"  older checkpoint {_cosigned_line(result['from_cosigned_by'])}",
                 f"  newer checkpoint {_cosigned_line(result['to_cosigned_by'])}"]
     data = result["data"]
@@ -233,8 +247,13 @@ def proof_lines(result: dict[str, Any], log_key: str) -> list[str]:
     return [f"VALID: event {result['event_id']} ({result['type']}) is at position {result['position']:,} of the log",
             f"  effective {result['effective_date']}, branch {result['branch']}, aggregate {result['aggregate_id']}",
             *([f"  {', '.join(facts)}"] if facts else []),
-            f"  in the checkpoint of size {result['checkpoint_size']:,}, root {result['root']}, signed by {log_key}",
+            (f"  in the checkpoint of size {result['checkpoint_size']:,}, root {result['root']}, signed by "
+             f"{result['signed_by']}"),
             f"  {_cosigned_line(result['cosigned_by'])}"]
+
+
+def _signers(older: str, newer: str) -> str:
+    return f"both {older}" if older == newer else f"{older} and {newer} (a key rotation between them)"
 
 
 @audit_app.command("reconcile")

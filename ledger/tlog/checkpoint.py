@@ -181,6 +181,19 @@ def open_checkpoint(data: bytes, origin: str, log: Verifier, witnesses: Sequence
     return OpenedCheckpoint(checkpoint, note, tuple(cosignatures))
 
 
+def log_key_of(data: bytes, logs: Sequence[Verifier]) -> Verifier:
+    """Which of the log's keys signed the note `data`: a log's checkpoints are signed by one key at a time, and by
+    its successor after a rotation, so a reader checking a history that spans a rotation holds every key. The keys
+    are of one log (one name); the note's signature by the key returned is checked by `open_checkpoint`. When none
+    of them has a signature line in the note, the first is returned, for `open_checkpoint` to say what is wrong."""
+    assert logs and len({one.name for one in logs}) == 1, "the keys of one log"
+    by_id = {one.key_id: one for one in logs}
+    for signature in parse_note(data).signatures:
+        if signature.name == logs[0].name and signature.key_id in by_id:
+            return by_id[signature.key_id]
+    return logs[0]
+
+
 # --- Cosignatures (c2sp.org/tlog-cosignature). ---------------------------------------------------------------------
 
 def cosignature_message(text: str, timestamp: int) -> bytes:
@@ -421,13 +434,15 @@ class ConsistencyProof:
         return cls(old, new, tuple(proof))
 
 
-def verify_consistency_file(proof: ConsistencyProof, origin: str, log: Verifier,
+def verify_consistency_file(proof: ConsistencyProof, origin: str, log: Verifier | Sequence[Verifier],
                             witnesses: Sequence[CosignatureVerifier] = (), witnesses_required: int = 0
                             ) -> tuple[OpenedCheckpoint, OpenedCheckpoint]:
     """Both checkpoints, once both are shown signed by the log (and cosigned as required) and the older tree a prefix
-    of the newer by the proof."""
-    old = open_checkpoint(proof.old, origin, log, witnesses, witnesses_required)
-    new = open_checkpoint(proof.new, origin, log, witnesses, witnesses_required)
+    of the newer by the proof. `log` may be the log's keys over time (`log_key_of`): the two checkpoints may be signed
+    by a key and its successor."""
+    logs = list(log) if isinstance(log, Sequence) else [log]
+    old = open_checkpoint(proof.old, origin, log_key_of(proof.old, logs), witnesses, witnesses_required)
+    new = open_checkpoint(proof.new, origin, log_key_of(proof.new, logs), witnesses, witnesses_required)
     if not old.checkpoint.size < new.checkpoint.size:
         raise TlogInvalid(f"the older checkpoint's size {old.checkpoint.size} is below the newer's "
                           f"{new.checkpoint.size}")

@@ -16,6 +16,7 @@ import shlex
 import subprocess
 import sys
 import uuid
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from ledger.publishing.envelope import record_headers
 from ledger.publishing.relay import Relay
 from ledger.publishing.topics import Topics
 from ledger.tlog import merkle
-from ledger.tlog.checkpoint import Checkpoint, Cosigner, ProofBundle, cosign, sign_checkpoint
+from ledger.tlog.checkpoint import Checkpoint, CosignatureVerifier, Cosigner, ProofBundle, cosign, sign_checkpoint
 from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Signer, Ed25519Verifier, SignerKey, parse_note
 from tests.integration.test_auditor_programs import DOCS, documented_program
 from tests.integration.test_relay import CLOCK, write_history
@@ -311,14 +312,16 @@ def test_witnesses_cosign_up_to_a_size_and_a_receipt_carries_their_cosignatures(
     assert signed.cli.json("audit", "verify", "--key", log_verifier_key(), "--witness", witness)["ok"] is True
 
 
-def documented_commands(document: str, heading: str | None) -> list[list[str]]:
-    """The `ledger audit ...` lines of the ```sh blocks of docs/DOCUMENT (under `heading` only, if given), as argument
-    lists, their $VARIABLES expanded from the environment and their comments dropped, as a shell would."""
+def documented_commands(document: str, heading: str | None, until: str = "\n## ") -> list[list[str]]:
+    """The `ledger audit ...` lines of the ```sh blocks of docs/DOCUMENT (under `heading` only, if given, up to
+    `until`), as argument lists, their $VARIABLES expanded from the environment and their comments dropped, as a shell
+    would."""
     text = (DOCS / document).read_text(encoding="utf-8")
     if heading is not None:
-        text = text.split(heading, 1)[1].split("\n## ", 1)[0]
+        text = text.split(heading, 1)[1].split(until, 1)[0]
     blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
-    lines = [line for block in blocks for line in block.splitlines() if line.startswith("ledger audit ")]
+    stripped = [line.strip() for block in blocks for line in block.splitlines()]  # blocks in a list are indented
+    lines = [line for line in stripped if line.startswith("ledger audit ")]
     return [shlex.split(os.path.expandvars(line), comments=True)[1:] for line in lines]
 
 
@@ -337,7 +340,7 @@ def test_the_documented_commands_and_receipt_checker_work_as_written(signed: Sig
                         "OLD_SIZE": str(sizes[0]), "NEW_SIZE": str(sizes[-1])}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # the documented files are written where the commands run
-    commands = documented_commands("audit.md", "## The signed log: verify, prove, check")
+    commands = documented_commands("audit.md", "## The signed log: verify, prove, check", until="\n### ")
     commands += [args for args in documented_commands("cli.md", None)
                  if args[1] in ("prove", "check-proof") or (args[1] == "verify" and "--key" in args)]
     assert {args[1] for args in commands} == {"verify", "prove", "check-proof"} and len(commands) >= 10
@@ -351,3 +354,86 @@ def test_the_documented_commands_and_receipt_checker_work_as_written(signed: Sig
                            witnesses[0].verifier_key().format(), witnesses[1].verifier_key().format()],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0 and done.stdout.startswith(f"ok: entry {paid['position'] - 1} is in"), done
+
+
+# --- A rotation of the log's key (docs/audit.md, "Keys") -----------------------------------------------------------
+
+def test_a_history_across_a_key_rotation_verifies_with_both_keys_only(signed: Signed, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    before = len(signed.envelopes())
+    old_receipt = tmp_path / "old.tlog-proof"
+    first_event = signed.envelopes()[0]["event_id"]
+    signed.cli("audit", "prove", first_event, "--out", str(old_receipt))
+
+    new_key = SignerKey.generate(log_key().name)  # the same log (name), another key (key id)
+    new_verifier = new_key.verifier_key().format()
+    signed.app.execute(PayContribution.build(npp="66666666", month="2024-04", paid_on=date(2024, 5, 10)))
+    said: list[str] = []
+    relay = Relay(signed.app.recorder, signed.roles.connection(RELAY), signed.topics,
+                  signer=Ed25519Signer.of(new_key), transactional_id=f"relay-{signed.unique}", batch_max=BATCH,
+                  log=said.append)
+    assert relay.run() > 0
+    relay.close()
+    assert any("is not a checkpoint signed by" in line for line in said)  # said once, on starting with the new key
+
+    both = signed.cli.json("audit", "verify", "--key", log_verifier_key(), "--key", new_verifier)
+    assert both["ok"] is True and both["signed_log"]["signed_size"] == len(signed.envelopes()) > before
+    for alone in (log_verifier_key(), new_verifier):
+        report = signed.cli.json("audit", "verify", "--key", alone, expect=8)
+        assert report["ok"] is False and "not a checkpoint signed by the log's key" in report["first_breach"]
+
+    # A receipt made before the rotation is checked with the key that signed it (alone, or among both).
+    for keys in (["--key", log_verifier_key()], ["--key", new_verifier, "--key", log_verifier_key()]):
+        assert signed.cli("audit", "check-proof", str(old_receipt), *keys).stdout.startswith("VALID: ")
+    assert "INVALID: " in signed.cli("audit", "check-proof", str(old_receipt), "--key", new_verifier, expect=8).stdout
+
+    # A consistency proof across the rotation names both keys.
+    sizes = signed.checkpoint_sizes()
+    proof = tmp_path / "across.consistency"
+    signed.cli("audit", "prove", "--from-size", str(sizes[0]), "--to-size", str(sizes[-1]), "--out", str(proof))
+    checked = signed.cli("audit", "check-proof", str(proof), "--key", log_verifier_key(), "--key", new_verifier)
+    assert "(a key rotation between them)" in checked.stdout
+
+    # The commands docs/audit.md gives for a rotation work as written.
+    (tmp_path / "old-new.consistency").write_bytes(proof.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OLD_LOG_KEY", log_verifier_key())
+    monkeypatch.setenv("LOG_KEY", new_verifier)
+    documented = documented_commands("audit.md", "### Keys: making, keeping, rotating")
+    assert [args[:2] for args in documented] == [["audit", "verify"], ["audit", "check-proof"]]
+    for args in documented:
+        signed.cli(*args)
+
+
+def test_keys_of_two_logs_or_a_key_twice_are_refused(signed: Signed) -> None:
+    other_log = SignerKey.generate("another.example/log").verifier_key().format()
+    refused = signed.cli("audit", "verify", "--key", log_verifier_key(), "--key", other_log, expect=2)
+    assert "are of different logs" in refused.stderr
+    twice = signed.cli("audit", "verify", "--key", log_verifier_key(), "--key", log_verifier_key(), expect=2)
+    assert "a key is given twice" in twice.stderr
+
+
+def test_topics_rebuilt_from_an_older_prefix_are_caught_by_the_witnesses_cosignatures(signed: Signed) -> None:
+    """Someone who can recreate the topics presents the history as it was at an earlier checkpoint: every checkpoint
+    of that prefix verifies with the log's key. A witness's cosignature of the larger tree proves the truncation."""
+    witness_key = SignerKey.generate("witness.example/audit-board", SIGNATURE_TYPE_COSIGNATURE_V1)
+    checkpoints = signed.records(signed.topics.checkpoints)
+    last = checkpoints[-1]
+    signed.send(signed.topics.witness, [(witness_key.name.encode(), cosign(last.value, Cosigner.of(witness_key),
+                                                                           1_796_000_000),
+                                         [("checkpoint-offset", str(last.offset).encode())])], role=WITNESS)
+    kept = Checkpoint.parse(parse_note(checkpoints[1].value).text).size  # the prefix: up to the second checkpoint
+    values = [r.value for r in sorted(signed.records(), key=lambda r: orjson.loads(r.value)["position"])][:kept]
+    events = _copy(signed, "prefix", values)
+    older = signed.roles.provision(f"{signed.topics.prefix}.prefix-checkpoints", partitions=1).events
+    signed.send(older, [(CHECKPOINT_KEY, one.value, list(one.headers or [])) for one in checkpoints[:2]])
+    log = Ed25519Verifier.of(log_verifier_key())
+    auditor = signed.roles.connection(AUDITOR)
+
+    alone = verify_topic(auditor, events, log=log, checkpoints_topic=older)
+    assert alone.ok, [str(one) for one in alone.breaches]  # the prefix alone verifies: the log's key signed it
+    report = verify_topic(auditor, events, log=log, checkpoints_topic=older, witness_topic=signed.topics.witness,
+                          witnesses=[CosignatureVerifier.of(witness_key.verifier_key().format())])
+    assert not report.ok
+    assert any(f"witnesses cosigned the log's tree of size {len(signed.envelopes())}, but the topic ends at position "
+               f"{kept}" in str(one) for one in report.breaches), [str(one) for one in report.breaches]
