@@ -11,9 +11,10 @@ client of a benchmark, the ledger's and the raw baseline alike, connects the sam
     scripts/bench rebuild [--scale F] [--projection balances|branches] [--workers 1,2]
                                         a synthetic branch-year (262,785 members x 12 months, about 3.4 million
                                         events) rebuilt from Kafka, beside a raw consume of the same topic
-    scripts/bench verify [--scale F]    `ledger audit verify` with and without the log's key over the same synthetic
-                                        branch-year (contiguous positions, real chains, a signed checkpoint every
-                                        RELAY_BATCH_MAX events), beside a raw consume of the same topic
+    scripts/bench verify [--scale F]    `ledger audit verify` with and without the log's key, with one worker and with
+                                        two, over the same synthetic branch-year (contiguous positions, real chains,
+                                        a signed checkpoint every RELAY_BATCH_MAX events), beside a raw consume of the
+                                        same topic
 Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
 """
 
@@ -430,15 +431,16 @@ def bench_verify(settings, workdir: Path, scale: float) -> dict:
     print(f"  produced and signed {events:,} events", file=sys.stderr)
     raw = kafka_consume_rate(kafka, topic, events)
     print(f"  raw consume {raw:,.0f}/s", file=sys.stderr)
-    started = time.perf_counter()
-    plain = verify_topic(kafka, topic)
-    plain_s = time.perf_counter() - started
-    started = time.perf_counter()
-    keyed = verify_topic(kafka, topic, log=log_key, checkpoints_topic=checkpoints)
-    keyed_s = time.perf_counter() - started
-    print(f"  verify {events / plain_s:,.0f}/s, verify --key {events / keyed_s:,.0f}/s", file=sys.stderr)
-    assert plain.ok and keyed.ok and keyed.signed is not None and keyed.signed.signed_size == events, keyed.breaches[:3]
-    return {"events": events, "members": members, "raw": raw, "plain_s": plain_s, "keyed_s": keyed_s}
+    runs = {}
+    for keyed, workers in ((False, 1), (True, 1), (False, 2), (True, 2)):
+        started = time.perf_counter()
+        report = verify_topic(kafka, topic, log=log_key if keyed else None, checkpoints_topic=checkpoints,
+                              workers=workers)
+        seconds = runs[keyed, workers] = time.perf_counter() - started
+        print(f"  verify{' --key' if keyed else ''} --workers {workers}: {events / seconds:,.0f}/s", file=sys.stderr)
+        assert report.ok and report.events == events, report.breaches[:3]
+        assert not keyed or (report.signed is not None and report.signed.signed_size == events), report.signed
+    return {"events": events, "members": members, "raw": raw, "runs": runs}
 
 
 def main() -> int:
@@ -478,10 +480,11 @@ def main() -> int:
     if args.which == "verify":
         r = bench_verify(settings, workdir, args.scale)
         print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
-        for name, seconds in (("`ledger audit verify`", r["plain_s"]), ("`ledger audit verify --key`", r["keyed_s"])):
+        for (keyed, workers), seconds in r["runs"].items():
             rate = r["events"] / seconds
-            print(f"| {name}, {r['events']:,.0f} events ({r['members']:,.0f} members x {BRANCH_YEAR_MONTHS} months) "
-                  f"| {seconds:.1f} s = {rate:,.0f} events/s = {rate / r['raw']:.2f} x raw consume |")
+            print(f"| `ledger audit verify{' --key' if keyed else ''} --workers {workers}`, {r['events']:,.0f} events "
+                  f"({r['members']:,.0f} members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} "
+                  f"events/s = {rate / r['raw']:.2f} x raw consume |")
         return 0
     if args.which == "relay":
         compression = None if args.compression == "none" else args.compression

@@ -22,19 +22,25 @@ nobody without the signing key can pass:
    that the required number of them cosigned fail.
 
 Speed: one SHA-256 per event, kept in one bytearray indexed by position (32 bytes each, no object per record); the
-roots are computed by one `merkle.Frontier` walking the checkpoints in size order. The checkpoints topic is read
+roots at the checkpoints' sizes from the tree's levels, each hashed once (`roots_at`). The checkpoints topic is read
 before the events (to know which events may form a tail, and keep their ids to name them) and again after (so that
 events published meanwhile, each in a transaction with its checkpoint, are covered); checkpoints beyond the events
 read are checked only for their signature, unless the events topic did not change while it was read, in which case
-the events they cover are missing.
+the events they cover are missing. Reading and parsing the events is most of the time (kafka-python decodes in
+Python): `workers` processes share the partitions (`verify_in_workers`).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
-from collections.abc import Iterable, Sequence
+import multiprocessing
+import pickle
+import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -54,6 +60,12 @@ BREACHES_KEPT_MAX = 100
 TAIL_NAMED_MAX = BREACHES_KEPT_MAX  # events of an unsigned tail whose ids are kept to name them
 LIVE_POSITIONS_MAX = 10_000_000  # events published while `verify --key` reads the topic (320 MB of leaf hashes)
 LEAVES_GROWTH_MIN = 65_536  # positions added at least when the leaf hashes grow
+VERIFY_WORKERS_DEFAULT = 2  # `ledger audit verify --workers`: 1.5 x one worker with --key on 2 cores (benchmarks.md)
+VERIFY_WORKERS_MAX = 16  # more processes than partitions, or than cores, only wait for each other
+VERIFY_WORKERS_MIN_RECORDS = 100_000  # below, starting the processes (a second each) costs more than they save
+VERIFY_CHUNK_RECORDS = 5_000  # records a worker sends at a time
+VERIFY_CHUNKS_QUEUED_MAX = 4  # per worker: a worker ahead of the checks here waits rather than fill the memory
+VERIFY_WORKER_WAIT_S = 1.0  # between looks at whether a silent worker has died
 
 
 @dataclass
@@ -148,6 +160,10 @@ class VerifyReport:
             self.breaches.append(Breach(record.partition, record.offset, event_id, problem))
 
 
+HASH_SIZE = merkle.HASH_SIZE
+ZERO_HASH = bytes(HASH_SIZE)  # where a position was read twice: no real leaf hash, so no root over it matches
+
+
 class LeafHashes:
     """Each event's leaf hash (SHA-256(0x00 || value)) at (position - 1) x 32 in one bytearray. It is sized for the
     positions expected (the topic's end offsets, taken before the read, add up to at least its records then) and grows
@@ -167,17 +183,23 @@ class LeafHashes:
         self.tail_ids: dict[int, str] = {}
 
     def add(self, position: int, value: bytes, event_id: str) -> None:
+        self.add_hash(position, hashlib.sha256(b"\0" + value).digest(), event_id)
+
+    def add_hash(self, position: int, leaf_hash: bytes, event_id: str) -> None:
+        """`add`, given the leaf hash already taken (by a worker process of `verify_topic`)."""
         if not 0 < position <= self.positions_max:
             return
-        if position >= len(self._seen):
+        seen = self._seen
+        if position >= len(seen):
             self._grow(position)
-        start = (position - 1) * merkle.HASH_SIZE
-        if self._seen[position]:
+            seen = self._seen
+        start = (position - 1) * HASH_SIZE
+        if seen[position]:
             # Held twice: the tree has no one leaf there, so no checkpoint covering it can match (32 zero bytes).
-            self.hashes[start:start + merkle.HASH_SIZE] = bytes(merkle.HASH_SIZE)
+            self.hashes[start:start + HASH_SIZE] = ZERO_HASH
             return
-        self._seen[position] = 1
-        self.hashes[start:start + merkle.HASH_SIZE] = hashlib.sha256(b"\0" + value).digest()
+        seen[position] = 1
+        self.hashes[start:start + HASH_SIZE] = leaf_hash
         if position > self.size:
             self.size = position
         if position > self.tail_after and len(self.tail_ids) < TAIL_NAMED_MAX:
@@ -200,58 +222,241 @@ def verify_records(topic: str, records: Iterable[Any], leaves: LeafHashes | None
     kept by position too; `where` receives position -> (partition, offset) of the first record of each position."""
     report = VerifyReport(topic=topic)
     positions_seen: dict[int, tuple[int, int]] = {} if where is None else where  # position -> where first seen
-    last_in_partition: dict[int, int] = {}
-    heads: dict[str, tuple[int, str]] = {}  # aggregate id -> (version, hash) of its last event
-    for record in records:
-        report.events += 1
-        try:
-            env = orjson.loads(record.value)
-            event_id, position = env["event_id"], int(env["position"])
-            aggregate, version = env["aggregate_id"], int(env["aggregate_version"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-            report.breach(record, None, f"not a ledger envelope ({error})", chain=True)
-            continue
-        _check_position(report, record, event_id, position, positions_seen, last_in_partition)
-        if leaves is not None:
-            leaves.add(position, record.value, event_id)
-        _check_chain(report, record, env, aggregate, version, heads)
+    add_leaf = leaves.add if leaves is not None else None
+    with _collector_paused():
+        _verify_each(report, records, add_leaf, positions_seen)
     if positions_seen:
         _check_contiguous(report, positions_seen)
     return report
 
 
-def _check_position(report: VerifyReport, record: Any, event_id: str, position: int,
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a topic is read and checked: the check keeps millions of objects
+    for its whole run (each position's first place, each aggregate's head), which every full collection would walk
+    again (9 % of `verify --key`'s time, measured); the check makes no reference cycles of its own. It is turned
+    back on, if it was on, as soon as the records are read."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _verify_each(report: VerifyReport, records: Iterable[Any], add_leaf: Callable[[int, bytes, str], None] | None,
+                 positions_seen: dict[int, tuple[int, int]]) -> None:
+    last_in_partition: dict[int, int] = {}
+    heads: dict[str, tuple[int, str]] = {}  # aggregate id -> (version, hash) of its last event
+    # Per record, this loop is the auditor's own cost beside kafka-python's decoding (docs/benchmarks.md): the names
+    # it uses are bound once.
+    loads, not_json = orjson.loads, orjson.JSONDecodeError
+    for record in records:
+        report.events += 1
+        value = record.value
+        try:
+            env = loads(value)
+            event_id, position = env["event_id"], int(env["position"])
+            aggregate, version = env["aggregate_id"], int(env["aggregate_version"])
+        except (not_json, KeyError, TypeError, ValueError) as error:
+            report.breach(record, None, f"not a ledger envelope ({error})", chain=True)
+            continue
+        _check_position(report, record.partition, record.offset, event_id, position, positions_seen,
+                        last_in_partition)
+        if add_leaf is not None:
+            add_leaf(position, value, event_id)
+        _check_chain(report, record, env, aggregate, version, heads)
+
+
+class _Place(NamedTuple):
+    """Where a record is, for a breach found without the record at hand (`verify_topic`'s workers)."""
+
+    partition: int
+    offset: int
+
+
+def _check_position(report: VerifyReport, partition: int, offset: int, event_id: str, position: int,
                     positions_seen: dict[int, tuple[int, int]], last_in_partition: dict[int, int]) -> None:
-    if position in positions_seen:
-        where = positions_seen[position]
-        report.breach(record, event_id,
-                      f"position {position} duplicated (first at partition {where[0]}, offset {where[1]})")
-    positions_seen.setdefault(position, (record.partition, record.offset))
-    if position <= last_in_partition.get(record.partition, 0):
-        report.breach(record, event_id, f"position {position} after {last_in_partition[record.partition]}: reordered")
-    last_in_partition[record.partition] = max(position, last_in_partition.get(record.partition, 0))
+    first = positions_seen.get(position)
+    if first is None:
+        positions_seen[position] = (partition, offset)
+    else:
+        report.breach(_Place(partition, offset), event_id,
+                      f"position {position} duplicated (first at partition {first[0]}, offset {first[1]})")
+    last = last_in_partition.get(partition, 0)
+    if position > last:
+        last_in_partition[partition] = position
+    else:
+        report.breach(_Place(partition, offset), event_id, f"position {position} after {last}: reordered")
 
 
 def _check_chain(report: VerifyReport, record: Any, env: dict[str, Any], aggregate: str, version: int,
                  heads: dict[str, tuple[int, str]]) -> None:
-    event_id = env["event_id"]
-    prev_version, prev_hash = heads.get(aggregate, (0, GENESIS_HASH))
+    get: Callable[..., Any] = env.get
+    head = heads.get(aggregate)
+    prev_version, prev_hash = head if head is not None else (0, GENESIS_HASH)
     if version != prev_version + 1:
-        report.breach(record, event_id, f"aggregate version {version} follows {prev_version}: an event is missing, "
-                                        f"duplicated or reordered", chain=True)
-    if env.get("prev_hash") != prev_hash:
-        report.breach(record, event_id, "chain broken: prev_hash is not the hash of the aggregate's previous event",
-                      chain=True)
+        report.breach(record, env["event_id"], f"aggregate version {version} follows {prev_version}: an event is "
+                                               f"missing, duplicated or reordered", chain=True)
+    if get("prev_hash") != prev_hash:
+        report.breach(record, env["event_id"], "chain broken: prev_hash is not the hash of the aggregate's previous "
+                                               "event", chain=True)
     # Hashed as the record holds them: a field it lacks counts as null, which fails the check below instead of
     # stopping the verification.
-    held: dict[str, Any] = {key: env.get(key) for key in ("type", "version", "effective_date", "branch", "data")}
-    expected = chain_hash(env.get("prev_hash", ""), aggregate_id=aggregate, aggregate_version=version,
-                          event_type=held["type"], version=held["version"], effective_date=held["effective_date"],
-                          branch=held["branch"], data=held["data"])
-    if expected != env.get("hash"):
-        report.breach(record, event_id, "chain broken: the hash does not match the event's content (altered)",
+    claimed = get("hash")
+    if chain_hash(get("prev_hash", ""), aggregate_id=aggregate, aggregate_version=version, event_type=get("type"),
+                  version=get("version"), effective_date=get("effective_date"), branch=get("branch"),
+                  data=get("data")) != claimed:
+        report.breach(record, env["event_id"], "chain broken: the hash does not match the event's content (altered)",
                       chain=True)
-    heads[aggregate] = (version, env.get("hash", ""))
+    heads[aggregate] = (version, get("hash", ""))
+
+
+def verify_in_workers(kafka: KafkaConnection, topic: str, workers: int, leaves: LeafHashes | None = None,
+                      where: dict[int, tuple[int, int]] | None = None) -> VerifyReport:
+    """`verify_records` over the whole topic, its partitions shared among `workers` processes (1: this one alone).
+
+    An aggregate's events all lie in one partition (the record key is its id), so each worker reads its partitions,
+    parses each event and checks the chains (3) on its own. What spans partitions stays here: each worker sends, per
+    record, its partition, offset, position, event id and leaf hash, in chunks, and this process checks the positions
+    (1, 2) and keeps the leaf hashes exactly as `verify_records` does; the chains' breaches come with the chunks.
+    Kafka returns records of different partitions interleaved in any case, so the breaches' order is not the same
+    from run to run with one worker either; the checks and the breaches found are. An event whose chain continues in
+    another partition than its predecessor's is a breach with one worker too (the relay keys records by aggregate).
+    """
+    shares = _shares(kafka, topic, workers)
+    if len(shares) <= 1:
+        return verify_records(topic, kafka_client.read_to_end(kafka, topic), leaves, where)
+    report = VerifyReport(topic=topic)
+    positions_seen: dict[int, tuple[int, int]] = {} if where is None else where
+    last_in_partition: dict[int, int] = {}
+    add_hash = leaves.add_hash if leaves is not None else None
+    with _collector_paused(), _workers(kafka, topic, shares, leaves is not None) as chunks:
+        for events, partitions, offsets, positions, event_ids, hashes, breaches in chunks:
+            report.events += events
+            for breach in breaches:
+                report.chains_ok = False
+                report.add_breach(breach)
+            for i, position in enumerate(positions):
+                _check_position(report, partitions[i], offsets[i], event_ids[i], position, positions_seen,
+                                last_in_partition)
+                if add_hash is not None:
+                    add_hash(position, hashes[i * HASH_SIZE:(i + 1) * HASH_SIZE], event_ids[i])
+    if positions_seen:
+        _check_contiguous(report, positions_seen)
+    return report
+
+
+def _shares(kafka: KafkaConnection, topic: str, workers: int) -> list[list[int]]:
+    """The topic's partitions dealt out to the workers (one share or none: this process reads the topic alone)."""
+    if workers <= 1 or not kafka_client.topic_partitions(kafka, topic):
+        return []
+    ends = kafka_client.end_offsets(kafka, topic)
+    if sum(ends.values()) < VERIFY_WORKERS_MIN_RECORDS:
+        return []
+    numbers = sorted(ends)
+    return [numbers[i::workers] for i in range(min(workers, len(numbers)))]
+
+
+@contextmanager
+def _workers(kafka: KafkaConnection, topic: str, shares: list[list[int]], keyed: bool
+             ) -> Iterator[Iterator[tuple[Any, ...]]]:
+    """One process per share (`_verify_share`), and their chunks as they come, until each worker is done; a worker's
+    error is raised here. Every worker is stopped on the way out."""
+    context = multiprocessing.get_context("spawn")  # no copy of this process's Kafka clients or threads
+    chunks = context.Queue(maxsize=VERIFY_CHUNKS_QUEUED_MAX * len(shares))
+    processes = [context.Process(target=_verify_share, args=(kafka, topic, share, keyed, chunks), daemon=True)
+                 for share in shares]
+    for process in processes:
+        process.start()
+
+    def each() -> Iterator[tuple[Any, ...]]:
+        running = len(processes)
+        while running:
+            kind, *payload = _next_message(chunks, processes)
+            if kind == "done":
+                running -= 1
+            else:
+                yield tuple(payload)
+
+    try:
+        yield each()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+            process.join()
+
+
+def _next_message(chunks: Any, processes: list[Any]) -> tuple[Any, ...]:
+    """A worker's next chunk, or its "done"; a worker's error is raised here."""
+    while True:
+        try:
+            message: tuple[Any, ...] = chunks.get(timeout=VERIFY_WORKER_WAIT_S)
+        except queue.Empty:
+            # A worker killed, or gone without its last word: what it read will not come.
+            exits = [one.exitcode for one in processes]
+            if any(code not in (None, 0) for code in exits) or None not in exits:
+                raise RuntimeError(f"a verify worker stopped before its partitions were read (exit codes "
+                                   f"{exits})") from None
+            continue
+        if message[0] == "error":
+            raise message[1]
+        return message
+
+
+def _verify_share(kafka: KafkaConnection, topic: str, partitions: list[int], keyed: bool, chunks: Any) -> None:
+    """A worker of `verify_in_workers`: its partitions read, each event parsed and its chain checked, the rest sent
+    on (the first error too, to be raised by the parent)."""
+    try:
+        report = VerifyReport(topic=topic)  # the chains' breaches since the last chunk sent
+        heads: dict[str, tuple[int, str]] = {}
+        loads, not_json, sha256 = orjson.loads, orjson.JSONDecodeError, hashlib.sha256
+        sent = 0
+        part: list[int] = []
+        offsets: list[int] = []
+        positions: list[int] = []
+        event_ids: list[str] = []
+        hashes = bytearray()
+
+        def send() -> None:
+            nonlocal sent
+            chunks.put(("chunk", report.events - sent, part[:], offsets[:], positions[:], event_ids[:],
+                        bytes(hashes), report.breaches))
+            sent, report.breaches = report.events, []
+            for held in (part, offsets, positions, event_ids, hashes):
+                del held[:]
+
+        with _collector_paused():
+            for record in kafka_client.read_to_end(kafka, topic, partitions=partitions):
+                report.events += 1
+                value = record.value
+                try:
+                    env = loads(value)
+                    event_id, position = env["event_id"], int(env["position"])
+                    aggregate, version = env["aggregate_id"], int(env["aggregate_version"])
+                except (not_json, KeyError, TypeError, ValueError) as error:
+                    report.breach(record, None, f"not a ledger envelope ({error})", chain=True)
+                    continue
+                part.append(record.partition)
+                offsets.append(record.offset)
+                positions.append(position)
+                event_ids.append(event_id)
+                if keyed:
+                    hashes += sha256(b"\0" + value).digest()
+                _check_chain(report, record, env, aggregate, version, heads)
+                if len(positions) >= VERIFY_CHUNK_RECORDS:
+                    send()
+        send()
+        chunks.put(("done",))
+    except Exception as error:  # noqa: BLE001 - handed to the parent, which raises it as one process would
+        try:
+            pickle.dumps(error)
+        except Exception:  # noqa: BLE001 - an error that cannot cross to the parent: its name and message do
+            error = RuntimeError(f"{type(error).__name__}: {error}")
+        chunks.put(("error", error))
 
 
 def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int, int]]) -> None:
@@ -266,12 +471,13 @@ def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int,
 
 def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | Sequence[Ed25519Verifier] | None = None,
                  checkpoints_topic: str | None = None, witnesses: list[CosignatureVerifier] | None = None,
-                 witness_topic: str | None = None, witnesses_required: int = 0) -> VerifyReport:
+                 witness_topic: str | None = None, witnesses_required: int = 0, workers: int = 1) -> VerifyReport:
     """Checks 1 to 3 of the module's docstring; with the log's verifier key `log`, 4 to 6 over `checkpoints_topic`;
     with `witnesses`, 7 over `witness_topic`. `log` may be the log's keys over time, one per rotation
-    (`ledger.tlog.checkpoint.log_key_of`): each checkpoint must be signed by one of them."""
+    (`ledger.tlog.checkpoint.log_key_of`): each checkpoint must be signed by one of them. With `workers` > 1, the
+    events' partitions are read and their chains checked by that many processes (`verify_in_workers`)."""
     if log is None:
-        return verify_records(topic, kafka_client.read_to_end(kafka, topic))
+        return verify_in_workers(kafka, topic, workers)
     logs = [log] if isinstance(log, Ed25519Verifier) else list(log)
     assert checkpoints_topic is not None, "the signed log is checked against its checkpoints topic"
     witnesses = witnesses or []
@@ -287,7 +493,7 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | S
     leaves = LeafHashes(sum(ends_before.values()),
                         tail_after=max((one.checkpoint.size for one in before.valid), default=0))
     where: dict[int, tuple[int, int]] = {}
-    report = verify_records(topic, kafka_client.read_to_end(kafka, topic), leaves, where)
+    report = verify_in_workers(kafka, topic, workers, leaves, where)
     # 3. The checkpoints again, to cover the events published while they were read; then the cosignatures.
     found = _checkpoints(kafka, checkpoints_topic, logs)
     cosigned = _cosigned(kafka, witness_topic, logs, witnesses) if witnesses else _Cosigned()
@@ -407,16 +613,35 @@ def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHash
 
 
 def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[int, bytes]:
-    """The root of the tree over the first n leaves, for each n of `sizes` up to `size_max`: one frontier walks the
-    leaves in order, stopping at each size."""
-    frontier, roots = merkle.Frontier(), {}
-    view = memoryview(leaves.hashes)
+    """The root of the tree over the first n leaves, for each n of `sizes` up to `size_max`.
+
+    The tree's levels are hashed once, each in one pass over the one below (level k holds the roots of the aligned
+    perfect subtrees of 2**k leaves); the root at n folds, right to left, the subtrees that n's binary digits name
+    from the left, which is RFC 9162's split (as `merkle.Frontier.root`). Each interior node is hashed once, as a
+    frontier walking the leaves would, but without a Python call per leaf: 4 x quicker over a branch-year."""
     step = merkle.HASH_SIZE
     size_max = min(size_max, len(leaves.hashes) // step)  # beyond, no leaf was stored: no root matches there
-    for size in sorted(one for one in set(sizes) if one <= size_max):
-        for start in range(frontier.size * step, size * step, step):
-            frontier.append(view[start:start + step].tobytes())
-        roots[size] = frontier.root()
+    wanted = sorted(one for one in set(sizes) if one <= size_max)
+    if not wanted or wanted[-1] == 0:
+        return dict.fromkeys(wanted, merkle.EMPTY_ROOT)
+    sha256, node = hashlib.sha256, b"\x01"  # merkle.node_hash: SHA-256(0x01 || left || right)
+    levels: list[Any] = [memoryview(leaves.hashes)[:wanted[-1] * step]]
+    while len(levels[-1]) >= 2 * step:
+        below = levels[-1]
+        levels.append(b"".join([sha256(node + below[i:i + 2 * step]).digest()
+                                for i in range(0, len(below) - 2 * step + 1, 2 * step)]))
+    roots = {}
+    for size in wanted:
+        subtrees, start = [], 0
+        for level in range(size.bit_length() - 1, -1, -1):
+            if size >> level & 1:
+                index = start >> level
+                subtrees.append(bytes(levels[level][index * step:(index + 1) * step]))
+                start += 1 << level
+        folded = subtrees[-1] if subtrees else merkle.EMPTY_ROOT
+        for left in reversed(subtrees[:-1]):
+            folded = sha256(node + left + folded).digest()
+        roots[size] = folded
     return roots
 
 

@@ -16,7 +16,7 @@ from ledger.audit.history import Subject, history_topic
 from ledger.audit.proofs import PROOF_FILE_BYTES_MAX, check_proof, prove_event, prove_sizes
 from ledger.audit.reconcile import Reconciliation, reconcile
 from ledger.audit.recount import as_of_topic
-from ledger.audit.verify import VerifyReport, verify_topic
+from ledger.audit.verify import VERIFY_WORKERS_DEFAULT, VERIFY_WORKERS_MAX, VerifyReport, verify_topic
 from ledger.audit.witness import run_witness
 from ledger.cli.common import (
     DATE_HELP,
@@ -83,6 +83,9 @@ def audit_verify(
     key: LogKeys = None,
     witness: WitnessKeys = None,
     witnesses_required: WitnessesRequired = 0,
+    workers: Annotated[int, typer.Option(
+        "--workers", metavar="N", help="processes that read the events' partitions side by side (1: this one; "
+                                       "topics under 100,000 records are read by one)")] = VERIFY_WORKERS_DEFAULT,
     as_json: AsJson = False,
 ) -> None:
     """Replay the events topic from the start: positions 1..N, chains intact, or the first breach. With --key, also
@@ -91,9 +94,11 @@ def audit_verify(
     topics = topics_for(settings)
     with reporting(as_json):
         log, witnesses = _keys(key, witness, witnesses_required)
+        if not 1 <= workers <= VERIFY_WORKERS_MAX:
+            raise InvalidInput(f"--workers {workers}: between 1 and {VERIFY_WORKERS_MAX}")
         report = verify_topic(settings.kafka(), topic or topics.events, log=log, checkpoints_topic=topics.checkpoints,
                               witnesses=witnesses, witness_topic=topics.witness,
-                              witnesses_required=witnesses_required)
+                              witnesses_required=witnesses_required, workers=workers)
     if as_json:
         print_json(report.as_dict())
     else:
