@@ -24,9 +24,10 @@ nobody without the signing key can pass:
 Speed: one SHA-256 per event, kept in one bytearray indexed by position (32 bytes each, no object per record); the
 roots at the checkpoints' sizes from the tree's levels, each hashed once (`roots_at`). The checkpoints topic is read
 before the events (to know which events may form a tail, and keep their ids to name them) and again after (so that
-events published meanwhile, each in a transaction with its checkpoint, are covered); checkpoints beyond the events
-read are checked only for their signature, unless the events topic did not change while it was read, in which case
-the events they cover are missing. Reading and parsing the events is most of the time (kafka-python decodes in
+events published meanwhile, each in a transaction with its checkpoint, are covered). A checkpoint read before the
+events, or cosigned by a witness then, covers only events committed before the events were read: one beyond them
+means events lost or removed; one read only after is of events published meanwhile, and is checked for its
+signature only. Reading and parsing the events is most of the time (kafka-python decodes in
 Python): `workers` processes share the partitions (`verify_in_workers`).
 """
 
@@ -57,6 +58,7 @@ from ledger.tlog.checkpoint import Checkpoint, CosignatureVerifier, log_key_of, 
 from ledger.tlog.note import Ed25519Verifier
 
 BREACHES_KEPT_MAX = 100
+GAPS_NAMED_MAX = 5  # missing positions a breach names
 TAIL_NAMED_MAX = BREACHES_KEPT_MAX  # events of an unsigned tail whose ids are kept to name them
 LIVE_POSITIONS_MAX = 10_000_000  # events published while `verify --key` reads the topic (320 MB of leaf hashes)
 LEAVES_GROWTH_MIN = 65_536  # positions added at least when the leaf hashes grow
@@ -459,12 +461,26 @@ def _verify_share(kafka: KafkaConnection, topic: str, partitions: list[int], key
         chunks.put(("error", error))
 
 
+def _first_gaps(positions: Iterable[int], count: int) -> list[int]:
+    """The first `count` positions from 1 up that are missing: from the positions held, in order, never from a range
+    up to the largest one (a forged position of 10**12 would take hours to walk to)."""
+    gaps: list[int] = []
+    expected = 1
+    for position in sorted(positions):
+        if position >= expected:
+            gaps.extend(range(expected, min(position, expected + count - len(gaps))))
+            if len(gaps) >= count:
+                break
+            expected = position + 1
+    return gaps
+
+
 def _check_contiguous(report: VerifyReport, positions_seen: dict[int, tuple[int, int]]) -> None:
     report.first_position, report.last_position = min(positions_seen), max(positions_seen)
     missing = report.last_position - len(positions_seen) + (report.first_position - 1)
     if report.first_position != 1 or missing:
         report.positions_ok = False
-        gaps = [p for p in range(1, report.last_position + 1) if p not in positions_seen][:5]
+        gaps = _first_gaps(positions_seen, GAPS_NAMED_MAX)
         report.breaches.insert(0, Breach(-1, -1, None, f"positions not contiguous from 1: missing {gaps}"
                                                       f"{' ...' if missing > len(gaps) else ''}"))
 
@@ -486,18 +502,21 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | S
         if not kafka_client.topic_partitions(kafka, name):
             raise NotFound(f"topic {name} does not exist on Kafka at {kafka.servers}, or {kafka.principal} may not "
                            f"read it")
-    # 1. The checkpoints so far: the events beyond the last of them may be a tail, whose ids are kept to name them.
+    # 1. The checkpoints and cosignatures so far. A checkpoint is committed in the same transaction as its events, so
+    # every event a checkpoint read now covers is in the events read next (read_committed, to the end as of then):
+    # one beyond them means events lost or removed, not events published meanwhile. The events beyond the last of them
+    # may be a tail, whose ids are kept to name them.
     before = _checkpoints(kafka, checkpoints_topic, logs)
+    cosigned = _cosigned(kafka, witness_topic, logs, witnesses) if witnesses else _Cosigned()
     ends_before = kafka_client.end_offsets(kafka, topic)
     # 2. The events, with their leaf hashes by position (the end offsets bound the positions a contiguous topic has).
     leaves = LeafHashes(sum(ends_before.values()),
                         tail_after=max((one.checkpoint.size for one in before.valid), default=0))
     where: dict[int, tuple[int, int]] = {}
     report = verify_in_workers(kafka, topic, workers, leaves, where)
-    # 3. The checkpoints again, to cover the events published while they were read; then the cosignatures.
+    # 3. The checkpoints again, to cover the events published while they were read.
     found = _checkpoints(kafka, checkpoints_topic, logs)
-    cosigned = _cosigned(kafka, witness_topic, logs, witnesses) if witnesses else _Cosigned()
-    unchanged = kafka_client.end_offsets(kafka, topic) == ends_before
+    covered = max((one.checkpoint.size for one in before.valid), default=0)
     signed = SignedLogReport(checkpoints_topic=checkpoints_topic,
                              log_key=", ".join(f"{one.name}+{one.key_id:08x}" for one in logs),
                              checkpoints=found.records, witness_topic=witness_topic if witnesses else None,
@@ -507,7 +526,7 @@ def verify_topic(kafka: KafkaConnection, topic: str, *, log: Ed25519Verifier | S
     for breach in [*found.breaches, *cosigned.breaches]:
         signed.checkpoints_ok = False
         report.add_breach(breach)
-    _check_roots(report, signed, leaves, found, cosigned, unchanged)
+    _check_roots(report, signed, leaves, found, cosigned, covered)
     _check_tail(report, signed, leaves, where, topic)
     return report
 
@@ -531,18 +550,30 @@ class _Checkpoints:
 
 def _checkpoints(kafka: KafkaConnection, topic: str, logs: Sequence[Ed25519Verifier]) -> _Checkpoints:
     """The checkpoints topic's records, each opened with the log's key: those that open with increasing sizes are
-    kept, every other one is a breach naming its offset."""
+    kept, every other one is a breach naming its offset. With the log's keys over time (oldest first), a checkpoint
+    signed by a key after one by a later key signed is a breach: a retired key signs nothing more."""
     found = _Checkpoints()
     last_size = 0
+    newest = 0  # the index in `logs` of the latest key that signed a checkpoint
     for record in kafka_client.read_to_end(kafka, topic):
         found.records += 1
         try:
             note = read_checkpoint_record(record.value, record.headers).note
-            opened = open_checkpoint(note, logs[0].name, log_key_of(note, logs))
+            key = log_key_of(note, logs)
+            opened = open_checkpoint(note, logs[0].name, key)
         except TlogInvalid as error:
             found.breaches.append(Breach(record.partition, record.offset, None,
                                          f"not a checkpoint signed by the log's key: {error}", topic))
             continue
+        index = logs.index(key)
+        if index < newest:
+            retired, later = logs[index], logs[newest]
+            found.breaches.append(Breach(record.partition, record.offset, None,
+                                         f"a checkpoint signed by the retired key {retired.name}+"
+                                         f"{retired.key_id:08x} after {later.name}+{later.key_id:08x} signed one "
+                                         f"(the keys are given oldest first)", topic))
+            continue
+        newest = index
         size = opened.checkpoint.size
         if size <= last_size:
             found.breaches.append(Breach(record.partition, record.offset, None,
@@ -582,7 +613,7 @@ def _cosigned(kafka: KafkaConnection, topic: str | None, logs: Sequence[Ed25519V
 
 
 def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHashes, found: _Checkpoints,
-                 cosigned: _Cosigned, unchanged: bool) -> None:
+                 cosigned: _Cosigned, covered: int) -> None:
     """Check 5 (and 7's roots): the root of the events' tree at each size a checkpoint or a cosignature names must be
     theirs."""
     size_read = report.last_position or 0
@@ -592,7 +623,7 @@ def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHash
     for one in found.valid:
         size = one.checkpoint.size
         if size > size_read:
-            if unchanged:
+            if size <= covered:  # committed before the events were read, with its events: they are not there
                 signed.checkpoints_ok = False
                 report.add_breach(Breach(one.partition, one.offset, None, f"the checkpoint of size {size} covers "
                                          f"events the topic does not hold (it ends at position {size_read}): lost "
@@ -609,7 +640,7 @@ def _check_roots(report: VerifyReport, signed: SignedLogReport, leaves: LeafHash
                                      f"reordered", signed.checkpoints_topic))
         else:
             matched = size
-    _count_cosignatures(report, signed, roots, cosigned, size_read, unchanged)
+    _count_cosignatures(report, signed, roots, cosigned, size_read)
 
 
 def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[int, bytes]:
@@ -646,17 +677,18 @@ def roots_at(leaves: LeafHashes, sizes: Iterable[int], size_max: int) -> dict[in
 
 
 def _count_cosignatures(report: VerifyReport, signed: SignedLogReport, roots: dict[int, bytes], cosigned: _Cosigned,
-                        size_read: int, unchanged: bool) -> None:
+                        size_read: int) -> None:
+    """The cosigned checkpoints (read before the events, so every event they cover was committed before the events
+    were read): each one's root must be the events' tree's, and none may be beyond the events read."""
     for one in cosigned.valid:
         size = one.checkpoint.size
         if size > size_read:
-            if unchanged:
-                # The witnesses saw a larger tree than the topic holds: events were lost, or the topics were rebuilt
-                # from an older prefix of the history, whose own checkpoints all verify (a truncation).
-                signed.checkpoints_ok = False
-                report.add_breach(Breach(one.partition, one.offset, None, f"witnesses cosigned the log's tree of size "
-                                         f"{size}, but the topic ends at position {size_read}: events lost or "
-                                         f"removed", signed.witness_topic))
+            # The witnesses saw a larger tree than the topic holds: events were lost, or the topics were rebuilt from
+            # an older prefix of the history, whose own checkpoints all verify (a truncation).
+            signed.checkpoints_ok = False
+            report.add_breach(Breach(one.partition, one.offset, None, f"witnesses cosigned the log's tree of size "
+                                     f"{size}, but the topic ends at position {size_read}: events lost or removed",
+                                     signed.witness_topic))
             continue
         if roots.get(size) != one.checkpoint.root_hash:
             signed.checkpoints_ok = False

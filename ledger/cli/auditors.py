@@ -43,7 +43,7 @@ audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's da
 LogKeys = Annotated[list[str] | None, typer.Option(
     "--key", metavar="VERIFIER", help="the log's verifier key (name+keyid+base64), from the fund through a channel of "
                                       "your own: checks the signed checkpoints; repeat for the keys before and after "
-                                      "a rotation")]
+                                      "a rotation, oldest first")]
 WitnessKeys = Annotated[list[str] | None, typer.Option(
     "--witness", metavar="WITNESS_VERIFIER", help="a witness's verifier key (type 0x04); repeat for more")]
 WitnessesRequired = Annotated[int, typer.Option(

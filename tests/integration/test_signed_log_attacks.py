@@ -136,11 +136,6 @@ def _abort_a_transaction_on(signed: Signed, topic: str) -> None:
     producer.close()
 
 
-@pytest.mark.xfail(strict=True, reason="verify_topic takes `unchanged` (end offsets equal before and after the read) "
-                                       "as the only sign that checkpoints/cosignatures beyond the events read are "
-                                       "missing events; an aborted transaction on the events topic during the read "
-                                       "moves the end offsets without adding an event, so a truncation is reported as "
-                                       "'checkpoints_ahead' and verify exits 0, even with --witnesses-required")
 def test_a_truncation_is_not_hidden_by_an_aborted_write_during_verify(signed: Signed,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """The topics rebuilt from an older prefix (test_signed_log's truncation test), and the attacker writing aborted
@@ -306,10 +301,6 @@ def test_verify_while_the_relay_publishes_reports_no_false_breach(signed: Signed
 
 # --- A rotation after a leak (docs/audit.md, "Keys": rotate) ---------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="verify_topic/_checkpoints accept a checkpoint signed by ANY of the --key keys "
-                                       "at any place: after the first checkpoint signed by the new key, the old "
-                                       "(leaked, rotated-out) key still signs valid checkpoints, so whoever holds the "
-                                       "leaked key appends events that verify --key OLD --key NEW passes")
 def test_after_a_rotation_the_old_key_signs_nothing_more(signed: Signed) -> None:
     from ledger.tlog.checkpoint import sign_checkpoint
     from ledger.tlog.note import Ed25519Signer
