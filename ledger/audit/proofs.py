@@ -216,7 +216,9 @@ def _check_receipt(data: bytes, logs: Sequence[Ed25519Verifier], witnesses: Sequ
     env = envelope_of(bundle.extra)
     if env is None:
         raise TlogInvalid("the entry is not a ledger event's envelope")
-    if env["position"] != bundle.index + 1:
+    # An int, not a bool nor a float: True and 1.0 equal 1 in Python, but are not the position the relay writes.
+    position = env["position"]
+    if not isinstance(position, int) or isinstance(position, bool) or position != bundle.index + 1:
         raise TlogInvalid(f"the entry says position {env['position']!r}, but the proof is of index {bundle.index} "
                           f"(position {bundle.index + 1})")
     return {"kind": "inclusion", "event_id": env["event_id"], "type": env["type"], "position": env["position"],

@@ -216,12 +216,20 @@ def _read_proof_file(path: Path) -> bytes:
     return data
 
 
+def _when(timestamp: int) -> str:
+    """A cosignature's time, readable; tlog-cosignature allows times up to 2^63 - 1, far beyond what datetime holds,
+    so one out of its range (which only a witness's own key can sign) is printed as the number it is."""
+    try:
+        return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except (OverflowError, ValueError, OSError):
+        return f"POSIX time {timestamp}"
+
+
 def _cosigned_line(cosigners: list[dict[str, Any]]) -> str:
     if not cosigners:
         return "cosigned by none of the witnesses given"
-    return "cosigned by " + ", ".join(
-        f"{one['name']}+{one['key_id']} at {datetime.fromtimestamp(one['timestamp'], UTC):%Y-%m-%d %H:%M:%S} UTC"
-        for one in cosigners)
+    return "cosigned by " + ", ".join(f"{one['name']}+{one['key_id']} at {_when(one['timestamp'])}"
+                                      for one in cosigners)
 
 
 def proof_lines(result: dict[str, Any]) -> list[str]:
