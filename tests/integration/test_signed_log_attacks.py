@@ -183,11 +183,6 @@ def test_a_truncation_is_not_hidden_by_an_aborted_write_during_verify(signed: Si
 
 # --- The witness's state on the witness topic (witness.py: held_from_topic, checkpoint-offset) ----------------------
 
-@pytest.mark.xfail(strict=True, reason="the checkpoint-offset header of a witness-topic record is not covered by the "
-                                       "cosignature, and held_from_topic resumes from the header of the latest record "
-                                       "of the largest size (Held.cosigned uses >=): anyone who can write the witness "
-                                       "topic (another witness) copies the witness's last record with a later offset, "
-                                       "the witness skips checkpoints and then reports a false BREACH of the log")
 def test_a_copied_witness_record_with_another_offset_does_not_make_the_witness_skip_or_cry_breach(
         signed: Signed) -> None:
     witness_key = SignerKey.generate("witness.example/audit-board", SIGNATURE_TYPE_COSIGNATURE_V1)
