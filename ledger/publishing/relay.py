@@ -41,8 +41,8 @@ from ledger.publishing.envelope import envelope
 from ledger.publishing.topics import Topics
 from ledger.settings import KafkaConnection
 from ledger.tlog import merkle
-from ledger.tlog.checkpoint import open_checkpoint
-from ledger.tlog.note import Ed25519Signer
+from ledger.tlog.checkpoint import Checkpoint, open_checkpoint
+from ledger.tlog.note import Ed25519Signer, Ed25519Verifier
 
 RELAY_BATCH_MAX = 5_000  # notifications per Kafka transaction
 RELAY_BATCH_LIMIT = 100_000  # the largest batch a relay accepts (`ledger relay --batch`)
@@ -52,6 +52,10 @@ FOLLOW_POLL_INTERVAL_S = 0.2
 STATE_READ_POLL_MS = 500
 STATE_READ_ROUNDS_MAX = 60
 RELAY_STATE_KEY = b"relay"
+# Offsets read back from the checkpoints topic's end to find the relay's last signed checkpoint; then wider, by this
+# factor, until one is found or the topic's start is reached (a rotation reads it all, once).
+CHECKPOINT_LOOKBACK_FIRST = 64
+CHECKPOINT_LOOKBACK_WIDENING = 4
 
 
 @dataclass(frozen=True)
@@ -184,30 +188,54 @@ class Relay:
         """Refuse a saved tree that is not the one the relay last signed.
 
         The state topic is only as safe as its ACLs: someone who can write it could put there a frontier of another
-        tree, which the relay would extend and sign from then on. The last checkpoint, signed with the relay's own
-        key and committed in the same transaction as the state, says what the tree was: a state of the same size
-        must have its root, and a state behind it would publish positions twice. A last record that is not the
-        relay's signed checkpoint (a forgery) cannot vouch for anything; `audit verify --key` reports it."""
-        last = kafka_client.last_records(self.kafka, self.topics.checkpoints).get(0)
-        if last is None:
-            return  # nothing signed yet: the first checkpoint will cover every event published so far
+        tree (one that includes a record they forged on the events topic, say), which the relay would extend and sign
+        from then on. The last checkpoint signed with the relay's own key was committed in the same transaction as the
+        state it goes with, so the saved tree must be exactly that checkpoint's: the same size and root. Records
+        after it that the key did not sign (a forgery, junk) vouch for nothing and are passed over (`audit verify
+        --key` reports them). No checkpoint signed by the key at all: a topic published before checkpoints, or a key
+        just rotated (docs/audit.md, "Keys"); the state's tree is then taken as it is, and said so."""
         verifier = signer.verifier()
-        try:
-            signed = open_checkpoint(read_checkpoint_record(last.value, last.headers).note, verifier.name,
-                                     verifier).checkpoint
-        except TlogInvalid as error:
-            self.log(f"relay: the last record of {self.topics.checkpoints} (offset {last.offset}) is not a checkpoint "
-                     f"signed by {verifier.name}+{verifier.key_id:08x} ({error}); going on from the saved state; "
-                     f"`ledger audit verify --key` reports that record")
-            return
+        found = self._last_signed_checkpoint(verifier)
         tree = self.state.tree
         assert tree is not None
-        if signed.size > tree.size or (signed.size == tree.size and signed.root_hash != tree.root()):
+        if found is None:
+            if tree.size:
+                self.log(f"relay: {self.topics.checkpoints} holds no checkpoint signed by {verifier.name}+"
+                         f"{verifier.key_id:08x} (a topic published before checkpoints, or a key just rotated): its "
+                         f"first checkpoint will cover the {tree.size:,} events published so far")
+            return
+        offset, signed = found
+        if (signed.size, signed.root_hash) != (tree.size, tree.root()):
             raise RelayStateInvalid(
                 f"the relay's saved state on {self.topics.state} holds a tree of {tree.size} events, but its last "
-                f"signed checkpoint (offset {last.offset} of {self.topics.checkpoints}) is of {signed.size} events"
+                f"signed checkpoint (offset {offset} of {self.topics.checkpoints}) is of {signed.size} events"
                 f"{' with another root' if signed.size == tree.size else ''}: the state was not written by this "
                 f"relay; {REFUSAL_ADVICE}")
+
+    def _last_signed_checkpoint(self, verifier: Ed25519Verifier) -> tuple[int, Checkpoint] | None:
+        """The offset and checkpoint of the checkpoints topic's last record that opens with the relay's key: read back
+        from the end, in windows that widen until one is found or the topic's start is reached."""
+        end = kafka_client.end_offsets(self.kafka, self.topics.checkpoints).get(0, 0)
+        window = CHECKPOINT_LOOKBACK_FIRST
+        while True:
+            start = max(0, end - window)
+            found = None
+            passed_over = 0
+            for batch in kafka_client.read_partition(self.kafka, self.topics.checkpoints, 0, start):
+                for record in batch:
+                    try:
+                        note = read_checkpoint_record(record.value, record.headers).note
+                        found = (record.offset, open_checkpoint(note, verifier.name, verifier).checkpoint)
+                        passed_over = 0
+                    except TlogInvalid:
+                        passed_over += 1
+            if found is not None or start == 0:
+                if found is not None and passed_over:
+                    self.log(f"relay: {passed_over} record(s) after offset {found[0]} of {self.topics.checkpoints} "
+                             f"are not checkpoints signed by {verifier.name}+{verifier.key_id:08x}: passed over; "
+                             f"`ledger audit verify --key` reports them")
+                return found
+            window *= CHECKPOINT_LOOKBACK_WIDENING
 
     def _with_tree(self, state: RelayState) -> RelayState:
         """`state` with the tree over the events it says were published, rebuilt from the store: once, for a topic
