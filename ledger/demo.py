@@ -200,8 +200,8 @@ def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], pat
                 if env["type"] == "ContributionPaid" and env["data"].get("kpj") == SHOWN_MEMBER)
     print()
     print(f"6. A receipt for member {SHOWN_MEMBER}'s contribution for {paid['data']['month']} "
-          f"(ledger audit prove {paid['event_id']} --out {path})")
-    receipt = prove_event(kafka, topics, paid["event_id"])
+          f"(ledger audit prove {paid['event_id']} --key LOG_KEY --witness BOARD_KEY --out {path})")
+    receipt = prove_event(kafka, topics, paid["event_id"], [log_verifier], [board])
     write_private(path, receipt.data)
     result = check_proof(receipt.data, log_verifier, [board], 1)
     print(f"   checked offline (ledger audit check-proof {path.name} --key LOG_KEY --witness BOARD_KEY "

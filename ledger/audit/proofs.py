@@ -1,15 +1,20 @@
 """`ledger audit prove` and `ledger audit check-proof`: receipts that anyone checks offline with the log's key.
 
 `prove_event` reads the events topic once (each event's leaf hash by position, as `verify` keeps them), finds the
-event, and proves it against the latest checkpoint that covers it and whose root is the events' tree's. A checkpoint
-that witnesses cosigned is preferred (the latest such), with every cosignature found for it on the witness topic
-merged into one note, so that the receipt carries them: a reader who requires k witnesses can check it alone. The
-receipt is a C2SP tlog-proof bundle (`ledger.tlog.checkpoint.ProofBundle`): index = position - 1, the inclusion
-proof, the signed checkpoint verbatim, and as `extra` the event record's value bytes, from which the reader computes
-the leaf hash itself.
+event, and proves it against the latest checkpoint that covers it and whose root is the events' tree's. It holds the
+log's verifier keys (all of them over a rotation) and the witnesses' the reader counts on, and hands out only what
+they verify: anyone who may write the checkpoints or witness topic could put a note there, and a receipt carrying a
+forged checkpoint or a junk cosignature line fails `check-proof` although a sound one could be written. So a
+candidate is a checkpoint signed by one of the log's keys (on the checkpoints topic, or a witness's record of it),
+and only the cosignature lines that verify with a given witness's key are merged into it (one per witness; without
+witness keys, none). The checkpoint most of the given witnesses cosigned is preferred (the latest such), so that the
+receipt carries their cosignatures: a reader who requires k witnesses can check it alone. The receipt is a C2SP
+tlog-proof bundle (`ledger.tlog.checkpoint.ProofBundle`): index = position - 1, the inclusion proof, the checkpoint
+with the log's signature and those cosignatures, and as `extra` the event record's value bytes, from which the
+reader computes the leaf hash itself.
 
 `prove_sizes` writes a consistency proof between two checkpoints (`ConsistencyProof`, bpjs-ledger/consistency-proof@v1,
-docs/audit.md).
+docs/audit.md), chosen the same way.
 
 `check_proof` needs no Kafka and no store: the file, the log's verifier key and the witnesses' keys the reader
 counts on. Every failure is `TlogInvalid`, with the reason.
@@ -38,6 +43,7 @@ from ledger.tlog.checkpoint import (
     OpenedCheckpoint,
     ProofBundle,
     log_key_of,
+    open_checkpoint,
     verify_bundle,
     verify_consistency_file,
 )
@@ -48,42 +54,65 @@ PROOF_FILE_BYTES_MAX = 4 * 1_048_576  # a receipt is a few kB; two notes of at m
 
 @dataclass
 class _Candidate:
-    """A checkpoint note found on the checkpoints or the witness topic (not yet verified: prove holds no key; its
-    root is compared with the events' tree)."""
+    """A checkpoint signed by one of the log's keys (that signature verified), with the cosignatures of the given
+    witnesses that verified, by witness."""
 
     checkpoint: Checkpoint
     text: str
-    signatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
-    cosigned: bool = False
+    log_signature: Signature
+    cosignatures: dict[tuple[str, int], Signature] = field(default_factory=dict)
 
     def note(self) -> bytes:
-        return format_note(self.text, self.signatures.values())
+        return format_note(self.text, [self.log_signature, *self.cosignatures.values()])
 
 
-def _notes(kafka: KafkaConnection, topic: str, cosigned: bool) -> list[_Candidate]:
-    """The checkpoints on a topic, in order; a record that is not one is skipped (`verify --key` names it)."""
+def _log_signed(data: bytes | None, logs: Sequence[Verifier]) -> _Candidate | None:
+    """The checkpoint in `data` with the log's signature line, if one of the log's keys signed it; else None."""
+    try:
+        log = log_key_of(data or b"", logs)
+        opened = open_checkpoint(data or b"", log.name, log)
+    except TlogInvalid:
+        return None
+    signature = next(one for one in opened.note.verified if (one.name, one.key_id) == (log.name, log.key_id))
+    return _Candidate(opened.checkpoint, opened.note.text, signature)
+
+
+def _cosignatures(data: bytes, text: str, witnesses: Sequence[CosignatureVerifier]) -> list[Signature]:
+    """The cosignature lines in the note `data` (of the checkpoint `text`) that verify with a witness's key, each
+    checked alone: a junk line under a witness's name is dropped, not merged, and spoils nothing else."""
+    message, lines = text.encode("utf-8"), parse_note(data).signatures
     found = []
-    for record in kafka_client.read_to_end(kafka, topic):
-        try:
-            value = read_checkpoint_record(record.value, record.headers).note if not cosigned else record.value
-            note = parse_note(value or b"")
-            checkpoint = Checkpoint.parse(note.text)
-        except TlogInvalid:
-            continue
-        found.append(_Candidate(checkpoint, note.text, {(one.name, one.key_id): one for one in note.signatures},
-                                cosigned))
+    for witness in witnesses:
+        for one in lines:
+            if (one.name, one.key_id) == (witness.name, witness.key_id) and witness.verify(message, one.signature):
+                found.append(one)
+                break
     return found
 
 
-def _merged(candidates: list[_Candidate]) -> dict[str, _Candidate]:
-    """One candidate per checkpoint text, with every signature line found for it (the log's first)."""
+def _candidates(kafka: KafkaConnection, topics: Topics, logs: Sequence[Verifier],
+                witnesses: Sequence[CosignatureVerifier]) -> list[_Candidate]:
+    """The checkpoints the log signed, one per text, with the given witnesses' cosignatures found on the witness
+    topic. A record that is not one is skipped (`verify --key` names it)."""
     merged: dict[str, _Candidate] = {}
-    for one in candidates:
-        kept = merged.setdefault(one.text, _Candidate(one.checkpoint, one.text, {}, False))
-        for key, signature in one.signatures.items():
-            kept.signatures.setdefault(key, signature)
-        kept.cosigned = kept.cosigned or one.cosigned
-    return merged
+    for record in kafka_client.read_to_end(kafka, topics.checkpoints):
+        try:
+            note = read_checkpoint_record(record.value, record.headers).note
+        except TlogInvalid:
+            continue
+        found = _log_signed(note, logs)
+        if found is not None:
+            merged.setdefault(found.text, found)
+    if not witnesses:
+        return list(merged.values())  # no cosignature is merged without a witness's key to check it
+    for record in kafka_client.read_to_end(kafka, topics.witness):
+        found = _log_signed(record.value, logs)
+        if found is None:
+            continue
+        kept = merged.setdefault(found.text, found)
+        for one in _cosignatures(record.value or b"", found.text, witnesses):
+            kept.cosignatures.setdefault((one.name, one.key_id), one)
+    return list(merged.values())
 
 
 @dataclass
@@ -93,7 +122,8 @@ class _Read:
     target: tuple[int, bytes, dict[str, Any]] | None = None  # the event's position, value and envelope
 
 
-def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None) -> _Read:
+def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None, logs: Sequence[Verifier],
+          witnesses: Sequence[CosignatureVerifier]) -> _Read:
     # The events first, then the checkpoints: every event read was committed with a checkpoint covering it.
     for name in (topics.events, topics.checkpoints):
         if not kafka_client.topic_partitions(kafka, name):
@@ -109,8 +139,7 @@ def _read(kafka: KafkaConnection, topics: Topics, event_id: str | None) -> _Read
         leaves.add(position, value, env["event_id"])
         if env["event_id"] == event_id and target is None:
             target = (position, value, env)
-    candidates = _notes(kafka, topics.checkpoints, cosigned=False) + _notes(kafka, topics.witness, cosigned=True)
-    return _Read(leaves, list(_merged(candidates).values()), target)
+    return _Read(leaves, _candidates(kafka, topics, logs, witnesses), target)
 
 
 def _matching(read: _Read, size_min: int) -> tuple[list[_Candidate], dict[int, bytes]]:
@@ -126,8 +155,11 @@ class Receipt:
     summary: dict[str, Any]
 
 
-def prove_event(kafka: KafkaConnection, topics: Topics, event_id: str) -> Receipt:
-    read = _read(kafka, topics, event_id)
+def prove_event(kafka: KafkaConnection, topics: Topics, event_id: str, logs: Sequence[Ed25519Verifier],
+                witnesses: Sequence[CosignatureVerifier] = ()) -> Receipt:
+    """A receipt for the event, against a checkpoint one of `logs` (the log's keys) signed, carrying the cosignatures
+    of `witnesses` that verify."""
+    read = _read(kafka, topics, event_id, logs, witnesses)
     if read.target is None:
         raise NotFound(f"event {event_id} is not on {topics.events}")
     position, value, env = read.target
@@ -135,38 +167,41 @@ def prove_event(kafka: KafkaConnection, topics: Topics, event_id: str) -> Receip
     if not matching:
         signed = max((one.checkpoint.size for one in read.candidates), default=0)
         if signed < position:
-            raise Unprovable(f"event {event_id} at position {position} is in no checkpoint (the log signed up to "
-                             f"{signed}): an unsigned tail, which the relay never writes; `ledger audit verify --key` "
-                             f"names it")
+            raise Unprovable(f"event {event_id} at position {position} is in no checkpoint signed by the log's key "
+                             f"{_keys_text(logs)} (it signed up to {signed}): an unsigned tail, which the relay never "
+                             f"writes; `ledger audit verify --key` names it")
         raise Unprovable(f"no checkpoint covering position {position} has the root of the events on {topics.events}: "
                          f"`ledger audit verify --key` names the breach")
-    # The latest cosigned checkpoint if any, else the latest: a receipt with cosignatures stands on its own.
-    chosen = max(matching, key=lambda one: (one.cosigned, one.checkpoint.size))
+    # The latest of those most of the given witnesses cosigned: a receipt with cosignatures stands on its own.
+    chosen = max(matching, key=lambda one: (len(one.cosignatures), one.checkpoint.size))
     size = chosen.checkpoint.size
     tree = merkle.Tree(bytes(read.leaves.hashes[:size * merkle.HASH_SIZE]))
     bundle = ProofBundle(position - 1, tuple(tree.inclusion_proof(position - 1, size)), chosen.note(), value)
-    log_name = chosen.checkpoint.origin
     return Receipt(bundle.format(), {
         "event_id": event_id, "type": env["type"], "position": position, "index": position - 1,
         "checkpoint_size": size, "root": b64encode(chosen.checkpoint.root_hash),
-        "signatures": [one.name for one in chosen.signatures.values()],
-        "cosigned_by": [one.name for one in chosen.signatures.values() if one.name != log_name]})
+        "signatures": [chosen.log_signature.name, *(one.name for one in chosen.cosignatures.values())],
+        "cosigned_by": [one.name for one in chosen.cosignatures.values()]})
 
 
-def prove_sizes(kafka: KafkaConnection, topics: Topics, old_size: int, new_size: int) -> Receipt:
+def prove_sizes(kafka: KafkaConnection, topics: Topics, old_size: int, new_size: int,
+                logs: Sequence[Ed25519Verifier], witnesses: Sequence[CosignatureVerifier] = ()) -> Receipt:
+    """A consistency proof between the checkpoints of the two sizes that one of `logs` signed, each carrying the
+    cosignatures of `witnesses` that verify."""
     if not 0 < old_size < new_size:
         raise InvalidInput(f"--from-size {old_size} must be above 0 and below --to-size {new_size}")
-    read = _read(kafka, topics, None)
+    read = _read(kafka, topics, None, logs, witnesses)
     matching, _ = _matching(read, 1)
     sizes = sorted({one.checkpoint.size for one in matching})
     for size, option in ((old_size, "--from-size"), (new_size, "--to-size")):
         if size not in sizes:
             nearest = sorted(sizes, key=lambda one: abs(one - size))[:2]
-            raise InvalidInput(f"{option} {size} is not the size of a checkpoint of the events on {topics.events}; "
+            raise InvalidInput(f"{option} {size} is not the size of a checkpoint of the events on {topics.events} "
+                               f"signed by the log's key {_keys_text(logs)}; "
                                f"the nearest: {', '.join(map(str, sorted(nearest))) or 'none'}")
 
     def best(size: int) -> _Candidate:
-        return max((one for one in matching if one.checkpoint.size == size), key=lambda one: one.cosigned)
+        return max((one for one in matching if one.checkpoint.size == size), key=lambda one: len(one.cosignatures))
 
     tree = merkle.Tree(bytes(read.leaves.hashes[:new_size * merkle.HASH_SIZE]))
     old, new = best(old_size), best(new_size)
@@ -180,6 +215,10 @@ def prove_sizes(kafka: KafkaConnection, topics: Topics, old_size: int, new_size:
 
 def _key_text(key: Verifier) -> str:
     return f"{key.name}+{key.key_id:08x}"
+
+
+def _keys_text(keys: Sequence[Verifier]) -> str:
+    return " or ".join(_key_text(one) for one in keys)
 
 
 def _cosigners(opened: OpenedCheckpoint) -> list[dict[str, Any]]:
@@ -216,7 +255,9 @@ def _check_receipt(data: bytes, logs: Sequence[Ed25519Verifier], witnesses: Sequ
     env = envelope_of(bundle.extra)
     if env is None:
         raise TlogInvalid("the entry is not a ledger event's envelope")
-    if env["position"] != bundle.index + 1:
+    # An int, not a bool nor a float: True and 1.0 equal 1 in Python, but are not the position the relay writes.
+    position = env["position"]
+    if not isinstance(position, int) or isinstance(position, bool) or position != bundle.index + 1:
         raise TlogInvalid(f"the entry says position {env['position']!r}, but the proof is of index {bundle.index} "
                           f"(position {bundle.index + 1})")
     return {"kind": "inclusion", "event_id": env["event_id"], "type": env["type"], "position": env["position"],

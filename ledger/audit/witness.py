@@ -10,9 +10,16 @@ signed before) is caught by every witness that sees both, and none cosigns the s
 Its state lives in Kafka, not on disk. On start it reads the witness topic and finds its own latest cosignature: a
 record keyed by its key's name whose cosignature verifies with its own key. That checkpoint's size and root are
 what it holds the log to, and the record's `checkpoint-offset` header (+ 1) is where it resumes on the checkpoints
-topic. (Of its own records it takes the one of the largest tree, the latest of those: one copied again to the end
-of the topic does not wind it back.) A crash between producing a cosignature and reading on only means the next run
-cosigns that checkpoint again, which is harmless (the same statement, a later time).
+topic. Of its own records it takes the one of the largest tree (one copied again to the end of the topic does not
+wind it back), and of several of that tree the SMALLEST offset: the header is not covered by the cosignature, so
+anyone who may write the witness topic can copy the record with another offset, and a later one would make the
+witness skip checkpoints. An earlier one only makes it read again what it cosigned (`Unchanged`). A crash between
+producing a cosignature and reading on only means the next run cosigns that checkpoint again, which is harmless (the
+same statement, a later time).
+
+A larger checkpoint whose consistency proof starts from a size above the one it cosigned last (it missed the
+checkpoints between) cannot be checked: it is refused, not cosigned, but it is no breach. One whose proof starts below
+that size, or that carries none, is a breach: the relay always proves from the checkpoint before.
 
 The first checkpoint a witness ever sees is trusted on first use: nothing before it can show it false, so it is
 cosigned once its signature verifies. What the witness proves is therefore relative to that first checkpoint, which
@@ -68,8 +75,10 @@ class Held:
 
     def cosigned(self, checkpoint: Cosigned) -> None:
         # The largest tree is the one it holds the log to: an old record of its own copied to the end of the witness
-        # topic (by someone who may write there) does not wind it back.
-        if self.last is None or checkpoint.size >= self.last.size:
+        # topic (by someone who may write there) does not wind it back. Of that tree's records the smallest offset:
+        # a copy with a later `checkpoint-offset` (not covered by the cosignature) would make it skip checkpoints.
+        if self.last is None or checkpoint.size > self.last.size or (
+                checkpoint.size == self.last.size and checkpoint.offset < self.last.offset):
             self.last = checkpoint
         self.roots[checkpoint.size] = checkpoint.root_hash
         self.roots.move_to_end(checkpoint.size)
@@ -131,6 +140,10 @@ def decide(held: Held, offset: int, value: bytes | None, headers: Sequence[tuple
     # 4. A larger one must carry the proof that its tree extends the one cosigned last.
     if last.size == 0:
         return Cosign(checkpoint)  # the empty tree is a prefix of every tree
+    if record.from_size is not None and record.from_size > last.size:
+        return Refused(offset, f"{said} carries a consistency proof from size {record.from_size:,}, above the one it "
+                               f"cosigned at size {last.size:,} (it missed the checkpoints between): it cannot be "
+                               f"checked, and is not cosigned", breach=False)
     if record.from_size != last.size:
         carried = "no consistency proof" if record.from_size is None else \
             f"a consistency proof from size {record.from_size:,}"

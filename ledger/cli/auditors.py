@@ -138,30 +138,39 @@ def verify_lines(report: VerifyReport) -> list[str]:
 @audit_app.command("prove")
 def audit_prove(
     ctx: typer.Context,
+    key: Annotated[list[str], typer.Option("--key", metavar="VERIFIER", help="the log's verifier key: only checkpoints "
+                                                                         "it signed are proved against; repeat for "
+                                                                         "the keys before and after a rotation")],
     event_id: Annotated[str | None, typer.Argument(metavar="EVENT_ID", help="the event to prove")] = None,
     from_size: Annotated[int | None, typer.Option("--from-size", metavar="N",
                                                   help="a consistency proof: from the checkpoint of size N")] = None,
     to_size: Annotated[int | None, typer.Option("--to-size", metavar="M",
                                                 help="... to the checkpoint of size M")] = None,
+    witness: Annotated[list[str] | None, typer.Option(
+        "--witness", metavar="WITNESS_VERIFIER", help="a witness's verifier key (type 0x04): its cosignatures that "
+                                                      "verify go into the proof; repeat for more")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="the file to write (0600); default: stdout")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Write a receipt for an event (a C2SP tlog-proof bundle: the event, its inclusion proof and the signed
-    checkpoint), or a consistency proof between two checkpoints; `ledger audit check-proof` checks either offline."""
+    checkpoint), or a consistency proof between two checkpoints; `ledger audit check-proof` checks either offline.
+    Only a checkpoint signed by a --key is used, and only the cosignatures of the --witness keys that verify."""
     settings = ctx.obj.settings
     topics = topics_for(settings)
     with reporting(as_json):
         sizes = (from_size, to_size)
         if (event_id is None) == (sizes == (None, None)) or (None in sizes and sizes != (None, None)):
             raise InvalidInput("audit prove: give an EVENT_ID, or both --from-size N and --to-size M")
+        log, witnesses = _keys(key, witness, 0)
+        assert log is not None  # --key is required
         if event_id is not None:
-            receipt = prove_event(settings.kafka(), topics, event_id)
+            receipt = prove_event(settings.kafka(), topics, event_id, log, witnesses)
             summary = (f"receipt for event {event_id} at position {receipt.summary['position']:,}, proved against the "
                        f"checkpoint of size {receipt.summary['checkpoint_size']:,} signed by "
                        f"{', '.join(receipt.summary['signatures'])}")
         else:
             assert from_size is not None and to_size is not None
-            receipt = prove_sizes(settings.kafka(), topics, from_size, to_size)
+            receipt = prove_sizes(settings.kafka(), topics, from_size, to_size, log, witnesses)
             summary = (f"consistency proof from the checkpoint of size {from_size:,} to the checkpoint of size "
                        f"{to_size:,} ({receipt.summary['hashes']} hashes)")
         if out is not None:
@@ -221,12 +230,20 @@ def _read_proof_file(path: Path) -> bytes:
     return data
 
 
+def _when(timestamp: int) -> str:
+    """A cosignature's time, readable; tlog-cosignature allows times up to 2^63 - 1, far beyond what datetime holds,
+    so one out of its range (which only a witness's own key can sign) is printed as the number it is."""
+    try:
+        return f"{datetime.fromtimestamp(timestamp, UTC):%Y-%m-%d %H:%M:%S} UTC"
+    except (OverflowError, ValueError, OSError):
+        return f"POSIX time {timestamp}"
+
+
 def _cosigned_line(cosigners: list[dict[str, Any]]) -> str:
     if not cosigners:
         return "cosigned by none of the witnesses given"
-    return "cosigned by " + ", ".join(
-        f"{one['name']}+{one['key_id']} at {datetime.fromtimestamp(one['timestamp'], UTC):%Y-%m-%d %H:%M:%S} UTC"
-        for one in cosigners)
+    return "cosigned by " + ", ".join(f"{one['name']}+{one['key_id']} at {_when(one['timestamp'])}"
+                                      for one in cosigners)
 
 
 def proof_lines(result: dict[str, Any]) -> list[str]:

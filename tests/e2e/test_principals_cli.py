@@ -25,6 +25,7 @@ pytestmark = pytest.mark.e2e
 
 PASSWORD = "pw-of-the-e2e-relay-4d1c"  # noqa: S105 - a test's, which must never be printed
 KPJ = "17100000001"  # the generator's first KPJ
+DOCUMENTED_LOG_KEY = "bpjs.example/ledger+d50cc87c+ATKR2+uqR6TG6tfLbN+rMTRmX1BjoiHoDOrqYeoV8Uza"  # docs/audit.md's
 
 
 def kafka_commands(folder: Path) -> dict[str, tuple[str, ...]]:
@@ -37,7 +38,7 @@ def kafka_commands(folder: Path) -> dict[str, tuple[str, ...]]:
         "projections status": ("projections", "status"),
         "projections rebuild": ("projections", "rebuild", "balances"),
         "audit verify": ("audit", "verify"),
-        "audit prove": ("audit", "prove", "00000000-0000-0000-0000-000000000000.1"),
+        "audit prove": ("audit", "prove", "00000000-0000-0000-0000-000000000000.1", "--key", DOCUMENTED_LOG_KEY),
         "audit reconcile": ("audit", "reconcile"),
         "audit history": ("audit", "history", "--kpj", KPJ),
         "audit as-of": ("audit", "as-of", "2017-03-31"),

@@ -224,7 +224,7 @@ def test_a_receipt_verifies_offline_and_any_changed_byte_fails_it(signed: Signed
     envelopes = signed.envelopes()
     paid = next(e for e in envelopes if e["type"] == "ContributionPaid" and e["position"] > BATCH)
     receipt = tmp_path / "receipt.tlog-proof"
-    said = signed.cli("audit", "prove", paid["event_id"], "--out", str(receipt)).stdout
+    said = signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key(), "--out", str(receipt)).stdout
     assert f"receipt for event {paid['event_id']} at position {paid['position']}" in said
     assert receipt.stat().st_mode & 0o777 == 0o600
     bundle = ProofBundle.parse(receipt.read_bytes())
@@ -258,10 +258,10 @@ def test_a_receipt_verifies_offline_and_any_changed_byte_fails_it(signed: Signed
     big.write_bytes(data + b"\n" * (4 * 1_048_576))
     signed.cli("audit", "check-proof", str(big), "--key", log_verifier_key(), expect=2)
     # To stdout, the summary on stderr; an unknown event: exit 3, named.
-    to_stdout = signed.cli("audit", "prove", paid["event_id"])
+    to_stdout = signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key())
     assert to_stdout.stdout.encode() == data and "receipt for event" in to_stdout.stderr
     unknown = f"{uuid.uuid4()}.1"
-    assert unknown in signed.cli("audit", "prove", unknown, expect=3).stderr
+    assert unknown in signed.cli("audit", "prove", unknown, "--key", log_verifier_key(), expect=3).stderr
 
 
 def test_a_consistency_proof_between_two_checkpoints_verifies_and_fails_when_tampered(signed: Signed,
@@ -269,7 +269,8 @@ def test_a_consistency_proof_between_two_checkpoints_verifies_and_fails_when_tam
     sizes = signed.checkpoint_sizes()
     first, count = sizes[0], sizes[-1]
     proof = tmp_path / "proof"
-    signed.cli("audit", "prove", "--from-size", str(first), "--to-size", str(count), "--out", str(proof))
+    signed.cli("audit", "prove", "--from-size", str(first), "--to-size", str(count), "--key", log_verifier_key(),
+               "--out", str(proof))
     checked = signed.cli.json("audit", "check-proof", str(proof), "--key", log_verifier_key())
     assert (checked["kind"], checked["from_size"], checked["to_size"]) == ("consistency", first, count)
     assert "VALID: the log's tree of size" in signed.cli("audit", "check-proof", str(proof), "--key",
@@ -282,7 +283,8 @@ def test_a_consistency_proof_between_two_checkpoints_verifies_and_fails_when_tam
     tampered = tmp_path / "tampered"
     tampered.write_bytes(data[:-5] + bytes([data[-5] ^ 0x01]) + data[-4:])
     signed.cli("audit", "check-proof", str(tampered), "--key", log_verifier_key(), expect=8)
-    refused = signed.cli("audit", "prove", "--from-size", str(first + 1), "--to-size", str(count), expect=2).stderr
+    refused = signed.cli("audit", "prove", "--from-size", str(first + 1), "--to-size", str(count), "--key",
+                         log_verifier_key(), expect=2).stderr
     assert f"the nearest: {first}, {sizes[1]}" in refused
 
 
@@ -301,9 +303,15 @@ def test_witnesses_cosign_up_to_a_size_and_a_receipt_carries_their_cosignatures(
 
     paid = next(e for e in signed.envelopes() if e["type"] == "ContributionPaid")
     receipt = tmp_path / "receipt"
-    signed.cli("audit", "prove", paid["event_id"], "--out", str(receipt))
+    signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key(), "--witness", witness, "--out",
+               str(receipt))
     checked = signed.cli.json("audit", "check-proof", str(receipt), *options)
     assert [one["name"] for one in checked["cosigned_by"]] == [witness_key.name]
+    # Without --witness, prove merges no cosignature: the receipt carries the log's signature alone.
+    signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key(), "--out", str(receipt))
+    bare = signed.cli.json("audit", "check-proof", str(receipt), "--key", log_verifier_key(), "--witness", witness)
+    assert bare["cosigned_by"] == [] and len(parse_note(ProofBundle.parse(receipt.read_bytes()).checkpoint)
+                                              .signatures) == 1
 
     signed.app.execute(PayContribution.build(npp="66666666", month="2024-04", paid_on=CLOCK()))
     signed.relay()
@@ -340,9 +348,11 @@ def test_the_documented_commands_and_receipt_checker_work_as_written(signed: Sig
                         "OLD_SIZE": str(sizes[0]), "NEW_SIZE": str(sizes[-1])}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.chdir(tmp_path)  # the documented files are written where the commands run
-    commands = documented_commands("audit.md", "## The signed log: verify, prove, check", until="\n### ")
-    commands += [args for args in documented_commands("cli.md", None)
-                 if args[1] in ("prove", "check-proof") or (args[1] == "verify" and "--key" in args)]
+    # docs/cli.md's first: its receipt carries one witness's cosignature, and the checker below takes audit.md's,
+    # which carries both witnesses'.
+    commands = [args for args in documented_commands("cli.md", None)
+                if args[1] in ("prove", "check-proof") or (args[1] == "verify" and "--key" in args)]
+    commands += documented_commands("audit.md", "## The signed log: verify, prove, check", until="\n### ")
     assert {args[1] for args in commands} == {"verify", "prove", "check-proof"} and len(commands) >= 10
     for args in commands:
         signed.cli(*args)
@@ -363,7 +373,7 @@ def test_a_history_across_a_key_rotation_verifies_with_both_keys_only(signed: Si
     before = len(signed.envelopes())
     old_receipt = tmp_path / "old.tlog-proof"
     first_event = signed.envelopes()[0]["event_id"]
-    signed.cli("audit", "prove", first_event, "--out", str(old_receipt))
+    signed.cli("audit", "prove", first_event, "--key", log_verifier_key(), "--out", str(old_receipt))
 
     new_key = SignerKey.generate(log_key().name)  # the same log (name), another key (key id)
     new_verifier = new_key.verifier_key().format()
@@ -390,7 +400,8 @@ def test_a_history_across_a_key_rotation_verifies_with_both_keys_only(signed: Si
     # A consistency proof across the rotation names both keys.
     sizes = signed.checkpoint_sizes()
     proof = tmp_path / "across.consistency"
-    signed.cli("audit", "prove", "--from-size", str(sizes[0]), "--to-size", str(sizes[-1]), "--out", str(proof))
+    signed.cli("audit", "prove", "--from-size", str(sizes[0]), "--to-size", str(sizes[-1]), "--key", log_verifier_key(),
+               "--key", new_verifier, "--out", str(proof))
     checked = signed.cli("audit", "check-proof", str(proof), "--key", log_verifier_key(), "--key", new_verifier)
     assert "(a key rotation between them)" in checked.stdout
 

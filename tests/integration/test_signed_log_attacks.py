@@ -170,11 +170,6 @@ def test_a_truncation_is_not_hidden_by_an_aborted_write_during_verify(signed: Si
 
 # --- The witness's state on the witness topic (witness.py: held_from_topic, checkpoint-offset) ----------------------
 
-@pytest.mark.xfail(strict=True, reason="the checkpoint-offset header of a witness-topic record is not covered by the "
-                                       "cosignature, and held_from_topic resumes from the header of the latest record "
-                                       "of the largest size (Held.cosigned uses >=): anyone who can write the witness "
-                                       "topic (another witness) copies the witness's last record with a later offset, "
-                                       "the witness skips checkpoints and then reports a false BREACH of the log")
 def test_a_copied_witness_record_with_another_offset_does_not_make_the_witness_skip_or_cry_breach(
         signed: Signed) -> None:
     witness_key = SignerKey.generate("witness.example/audit-board", SIGNATURE_TYPE_COSIGNATURE_V1)
@@ -200,11 +195,6 @@ def test_a_copied_witness_record_with_another_offset_does_not_make_the_witness_s
 
 # --- prove: which checkpoint a receipt carries (proofs.py: _notes, _merged, prove_event) ----------------------------
 
-@pytest.mark.xfail(strict=True, reason="prove_event holds no key and picks the note to prove against among UNVERIFIED "
-                                       "records of the checkpoints and witness topics, preferring any 'cosigned' one "
-                                       "and merging signature lines with setdefault (first seen wins): a junk "
-                                       "cosignature line under a real witness's name and key id makes every receipt "
-                                       "fail check-proof --witness, although a validly cosigned checkpoint exists")
 def test_a_junk_cosignature_on_the_witness_topic_does_not_spoil_the_receipts(signed: Signed, tmp_path: Any) -> None:
     witness_key = SignerKey.generate("witness.example/audit-board", SIGNATURE_TYPE_COSIGNATURE_V1)
     checkpoints = signed.records(signed.topics.checkpoints)
@@ -222,16 +212,13 @@ def test_a_junk_cosignature_on_the_witness_topic_does_not_spoil_the_receipts(sig
     covered = Checkpoint.parse(parse_note(genuine.value).text).size
     paid = next(e for e in signed.envelopes() if e["type"] == "ContributionPaid" and e["position"] <= covered)
     receipt = tmp_path / "receipt"
-    signed.cli("audit", "prove", paid["event_id"], "--out", str(receipt))
+    signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key(), "--witness", witness, "--out",
+               str(receipt))
     checked = _ledger(signed, "audit", "check-proof", str(receipt), "--key", log_verifier_key(), "--witness", witness,
                       "--witnesses-required", "1")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="prove_event picks the LARGEST matching checkpoint without checking any "
-                                       "signature: a forger appends an event (an unsigned tail) and a checkpoint of "
-                                       "the right root signed by a key of its own under the log's name, and every "
-                                       "receipt prove writes from then on fails check-proof --key")
 def test_a_forged_checkpoint_of_a_forged_tail_does_not_spoil_the_receipts(signed: Signed, tmp_path: Any) -> None:
     from ledger.tlog.checkpoint import sign_checkpoint
     from ledger.tlog.note import Ed25519Signer
@@ -246,7 +233,7 @@ def test_a_forged_checkpoint_of_a_forged_tail_does_not_spoil_the_receipts(signed
                                                                                         root), forger), [])])
     paid = next(e for e in signed.envelopes() if e["type"] == "ContributionPaid")
     receipt = tmp_path / "receipt"
-    signed.cli("audit", "prove", paid["event_id"], "--out", str(receipt))
+    signed.cli("audit", "prove", paid["event_id"], "--key", log_verifier_key(), "--out", str(receipt))
     checked = _ledger(signed, "audit", "check-proof", str(receipt), "--key", log_verifier_key())
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
@@ -277,7 +264,7 @@ def test_odd_records_on_the_events_and_checkpoints_topics_are_breaches(signed: S
     breaches = report["breach_list"]
     assert sum(signed.topics.checkpoints in one for one in breaches) >= 4, breaches
     # prove refuses a topic with a non-envelope record clearly (exit, no traceback)
-    proved = _ledger(signed, "audit", "prove", envelopes[0]["event_id"])
+    proved = _ledger(signed, "audit", "prove", envelopes[0]["event_id"], "--key", log_verifier_key())
     assert "Traceback" not in proved.stderr and proved.returncode != 0, proved.stderr
 
 

@@ -116,6 +116,26 @@ def test_a_true_extension_whose_proof_starts_elsewhere_is_not_shown_consistent()
     assert isinstance(decision, Refused) and decision.breach and "from size 5" in decision.reason
 
 
+def test_a_larger_checkpoint_whose_proof_starts_above_the_last_cosigned_cannot_be_checked_and_is_no_breach():
+    # The log's own checkpoint of 20, proved from 15: the witness cosigned 12 last and missed 15, so it cannot check.
+    decision = judge(held_at(5, 12), *record(15, 20))
+    assert isinstance(decision, Refused) and not decision.breach
+    assert "from size 15" in decision.reason and "cannot be checked" in decision.reason
+
+
+def test_of_its_records_of_the_largest_tree_it_resumes_after_the_smallest_offset():
+    # The checkpoint-offset header is not cosigned: a copy of its last record with a later offset (written by anyone
+    # who may write the witness topic) must not make it skip checkpoints; an earlier one only makes it read again.
+    root = frontier(12).root()
+    for offsets in ((9, 30), (30, 9), (9, 9)):
+        held = held_at(5)
+        for offset in offsets:
+            held.cosigned(Cosigned(12, root, offset))
+        assert held.last == Cosigned(12, root, 9)
+    held.cosigned(Cosigned(20, frontier(20).root(), 31))  # a larger tree is held, whatever its offset
+    assert held.last == Cosigned(20, frontier(20).root(), 31)
+
+
 def test_held_remembers_a_bounded_number_of_roots_and_the_last():
     held = Held()
     for size in range(1, ROOTS_REMEMBERED_MAX + 3):
