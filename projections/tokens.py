@@ -204,10 +204,10 @@ def reader_of(claims: Mapping[str, Any]) -> Reader:
         raise Unauthenticated(f"the bearer token's sub is not a subject: 1 to {SUBJECT_CHARS_MAX} printable "
                               f"characters")
     claimed = claims.get("role")
-    if claimed not in set(Role):
+    if not isinstance(claimed, str) or claimed not in set(Role):
         raise Unauthenticated(f"the bearer token's role is missing or unknown: one of "
                               f"{', '.join(r.value for r in Role)}")
-    role = Role(str(claimed))
+    role = Role(claimed)
     if role is Role.BRANCH_STAFF:
         branches = claims.get("branches")
         if not isinstance(branches, list) or not branches or not all(branch_ok(b) for b in branches):
