@@ -27,9 +27,6 @@ token_app = typer.Typer(help="Issue a bearer token signed with the local key.", 
 api_app.add_typer(keys_app, name="keys")
 api_app.add_typer(token_app, name="token")
 
-JWKS_FILE_MODE = 0o644  # public keys: `ledger serve` may run as another user than the one who made them
-
-
 def _create(path: Path, option: str, mode: int) -> int:
     """A new file at `path` (never an existing one): its descriptor."""
     try:
@@ -47,8 +44,8 @@ def keys_generate(
     out: Annotated[Path, typer.Option("--out", metavar="KEYFILE", show_default=False,
                                       help="where to write the private signing key (PEM, a new file, mode 0600)")],
     jwks: Annotated[Path, typer.Option("--jwks", metavar="JWKSFILE", show_default=False,
-                                       help="where to write its public key as a JWKS (a new file), for "
-                                            "LEDGER_API_JWKS_FILE")],
+                                       help="where to write its public key as a JWKS (a new file, mode 0600 like "
+                                            "every file ledger writes), for LEDGER_API_JWKS_FILE")],
     as_json: AsJson = False,
 ) -> None:
     """Write a new Ed25519 token-signing key to KEYFILE and its JWKS to JWKSFILE; neither file may exist.
@@ -65,7 +62,7 @@ def keys_generate(
         kid = document["keys"][0]["kid"]
         with os.fdopen(_create(out, "--out", FILE_MODE), "wb") as file:
             file.write(pem)
-        with os.fdopen(_create(jwks, "--jwks", JWKS_FILE_MODE), "w", encoding="utf-8") as file:
+        with os.fdopen(_create(jwks, "--jwks", FILE_MODE), "w", encoding="utf-8") as file:
             file.write(json.dumps(document, indent=2) + "\n")
     if as_json:
         print_json({"kid": kid, "signing_key_file": str(out), "jwks_file": str(jwks)})
