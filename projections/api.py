@@ -54,7 +54,7 @@ AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; defa
 # the JSON endpoints, so a page of another site cannot make a browser spend it on the API.
 LOGIN_COOKIE = "ledger_token"
 # One line of text, no control characters: it is written into the access log as given.
-_PURPOSE = re.compile(r"[^\x00-\x1f\x7f]{1,%d}" % PURPOSE_CHARS_MAX)
+_PURPOSE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{PURPOSE_CHARS_MAX}}}")
 NO_CREDENTIALS = ("no bearer token: send the header `Authorization: Bearer TOKEN` (docs/projections.md, "
                   "\"Authentication, roles and scope\")")
 
