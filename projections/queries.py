@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ledger.errors import NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, shift_month
@@ -35,6 +35,7 @@ from projections.store import Tx, ViewStore, table_name
 from projections.views import FINE_PROGRAM, PROGRAMS
 
 HISTORY_ROWS_MAX = 10_000
+T = TypeVar("T")
 
 # Reads one subject (a member service: one subject and member) may make in any minute, through the API and the
 # console alike. A person at the console opens a few pages a minute, each one or two reads; sixty is far above that
@@ -326,6 +327,15 @@ class ReadSide:
     def member_history(self, reader: Reader, kpj: str, start: date | None, end: date | None, *,
                        endpoint: str) -> list[dict[str, Any]]:
         answer = member_history(self.store, kpj, start, end, admit=self._admit_member(reader, kpj))
+        self._record(reader, kpj, endpoint)
+        return answer
+
+    def member_read(self, reader: Reader, kpj: str, read: Callable[[], T], *, endpoint: str) -> T:
+        """A read of a member's data from elsewhere than the projections (`ledger balance --from-store` reads the
+        event store): the same steps, the member's branch unknown here, so only a reader who may read every member
+        (or a member service, its own) is let through."""
+        self._admit_member(reader, kpj)(None)
+        answer = read()
         self._record(reader, kpj, endpoint)
         return answer
 

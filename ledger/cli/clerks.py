@@ -262,11 +262,13 @@ def balance(
     with reporting(as_json):
         checked(identifiers.validate_kpj, kpj)
         on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
+        reader, read_side = Reader.local(), ctx.obj.read_side
         if from_store:
-            result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
-                                      "jht_balance": ctx.obj.reader.jht_balance(kpj, on), "source": "event store"}
+            balance = read_side.member_read(reader, kpj, lambda: ctx.obj.reader.jht_balance(kpj, on),
+                                            endpoint="ledger balance --from-store")
+            result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(), "jht_balance": balance,
+                                      "source": "event store"}
         else:
-            reader, read_side = Reader.local(), ctx.obj.read_side
             result = read_side.member_balance(reader, kpj, on, endpoint="ledger balance")
             if show_history:
                 result["history"] = read_side.member_history(reader, kpj, None, on, endpoint="ledger balance --history")

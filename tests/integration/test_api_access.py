@@ -17,12 +17,12 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from ledger.commands import RegisterEmployer
-from ledger.errors import ConfigurationError
+from ledger.errors import AccessLogUnavailable, ConfigurationError, Forbidden
 from ledger.settings import Settings
 from projections import queries
 from projections.access import Reader, Role
 from projections.api import browser_reader, create_app
-from projections.queries import READS_PER_MINUTE_MAX, RateLimiter
+from projections.queries import READS_PER_MINUTE_MAX, RateLimiter, ReadSide
 from projections.store import ViewStore
 from tests.support.access_log_memory import MemoryAccessLog
 from tests.support.scenario import enroll, kpj, new_ledger, pay, register
@@ -298,3 +298,22 @@ def test_the_api_does_not_start_without_its_token_settings(store: ViewStore, kit
         create_app(Settings(), store, access_log=MemoryAccessLog())
     with pytest.raises(ConfigurationError, match="access log"):
         create_app(kit.settings(Settings()), store)
+
+
+def test_the_command_line_reads_through_the_read_side_as_the_local_user(store: ViewStore) -> None:
+    log = MemoryAccessLog()
+    read_side = ReadSide(store, log)
+    local = Reader.local()
+    assert read_side.member_balance(local, OTHER_BRANCH, date(2024, 6, 30), endpoint="ledger balance"
+                                    ) == queries.member_balance(store, OTHER_BRANCH, date(2024, 6, 30))
+    assert read_side.member_read(local, OWN, lambda: 42, endpoint="ledger balance --from-store") == 42
+    assert [(e.subject, e.role, e.kpj, e.endpoint) for e in log.entries] == [
+        (local.subject, Role.AUDITOR, OTHER_BRANCH, "ledger balance"),
+        (local.subject, Role.AUDITOR, OWN, "ledger balance --from-store")]
+    # A read from elsewhere cannot tell a member's branch: branch staff are refused, before anything is read.
+    staff = Reader("budi", Role.BRANCH_STAFF, frozenset({BEKASI}))
+    with pytest.raises(Forbidden):
+        read_side.member_read(staff, OWN, lambda: pytest.fail("read before the scope was checked"), endpoint="x")
+    log.failing = True
+    with pytest.raises(AccessLogUnavailable):
+        read_side.member_read(local, OWN, lambda: 42, endpoint="ledger balance --from-store")
