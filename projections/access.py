@@ -18,6 +18,7 @@ is in another branch or in none (the read side passes None as the branch of an u
 from __future__ import annotations
 
 import getpass
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -60,7 +61,11 @@ class Reader:
     def local(cls, purpose: str | None = None) -> Reader:
         """The command line on this machine: whoever can run `ledger` here can read the view database itself, so it
         reads as an auditor, under the name of the operating-system user (`local:<user>`) in the access log."""
-        return cls(subject=f"local:{getpass.getuser()}", role=Role.AUDITOR, purpose=purpose)
+        try:
+            user = getpass.getuser()
+        except (KeyError, OSError):  # no login name and no password-database entry (a bare container)
+            user = f"uid-{os.getuid()}"
+        return cls(subject=f"local:{user}"[:SUBJECT_CHARS_MAX], role=Role.AUDITOR, purpose=purpose)
 
     def check_member(self, kpj: str, branch: str | None) -> None:
         """Raise `Forbidden` unless this reader may read the member `kpj`, of `branch` (None: no such member). The

@@ -6,6 +6,9 @@ the projections' own code (tests/support/views.py), with an access log in memory
 
 from __future__ import annotations
 
+import http.server
+import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -17,13 +20,14 @@ from fastapi import Depends
 from fastapi.testclient import TestClient
 
 from ledger.commands import RegisterEmployer
-from ledger.errors import AccessLogUnavailable, ConfigurationError, Forbidden
+from ledger.errors import AccessLogUnavailable, ConfigurationError, Forbidden, Unauthenticated
 from ledger.settings import Settings
 from projections import queries
 from projections.access import Reader, Role
 from projections.api import browser_reader, create_app
 from projections.queries import READS_PER_MINUTE_MAX, RateLimiter, ReadSide
 from projections.store import ViewStore
+from projections.tokens import TokenVerifier
 from tests.support.access_log_memory import MemoryAccessLog
 from tests.support.scenario import enroll, kpj, new_ledger, pay, register
 from tests.support.tokens import TokenKit
@@ -317,3 +321,60 @@ def test_the_command_line_reads_through_the_read_side_as_the_local_user(store: V
     log.failing = True
     with pytest.raises(AccessLogUnavailable):
         read_side.member_read(local, OWN, lambda: 42, endpoint="ledger balance --from-store")
+
+
+@pytest.fixture
+def jwks_server(kit: TokenKit) -> Iterator[tuple[str, list[str]]]:
+    """The kit's JWKS served over http on loopback, as an identity provider publishes it: its URL and the paths
+    fetched."""
+    fetched: list[str] = []
+    body = kit.jwks_file.read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fetched.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/jwks.json", fetched
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_keys_from_a_url_are_fetched_once_and_made_up_kids_do_not_refetch_them(
+        kit: TokenKit, jwks_server: tuple[str, list[str]], tmp_path: Path) -> None:
+    url, fetched = jwks_server
+    settings = kit.settings(Settings()).model_copy(update={"api_jwks_file": None, "api_jwks_url": url,
+                                                           "development_mode": True})
+    verifier = TokenVerifier.from_settings(settings)
+    assert verifier.verify(kit.token("auditor", "ani")).subject == "ani"
+    assert verifier.verify(kit.token("auditor", "budi")).subject == "budi"
+    others = [TokenKit.create(tmp_path / f"other-{n}") for n in range(5)]
+    for other in others:
+        with pytest.raises(Unauthenticated, match="a key this API does not know"):
+            verifier.verify(other.token("auditor"))
+    # One fetch, and at most one more for all the made-up kids (the refresh cooldown, JWKS_REFRESH_COOLDOWN_S).
+    assert 1 <= len(fetched) <= 2 and set(fetched) == {"/jwks.json"}
+    # Outside development mode, only https.
+    with pytest.raises(ConfigurationError, match="must be an https:// URL"):
+        TokenVerifier.from_settings(settings.model_copy(update={"development_mode": False}))
+
+
+def test_when_the_keys_cannot_be_fetched_the_token_is_not_accepted(kit: TokenKit) -> None:
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = kit.settings(Settings()).model_copy(update={
+        "api_jwks_file": None, "api_jwks_url": f"http://127.0.0.1:{port}/jwks.json", "development_mode": True})
+    with pytest.raises(Unauthenticated, match="keys could not be fetched"):
+        TokenVerifier.from_settings(settings).verify(kit.token("auditor"))
