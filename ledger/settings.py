@@ -179,6 +179,11 @@ class Settings(BaseSettings):
     # The read-only HTTP API (`ledger serve`).
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # The access log (docs/audit.md, "The access log"): every read of a member's data, append-only and hash-chained,
+    # in this SQLite file (or, with LEDGER_PROJECTION_STORE=postgres, in the table `access_log` of the PostgreSQL
+    # database); published to `<prefix>.access` with this transactional id.
+    access_log_sqlite_path: Path = Path(".run/access-log.db")
+    access_log_transactional_id: str = "ledger-access-log"
 
     def nik_hmac_key_bytes(self) -> bytes:
         """The key of the NIK hashes the write side publishes, checked: raises `ConfigurationError` when it is not
