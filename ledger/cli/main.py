@@ -10,7 +10,8 @@ a one-line summary, or the result as one JSON object with `--json`. An operating
 A traceback means a bug, never bad input.
 
 The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
-`operators` (topics, relay, projections, server, consumers, demo) and `auditors` (`ledger audit ...`).
+`operators` (topics, relay, projections, server, consumers, demo), `auditors` (`ledger audit ...`) and `access`
+(`ledger api ...`: the HTTP API's access log).
 """
 
 import sys
@@ -18,7 +19,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from ledger.cli import auditors, clerks, operators
+from ledger.cli import access, auditors, clerks, operators
 from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
@@ -44,6 +45,7 @@ app.add_typer(operators.keys_app, name="keys")
 app.add_typer(auditors.audit_app, name="audit")
 app.add_typer(operators.projections_app, name="projections")
 app.add_typer(operators.consumers_app, name="consumers")
+app.add_typer(access.api_app, name="api")
 app.command("reverse")(clerks.reverse)
 app.command("history")(clerks.history)
 app.command("balance")(clerks.balance)

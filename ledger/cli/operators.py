@@ -345,13 +345,21 @@ def _projection_names(names: list[str] | None) -> list[str]:
 
 
 def serve(ctx: typer.Context) -> None:
-    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT."""
+    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT; in the
+    background, it publishes the access log to Kafka (docs/audit.md, "The access log")."""
     import uvicorn
 
+    from projections.access_log import AccessLogPublisher
     from projections.api import create_app
 
     settings = ctx.obj.settings
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    with reporting(False):
+        publisher = AccessLogPublisher.open(settings, log=lambda line: print(line, file=sys.stderr))
+    publisher.start()
+    try:
+        uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        publisher.stop()
 
 
 def generate(
