@@ -511,6 +511,10 @@ class AccessLog:
             with self._lock:
                 self.waiting -= 1
 
+    def queued(self) -> int:
+        """Entries waiting for the writer (not those it is committing)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         """Commit what is queued, stop the writer (bounded) and close the store. Later `record` calls raise."""
         if self._closed.is_set():
