@@ -473,6 +473,7 @@ class AccessLog:
         self._closed = threading.Event()
         self.commits = 0  # transactions committed: fewer than the entries when reads shared them
         self.waiting = 0  # `record` calls not yet answered
+        self.committing = 0  # entries in the commit under way
         self._writer = threading.Thread(target=self._write_loop, args=(store.same_store(),),
                                         name="access-log-writer", daemon=True)
         self._writer.start()
@@ -557,6 +558,7 @@ class AccessLog:
             taken = [pending for pending in batch if not pending.cancelled]
             for pending in taken:
                 pending.taken = True
+            self.committing = len(taken)
         if not taken:
             return
         problem: str | None = None
@@ -569,6 +571,8 @@ class AccessLog:
         else:
             with self._lock:
                 self.commits += 1
+        with self._lock:
+            self.committing = 0
         for pending in taken:
             pending.error = problem
             pending.done.set()
