@@ -613,8 +613,10 @@ class AccessLogPublisher:
 
     @classmethod
     def open(cls, settings: Settings, *, log: Callable[[str], None] = lambda _: None) -> AccessLogPublisher:
-        return cls(AccessLogStore.open(settings), settings.kafka(),
-                   Topics.for_prefix(settings.kafka_topic_prefix).access,
+        """The publisher the settings name: their Kafka connection checked first (`ConfigurationError`, nothing
+        created), then their access log store (created if missing)."""
+        kafka = settings.kafka()
+        return cls(AccessLogStore.open(settings), kafka, Topics.for_prefix(settings.kafka_topic_prefix).access,
                    transactional_id=settings.access_log_transactional_id, log=log)
 
     def connect(self) -> None:
