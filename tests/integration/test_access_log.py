@@ -6,12 +6,15 @@ written. Every test runs on both engines, each on a database of its own (an SQLi
 from __future__ import annotations
 
 import multiprocessing
+import os
+import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -321,3 +324,47 @@ def test_a_read_only_store_refuses_the_read_and_a_store_that_cannot_be_created_i
     settings = Settings().model_copy(update={"access_log_sqlite_path": blocker / "access-log.db"})
     with pytest.raises(AccessLogUnavailable, match=r"sqlite:.*not-a-folder/access-log.db\) could not create its table"):
         AccessLog.open(settings)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` read-only for this process: mode 0400, and for root (whom modes do not stop) the immutable attribute.
+    Undone on the way out, so the test's folder can be removed."""
+    mode = path.stat().st_mode
+    path.chmod(0o400)
+    chattr = shutil.which("chattr")  # e2fsprogs'
+    immutable = os.geteuid() == 0 and chattr is not None and subprocess.run(
+        [chattr, "+i", str(path)], capture_output=True, check=False).returncode == 0
+    try:
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+            writable = True
+        except PermissionError:
+            writable = False
+        if writable:
+            pytest.skip("this machine cannot make a file read-only for root (no CAP_LINUX_IMMUTABLE for chattr +i); "
+                        "the PostgreSQL case and the refused commits above cover the refusal")
+        yield
+    finally:
+        if immutable:
+            assert chattr is not None
+            subprocess.run([chattr, "-i", str(path)], check=True)
+        path.chmod(mode & 0o777)
+
+
+def test_an_sqlite_file_that_became_read_only_refuses_the_read_and_keeps_what_it_held(tmp_path: Path) -> None:
+    path = tmp_path / "access-log.db"
+    settings = Settings().model_copy(update={"access_log_sqlite_path": path, "projection_store": "sqlite"})
+    log = AccessLog.open(settings)
+    log.record(entry("before"))
+    log.close()
+    before = everything(AccessLogStore("sqlite", sqlite_path=path))
+    with read_only(path):
+        log = AccessLog.open(settings)
+        try:
+            with pytest.raises(AccessLogUnavailable, match=r"sqlite:.*access-log.db\) could not .*readonly database"):
+                log.record(entry("after"))
+        finally:
+            log.close()
+    assert everything(AccessLogStore("sqlite", sqlite_path=path)) == before
+
