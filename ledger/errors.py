@@ -96,6 +96,21 @@ class KafkaUnavailable(LedgerError):
     exit_code = 15
 
 
+class AccessLogUnavailable(LedgerError):
+    """A read of a member's data could not be written to the access log (its store refused the write, or did not
+    answer within the bounded wait), so the read is refused: nobody reads a member's data unrecorded (API 503)."""
+
+    exit_code = 18
+
+
+class AccessLogBroken(LedgerError):
+    """The access log's chain is broken where it is published from: an entry of the store that does not hash to what
+    it says or does not link to the one before, or an access topic whose last record is not the store's entry. The
+    publisher stops there, publishing nothing more, until an operator has found out why (docs/audit.md)."""
+
+    exit_code = EXIT_BREACH
+
+
 class Unprovable(LedgerError):
     """`ledger audit prove` found no checkpoint it can prove the event (or the sizes) against: the event is in no
     checkpoint, or no checkpoint covering it has the root of the topic's events (`ledger audit verify --key` names the
@@ -138,13 +153,6 @@ class RateLimited(LedgerError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-class AccessLogUnavailable(LedgerError):
-    """The access-log entry of a read of member data could not be written, so the read fails and nothing is answered
-    (the API answers 503)."""
-
-    exit_code = 18
 
 
 # Raised inside a projection's run or rebuild; the command line reports them as `RebuildStopped` (exit 10).

@@ -207,6 +207,11 @@ class Settings(BaseSettings):
     api_algorithms: str = "EdDSA,RS256"
     # The private key `ledger api token issue` signs development tokens with (`ledger api keys generate`, mode 0600).
     api_token_signing_key_file: Path | None = None
+    # The access log (docs/audit.md, "The access log"): every read of a member's data, append-only and hash-chained,
+    # in this SQLite file (or, with LEDGER_PROJECTION_STORE=postgres, in the table `access_log` of the PostgreSQL
+    # database); published to `<prefix>.access` with this transactional id.
+    access_log_sqlite_path: Path = Path(".run/access-log.db")
+    access_log_transactional_id: str = "ledger-access-log"
 
     def nik_hmac_key_bytes(self) -> bytes:
         """The key of the NIK hashes the write side publishes, checked: raises `ConfigurationError` when it is not

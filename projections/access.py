@@ -105,12 +105,12 @@ def _listed(branches: frozenset[str]) -> str:
 
 @dataclass(frozen=True)
 class AccessEntry:
-    """One read of a member's data, as the access log keeps it: who (subject, role), when (UTC), which member, through
-    which endpoint or command, and why (the `X-Purpose` header, when given)."""
+    """One read of a member's data, as the access log keeps it (projections/access_log.py): who (subject, role), when
+    (UTC), which member, through which endpoint or command, and why (the `X-Purpose` header, when given)."""
 
     at: datetime
     subject: str
-    role: Role
+    role: str  # a `Role`'s value
     kpj: str
     endpoint: str
     purpose: str | None

@@ -16,7 +16,7 @@ token, and a 403 names neither the KPJ asked for nor its branch.
 
 from __future__ import annotations
 
-import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
@@ -40,6 +40,7 @@ from ledger.errors import (
 )
 from ledger.settings import Settings
 from projections.access import PURPOSE_CHARS_MAX, Reader
+from projections.access_log import REFUSED_CATEGORIES
 from projections.queries import AccessLogWriter, RateLimiter, ReadSide
 from projections.store import ViewStore
 from projections.tokens import TokenVerifier
@@ -53,8 +54,6 @@ AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; defa
 # The cookie the console's login form sets (HttpOnly, SameSite=Strict): accepted by `browser_reader` only, never by
 # the JSON endpoints, so a page of another site cannot make a browser spend it on the API.
 LOGIN_COOKIE = "ledger_token"
-# One line of text, no control characters: it is written into the access log as given.
-_PURPOSE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{PURPOSE_CHARS_MAX}}}")
 NO_CREDENTIALS = ("no bearer token: send the header `Authorization: Bearer TOKEN` (docs/projections.md, "
                   "\"Authentication, roles and scope\")")
 
@@ -115,10 +114,16 @@ def _reader(request: Request, token: str | None, purpose: str | None) -> Reader:
     verifier: TokenVerifier = request.app.state.token_verifier
     reader = verifier.verify(token)
     # Checked once the token is: a request without a valid token learns nothing but 401.
-    if purpose is not None and not _PURPOSE.fullmatch(purpose):
+    if purpose is not None and not purpose_ok(purpose):
         raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
                                        "msg": f"one line of at most {PURPOSE_CHARS_MAX} characters"}])
     return replace(reader, purpose=purpose)
+
+
+def purpose_ok(purpose: str) -> bool:
+    """One line of printable text, as the access log keeps it (the characters it refuses, refused here first)."""
+    return (0 < len(purpose) <= PURPOSE_CHARS_MAX
+            and not any(unicodedata.category(char) in REFUSED_CATEGORIES for char in purpose))
 
 
 def current_reader(request: Request, credentials: Credentials, purpose: Purpose = None) -> Reader:

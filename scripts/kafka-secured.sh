@@ -15,7 +15,7 @@
 
 # The principals of docs/kafka.md: one SCRAM user and one client certificate (CN=<name>) each. The nodes authenticate
 # to each other by certificate as User:broker; admin and broker are the super users.
-PRINCIPALS=(admin relay projections auditor witness claims-notifier warehouse-exporter)
+PRINCIPALS=(admin relay projections auditor witness api claims-notifier warehouse-exporter)
 SUPER_USERS="User:admin;User:broker"
 SCRAM_MECHANISM="SCRAM-SHA-512"
 PASSWORD_BYTES=24

@@ -20,12 +20,9 @@ from ledger.private_files import FILE_MODE, make_private_dir
 from projections.access import Role
 from projections.tokens import claims_for, generate_keys, mint, parse_ttl
 
-api_app = typer.Typer(help="Development keys and tokens of the read API (docs/projections.md, \"Authentication\").",
-                      no_args_is_help=True)
-keys_app = typer.Typer(help="Make a local signing key and its JWKS.", no_args_is_help=True)
-token_app = typer.Typer(help="Issue a bearer token signed with the local key.", no_args_is_help=True)
-api_app.add_typer(keys_app, name="keys")
-api_app.add_typer(token_app, name="token")
+# `ledger api keys` and `ledger api token`, in the `ledger api` group of ledger/cli/access.py (ledger/cli/main.py).
+keys_app = typer.Typer(help="Make a local signing key for development tokens, and its JWKS.", no_args_is_help=True)
+token_app = typer.Typer(help="Issue a development bearer token signed with the local key.", no_args_is_help=True)
 
 
 def _exists(option: str, path: Path) -> AlreadyExists:

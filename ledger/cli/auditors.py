@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from ledger import identifiers
+from ledger.audit.access import AccessReport, access_topic
 from ledger.audit.export import MANIFEST, export_topic, file_digest, verify_bundle
 from ledger.audit.history import Subject, history_topic
 from ledger.audit.proofs import PROOF_FILE_BYTES_MAX, check_proof, prove_event, prove_sizes
@@ -33,6 +34,7 @@ from ledger.private_files import write_private
 from ledger.settings import read_signing_key
 from ledger.tlog.checkpoint import CosignatureVerifier, Cosigner
 from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Verifier
+from projections.access_log import SUBJECT_CHARS_MAX
 
 LOG_KEYS_MAX = 20  # a log's keys over time: one per rotation
 WITNESS_KEYS_MAX = 100
@@ -498,3 +500,66 @@ def audit_witness(
               f"{report.breach.reason}", file=sys.stderr)
     if not report.ok:
         raise typer.Exit(EXIT_BREACH)
+
+
+@audit_app.command("access")
+def audit_access(
+    ctx: typer.Context,
+    kpj: Annotated[str | None, typer.Option(help="a member: who read its data")] = None,
+    subject: Annotated[str | None, typer.Option(help="a reader (a token's subject): whose data it read")] = None,
+    start: Annotated[str | None, typer.Option("--from", help=f"{DATE_HELP}: first day of the reads (UTC)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help=f"{DATE_HELP}: last day of the reads (UTC)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Who read a member's data (--kpj), or whose data a reader read (--subject), from the access log's topic, after
+    checking its chain from seq 1 (docs/audit.md, "The access log").
+
+    Exits 8 when the chain is broken (a gap, a changed or forged entry), naming the offset and seq."""
+    settings = ctx.obj.settings
+    topic = topics_for(settings).access
+    with reporting(as_json):
+        if (kpj is None) == (subject is None):
+            raise InvalidInput("audit access: give exactly one of --kpj (a member) or --subject (a reader)")
+        if kpj is not None:
+            checked(identifiers.validate_kpj, kpj)
+        elif subject is not None and not 1 <= len(subject) <= SUBJECT_CHARS_MAX:
+            raise InvalidInput(f"--subject is 1 to {SUBJECT_CHARS_MAX} characters, not {len(subject):,}")
+        first, last = _period(start, end)
+        report = access_topic(settings.kafka(), topic, kpj=kpj, subject=subject, start=first, end=last)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        print("\n".join(access_lines(report)))
+    if not report.ok:
+        raise typer.Exit(EXIT_BREACH)
+
+
+ACCESS_COLUMNS = (("when (UTC)", "at"), ("subject", "subject"), ("role", "role"), ("member (KPJ)", "kpj"),
+                  ("endpoint", "endpoint"), ("purpose", "purpose"))
+
+
+def access_lines(report: AccessReport) -> list[str]:
+    """`ledger audit access` as it prints: the chain's verdict, then the reads as a table, then every breach kept."""
+    chain = (f"chain intact from seq 1 to {report.last_seq:,}" if report.ok else
+             f"chain BROKEN: {report.breaches_found:,} breach(es), the first at {report.breaches[0]}")
+    who = f"member {report.kpj}" if report.kpj is not None else f"subject {report.subject}"
+    period = (f" from {report.start or 'the start'} to {report.end or 'the end'}"
+              if report.start or report.end else "")
+    lines = [f"access log {report.topic}: {report.records:,} records checked, {chain}",
+             f"{report.reads_found:,} read(s) of {who}{period}" if report.kpj is not None else
+             f"{report.reads_found:,} read(s) by {who}{period}"]
+    rows = [[read["at"][:10] + " " + read["at"][11:19], read["subject"], read["role"], read["kpj"], read["endpoint"],
+             read["purpose"] or "-"] + ([] if read["verified"] else ["UNVERIFIED: after a breach"])
+            for read in report.reads]
+    if rows:
+        widths = [max(len(title), *(len(row[i]) for row in rows)) for i, (title, _) in enumerate(ACCESS_COLUMNS)]
+        lines.append("  ".join(title.ljust(width) for (title, _), width in zip(ACCESS_COLUMNS, widths, strict=True))
+                     .rstrip())
+        lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, [*widths, 0], strict=False)).rstrip()
+                  for row in rows]
+    if report.reads_found > len(report.reads):
+        lines.append(f"... and {report.reads_found - len(report.reads):,} more (--from/--to narrow the period)")
+    lines += [f"  breach: {one}" for one in report.breaches[1:]]
+    if report.breaches_found > len(report.breaches):
+        lines.append(f"  ... and {report.breaches_found - len(report.breaches):,} more breaches")
+    return lines

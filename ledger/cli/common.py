@@ -17,7 +17,7 @@ from ledger.application import Ledger
 from ledger.commands import (
     Command,
 )
-from ledger.errors import AccessLogUnavailable, InvalidInput, LedgerError
+from ledger.errors import InvalidInput, LedgerError
 from ledger.formatting import describe
 from ledger.publishing.topics import Topics
 from ledger.rules import Program
@@ -56,8 +56,9 @@ class Runtime:
     def access_log(self) -> AccessLogWriter:
         """The access log every read of a member's data is recorded in (projections/access_log.py), for `ledger
         balance` and `ledger serve`; opened on first use, so commands that read no member's data never open it."""
-        raise AccessLogUnavailable("the access log is not configured in this build of the ledger: reads of "
-                                   "members' data are refused until it is (issue 16)")
+        from projections.access_log import AccessLog  # imported here: most commands never open it
+
+        return AccessLog.open(self.settings)
 
     @cached_property
     def read_side(self) -> ReadSide:

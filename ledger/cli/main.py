@@ -10,8 +10,9 @@ a one-line summary, or the result as one JSON object with `--json`. An operating
 A traceback means a bug, never bad input.
 
 The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
-`operators` (topics, relay, projections, server, consumers, demo), `api_tokens` (the read API's development keys and
-tokens) and `auditors` (`ledger audit ...`).
+`operators` (topics, relay, projections, server, consumers, demo), `auditors` (`ledger audit ...`), `access`
+(`ledger api ...`: the HTTP API's access log) and `api_tokens` (`ledger api keys|token`: the API's development keys
+and tokens).
 """
 
 import sys
@@ -19,7 +20,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from ledger.cli import api_tokens, auditors, clerks, operators
+from ledger.cli import access, api_tokens, auditors, clerks, operators
 from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
@@ -42,10 +43,12 @@ app.add_typer(clerks.claim_app, name="claim")
 app.add_typer(clerks.report_app, name="report")
 app.add_typer(operators.kafka_app, name="kafka")
 app.add_typer(operators.keys_app, name="keys")
-app.add_typer(api_tokens.api_app, name="api")
 app.add_typer(auditors.audit_app, name="audit")
 app.add_typer(operators.projections_app, name="projections")
 app.add_typer(operators.consumers_app, name="consumers")
+app.add_typer(access.api_app, name="api")
+access.api_app.add_typer(api_tokens.keys_app, name="keys")
+access.api_app.add_typer(api_tokens.token_app, name="token")
 app.command("reverse")(clerks.reverse)
 app.command("history")(clerks.history)
 app.command("balance")(clerks.balance)

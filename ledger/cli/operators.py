@@ -90,6 +90,8 @@ def kafka_init(
         "--consumer", metavar="TEAM[=PRINCIPAL]", show_default=False,
         help="create a consumer team's dead-letter topic; with =PRINCIPAL, grant it the team's ACLs (repeatable)")
     ] = None,
+    api: Annotated[str | None, typer.Option("--api", metavar="PRINCIPAL", show_default=False,
+                                            help="grant this principal the HTTP API's ACLs (`ledger serve`)")] = None,
     as_json: AsJson = False,
 ) -> None:
     """Create the ledger's topics if missing, and grant each named principal its role's ACLs (idempotent).
@@ -104,11 +106,13 @@ def kafka_init(
             projections=_principal("--projections", projections) if projections else None,
             auditors=tuple(_principal("--auditor", auditor) for auditor in auditors or []),
             witnesses=tuple(_principal("--witness", witness) for witness in witnesses or []),
-            teams={team: principal for team, principal in teams.items() if principal})
+            teams={team: principal for team, principal in teams.items() if principal},
+            api=_principal("--api", api) if api else None)
         factor = settings.replication_factor_checked()
         kafka = settings.kafka()
         created = init_topics(kafka, topics, settings.kafka_partitions, replication_factor=factor, teams=list(teams))
-        grants = role_grants(topics, settings.relay_transactional_id, who)
+        grants = role_grants(topics, settings.relay_transactional_id, who,
+                             access_transactional_id=settings.access_log_transactional_id)
         try:
             kafka_client.create_acls(kafka, grants)
         except kafka_client.RetriableError:
@@ -118,7 +122,7 @@ def kafka_init(
                                      f"({type(error).__name__}: {error}); a cluster without an authorizer "
                                      f"(`authorizer.class.name`) cannot hold ACLs") from None
     result = {"events_topic": topics.events, "state_topic": topics.state, "checkpoints_topic": topics.checkpoints,
-              "witness_topic": topics.witness, "created": created,
+              "witness_topic": topics.witness, "access_topic": topics.access, "created": created,
               "partitions": settings.kafka_partitions, "replication_factor": factor,
               "dead_letter_topics": [f"{team}.dead-letters" for team in teams],
               "acls": [vars(grant) for grant in grants]}
@@ -126,7 +130,7 @@ def kafka_init(
         print_json(result)
         return
     print(f"topics {topics.events} ({settings.kafka_partitions} partitions, kept forever), {topics.state}, "
-          f"{topics.checkpoints}, {topics.witness}"
+          f"{topics.checkpoints}, {topics.witness}, {topics.access}"
           f"{''.join(', ' + name for name in result['dead_letter_topics'])}, {factor} "
           f"cop{'y' if factor == 1 else 'ies'} each: {'created ' + ', '.join(created) if created else 'already there'}")
     for principal in sorted({grant.principal for grant in grants}):
@@ -341,19 +345,26 @@ def _projection_names(names: list[str] | None) -> list[str]:
 
 
 def serve(ctx: typer.Context) -> None:
-    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT.
+    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT; in the
+    background, it publishes the access log to Kafka (docs/audit.md, "The access log").
 
     Every endpoint but /health needs a bearer token verified against LEDGER_API_JWKS_FILE or LEDGER_API_JWKS_URL,
     naming LEDGER_API_ISSUER and LEDGER_API_AUDIENCE: without them it does not start (exit 2)."""
     import uvicorn
 
+    from projections.access_log import AccessLogPublisher
     from projections.api import create_app
 
     settings = ctx.obj.settings
     with reporting(False):
         settings.api_token_verification()  # first: no server, and nothing opened, without the token settings
         app = create_app(settings, ctx.obj.views, access_log=ctx.obj.access_log)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+        publisher = AccessLogPublisher.open(settings, log=lambda line: print(line, file=sys.stderr))
+    publisher.start()
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        publisher.stop()
 
 
 def generate(

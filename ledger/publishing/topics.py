@@ -9,6 +9,8 @@ Topics (with the default prefix `ledger`):
 - `ledger.checkpoints`: the signed checkpoints of the Merkle tree over the events (ledger.publishing.checkpoints),
   one per relay transaction, written in that transaction; one partition, kept forever.
 - `ledger.witness`: the witnesses' cosigned checkpoints (`ledger audit witness`); one partition, kept forever.
+- `ledger.access`: the access log, every read of a member's data through the API (projections.access_log), in
+  order: one partition, kept forever, written only by the API's principal in transactions.
 - `TEAM.dead-letters`: one per downstream consumer team, where its subscriber puts the records it could not handle.
 
 Every topic is created with the replication factor of the settings, `min.insync.replicas` of 2 when it keeps 3 or more
@@ -34,6 +36,9 @@ EVENT_TOPIC_SUFFIX = "events"
 STATE_TOPIC_SUFFIX = "relay-state"
 CHECKPOINT_TOPIC_SUFFIX = "checkpoints"
 WITNESS_TOPIC_SUFFIX = "witness"
+ACCESS_TOPIC_SUFFIX = "access"
+# The access log publisher's transactional id when none is given (LEDGER_ACCESS_LOG_TRANSACTIONAL_ID's default).
+ACCESS_TRANSACTIONAL_ID_DEFAULT = "ledger-access-log"
 PROJECTION_GROUP_INFIX = "projection"  # the projections' consumer groups: `<prefix>.projection.<name>.v<version>`
 DEAD_LETTER_SUFFIX = ".dead-letters"
 TEAMS_MAX = 100  # consumer teams one `ledger kafka init` provisions: more is a script gone wrong
@@ -46,13 +51,14 @@ class Topics:
     state: str
     checkpoints: str
     witness: str
+    access: str
     prefix: str = "ledger"
 
     @classmethod
     def for_prefix(cls, prefix: str) -> Topics:
         return cls(events=f"{prefix}.{EVENT_TOPIC_SUFFIX}", state=f"{prefix}.{STATE_TOPIC_SUFFIX}",
                    checkpoints=f"{prefix}.{CHECKPOINT_TOPIC_SUFFIX}", witness=f"{prefix}.{WITNESS_TOPIC_SUFFIX}",
-                   prefix=prefix)
+                   access=f"{prefix}.{ACCESS_TOPIC_SUFFIX}", prefix=prefix)
 
     @property
     def projection_groups(self) -> str:
@@ -87,7 +93,9 @@ def init_topics(kafka: KafkaConnection, topics: Topics, partitions: int, *, repl
     wanted = [(topics.events, partitions, {**kafka_client.RETENTION_FOREVER, **durable}),
               (topics.state, 1, {**STATE_TOPIC_CONFIG, **durable}),
               (topics.checkpoints, 1, {**kafka_client.RETENTION_FOREVER, **durable}),
-              (topics.witness, 1, {**kafka_client.RETENTION_FOREVER, **durable})]
+              (topics.witness, 1, {**kafka_client.RETENTION_FOREVER, **durable}),
+              # One partition: the access log is one chain, published and read in order.
+              (topics.access, 1, {**kafka_client.RETENTION_FOREVER, **durable})]
     wanted += [(dead_letter_topic(team), 1, {**kafka_client.RETENTION_FOREVER, **durable}) for team in teams]
     return [name for name, count, config in wanted
             if kafka_client.ensure_topic(kafka, name, count, config, replication_factor=replication_factor)]
@@ -102,10 +110,13 @@ class Principals:
     auditors: tuple[str, ...] = ()
     witnesses: tuple[str, ...] = ()
     teams: Mapping[str, str] | None = None  # consumer team (its group id) -> its principal
+    api: str | None = None  # the HTTP API (`ledger serve`): publishes the access log, reads for the console
 
 
-def role_grants(topics: Topics, transactional_id: str, who: Principals) -> list[Grant]:
-    """The ACLs of every role named in `who`, and nothing more (docs/kafka.md, "Principals and ACLs")."""
+def role_grants(topics: Topics, transactional_id: str, who: Principals, *,
+                access_transactional_id: str = ACCESS_TRANSACTIONAL_ID_DEFAULT) -> list[Grant]:
+    """The ACLs of every role named in `who`, and nothing more (docs/kafka.md, "Principals and ACLs").
+    `transactional_id` is the relay's, `access_transactional_id` the access log publisher's."""
     grants: list[Grant] = []
     if who.relay:
         # (READ and WRITE imply DESCRIBE, Kafka's rule: no DESCRIBE is granted on its own.)
@@ -121,10 +132,21 @@ def role_grants(topics: Topics, transactional_id: str, who: Principals) -> list[
                    Grant(who.projections, "READ", "GROUP", topics.projection_groups, "PREFIXED")]
     for auditor in who.auditors:
         # verify, history, as-of and export read the events; reconcile compares the relay's saved position too;
-        # verify and prove read the checkpoints and the witnesses' cosignatures.
+        # verify and prove read the checkpoints and the witnesses' cosignatures; `audit access` the access log.
         grants += [Grant(auditor, "READ", "TOPIC", topics.events), Grant(auditor, "READ", "TOPIC", topics.state),
                    Grant(auditor, "READ", "TOPIC", topics.checkpoints),
-                   Grant(auditor, "READ", "TOPIC", topics.witness)]
+                   Grant(auditor, "READ", "TOPIC", topics.witness),
+                   Grant(auditor, "READ", "TOPIC", topics.access)]
+    if who.api:
+        # The API publishes the access log in transactions, and reads its last record back on starting (the last
+        # seq published); the console shows receipts (events, checkpoints, cosignatures) and the relay's lag.
+        grants += [Grant(who.api, "WRITE", "TOPIC", topics.access),
+                   Grant(who.api, "READ", "TOPIC", topics.access),
+                   Grant(who.api, "WRITE", "TRANSACTIONAL_ID", access_transactional_id),
+                   Grant(who.api, "READ", "TOPIC", topics.events),
+                   Grant(who.api, "READ", "TOPIC", topics.state),
+                   Grant(who.api, "READ", "TOPIC", topics.checkpoints),
+                   Grant(who.api, "READ", "TOPIC", topics.witness)]
     for witness in who.witnesses:
         # A witness reads the log's checkpoints and adds its cosignatures; it reads the witness topic to find the
         # last checkpoint it cosigned. It never reads the events.

@@ -30,7 +30,8 @@ def nik(serial: int, day: int = 15) -> str:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    env = {**os.environ, "LEDGER_PERSISTENCE": "sqlite", "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db")}
+    env = {**os.environ, "LEDGER_PERSISTENCE": "sqlite", "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.db"),
+           "LEDGER_ACCESS_LOG_SQLITE_PATH": str(tmp_path / "access-log.db")}
     return Cli(env=env, folder=tmp_path)
 
 

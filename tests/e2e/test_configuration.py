@@ -45,7 +45,8 @@ def cli_with(folder: Path, key: str | None, kafka: KafkaRoles | None = None, **v
     env = {name: value for name, value in os.environ.items()
            if name not in ("LEDGER_NIK_HMAC_KEY", "LEDGER_DEVELOPMENT_MODE")}
     env.update(LEDGER_PERSISTENCE="sqlite", LEDGER_SQLITE_PATH=str(folder / "ledger.db"),
-               LEDGER_PROJECTION_SQLITE_PATH=str(folder / "views.db"), **variables)
+               LEDGER_PROJECTION_SQLITE_PATH=str(folder / "views.db"),
+               LEDGER_ACCESS_LOG_SQLITE_PATH=str(folder / "access-log.db"), **variables)
     if key is not None:
         env["LEDGER_NIK_HMAC_KEY"] = key
     return Cli(env=env, folder=folder, kafka=kafka)

@@ -15,7 +15,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.topics import Principals, Topics, durability_config, role_grants
 from ledger.settings import REPLICATION_FACTOR_DEFAULT
 from tests.support.cli_runner import Cli
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, API, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 def cli(tmp_path: Path, kafka_roles: KafkaRoles) -> Cli:
     unique = uuid.uuid4().hex[:10]
     return Cli(env={**os.environ, "LEDGER_KAFKA_TOPIC_PREFIX": f"test-kafka-cli-{unique}",
-                    "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}", "LEDGER_KAFKA_PARTITIONS": "3"},
+                    "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}", "LEDGER_KAFKA_PARTITIONS": "3",
+                    "LEDGER_ACCESS_LOG_TRANSACTIONAL_ID": f"a-{unique}"},
                folder=tmp_path, kafka=kafka_roles)
 
 
@@ -34,9 +35,9 @@ def test_init_creates_the_topics_once_with_their_durability_and_the_teams_dead_l
     team = f"team-{prefix}"
     first = cli.kafka_init({team: TEAMS[0]})
     names = [f"{prefix}.events", f"{prefix}.relay-state", f"{prefix}.checkpoints", f"{prefix}.witness",
-             f"{team}.dead-letters"]
+             f"{prefix}.access", f"{team}.dead-letters"]
     assert (first["events_topic"], first["state_topic"], first["checkpoints_topic"], first["witness_topic"],
-            first["dead_letter_topics"]) == (*names[:4], names[4:])
+            first["access_topic"], first["dead_letter_topics"]) == (*names[:5], names[5:])
     factor = int(kafka_roles.env(ADMIN).get("LEDGER_KAFKA_REPLICATION_FACTOR", REPLICATION_FACTOR_DEFAULT))
     assert (sorted(first["created"]), first["partitions"], first["replication_factor"]) == (sorted(names), 3, factor)
     assert cli.kafka_init({team: TEAMS[0]})["created"] == []  # idempotent
@@ -45,14 +46,15 @@ def test_init_creates_the_topics_once_with_their_durability_and_the_teams_dead_l
     for name in names:
         config = kafka_client.describe_topic_config(kafka_roles.admin, name)
         assert durability_config(factor).items() <= config.items(), name
-    for kept_forever in (names[0], names[2], names[3]):  # the events, the checkpoints, the cosignatures
+    for kept_forever in (names[0], names[2], names[3], names[4]):  # events, checkpoints, cosignatures, access log
         assert kafka_client.describe_topic_config(kafka_roles.admin, kept_forever)["retention.ms"] == "-1"
+    assert len(kafka_client.topic_partitions(kafka_roles.admin, names[4])) == 1  # the access log: one chain
     assert kafka_client.describe_topic_config(kafka_roles.admin, names[1])["cleanup.policy"] == "compact"
 
     text = cli("kafka", "init").stdout
     copies = "1 copy" if factor == 1 else f"{factor} copies"
     assert text.startswith(f"topics {names[0]} (3 partitions, kept forever), {names[1]}, {names[2]}, {names[3]}, "
-                           f"{copies} each: already there")
+                           f"{names[4]}, {copies} each: already there")
 
 
 def test_init_refuses_a_factor_the_cluster_cannot_hold_or_one_copy_outside_development_mode(
@@ -82,10 +84,11 @@ def test_init_grants_each_role_exactly_its_acls_and_acls_lists_them(cli: Cli, ka
     team = f"team-{prefix}"
     expected = role_grants(Topics.for_prefix(prefix), cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"], Principals(
         relay=f"User:{RELAY}", projections=f"User:{PROJECTIONS}", auditors=(f"User:{AUDITOR}",),
-        witnesses=(f"User:{WITNESS}",), teams={team: f"User:{TEAMS[0]}"}))
+        witnesses=(f"User:{WITNESS}",), teams={team: f"User:{TEAMS[0]}"}, api=f"User:{API}"),
+        access_transactional_id=cli.env["LEDGER_ACCESS_LOG_TRANSACTIONAL_ID"])
 
     assert cli.kafka_init({team: TEAMS[0]})["acls"] == [vars(grant) for grant in expected]
-    mine = {prefix, team, cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"]}
+    mine = {prefix, team, cli.env["LEDGER_RELAY_TRANSACTIONAL_ID"], cli.env["LEDGER_ACCESS_LOG_TRANSACTIONAL_ID"]}
     listed = [acl for acl in cli.json("kafka", "acls")
               if any(acl["name"].startswith(name) for name in mine)]
     assert listed == [vars(grant) for grant in expected]

@@ -19,7 +19,7 @@ import pytest
 
 from ledger.publishing import kafka_client
 from tests.support.cli_runner import CONNECTION_VARIABLES, Cli
-from tests.support.kafka_roles import AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.kafka_roles import API, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +46,8 @@ def kafka_commands(folder: Path) -> dict[str, tuple[str, ...]]:
                          str(folder / "export")),
         "consumers notifier": ("consumers", "notifier", "--db", str(folder / "outbox.db"), "--idle-exit", "1"),
         "consumers warehouse": ("consumers", "warehouse", "--out", str(folder / "warehouse"), "--idle-exit", "1"),
+        "audit access": ("audit", "access", "--kpj", KPJ),
+        "api publish-access": ("api", "publish-access"),
     }
 
 
@@ -54,6 +56,7 @@ def test_a_password_over_plaintext_stops_every_kafka_command_naming_the_setting(
     env = {name: value for name, value in os.environ.items()
            if name not in CONNECTION_VARIABLES and name != "LEDGER_DEVELOPMENT_MODE"}
     env.update(LEDGER_SQLITE_PATH=str(tmp_path / "ledger.db"), LEDGER_PROJECTION_SQLITE_PATH=str(tmp_path / "v.db"),
+               LEDGER_ACCESS_LOG_SQLITE_PATH=str(tmp_path / "access-log.db"),
                LEDGER_KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1", LEDGER_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
                LEDGER_KAFKA_SASL_USERNAME="relay", LEDGER_KAFKA_SASL_PASSWORD=PASSWORD)
     cli = Cli(env=env, folder=tmp_path)  # without KafkaRoles: the connection settings are this test's own
@@ -63,6 +66,7 @@ def test_a_password_over_plaintext_stops_every_kafka_command_naming_the_setting(
         printed = done.stdout + done.stderr
         assert "LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT sends the password" in printed, printed
         assert PASSWORD not in printed
+    assert not (tmp_path / "access-log.db").exists()  # stopped before anything was created
 
 
 UNAVAILABLE = {  # commands of every role that talk to Kafka first thing; run side by side (each waits ~30 s)
@@ -105,6 +109,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory, kafka_roles: KafkaRoles) -
     unique = uuid.uuid4().hex[:10]
     cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
                    "LEDGER_PROJECTION_SQLITE_PATH": str(folder / "views.db"),
+                   "LEDGER_ACCESS_LOG_SQLITE_PATH": str(folder / "access-log.db"),
+                   "LEDGER_ACCESS_LOG_TRANSACTIONAL_ID": f"a-{unique}",
                    "LEDGER_KAFKA_TOPIC_PREFIX": f"test-principals-{unique}",
                    "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"}, folder=folder, kafka=kafka_roles)
     cli("generate", "--employers", "2", "--members", "10", "--bpu", "1", "--months", "1")
@@ -121,6 +127,9 @@ REFUSALS = {
     "an auditor publishes": (("relay",), AUDITOR),
     "a consumer team publishes": (("relay",), TEAMS[0]),
     "an auditor consumes in the projections' groups": (("projections", "run"), AUDITOR),
+    "an auditor publishes the access log": (("api", "publish-access"), AUDITOR),
+    "the API publishes events": (("relay",), API),
+    "the relay reads the access log": (("audit", "access", "--kpj", KPJ), RELAY),
 }
 
 

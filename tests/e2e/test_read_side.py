@@ -35,6 +35,7 @@ def projected(tmp_path_factory, kafka_roles: KafkaRoles) -> Cli:
     kit = TokenKit.create(folder / "token-keys")
     cli = Cli(env={**os.environ, **kit.variables(), "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
                    "LEDGER_PROJECTION_SQLITE_PATH": str(folder / "views.db"),
+                   "LEDGER_ACCESS_LOG_SQLITE_PATH": str(folder / "access-log.db"),
                    "LEDGER_KAFKA_TOPIC_PREFIX": f"test-e2e-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"},
               folder=folder, kafka=kafka_roles)
     counts = cli.json("generate", "--employers", "4", "--members", "60", "--bpu", "6", "--months", "4")
@@ -162,3 +163,27 @@ def test_http_api_refuses_readers_without_a_token_or_the_right(api: str, project
     status, body = get(f"{api}/members/{FIRST_KPJ}/balance", other)
     assert status == 403 and FIRST_KPJ not in body["detail"] and BRANCH not in body["detail"]
     assert get(f"{api}/branches/{BRANCH}/totals", other)[0] == 403
+
+
+AUDIT_ACCESS_WAIT_S_MAX = 60
+
+
+def test_audit_access_lists_the_reads_of_the_member_by_the_cli_and_the_api(api: str, projected: Cli) -> None:
+    """Every answered read of FIRST_KPJ above, by `ledger balance` (as the local user) and through the API (as the
+    token's subject), is in the access log that `ledger serve` publishes, and `ledger audit access --kpj` lists it."""
+    token = projected("api", "token", "issue", "--subject", "auditor-ani", "--role", "auditor", "--ttl", "15m"
+                      ).stdout.strip()
+    assert get(f"{api}/members/{FIRST_KPJ}/history", token)[0] == 200
+    deadline = time.monotonic() + AUDIT_ACCESS_WAIT_S_MAX
+    while True:
+        reads = projected.json("audit", "access", "--kpj", FIRST_KPJ)["reads"]
+        endpoints = {(read["subject"].split(":")[0], read["endpoint"]) for read in reads}
+        if ("auditor-ani", "GET /members/{kpj}/history") in endpoints or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert {("local", "ledger balance"), ("local", "ledger balance --from-store"),
+            ("local", "ledger balance --history"), ("auditor-ani", "GET /members/{kpj}/balance"),
+            ("auditor-ani", "GET /members/{kpj}/history")} <= endpoints
+    assert all(read["kpj"] == FIRST_KPJ for read in reads)
+    # The refused and the unknown were answered nothing, and logged as nothing.
+    assert not any(read["subject"] == "staff-bogor" for read in reads)

@@ -31,13 +31,13 @@ from kafka.errors import (
 from ledger.publishing import kafka_client
 from ledger.publishing.envelope import record_headers
 from ledger.settings import KafkaConnection
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, API, AUDITOR, PROJECTIONS, RELAY, TEAMS, KafkaRoles
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"  # Debian's, as scripts/kafka uses
 CONNECT_TIMEOUT_S = 10
 WRONG_PASSWORD = "not-the-password"  # noqa: S105 - the point: a password the broker does not know
 REFUSED_WITHIN_MS = 8_000  # a client that is refused gives up within this (its requests time out or fail)
-READ_ROLES = (PROJECTIONS, AUDITOR, *TEAMS)  # every principal but the relay and the administrator
+READ_ROLES = (PROJECTIONS, AUDITOR, API, *TEAMS)  # every principal but the relay and the administrator
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from ledger.settings import Settings
 from projections import queries
 from projections.api import create_app
 from projections.store import ViewStore
-from tests.support.access_log_memory import MemoryAccessLog
+from tests.support.access_log import MemoryAccessLog
 from tests.support.tokens import TokenKit
 
 pytestmark = pytest.mark.integration

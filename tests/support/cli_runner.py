@@ -7,9 +7,10 @@ pseudo-terminal, as a user at a terminal does, where libraries such as rich draw
 Each command runs as its own principal, as a deployment runs each piece (docs/kafka.md, "Principals and ACLs"): the
 role is chosen from the command itself (`role_of`), and the command gets that role's `LEDGER_KAFKA_*` settings from
 the `KafkaRoles` the Cli holds, in place of any in its environment: `kafka ...` and `demo` as the administrator,
-`relay` as the relay, `projections ...` as the projections, `audit ...` as an auditor, `consumers notifier` and
-`consumers warehouse` as their teams. A command that does not talk to Kafka (the clerks' commands, `history`,
-`balance`, `report`, `serve`, `generate`, `audit verify-export`, `audit check-proof`) gets no Kafka credentials at
+`relay` as the relay, `projections ...` as the projections, `audit ...` as an auditor, `serve` and `api
+publish-access` as the API (it publishes its access log), `consumers notifier` and `consumers warehouse` as their
+teams. A command that does not talk to Kafka (the clerks' commands, `history`, `balance`, `report`, `generate`,
+`audit verify-export`, `audit check-proof`) gets no Kafka credentials at
 all, and an address where nothing listens, so that one which did reach for Kafka would fail rather than find a
 broker. A test that proves a refusal runs a command as another role (`as_role=`); a Cli without `KafkaRoles` runs the
 commands that talk to Kafka with its environment as given, for tests that set the connection themselves.
@@ -35,7 +36,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from tests.support.kafka_roles import ADMIN, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
+from tests.support.kafka_roles import ADMIN, API, AUDITOR, PROJECTIONS, RELAY, TEAMS, WITNESS, KafkaRoles
 
 CLI_TIMEOUT_S = 120
 TERMINAL_ROWS, TERMINAL_COLUMNS = 40, 120
@@ -55,6 +56,8 @@ COMMAND_ROLES: dict[tuple[str, ...], str] = {
     ("audit", "witness"): WITNESS,  # a witness is its own principal: it reads the checkpoints, never the events
     ("consumers", "notifier"): TEAMS[0],
     ("consumers", "warehouse"): TEAMS[1],
+    ("serve",): API,  # the HTTP API publishes its access log
+    ("api", "publish-access"): API,
 }
 # The settings that say where Kafka is and who connects (docs/kafka.md, "Connecting as a principal"): a command gets
 # its role's, never the environment's. The topics' settings (prefix, partitions, replication factor) and the relay's
@@ -132,13 +135,15 @@ class Cli:
     def kafka_init(self, consumers: Mapping[str, str] | None = None) -> Any:
         """`ledger kafka init` as the administrator: this Cli's topics, and each team's dead-letter topic
         (`consumers`: group id -> the team's role); on a secured broker also every role's ACLs, the relay's on this
-        Cli's `LEDGER_RELAY_TRANSACTIONAL_ID`. A plain broker has no authorizer to hold ACLs."""
+        Cli's `LEDGER_RELAY_TRANSACTIONAL_ID`, the API's on its `LEDGER_ACCESS_LOG_TRANSACTIONAL_ID`. A plain broker
+        has no authorizer to hold ACLs."""
         assert self.kafka is not None, "a Cli without KafkaRoles: give it the kafka_roles fixture"
         roles = self.kafka
         grants: list[str] = []
         if roles.secured:
             grants = ["--relay", roles.principal(RELAY), "--projections", roles.principal(PROJECTIONS),
-                      "--auditor", roles.principal(AUDITOR), "--witness", roles.principal(WITNESS)]
+                      "--auditor", roles.principal(AUDITOR), "--witness", roles.principal(WITNESS),
+                      "--api", roles.principal(API)]
         for group, role in (consumers or {}).items():
             grants += ["--consumer", f"{group}={roles.principal(role)}" if roles.secured else group]
         return self.json("kafka", "init", *grants)

@@ -11,7 +11,7 @@ tests still run, proving less.
   that takes `Settings` (the projection runner);
 - `roles.kcat("auditor")`: kcat's options to connect as the role (by its client certificate on a secured broker);
 - `roles.provision(prefix, ...)`: as the administrator, create a test's topics and grant every role its ACLs on them,
-  exactly as `ledger kafka init --relay ... --projections ... --auditor ... --consumer TEAM=...` does.
+  exactly as `ledger kafka init --relay ... --projections ... --auditor ... --api ... --consumer TEAM=...` does.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from ledger.publishing import kafka_client
 from ledger.publishing.topics import Principals, Topics, init_topics, role_grants
 from ledger.settings import KafkaConnection, Settings
 
-ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS = "admin", "relay", "projections", "auditor", "witness"
+ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS, API = "admin", "relay", "projections", "auditor", "witness", "api"
 TEAMS = ("claims-notifier", "warehouse-exporter")  # the two consumer teams' principals
-ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS, *TEAMS)
+ROLES = (ADMIN, RELAY, PROJECTIONS, AUDITOR, WITNESS, API, *TEAMS)
 # On a single test broker the administrator creates topics with one copy, which only development mode allows.
 SINGLE_BROKER_ADMIN = {"LEDGER_KAFKA_REPLICATION_FACTOR": "1", "LEDGER_DEVELOPMENT_MODE": "true"}
 # The settings that say where Kafka is and who connects: what `KafkaRoles.settings` takes from the role.
@@ -100,14 +100,19 @@ class KafkaRoles:
         return f"User:{role}"
 
     def provision(self, prefix: str, *, partitions: int = 3, teams: Sequence[str] = (),
-                  transactional_id: str | None = None, team_principal: str = TEAMS[0]) -> Topics:
+                  transactional_id: str | None = None, team_principal: str = TEAMS[0],
+                  access_transactional_id: str | None = None) -> Topics:
         """As the administrator: the topics of `prefix` (and each team's dead-letter topic), and on a secured broker
-        every role's ACLs on them; `teams` are consumer group ids, all granted to `team_principal`'s role."""
+        every role's ACLs on them; `teams` are consumer group ids, all granted to `team_principal`'s role. The
+        relay's transactional id defaults to `relay-<prefix>`, the access log publisher's to `access-<prefix>`."""
         topics = Topics.for_prefix(prefix)
         init_topics(self.admin, topics, partitions, replication_factor=1, teams=list(teams))
         if self.secured:
             who = Principals(relay=self.principal(RELAY), projections=self.principal(PROJECTIONS),
                              auditors=(self.principal(AUDITOR),), witnesses=(self.principal(WITNESS),),
-                             teams={team: self.principal(team_principal) for team in teams})
-            kafka_client.create_acls(self.admin, role_grants(topics, transactional_id or f"relay-{prefix}", who))
+                             teams={team: self.principal(team_principal) for team in teams},
+                             api=self.principal(API))
+            kafka_client.create_acls(self.admin, role_grants(
+                topics, transactional_id or f"relay-{prefix}", who,
+                access_transactional_id=access_transactional_id or f"access-{prefix}"))
         return topics

@@ -252,7 +252,8 @@ def test_init_refuses_more_teams_than_its_limit_before_touching_the_cluster() ->
 TOPICS = Topics.for_prefix("ledger")
 EVERYONE = Principals(relay="User:relay", projections="User:projections", auditors=("User:auditor", "User:auditor-2"),
                       witnesses=("User:witness-bpk", "User:witness-apindo"),
-                      teams={"claims-notifier": "User:claims-notifier", "warehouse-exporter": "User:warehouse"})
+                      teams={"claims-notifier": "User:claims-notifier", "warehouse-exporter": "User:warehouse"},
+                      api="User:api")
 GRANTS = role_grants(TOPICS, "ledger-relay", EVERYONE)
 
 
@@ -284,12 +285,34 @@ def test_the_projections_read_the_events_in_their_own_groups() -> None:
                                            ("READ", "GROUP", "ledger.projection.", "PREFIXED")}
 
 
-def test_an_auditor_reads_the_events_the_relay_state_and_the_signed_log_and_nothing_else() -> None:
+def test_an_auditor_reads_the_events_the_relay_state_the_signed_log_and_the_access_log_and_nothing_else() -> None:
     for auditor in EVERYONE.auditors:
         assert granted(auditor) == {("READ", "TOPIC", "ledger.events", "LITERAL"),
                                     ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
                                     ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
-                                    ("READ", "TOPIC", "ledger.witness", "LITERAL")}
+                                    ("READ", "TOPIC", "ledger.witness", "LITERAL"),
+                                    ("READ", "TOPIC", "ledger.access", "LITERAL")}
+
+
+def test_the_api_publishes_the_access_log_in_its_own_transactions_and_reads_what_the_console_shows() -> None:
+    assert granted("User:api") == {("WRITE", "TOPIC", "ledger.access", "LITERAL"),
+                                   ("READ", "TOPIC", "ledger.access", "LITERAL"),
+                                   ("WRITE", "TRANSACTIONAL_ID", "ledger-access-log", "LITERAL"),
+                                   ("READ", "TOPIC", "ledger.events", "LITERAL"),
+                                   ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
+                                   ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
+                                   ("READ", "TOPIC", "ledger.witness", "LITERAL")}
+    other_id = role_grants(TOPICS, "ledger-relay", Principals(api="User:api"), access_transactional_id="api-7")
+    assert ("WRITE", "TRANSACTIONAL_ID", "api-7", "LITERAL") in granted("User:api", other_id)
+
+
+def test_only_the_api_may_write_the_access_log_and_it_may_write_nothing_else() -> None:
+    for principal in {g.principal for g in GRANTS} - {"User:api"}:
+        assert not allows(GRANTS, principal, "WRITE", "TOPIC", TOPICS.access), principal
+        assert not allows(GRANTS, principal, "WRITE", "TRANSACTIONAL_ID", "ledger-access-log"), principal
+    assert {(g.name, g.resource) for g in GRANTS if g.principal == "User:api" and g.operation == "WRITE"} == {
+        (TOPICS.access, "TOPIC"), ("ledger-access-log", "TRANSACTIONAL_ID")}
+    assert not allows(GRANTS, "User:api", "WRITE", "TRANSACTIONAL_ID", "ledger-relay")
 
 
 def test_a_witness_reads_the_checkpoints_and_writes_its_cosignatures_but_never_reads_the_events() -> None:
@@ -349,5 +372,6 @@ def test_a_role_left_out_gets_nothing_and_the_grants_are_sorted_without_repeats(
                                          ("READ", "TOPIC", "ledger.relay-state", "LITERAL"),
                                          ("READ", "TOPIC", "ledger.checkpoints", "LITERAL"),
                                          ("READ", "TOPIC", "ledger.witness", "LITERAL"),
+                                         ("READ", "TOPIC", "ledger.access", "LITERAL"),
                                          ("READ", "GROUP", "ledger.projection.", "PREFIXED")}
     assert sorted(set(GRANTS)) == GRANTS
