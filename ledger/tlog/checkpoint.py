@@ -302,15 +302,7 @@ class ProofBundle:
     @classmethod
     def parse(cls, data: bytes) -> ProofBundle:
         # The lines before the checkpoint are ASCII; the checkpoint, a note, is checked as one below.
-        head_end = data.find(b"\n\n")
-        if head_end < 0:
-            raise TlogInvalid("a proof bundle's inclusion proof is followed by a blank line and the checkpoint")
-        try:
-            head = data[:head_end].decode("ascii").split("\n")
-        except UnicodeDecodeError:
-            raise TlogInvalid("a proof bundle's lines before the checkpoint are ASCII") from None
-        if head[0] != PROOF_HEADER:
-            raise TlogInvalid(f"a proof bundle begins with the line {PROOF_HEADER}")
+        head, head_end = _head_lines(data, PROOF_HEADER, "a proof bundle", "proof lines", "the checkpoint")
         rest = head[1:]
         extra = None
         if rest and rest[0].startswith(PROOF_EXTRA_PREFIX):
@@ -400,15 +392,7 @@ class ConsistencyProof:
 
     @classmethod
     def parse(cls, data: bytes) -> ConsistencyProof:
-        head_end = data.find(b"\n\n")
-        if head_end < 0:
-            raise TlogInvalid("a consistency proof's hashes are followed by a blank line and the two checkpoints")
-        try:
-            head = data[:head_end].decode("ascii").split("\n")
-        except UnicodeDecodeError:
-            raise TlogInvalid("a consistency proof's lines before the checkpoints are ASCII") from None
-        if head[0] != CONSISTENCY_HEADER:
-            raise TlogInvalid(f"a consistency proof begins with the line {CONSISTENCY_HEADER}")
+        head, head_end = _head_lines(data, CONSISTENCY_HEADER, "a consistency proof", "hashes", "the two checkpoints")
         if len(head) < CONSISTENCY_HEAD_LINES_MIN or not head[1].startswith(CONSISTENCY_OLD_PREFIX) or not (
                 head[2].startswith(CONSISTENCY_NEW_PREFIX)):
             raise TlogInvalid("a consistency proof names the two checkpoints' lengths on lines `old N` and `new N`")
@@ -451,3 +435,18 @@ def verify_consistency_file(proof: ConsistencyProof, origin: str, log: Verifier 
         raise TlogInvalid(f"the consistency proof does not show the tree of size {old.checkpoint.size} to be a prefix "
                           f"of the tree of size {new.checkpoint.size}")
     return old, new
+
+
+def _head_lines(data: bytes, header: str, what: str, lines: str, follows: str) -> tuple[list[str], int]:
+    """The ASCII lines of a proof file before its first blank line, the first of which must be `header`, and where
+    that blank line begins; `what`, `lines` and `follows` name the file and its parts in the messages."""
+    head_end = data.find(b"\n\n")
+    if head_end < 0:
+        raise TlogInvalid(f"{what}'s {lines} are followed by a blank line and {follows}")
+    try:
+        head = data[:head_end].decode("ascii").split("\n")
+    except UnicodeDecodeError:
+        raise TlogInvalid(f"{what}'s lines before {follows} are ASCII") from None
+    if head[0] != header:
+        raise TlogInvalid(f"{what} begins with the line {header}")
+    return head, head_end
