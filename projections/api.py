@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 
 from ledger.errors import NotFound, NotProjected
 from ledger.settings import Settings
-from projections import queries
+from projections import console, queries
 from projections.store import ViewStore
 
 KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ: 11 digits",
@@ -30,9 +30,11 @@ AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; defa
 
 
 def create_app(settings: Settings, store: ViewStore | None = None, *,
-               clock: Callable[[], date] = date.today) -> FastAPI:
-    """The API over `store` (default: the configured one). `clock` gives the date an omitted `as_of` stands for:
-    today on this machine, like the ledger's clock."""
+               clock: Callable[[], date] = date.today,
+               console_tokens: console.Authenticate | None = None) -> FastAPI:
+    """The API over `store` (default: the configured one), and the console under /console. `clock` gives the date an
+    omitted `as_of` stands for: today on this machine, like the ledger's clock. `console_tokens` verifies the
+    console's tokens (STAND-IN until the API's token verification is merged: without it every token is refused)."""
     views = store or ViewStore.open(settings)
     app = FastAPI(title="Contribution ledger: read API",
                   description="Member balances, member history and branch totals from the ledger's projections, "
@@ -68,4 +70,9 @@ def create_app(settings: Settings, store: ViewStore | None = None, *,
     def branch_totals(branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
         return answer(queries.branch_report, branch, as_of or clock())
 
+    def no_tokens(_token: str) -> console.Reader:
+        raise console.Unauthenticated("this server verifies no tokens yet")
+
+    app.include_router(console.router(console.UnscopedReads(views), views, settings,
+                                      authenticate=console_tokens or no_tokens, clock=clock))
     return app
