@@ -78,7 +78,8 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # Other sites get no referrer (a URL holds a KPJ); this one gets its origin on posts (`_same_origin`).
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",  # member data must not stay in a shared browser's cache
 }
 
@@ -132,7 +133,7 @@ class UnscopedReads:
                 branch = None
             if branch in reader.branches:
                 return
-        raise Forbidden(f"{reader.subject} may not read member {kpj}")
+        raise Forbidden("this token may not read this member")  # naming neither the KPJ nor its branch
 
     def member_balance(self, reader: Reader, kpj: str, as_of: date, *, endpoint: str) -> dict[str, Any]:  # noqa: ARG002
         self._member(reader, kpj)
@@ -197,7 +198,7 @@ def branch_page(read: Reads, reader: Reader, branch: str, as_of: date) -> dict[s
 
 
 def member_page(read: Reads, reader: Reader, kpj: str, as_of: date, *, receipts: bool) -> dict[str, Any]:
-    endpoint = f"{PREFIX}/members/{{kpj}}"
+    endpoint = f"GET {PREFIX}/members/{{kpj}}"
     balance = read.member_balance(reader, kpj, as_of, endpoint=endpoint)
     history = read.member_history(reader, kpj, None, as_of, endpoint=endpoint)
     chart = charts.jht_balance_over_time(history, chart_id="balance-chart", title=f"JHT balance of member {kpj}",
@@ -257,7 +258,8 @@ def receipt(read: Reads, reader: Reader, settings: Settings, kpj: str, event_id:
     """The member's receipt for one of their movements: `ledger audit prove EVENT_ID`'s proof bundle, with what it
     proves. The movement must be in the member's history as the reader may read it (scope checked, the look logged);
     an event of another member is NotFound here, whatever it is."""
-    history = read.member_history(reader, kpj, None, None, endpoint=f"{PREFIX}/members/{{kpj}}/receipts/{{event_id}}")
+    history = read.member_history(reader, kpj, None, None,
+                                  endpoint=f"GET {PREFIX}/members/{{kpj}}/receipts/{{event_id}}")
     if not any(row["event_id"] == event_id for row in history):
         raise NotFound(f"member {kpj} has no movement {event_id}")
     logs = settings.log_verifiers()
@@ -272,7 +274,7 @@ def receipt(read: Reads, reader: Reader, settings: Settings, kpj: str, event_id:
         raise KafkaUnavailable(f"Kafka did not answer: {error}") from None
     finally:
         gate.release()
-    return {"kpj": kpj, "event_id": event_id, "proves": made.summary, "bundle": made.data.decode("ascii"),
+    return {"kpj": kpj, "event_id": event_id, "proves": made.summary, "bundle": made.data.decode("utf-8"),
             "check": "ledger audit check-proof FILE --key VERIFIER (FILE: the `bundle` text, saved as it is)"}
 
 
@@ -495,8 +497,13 @@ def router(read: Reads, store: ViewStore, settings: Settings, *, authenticate: A
 
 
 def _same_origin(request: Request) -> bool:
-    """A form post from a page of this server: browsers send Origin with a POST; one naming another site is a
-    cross-site request (a login or logout forged by another page), refused. No Origin (a script, curl): allowed."""
+    """A form post from a page of this server. Browsers say where a POST comes from: `Sec-Fetch-Site` (same-origin,
+    or none when typed), and `Origin` (this server, or `null` from a page whose referrer policy hides it, which the
+    console's `same-origin` policy does only towards other sites). Anything else is a cross-site request (a login or
+    logout forged by another page), refused. Neither header (a script, curl): allowed, as no browser sent it."""
+    fetched_from = request.headers.get("sec-fetch-site")
+    if fetched_from is not None and fetched_from not in ("same-origin", "none"):
+        return False
     origin = request.headers.get("origin")
     if origin is None:
         return True
