@@ -108,6 +108,45 @@ class TopicUnreadable(LedgerError):
     """The events topic could not be read to its end, or holds a record that is not a ledger envelope."""
 
 
+# The read side's refusals (`ledger serve`, the console, and the CLI's reads): who may read what (docs/projections.md,
+# "Authentication, roles and scope"). The API answers them with the HTTP status each names.
+
+class Unauthenticated(LedgerError):
+    """A request without a valid bearer token: none, malformed, oversized, badly signed, expired, or not issued for
+    this API. The API answers 401 with `WWW-Authenticate: Bearer` (`error="invalid_token"` when a token was given).
+    The message says which, never the token."""
+
+    def __init__(self, message: str, *, token_given: bool = True) -> None:
+        super().__init__(message)
+        self.token_given = token_given
+
+
+class Forbidden(LedgerError):
+    """The reader's role or scope does not cover what was asked: a member or branch outside a branch-staff token's
+    branches, another member than a member-service token's own, any member or branch for an operator. The API
+    answers 403, the same for a KPJ that exists elsewhere and one that exists nowhere."""
+
+    exit_code = 16
+
+
+class RateLimited(LedgerError):
+    """The reader made more reads in the last minute than `READS_PER_MINUTE_MAX` allows (projections/queries.py). The
+    API answers 429 with `Retry-After`: the whole seconds until the next read is allowed."""
+
+    exit_code = 17
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class AccessLogUnavailable(LedgerError):
+    """The access-log entry of a read of member data could not be written, so the read fails and nothing is answered
+    (the API answers 503)."""
+
+    exit_code = 18
+
+
 # Raised inside a projection's run or rebuild; the command line reports them as `RebuildStopped` (exit 10).
 
 class ProjectionError(Exception):

@@ -10,13 +10,14 @@ setting silently ignored leaves the ledger running with a default its operator t
 
 Safety checks that a developer's machine may relax are relaxed only by one explicit setting, `LEDGER_DEVELOPMENT_MODE`
 (never in production), and each relaxation prints a warning on stderr when it is used (`warn_development_mode`).
-It relaxes four checks:
+It relaxes five checks:
 - without `LEDGER_NIK_HMAC_KEY`, the NIK hashes the write side publishes are made with the public development key
   (`nik_hmac_key_bytes`);
 - `LEDGER_KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT` (a password sent where anyone on the network can read it) is
   accepted (`kafka`);
 - topics may be created with one copy, `LEDGER_KAFKA_REPLICATION_FACTOR=1` (`replication_factor_checked`);
-- without `LEDGER_LOG_SIGNING_KEY_FILE`, the relay publishes without signed checkpoints (`log_signing_key`).
+- without `LEDGER_LOG_SIGNING_KEY_FILE`, the relay publishes without signed checkpoints (`log_signing_key`);
+- `LEDGER_API_JWKS_URL` may be a plain `http://` URL (`api_token_verification`).
 """
 
 from __future__ import annotations
@@ -109,6 +110,22 @@ class KafkaConnection:
                 f"{', ' + self.principal if self.principal != 'ANONYMOUS' else ''})")
 
 
+# The signature algorithms an API token may use (LEDGER_API_ALGORITHMS picks among them): public-key signatures only,
+# so the API holds no secret that could sign a token, and no shared-secret algorithm (HS256) can be confused with them.
+API_TOKEN_ALGORITHMS = ("EdDSA", "RS256")
+
+
+@dataclass(frozen=True)
+class TokenVerification:
+    """How the API verifies bearer tokens (`Settings.api_token_verification`, used by projections/tokens.py)."""
+
+    jwks_file: Path | None
+    jwks_url: str | None
+    issuer: str
+    audience: str
+    algorithms: tuple[str, ...]
+
+
 _warned: set[str] = set()  # development-mode relaxations already announced by this process
 
 
@@ -184,6 +201,17 @@ class Settings(BaseSettings):
     # rotation: the console's receipts are proved against checkpoints they verify, and its operator page shows the
     # latest checkpoint the newest one verifies. Empty: the console offers no receipts and checks no checkpoint.
     log_verifier_keys: str = ""
+    # Its bearer tokens (docs/projections.md, "Authentication, roles and scope"): JWTs of the fund's identity provider,
+    # verified against its public keys, a JWKS given as a file or fetched from a URL (exactly one of the two); the
+    # issuer and audience a token must name; the signature algorithms accepted. `ledger serve` refuses to start
+    # without them (`api_token_verification`). No defaults: whose tokens the API trusts is the operator's decision.
+    api_jwks_file: Path | None = None
+    api_jwks_url: str | None = None
+    api_issuer: str | None = None
+    api_audience: str | None = None
+    api_algorithms: str = "EdDSA,RS256"
+    # The private key `ledger api token issue` signs development tokens with (`ledger api keys generate`, mode 0600).
+    api_token_signing_key_file: Path | None = None
 
     def nik_hmac_key_bytes(self) -> bytes:
         """The key of the NIK hashes the write side publishes, checked: raises `ConfigurationError` when it is not
@@ -247,6 +275,51 @@ class Settings(BaseSettings):
             raise ConfigurationError("LEDGER_LOG_VERIFIER_KEYS names keys of different logs: they are one log's keys "
                                      "over time, all of one name")
         return keys
+    def api_token_verification(self) -> TokenVerification:
+        """How the API verifies bearer tokens, checked: raises `ConfigurationError` naming the setting when the JWKS
+        (exactly one of LEDGER_API_JWKS_FILE and LEDGER_API_JWKS_URL), the issuer or the audience is missing, the
+        URL is not https (http only in development mode, with a warning), or an algorithm is not one accepted."""
+        if self.api_jwks_file is not None and self.api_jwks_url is not None:
+            raise ConfigurationError("LEDGER_API_JWKS_FILE and LEDGER_API_JWKS_URL are both set: the API trusts one "
+                                     "set of keys, so set only one of them")
+        if self.api_jwks_file is None and self.api_jwks_url is None:
+            raise ConfigurationError(
+                "the API verifies bearer tokens against its identity provider's public keys: set LEDGER_API_JWKS_FILE "
+                "(a JWKS file) or LEDGER_API_JWKS_URL (where the provider publishes it); for development, `ledger api "
+                "keys generate --out KEYFILE --jwks JWKSFILE` makes a signing key and its JWKS (docs/projections.md)")
+        missing = [name for name, value in (("LEDGER_API_ISSUER", self.api_issuer),
+                                            ("LEDGER_API_AUDIENCE", self.api_audience)) if not value]
+        if missing:
+            raise ConfigurationError(f"{' and '.join(missing)} not set: a bearer token is accepted only when it names "
+                                     f"the issuer and audience the API is configured with")
+        url = self.api_jwks_url
+        if url is not None:
+            if url.startswith("http://") and self.development_mode:
+                self.warn_development_mode("the API fetches its token keys over plain http (LEDGER_API_JWKS_URL)")
+            elif not url.startswith("https://"):
+                raise ConfigurationError(f"LEDGER_API_JWKS_URL must be an https:// URL (whoever could change the keys "
+                                         f"in transit could sign tokens), got {url[:80]!r}")
+        algorithms = tuple(a.strip() for a in self.api_algorithms.split(",") if a.strip())
+        wrong = [a for a in algorithms if a not in API_TOKEN_ALGORITHMS]
+        if wrong or not algorithms:
+            raise ConfigurationError(f"LEDGER_API_ALGORITHMS={self.api_algorithms!r}: give a comma-separated list of "
+                                     f"{', '.join(API_TOKEN_ALGORITHMS)} (public-key signatures only)")
+        assert self.api_issuer and self.api_audience
+        return TokenVerification(jwks_file=self.api_jwks_file, jwks_url=url, issuer=self.api_issuer,
+                                 audience=self.api_audience, algorithms=algorithms)
+
+    def api_token_signing(self) -> tuple[bytes, str, str]:
+        """What `ledger api token issue` signs with: the private key (PEM bytes) read from
+        LEDGER_API_TOKEN_SIGNING_KEY_FILE, checked like the log's signing key (only its owner may read it, a key file's
+        size), and the issuer and audience the tokens name. Raises `ConfigurationError`; never shows the key."""
+        path = self.api_token_signing_key_file
+        if path is None:
+            raise ConfigurationError("LEDGER_API_TOKEN_SIGNING_KEY_FILE is not set: make a development key with "
+                                     "`ledger api keys generate --out KEYFILE --jwks JWKSFILE` and point it at KEYFILE")
+        if not self.api_issuer or not self.api_audience:
+            raise ConfigurationError("LEDGER_API_ISSUER and LEDGER_API_AUDIENCE must be set: a token names them, and "
+                                     "`ledger serve` accepts only tokens naming its own")
+        return read_private_file(path, "LEDGER_API_TOKEN_SIGNING_KEY_FILE"), self.api_issuer, self.api_audience
 
     def warn_development_mode(self, relaxed: str) -> None:
         """Say on stderr, once per process and relaxation, that development mode relaxed a safety check."""
@@ -339,9 +412,9 @@ class Settings(BaseSettings):
         }
 
 
-def read_signing_key(path: Path, what: str, signature_type: int) -> SignerKey:
-    """A signer key of `signature_type` from the file `path` (named `what` in messages), checked: only its owner may
-    read it, it is one key line, and its type is the one asked for. Messages never contain the key."""
+def read_private_file(path: Path, what: str) -> bytes:
+    """The bytes of a key file `path` (named `what` in messages), checked: only its owner may read it, and it is no
+    larger than a key file. Raises `ConfigurationError`; messages never contain the key."""
     try:
         status = path.stat()
         if status.st_mode & SIGNING_KEY_FILE_FORBIDDEN_MODE:
@@ -350,10 +423,19 @@ def read_signing_key(path: Path, what: str, signature_type: int) -> SignerKey:
                                      f"`chmod 600 {path}`, and make a new key if others may have read it")
         if status.st_size > SIGNING_KEY_FILE_BYTES_MAX:
             raise ConfigurationError(f"{what} {path} is {status.st_size} bytes: not a key file")
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
+        return path.read_bytes()
+    except OSError as error:
         raise ConfigurationError(f"{what} {path} cannot be read: {type(error).__name__}: "
-                                 f"{getattr(error, 'strerror', None) or error}") from None
+                                 f"{error.strerror or error}") from None
+
+
+def read_signing_key(path: Path, what: str, signature_type: int) -> SignerKey:
+    """A signer key of `signature_type` from the file `path` (named `what` in messages), checked: only its owner may
+    read it, it is one key line, and its type is the one asked for. Messages never contain the key."""
+    try:
+        text = read_private_file(path, what).decode("utf-8").strip()
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(f"{what} {path} cannot be read: {type(error).__name__}: {error}") from None
     try:
         key = SignerKey.parse(text)
     except TlogInvalid:

@@ -1,78 +1,205 @@
 """The read-only HTTP API over the projections (`ledger serve`); OpenAPI at /openapi.json, browsable at /docs.
 
-Every endpoint answers from the live version of a projection, in one snapshot. Errors are JSON with a `detail`:
-404 for an unknown member or branch, 422 for a malformed KPJ or date (FastAPI validates the parameters), 503 while a
-projection has not been built yet. A 422 names the parameter and the problem but, unlike FastAPI's default, never
-repeats the value: a NIK typed where a KPJ belongs would otherwise be echoed into responses and whatever logs them.
+Every endpoint but `GET /health` needs a bearer token (`Authorization: Bearer <JWT>`, projections/tokens.py), and
+answers through the read side (`projections.queries.ReadSide`), which checks the token's role and scope, counts the
+read towards the reader's rate limit and records every read of a member's data in the access log before answering.
+Each endpoint answers from the live version of a projection, in one snapshot.
+
+Errors are JSON with a `detail`, and each status is documented in the OpenAPI description of every endpoint that can
+give it: 401 without a valid token (with `WWW-Authenticate: Bearer`), 403 outside the reader's role or scope, 404 for
+an unknown member or branch (to a reader who may read it), 422 for a malformed KPJ, date or header, 429 beyond the
+rate limit (with `Retry-After`), 503 while a projection has not been built yet or when the access log cannot be
+written. A 422 names the parameter and the problem but, unlike FastAPI's default, never repeats the value: a NIK
+typed where a KPJ belongs would otherwise be echoed into responses and whatever logs them. No error repeats the
+token, and a 403 names neither the KPJ asked for nor its branch.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Path, Query, Request
+from fastapi import Cookie, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
-from ledger.errors import NotFound, NotProjected
+from ledger.errors import (
+    AccessLogUnavailable,
+    ConfigurationError,
+    Forbidden,
+    LedgerError,
+    NotFound,
+    NotProjected,
+    RateLimited,
+    Unauthenticated,
+)
 from ledger.settings import Settings
-from projections import console, queries
+from projections import console
+from projections.access import PURPOSE_CHARS_MAX, Reader
+from projections.queries import AccessLogWriter, RateLimiter, ReadSide
 from projections.store import ViewStore
+from projections.tokens import TokenVerifier
 
 KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ: 11 digits",
                               examples=["15000000001"])]
 BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
                                  examples=["BEKASI-KOTA"])]
-T = TypeVar("T")
 AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; default today")]
 
+# The cookie the console's login form sets (HttpOnly, SameSite=Strict): accepted by `browser_reader` only, never by
+# the JSON endpoints, so a page of another site cannot make a browser spend it on the API.
+LOGIN_COOKIE = "ledger_token"
+# One line of text, no control characters: it is written into the access log as given.
+_PURPOSE = re.compile(rf"[^\x00-\x1f\x7f]{{1,{PURPOSE_CHARS_MAX}}}")
+NO_CREDENTIALS = ("no bearer token: send the header `Authorization: Bearer TOKEN` (docs/projections.md, "
+                  "\"Authentication, roles and scope\")")
 
-def create_app(settings: Settings, store: ViewStore | None = None, *,
-               clock: Callable[[], date] = date.today,
-               console_tokens: console.Authenticate | None = None) -> FastAPI:
-    """The API over `store` (default: the configured one), and the console under /console. `clock` gives the date an
-    omitted `as_of` stands for: today on this machine, like the ledger's clock. `console_tokens` verifies the
-    console's tokens (STAND-IN until the API's token verification is merged: without it every token is refused)."""
+_bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
+                     description="A JWT of the fund's identity provider (or `ledger api token issue` in development), "
+                                 "with the claims sub, role, and branches (branch-staff) or kpj (member-service).")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+Purpose = Annotated[str | None, Header(alias="X-Purpose", description=f"why this read (kept in the access log): one "
+                                       f"line, at most {PURPOSE_CHARS_MAX} characters")]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+class Problem(BaseModel):
+    type: str
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: list[Problem]
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+
+def _error(description: str, **headers: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description,
+            "headers": {name.replace("_", "-"): {"description": text, "schema": {"type": "string"}}
+                        for name, text in headers.items()}}
+
+
+UNAUTHENTICATED: Responses = {
+    401: _error("no bearer token, or one that is malformed, badly signed, expired, or not for this API",
+                WWW_Authenticate="`Bearer`, with `error=\"invalid_token\"` when a token was given")}
+REFUSALS: Responses = {
+    **UNAUTHENTICATED,
+    403: _error("the token's role or scope does not cover this member or branch"),
+    422: {"model": ValidationErrorBody, "description": "a malformed parameter or header: each problem's loc, type "
+                                                       "and msg, never the value"},
+    429: _error("more reads in the last minute than the reader is allowed",
+                Retry_After="seconds until the next read is allowed"),
+    503: _error("the projection has not been built yet, or the access log cannot be written"),
+}
+MEMBER_RESPONSES: Responses = {**REFUSALS, 404: _error("no such member (told only to a reader who may read every "
+                                                       "member, or the member a member-service token acts for)")}
+BRANCH_RESPONSES: Responses = {**REFUSALS, 404: _error("no such branch (told only to a reader who may read it)")}
+
+STATUS: dict[type[LedgerError], int] = {Unauthenticated: 401, Forbidden: 403, NotFound: 404, RateLimited: 429,
+                                        NotProjected: 503, AccessLogUnavailable: 503}
+
+
+def _reader(request: Request, token: str | None, purpose: str | None) -> Reader:
+    if not token:
+        raise Unauthenticated(NO_CREDENTIALS, token_given=False)
+    verifier: TokenVerifier = request.app.state.token_verifier
+    reader = verifier.verify(token)
+    # Checked once the token is: a request without a valid token learns nothing but 401.
+    if purpose is not None and not _PURPOSE.fullmatch(purpose):
+        raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
+                                       "msg": f"one line of at most {PURPOSE_CHARS_MAX} characters"}])
+    return replace(reader, purpose=purpose)
+
+
+def current_reader(request: Request, credentials: Credentials, purpose: Purpose = None) -> Reader:
+    """The reader of a JSON request: from the `Authorization: Bearer` header only. Raises `Unauthenticated` (401)."""
+    return _reader(request, credentials.credentials if credentials else None, purpose)
+
+
+def browser_reader(request: Request, credentials: Credentials, purpose: Purpose = None,
+                   ledger_token: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> Reader:
+    """The reader of a console page: the bearer header, or else the `ledger_token` cookie of the login form."""
+    return _reader(request, credentials.credentials if credentials else ledger_token, purpose)
+
+
+CurrentReader = Annotated[Reader, Depends(current_reader)]
+
+
+async def refused(_request: Request, error: Exception) -> JSONResponse:
+    """422, listing each problem's type, loc and msg, never the value given."""
+    assert isinstance(error, RequestValidationError)
+    problems = [{"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
+    return JSONResponse(status_code=422, content={"detail": problems})
+
+
+async def refusal(_request: Request, error: Exception) -> JSONResponse:
+    """The read side's refusals, with their status (`STATUS`) and headers; any other error is a bug, answered 500."""
+    status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), None)
+    if status is None:
+        raise error
+    headers = {}
+    if isinstance(error, Unauthenticated):
+        headers["WWW-Authenticate"] = 'Bearer realm="ledger"' + (', error="invalid_token"' if error.token_given else "")
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
+    return JSONResponse(status_code=status, content={"detail": str(error)}, headers=headers)
+
+
+def create_app(settings: Settings, store: ViewStore | None = None, *, access_log: AccessLogWriter | None = None,
+               clock: Callable[[], date] = date.today, limiter: RateLimiter | None = None) -> FastAPI:
+    """The API over `store` (default: the configured one), recording reads of members' data in `access_log`.
+    `clock` gives the date an omitted `as_of` stands for: today on this machine, like the ledger's clock. Raises
+    `ConfigurationError` when the token settings are missing or wrong (`Settings.api_token_verification`)."""
+    verifier = TokenVerifier.from_settings(settings)
+    if access_log is None:
+        raise ConfigurationError("the API records every read of a member's data in the access log: none was given")
     views = store or ViewStore.open(settings)
+    read_side = ReadSide(views, access_log, limiter=limiter)
     app = FastAPI(title="Contribution ledger: read API",
                   description="Member balances, member history and branch totals from the ledger's projections, "
-                              "at any effective date. Read-only.", version="1")
+                              "at any effective date. Read-only. Every endpoint but /health needs a bearer token; "
+                              "what it may read depends on its role (docs/projections.md).", version="1")
+    app.state.token_verifier = verifier
+    app.state.read_side = read_side
+    app.add_exception_handler(RequestValidationError, refused)
+    app.add_exception_handler(LedgerError, refusal)
 
-    @app.exception_handler(RequestValidationError)
-    async def refused(_request: Request, error: RequestValidationError) -> JSONResponse:
-        problems = [{"type": item["type"], "loc": list(item["loc"]), "msg": item["msg"]} for item in error.errors()]
-        return JSONResponse(status_code=422, content={"detail": problems})
+    @app.get("/health", summary="Whether the API answers (no token needed, no data)")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
 
-    def answer(question: Callable[..., T], *args: Any) -> T:
-        try:
-            return question(views, *args)
-        except NotFound as error:
-            raise HTTPException(status_code=404, detail=str(error)) from None
-        except NotProjected as error:
-            raise HTTPException(status_code=503, detail=str(error)) from None
+    @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date",
+             responses=MEMBER_RESPONSES)
+    def member_balance(reader: CurrentReader, kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
+        return read_side.member_balance(reader, kpj, as_of or clock(), endpoint="GET /members/{kpj}/balance")
 
-    @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date")
-    def member_balance(kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
-        return answer(queries.member_balance, kpj, as_of or clock())
-
-    @app.get("/members/{kpj}/history", summary="A member's money movements with the JHT balance after each")
-    def member_history(kpj: KpjPath,
+    @app.get("/members/{kpj}/history", summary="A member's money movements with the JHT balance after each",
+             responses=MEMBER_RESPONSES)
+    def member_history(reader: CurrentReader, kpj: KpjPath,
                        start: Annotated[date | None, Query(alias="from", description="first date, YYYY-MM-DD")] = None,
                        end: Annotated[date | None, Query(alias="to", description="last date, YYYY-MM-DD")] = None,
                        ) -> list[dict[str, Any]]:
         if start and end and start > end:
-            raise HTTPException(status_code=422, detail=f"from {start} is after to {end}")
-        return answer(queries.member_history, kpj, start, end)
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", "from"),
+                                           "msg": f"from {start} is after to {end}"}])
+        return read_side.member_history(reader, kpj, start, end, endpoint="GET /members/{kpj}/history")
 
-    @app.get("/branches/{branch}/totals", summary="A branch's members, employers, contributions, fines and claims")
-    def branch_totals(branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
-        return answer(queries.branch_report, branch, as_of or clock())
+    @app.get("/branches/{branch}/totals", summary="A branch's members, employers, contributions, fines and claims",
+             responses=BRANCH_RESPONSES)
+    def branch_totals(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
+        return read_side.branch_report(reader, branch, as_of or clock())
 
-    def no_tokens(_token: str) -> console.Reader:
-        raise console.Unauthenticated("this server verifies no tokens yet")
-
-    app.include_router(console.router(console.UnscopedReads(views), views, settings,
-                                      authenticate=console_tokens or no_tokens, clock=clock))
+    # The console's HTML pages (docs/console.md): the same read side, the same token verification.
+    app.include_router(console.router(read_side, views, settings, authenticate=verifier.verify, clock=clock))
     return app

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from enum import StrEnum
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import parse_qs, quote
@@ -45,14 +44,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.audit.proofs import prove_event
 from ledger.errors import (
+    AccessLogUnavailable,
     ConfigurationError,
+    Forbidden,
     InvalidInput,
     KafkaUnavailable,
     LedgerError,
     NotFound,
     NotProjected,
+    RateLimited,
     RelayStateInvalid,
     TopicUnreadable,
+    Unauthenticated,
     Unprovable,
 )
 from ledger.publishing import kafka_client, relay
@@ -60,6 +63,7 @@ from ledger.publishing.topics import Topics
 from ledger.settings import Settings
 from ledger.tlog.note import b64encode
 from projections import charts, queries, runner
+from projections.access import Reader, Role
 from projections.store import ViewStore
 from projections.views import PROGRAMS
 
@@ -82,74 +86,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",  # member data must not stay in a shared browser's cache
 }
-
-
-# --- STAND-IN until helper AUTH's work is merged (issue 16) -----------------------------------------------------------
-# `Role`, `Reader`, `Unauthenticated` and `Forbidden` are projections.access's and ledger.errors' names as the issue's
-# design gives them; `UnscopedReads` stands where `queries.ReadSide` goes, over the unscoped queries, with the scope
-# rules of the design, so that the pages and their tests are written against the real interfaces. The merge replaces
-# this block with imports; nothing outside it depends on it being local.
-
-class Role(StrEnum):
-    AUDITOR = "auditor"
-    BRANCH_STAFF = "branch-staff"
-    MEMBER_SERVICE = "member-service"
-    OPERATOR = "operator"
-
-
-@dataclass(frozen=True)
-class Reader:
-    subject: str
-    role: Role
-    branches: frozenset[str] = frozenset()
-    kpj: str | None = None
-    purpose: str | None = None
-
-
-class Unauthenticated(LedgerError):
-    exit_code = 2
-
-
-class Forbidden(LedgerError):
-    exit_code = 16
-
-
-class UnscopedReads:
-    """STAND-IN for `queries.ReadSide`: the unscoped queries behind the design's scope rules (no rate limit, no
-    access log)."""
-
-    def __init__(self, store: ViewStore) -> None:
-        self.store = store
-
-    def _member(self, reader: Reader, kpj: str) -> None:
-        if reader.role == Role.AUDITOR:
-            return
-        if reader.role == Role.MEMBER_SERVICE and reader.kpj == kpj:
-            return
-        if reader.role == Role.BRANCH_STAFF:
-            try:
-                branch = queries.member_balance(self.store, kpj, date.max)["branch"]
-            except NotFound:
-                branch = None
-            if branch in reader.branches:
-                return
-        raise Forbidden("this token may not read this member")  # naming neither the KPJ nor its branch
-
-    def member_balance(self, reader: Reader, kpj: str, as_of: date, *, endpoint: str) -> dict[str, Any]:  # noqa: ARG002
-        self._member(reader, kpj)
-        return queries.member_balance(self.store, kpj, as_of)
-
-    def member_history(self, reader: Reader, kpj: str, start: date | None, end: date | None, *,
-                       endpoint: str) -> list[dict[str, Any]]:  # noqa: ARG002 - the access log's; none here
-        self._member(reader, kpj)
-        return queries.member_history(self.store, kpj, start, end)
-
-    def branch_report(self, reader: Reader, branch: str, as_of: date) -> dict[str, Any]:
-        if not (reader.role == Role.AUDITOR or (reader.role == Role.BRANCH_STAFF and branch in reader.branches)):
-            raise Forbidden(f"{reader.subject} may not read branch {branch}")
-        return queries.branch_report(self.store, branch, as_of)
-
-# --- end of the STAND-IN ---------------------------------------------------------------------------------------------
 
 
 class Reads(Protocol):
@@ -295,7 +231,9 @@ ERROR_PAGES: tuple[tuple[type[Exception], int, str], ...] = (
     (NotFound, 404, "Not found"),
     (ConfigurationError, 503, "Not available"),
     (InvalidInput, 422, "Not understood"),
+    (RateLimited, 429, "Too many reads"),
     (NotProjected, 503, "Not available yet"),
+    (AccessLogUnavailable, 503, "Not available"),
     (KafkaUnavailable, 503, "Not available"),
     (TopicUnreadable, 503, "Not available"),
     (RelayStateInvalid, 503, "Not available"),
@@ -376,8 +314,11 @@ class _Console:
             return self.login_page(request, HTTPStatus.UNAUTHORIZED, str(error))
         except LedgerError as error:
             status_code, title = _error_page(error)
-            return self.html("error.html", status_code, reader=reader, status=status_code, title=title,
-                             message=str(error))
+            response = self.html("error.html", status_code, reader=reader, status=status_code, title=title,
+                                 message=str(error))
+            if isinstance(error, RateLimited):
+                response.headers["Retry-After"] = str(error.retry_after_s)
+            return response
 
     async def log_in(self, request: Request) -> Response:
         if not _same_origin(request):

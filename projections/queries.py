@@ -12,19 +12,40 @@ BPU activity (the fund's rule: after 3 consecutive unpaid months a BPU membershi
 BPU contributions are due by the 15th of the contribution month itself, so on D the last month already due, L, is
 D's month if D is after the 15th, else the month before. A BPU member is active on D if enrolled (and not exited) and
 either enrolled after month L-2, or has a payment made by D (and not reversed by D) for month L-2 or later.
+
+The functions answer anyone who calls them: they are for the auditor's tools, which recompute everything. Readers (the
+API, the console, `ledger balance`) ask through `ReadSide`, at the end of this module, which checks the reader's scope,
+counts the read towards a per-subject rate limit and records every read of a member's data in the access log.
 """
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Any
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any, Protocol, TypeVar
 
-from ledger.errors import NotFound, NotProjected
+from ledger.errors import NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, shift_month
+from projections.access import AccessEntry, Reader
 from projections.store import Tx, ViewStore, table_name
 from projections.views import FINE_PROGRAM, PROGRAMS
 
 HISTORY_ROWS_MAX = 10_000
+T = TypeVar("T")
+
+# Reads one subject (a member service: one subject and member) may make in any minute, through the API and the
+# console alike. A person at the console opens a few pages a minute, each one or two reads; sixty is far above that
+# pace and far below a script's (the loop that read 346 members' histories in 4.8 s, issue 16). Bulk questions have
+# their own tools (`ledger audit as-of`, `ledger audit export`), which read the events, not the API.
+READS_PER_MINUTE_MAX = 60
+RATE_WINDOW_S = 60.0
+# Subjects the rate limiter keeps reads of at once: those idle for a minute are dropped first; if that is not enough
+# (an identity provider issuing unheard-of numbers of subjects), new subjects are refused until a minute has passed.
+RATE_SUBJECTS_MAX = 100_000
 
 
 def _live(tx: Tx, name: str) -> int:
@@ -41,13 +62,23 @@ def bpu_active_threshold(as_of: date) -> str:
     return shift_month(last_due, -(BPU_UNPAID_MONTHS_INACTIVE - 1))
 
 
-def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
+# Called by the member questions inside their snapshot with the member's branch (None: no such member), before
+# anything else is read: the read side's scope check and rate limit (`ReadSide`), which refuse by raising.
+Admit = Callable[[str | None], None]
+
+
+def _admit_nothing(_branch: str | None) -> None:
+    return None
+
+
+def member_balance(store: ViewStore, kpj: str, as_of: date, *, admit: Admit = _admit_nothing) -> dict[str, Any]:
     day = as_of.isoformat()
     with store.reading() as tx:
         version = _live(tx, "balances")
         members, postings = table_name("balances", version, "members"), table_name("balances", version, "postings")
         member = tx.one(f"SELECT branch, segment, npp, enrolled_on, exited_on, exit_reason, wage FROM {members} "
                         f"WHERE kpj = ?", (kpj,))
+        admit(member[0] if member else None)
         if member is None:
             raise NotFound(f"unknown member: no KPJ {kpj} in the balances projection")
         shares = ", ".join(f"COALESCE(SUM({p.lower()}_{side}), 0)" for p in PROGRAMS for side in ("employer", "worker"))
@@ -75,13 +106,15 @@ def member_balance(store: ViewStore, kpj: str, as_of: date) -> dict[str, Any]:
             "programs": programs}
 
 
-def member_history(store: ViewStore, kpj: str, start: date | None = None,
-                   end: date | None = None) -> list[dict[str, Any]]:
+def member_history(store: ViewStore, kpj: str, start: date | None = None, end: date | None = None, *,
+                   admit: Admit = _admit_nothing) -> list[dict[str, Any]]:
     """The member's money movements, oldest first, each with the JHT balance after it."""
     with store.reading() as tx:
         version = _live(tx, "balances")
         members, postings = table_name("balances", version, "members"), table_name("balances", version, "postings")
-        if tx.one(f"SELECT 1 FROM {members} WHERE kpj = ?", (kpj,)) is None:
+        member = tx.one(f"SELECT branch FROM {members} WHERE kpj = ?", (kpj,))
+        admit(member[0] if member else None)
+        if member is None:
             raise NotFound(f"unknown member: no KPJ {kpj} in the balances projection")
         rows = tx.all(f"SELECT event_id, on_date, kind, month, jht_employer + jht_worker, "
                       f"{' + '.join(f'{p.lower()}_employer + {p.lower()}_worker' for p in PROGRAMS)}, fine, jht_yield, "
@@ -203,3 +236,111 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
         rows = tx.all(f"SELECT account, {', '.join(f'SUM({c})' for c in ACCOUNT_FIELDS)} FROM {table} "
                       f"WHERE on_date <= ? GROUP BY account", (as_of.isoformat(),))
     return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values), strict=True)) for account, *values in rows}
+
+
+# --- the scoped read side --------------------------------------------------------------------------------------------
+
+class AccessLogWriter(Protocol):
+    """Where the read side records every read of a member's data (projections/access_log.py): `record` returns only
+    once the entry is durably kept, and raises `AccessLogUnavailable` otherwise."""
+
+    def record(self, entry: AccessEntry) -> None: ...
+
+
+class RateLimiter:
+    """At most `reads_max` reads per key in any `window_s` seconds (a sliding window of the reads' times), in this
+    process. Thread-safe: the API answers requests in a pool of threads."""
+
+    def __init__(self, reads_max: int = READS_PER_MINUTE_MAX, window_s: float = RATE_WINDOW_S, *,
+                 keys_max: int = RATE_SUBJECTS_MAX, clock: Callable[[], float] = time.monotonic) -> None:
+        assert reads_max >= 1 and window_s > 0 and keys_max >= 1
+        self.reads_max, self.window_s, self.keys_max, self.clock = reads_max, window_s, keys_max, clock
+        self._reads: dict[tuple[str, ...], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, key: tuple[str, ...]) -> None:
+        """Count a read for `key`, or raise `RateLimited` (counting nothing) with the seconds until one is allowed."""
+        with self._lock:
+            now = self.clock()
+            reads = self._reads.get(key)
+            if reads is None:
+                if len(self._reads) >= self.keys_max:
+                    self._forget_idle(now)
+                if len(self._reads) >= self.keys_max:
+                    raise RateLimited("the read side is busy with too many readers: try again in a minute",
+                                      retry_after_s=int(self.window_s))
+                reads = self._reads[key] = deque(maxlen=self.reads_max)
+            while reads and reads[0] <= now - self.window_s:
+                reads.popleft()
+            if len(reads) >= self.reads_max:
+                wait_s = max(1, math.ceil(reads[0] + self.window_s - now))  # when the oldest read leaves the window
+                raise RateLimited(f"more than {self.reads_max} reads in {self.window_s:.0f} seconds: try again in "
+                                  f"{wait_s} s", retry_after_s=wait_s)
+            reads.append(now)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [key for key, reads in self._reads.items() if not reads or reads[-1] <= now - self.window_s]
+        for key in idle:
+            del self._reads[key]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ReadSide:
+    """The questions readers may ask, each for a `Reader` and within its scope: every endpoint, console page and
+    reading command asks through here, and nothing else checks scope.
+
+    Each question, in order:
+    1. checks the reader's scope (`Reader.check_member` / `check_branch`): `Forbidden` for a member or branch outside
+       it, whether or not it exists, so a refusal never tells whether a KPJ exists elsewhere; an auditor (who may read
+       every member) is told `NotFound` for an unknown one;
+    2. counts the read towards the reader's rate limit (`RateLimited` beyond `READS_PER_MINUTE_MAX` a minute);
+    3. computes the answer, in one snapshot of the live projection (steps 1 and 2 run inside it for members, once the
+       member's branch is read);
+    4. for a member's data, records the read in the access log, and fails (`AccessLogUnavailable`) if it cannot:
+       nobody reads a member's data unrecorded;
+    5. returns the answer.
+    """
+
+    def __init__(self, store: ViewStore, access_log: AccessLogWriter, *, limiter: RateLimiter | None = None,
+                 now: Callable[[], datetime] = utc_now) -> None:
+        self.store, self.access_log, self.now = store, access_log, now
+        self.limiter = limiter or RateLimiter()
+
+    def _admit_member(self, reader: Reader, kpj: str) -> Admit:
+        def admit(branch: str | None) -> None:
+            reader.check_member(kpj, branch)
+            self.limiter.admit(reader.rate_key)
+        return admit
+
+    def _record(self, reader: Reader, kpj: str, endpoint: str) -> None:
+        self.access_log.record(AccessEntry(at=self.now(), subject=reader.subject, role=reader.role, kpj=kpj,
+                                           endpoint=endpoint, purpose=reader.purpose))
+
+    def member_balance(self, reader: Reader, kpj: str, as_of: date, *, endpoint: str) -> dict[str, Any]:
+        answer = member_balance(self.store, kpj, as_of, admit=self._admit_member(reader, kpj))
+        self._record(reader, kpj, endpoint)
+        return answer
+
+    def member_history(self, reader: Reader, kpj: str, start: date | None, end: date | None, *,
+                       endpoint: str) -> list[dict[str, Any]]:
+        answer = member_history(self.store, kpj, start, end, admit=self._admit_member(reader, kpj))
+        self._record(reader, kpj, endpoint)
+        return answer
+
+    def member_read(self, reader: Reader, kpj: str, read: Callable[[], T], *, endpoint: str) -> T:
+        """A read of a member's data from elsewhere than the projections (`ledger balance --from-store` reads the
+        event store): the same steps, the member's branch unknown here, so only a reader who may read every member
+        (or a member service, its own) is let through."""
+        self._admit_member(reader, kpj)(None)
+        answer = read()
+        self._record(reader, kpj, endpoint)
+        return answer
+
+    def branch_report(self, reader: Reader, branch: str, as_of: date) -> dict[str, Any]:
+        """A branch's totals: no member's data, so no access-log entry."""
+        reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return branch_report(self.store, branch, as_of)

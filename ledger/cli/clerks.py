@@ -41,7 +41,7 @@ from ledger.errors import InvalidInput, LedgerError
 from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
 from ledger.formatting import balance_lines, branch_report_lines, rupiah, timeline_line
 from ledger.rules import Program, RiskClass, Segment
-from projections import queries
+from projections.access import Reader
 
 employer_app = typer.Typer(help="Register employers and change their risk class.", no_args_is_help=True)
 member_app = typer.Typer(help="Enroll members, change their wage, record their exit.", no_args_is_help=True)
@@ -262,13 +262,16 @@ def balance(
     with reporting(as_json):
         checked(identifiers.validate_kpj, kpj)
         on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
+        reader, read_side = Reader.local(), ctx.obj.read_side
         if from_store:
-            result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(),
-                                      "jht_balance": ctx.obj.reader.jht_balance(kpj, on), "source": "event store"}
+            balance = read_side.member_read(reader, kpj, lambda: ctx.obj.reader.jht_balance(kpj, on),
+                                            endpoint="ledger balance --from-store")
+            result: dict[str, Any] = {"kpj": kpj, "as_of": on.isoformat(), "jht_balance": balance,
+                                      "source": "event store"}
         else:
-            result = queries.member_balance(ctx.obj.views, kpj, on)
+            result = read_side.member_balance(reader, kpj, on, endpoint="ledger balance")
             if show_history:
-                result["history"] = queries.member_history(ctx.obj.views, kpj, end=on)
+                result["history"] = read_side.member_history(reader, kpj, None, on, endpoint="ledger balance --history")
     if as_json:
         print_json(result)
         return
@@ -288,7 +291,7 @@ def report_branch(
     """A branch's members, employers, contributions, fines and claims up to a date (branches projection)."""
     with reporting(as_json):
         on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
-        report = queries.branch_report(ctx.obj.views, branch, on)
+        report = ctx.obj.read_side.branch_report(Reader.local(), branch, on)
     if as_json:
         print_json(report)
         return

@@ -17,11 +17,13 @@ from ledger.application import Ledger
 from ledger.commands import (
     Command,
 )
-from ledger.errors import InvalidInput, LedgerError
+from ledger.errors import AccessLogUnavailable, InvalidInput, LedgerError
 from ledger.formatting import describe
 from ledger.publishing.topics import Topics
 from ledger.rules import Program
 from ledger.settings import Settings
+from projections.access import AccessEntry
+from projections.queries import AccessLogWriter, ReadSide
 from projections.store import ViewStore
 
 
@@ -49,6 +51,28 @@ class Runtime:
     @cached_property
     def views(self) -> ViewStore:
         return ViewStore.open(self.settings)
+
+    @cached_property
+    def access_log(self) -> AccessLogWriter:
+        """The access log every read of a member's data is recorded in (projections/access_log.py), for `ledger
+        balance` and `ledger serve`; opened on first use, so commands that read no member's data never open it."""
+        raise AccessLogUnavailable("the access log is not configured in this build of the ledger: reads of "
+                                   "members' data are refused until it is (issue 16)")
+
+    @cached_property
+    def read_side(self) -> ReadSide:
+        """The scoped read side for the reading commands, which read as `Reader.local()`."""
+        return ReadSide(self.views, _AccessLogOnFirstUse(self))
+
+
+@dataclass
+class _AccessLogOnFirstUse:
+    """The runtime's access log, opened when a read first records an entry (a branch report records none)."""
+
+    runtime: Runtime
+
+    def record(self, entry: AccessEntry) -> None:
+        self.runtime.access_log.record(entry)
 
 
 def one_of(choices: type[Enum]) -> str:

@@ -10,7 +10,8 @@ a one-line summary, or the result as one JSON object with `--json`. An operating
 A traceback means a bug, never bad input.
 
 The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
-`operators` (topics, relay, projections, server, consumers, demo) and `auditors` (`ledger audit ...`).
+`operators` (topics, relay, projections, server, consumers, demo), `api_tokens` (the read API's development keys and
+tokens) and `auditors` (`ledger audit ...`).
 """
 
 import sys
@@ -18,7 +19,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from ledger.cli import auditors, clerks, operators
+from ledger.cli import api_tokens, auditors, clerks, operators
 from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
@@ -41,6 +42,7 @@ app.add_typer(clerks.claim_app, name="claim")
 app.add_typer(clerks.report_app, name="report")
 app.add_typer(operators.kafka_app, name="kafka")
 app.add_typer(operators.keys_app, name="keys")
+app.add_typer(api_tokens.api_app, name="api")
 app.add_typer(auditors.audit_app, name="audit")
 app.add_typer(operators.projections_app, name="projections")
 app.add_typer(operators.consumers_app, name="consumers")

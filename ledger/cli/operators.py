@@ -341,13 +341,19 @@ def _projection_names(names: list[str] | None) -> list[str]:
 
 
 def serve(ctx: typer.Context) -> None:
-    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT."""
+    """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT.
+
+    Every endpoint but /health needs a bearer token verified against LEDGER_API_JWKS_FILE or LEDGER_API_JWKS_URL,
+    naming LEDGER_API_ISSUER and LEDGER_API_AUDIENCE: without them it does not start (exit 2)."""
     import uvicorn
 
     from projections.api import create_app
 
     settings = ctx.obj.settings
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning")
+    with reporting(False):
+        settings.api_token_verification()  # first: no server, and nothing opened, without the token settings
+        app = create_app(settings, ctx.obj.views, access_log=ctx.obj.access_log)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
 
 
 def generate(

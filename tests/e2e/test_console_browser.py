@@ -2,7 +2,9 @@
 
 A generated branch history is written by the CLI, relayed to the real broker with signed checkpoints, and projected;
 the API with its console then runs under uvicorn on a free port, reading that view store and, for receipts and the
-operator page, the topics. Each test logs in with a token as a person would (the login form), opens pages, and
+operator page, the topics, and trusting tokens signed as `ledger api token issue` signs them (tests/support/tokens.py);
+reads of members' data go to an access log in memory. Each test logs in with a token as a person would (the login
+form), opens pages, and
 checks that the figures shown are the API's JSON answers, formatted; that a branch-staff token of another branch gets
 the 403 page for the branch and for its members; that the keyboard reaches the tables; that a receipt downloaded
 from the member page checks offline. A screenshot of every page is saved under `.run/test-output/console/`
@@ -43,9 +45,11 @@ from projections.api import create_app
 from projections.charts import rupiah
 from projections.store import ViewStore
 from projections.views import PROGRAMS
+from tests.support.access_log_memory import MemoryAccessLog
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import AUDITOR, KafkaRoles
 from tests.support.signing import log_verifier_key
+from tests.support.tokens import TokenKit
 
 pytestmark = pytest.mark.e2e
 
@@ -69,27 +73,6 @@ def count(number: int) -> str:
     return f"{number:,}".replace(",", ".")
 
 
-# --- Tokens: STAND-IN until the API's token verification (helper AUTH) is merged ------------------------------------
-
-@dataclass(frozen=True)
-class Tokens:
-    """Opaque test tokens and the Reader each stands for; `verify` is what the server checks a token with."""
-
-    readers: dict[str, console.Reader]
-
-    def issue(self, subject: str, role: console.Role, branches: frozenset[str] = frozenset(),
-              kpj: str | None = None) -> str:
-        token = f"test-{uuid.uuid4().hex}"
-        self.readers[token] = console.Reader(subject, role, branches, kpj)
-        return token
-
-    def verify(self, token: str) -> console.Reader:
-        try:
-            return self.readers[token]
-        except KeyError:
-            raise console.Unauthenticated("the token is not valid") from None
-
-
 # --- The server -----------------------------------------------------------------------------------------------------
 
 def free_port() -> int:
@@ -101,8 +84,9 @@ def free_port() -> int:
 @dataclass
 class Server:
     base: str
-    tokens: Tokens
+    tokens: TokenKit  # signs tokens as `ledger api token issue` does, with a key the server trusts
     cli: Cli
+    access_log: MemoryAccessLog
 
     def api(self, path: str, token: str) -> Any:
         response = httpx.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
@@ -127,12 +111,13 @@ def server(tmp_path_factory, kafka_roles: KafkaRoles) -> Iterator[Server]:
     assert applied["balances"] == applied["branches"] > 300
 
     # The server reads the topics as the auditor does (receipts, operator page), with the log's verifier key.
-    settings = kafka_roles.settings(AUDITOR, Settings(
+    tokens = TokenKit.create(folder / "tokens")
+    settings = tokens.settings(kafka_roles.settings(AUDITOR, Settings(
         projection_sqlite_path=folder / "views.db", kafka_topic_prefix=f"test-console-{unique}",
-        log_verifier_keys=log_verifier_key()))
-    tokens = Tokens({})
+        log_verifier_keys=log_verifier_key())))
     store = ViewStore.open(settings)
-    app = create_app(settings, store, clock=lambda: TODAY, console_tokens=tokens.verify)
+    access_log = MemoryAccessLog()
+    app = create_app(settings, store, access_log=access_log, clock=lambda: TODAY)
     port = free_port()
     uvicorn_server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=uvicorn_server.run, name="console-server", daemon=True)
@@ -141,7 +126,7 @@ def server(tmp_path_factory, kafka_roles: KafkaRoles) -> Iterator[Server]:
     while not uvicorn_server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the console's server did not start"
         time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", tokens, cli)
+    yield Server(f"http://127.0.0.1:{port}", tokens, cli, access_log)
     uvicorn_server.should_exit = True
     thread.join(timeout=SERVER_START_S_MAX)
     store.close()
@@ -195,7 +180,7 @@ def figure(page: Page, name: str) -> str:
 # --- The tests ------------------------------------------------------------------------------------------------------
 
 def test_an_auditor_logs_in_and_the_index_links_what_the_token_opens(server: Server, page: Page) -> None:
-    token = server.tokens.issue("auditor@fund", console.Role.AUDITOR)
+    token = server.tokens.token("auditor", "auditor@fund")
     response = page.goto(server.base + "/console/")
     assert response is not None and response.status == 401
     screenshot(page, "login")
@@ -220,7 +205,7 @@ def test_an_auditor_logs_in_and_the_index_links_what_the_token_opens(server: Ser
 
 
 def test_the_branch_page_shows_the_apis_figures_in_charts_and_tables(server: Server, page: Page) -> None:
-    token = server.tokens.issue("staff@bekasi", console.Role.BRANCH_STAFF, frozenset({BRANCH}))
+    token = server.tokens.token("branch-staff", "staff@bekasi", branches=(BRANCH,))
     log_in(page, server, token, f"/console/branches/{BRANCH}?as_of={AS_OF}")
     report = server.api(f"/branches/{BRANCH}/totals?as_of={AS_OF}", token)
     assert page.get_by_role("heading", level=1).inner_text() == f"Branch {BRANCH}, up to {AS_OF}"
@@ -256,7 +241,7 @@ def test_the_branch_page_shows_the_apis_figures_in_charts_and_tables(server: Ser
 
 def test_the_member_page_shows_the_balance_over_time_and_each_movement_with_its_receipt(
         server: Server, page: Page, tmp_path: Path) -> None:
-    token = server.tokens.issue("auditor@fund", console.Role.AUDITOR)
+    token = server.tokens.token("auditor", "auditor@fund")
     log_in(page, server, token, f"/console/members/{FIRST_KPJ}")
     today = TODAY.isoformat()
     balance = server.api(f"/members/{FIRST_KPJ}/balance?as_of={today}", token)
@@ -290,11 +275,14 @@ def test_the_member_page_shows_the_balance_over_time_and_each_movement_with_its_
                    timeout=30)
     checked = server.cli.json("audit", "check-proof", str(tmp_path / "receipt.proof"), "--key", log_verifier_key())
     assert checked["event_id"] == history[-1]["event_id"]
+    # Every look at the member, in the page and in the receipt, is in the access log under the auditor's name.
+    looks = {one.endpoint for one in server.access_log.entries if (one.subject, one.kpj) == ("auditor@fund", FIRST_KPJ)}
+    assert {"GET /console/members/{kpj}", "GET /console/members/{kpj}/receipts/{event_id}"} <= looks
 
 
 def test_the_operator_page_shows_the_projections_the_relay_and_the_latest_signed_checkpoint(
         server: Server, page: Page) -> None:
-    token = server.tokens.issue("ops@fund", console.Role.OPERATOR)
+    token = server.tokens.token("operator", "ops@fund")
     log_in(page, server, token, "/console/operator")
     status = server.cli.json("projections", "status")
     assert rows(page, "projections") == [
@@ -312,7 +300,7 @@ def test_the_operator_page_shows_the_projections_the_relay_and_the_latest_signed
 
 
 def test_branch_staff_cannot_open_another_branch_nor_its_members(server: Server, page: Page) -> None:
-    token = server.tokens.issue("staff@depok", console.Role.BRANCH_STAFF, frozenset({OTHER_BRANCH}))
+    token = server.tokens.token("branch-staff", "staff@depok", branches=(OTHER_BRANCH,))
     log_in(page, server, token)
     assert page.get_by_role("link", name=f"Branch {OTHER_BRANCH}").is_visible()
     assert page.get_by_role("link", name=f"Branch {BRANCH}").count() == 0
@@ -334,7 +322,7 @@ def test_branch_staff_cannot_open_another_branch_nor_its_members(server: Server,
 
 
 def test_the_keyboard_reaches_the_tables_through_the_skip_link(server: Server, page: Page) -> None:
-    token = server.tokens.issue("staff@bekasi", console.Role.BRANCH_STAFF, frozenset({BRANCH}))
+    token = server.tokens.token("branch-staff", "staff@bekasi", branches=(BRANCH,))
     log_in(page, server, token, f"/console/branches/{BRANCH}?as_of={AS_OF}")
     page.keyboard.press("Tab")
     skip = page.get_by_role("link", name="Skip to main content")

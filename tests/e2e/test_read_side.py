@@ -1,6 +1,6 @@
 """The read side end to end: a generated branch history written by the CLI, relayed to the real broker, projected,
 then asked through `ledger report branch`, `ledger balance`, `ledger projections ...` and the HTTP API of
-`ledger serve` (a real server on a free port)."""
+`ledger serve` (a real server on a free port), with tokens from `ledger api token issue`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import KafkaRoles
+from tests.support.tokens import TokenKit
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +32,8 @@ FIRST_KPJ = "17100000001"  # the generator's first KPJ: the city government's fi
 def projected(tmp_path_factory, kafka_roles: KafkaRoles) -> Cli:
     folder = tmp_path_factory.mktemp("read-side")
     unique = uuid.uuid4().hex[:10]
-    cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
+    kit = TokenKit.create(folder / "token-keys")
+    cli = Cli(env={**os.environ, **kit.variables(), "LEDGER_SQLITE_PATH": str(folder / "ledger.db"),
                    "LEDGER_PROJECTION_SQLITE_PATH": str(folder / "views.db"),
                    "LEDGER_KAFKA_TOPIC_PREFIX": f"test-e2e-{unique}", "LEDGER_RELAY_TRANSACTIONAL_ID": f"r-{unique}"},
               folder=folder, kafka=kafka_roles)
@@ -108,7 +110,7 @@ def api(projected: Cli) -> str:
     deadline = time.monotonic() + SERVER_START_S_MAX
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(f"{base}/openapi.json", timeout=2)
+            urllib.request.urlopen(f"{base}/health", timeout=2)
             break
         except OSError:
             time.sleep(0.2)
@@ -120,30 +122,43 @@ def api(projected: Cli) -> str:
     server.wait(timeout=10)
 
 
-def get(url: str) -> tuple[int, Any]:
+def get(url: str, token: str | None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
 
 
 def test_http_api_answers_like_the_cli_with_openapi_and_clear_errors(api: str, projected: Cli) -> None:
-    status, spec = get(f"{api}/openapi.json")
+    token = projected("api", "token", "issue", "--subject", "auditor-ani", "--role", "auditor", "--ttl", "15m"
+                      ).stdout.strip()
+    status, spec = get(f"{api}/openapi.json", None)
     assert status == 200
     assert {"/members/{kpj}/balance", "/members/{kpj}/history", "/branches/{branch}/totals"} <= set(spec["paths"])
     kpj = FIRST_KPJ
-    assert get(f"{api}/members/{kpj}/balance?as_of=2017-05-31") == \
+    assert get(f"{api}/members/{kpj}/balance?as_of=2017-05-31", token) == \
         (200, projected.json("balance", kpj, "--as-of", "2017-05-31"))
-    assert get(f"{api}/branches/{BRANCH}/totals?as_of={AS_OF}") == \
+    assert get(f"{api}/branches/{BRANCH}/totals?as_of={AS_OF}", token) == \
         (200, projected.json("report", "branch", BRANCH, "--as-of", AS_OF))
-    status, history = get(f"{api}/members/{kpj}/history?from=2017-02-01&to=2017-03-31")
+    status, history = get(f"{api}/members/{kpj}/history?from=2017-02-01&to=2017-03-31", token)
     assert status == 200 and history and all("2017-02-01" <= row["date"] <= "2017-03-31" for row in history)
 
-    status, body = get(f"{api}/members/99999999999/balance")
+    status, body = get(f"{api}/members/99999999999/balance", token)
     assert status == 404 and "unknown member" in body["detail"]
-    assert get(f"{api}/branches/NOWHERE/totals")[0] == 404
-    status, body = get(f"{api}/members/{kpj}/balance?as_of=2017-02-30")
+    assert get(f"{api}/branches/NOWHERE/totals", token)[0] == 404
+    status, body = get(f"{api}/members/{kpj}/balance?as_of=2017-02-30", token)
     assert status == 422 and body["detail"][0]["loc"] == ["query", "as_of"]
-    assert get(f"{api}/members/12345/balance")[0] == 422  # not 11 digits
-    assert get(f"{api}/members/{kpj}/history?from=2017-05-01&to=2017-01-01")[0] == 422
+    assert get(f"{api}/members/12345/balance", token)[0] == 422  # not 11 digits
+    assert get(f"{api}/members/{kpj}/history?from=2017-05-01&to=2017-01-01", token)[0] == 422
+
+
+def test_http_api_refuses_readers_without_a_token_or_the_right(api: str, projected: Cli) -> None:
+    assert get(f"{api}/members/{FIRST_KPJ}/balance", None)[0] == 401
+    assert get(f"{api}/health", None) == (200, {"status": "ok"})
+    other = projected("api", "token", "issue", "--subject", "staff-bogor", "--role", "branch-staff", "--branch",
+                      "BOGOR", "--ttl", "15m").stdout.strip()
+    status, body = get(f"{api}/members/{FIRST_KPJ}/balance", other)
+    assert status == 403 and FIRST_KPJ not in body["detail"] and BRANCH not in body["detail"]
+    assert get(f"{api}/branches/{BRANCH}/totals", other)[0] == 403

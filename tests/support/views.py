@@ -1,7 +1,5 @@
-"""A view store built in this process from a generated branch history, without Kafka: the ledger in memory writes
-the history with its own commands (`ledger.generator`), each event is shaped as the relay publishes it, and both
-projections apply them as the runner does (checking their invariants). For tests of what reads the views (the
-console's pages) where the broker adds nothing."""
+"""A real view store built without Kafka: the events of a ledger, as the relay would publish them, applied to new
+versions of both projections as the runner applies them (checked, then switched live)."""
 
 from __future__ import annotations
 
@@ -18,8 +16,6 @@ from ledger.publishing.envelope import envelope
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
 
-TEST_NIK_KEY = b"console-tests-only-nik-hmac-key-0123456"  # in memory, never published
-
 
 def published(app: Ledger) -> list[tuple[dict[str, Any], bytes]]:
     """Every contract event of the store as the relay publishes it: (envelope, record value)."""
@@ -31,24 +27,31 @@ def published(app: Ledger) -> list[tuple[dict[str, Any], bytes]]:
 
 
 def project(store: ViewStore, records: list[tuple[dict[str, Any], bytes]]) -> None:
-    """Apply the records to a new version of each projection, check the invariants, switch readers to it."""
+    """Apply the records to new versions of both projections, as the runner does; check the invariants; switch
+    readers to them and drop the versions they replace."""
     with store.transaction() as tx:
         for name, view in PROJECTIONS.items():
             version = ViewStore.new_version(tx, name)
             view.create(tx, version, indexes=True)
-            by_json = [value for env, value in records if store.dialect == "sqlite" and env["type"] in view.json_types
-                       and env["version"] == EVENT_TYPES[env["type"]].VERSION]
+            as_json = [store.dialect == "sqlite" and env["type"] in view.json_types
+                       and env["version"] == EVENT_TYPES[env["type"]].VERSION for env, _ in records]
+            by_json = [value for (_, value), json_path in zip(records, as_json, strict=True) if json_path]
             if by_json:
                 view.apply_json(tx, version, by_json)
-            view.apply(tx, version, [env for env, value in records
-                                     if not (store.dialect == "sqlite" and env["type"] in view.json_types
-                                             and env["version"] == EVENT_TYPES[env["type"]].VERSION)])
+            view.apply(tx, version, [env for (env, _), json_path in zip(records, as_json, strict=True)
+                                     if not json_path])
             view.check(tx, version)
-            ViewStore.switch(tx, name, version)
+            replaced = ViewStore.switch(tx, name, version)
+            if replaced is not None:
+                view.drop(tx, replaced)
+
+
+TEST_NIK_KEY = b"views-tests-only-nik-hmac-key-0123456789"  # in memory, never published
 
 
 def projected_store(path: Path, plans: list[BranchPlan], today: date) -> ViewStore:
-    """An SQLite view store at `path` holding the histories of `plans` (one branch each), written on `today`."""
+    """An SQLite view store at `path` holding the generated histories of `plans` (one branch each), written on `today`
+    by a ledger in memory."""
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: today, nik_key=TEST_NIK_KEY)
     for plan in plans:
         generate_branch(app, plan)
