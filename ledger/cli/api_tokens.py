@@ -27,14 +27,19 @@ token_app = typer.Typer(help="Issue a bearer token signed with the local key.", 
 api_app.add_typer(keys_app, name="keys")
 api_app.add_typer(token_app, name="token")
 
-def _create(path: Path, option: str, mode: int) -> int:
-    """A new file at `path` (never an existing one): its descriptor."""
+
+def _exists(option: str, path: Path) -> AlreadyExists:
+    return AlreadyExists(f"{option} {path} exists: a key file is never overwritten (tokens signed with the old key "
+                         f"would no longer verify); choose another path, or remove it deliberately")
+
+
+def _create(path: Path, option: str) -> int:
+    """A new private file at `path` (never an existing one): its descriptor."""
     try:
         make_private_dir(path.parent)
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
     except FileExistsError:
-        raise AlreadyExists(f"{option} {path} exists: a key file is never overwritten (tokens signed with the old key "
-                            f"would no longer verify); choose another path, or remove it deliberately") from None
+        raise _exists(option, path) from None
     except OSError as error:
         raise InvalidInput(f"{option} {path}: cannot create it: {error.strerror}") from None
 
@@ -55,14 +60,14 @@ def keys_generate(
     with reporting(as_json):
         if out.resolve() == jwks.resolve():
             raise InvalidInput("--out and --jwks are the same file: the private key and the JWKS go to two files")
-        for option, path in (("--out", out), ("--jwks", jwks)):
-            if path.exists():
-                _create(path, option, FILE_MODE)  # raises AlreadyExists: checked before anything is written
+        for option, path in (("--out", out), ("--jwks", jwks)):  # both checked before anything is written
+            if path.exists() or path.is_symlink():
+                raise _exists(option, path)
         pem, document = generate_keys()
         kid = document["keys"][0]["kid"]
-        with os.fdopen(_create(out, "--out", FILE_MODE), "wb") as file:
+        with os.fdopen(_create(out, "--out"), "wb") as file:
             file.write(pem)
-        with os.fdopen(_create(jwks, "--jwks", FILE_MODE), "w", encoding="utf-8") as file:
+        with os.fdopen(_create(jwks, "--jwks"), "w", encoding="utf-8") as file:
             file.write(json.dumps(document, indent=2) + "\n")
     if as_json:
         print_json({"kid": kid, "signing_key_file": str(out), "jwks_file": str(jwks)})
