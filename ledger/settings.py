@@ -34,7 +34,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.errors import ConfigurationError, TlogInvalid
 from ledger.private_files import create_private_database
-from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, SIGNATURE_TYPE_ED25519, SignerKey
+from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, SIGNATURE_TYPE_ED25519, Ed25519Verifier, SignerKey
 
 ENV_PREFIX = "LEDGER_"
 
@@ -66,6 +66,7 @@ SIGNING_KEY_FILE_FORBIDDEN_MODE = 0o077
 REPLICATION_FACTOR_DEFAULT = 3
 MIN_INSYNC_REPLICAS = 2
 REPLICATION_FACTOR_MAX = 7  # more copies than this is a typo, not a design
+LOG_VERIFIER_KEYS_MAX = 20  # the log's keys over its rotations, as many as `ledger audit verify --key` takes
 
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256"]
@@ -196,6 +197,10 @@ class Settings(BaseSettings):
     # The read-only HTTP API (`ledger serve`).
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    # The log's verifier keys (`ledger keys generate` prints them; public), comma-separated, oldest first over a
+    # rotation: the console's receipts are proved against checkpoints they verify, and its operator page shows the
+    # latest checkpoint the newest one verifies. Empty: the console offers no receipts and checks no checkpoint.
+    log_verifier_keys: str = ""
     # Its bearer tokens (docs/projections.md, "Authentication, roles and scope"): JWTs of the fund's identity provider,
     # verified against its public keys, a JWKS given as a file or fetched from a URL (exactly one of the two); the
     # issuer and audience a token must name; the signature algorithms accepted. `ledger serve` refuses to start
@@ -258,6 +263,23 @@ class Settings(BaseSettings):
             return None
         return read_signing_key(path, "LEDGER_LOG_SIGNING_KEY_FILE", SIGNATURE_TYPE_ED25519)
 
+    def log_verifiers(self) -> list[Ed25519Verifier]:
+        """The log's verifier keys from `LEDGER_LOG_VERIFIER_KEYS`, oldest first, checked: raises `ConfigurationError`
+        when one is not a verifier key, when there are more than LOG_VERIFIER_KEYS_MAX, or when they name different
+        logs (several keys are one log's keys over a rotation)."""
+        texts = [one.strip() for one in self.log_verifier_keys.split(",") if one.strip()]
+        if len(texts) > LOG_VERIFIER_KEYS_MAX:
+            raise ConfigurationError(f"LEDGER_LOG_VERIFIER_KEYS holds {len(texts)} keys: at most "
+                                     f"{LOG_VERIFIER_KEYS_MAX}, the log's keys over its rotations")
+        try:
+            keys = [Ed25519Verifier.of(one) for one in texts]
+        except TlogInvalid as error:
+            raise ConfigurationError(f"LEDGER_LOG_VERIFIER_KEYS: not a log verifier key ({error}); give the lines "
+                                     f"`ledger keys generate` prints as the verifier key, comma-separated") from None
+        if len({one.name for one in keys}) > 1:
+            raise ConfigurationError("LEDGER_LOG_VERIFIER_KEYS names keys of different logs: they are one log's keys "
+                                     "over time, all of one name")
+        return keys
     def api_token_verification(self) -> TokenVerification:
         """How the API verifies bearer tokens, checked: raises `ConfigurationError` naming the setting when the JWKS
         (exactly one of LEDGER_API_JWKS_FILE and LEDGER_API_JWKS_URL), the issuer or the audience is missing, the

@@ -39,6 +39,7 @@ from ledger.errors import (
     Unauthenticated,
 )
 from ledger.settings import Settings
+from projections import console
 from projections.access import PURPOSE_CHARS_MAX, Reader
 from projections.access_log import REFUSED_CATEGORIES
 from projections.queries import AccessLogWriter, RateLimiter, ReadSide
@@ -204,4 +205,6 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     def branch_totals(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
         return read_side.branch_report(reader, branch, as_of or clock())
 
+    # The console's HTML pages (docs/console.md): the same read side, the same token verification.
+    app.include_router(console.router(read_side, views, settings, authenticate=verifier.verify, clock=clock))
     return app

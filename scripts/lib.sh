@@ -20,6 +20,13 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
 }
 
+ensure_chromium() {
+  # The console's browser tests (tests/e2e/test_console_browser.py) drive Debian's headless Chromium through
+  # Playwright's `executable_path`: the package is installed when missing (Playwright's own browser download is never
+  # run). Idempotent: a machine that has it installs nothing.
+  [ -x /usr/bin/chromium ] || { log "installing Debian's chromium for the browser tests"; apt_install chromium; }
+}
+
 find_python() {
   local p
   for p in python3.13 python3.12 python3.11 python3; do

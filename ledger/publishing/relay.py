@@ -96,6 +96,50 @@ def read_state(kafka: KafkaConnection, topics: Topics) -> RelayState:
     return state
 
 
+def last_commit(kafka: KafkaConnection, topics: Topics) -> tuple[RelayState, int | None]:
+    """The relay's last committed state and when it was committed (its record's Kafka timestamp, ms since the epoch;
+    None before the relay's first commit): the state topic's last record, read back from the end, so the time is
+    the commit's, not a read's. Raises `RelayStateInvalid` as `read_state` does."""
+    last = kafka_client.last_records(kafka, topics.state, rounds_max=STATE_READ_ROUNDS_MAX,
+                                     poll_ms=STATE_READ_POLL_MS).get(0)
+    if last is None:
+        return RelayState(), None
+    if last.key != RELAY_STATE_KEY:
+        raise RelayStateInvalid(f"the last record of {topics.state} (offset {last.offset}) is not the relay's state")
+    return _parse_state(topics.state, last.offset, last.value), last.timestamp
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    offset: int  # on the checkpoints topic (one partition)
+    checkpoint: Checkpoint
+    timestamp_ms: int  # the record's Kafka timestamp: when the relay committed it
+    passed_over: int  # records after it that are not checkpoints signed by the key
+
+
+def last_signed_checkpoint(kafka: KafkaConnection, topic: str, verifier: Ed25519Verifier) -> SignedCheckpoint | None:
+    """The checkpoints topic's last record that opens with the key `verifier` (signature checked): read back from the
+    end, in windows that widen until one is found or the topic's start is reached."""
+    end = kafka_client.end_offsets(kafka, topic).get(0, 0)
+    window = CHECKPOINT_LOOKBACK_FIRST
+    while True:
+        start = max(0, end - window)
+        found = None
+        passed_over = 0
+        for batch in kafka_client.read_partition(kafka, topic, 0, start):
+            for record in batch:
+                try:
+                    note = read_checkpoint_record(record.value, record.headers).note
+                    found = (record.offset, open_checkpoint(note, verifier.name, verifier).checkpoint,
+                             record.timestamp)
+                    passed_over = 0
+                except TlogInvalid:
+                    passed_over += 1
+        if found is not None or start == 0:
+            return None if found is None else SignedCheckpoint(*found, passed_over)
+        window *= CHECKPOINT_LOOKBACK_WIDENING
+
+
 def _parse_state(topic: str, offset: int, value: bytes) -> RelayState:
     try:
         body = orjson.loads(value)
@@ -213,29 +257,14 @@ class Relay:
                 f"relay; {REFUSAL_ADVICE}")
 
     def _last_signed_checkpoint(self, verifier: Ed25519Verifier) -> tuple[int, Checkpoint] | None:
-        """The offset and checkpoint of the checkpoints topic's last record that opens with the relay's key: read back
-        from the end, in windows that widen until one is found or the topic's start is reached."""
-        end = kafka_client.end_offsets(self.kafka, self.topics.checkpoints).get(0, 0)
-        window = CHECKPOINT_LOOKBACK_FIRST
-        while True:
-            start = max(0, end - window)
-            found = None
-            passed_over = 0
-            for batch in kafka_client.read_partition(self.kafka, self.topics.checkpoints, 0, start):
-                for record in batch:
-                    try:
-                        note = read_checkpoint_record(record.value, record.headers).note
-                        found = (record.offset, open_checkpoint(note, verifier.name, verifier).checkpoint)
-                        passed_over = 0
-                    except TlogInvalid:
-                        passed_over += 1
-            if found is not None or start == 0:
-                if found is not None and passed_over:
-                    self.log(f"relay: {passed_over} record(s) after offset {found[0]} of {self.topics.checkpoints} "
-                             f"are not checkpoints signed by {verifier.name}+{verifier.key_id:08x}: passed over; "
-                             f"`ledger audit verify --key` reports them")
-                return found
-            window *= CHECKPOINT_LOOKBACK_WIDENING
+        found = last_signed_checkpoint(self.kafka, self.topics.checkpoints, verifier)
+        if found is None:
+            return None
+        if found.passed_over:
+            self.log(f"relay: {found.passed_over} record(s) after offset {found.offset} of {self.topics.checkpoints} "
+                     f"are not checkpoints signed by {verifier.name}+{verifier.key_id:08x}: passed over; "
+                     f"`ledger audit verify --key` reports them")
+        return found.offset, found.checkpoint
 
     def _with_tree(self, state: RelayState) -> RelayState:
         """`state` with the tree over the events it says were published, rebuilt from the store: once, for a topic

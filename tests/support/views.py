@@ -3,12 +3,15 @@ versions of both projections as the runner applies them (checked, then switched 
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from ledger.application import Ledger
 from ledger.events import EVENT_TYPES
+from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
@@ -41,3 +44,17 @@ def project(store: ViewStore, records: list[tuple[dict[str, Any], bytes]]) -> No
             replaced = ViewStore.switch(tx, name, version)
             if replaced is not None:
                 view.drop(tx, replaced)
+
+
+TEST_NIK_KEY = b"views-tests-only-nik-hmac-key-0123456789"  # in memory, never published
+
+
+def projected_store(path: Path, plans: list[BranchPlan], today: date) -> ViewStore:
+    """An SQLite view store at `path` holding the generated histories of `plans` (one branch each), written on `today`
+    by a ledger in memory."""
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: today, nik_key=TEST_NIK_KEY)
+    for plan in plans:
+        generate_branch(app, plan)
+    store = ViewStore("sqlite", sqlite_path=path)
+    project(store, published(app))
+    return store
