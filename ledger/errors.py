@@ -175,3 +175,8 @@ class InvariantViolation(Exception):
 class TlogInvalid(ValueError):
     """A signed note, checkpoint, cosignature, proof bundle, key or frontier is malformed or does not verify. The
     message says which part and why; nothing in it is trusted."""
+
+
+class ReceiptsBusy(LedgerError):
+    """The console is already making as many receipts as it makes at once (each reads the whole events topic): the
+    page answers 503, and the download can be tried again in a moment."""

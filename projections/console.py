@@ -53,6 +53,7 @@ from ledger.errors import (
     NotFound,
     NotProjected,
     RateLimited,
+    ReceiptsBusy,
     RelayStateInvalid,
     TopicUnreadable,
     Unauthenticated,
@@ -100,10 +101,6 @@ class Reads(Protocol):
 
 
 Authenticate = Callable[[str], Reader]  # a token -> its Reader; raises Unauthenticated (or Forbidden)
-
-
-class Busy(LedgerError):
-    """Too many receipts are being made at once (503): each reads the whole events topic."""
 
 
 # --- Pages' data: each takes the Reader, and asks the read side, which checks its scope. -----------------------------
@@ -202,7 +199,7 @@ def receipt(read: Reads, reader: Reader, settings: Settings, kpj: str, event_id:
     if not logs:
         raise ConfigurationError("receipts need the log's verifier key: set LEDGER_LOG_VERIFIER_KEYS on the server")
     if not gate.acquire(blocking=False):
-        raise Busy(f"{RECEIPTS_AT_ONCE_MAX} receipts are being made: try again in a moment")
+        raise ReceiptsBusy(f"{RECEIPTS_AT_ONCE_MAX} receipts are being made: try again in a moment")
     try:
         kafka = settings.kafka()
         made = prove_event(kafka, Topics.for_prefix(settings.kafka_topic_prefix), event_id, logs)
@@ -238,7 +235,7 @@ ERROR_PAGES: tuple[tuple[type[Exception], int, str], ...] = (
     (TopicUnreadable, 503, "Not available"),
     (RelayStateInvalid, 503, "Not available"),
     (Unprovable, 503, "No receipt"),
-    (Busy, 503, "Busy"),
+    (ReceiptsBusy, 503, "Busy"),
 )
 
 
