@@ -16,6 +16,7 @@ token, and a 403 names neither the KPJ asked for nor its branch.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
@@ -26,7 +27,7 @@ from fastapi import Cookie, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from ledger.errors import (
     AccessLogUnavailable,
@@ -50,7 +51,19 @@ KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ
                               examples=["15000000001"])]
 BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
                                  examples=["BEKASI-KOTA"])]
-AsOf = Annotated[date | None, Query(description="effective date YYYY-MM-DD; default today")]
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    """A date parameter in the one form the API documents (JSON Schema's `date`): pydantic alone would also read a
+    number as a Unix time, so that `as_of=0` answered as of 1970-01-01."""
+    if not (isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        raise ValueError("a date YYYY-MM-DD")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+AsOf = Annotated[IsoDate | None, Query(description="effective date YYYY-MM-DD; default today")]
 
 # The cookie the console's login form sets (HttpOnly, SameSite=Strict): accepted by `browser_reader` only, never by
 # the JSON endpoints, so a page of another site cannot make a browser spend it on the API.
@@ -62,12 +75,138 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
                      description="A JWT of the fund's identity provider (or `ledger api token issue` in development), "
                                  "with the claims sub, role, and branches (branch-staff) or kpj (member-service).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+# What `purpose_ok` accepts, as a regular expression for the OpenAPI description, over the header's value as HTTP
+# carries it: no spaces or tabs around it (HTTP drops them), its bytes read as Latin-1, where the characters the access
+# log refuses are the control characters (U+0000-001F, U+007F-009F) and the soft hyphen (U+00AD).
+# Only described: checking it in the parameter would answer 422 before the token is looked at (see `_reader`).
+_VISIBLE = r"!-~\u00a0-\u00ac\u00ae-\u00ff"  # regular-expression escapes: readable in the JSON
+PURPOSE_PATTERN = rf"^[{_VISIBLE}](?:[ {_VISIBLE}]*[{_VISIBLE}])?$"
 Purpose = Annotated[str | None, Header(alias="X-Purpose", description=f"why this read (kept in the access log): one "
-                                       f"line, at most {PURPOSE_CHARS_MAX} characters")]
+                                       f"line of printable characters, at most {PURPOSE_CHARS_MAX}",
+                                       json_schema_extra={"minLength": 1, "maxLength": PURPOSE_CHARS_MAX,
+                                                          "pattern": PURPOSE_PATTERN})]
 
 
 class ErrorBody(BaseModel):
     detail: str
+
+
+# The answers, as the OpenAPI description publishes them. The endpoints return the read side's dictionaries as they
+# are (FastAPI does not pass them through these models on every request); tests/e2e/test_api_contract.py checks that
+# every answer of the running API has exactly this shape (no member missing, none added).
+
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProgramBalance(_Answer):
+    employer: int = Field(description="the employer's contributions, rupiah")
+    worker: int = Field(description="the worker's contributions, rupiah")
+    contributions: int = Field(description="employer + worker, rupiah")
+    yield_: int = Field(alias="yield", description="development yield credited (JHT only; 0 for the others), rupiah")
+    claims_count: int = Field(description="claims paid, net of reversals")
+    claims: int = Field(description="claims paid, net of reversals, rupiah")
+
+
+class JhtBalance(ProgramBalance):
+    balance: int = Field(description="contributions + yield - claims, rupiah")
+
+
+class Programs(_Answer):
+    JHT: JhtBalance
+    JKK: ProgramBalance
+    JKM: ProgramBalance
+    JP: ProgramBalance
+
+
+class MemberBalance(_Answer):
+    kpj: str
+    as_of: date
+    branch: str
+    segment: str = Field(description="PU (wage earner) or BPU (informal)")
+    npp: str | None = Field(description="the employer's NPP; null for a BPU member who pays for themself")
+    enrolled_on: date
+    exited_on: date | None = Field(description="the exit date, when on or before as_of")
+    exit_reason: str | None
+    jht_balance: int = Field(description="rupiah")
+    fines_paid_by_employer: int = Field(description="late fines paid for this member's months, rupiah")
+    movements: int = Field(description="money movements up to as_of")
+    programs: Programs
+
+
+class Movement(_Answer):
+    date_: date = Field(alias="date", description="effective date")
+    kind: str = Field(description="contribution, contribution-reversal, yield, claim or claim-reversal")
+    event_id: str
+    month: str | None = Field(description="the contribution month YYYY-MM, for contributions")
+    contributions: int = Field(description="every program's contributions of the movement, rupiah")
+    jht_contribution: int = Field(description="rupiah")
+    fine: int = Field(description="rupiah")
+    yield_: int = Field(alias="yield", description="rupiah")
+    claim_program: str | None
+    claim: int = Field(description="rupiah")
+    jht_balance: int = Field(description="the JHT balance after this movement, rupiah")
+
+
+class ContributionTotals(_Answer):
+    employer: int
+    worker: int
+    total: int
+
+
+class ClaimTotals(_Answer):
+    count: int
+    amount: int
+
+
+class ProgramContributions(_Answer):
+    JHT: ContributionTotals
+    JKK: ContributionTotals
+    JKM: ContributionTotals
+    JP: ContributionTotals
+
+
+class ProgramClaims(_Answer):
+    JHT: ClaimTotals
+    JKK: ClaimTotals
+    JKM: ClaimTotals
+    JP: ClaimTotals
+
+
+class EmployersByKind(_Answer):
+    company: int
+    government: int
+
+
+class MonthTotals(_Answer):
+    month: str = Field(description="contribution month YYYY-MM")
+    JHT: int
+    JKK: int
+    JKM: int
+    JP: int
+    fines: int
+    total: int
+
+
+class BranchTotals(_Answer):
+    branch: str
+    as_of: date
+    active_pu_members: int
+    active_employers: int
+    active_employers_by_kind: EmployersByKind
+    registered_employers: int
+    bpu_members_enrolled: int
+    bpu_members_active: int
+    contributions: ProgramContributions
+    contributions_total: int
+    late_fines: int
+    claims: ProgramClaims
+    claims_total: ClaimTotals
+    months: list[MonthTotals]
+
+
+class Health(_Answer):
+    status: str
 
 
 class Problem(BaseModel):
@@ -104,6 +243,10 @@ REFUSALS: Responses = {
 MEMBER_RESPONSES: Responses = {**REFUSALS, 404: _error("no such member (told only to a reader who may read every "
                                                        "member, or the member a member-service token acts for)")}
 BRANCH_RESPONSES: Responses = {**REFUSALS, 404: _error("no such branch (told only to a reader who may read it)")}
+
+
+def _answer(model: type[BaseModel] | Any, description: str) -> Responses:
+    return {200: {"model": model, "description": description}}
 
 STATUS: dict[type[LedgerError], int] = {Unauthenticated: 401, Forbidden: 403, NotFound: 404, RateLimited: 429,
                                         NotProjected: 503, AccessLogUnavailable: 503}
@@ -180,20 +323,23 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     app.add_exception_handler(RequestValidationError, refused)
     app.add_exception_handler(LedgerError, refusal)
 
-    @app.get("/health", summary="Whether the API answers (no token needed, no data)")
+    @app.get("/health", summary="Whether the API answers (no token needed, no data)", response_model=None,
+             responses=_answer(Health, "the API answers"))
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date",
-             responses=MEMBER_RESPONSES)
+    @app.get("/members/{kpj}/balance", summary="A member's balance per program as of a date", response_model=None,
+             responses={**_answer(MemberBalance, "the member's balance"), **MEMBER_RESPONSES})
     def member_balance(reader: CurrentReader, kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
         return read_side.member_balance(reader, kpj, as_of or clock(), endpoint="GET /members/{kpj}/balance")
 
     @app.get("/members/{kpj}/history", summary="A member's money movements with the JHT balance after each",
-             responses=MEMBER_RESPONSES)
+             response_model=None,
+             responses={**_answer(list[Movement], "the movements, oldest first"), **MEMBER_RESPONSES})
     def member_history(reader: CurrentReader, kpj: KpjPath,
-                       start: Annotated[date | None, Query(alias="from", description="first date, YYYY-MM-DD")] = None,
-                       end: Annotated[date | None, Query(alias="to", description="last date, YYYY-MM-DD")] = None,
+                       start: Annotated[IsoDate | None, Query(alias="from", description="first date, YYYY-MM-DD; "
+                                                                                    "not after `to` (422)")] = None,
+                       end: Annotated[IsoDate | None, Query(alias="to", description="last date, YYYY-MM-DD")] = None,
                        ) -> list[dict[str, Any]]:
         if start and end and start > end:
             raise RequestValidationError([{"type": "value_error", "loc": ("query", "from"),
@@ -201,7 +347,7 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
         return read_side.member_history(reader, kpj, start, end, endpoint="GET /members/{kpj}/history")
 
     @app.get("/branches/{branch}/totals", summary="A branch's members, employers, contributions, fines and claims",
-             responses=BRANCH_RESPONSES)
+             response_model=None, responses={**_answer(BranchTotals, "the branch report"), **BRANCH_RESPONSES})
     def branch_totals(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
         return read_side.branch_report(reader, branch, as_of or clock())
 
