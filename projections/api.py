@@ -24,6 +24,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Cookie, Depends, FastAPI, Header, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -252,11 +253,17 @@ STATUS: dict[type[LedgerError], int] = {Unauthenticated: 401, Forbidden: 403, No
                                         NotProjected: 503, AccessLogUnavailable: 503}
 
 
-def _reader(request: Request, token: str | None, purpose: str | None) -> Reader:
+async def _reader(request: Request, token: str | None, purpose: str | None) -> Reader:
+    """The reader of the request's token, on the event loop when the token is remembered (a dictionary look-up); a
+    token checked afresh (a signature, perhaps a fetch of the JWKS) in the worker threads, off the event loop. A sync
+    dependency would take every request through the thread pool once more than the endpoint, a third of the cost the
+    API added to a read (`scripts/bench api`, docs/benchmarks.md)."""
     if not token:
         raise Unauthenticated(NO_CREDENTIALS, token_given=False)
     verifier: TokenVerifier = request.app.state.token_verifier
-    reader = verifier.verify(token)
+    reader = verifier.remembered(token)
+    if reader is None:
+        reader = await run_in_threadpool(verifier.verify, token)
     # Checked once the token is: a request without a valid token learns nothing but 401.
     if purpose is not None and not purpose_ok(purpose):
         raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
@@ -270,15 +277,15 @@ def purpose_ok(purpose: str) -> bool:
             and not any(unicodedata.category(char) in REFUSED_CATEGORIES for char in purpose))
 
 
-def current_reader(request: Request, credentials: Credentials, purpose: Purpose = None) -> Reader:
+async def current_reader(request: Request, credentials: Credentials, purpose: Purpose = None) -> Reader:
     """The reader of a JSON request: from the `Authorization: Bearer` header only. Raises `Unauthenticated` (401)."""
-    return _reader(request, credentials.credentials if credentials else None, purpose)
+    return await _reader(request, credentials.credentials if credentials else None, purpose)
 
 
-def browser_reader(request: Request, credentials: Credentials, purpose: Purpose = None,
-                   ledger_token: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> Reader:
+async def browser_reader(request: Request, credentials: Credentials, purpose: Purpose = None,
+                         ledger_token: Annotated[str | None, Cookie(include_in_schema=False)] = None) -> Reader:
     """The reader of a console page: the bearer header, or else the `ledger_token` cookie of the login form."""
-    return _reader(request, credentials.credentials if credentials else ledger_token, purpose)
+    return await _reader(request, credentials.credentials if credentials else ledger_token, purpose)
 
 
 CurrentReader = Annotated[Reader, Depends(current_reader)]
@@ -302,6 +309,14 @@ async def refusal(_request: Request, error: Exception) -> JSONResponse:
     if isinstance(error, RateLimited):
         headers["Retry-After"] = str(error.retry_after_s)
     return JSONResponse(status_code=status, content={"detail": str(error)}, headers=headers)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Answer HTTP on `host:port` with `app` until SIGINT or SIGTERM: `ledger serve`, and the benchmark of the API
+    (`scripts/bench api`), which measures the API as it is served."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 def create_app(settings: Settings, store: ViewStore | None = None, *, access_log: AccessLogWriter | None = None,

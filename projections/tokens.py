@@ -18,6 +18,13 @@ standard claims; this module decides what it is asked, so that none of JWT's kno
    one branch code) and `kpj` (member-service: the one member's KPJ). A token that fails any check is
    `Unauthenticated` (the API's 401); its message says which check, and never repeats the token or its claims.
 
+A token that passed every check is remembered, by its whole text (so only that very token, signature and all, is
+recognised), for at most `TOKEN_CACHE_S` and never past its `exp`; at most `TOKEN_CACHE_MAX` of them, the least
+recently used forgotten first. A reader's next requests then skip the signature check and PyJWT's parsing, which were
+about a third of a read's cost (`scripts/bench api`, docs/benchmarks.md). Tokens that fail are not remembered. The
+price: a key withdrawn from the JWKS (a URL's, refetched after `JWKS_CACHE_S`) stops its tokens at most
+`TOKEN_CACHE_S` later than it would otherwise.
+
 For development and tests, `mint` signs tokens with a local Ed25519 key (`ledger api token issue`), and
 `generate_keys` makes such a key and the JWKS that `ledger serve` verifies its tokens with (`ledger api keys
 generate`); the key id is the key's RFC 7638 thumbprint.
@@ -29,9 +36,12 @@ import base64
 import hashlib
 import json
 import re
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +66,9 @@ JWKS_KEYS_MAX = 64
 JWKS_FETCH_TIMEOUT_S = 5.0  # one fetch of a URL's JWKS; a request waits at most this for it
 JWKS_CACHE_S = 300.0  # a fetched JWKS is used this long before it is fetched again
 JWKS_REFRESH_COOLDOWN_S = 60.0  # an unknown kid refetches the JWKS at most this often
+# Verified tokens remembered (see the module's docstring): a minute of a busy API's readers, a few megabytes at most.
+TOKEN_CACHE_MAX = 10_000
+TOKEN_CACHE_S = 60.0
 # The lifetime `ledger api token issue` allows a development token: a week is the longest a test or a developer's
 # session needs; a token that outlives its purpose is one more thing that can leak.
 TOKEN_TTL_S_MAX = 7 * 86_400
@@ -135,6 +148,11 @@ class TokenVerifier:
 
     config: TokenVerification
     keys: _FileKeys | _UrlKeys
+    clock: Callable[[], float] = time.time  # seconds since the epoch, as `exp` counts them: when remembered tokens end
+    cache_max: int = TOKEN_CACHE_MAX
+    # token -> (its reader, until when it is remembered); in the order of last use. Requests come in a pool of threads.
+    _verified: OrderedDict[str, tuple[Reader, float]] = field(default_factory=OrderedDict, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -143,8 +161,37 @@ class TokenVerifier:
         keys = _FileKeys(config.jwks_file) if config.jwks_file is not None else _UrlKeys(str(config.jwks_url))
         return cls(config, keys)
 
+    def remembered(self, token: str) -> Reader | None:
+        """The reader of a token verified lately and still remembered (see the module's docstring), or None: then
+        `verify` it. Never does I/O."""
+        now = self.clock()
+        with self._lock:
+            remembered = self._verified.get(token)
+            if remembered is None:
+                return None
+            if now < remembered[1]:
+                self._verified.move_to_end(token)
+                return remembered[0]
+            del self._verified[token]
+            return None
+
     def verify(self, token: str) -> Reader:
         """The reader a token stands for, or `Unauthenticated` saying which check failed."""
+        reader = self.remembered(token)
+        if reader is not None:
+            return reader
+        now = self.clock()
+        reader, expires = self._checked(token)
+        until = min(expires, now + TOKEN_CACHE_S)
+        if until > now:
+            with self._lock:
+                self._verified[token] = (reader, until)
+                while len(self._verified) > self.cache_max:
+                    self._verified.popitem(last=False)
+        return reader
+
+    def _checked(self, token: str) -> tuple[Reader, float]:
+        """Every check of the module's docstring: the token's reader and its `exp`, or `Unauthenticated`."""
         # 1. Bounded, before anything is parsed.
         if len(token) > TOKEN_CHARS_MAX:
             raise Unauthenticated(f"the bearer token is longer than {TOKEN_CHARS_MAX} characters: not a token of "
@@ -171,7 +218,7 @@ class TokenVerifier:
         # 4. Signature and standard claims.
         claims = self._decode(token, key, str(algorithm))
         # 5. The ledger's claims.
-        return reader_of(claims)
+        return reader_of(claims), float(claims["exp"])
 
     def _decode(self, token: str, key: jwt.PyJWK, algorithm: str) -> dict[str, Any]:
         try:

@@ -35,6 +35,9 @@ from typing import Any
 from ledger.events import EVENT_TYPES
 from ledger.generator import member_rows
 
+# The bare app of `api` takes the API's own parameter types: FastAPI resolves a route's annotations in its module.
+from projections.api import AsOf, KpjPath
+
 # Synthetic members in throwaway stores: a fresh random NIK hash key per run, never the public development key.
 BENCH_NIK_KEY = secrets.token_bytes(32)
 
@@ -443,9 +446,297 @@ def bench_verify(settings, workdir: Path, scale: float) -> dict:
     return {"events": events, "members": members, "raw": raw, "runs": runs}
 
 
+# --- Authenticated reads (issue 16) --------------------------------------------------------------------------------
+
+API_AS_OF = date(2024, 6, 30)  # after the branch-month's payment: every balance has one contribution in it
+API_BRANCH = "BEKASI-KOTA"  # the branch `enroll_branch` registers its employers in
+API_CONNECTIONS = 64  # concurrent clients (wrk's connections), each asking again as soon as it is answered
+API_LOAD_THREADS = 2  # wrk's threads: one per core of this machine
+API_ROUND_S = 10  # one measured round of one app
+API_WARMUP_S = 2  # before each round: threads, connections and caches warmed, not measured
+API_ROUNDS = 3  # alternating rounds (real, bare, real, bare, ...): medians
+API_RPS_MAX = 6_000  # more than this machine answers; sizes the token pool so the rate limit never refuses a read
+API_SERVER_START_S = 60
+API_PROJECT_BATCH = 20_000  # events per transaction when projecting the branch
+API_WRK_TIMEOUT_S = 5  # wrk's per-request timeout: an answer slower than this counts as an error
+
+# wrk runs this in each of its threads (a Lua state each): the path of a random KPJ of the data set, and for the real
+# app a bearer token taken in turn from the pool (thread t uses tokens t, t + T, t + 2T, ...), so every token is used
+# about as often; each thread counts the answers by status, and `done` adds them up.
+WRK_SCRIPT = """
+local threads = {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+local function lines(path)
+  local out = {}
+  for line in io.lines(path) do if #line > 0 then table.insert(out, line) end end
+  return out
+end
+function init(args)
+  kpjs = lines(args[1])
+  tokens = {}
+  if args[2] ~= "" then tokens = lines(args[2]) end
+  as_of = args[3]
+  thread_count = tonumber(args[4])
+  statuses = {}
+  sent = 0
+  math.randomseed(1000 + id)
+end
+function request()
+  local kpj = kpjs[math.random(#kpjs)]
+  local headers = {}
+  if #tokens > 0 then
+    headers["Authorization"] = "Bearer " .. tokens[(sent * thread_count + id) % #tokens + 1]
+  end
+  sent = sent + 1
+  return wrk.format("GET", "/members/" .. kpj .. "/balance?as_of=" .. as_of, headers)
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(threads) do
+    for status, count in pairs(thread:get("statuses")) do total[status] = (total[status] or 0) + count end
+  end
+  for status, count in pairs(total) do io.write(string.format("STATUS %d %d\\n", status, count)) end
+  local e = summary.errors
+  io.write(string.format("SUMMARY %d %d %d %d %d %d %d %d %d\\n", summary.requests, summary.duration,
+    e.connect, e.read, e.write, e.status, e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def project_balances(app, views_path: Path) -> None:
+    """The ledger's events, as the relay publishes them, applied to a new version of the balances projection in
+    batches, checked, and switched live: what `GET /members/{kpj}/balance` reads."""
+    import orjson
+
+    from ledger.publishing.envelope import envelope
+    from projections.store import ViewStore
+    from projections.views import PROJECTIONS
+
+    view = PROJECTIONS["balances"]
+    store = ViewStore("sqlite", sqlite_path=views_path)
+    started = time.perf_counter()
+    with store.transaction() as tx:
+        version = ViewStore.new_version(tx, view.name)
+        view.create(tx, version, indexes=True)
+    batch: list[dict[str, Any]] = []
+
+    def apply() -> None:
+        with store.transaction() as tx:
+            view.apply(tx, version, batch)
+        batch.clear()
+
+    events = 0
+    for position, notification in enumerate(app.stored_contract_notifications(), start=1):
+        batch.append(orjson.loads(envelope(notification, position)[1]))
+        events += 1
+        if len(batch) >= API_PROJECT_BATCH:
+            apply()
+    if batch:
+        apply()
+    with store.transaction() as tx:
+        view.check(tx, version)
+        ViewStore.switch(tx, view.name, version)
+    store.close()
+    print(f"  balances projected: {events:,} events in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+
+
+def api_settings(workdir: Path) -> Any:
+    """The settings of the real app: a token key of the benchmark's own, the access log in the work folder."""
+    from ledger.settings import Settings
+
+    return Settings().model_copy(update={
+        "api_jwks_file": workdir / "jwks.json", "api_issuer": "https://id.bench.bpjs.example/",
+        "api_audience": "ledger-read-api", "access_log_sqlite_path": workdir / "access-log.db",
+        "projection_sqlite_path": workdir / "views.db"})
+
+
+def bare_app(store: Any) -> Any:
+    """The baseline: the same query function behind the same route and parameters, without a token, a scope check, a
+    rate limit or an access log."""
+    from fastapi import FastAPI
+
+    from projections import queries
+
+    app = FastAPI()
+
+    @app.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/members/{kpj}/balance", response_model=None)
+    def member_balance(kpj: KpjPath, as_of: AsOf = None) -> dict[str, Any]:
+        return queries.member_balance(store, kpj, as_of or API_AS_OF)
+
+    return app
+
+
+def serve_api(kind: str, workdir: Path, port: int) -> None:
+    """One app in a process of its own, served as `ledger serve` serves the API, until SIGTERM."""
+    from projections.api import serve
+    from projections.store import ViewStore
+
+    settings = api_settings(workdir)
+    store = ViewStore("sqlite", sqlite_path=settings.projection_sqlite_path)
+    if kind == "bare":
+        serve(bare_app(store), "127.0.0.1", port)
+        return
+    from projections.access_log import AccessLog
+    from projections.api import create_app
+
+    access_log = AccessLog.open(settings)
+    try:
+        serve(create_app(settings, store, access_log=access_log, clock=lambda: API_AS_OF), "127.0.0.1", port)
+    finally:
+        access_log.close()
+
+
+def start_server(kind: str, workdir: Path) -> tuple[Any, str]:
+    import multiprocessing
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = multiprocessing.get_context("spawn").Process(target=serve_api, args=(kind, workdir, port),
+                                                           name=f"bench-api-{kind}")
+    process.start()
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + API_SERVER_START_S
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=2).close()  # noqa: S310 - our own server on loopback
+            return process, base
+        except OSError:
+            if not process.is_alive():
+                break
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit(f"the {kind} app did not start within {API_SERVER_START_S}s")
+
+
+def mint_tokens(workdir: Path, count: int, round_: int) -> Path:
+    """`count` tokens of different subjects, half auditors and half staff of the branch, in a file, one a line."""
+    from datetime import UTC, datetime
+
+    from projections.tokens import claims_for, mint
+
+    settings = api_settings(workdir)
+    pem = (workdir / "token.key").read_bytes()
+    now = datetime.now(UTC)
+    tokens = []
+    for i in range(count):
+        role = "auditor" if i % 2 else "branch-staff"
+        claims = claims_for(subject=f"bench-{round_}-{i}", role=role,
+                            branches=(API_BRANCH,) if role == "branch-staff" else ())
+        tokens.append(mint(pem, issuer=settings.api_issuer, audience=settings.api_audience, claims=claims,
+                           ttl_s=3_600, now=now)[0])
+    path = workdir / f"tokens-{round_}.txt"
+    path.write_text("\n".join(tokens) + "\n")
+    return path
+
+
+def wrk(base: str, workdir: Path, seconds: int, tokens: Path | None) -> dict[str, Any]:
+    """One wrk run against `base`: requests/s, answers by status, errors, latency."""
+    import subprocess
+
+    command = ["wrk", "-t", str(API_LOAD_THREADS), "-c", str(API_CONNECTIONS), "-d", f"{seconds}s",
+               "--timeout", f"{API_WRK_TIMEOUT_S}s", "-s", str(workdir / "bench.lua"), base, "--",
+               str(workdir / "kpjs.txt")]
+    command += [str(tokens) if tokens else "", API_AS_OF.isoformat(), str(API_LOAD_THREADS)]
+    out = subprocess.run(command, capture_output=True, text=True, check=True,  # noqa: S603 - our own arguments
+                         timeout=seconds + 60).stdout
+    statuses = {int(code): int(count) for code, count in
+                (line.split()[1:] for line in out.splitlines() if line.startswith("STATUS "))}
+    summary = next(line.split()[1:] for line in out.splitlines() if line.startswith("SUMMARY "))
+    requests, duration_us, *errors, p50_us, p99_us = (int(v) for v in summary)
+    return {"rps": requests / (duration_us / 1e6), "requests": requests, "statuses": statuses,
+            "socket_errors": sum(errors[:3]) + errors[4], "p50_ms": p50_us / 1000, "p99_ms": p99_us / 1000}
+
+
+def bench_api(workdir: Path, scale: float) -> dict[str, Any]:
+    """The branch-month data set projected; the real app and the bare one served side by side, in alternating rounds
+    under the same load; each answer checked to be a 200 and each of the real app's reads to be in its access log."""
+    import json
+    import math
+    import urllib.request
+
+    from ledger.application import Ledger
+    from projections.access_log import AccessLogStore
+    from projections.queries import READS_PER_MINUTE_MAX
+    from projections.tokens import generate_keys
+
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "ledger.db")},
+                 clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
+    employers, members = enroll_branch(app, scale)
+    pay_branch_month(app, employers)
+    project_balances(app, workdir / "views.db")
+    del app
+    (workdir / "kpjs.txt").write_text("".join(f"{kpj:011d}\n" for kpj in range(1, members + 1)))
+    (workdir / "bench.lua").write_text(WRK_SCRIPT)
+    pem, jwks = generate_keys()
+    (workdir / "token.key").write_bytes(pem)
+    (workdir / "jwks.json").write_text(json.dumps(jwks))
+    # Each subject may read READS_PER_MINUTE_MAX a minute: a round (and its warm-up) gets subjects of its own, enough
+    # for API_RPS_MAX, so every read is within its subject's limit (a 429 fails the benchmark below).
+    tokens_per_round = math.ceil(API_RPS_MAX * (API_ROUND_S + API_WARMUP_S) / READS_PER_MINUTE_MAX)
+
+    servers = {kind: start_server(kind, workdir) for kind in ("real", "bare")}
+    try:
+        sample = f"/members/{1:011d}/balance?as_of={API_AS_OF.isoformat()}"
+        answers = {}
+        for kind, (_, base) in servers.items():
+            request = urllib.request.Request(base + sample)  # noqa: S310 - our own server on loopback
+            if kind == "real":
+                token = (mint_tokens(workdir, 1, -1)).read_text().strip()
+                request.add_header("Authorization", f"Bearer {token}")
+            with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - loopback
+                answers[kind] = json.loads(answer.read())
+        assert answers["real"] == answers["bare"], "the two apps answer the same question differently"
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict[str, Any]]] = {"real": [], "bare": []}
+        warmups: dict[str, list[dict[str, Any]]] = {"real": [], "bare": []}
+        for round_ in range(API_ROUNDS):
+            for kind, (_, base) in servers.items():
+                tokens = mint_tokens(workdir, tokens_per_round, round_) if kind == "real" else None
+                warmups[kind].append(wrk(base, workdir, API_WARMUP_S, tokens))
+                run = wrk(base, workdir, API_ROUND_S, tokens)
+                runs[kind].append(run)
+                print(f"  round {round_ + 1} {kind}: {run['rps']:,.0f} requests/s, p50 {run['p50_ms']:.1f} ms, "
+                      f"p99 {run['p99_ms']:.1f} ms, statuses {run['statuses']}, socket errors "
+                      f"{run['socket_errors']}", file=sys.stderr)
+        load_after = os.getloadavg()
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.join(30)
+    problems = [f"{kind} {what} {i + 1}: answers {run['statuses']}, socket errors {run['socket_errors']}"
+                for what, all_runs in (("round", runs), ("warm-up", warmups)) for kind, kind_runs in all_runs.items()
+                for i, run in enumerate(kind_runs) if set(run["statuses"]) != {200} or run["socket_errors"]]
+    if problems:
+        raise SystemExit("not every answer was a 200, so the figures would measure refusals:\n  "
+                         + "\n  ".join(problems))
+    # Every read the real app answered is in its access log, once: the sample, the warm-ups' and the rounds' (and at
+    # most one more per connection and run: a request wrk sent as its time ran out is answered, and logged, uncounted).
+    logged = AccessLogStore("sqlite", sqlite_path=workdir / "access-log.db").head()[0]
+    real_runs = runs["real"] + warmups["real"]
+    answered = 1 + sum(run["statuses"][200] for run in real_runs)
+    assert answered <= logged <= answered + API_CONNECTIONS * len(real_runs), (logged, answered)
+    return {"members": members, "employers": employers, "runs": runs, "logged": logged,
+            "tokens_per_round": tokens_per_round, "load": (load_before, load_after),
+            "real": statistics.median(run["rps"] for run in runs["real"]),
+            "bare": statistics.median(run["rps"] for run in runs["bare"])}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify"])
+    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify", "api"])
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
@@ -476,6 +767,19 @@ def main() -> int:
             print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
                   f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
                   f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+        return 0
+    if args.which == "api":
+        r = bench_api(workdir, args.scale)
+        p50 = {kind: statistics.median(run["p50_ms"] for run in r["runs"][kind]) for kind in ("real", "bare")}
+        before, after = r["load"]
+        print(f"| bare app: the same query, no token, scope, rate limit or access log ({r['members']:,.0f} members, "
+              f"{API_CONNECTIONS} connections, median of {API_ROUNDS} x {API_ROUND_S} s) | {r['bare']:,.0f} "
+              f"requests/s, p50 {p50['bare']:.1f} ms |")
+        print(f"| real app: bearer tokens ({r['tokens_per_round']:,} subjects a round), scope, rate limit, access log "
+              f"| {r['real']:,.0f} requests/s, p50 {p50['real']:.1f} ms = **{r['real'] / r['bare']:.2f} x bare** |")
+        print(f"| every answer 200; access log entries written | {r['logged']:,} |")
+        print(f"| load average before / after (1, 5, 15 min) | {' '.join(f'{v:.2f}' for v in before)} / "
+              f"{' '.join(f'{v:.2f}' for v in after)} |")
         return 0
     if args.which == "verify":
         r = bench_verify(settings, workdir, args.scale)

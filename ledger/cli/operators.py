@@ -350,10 +350,8 @@ def serve(ctx: typer.Context) -> None:
 
     Every endpoint but /health needs a bearer token verified against LEDGER_API_JWKS_FILE or LEDGER_API_JWKS_URL,
     naming LEDGER_API_ISSUER and LEDGER_API_AUDIENCE: without them it does not start (exit 2)."""
-    import uvicorn
-
     from projections.access_log import AccessLogPublisher
-    from projections.api import create_app
+    from projections.api import create_app, serve
 
     settings = ctx.obj.settings
     with reporting(False):
@@ -362,7 +360,7 @@ def serve(ctx: typer.Context) -> None:
         publisher = AccessLogPublisher.open(settings, log=lambda line: print(line, file=sys.stderr))
     publisher.start()
     try:
-        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+        serve(app, settings.api_host, settings.api_port)
     finally:
         publisher.stop()
 

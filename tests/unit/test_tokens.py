@@ -22,9 +22,11 @@ from ledger.settings import Settings
 from projections.access import Reader, Role
 from projections.tokens import (
     LEEWAY_S,
+    TOKEN_CACHE_S,
     TOKEN_CHARS_MAX,
     TOKEN_TTL_S_MAX,
     TokenVerifier,
+    _FileKeys,
     claims_for,
     generate_keys,
     mint,
@@ -298,3 +300,71 @@ def test_the_signing_key_file_must_be_private(kit: TokenKit) -> None:
         settings.api_token_signing()
     with pytest.raises(ConfigurationError, match="LEDGER_API_TOKEN_SIGNING_KEY_FILE is not set"):
         settings.model_copy(update={"api_token_signing_key_file": None}).api_token_signing()
+
+
+# --- remembered tokens ---------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def clocked(kit: TokenKit) -> tuple[TokenVerifier, list[float]]:
+    """A verifier whose clock for remembered tokens the test moves (PyJWT's own checks keep the real time)."""
+    now = [datetime.now(UTC).timestamp()]
+    verifier = TokenVerifier.from_settings(kit.settings(Settings()))
+    return TokenVerifier(verifier.config, verifier.keys, clock=lambda: now[0], cache_max=3), now
+
+
+def withdraw_the_key(verifier: TokenVerifier, tmp_path: Path) -> None:
+    """The identity provider's JWKS now holds another key only: every token of the kit's key is refused when
+    checked."""
+    verifier.keys = _FileKeys(TokenKit.create(tmp_path / "other-keys").jwks_file)
+
+
+def test_a_verified_token_is_remembered_for_token_cache_s_then_checked_again(
+        kit: TokenKit, clocked: tuple[TokenVerifier, list[float]], tmp_path: Path) -> None:
+    verifier, now = clocked
+    token = kit.token("auditor", "ani")
+    reader = verifier.verify(token)
+    withdraw_the_key(verifier, tmp_path)
+    now[0] += TOKEN_CACHE_S - 1
+    assert verifier.verify(token) == reader  # remembered: not checked again
+    now[0] += 2
+    refused(verifier, token, "signed by a key this API does not know")
+
+
+def test_a_remembered_token_is_never_used_past_its_exp(kit: TokenKit, clocked: tuple[TokenVerifier, list[float]],
+                                                       tmp_path: Path) -> None:
+    verifier, now = clocked
+    expires = now_s() + 20  # before TOKEN_CACHE_S is up
+    token = signed(kit, payload(exp=expires))
+    verifier.verify(token)
+    withdraw_the_key(verifier, tmp_path)
+    now[0] = expires - 1
+    verifier.verify(token)
+    now[0] = expires
+    refused(verifier, token, "signed by a key this API does not know")
+
+
+def test_only_the_very_token_verified_is_remembered(kit: TokenKit, clocked: tuple[TokenVerifier, list[float]]) -> None:
+    verifier, _ = clocked
+    token = kit.token("branch-staff", "ani", branches=("BEKASI-KOTA",))
+    verifier.verify(token)
+    head, body, signature = token.split(".")
+    forged_body = b64(json.dumps({**json.loads(base64.urlsafe_b64decode(body + "==")),
+                                  "branches": ["BOGOR"]}).encode())
+    refused(verifier, f"{head}.{forged_body}.{signature}", "signature does not verify")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    refused(verifier, f"{head}.{body}.{flipped}", "signature")
+
+
+def test_refused_tokens_are_not_remembered_and_at_most_cache_max_are(
+        kit: TokenKit, clocked: tuple[TokenVerifier, list[float]], tmp_path: Path) -> None:
+    verifier, _ = clocked
+    expired = signed(kit, payload(exp=now_s() - LEEWAY_S - 5))
+    refused(verifier, expired, "expired")
+    tokens = [kit.token("auditor", f"reader-{n}") for n in range(4)]
+    for token in tokens:
+        verifier.verify(token)
+    verifier.verify(tokens[1])  # used again: the least recently used is now tokens[0]
+    withdraw_the_key(verifier, tmp_path)
+    refused(verifier, expired, "signed by a key this API does not know")  # was never remembered
+    refused(verifier, tokens[0], "signed by a key this API does not know")  # forgotten: 3 at most (cache_max)
+    assert [verifier.verify(token).subject for token in tokens[1:]] == ["reader-1", "reader-2", "reader-3"]
