@@ -27,6 +27,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import (
     AccessLogUnavailable,
@@ -46,7 +48,8 @@ from projections.queries import AccessLogWriter, RateLimiter, ReadSide
 from projections.store import ViewStore
 from projections.tokens import TokenVerifier
 
-KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ: 11 digits",
+# ASCII digits: `\d` (Python's and pydantic's) also takes other scripts' digits, such as Arabic-Indic ones.
+KpjPath = Annotated[str, Path(pattern=r"^[0-9]{11}$", description="the member's KPJ: 11 digits",
                               examples=["15000000001"])]
 BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
                                  examples=["BEKASI-KOTA"])]
@@ -161,6 +164,28 @@ async def refusal(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": str(error)}, headers=headers)
 
 
+class NoStore:
+    """`Cache-Control: no-store` on every response that does not set its own: a member's balance or history must not
+    be kept by a browser's cache, or by a proxy in between (a member portal often sits behind one), where the next
+    user of the machine or the proxy's operator would read it unlogged. A plain ASGI middleware: it only adds a
+    header to the response's start, and costs a read nothing measurable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
+
+
 def create_app(settings: Settings, store: ViewStore | None = None, *, access_log: AccessLogWriter | None = None,
                clock: Callable[[], date] = date.today, limiter: RateLimiter | None = None) -> FastAPI:
     """The API over `store` (default: the configured one), recording reads of members' data in `access_log`.
@@ -179,6 +204,7 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     app.state.read_side = read_side
     app.add_exception_handler(RequestValidationError, refused)
     app.add_exception_handler(LedgerError, refusal)
+    app.add_middleware(NoStore)
 
     @app.get("/health", summary="Whether the API answers (no token needed, no data)")
     def health() -> dict[str, str]:
