@@ -22,6 +22,7 @@ from projections.tokens import LEEWAY_S, TOKEN_LIFETIME_S_MAX, TokenVerifier, pu
 from tests.support.tokens import AUDIENCE, ISSUER, TokenKit
 
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+FULLWIDTH = {code: code + 0xFEE0 for code in range(0x21, 0x7F)}  # ASCII's fullwidth forms: "A" -> U+FF21
 
 
 @pytest.fixture
@@ -80,7 +81,7 @@ def test_critical_extensions_the_verifier_does_not_know_are_refused(kit: TokenKi
 
 
 @pytest.mark.parametrize("role", ["Auditor", "AUDITOR", " auditor", "auditor ", "auditor\x00", "auditor\u200b",
-                                  "аuditor", ["auditor"], {"auditor": True}, 1, True, None])
+                                  "\u0430uditor", ["auditor"], {"auditor": True}, 1, True, None])
 def test_a_role_in_another_case_shape_or_script_is_unknown(kit: TokenKit, verifier: TokenVerifier,
                                                            role: Any) -> None:
     refused(verifier, signed(kit, claims(role=role, branches=None)), "role is missing or unknown")
@@ -89,7 +90,7 @@ def test_a_role_in_another_case_shape_or_script_is_unknown(kit: TokenKit, verifi
 @pytest.mark.parametrize("branches", [["*"], ["BEKASI-KOTA", "*"], [".."], ["../BOGOR"], ["BEKASI-KOTA/.."],
                                       ["bekasi-kota"], ["Bekasi-Kota"], ["BEKASI-KOTA "], [" BEKASI-KOTA"],
                                       ["BEKASI_KOTA"], ["BEKASI-KOTA\n"], ["BEKASI--KOTA"], ["%"], [""],
-                                      ["ＢＥＫＡＳＩ"], [["BEKASI-KOTA"]], [None], "BEKASI-KOTA", "*",
+                                      ["BEKASI".translate(FULLWIDTH)], [["BEKASI-KOTA"]], [None], "BEKASI-KOTA", "*",
                                       {"BEKASI-KOTA": True}])
 def test_a_branch_claim_is_a_list_of_branch_codes_exactly(kit: TokenKit, verifier: TokenVerifier,
                                                           branches: Any) -> None:
@@ -98,9 +99,9 @@ def test_a_branch_claim_is_a_list_of_branch_codes_exactly(kit: TokenKit, verifie
     refused(verifier, signed(kit, claims(branches=branches)), "needs a branches claim")
 
 
-@pytest.mark.parametrize("kpj", ["15000000001".translate(ARABIC_INDIC), "１５０００００００００１", "15000000001 ",
-                                 " 15000000001", "015000000001", "1500000000", "1500000000*", 15000000001,
-                                 ["15000000001"], "15000000001\n"])
+@pytest.mark.parametrize("kpj", ["15000000001".translate(ARABIC_INDIC), "15000000001".translate(FULLWIDTH),
+                                 "15000000001 ", " 15000000001", "015000000001", "1500000000", "1500000000*",
+                                 15000000001, ["15000000001"], "15000000001\n"])
 def test_a_member_service_kpj_claim_is_eleven_ascii_digits(kit: TokenKit, verifier: TokenVerifier, kpj: Any) -> None:
     refused(verifier, signed(kit, claims(role="member-service", branches=None, kpj=kpj)), "needs a kpj claim")
 
@@ -137,5 +138,6 @@ def test_a_token_of_another_identity_providers_jwks_is_refused_even_under_a_know
     token = jwt.encode(claims(role="auditor", branches=None), other_key, algorithm="EdDSA", headers={"kid": kit.kid})
     refused(TokenVerifier.from_settings(kit.settings(Settings())), token, "signature does not verify")
     # And the other provider's API refuses this one's tokens: the trust is in the keys, not in the claims.
-    refused(TokenVerifier.from_settings(other.settings(Settings())), kit.token("auditor"), "a key this API does not know")
+    refused(TokenVerifier.from_settings(other.settings(Settings())), kit.token("auditor"),
+            "a key this API does not know")
     assert json.loads(other.jwks_file.read_text())["keys"][0]["kid"] != kit.kid
