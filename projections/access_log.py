@@ -13,8 +13,9 @@ Storage: the table `access_log` (its own SQLite file, LEDGER_ACCESS_LOG_SQLITE_P
 LEDGER_PROJECTION_STORE=postgres, a table of the configured PostgreSQL database). Triggers refuse every UPDATE and
 DELETE (and on PostgreSQL TRUNCATE), and an INSERT whose seq is not the next one or whose prev_hash is not the last
 entry's hash: the chain is checked where it is written, and again where it is read (the publisher recomputes every
-hash before it publishes; the auditor recomputes them from the topic). Triggers stop mistakes and the API's own
-database user; the database's owner can drop them, which the chain and its copy on Kafka make evident.
+hash before it publishes; the auditor recomputes them from the topic). Triggers stop mistakes, not whoever holds the
+store's credentials (the API's database user owns the table and may drop them; and may read the views unlogged
+anyway): against them, the copy on Kafka is what holds, once an entry is published (docs/audit.md, "The access log").
 
 Group commit: `AccessLog.record` hands its entry to one writer thread and waits (bounded) for it to be committed. The
 writer takes what is waiting (at most `GROUP_COMMIT_BATCH_MAX`) and writes it in one transaction: while one commit is

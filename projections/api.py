@@ -66,7 +66,7 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
                                  "with the claims sub, role, and branches (branch-staff) or kpj (member-service).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 Purpose = Annotated[str | None, Header(alias="X-Purpose", description=f"why this read (kept in the access log): one "
-                                       f"line, at most {PURPOSE_CHARS_MAX} characters")]
+                                       f"line of UTF-8 text, at most {PURPOSE_CHARS_MAX} characters")]
 
 
 class ErrorBody(BaseModel):
@@ -118,10 +118,23 @@ def _reader(request: Request, token: str | None, purpose: str | None) -> Reader:
     verifier: TokenVerifier = request.app.state.token_verifier
     reader = verifier.verify(token)
     # Checked once the token is: a request without a valid token learns nothing but 401.
-    if purpose is not None and not purpose_ok(purpose):
-        raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
-                                       "msg": f"one line of at most {PURPOSE_CHARS_MAX} characters"}])
+    if purpose is not None:
+        purpose = utf8_header(purpose)
+        if purpose is None or not purpose_ok(purpose):
+            raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
+                                           "msg": f"one line of UTF-8 text, at most {PURPOSE_CHARS_MAX} characters"}])
     return replace(reader, purpose=purpose)
+
+
+def utf8_header(value: str) -> str | None:
+    """A header's text as the client wrote it, or None if it is not UTF-8. The server hands a header over as its
+    bytes read as Latin-1, so "Bu Siti \u2014 keluhan" would be logged as mojibake, and the bytes of a right-to-left
+    override or a byte-order mark would pass as Latin-1 letters; decoded, each is the character it is, and checked
+    as such."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
 
 
 def purpose_ok(purpose: str) -> bool:

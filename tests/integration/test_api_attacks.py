@@ -10,10 +10,12 @@ access log in memory (tests/support/access_log.py)."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,13 @@ from ledger.commands import RegisterEmployer
 from ledger.errors import RateLimited
 from ledger.settings import Settings
 from projections import queries
+from projections.access import AccessEntry
+from projections.access_log import AccessLog
+from projections.api import utf8_header
 from projections.queries import RateLimiter
 from projections.store import ViewStore
 from tests.support.access_log import MemoryAccessLog
+from tests.support.kafka_roles import API, AUDITOR, KafkaRoles
 from tests.support.scenario import enroll, kpj, new_ledger, pay, register
 from tests.support.tokens import TokenKit
 from tests.support.views import project, published
@@ -194,6 +200,26 @@ def test_a_token_in_the_query_string_or_a_form_is_not_a_token(api: Api) -> None:
     assert api.log.entries == []
 
 
+# --- an access-log entry that lies ----------------------------------------------------------------------------------
+
+def test_a_purpose_is_kept_as_written_and_cannot_hide_or_reorder_text_in_the_auditors_table(api: Api) -> None:
+    """The purpose is UTF-8 text, kept as the client wrote it (not its bytes read as Latin-1, which would log
+    mojibake, and let a byte-order mark's bytes pass as letters). A right-to-left override, a zero-width space, a line
+    separator, a byte-order mark, an escape sequence, bytes that are not UTF-8 or a novel: the read is refused (422)
+    and nothing is logged, rather than an entry whose purpose reads otherwise than it is."""
+    for hidden in (b"\xe2\x80\xae811-6202 tnialpmoc", "routine\u200bcheck".encode(), "one\u2028two".encode(),
+                   b"\xef\xbb\xbfroutine", b"a\x1b[2Jb", b"x" * 100_000):
+        response = api.client.get(f"/members/{OWN}/balance", headers={**api.auditor(), "X-Purpose": hidden})
+        assert response.status_code == 422, hidden
+        assert response.json()["detail"][0]["loc"] == ["header", "X-Purpose"] and "jht_balance" not in response.text
+    assert api.log.entries == []
+    # Bytes that are not UTF-8 (the test client would re-encode them, so the server's reading of them is asked here).
+    assert utf8_header(b"caf\xe9".decode("latin-1")) is None
+    written = "Keluhan Bu Siti \u2014 No. 118, caf\u00e9 Rp5.000"
+    response = api.client.get(f"/members/{OWN}/balance", headers={**api.auditor(), "X-Purpose": written.encode()})
+    assert response.status_code == 200 and [entry.purpose for entry in api.log.entries] == [written]
+
+
 # --- the console: caching, framing, markup -------------------------------------------------------------------------
 
 def test_every_console_response_forbids_caching_and_framing(api: Api) -> None:
@@ -269,3 +295,73 @@ def test_concurrent_reads_cannot_race_past_the_rate_limit() -> None:
         thread.join(30)
         assert not thread.is_alive()
     assert (len(admitted), len(refused)) == (60, 340)
+
+
+# --- erasing the traces on Kafka, as the API's principal -------------------------------------------------------------
+
+def test_the_apis_principal_cannot_erase_shorten_or_compact_the_access_topic(kafka_roles: KafkaRoles) -> None:
+    """The API's principal may append to `<prefix>.access` (and only that: docs/audit.md, "The access log"); it must not
+    delete the topic or its records, shorten its retention, turn on compaction (the key is the subject: a later entry
+    of a reader would erase their earlier ones), or add partitions (the chain is read from partition 0 only). Each is
+    tried with the principal's own credentials; the topic keeps every record and its configuration."""
+    from kafka import TopicPartition
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewPartitions
+
+    from ledger.publishing import kafka_client
+    from projections.access_log import AccessLogPublisher, AccessLogStore
+
+    assert kafka_roles.secured, "scripts/test runs the suite against the secured broker (LEDGER_TEST_KAFKA_PRINCIPALS)"
+    topics = kafka_roles.provision(f"test-attack-{uuid.uuid4().hex[:10]}", partitions=1)
+    folder = Path(tempfile.mkdtemp(prefix="access-attack-"))
+    store = AccessLogStore("sqlite", sqlite_path=folder / "access-log.db")
+    store.create_schema()
+    log = AccessLog(store.same_store())
+    for reader in ("siti", "budi", "siti"):
+        log.record(AccessEntry(at=datetime.now(UTC), subject=reader, role="branch-staff", kpj=OTHER,
+                               endpoint="GET /members/{kpj}/balance", purpose=None))
+    log.close()
+    publisher = AccessLogPublisher(store, kafka_roles.connection(API), topics.access,
+                                   transactional_id=f"access-{topics.prefix}")
+    try:
+        assert publisher.run() == 3
+    finally:
+        publisher.close()
+        store.close()
+    before_records = [(r.offset, r.value) for r in kafka_client.read_to_end(kafka_roles.connection(AUDITOR),
+                                                                              topics.access)]
+    before_config = kafka_client.describe_topic_config(kafka_roles.admin, topics.access)
+    assert len(before_records) == 3 and before_config["retention.ms"] == "-1"
+
+    api = kafka_roles.connection(API)
+    admin = KafkaAdminClient(bootstrap_servers=list(api.bootstrap_servers), security_protocol=api.security_protocol,
+                             sasl_mechanism=api.sasl_mechanism, sasl_plain_username=api.sasl_username,
+                             sasl_plain_password=api.sasl_password, ssl_cafile=api.ssl_cafile,
+                             request_timeout_ms=10_000)
+    attempts: dict[str, Callable[[], object]] = {
+        "delete records": lambda: admin.delete_records({TopicPartition(topics.access, 0): -1}),
+        "shorten retention": lambda: admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, topics.access, configs={"retention.ms": "1000"})], raise_on_unknown=False),
+        "compact": lambda: admin.alter_configs([ConfigResource(
+            ConfigResourceType.TOPIC, topics.access, configs={"cleanup.policy": "compact"})], raise_on_unknown=False),
+        "add a partition": lambda: admin.create_partitions({topics.access: NewPartitions(total_count=2)}),
+        "delete the topic": lambda: admin.delete_topics([topics.access]),
+    }
+    try:
+        for what, attempt in attempts.items():
+            assert "authoriz" in refusal_of(attempt).lower(), what
+    finally:
+        admin.close()
+    after = [(r.offset, r.value) for r in kafka_client.read_to_end(kafka_roles.connection(AUDITOR), topics.access)]
+    assert after == before_records
+    assert kafka_client.describe_topic_config(kafka_roles.admin, topics.access) == before_config
+    assert kafka_client.topic_partitions(kafka_roles.admin, topics.access) == [0]
+
+
+def refusal_of(attempt: Callable[[], object]) -> str:
+    """What an admin call answered: the error it raised, or (some calls answer per resource rather than raise) what it
+    returned, where a refusal is named by its error."""
+    try:
+        outcome = attempt()
+    except Exception as error:  # noqa: BLE001 - the broker's refusal, whichever class kafka-python gives it
+        return f"{type(error).__name__}: {error}"
+    return f"answered {outcome!r}"
