@@ -709,8 +709,16 @@ class AccessLogPublisher:
                 if failures > PUBLISH_RETRIES_MAX:
                     raise
                 delay = min(RETRY_BACKOFF_MAX_S, 0.2 * 2 ** failures)
-                named = str(error) if type(error).__name__ in str(error) else f"{type(error).__name__}: {error}"
-                self.log(f"access log: Kafka unavailable ({named}); retry {failures} in {delay:.1f}s")
+                if kafka_client.fenced(error):
+                    # Not Kafka being away: another publisher with the same transactional id started (a second
+                    # `ledger serve`, or `ledger api publish-access` beside it). Each takes over from the other.
+                    self.log(f"access log: fenced by another publisher of {self.topic} (transactional id "
+                             f"{self.transactional_id}: another `ledger serve` or `ledger api publish-access`); "
+                             f"retry {failures} in {delay:.1f}s")
+                else:
+                    named = (str(error) if type(error).__name__ in str(error)
+                             else f"{type(error).__name__}: {error}")
+                    self.log(f"access log: Kafka unavailable ({named}); retry {failures} in {delay:.1f}s")
                 self.close()
                 _pause(delay, stop)
                 continue
