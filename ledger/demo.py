@@ -15,14 +15,23 @@
 5. The auditor recounts every balance and branch figure from the topic alone and compares them with the projections.
 6. A receipt for the shown member's first contribution is proved from the topic, checked offline with the log's and
    the witness's verifier keys, and checked again with one byte changed, which fails.
+7. Who may read what: the HTTP API (`ledger serve`) runs on a free port with development tokens (`ledger api token
+   issue`): no token is answered 401, the branch's staff read the member's balance, another branch's staff get 403
+   for every KPJ of a range, and every read of a member is in the access log, which is published to Kafka and listed
+   from there as `ledger audit access --kpj` lists it.
 """
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -188,8 +197,9 @@ def run_demo(settings: Settings) -> int:
     print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
           f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
     receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
+    api_ok = print_access(settings, views, db.parent, run_id, balance["jht_balance"])
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
-          and cross.ok and receipt_ok)
+          and cross.ok and receipt_ok and api_ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
 
 
@@ -219,3 +229,118 @@ def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], pat
     print("   the same receipt with one byte changed: VALID (this is a defect)")
     return False
 
+
+
+# Step 7: the consecutive KPJs another branch's staff try, each answered 403 (the issue's outsider loop, shortened).
+PROBED_KPJS = 20
+API_START_WAIT_S = 30.0  # how long the demo waits for its API server to start listening
+API_ANSWER_WAIT_S = 30.0  # one request's bound
+DEMO_ISSUER, DEMO_AUDIENCE = "https://id.demo.bpjs.example", "ledger-api"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _get(url: str, token: str | None = None, purpose: str | None = None) -> tuple[int, Any]:
+    """GET `url` with a bearer token and purpose: the status and the JSON answer."""
+    request = urllib.request.Request(url)  # noqa: S310 - always http://127.0.0.1, built by this module
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if purpose:
+        request.add_header("X-Purpose", purpose)
+    try:
+        with urllib.request.urlopen(request, timeout=API_ANSWER_WAIT_S) as answer:  # noqa: S310 - see above
+            return answer.status, orjson.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, orjson.loads(refused.read() or b"null")
+
+
+def print_access(settings: Settings, views: Any, folder: Path, run_id: str, jht_balance: int) -> bool:
+    """Step 7 (see the module's docstring). True when every answer was the one the roles call for, and the access
+    log, read back from Kafka with its chain checked, lists exactly the reads of the shown member made here."""
+    import uvicorn
+
+    from ledger.audit.access import access_topic
+    from projections import tokens
+    from projections.access_log import AccessLog, AccessLogPublisher
+    from projections.api import create_app
+
+    # The identity provider's part, played by `ledger api keys generate`: a signing key, and the JWKS the API trusts.
+    pem, jwks = tokens.generate_keys()
+    jwks_file = folder / "api-jwks.json"
+    access_db = folder / "access-log.db"
+    for leftover in (access_db, access_db.with_name(access_db.name + "-wal"),
+                     access_db.with_name(access_db.name + "-shm"), jwks_file):
+        leftover.unlink(missing_ok=True)
+    write_private(jwks_file, orjson.dumps(jwks))
+    settings = settings.model_copy(update={
+        "api_jwks_file": jwks_file, "api_jwks_url": None, "api_issuer": DEMO_ISSUER, "api_audience": DEMO_AUDIENCE,
+        "access_log_sqlite_path": access_db, "access_log_transactional_id": f"demo-access-{run_id}"})
+
+    def token(subject: str, role: str, branches: tuple[str, ...] = ()) -> str:
+        claims = tokens.claims_for(subject=subject, role=role, branches=branches)
+        minted, _expires = tokens.mint(pem, issuer=DEMO_ISSUER, audience=DEMO_AUDIENCE, claims=claims, ttl_s=900,
+                                       now=datetime.now(UTC))
+        return minted
+
+    print()
+    print("7. Who may read what: the HTTP API (ledger serve) with tokens from the fund's identity provider "
+          "(here: ledger api token issue)")
+    access_log = AccessLog.open(settings)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, views, access_log=access_log,
+                                                      clock=lambda: REPORT_DATE),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="demo-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + API_START_WAIT_S
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not server.started:
+            print("   the API did not start (this is a defect)")
+            return False
+        url = f"{base}/members/{SHOWN_MEMBER}/balance?as_of={REPORT_DATE}"
+        anonymous, _ = _get(url)
+        print(f"   GET /members/{SHOWN_MEMBER}/balance without a token: {anonymous}")
+        staff = token("siti.clerk@bekasi-kota", "branch-staff", (DEMO_PLAN.branch,))
+        status, answer = _get(url, staff, purpose="member asked at the counter")
+        shown = rupiah(answer["jht_balance"]) if status == HTTPStatus.OK else answer
+        print(f"   the same with a {DEMO_PLAN.branch} staff token: {status}, JHT balance {shown}")
+        other = token("budi.clerk@bandung", "branch-staff", ("BANDUNG",))
+        first = int(SHOWN_MEMBER)
+        probed = [_get(f"{base}/members/{first + i:011d}/balance", other)[0] for i in range(PROBED_KPJS)]
+        print(f"   a BANDUNG staff token over {PROBED_KPJS} consecutive KPJs from {SHOWN_MEMBER}: "
+              + ", ".join(f"{count} x {code}" for code, count in sorted(Counter(probed).items())))
+        auditor = token("auditor@bpk.example", "auditor")
+        history_status, history = _get(f"{base}/members/{SHOWN_MEMBER}/history?to={REPORT_DATE}", auditor,
+                                       purpose="annual audit 2017")
+        print(f"   an auditor's token reads the member's history: {history_status}, "
+              f"{len(history) if history_status == HTTPStatus.OK else 0} movements")
+    finally:
+        server.should_exit = True
+        thread.join(API_START_WAIT_S)
+        access_log.close()
+
+    # The access log, published to Kafka as `ledger serve` does in the background, then read back as an auditor.
+    topics = Topics.for_prefix(settings.kafka_topic_prefix)
+    publisher = AccessLogPublisher.open(settings)
+    try:
+        published = publisher.run()
+    finally:
+        publisher.close()
+    found = access_topic(settings.kafka(), topics.access, kpj=SHOWN_MEMBER)
+    print(f"   the access log: {published} entries published to {topics.access}; chain "
+          f"{'intact' if found.ok else 'BROKEN'}; the reads of member {SHOWN_MEMBER} "
+          f"(ledger audit access --kpj {SHOWN_MEMBER}):")
+    for read in found.reads:
+        print(f"     {read['at']}  {read['subject']} ({read['role']})  {read['endpoint']}  "
+              f"purpose: {read['purpose'] or '-'}")
+    print("   the same, as pages with charts for a browser: `ledger serve`, then /console/ (docs/console.md)")
+    return (anonymous == HTTPStatus.UNAUTHORIZED and status == HTTPStatus.OK and answer["jht_balance"] == jht_balance
+            and set(probed) == {HTTPStatus.FORBIDDEN} and history_status == HTTPStatus.OK and found.ok
+            and [read["subject"] for read in found.reads] == ["siti.clerk@bekasi-kota", "auditor@bpk.example"])

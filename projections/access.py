@@ -17,8 +17,9 @@ is in another branch or in none (the read side passes None as the branch of an u
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,6 +32,8 @@ PURPOSE_CHARS_MAX = 200
 SUBJECT_CHARS_MAX = 256
 # Branches in one branch-staff token: a region's branches and their pioneer branches, with room to spare.
 BRANCHES_PER_TOKEN_MAX = 400
+# An operating-system user name as the access log keeps it (`Reader.local`): printable ASCII without spaces.
+_SAFE_NAME = re.compile(r"[\x21-\x7e]{1,200}")
 
 
 class Role(StrEnum):
@@ -60,11 +63,18 @@ class Reader:
     @classmethod
     def local(cls, purpose: str | None = None) -> Reader:
         """The command line on this machine: whoever can run `ledger` here can read the view database itself, so it
-        reads as an auditor, under the name of the operating-system user (`local:<user>`) in the access log."""
+        reads as an auditor, under the name of the operating-system user (`local:<user>`) in the access log.
+
+        The name is the password database's for the process's effective uid, never the environment's: `getpass`
+        reads LOGNAME or USER first, which anyone sets to anything (`USER=auditor-ani ledger balance ...` would
+        write someone else's name into the log)."""
+        uid = os.geteuid()
         try:
-            user = getpass.getuser()
-        except (KeyError, OSError):  # no login name and no password-database entry (a bare container)
-            user = f"uid-{os.getuid()}"
+            user = pwd.getpwuid(uid).pw_name
+        except KeyError:  # a uid without a password-database entry (a bare container)
+            user = f"uid-{uid}"
+        if not _SAFE_NAME.fullmatch(user):  # a name the access log would refuse: the uid, which it takes
+            user = f"uid-{uid}"
         return cls(subject=f"local:{user}"[:SUBJECT_CHARS_MAX], role=Role.AUDITOR, purpose=purpose)
 
     def check_member(self, kpj: str, branch: str | None) -> None:

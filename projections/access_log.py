@@ -13,8 +13,9 @@ Storage: the table `access_log` (its own SQLite file, LEDGER_ACCESS_LOG_SQLITE_P
 LEDGER_PROJECTION_STORE=postgres, a table of the configured PostgreSQL database). Triggers refuse every UPDATE and
 DELETE (and on PostgreSQL TRUNCATE), and an INSERT whose seq is not the next one or whose prev_hash is not the last
 entry's hash: the chain is checked where it is written, and again where it is read (the publisher recomputes every
-hash before it publishes; the auditor recomputes them from the topic). Triggers stop mistakes and the API's own
-database user; the database's owner can drop them, which the chain and its copy on Kafka make evident.
+hash before it publishes; the auditor recomputes them from the topic). Triggers stop mistakes, not whoever holds the
+store's credentials (the API's database user owns the table and may drop them; and may read the views unlogged
+anyway): against them, the copy on Kafka is what holds, once an entry is published (docs/audit.md, "The access log").
 
 Group commit: `AccessLog.record` hands its entry to one writer thread and waits (bounded) for it to be committed. The
 writer takes what is waiting (at most `GROUP_COMMIT_BATCH_MAX`) and writes it in one transaction: while one commit is
@@ -708,8 +709,16 @@ class AccessLogPublisher:
                 if failures > PUBLISH_RETRIES_MAX:
                     raise
                 delay = min(RETRY_BACKOFF_MAX_S, 0.2 * 2 ** failures)
-                named = str(error) if type(error).__name__ in str(error) else f"{type(error).__name__}: {error}"
-                self.log(f"access log: Kafka unavailable ({named}); retry {failures} in {delay:.1f}s")
+                if kafka_client.fenced(error):
+                    # Not Kafka being away: another publisher with the same transactional id started (a second
+                    # `ledger serve`, or `ledger api publish-access` beside it). Each takes over from the other.
+                    self.log(f"access log: fenced by another publisher of {self.topic} (transactional id "
+                             f"{self.transactional_id}: another `ledger serve` or `ledger api publish-access`); "
+                             f"retry {failures} in {delay:.1f}s")
+                else:
+                    named = (str(error) if type(error).__name__ in str(error)
+                             else f"{type(error).__name__}: {error}")
+                    self.log(f"access log: Kafka unavailable ({named}); retry {failures} in {delay:.1f}s")
                 self.close()
                 _pause(delay, stop)
                 continue

@@ -23,12 +23,15 @@ from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
+import uvicorn
 from fastapi import Cookie, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger.errors import (
     AccessLogUnavailable,
@@ -48,7 +51,8 @@ from projections.queries import AccessLogWriter, RateLimiter, ReadSide
 from projections.store import ViewStore
 from projections.tokens import TokenVerifier
 
-KpjPath = Annotated[str, Path(pattern=r"^\d{11}$", description="the member's KPJ: 11 digits",
+# ASCII digits: `\d` (Python's and pydantic's) also takes other scripts' digits, such as Arabic-Indic ones.
+KpjPath = Annotated[str, Path(pattern=r"^[0-9]{11}$", description="the member's KPJ: 11 digits",
                               examples=["15000000001"])]
 BranchPath = Annotated[str, Path(pattern=r"^[A-Z0-9-]{2,40}$", description="a branch code",
                                  examples=["BEKASI-KOTA"])]
@@ -76,14 +80,14 @@ _bearer = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="JWT",
                      description="A JWT of the fund's identity provider (or `ledger api token issue` in development), "
                                  "with the claims sub, role, and branches (branch-staff) or kpj (member-service).")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-# What `purpose_ok` accepts, as a regular expression for the OpenAPI description, over the header's value as HTTP
-# carries it: no spaces or tabs around it (HTTP drops them), its bytes read as Latin-1, where the characters the access
-# log refuses are the control characters (U+0000-001F, U+007F-009F) and the soft hyphen (U+00AD).
-# Only described: checking it in the parameter would answer 422 before the token is looked at (see `_reader`).
-_VISIBLE = r"!-~\u00a0-\u00ac\u00ae-\u00ff"  # regular-expression escapes: readable in the JSON
-PURPOSE_PATTERN = rf"^[{_VISIBLE}](?:[ {_VISIBLE}]*[{_VISIBLE}])?$"
+# What `utf8_header` and `purpose_ok` accept, as a regular expression (ECMA-262, as JSON Schema's patterns are) for the
+# OpenAPI description, over the text the header carries in UTF-8: none of the characters the access log refuses
+# (`REFUSED_CATEGORIES`), and no space at either end (HTTP drops spaces and tabs around a value). Only described:
+# checking it in the parameter would answer 422 before the token is looked at (see `_reader`).
+_REFUSED_CHARACTERS = r"\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}"
+PURPOSE_PATTERN = rf"^[^{_REFUSED_CHARACTERS} ](?:[^{_REFUSED_CHARACTERS}]*[^{_REFUSED_CHARACTERS} ])?$"
 Purpose = Annotated[str | None, Header(alias="X-Purpose", description=f"why this read (kept in the access log): one "
-                                       f"line of printable characters, at most {PURPOSE_CHARS_MAX}",
+                                       f"line of UTF-8 text, at most {PURPOSE_CHARS_MAX} characters",
                                        json_schema_extra={"minLength": 1, "maxLength": PURPOSE_CHARS_MAX,
                                                           "pattern": PURPOSE_PATTERN})]
 
@@ -265,10 +269,23 @@ async def _reader(request: Request, token: str | None, purpose: str | None) -> R
     if reader is None:
         reader = await run_in_threadpool(verifier.verify, token)
     # Checked once the token is: a request without a valid token learns nothing but 401.
-    if purpose is not None and not purpose_ok(purpose):
-        raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
-                                       "msg": f"one line of at most {PURPOSE_CHARS_MAX} characters"}])
+    if purpose is not None:
+        purpose = utf8_header(purpose)
+        if purpose is None or not purpose_ok(purpose):
+            raise RequestValidationError([{"type": "string_pattern_mismatch", "loc": ("header", "X-Purpose"),
+                                           "msg": f"one line of UTF-8 text, at most {PURPOSE_CHARS_MAX} characters"}])
     return replace(reader, purpose=purpose)
+
+
+def utf8_header(value: str) -> str | None:
+    """A header's text as the client wrote it, or None if it is not UTF-8. The server hands a header over as its
+    bytes read as Latin-1, so "Bu Siti \u2014 keluhan" would be logged as mojibake, and the bytes of a right-to-left
+    override or a byte-order mark would pass as Latin-1 letters; decoded, each is the character it is, and checked
+    as such."""
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return None
 
 
 def purpose_ok(purpose: str) -> bool:
@@ -311,12 +328,32 @@ async def refusal(_request: Request, error: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": str(error)}, headers=headers)
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
-    """Answer HTTP on `host:port` with `app` until SIGINT or SIGTERM: `ledger serve`, and the benchmark of the API
-    (`scripts/bench api`), which measures the API as it is served."""
-    import uvicorn
+def server(app: FastAPI) -> uvicorn.Server:
+    """The HTTP server that answers with `app` (uvicorn, one process), run on a socket bound by the caller: `ledger
+    serve`'s, and the API benchmark's (`scripts/bench api`), which measures the API as it is served."""
+    return uvicorn.Server(uvicorn.Config(app, log_level="warning"))
 
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+class NoStore:
+    """`Cache-Control: no-store` on every response that does not set its own: a member's balance or history must not
+    be kept by a browser's cache, or by a proxy in between (a member portal often sits behind one), where the next
+    user of the machine or the proxy's operator would read it unlogged. A plain ASGI middleware: it only adds a
+    header to the response's start, and costs a read nothing measurable."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_no_store(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).setdefault("cache-control", "no-store")
+            await send(message)
+
+        await self.app(scope, receive, send_no_store)
 
 
 def create_app(settings: Settings, store: ViewStore | None = None, *, access_log: AccessLogWriter | None = None,
@@ -337,6 +374,7 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     app.state.read_side = read_side
     app.add_exception_handler(RequestValidationError, refused)
     app.add_exception_handler(LedgerError, refusal)
+    app.add_middleware(NoStore)
 
     @app.get("/health", summary="Whether the API answers (no token needed, no data)", response_model=None,
              responses=_answer(Health, "the API answers"))

@@ -75,9 +75,10 @@ LOGIN_BODY_BYTES_MAX = 16_384  # the login form: the token and where to go next,
 NEXT_CHARS_MAX = 300
 RECEIPTS_AT_ONCE_MAX = 2  # a receipt reads the whole events topic: at most this many at a time, then 503
 AS_OF_CHARS_MAX = 10
-KPJ = re.compile(r"\d{11}")
+# ASCII digits only: Python's `\d` also matches other scripts' digits (Arabic-Indic, Devanagari, ...).
+KPJ = re.compile(r"[0-9]{11}")
 BRANCH = re.compile(r"[A-Z0-9-]{2,40}")
-EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.\d{1,9}")
+EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[0-9]{1,9}")
 SECURITY_HEADERS = {
     # No script, no frame, no plugin; styles inline (the pages' own and pygal's); forms post only here.
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "

@@ -13,7 +13,7 @@ standard claims; this module decides what it is asked, so that none of JWT's kno
    `JWKS_CACHE_S`, each fetch bounded by `JWKS_FETCH_TIMEOUT_S`; an unknown `kid` refetches it at most once per
    `JWKS_REFRESH_COOLDOWN_S`, so made-up key ids cannot turn the API into a flood of requests to the provider.
 4. The signature, then `exp` (required), `iss` and `aud` (required, equal to the configured ones), `nbf` and `iat` when
-   present, with `LEEWAY_S` of clock difference allowed.
+   present, with `LEEWAY_S` of clock difference allowed; `exp` must be a number at most `TOKEN_LIFETIME_S_MAX` away.
 5. The ledger's own claims: `sub` (who), `role` (one of `projections.access.Role`), `branches` (branch-staff: at least
    one branch code) and `kpj` (member-service: the one member's KPJ). A token that fails any check is
    `Unauthenticated` (the API's 401); its message says which check, and never repeats the token or its claims.
@@ -69,9 +69,13 @@ JWKS_REFRESH_COOLDOWN_S = 60.0  # an unknown kid refetches the JWKS at most this
 # Verified tokens remembered (see the module's docstring): a minute of a busy API's readers, a few megabytes at most.
 TOKEN_CACHE_MAX = 10_000
 TOKEN_CACHE_S = 60.0
+# The longest a token may live: the verifier refuses one whose exp is further from now than this (and the leeway),
+# whoever signed it, so that a token made to last for years (a misconfigured client, a key in the wrong hands) is no
+# key for years once it leaks. An identity provider's access tokens live minutes or hours.
+TOKEN_LIFETIME_S_MAX = 7 * 86_400
 # The lifetime `ledger api token issue` allows a development token: a week is the longest a test or a developer's
 # session needs; a token that outlives its purpose is one more thing that can leak.
-TOKEN_TTL_S_MAX = 7 * 86_400
+TOKEN_TTL_S_MAX = TOKEN_LIFETIME_S_MAX
 TTL_UNITS_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
 _TTL = re.compile(r"([1-9][0-9]{0,6})([smhd])")
 # Printable characters only in a subject: it is written into the access log and shown on the console.
@@ -215,8 +219,9 @@ class TokenVerifier:
                                   "identity provider's JWKS)")
         if key.algorithm_name != algorithm:
             raise Unauthenticated("the bearer token's algorithm is not the one of the key it names")
-        # 4. Signature and standard claims.
+        # 4. Signature and standard claims, and a lifetime within bounds.
         claims = self._decode(token, key, str(algorithm))
+        check_expiry(claims["exp"], time.time())
         # 5. The ledger's claims.
         return reader_of(claims), float(claims["exp"])
 
@@ -242,6 +247,16 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token's signature does not verify") from None
         except jwt.InvalidTokenError:
             raise Unauthenticated("the bearer token is malformed or its claims are invalid") from None
+
+
+def check_expiry(exp: object, now_s: float) -> None:
+    """`Unauthenticated` unless `exp` is a NumericDate (a JSON number: PyJWT would also take a string of digits)
+    at most `TOKEN_LIFETIME_S_MAX` (and the leeway) after `now_s`."""
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise Unauthenticated("the bearer token's exp is not a NumericDate (a number of seconds since 1970)")
+    if exp > now_s + TOKEN_LIFETIME_S_MAX + LEEWAY_S:
+        raise Unauthenticated(f"the bearer token expires too far in the future: this API accepts tokens that expire "
+                              f"within {TOKEN_LIFETIME_S_MAX // 86_400} days")
 
 
 def reader_of(claims: Mapping[str, Any]) -> Reader:

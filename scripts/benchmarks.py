@@ -583,20 +583,26 @@ def bare_app(store: Any) -> Any:
 
 def serve_api(kind: str, workdir: Path, port: int) -> None:
     """One app in a process of its own, served as `ledger serve` serves the API, until SIGTERM."""
-    from projections.api import serve
+    import signal
+    import socket
+
+    from projections.access_log import AccessLog
+    from projections.api import create_app, server
     from projections.store import ViewStore
 
     settings = api_settings(workdir)
     store = ViewStore("sqlite", sqlite_path=settings.projection_sqlite_path)
+    listening = socket.socket()
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.bind(("127.0.0.1", port))
+    # uvicorn finishes the requests in hand on SIGTERM, then raises it again: this ends the process through `finally`.
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: sys.exit(0))
     if kind == "bare":
-        serve(bare_app(store), "127.0.0.1", port)
+        server(bare_app(store)).run(sockets=[listening])
         return
-    from projections.access_log import AccessLog
-    from projections.api import create_app
-
     access_log = AccessLog.open(settings)
     try:
-        serve(create_app(settings, store, access_log=access_log, clock=lambda: API_AS_OF), "127.0.0.1", port)
+        server(create_app(settings, store, access_log=access_log, clock=lambda: API_AS_OF)).run(sockets=[listening])
     finally:
         access_log.close()
 

@@ -540,7 +540,8 @@ ACCESS_COLUMNS = (("when (UTC)", "at"), ("subject", "subject"), ("role", "role")
 
 def access_lines(report: AccessReport) -> list[str]:
     """`ledger audit access` as it prints: the chain's verdict, then the reads as a table, then every breach kept."""
-    chain = (f"chain intact from seq 1 to {report.last_seq:,}" if report.ok else
+    chain = ("no read recorded yet" if report.ok and report.records == 0 else
+             f"chain intact from seq 1 to {report.last_seq:,}" if report.ok else
              f"chain BROKEN: {report.breaches_found:,} breach(es), the first at {report.breaches[0]}")
     who = f"member {report.kpj}" if report.kpj is not None else f"subject {report.subject}"
     period = (f" from {report.start or 'the start'} to {report.end or 'the end'}"

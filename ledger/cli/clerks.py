@@ -232,15 +232,18 @@ def history(
     npp: Annotated[str | None, typer.Option(help="an employer: its own events")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """The recorded events of a member or an employer, oldest first."""
+    """The recorded events of a member or an employer, oldest first. A member's are their data: read through the read
+    side as the local user, like `ledger balance`, and written to the access log first."""
     with reporting(as_json):
         if (kpj is None) == (npp is None):
             raise InvalidInput("history: give exactly one of --kpj (a member) or --npp (an employer)")
         if kpj is not None:
-            checked(identifiers.validate_kpj, kpj)
-        elif npp is not None:
-            checked(identifiers.validate_npp, npp)
-        rows = ctx.obj.reader.history(kpj=kpj, npp=npp)
+            member = checked(identifiers.validate_kpj, kpj)
+            rows = ctx.obj.read_side.member_read(Reader.local(), member, lambda: ctx.obj.reader.history(kpj=member),
+                                                 endpoint="ledger history --kpj")
+        else:
+            assert npp is not None  # exactly one of the two, checked above
+            rows = ctx.obj.reader.history(npp=checked(identifiers.validate_npp, npp))
     if as_json:
         print_json(rows)
     else:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -62,8 +62,20 @@ class Runtime:
 
     @cached_property
     def read_side(self) -> ReadSide:
-        """The scoped read side for the reading commands, which read as `Reader.local()`."""
-        return ReadSide(self.views, _AccessLogOnFirstUse(self))
+        """The scoped read side for the reading commands, which read as `Reader.local()`. The view store too is opened
+        when a question first needs it: `ledger history --kpj` and `balance --from-store` read the event store only,
+        and must neither need the projections' database nor create it."""
+        return ReadSide(cast(ViewStore, _ViewsOnFirstUse(self)), _AccessLogOnFirstUse(self))
+
+
+@dataclass
+class _ViewsOnFirstUse:
+    """The runtime's view store, opened when a question first reads it."""
+
+    runtime: Runtime
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.runtime.views, name)
 
 
 @dataclass

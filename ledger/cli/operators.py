@@ -1,9 +1,11 @@
 """The operators' commands: topics, the relay, the projections, the API server, generated data, the
 example consumers and the demo."""
 
+import errno
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -344,23 +346,64 @@ def _projection_names(names: list[str] | None) -> list[str]:
     return list(names or PROJECTIONS)
 
 
+class _ServerStopped(Exception):
+    """SIGTERM or SIGINT: uvicorn finished the requests in hand and raised the signal again (see `serve`)."""
+
+
+def _stop_server(_signum: int, _frame: object) -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)  # once: a second signal must not interrupt the publisher's stop
+    raise _ServerStopped
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here rather than by uvicorn, so that an address in use or not this machine's is
+    a clear error naming the settings (exit 2), not uvicorn's log line and exit 3 (which is NotFound here)."""
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart at once after a stop
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        advice = {errno.EADDRINUSE: "stop what listens there, or choose another LEDGER_API_PORT",
+                  errno.EADDRNOTAVAIL: "LEDGER_API_HOST must be an address of this machine (127.0.0.1 by default)",
+                  errno.EACCES: "ports below 1024 need privileges: choose another LEDGER_API_PORT"}
+        raise ConfigurationError(f"ledger serve cannot listen on {host}:{port} (LEDGER_API_HOST, LEDGER_API_PORT): "
+                                 f"{error.strerror or error}; "
+                                 f"{advice.get(error.errno or 0, 'check LEDGER_API_HOST and LEDGER_API_PORT')}"
+                                 ) from None
+    return listening
+
+
 def serve(ctx: typer.Context) -> None:
     """The read-only HTTP API (OpenAPI at /docs and /openapi.json) on LEDGER_API_HOST:LEDGER_API_PORT; in the
     background, it publishes the access log to Kafka (docs/audit.md, "The access log").
 
     Every endpoint but /health needs a bearer token verified against LEDGER_API_JWKS_FILE or LEDGER_API_JWKS_URL,
-    naming LEDGER_API_ISSUER and LEDGER_API_AUDIENCE: without them it does not start (exit 2)."""
+    naming LEDGER_API_ISSUER and LEDGER_API_AUDIENCE: without them it does not start (exit 2). Ctrl-C or SIGTERM
+    stops it: it finishes the requests in hand, stops publishing, and exits 0."""
     from projections.access_log import AccessLogPublisher
-    from projections.api import create_app, serve
+    from projections.api import create_app, server
 
     settings = ctx.obj.settings
     with reporting(False):
         settings.api_token_verification()  # first: no server, and nothing opened, without the token settings
         app = create_app(settings, ctx.obj.views, access_log=ctx.obj.access_log)
+        listening = _listening_socket(settings.api_host, settings.api_port)
         publisher = AccessLogPublisher.open(settings, log=lambda line: print(line, file=sys.stderr))
-    publisher.start()
+    host = f"[{settings.api_host}]" if ":" in settings.api_host else settings.api_host
+    print(f"ledger serve: the read API on http://{host}:{settings.api_port}/ (OpenAPI at /docs, the console at "
+          "/console/); Ctrl-C or SIGTERM stops it", file=sys.stderr, flush=True)
+    # uvicorn takes SIGTERM and SIGINT while it serves, finishes the requests in hand, then raises the signal again
+    # with the handlers it found: these, which end the command as the other long-running ones end (exit 0), once the
+    # publisher has stopped.
     try:
-        serve(app, settings.api_host, settings.api_port)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, _stop_server)
+        publisher.start()
+        server(app).run(sockets=[listening])
+    except _ServerStopped:
+        pass
     finally:
         publisher.stop()
 

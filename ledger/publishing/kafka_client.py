@@ -42,6 +42,7 @@ from kafka.errors import (
     AuthorizationError,
     KafkaError,
     KafkaTimeoutError,
+    ProducerFencedError,
     RetriableError,
     SaslAuthenticationFailedError,
     TopicAlreadyExistsError,
@@ -58,6 +59,7 @@ __all__ = [
     "KafkaError",
     "KafkaTimeoutError",
     "PartitionState",
+    "ProducerFencedError",
     "RetriableError",
     "SaslAuthenticationFailedError",
     "StallWatch",
@@ -77,6 +79,7 @@ __all__ = [
     "describe_transaction",
     "end_offsets",
     "ensure_topic",
+    "fenced",
     "last_records",
     "offsets_for_time",
     "positions",
@@ -89,6 +92,13 @@ __all__ = [
     "topic_partitions",
     "wait_until_ready",
 ]
+
+
+def fenced(error: BaseException) -> bool:
+    """Whether `error` says a newer producer with the same transactional id fenced this one off. kafka-python raises
+    ProducerFencedError from the request that met it, but a later transactional call only a KafkaError whose text
+    names it ("... in an error state: [Error 90] ProducerFencedError")."""
+    return isinstance(error, ProducerFencedError) or ProducerFencedError.__name__ in str(error)
 
 # Bounds on waiting for the cluster; named so a reader sees every limit in one place.
 READY_POLL_INTERVAL_S = 0.5

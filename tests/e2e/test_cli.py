@@ -189,3 +189,31 @@ def test_reversing_a_contribution_takes_it_out_of_the_balance(seeded: Cli) -> No
 
     twice = cli("reverse", payment, "--reason", "again", expect=4)
     assert twice.stderr == f"error: contribution {payment} was already reversed\n"
+
+
+def test_a_members_history_is_written_to_the_access_log_first_or_not_shown(seeded: Cli, tmp_path: Path) -> None:
+    """`ledger history --kpj` shows a member's events: their data, read like `ledger balance` as the local user and
+    logged before it is shown; an employer's history (--npp) is no member's data. Neither opens the projections'
+    database, which they do not read."""
+    from projections.access_log import AccessLogStore
+
+    views = tmp_path / "views-never-opened.db"
+    cli = seeded.with_env(LEDGER_PROJECTION_SQLITE_PATH=str(views))
+    assert cli.history("--kpj", KPJ)[0]["type"] == "MemberEnrolled"
+    cli("history", "--npp", NPP)
+    cli("history", "--kpj", "15000000009", expect=3)  # no such member: nothing read, nothing logged
+    store = AccessLogStore("sqlite", sqlite_path=Path(cli.env["LEDGER_ACCESS_LOG_SQLITE_PATH"]))
+    try:
+        logged = store.after(0, 100)
+    finally:
+        store.close()
+    assert [(entry.subject.split(":")[0], entry.role, entry.kpj, entry.endpoint) for entry in logged] == [
+        ("local", "auditor", KPJ, "ledger history --kpj")]
+    assert not views.exists()
+    # An access log that cannot be written: the member's events are not shown (exit 18); an employer's still are.
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the access log's folder should be")
+    broken = cli.with_env(LEDGER_ACCESS_LOG_SQLITE_PATH=str(blocker / "access-log.db"))
+    refused = broken("history", "--kpj", KPJ, expect=18)
+    assert refused.stdout == "" and "access log" in refused.stderr
+    assert "EmployerRegistered" in broken("history", "--npp", NPP).stdout

@@ -45,7 +45,7 @@ from projections.api import create_app
 from projections.charts import rupiah
 from projections.store import ViewStore
 from projections.views import PROGRAMS
-from tests.support.access_log_memory import MemoryAccessLog
+from tests.support.access_log import MemoryAccessLog
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import AUDITOR, KafkaRoles
 from tests.support.signing import log_verifier_key

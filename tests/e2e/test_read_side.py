@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import socket
 import subprocess
 import time
@@ -169,21 +170,31 @@ AUDIT_ACCESS_WAIT_S_MAX = 60
 
 
 def test_audit_access_lists_the_reads_of_the_member_by_the_cli_and_the_api(api: str, projected: Cli) -> None:
-    """Every answered read of FIRST_KPJ above, by `ledger balance` (as the local user) and through the API (as the
-    token's subject), is in the access log that `ledger serve` publishes, and `ledger audit access --kpj` lists it."""
+    """Every answered read of FIRST_KPJ above, by `ledger balance` and `ledger history --kpj` (as the local user: the
+    system's name for it, not the environment's) and through the API (as the token's subject), is in the access log
+    that `ledger serve` publishes, and `ledger audit access --kpj` lists it."""
     token = projected("api", "token", "issue", "--subject", "auditor-ani", "--role", "auditor", "--ttl", "15m"
                       ).stdout.strip()
+    # The member's events from the event store, by a user who claims to be someone else in the environment.
+    events = projected.with_env(USER="auditor-ani", LOGNAME="auditor-ani").json("history", "--kpj", FIRST_KPJ)
+    assert events[0]["type"] == "MemberEnrolled"
+    local = f"local:{pwd.getpwuid(os.geteuid()).pw_name}"
     assert get(f"{api}/members/{FIRST_KPJ}/history", token)[0] == 200
+    # The last read, by a subject of its own: once it is listed, every read before it is (published in seq order).
+    last = projected("api", "token", "issue", "--subject", "auditor-last", "--role", "auditor", "--ttl", "15m"
+                     ).stdout.strip()
+    assert get(f"{api}/members/{FIRST_KPJ}/balance", last)[0] == 200
     deadline = time.monotonic() + AUDIT_ACCESS_WAIT_S_MAX
     while True:
         reads = projected.json("audit", "access", "--kpj", FIRST_KPJ)["reads"]
         endpoints = {(read["subject"].split(":")[0], read["endpoint"]) for read in reads}
-        if ("auditor-ani", "GET /members/{kpj}/history") in endpoints or time.monotonic() > deadline:
+        if ("auditor-last", "GET /members/{kpj}/balance") in endpoints or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert {("local", "ledger balance"), ("local", "ledger balance --from-store"),
-            ("local", "ledger balance --history"), ("auditor-ani", "GET /members/{kpj}/balance"),
-            ("auditor-ani", "GET /members/{kpj}/history")} <= endpoints
+            ("local", "ledger balance --history"), ("local", "ledger history --kpj"),
+            ("auditor-ani", "GET /members/{kpj}/balance"), ("auditor-ani", "GET /members/{kpj}/history")} <= endpoints
+    assert {read["subject"] for read in reads if read["endpoint"] == "ledger history --kpj"} == {local}
     assert all(read["kpj"] == FIRST_KPJ for read in reads)
     # The refused and the unknown were answered nothing, and logged as nothing.
     assert not any(read["subject"] == "staff-bogor" for read in reads)

@@ -194,6 +194,26 @@ def test_a_publisher_that_dies_before_its_commit_leaves_nothing_and_the_next_pub
     assert_published_once_in_order(access)
 
 
+def test_a_publisher_fenced_by_a_second_one_says_so_and_each_entry_is_still_published_once(
+        access: AccessSetup) -> None:
+    access.record([entry(f"reader-{n}") for n in range(6)])
+    first = access.publisher(batch_max=4)
+    said: list[str] = []
+    first.log = said.append
+    first.connect()
+    second = access.publisher(batch_max=4)
+    try:
+        second.connect()  # the same transactional id: the first one's producer is fenced off
+        assert first.run() == 6  # fenced once, said so, started again (fencing the second) and published it all
+    finally:
+        for one in (first, second):
+            one.close()
+            one.store.close()
+    assert any("fenced by another publisher" in line for line in said), said
+    assert not any("Kafka unavailable" in line for line in said), said
+    assert_published_once_in_order(access)
+
+
 def raw_options(roles: KafkaRoles, role: str) -> dict[str, Any]:
     kafka = roles.connection(role)
     return {"bootstrap_servers": list(kafka.bootstrap_servers), "security_protocol": kafka.security_protocol,

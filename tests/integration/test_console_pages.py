@@ -18,7 +18,7 @@ from projections import console
 from projections.api import create_app
 from projections.charts import rupiah
 from projections.store import ViewStore
-from tests.support.access_log_memory import MemoryAccessLog
+from tests.support.access_log import MemoryAccessLog
 from tests.support.tokens import TokenKit
 from tests.support.views import projected_store
 
@@ -246,11 +246,11 @@ def test_every_look_at_a_member_is_in_the_access_log_before_the_page_is_sent(cli
     after = len(access_log.entries)
     assert client.get(f"/console/members/{DEPOK_KPJ}", headers=as_("bekasi")).status_code == 403
     assert len(access_log.entries) == after  # refused: nothing was read
-    access_log.failing = True
+    access_log.unavailable = "the access log cannot be written: the disk is full"
     try:
         response = client.get(f"/console/members/{BEKASI_KPJ}", headers=as_("bekasi"))
     finally:
-        access_log.failing = False
+        access_log.unavailable = None
     assert response.status_code == 503 and "access log cannot be written" in response.text
     assert rupiah(0) not in response.text and "Movements" not in response.text
 

@@ -84,6 +84,7 @@ class Cli:
     env: dict[str, str]
     folder: Path
     kafka: KafkaRoles | None = None  # each role's Kafka settings (tests/support/kafka_roles.py)
+    cwd: Path | None = None  # where the commands run (default: the test's); relative paths and `.run/` resolve there
 
     def env_for(self, args: Sequence[str], as_role: str | None = None) -> dict[str, str]:
         """The environment of `ledger ARGS`: this Cli's, with the Kafka settings of the command's role (`role_of`), or
@@ -111,7 +112,7 @@ class Cli:
             resource.setrlimit(resource.RLIMIT_AS, (memory_max_bytes, memory_max_bytes))
 
         done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=self.env_for(args, as_role),
-                              capture_output=True, text=True, timeout=timeout_s, check=False,
+                              cwd=self.cwd, capture_output=True, text=True, timeout=timeout_s, check=False,
                               preexec_fn=None if memory_max_bytes is None else limit)
         assert done.returncode == expect, f"ledger {' '.join(args)}: exit {done.returncode}\n{done.stdout}{done.stderr}"
         assert "Traceback" not in done.stderr, done.stderr
@@ -122,7 +123,8 @@ class Cli:
 
     def start(self, *args: str, **popen: Any) -> subprocess.Popen[Any]:
         """Start `ledger ARGS` in the background, as its role (`subprocess.Popen` options in `popen`)."""
-        return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env=self.env_for(args), **popen)
+        return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], env=self.env_for(args),
+                                **{"cwd": self.cwd, **popen})
 
     def terminal(self, *args: str, as_role: str | None = None) -> Terminal:
         """Start `ledger ARGS` on a pseudo-terminal (stdin, stdout and stderr); see `Terminal`."""

@@ -26,7 +26,8 @@ def test_the_keys_are_read_oldest_first_and_none_means_none() -> None:
     (SignerKey.generate("x.example/log").format(), "not a log verifier key"),  # a private key is refused
     (f"{verifier('a.example/log')},{verifier('b.example/log')}", "keys of different logs"),
     (",".join(verifier() for _ in range(LOG_VERIFIER_KEYS_MAX + 1)), f"at most {LOG_VERIFIER_KEYS_MAX}"),
-])
+], ids=["not-a-key", "a-private-key", "two-logs", "too-many"])  # fixed ids: the keys are random, and xdist's workers
+# must collect the same test names
 def test_a_wrong_key_list_is_a_configuration_error_that_shows_no_key(value: str, problem: str) -> None:
     with pytest.raises(ConfigurationError, match=problem) as raised:
         Settings(log_verifier_keys=value).log_verifiers()

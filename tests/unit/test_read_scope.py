@@ -4,7 +4,8 @@ tests/integration/test_api_access.py."""
 
 from __future__ import annotations
 
-import getpass
+import os
+import pwd
 
 import pytest
 
@@ -17,9 +18,20 @@ BEKASI, BOGOR = "BEKASI-KOTA", "BOGOR"
 
 def test_the_local_command_line_reads_as_an_auditor_under_its_user_name() -> None:
     local = Reader.local()
-    assert (local.subject, local.role) == (f"local:{getpass.getuser()}", Role.AUDITOR)
+    assert (local.subject, local.role) == (f"local:{pwd.getpwuid(os.geteuid()).pw_name}", Role.AUDITOR)
     local.check_member("15000000001", None)
     local.check_branch(BOGOR)
+
+
+@pytest.mark.parametrize("claimed", ["auditor-ani", "root", "x\ny", "a b", ""])
+def test_the_local_user_name_is_the_systems_not_the_environments(monkeypatch: pytest.MonkeyPatch,
+                                                                  claimed: str) -> None:
+    """Whoever runs `ledger balance` sets LOGNAME, USER, LNAME and USERNAME as they like (getpass reads them first):
+    the access log's subject is the name of the process's effective uid all the same."""
+    expected = Reader.local().subject
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, claimed)
+    assert Reader.local().subject == expected == f"local:{pwd.getpwuid(os.geteuid()).pw_name}"
 
 
 def test_a_refusal_is_the_same_for_another_branch_and_for_no_member() -> None:
