@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -42,12 +41,10 @@ from ledger.commands import (
     RegisterEmployer,
 )
 from ledger.errors import InvalidInput, LedgerError
-from ledger.events import EVENT_TYPES
-from ledger.publishing.envelope import envelope
 from ledger.settings import Settings
 from projections import queries
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
+from tests.support.views import project, published
 
 pytestmark = pytest.mark.integration
 
@@ -183,35 +180,6 @@ def stores(tmp_path_factory, postgres_settings: Settings) -> Iterator[list[ViewS
     postgres.close()
     with psycopg.connect(postgres_settings.postgres_conninfo(), autocommit=True) as connection:
         connection.execute(f"DROP SCHEMA {schema} CASCADE")
-
-
-def published(app: Ledger) -> list[tuple[dict[str, Any], bytes]]:
-    """Every contract event of the store as the relay publishes it: (envelope, record value)."""
-    records = []
-    for position, notification in enumerate(app.stored_contract_notifications(), start=1):
-        _, value, _ = envelope(notification, position)
-        records.append((orjson.loads(value), value))
-    return records
-
-
-def project(store: ViewStore, records: list[tuple[dict[str, Any], bytes]]) -> None:
-    """Apply the records to new versions of both projections, as the runner does; check the invariants; switch
-    readers to them and drop the versions they replace."""
-    with store.transaction() as tx:
-        for name, view in PROJECTIONS.items():
-            version = ViewStore.new_version(tx, name)
-            view.create(tx, version, indexes=True)
-            by_json = [value for env, value in records if store.dialect == "sqlite" and env["type"] in view.json_types
-                       and env["version"] == EVENT_TYPES[env["type"]].VERSION]
-            if by_json:
-                view.apply_json(tx, version, by_json)
-            view.apply(tx, version, [env for env, value in records
-                                     if not (store.dialect == "sqlite" and env["type"] in view.json_types
-                                             and env["version"] == EVENT_TYPES[env["type"]].VERSION)])
-            view.check(tx, version)
-            replaced = ViewStore.switch(tx, name, version)
-            if replaced is not None:
-                view.drop(tx, replaced)
 
 
 def answers(store: ViewStore, kpjs: list[str], on: date) -> dict[str, Any]:
