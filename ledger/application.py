@@ -36,6 +36,7 @@ from eventsourcing.utils import get_topic
 
 from ledger import events as ev
 from ledger import identifiers, pricing
+from ledger.billing import BILLING_HANDLERS
 from ledger.commands import Command
 from ledger.domain import (
     INTERNAL_EVENT_TOPICS,
@@ -92,7 +93,7 @@ class Ledger(TunedApplication):
         self._attempt = threading.local()  # per thread: whether this attempt used a cached copy (see `find`)
         # Each command's handler, given this ledger as its `HandlerContext`: called as handler(command, careful).
         self._handlers: dict[type[Command], Callable[[Any, bool], Outcome]] = {
-            command_type: partial(handler, self) for command_type, handler in HANDLERS.items()}
+            command_type: partial(handler, self) for command_type, handler in (HANDLERS | BILLING_HANDLERS).items()}
 
     # --- the command pipeline ------------------------------------------------------------------------------------
 
@@ -150,9 +151,7 @@ class Ledger(TunedApplication):
         if previous is None:
             return None
         if previous.fingerprint != fingerprint:
-            raise CommandIdConflict(
-                f"command id {command.command_id!r} was already used for a different "
-                f"{previous.name} command; the first one stands. Use a new command id.")
+            raise CommandIdConflict(command.conflict_message(previous.name))
         return {**previous.result, "repeated": True}
 
     def nik_hmac(self, nik: str) -> str:
@@ -210,6 +209,10 @@ class Ledger(TunedApplication):
         ids = [contribution_month_id(member.kpj, month) for month in months]
         loaded = load_many(self, ids)  # one query per few hundred months, not one per month
         return [loaded[i] for i in ids if i in loaded]
+
+    def find_many(self, ids: list[UUID]) -> dict[UUID, Any]:
+        """Many aggregates at once, fresh from the store (a few queries, not one each); missing ids left out."""
+        return load_many(self, ids)
 
     def program_balance(self, member: Member, program: Program, as_of: date,
                         months: list[ContributionMonth] | None = None) -> int:

@@ -64,6 +64,13 @@ WAGE_MAX = 1_000_000_000  # Rp1 billion a month: a PU wage (basic + fixed allowa
 CLAIM_AMOUNT_MAX = 100_000_000_000  # Rp100 billion: a claim's amount when given (statutory amounts stay below it)
 YIELD_RATE_PERCENT_MAX = Decimal(20)  # % a year; the fund has announced 5.63% (2020) to 7.19% (2016)
 
+# Money received (one transfer) and refunded: Rp1 trillion is above any one payer's year of contributions (the
+# largest employers owe a few hundred billion a year) and keeps a payer's sums over a century inside int64.
+MONEY_AMOUNT_MAX = 1_000_000_000_000
+CLOSE_PAYERS_MAX = 2_000  # employers in one close batch (one transaction); the CLI closes a branch batch by batch
+CLOSE_MEMBERS_MAX = 20_000  # self-paying BPU members in one close batch
+REFERENCE_CHARS_MAX = 35  # a bank reference: SWIFT's field 20/61 reference is at most 16, MT940's :86: texts 35
+
 NAME_CHARS_MAX = 200  # a name, the payer's, the beneficiary's
 REASON_CHARS_MAX = 500  # a reversal's reason
 
@@ -111,6 +118,7 @@ def _whole_rupiah(limit: int, limit_name: str) -> BeforeValidator:
 
 Wage = Annotated[int, _whole_rupiah(WAGE_MAX, "WAGE_MAX")]
 ClaimAmount = Annotated[int, _whole_rupiah(CLAIM_AMOUNT_MAX, "CLAIM_AMOUNT_MAX")]
+MoneyAmount = Annotated[int, _whole_rupiah(MONEY_AMOUNT_MAX, "MONEY_AMOUNT_MAX")]
 
 
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -182,6 +190,11 @@ class Command(BaseModel):
 
     command_id: Annotated[str, AfterValidator(_command_id)] = Field(default_factory=_new_command_id, min_length=1,
                                                                    max_length=200, strict=True)
+
+    def conflict_message(self, previous_name: str) -> str:
+        """What a repeat of this command id with other content is told."""
+        return (f"command id {self.command_id!r} was already used for a different {previous_name} command; the "
+                f"first one stands. Use a new command id.")
 
     def fingerprint(self) -> str:
         body = self.model_dump_json(exclude={"command_id"})
@@ -396,3 +409,95 @@ COMMAND_TYPES: dict[str, type[Command]] = {
     for cls in (RegisterEmployer, ChangeRiskClass, EnrollMember, EnrollMembers, ChangeWage, ExitMember,
                 PayContribution, CreditYield, PayClaim, Reverse)
 }
+
+
+# --- Collections ---------------------------------------------------------------------------------------------------
+
+_REFERENCE = re.compile(r"[A-Za-z0-9][A-Za-z0-9/\-.:+]*")  # letters, digits and the punctuation banks use in refs
+_PAYMENT_CODE = re.compile(r"[0-9]{16,19}")
+
+
+def _reference(value: str) -> str:
+    if not _REFERENCE.fullmatch(value):
+        raise ValueError("a bank reference is letters, digits and / - . : + (no spaces), starting with a letter "
+                         "or digit")
+    return value
+
+
+def _payment_code(value: str) -> str:
+    if not _PAYMENT_CODE.fullmatch(value) or not identifiers.luhn_valid(value):
+        raise ValueError("not a payment code: 16 to 19 digits whose last is a check digit, as printed on the bill "
+                         "(a typo? the check digit does not match)")
+    return value
+
+
+Reference = Annotated[str, Field(strict=True, min_length=1, max_length=REFERENCE_CHARS_MAX),
+                      AfterValidator(_reference)]
+
+
+class CloseBills(Command):
+    """Close `month` for some payers: a bill for each that has members owed and not yet billed or paid."""
+
+    NAME: ClassVar[str] = "close-bills"
+    month: str = Field(pattern=MONTH_PATTERN)
+    npps: list[str] = Field(default_factory=list, max_length=CLOSE_PAYERS_MAX)
+    kpjs: list[str] = Field(default_factory=list, max_length=CLOSE_MEMBERS_MAX)  # self-paying BPU members
+
+    _npps = field_validator("npps")(lambda v: [identifiers.validate_npp(x) for x in v])
+    _kpjs = field_validator("kpjs")(lambda v: [identifiers.validate_kpj(x) for x in v])
+
+
+class ReceiveMoney(Command):
+    """Money that arrived, from the payer named by a payment code, an NPP or a KPJ. The bank reference is the
+    command id: the same money again is a repeat; the same reference with other content is refused."""
+
+    NAME: ClassVar[str] = "receive-money"
+    reference: Reference
+    code: str | None = None
+    npp: str | None = None
+    kpj: str | None = None
+    amount: MoneyAmount
+    received_on: Day
+    payer: PayerRole | None = None  # default: the employer (NPP) or the member (KPJ)
+    payer_name: Name | None = None
+
+    _code = field_validator("code")(lambda v: v if v is None else _payment_code(v))
+    _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
+    _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_is_the_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "command_id" not in data and isinstance(data.get("reference"), str):
+            return {**data, "command_id": f"money:{data['reference']}"}
+        return data
+
+    def conflict_message(self, previous_name: str) -> str:  # noqa: ARG002
+        return (f"bank reference {self.reference} was already recorded with another payer, amount or date; the "
+                f"first receipt stands (the same money again is answered as a repeat)")
+
+    @model_validator(mode="after")
+    def _one_payer(self) -> ReceiveMoney:
+        if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
+            raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
+        if self.command_id != f"money:{self.reference}":
+            raise ValueError("the command id of a receipt is its bank reference (money:REFERENCE)")
+        return self
+
+
+class RefundMoney(Command):
+    NAME: ClassVar[str] = "refund-money"
+    npp: str | None = None
+    kpj: str | None = None
+    amount: MoneyAmount
+    refunded_on: Day
+    reason: Reason
+
+    _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
+    _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
+
+    @model_validator(mode="after")
+    def _one_payer(self) -> RefundMoney:
+        if (self.npp is None) == (self.kpj is None):
+            raise ValueError("name the payer once: an NPP or a KPJ")
+        return self

@@ -61,6 +61,15 @@ def payment_id(command_id: str) -> UUID:
     return uuid5(ID_NAMESPACE, f"payment:{command_id}")
 
 
+def payer_account_id(npp: str | None, kpj: str | None) -> UUID:
+    """A payer's account: an employer or paying body by NPP, a self-paying BPU member by KPJ."""
+    return uuid5(ID_NAMESPACE, f"account:npp:{npp}" if npp is not None else f"account:kpj:{kpj}")
+
+
+def bill_lines_id(bill_id: str) -> UUID:
+    return uuid5(ID_NAMESPACE, f"bill-lines:{bill_id}")
+
+
 def command_record_id(command_id: str) -> UUID:
     return uuid5(ID_NAMESPACE, f"command:{command_id}")
 
@@ -341,6 +350,110 @@ class Payment(LedgerAggregate):
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.ContributionPaymentReceived):
             self.receipt = contract
+
+
+@dataclass
+class OpenBill:
+    """A bill not yet settled, as its payer's account keeps it."""
+
+    bill: ev.BillClosed
+    event_id: str
+
+
+class PayerAccount(LedgerAggregate):
+    """One payer's collections: its bills, the money it sent, what was applied, refunded and is left unapplied.
+
+    One aggregate per payer, so that money is applied to bills under one version check: two receipts for the same
+    employer cannot both spend the same credit. The bills' member lines live in `BillLines` aggregates (one per bill),
+    so that loading an account stays cheap for an employer of thousands of workers.
+    """
+
+    KEEP_RECORDED = False
+
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return payer_account_id(data.get("npp"), data.get("kpj"))
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if not hasattr(self, "open_bills"):
+            self.npp: str | None = getattr(contract, "npp", None)
+            self.kpj: str | None = getattr(contract, "kpj", None)
+            self.open_bills: list[OpenBill] = []  # oldest first: by counts_from, then as closed
+            self.bills_by_month: dict[tuple[str, str], list[str]] = {}  # (month, segment) -> bill ids
+            # Money received and not yet applied or refunded, as lots [reference, rupiah left], oldest first: money is
+            # spent from the oldest lot, so a settlement names the receipts that paid it.
+            # Tuples, replaced rather than changed: a copy of the aggregate (`__deepcopy__`) shares what lists hold.
+            # A lot: (reference, rupiah left, received on, payer role).
+            self.lots: list[tuple[str, int, date, str]] = []
+            self.codes: frozenset[str] = frozenset()  # the payment codes of its bills
+            self.received = self.applied = self.refunded = 0
+        if isinstance(contract, ev.BillClosed):
+            key = (contract.month, contract.segment.value)
+            self.bills_by_month[key] = [*self.bills_by_month.get(key, []), contract.bill_id]
+            self.codes = self.codes | {contract.payment_code}
+            self.open_bills.append(OpenBill(contract, event_id(self.id, self.applied)))
+            self.open_bills.sort(key=lambda b: b.bill.counts_from)  # stable: bills of one date stay as closed
+        elif isinstance(contract, ev.MoneyReceived):
+            self.lots.append((contract.reference, contract.amount, contract.received_on, contract.payer.value))
+            self.received += contract.amount
+        elif isinstance(contract, ev.BillSettled):
+            self.open_bills = [b for b in self.open_bills if b.bill.bill_id != contract.bill_id]
+            self.spend(contract.total)
+            self.applied += contract.total
+        elif isinstance(contract, ev.MoneyRefunded):
+            self.spend(contract.amount)
+            self.refunded += contract.amount
+
+    @property
+    def unapplied(self) -> int:
+        return sum(lot[1] for lot in self.lots)
+
+    def spend(self, amount: int) -> list[str]:
+        """Take `amount` from the oldest lots; returns the references it came from."""
+        taken: list[str] = []
+        while amount > 0:
+            reference, left, received_on, role = self.lots[0]
+            use = min(amount, left)
+            amount -= use
+            taken.append(reference)
+            if use == left:
+                self.lots.pop(0)
+            else:
+                self.lots[0] = (reference, left - use, received_on, role)
+        return taken
+
+    def sources(self, amount: int) -> list[str]:
+        """The references `spend(amount)` would take from, without spending."""
+        taken, left = [], amount
+        for reference, rupiah, _received_on, _role in self.lots:
+            if left <= 0:
+                break
+            taken.append(reference)
+            left -= rupiah
+        return taken
+
+    def bill_count(self, month: str, segment: Segment) -> int:
+        return len(self.bills_by_month.get((month, segment.value), []))
+
+    def open_bill_months(self) -> set[str]:
+        return {b.bill.month for b in self.open_bills}
+
+
+class BillLines(LedgerAggregate):
+    """The member lines of one bill, in parts of at most `events.BILL_PART_LINES_MAX`."""
+
+    KEEP_RECORDED = False
+
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return bill_lines_id(data["bill_id"])
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.BillLinesAdded):
+            if not hasattr(self, "lines"):
+                self.bill_id = contract.bill_id
+                self.lines: list[ev.BillLine] = []
+            self.lines.extend(contract.lines)
 
 
 class CommandRecord(Aggregate):

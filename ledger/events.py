@@ -313,6 +313,138 @@ class ClaimReversed(LedgerEvent):
         return self.reversed_on
 
 
+# --- Collections: dues billed, money received, money applied (v1, issue 17) -----------------------------------------
+
+BILL_PART_LINES_MAX = 1_000  # member lines per `BillLinesAdded`: keeps each published event far below 1 MB
+
+
+class BillKind(str, Enum):
+    REGULAR = "regular"  # the month's first bill for a payer
+    ADJUSTMENT = "adjustment"  # members found owed for a month already billed (a back-dated enrollment)
+
+
+class BillClosed(LedgerEvent):
+    """A bill: what one payer owes for one month (and segment), frozen when the month is closed. Its member lines
+    follow in `BillLinesAdded` parts, in the same transaction. It counts in the books from `counts_from`, a date fixed
+    by the month (the first day of the next month for PU, of the month itself for BPU), never the day the close ran."""
+
+    TYPE: ClassVar[str] = "BillClosed"
+    bill_id: str
+    payment_code: str = Field(pattern=r"^[0-9]{16,19}$")
+    npp: str | None  # the employer or paying body; None for a self-paying BPU member
+    kpj: str | None  # the self-paying BPU member; None for a bill to an employer
+    branch: str
+    segment: Segment
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    kind: BillKind
+    counts_from: date
+    due_date: date
+    closed_on: date  # the day the close ran: for the record only, nothing is computed from it
+    member_count: int = Field(ge=1)
+    parts: int = Field(ge=1)
+    program_totals: dict[Program, Rupiah]
+    total: Rupiah = Field(gt=0)
+
+    def effective_date(self) -> date:
+        return self.counts_from
+
+
+class BillLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    kpj: str
+    wage: Rupiah
+    shares: dict[Program, ProgramShare]
+    jkp_from_jkk: Rupiah = 0
+    jkp_from_jkm: Rupiah = 0
+    jp_deferred: Rupiah = 0
+    amount: Rupiah = Field(gt=0)  # the sum of the shares
+
+    @model_validator(mode="after")
+    def _amount_adds_up(self) -> BillLine:
+        parts = sum(s.employer + s.worker for s in self.shares.values())
+        if parts != self.amount:
+            raise ValueError(f"amount {self.amount} is not the sum of the shares ({parts})")
+        return self
+
+
+class BillLinesAdded(LedgerEvent):
+    """One part of a bill's member lines (at most `BILL_PART_LINES_MAX`), recorded with its `BillClosed`."""
+
+    TYPE: ClassVar[str] = "BillLinesAdded"
+    bill_id: str
+    branch: str
+    part: int = Field(ge=1)
+    counts_from: date
+    lines: list[BillLine] = Field(min_length=1, max_length=BILL_PART_LINES_MAX)
+
+    def effective_date(self) -> date:
+        return self.counts_from
+
+
+class MoneyReceived(LedgerEvent):
+    """Money as it arrived from a payer, by bank transfer or at a teller. The bank reference is unique in the ledger:
+    the same reference again is a repeat, never more money."""
+
+    TYPE: ClassVar[str] = "MoneyReceived"
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("payer_name",)
+    reference: str
+    npp: str | None
+    kpj: str | None
+    branch: str
+    payer: PayerRole
+    payer_name: str | None = None  # as on the bank slip: may be a person's name, so it stays in the store
+    payment_code: str | None = None  # the code the payer quoted, if any
+    amount: Rupiah = Field(gt=0)
+    received_on: date
+
+    def effective_date(self) -> date:
+        return self.received_on
+
+
+class BillSettled(LedgerEvent):
+    """A bill paid in full with its late fine to the settlement date, from the payer's money (`rules.
+    MONEY_APPLICATION`). Its member lines are recorded as `ContributionPaid` events with `payment_id` = the bill id."""
+
+    TYPE: ClassVar[str] = "BillSettled"
+    bill_id: str
+    npp: str | None
+    kpj: str | None
+    branch: str
+    month: str
+    rule: str  # the money application rule in force, e.g. "oldest-bill-first-whole/1"
+    settled_on: date
+    months_late: int = Field(ge=0)
+    amount: Rupiah = Field(gt=0)  # the bill's total
+    fine: Rupiah = Field(ge=0)
+    total: Rupiah  # amount + fine: what was taken from the payer's money
+    references: list[str] = Field(min_length=1)  # the receipts whose money settled it, oldest first
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> BillSettled:
+        if self.amount + self.fine != self.total:
+            raise ValueError(f"total {self.total} is not amount + fine ({self.amount + self.fine})")
+        return self
+
+    def effective_date(self) -> date:
+        return self.settled_on
+
+
+class MoneyRefunded(LedgerEvent):
+    """Money the payer had in credit (received, not applied) paid back to them."""
+
+    TYPE: ClassVar[str] = "MoneyRefunded"
+    refund_id: str
+    npp: str | None
+    kpj: str | None
+    branch: str
+    amount: Rupiah = Field(gt=0)
+    refunded_on: date
+    reason: str = Field(min_length=1)
+
+    def effective_date(self) -> date:
+        return self.refunded_on
+
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -328,6 +460,11 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         ClaimPaid,
         ContributionReversed,
         ClaimReversed,
+        BillClosed,
+        BillLinesAdded,
+        MoneyReceived,
+        BillSettled,
+        MoneyRefunded,
     )
 }
 

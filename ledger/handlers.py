@@ -44,6 +44,7 @@ from ledger.domain import (
     Employer,
     LedgerAggregate,
     Member,
+    PayerAccount,
     Payment,
     check_segment_programs,
     contribution_month_id,
@@ -53,6 +54,7 @@ from ledger.domain import (
     month_key,
     month_start,
     parse_event_id,
+    payer_account_id,
 )
 from ledger.errors import AlreadyExists, InvalidInput, NotFound, RuleViolation
 from ledger.rules import Program, Segment
@@ -86,6 +88,8 @@ class HandlerContext(Protocol):
     def members(self, kpjs: list[str]) -> list[Member]: ...
 
     def contribution_months(self, member: Member) -> list[ContributionMonth]: ...
+
+    def find_many(self, ids: list[UUID]) -> dict[UUID, Any]: ...
 
     def all_member_ids(self) -> Iterator[UUID]: ...
 
@@ -285,6 +289,19 @@ def _check_not_ahead(command: PayContribution, months: list[str], may_prepay: bo
                            f"{command.paid_on} (latest allowed {latest_month})")
 
 
+def _check_not_billed(context: HandlerContext, command: PayContribution, months: list[str]) -> None:
+    """A month with an open bill is paid by money received against the bill (`ledger payment receive`), not here:
+    otherwise the bill would stay open for contributions already paid."""
+    collections: PayerAccount | None = context.find(payer_account_id(command.npp, command.kpj))
+    if collections is None:
+        return
+    for bill in collections.open_bills:
+        if bill.bill.month in months:
+            raise RuleViolation(f"{bill.bill.month} is billed (bill {bill.bill.bill_id}, payment code "
+                                f"{bill.bill.payment_code}, Rp{bill.bill.total:,}): record the money with "
+                                f"ledger payment receive --code {bill.bill.payment_code}")
+
+
 def _contribution_line(command: PayContribution, account: _Account, member: Member,
                        month: str) -> ev.ContributionPaid:
     wage = member.wage_on(pricing.month_end(month))
@@ -313,7 +330,7 @@ def _contribution_lines(command: PayContribution, account: _Account, months: lis
     return lines
 
 
-def _month_records(context: HandlerContext, lines: list[ev.ContributionPaid], careful: bool) -> list[Any]:
+def month_records(context: HandlerContext, lines: list[ev.ContributionPaid], careful: bool) -> list[Any]:
     """A new contribution-month record per line; a retry pays again a month whose payment was reversed, and names
     a month already paid (the first attempt leaves both to the store's uniqueness constraint)."""
     records: list[Any] = []
@@ -333,8 +350,9 @@ def pay_contribution(context: HandlerContext, command: PayContribution, careful:
     months = pricing.months_from(command.month, command.months)
     account = _paying_account(context, command)
     _check_not_ahead(command, months, account.may_prepay)
+    _check_not_billed(context, command, months)
     lines = _contribution_lines(command, account, months)
-    records = _month_records(context, lines, careful)
+    records = month_records(context, lines, careful)
     receipt = ev.ContributionPaymentReceived(
         payment_id=command.command_id, npp=command.npp, kpj=command.kpj, branch=account.branch,
         payer=account.payer, payer_name=command.payer_name, paid_on=command.paid_on, months=months,

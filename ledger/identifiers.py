@@ -135,3 +135,18 @@ def validate_branch_code(s: str) -> str:
         raise ValueError("branch code must start with an upper-case letter A-Z and use only upper-case letters, "
                          "digits and single hyphens between them, like 'BEKASI-KOTA'")
     return s
+
+
+def luhn_check_digit(digits: str) -> str:
+    """The Luhn (mod 10) check digit of a string of digits, as payment codes and card numbers carry."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 0:  # doubled: every second digit from the right, counting the check digit's place as first
+            value = value * 2 - 9 if value * 2 > 9 else value * 2  # noqa: PLR2004  (the digits of a doubled digit)
+        total += value
+    return str((10 - total % 10) % 10)
+
+
+def luhn_valid(code: str) -> bool:
+    return code.isascii() and code.isdigit() and len(code) > 1 and luhn_check_digit(code[:-1]) == code[-1]

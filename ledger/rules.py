@@ -192,6 +192,24 @@ BPU_DUE_DAY = 15  # of the contribution month itself
 BPU_UNPAID_MONTHS_INACTIVE = 3
 LATE_FINE_RATE_PER_MONTH = _constant("PU late fine rate per month", Decimal("0.02"))  # of the unpaid amount
 
+# How money received is applied to a payer's bills, as dated data like every other rule, so that a replay applies it
+# the way the rule in force did. "oldest-bill-first-whole/1": bills oldest first (by the date they count from); a
+# bill is settled only whole, with its late fine to the settlement date; money that does not settle the next bill
+# stays unapplied (a credit) until more arrives, the next bill closes, or it is refunded.
+OLDEST_BILL_FIRST_WHOLE = "oldest-bill-first-whole/1"
+MONEY_APPLICATION = _constant("money application rule", OLDEST_BILL_FIRST_WHOLE)
+
+
+def bill_counts_from(segment: Segment, month: date) -> date:
+    """The day a bill for `month` counts in the books: the first day of the next month for PU (the month is over and
+    its wages known), the first day of the month itself for BPU (paid in advance)."""
+    return _add_months(first_of_month(month), 1) if segment is Segment.PU else first_of_month(month)
+
+
+def bill_due_date(segment: Segment, month: date) -> date:
+    return pu_due_date(month) if segment is Segment.PU else bpu_due_date(month)
+
+
 # --- Membership: who is employed on a day, and which months are owed ----------------------------------------------
 # The enrollment date is the first day employed; the exit date is the first day NO LONGER employed (the day after the
 # last working day). The write side (which months a payment bills), the projections (active counts) and the
