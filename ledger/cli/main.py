@@ -20,7 +20,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from ledger.cli import access, api_tokens, auditors, clerks, operators
+from ledger.cli import access, api_tokens, auditors, clerks, collections, operators
 from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
@@ -41,6 +41,8 @@ app.add_typer(clerks.contribution_app, name="contribution")
 app.add_typer(clerks.yield_app, name="yield")
 app.add_typer(clerks.claim_app, name="claim")
 app.add_typer(clerks.report_app, name="report")
+app.add_typer(collections.billing_app, name="billing")
+app.add_typer(collections.payment_app, name="payment")
 app.add_typer(operators.kafka_app, name="kafka")
 app.add_typer(operators.keys_app, name="keys")
 app.add_typer(auditors.audit_app, name="audit")
