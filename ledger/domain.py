@@ -386,7 +386,8 @@ class PayerAccount(LedgerAggregate):
             # A lot: (reference, rupiah left, received on, payer role).
             self.lots: list[tuple[str, int, date, str]] = []
             self.codes: frozenset[str] = frozenset()  # the payment codes of its bills
-            self.received = self.applied = self.refunded = 0
+            # Rupiah totals. Not `applied`: that name is `LedgerAggregate`'s count of events applied (the version).
+            self.received_total = self.applied_total = self.refunded_total = 0
         if isinstance(contract, ev.BillClosed):
             key = (contract.month, contract.segment.value)
             self.bills_by_month[key] = [*self.bills_by_month.get(key, []), contract.bill_id]
@@ -395,14 +396,14 @@ class PayerAccount(LedgerAggregate):
             self.open_bills.sort(key=lambda b: b.bill.counts_from)  # stable: bills of one date stay as closed
         elif isinstance(contract, ev.MoneyReceived):
             self.lots.append((contract.reference, contract.amount, contract.received_on, contract.payer.value))
-            self.received += contract.amount
+            self.received_total += contract.amount
         elif isinstance(contract, ev.BillSettled):
             self.open_bills = [b for b in self.open_bills if b.bill.bill_id != contract.bill_id]
             self.spend(contract.total)
-            self.applied += contract.total
+            self.applied_total += contract.total
         elif isinstance(contract, ev.MoneyRefunded):
             self.spend(contract.amount)
-            self.refunded += contract.amount
+            self.refunded_total += contract.amount
 
     @property
     def unapplied(self) -> int:
