@@ -17,7 +17,7 @@ command id), so a second registration of the same thing collides in the event st
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any, Generic, Self, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -223,7 +223,7 @@ class Employer(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.EmployerRegistered):
-            self.npp = contract.npp
+            self.npp: str | None = contract.npp
             self.name = contract.name
             self.branch = contract.branch
             self.kind = contract.kind
@@ -249,12 +249,12 @@ class Member(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.MemberEnrolled):
-            self.kpj = contract.kpj
+            self.kpj: str | None = contract.kpj
             self.nik = contract.nik
             self.name = contract.name
             self.birth_date = contract.birth_date
             self.segment = contract.segment
-            self.npp = contract.npp
+            self.npp: str | None = contract.npp
             self.branch = contract.branch
             self.programs = frozenset(contract.programs)
             self.enrolled_on = contract.effective
@@ -321,7 +321,7 @@ class ContributionMonth(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.ContributionPaid):
-            self.kpj = contract.kpj
+            self.kpj: str | None = contract.kpj
             self.month = contract.month
             self.current: ev.ContributionPaid | None = contract
             self.current_id: str | None = event_id(self.id, self.applied)
@@ -351,6 +351,9 @@ class Payment(LedgerAggregate):
         if isinstance(contract, ev.ContributionPaymentReceived):
             self.receipt = contract
 
+    def event_with_id(self, version: int) -> ev.LedgerEvent | None:
+        return self.receipt if version == 1 else None
+
 
 @dataclass
 class OpenBill:
@@ -360,12 +363,47 @@ class OpenBill:
     event_id: str
 
 
+Lot = tuple[str, int, date, str]  # money not yet applied: (reference, rupiah left, received on, payer role)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A bill settled, as its payer's account keeps it so that the settlement can be reversed (`ledger reverse`)."""
+
+    bill: OpenBill
+    settled: ev.BillSettled
+    taken: tuple[Lot, ...]  # the parts of the lots it spent: (reference, rupiah taken, received on, payer role)
+    reversed_by: str | None = None  # the SettlementReversed's event id
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """Money received, as its payer's account keeps it so that it can be returned as a bank error."""
+
+    received: ev.MoneyReceived
+    event_id: str
+    returned_by: str | None = None  # the ReceiptReturned's event id
+
+
+def _event_version(event_id_: str) -> int:
+    return int(event_id_.rpartition(".")[2])
+
+
+def _bill_order(bill: OpenBill) -> tuple[date, int]:
+    """Open bills are applied oldest first: by the day they count from, then in the order they were closed."""
+    return bill.bill.counts_from, _event_version(bill.event_id)
+
+
 class PayerAccount(LedgerAggregate):
     """One payer's collections: its bills, the money it sent, what was applied, refunded and is left unapplied.
 
     One aggregate per payer, so that money is applied to bills under one version check: two receipts for the same
     employer cannot both spend the same credit. The bills' member lines live in `BillLines` aggregates (one per bill),
     so that loading an account stays cheap for an employer of thousands of workers.
+
+    Its settlements and receipts are kept (`settlements`, `receipts`) so that `ledger reverse` can undo one: a
+    `SettlementReversed` reopens the bill and puts the money it took back into the lots it came from, in their
+    place; a `ReceiptReturned` takes a receipt's lot out whole.
     """
 
     KEEP_RECORDED = False
@@ -374,20 +412,29 @@ class PayerAccount(LedgerAggregate):
     def key(data: dict[str, Any]) -> UUID:
         return payer_account_id(data.get("npp"), data.get("kpj"))
 
+    def _begin(self, contract: ev.LedgerEvent) -> None:
+        self.npp: str | None = getattr(contract, "npp", None)
+        self.kpj: str | None = getattr(contract, "kpj", None)
+        self.open_bills: list[OpenBill] = []  # oldest first: by counts_from, then as closed
+        self.bills_by_month: dict[tuple[str, str], list[str]] = {}  # (month, segment) -> bill ids
+        # Money received and not yet applied or refunded, as lots, oldest first: money is spent from the oldest
+        # lot, so a settlement names the receipts that paid it.
+        # Tuples, replaced rather than changed: a copy of the aggregate (`__deepcopy__`) shares what lists hold.
+        self.lots: list[Lot] = []
+        self.codes: frozenset[str] = frozenset()  # the payment codes of its bills
+        # Rupiah totals. Not `applied`: that name is `LedgerAggregate`'s count of events applied (the version).
+        self.received_total: int = 0
+        self.applied_total: int = 0
+        self.refunded_total: int = 0
+        self.returned_total: int = 0
+        # By event id; frozen values, replaced rather than changed (see `lots`).
+        self.settlements: dict[str, Settlement] = {}
+        self.receipts: dict[str, Receipt] = {}
+        self.receipt_ids: dict[str, str] = {}  # reference -> the MoneyReceived's event id
+
     def when(self, contract: ev.LedgerEvent) -> None:
         if not hasattr(self, "open_bills"):
-            self.npp: str | None = getattr(contract, "npp", None)
-            self.kpj: str | None = getattr(contract, "kpj", None)
-            self.open_bills: list[OpenBill] = []  # oldest first: by counts_from, then as closed
-            self.bills_by_month: dict[tuple[str, str], list[str]] = {}  # (month, segment) -> bill ids
-            # Money received and not yet applied or refunded, as lots [reference, rupiah left], oldest first: money is
-            # spent from the oldest lot, so a settlement names the receipts that paid it.
-            # Tuples, replaced rather than changed: a copy of the aggregate (`__deepcopy__`) shares what lists hold.
-            # A lot: (reference, rupiah left, received on, payer role).
-            self.lots: list[tuple[str, int, date, str]] = []
-            self.codes: frozenset[str] = frozenset()  # the payment codes of its bills
-            # Rupiah totals. Not `applied`: that name is `LedgerAggregate`'s count of events applied (the version).
-            self.received_total = self.applied_total = self.refunded_total = 0
+            self._begin(contract)
         if isinstance(contract, ev.BillClosed):
             key = (contract.month, contract.segment.value)
             self.bills_by_month[key] = [*self.bills_by_month.get(key, []), contract.bill_id]
@@ -397,31 +444,76 @@ class PayerAccount(LedgerAggregate):
         elif isinstance(contract, ev.MoneyReceived):
             self.lots.append((contract.reference, contract.amount, contract.received_on, contract.payer.value))
             self.received_total += contract.amount
+            receipt_id = event_id(self.id, self.applied)
+            self.receipts[receipt_id] = Receipt(contract, receipt_id)
+            self.receipt_ids[contract.reference] = receipt_id
         elif isinstance(contract, ev.BillSettled):
-            self.open_bills = [b for b in self.open_bills if b.bill.bill_id != contract.bill_id]
-            self.spend(contract.total)
-            self.applied_total += contract.total
+            self._settle(contract)
         elif isinstance(contract, ev.MoneyRefunded):
             self.spend(contract.amount)
             self.refunded_total += contract.amount
+        elif isinstance(contract, ev.SettlementReversed):
+            self._reverse_settlement(contract)
+        elif isinstance(contract, ev.ReceiptReturned):
+            self._return_receipt(contract)
+
+    def _settle(self, contract: ev.BillSettled) -> None:
+        bill = next(b for b in self.open_bills if b.bill.bill_id == contract.bill_id)
+        self.open_bills = [b for b in self.open_bills if b is not bill]
+        taken = self._take(contract.total)
+        self.settlements[event_id(self.id, self.applied)] = Settlement(bill, contract, taken)
+        self.applied_total += contract.total
+
+    def _reverse_settlement(self, contract: ev.SettlementReversed) -> None:
+        settlement = self.settlements[contract.reverses]
+        self.settlements[contract.reverses] = replace(settlement, reversed_by=event_id(self.id, self.applied))
+        self.open_bills = sorted([*self.open_bills, settlement.bill], key=_bill_order)
+        for part in settlement.taken:
+            self._restore(part)
+        self.applied_total -= contract.total
+
+    def _return_receipt(self, contract: ev.ReceiptReturned) -> None:
+        receipt = self.receipts[contract.reverses]
+        self.receipts[contract.reverses] = replace(receipt, returned_by=event_id(self.id, self.applied))
+        self.lots = [lot for lot in self.lots if lot[0] != contract.reference]
+        self.returned_total += contract.amount
+
+    def _restore(self, part: Lot) -> None:
+        """Put money taken from a lot back: into the lot if some of it is left, else as the lot again, in its place
+        among the others (the order the money was received in)."""
+        reference, amount, received_on, role = part
+        for index, (ref, left, _on, _role) in enumerate(self.lots):
+            if ref == reference:
+                self.lots[index] = (reference, left + amount, received_on, role)
+                return
+        order = self._receipt_order(reference)
+        index = next((i for i, lot in enumerate(self.lots) if self._receipt_order(lot[0]) > order), len(self.lots))
+        self.lots.insert(index, part)
+
+    def _receipt_order(self, reference: str) -> int:
+        return _event_version(self.receipt_ids[reference])
 
     @property
     def unapplied(self) -> int:
         return sum(lot[1] for lot in self.lots)
 
-    def spend(self, amount: int) -> list[str]:
-        """Take `amount` from the oldest lots; returns the references it came from."""
-        taken: list[str] = []
+    def _take(self, amount: int) -> tuple[Lot, ...]:
+        """Take `amount` from the oldest lots; returns what it took from each."""
+        taken: list[Lot] = []
         while amount > 0:
             reference, left, received_on, role = self.lots[0]
             use = min(amount, left)
             amount -= use
-            taken.append(reference)
+            taken.append((reference, use, received_on, role))
             if use == left:
                 self.lots.pop(0)
             else:
                 self.lots[0] = (reference, left - use, received_on, role)
-        return taken
+        return tuple(taken)
+
+    def spend(self, amount: int) -> list[str]:
+        """Take `amount` from the oldest lots; returns the references it came from."""
+        return [part[0] for part in self._take(amount)]
 
     def sources(self, amount: int) -> list[str]:
         """The references `spend(amount)` would take from, without spending."""
@@ -432,6 +524,24 @@ class PayerAccount(LedgerAggregate):
             taken.append(reference)
             left -= rupiah
         return taken
+
+    def lot_left(self, reference: str) -> int:
+        """What is left unapplied of one receipt."""
+        return sum(lot[1] for lot in self.lots if lot[0] == reference)
+
+    def settlements_from(self, reference: str) -> list[str]:
+        """The event ids of the settlements (not reversed) that spent money of one receipt."""
+        return [settled_id for settled_id, s in self.settlements.items()
+                if s.reversed_by is None and any(part[0] == reference for part in s.taken)]
+
+    def event_with_id(self, version: int) -> ev.LedgerEvent | None:
+        """Its settlements and receipts (what `ledger reverse` undoes); its other events are not kept."""
+        key = event_id(self.id, version)
+        if key in self.settlements:
+            return self.settlements[key].settled
+        if key in self.receipts:
+            return self.receipts[key].received
+        return None
 
     def bill_count(self, month: str, segment: Segment) -> int:
         return len(self.bills_by_month.get((month, segment.value), []))

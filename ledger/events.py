@@ -445,6 +445,53 @@ class MoneyRefunded(LedgerEvent):
         return self.refunded_on
 
 
+class SettlementReversed(LedgerEvent):
+    """A settlement undone (`ledger reverse` of a `BillSettled`): the bill is open again and the money that settled it
+    (`total`, the bill's amount and its fine) is back in the payer's unapplied money. It is not applied again by
+    itself: the money application rule runs when more money arrives or the next bill closes. The bill's member lines
+    are reversed in the same transaction, one `ContributionReversed` each."""
+
+    TYPE: ClassVar[str] = "SettlementReversed"
+    reverses: str  # the event id of the BillSettled
+    bill_id: str
+    npp: str | None
+    kpj: str | None
+    branch: str
+    month: str
+    amount: Rupiah = Field(gt=0)  # the bill's total, as settled
+    fine: Rupiah = Field(ge=0)  # the fine the settlement took
+    total: Rupiah  # amount + fine: returned to the payer's unapplied money
+    reason: str = Field(min_length=1)
+    reversed_on: date
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> SettlementReversed:
+        if self.amount + self.fine != self.total:
+            raise ValueError(f"total {self.total} is not amount + fine ({self.amount + self.fine})")
+        return self
+
+    def effective_date(self) -> date:
+        return self.reversed_on
+
+
+class ReceiptReturned(LedgerEvent):
+    """Money recorded as received that was not the payer's (a bank error, `ledger reverse` of a `MoneyReceived`):
+    taken out of the payer's unapplied money whole. Only money not applied to bills nor refunded can be returned."""
+
+    TYPE: ClassVar[str] = "ReceiptReturned"
+    reverses: str  # the event id of the MoneyReceived
+    reference: str
+    npp: str | None
+    kpj: str | None
+    branch: str
+    amount: Rupiah = Field(gt=0)
+    reason: str = Field(min_length=1)
+    returned_on: date
+
+    def effective_date(self) -> date:
+        return self.returned_on
+
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -465,6 +512,8 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         MoneyReceived,
         BillSettled,
         MoneyRefunded,
+        SettlementReversed,
+        ReceiptReturned,
     )
 }
 
