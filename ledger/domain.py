@@ -223,7 +223,7 @@ class Employer(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.EmployerRegistered):
-            self.npp: str | None = contract.npp
+            self.npp = contract.npp
             self.name = contract.name
             self.branch = contract.branch
             self.kind = contract.kind
@@ -249,12 +249,12 @@ class Member(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.MemberEnrolled):
-            self.kpj: str | None = contract.kpj
+            self.kpj = contract.kpj
             self.nik = contract.nik
             self.name = contract.name
             self.birth_date = contract.birth_date
             self.segment = contract.segment
-            self.npp: str | None = contract.npp
+            self.npp = contract.npp
             self.branch = contract.branch
             self.programs = frozenset(contract.programs)
             self.enrolled_on = contract.effective
@@ -321,7 +321,7 @@ class ContributionMonth(LedgerAggregate):
 
     def when(self, contract: ev.LedgerEvent) -> None:
         if isinstance(contract, ev.ContributionPaid):
-            self.kpj: str | None = contract.kpj
+            self.kpj = contract.kpj
             self.month = contract.month
             self.current: ev.ContributionPaid | None = contract
             self.current_id: str | None = event_id(self.id, self.applied)
