@@ -28,7 +28,7 @@ def _describe_payment(result: dict[str, Any]) -> str:
     fine = f", fine {rupiah(result['fine'])}" if result["fine"] else ""
     return (f"payment {result['payment_id']} by {result['payer']}: {result['members']:,} member(s), "
             f"{result['lines']:,} line(s), months {', '.join(result['months'])}; {totals}{fine}; "
-            f"total {rupiah(result['total'])}")
+            f"total {rupiah(result['total'])}" + (f" (event {result['event_id']})" if "event_id" in result else ""))
 
 
 def _describe_claim(result: dict[str, Any]) -> str:
@@ -45,6 +45,17 @@ def _describe_enrollment(result: dict[str, Any]) -> str:
     return f"enrolled {who}{employer} at branch {result['branch']} from {result['effective']}"
 
 
+def _describe_reversal(result: dict[str, Any]) -> str:
+    text = f"reversed {result['type']} {result['reverses']}: {rupiah(result['amount'])} (event {result['event_id']})"
+    if "lines_reversed" in result:
+        text += f"; {result['lines_reversed']:,} contribution line(s) reversed"
+        if result.get("lines_already_reversed"):
+            text += f" ({result['lines_already_reversed']:,} were reversed before)"
+    if "unapplied" in result:
+        text += f"; the payer's unapplied money is now {rupiah(result['unapplied'])}"
+    return text
+
+
 # One line per kind of result, keyed by command name: shared by the single commands and `submit`.
 SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     RegisterEmployer.NAME: lambda r: f"registered employer {r['npp']} (event {r['event_id']})",
@@ -57,7 +68,7 @@ SUMMARIES: dict[str, Callable[[dict[str, Any]], str]] = {
     CreditYield.NAME: lambda r: (f"credited the {r['year']} yield at {r['rate_percent']}% to {r['members']:,} "
                                  f"member(s): {rupiah(r['total'])}"),
     PayClaim.NAME: _describe_claim,
-    Reverse.NAME: lambda r: f"reversed {r['type']} {r['reverses']}: {rupiah(r['amount'])} (event {r['event_id']})",
+    Reverse.NAME: _describe_reversal,
 }
 
 

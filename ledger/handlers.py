@@ -40,12 +40,14 @@ from ledger.commands import (
     Reverse,
 )
 from ledger.domain import (
+    BillLines,
     ContributionMonth,
     Employer,
     LedgerAggregate,
     Member,
     PayerAccount,
     Payment,
+    bill_lines_id,
     check_segment_programs,
     contribution_month_id,
     employer_id,
@@ -55,6 +57,7 @@ from ledger.domain import (
     month_start,
     parse_event_id,
     payer_account_id,
+    payment_id,
 )
 from ledger.errors import AlreadyExists, InvalidInput, NotFound, RuleViolation
 from ledger.rules import Program, Segment
@@ -359,8 +362,10 @@ def pay_contribution(context: HandlerContext, command: PayContribution, careful:
         member_count=len({line.kpj for line in lines}), line_count=len(lines),
         program_totals=pricing.program_totals(lines), fine=sum(line.fine for line in lines),
         total=sum(line.total for line in lines))
-    records.append(Payment.start(receipt))
-    return records, {"payment_id": receipt.payment_id, "payer": account.payer.value, "months": months,
+    payment = Payment.start(receipt)
+    records.append(payment)
+    return records, {"payment_id": receipt.payment_id, "event_id": event_id(payment.id, 1),
+                     "payer": account.payer.value, "months": months,
                      "members": receipt.member_count, "lines": receipt.line_count,
                      "program_totals": {p.value: t for p, t in receipt.program_totals.items()},
                      "fine": receipt.fine, "total": receipt.total}
@@ -497,52 +502,187 @@ def _check_not_paid_out(context: HandlerContext, original: ev.ContributionPaid, 
                                 f"member {original.kpj} was already paid out; reverse that claim first")
 
 
+def _reversal_of(command: Reverse, original: ev.ContributionPaid, target: str) -> ev.ContributionReversed:
+    return ev.ContributionReversed(
+        reverses=target, kpj=original.kpj, npp=original.npp, segment=original.segment,
+        branch=original.branch, month=original.month,
+        reason=command.reason, shares=original.shares, fine=original.fine, total=original.total,
+        reversed_on=command.reversed_on)
+
+
 def _reverse_contribution(context: HandlerContext, command: Reverse, month: ContributionMonth,
-                          original: ev.ContributionPaid, target: str) -> str:
+                          original: ev.ContributionPaid, target: str) -> Outcome:
     if month.current_id != target:
         raise AlreadyExists(f"contribution {target} was already reversed")
     if command.reversed_on < original.paid_on:
         raise InvalidInput(f"a reversal cannot precede the payment it reverses ({original.paid_on})")
     _check_not_paid_out(context, original, target, command.reversed_on)
-    return month.record(ev.ContributionReversed(
-        reverses=target, kpj=original.kpj, npp=original.npp, segment=original.segment,
-        branch=original.branch, month=original.month,
-        reason=command.reason, shares=original.shares, fine=original.fine, total=original.total,
-        reversed_on=command.reversed_on))
+    new_id = month.record(_reversal_of(command, original, target))
+    return [month], {"amount": original.total, "event_id": new_id}
 
 
-def _reverse_claim(command: Reverse, member: Member, original: ev.ClaimPaid, target: str) -> str:
+def _reverse_claim(context: HandlerContext, command: Reverse, member: Member,  # noqa: ARG001
+                   original: ev.ClaimPaid, target: str) -> Outcome:
     if target not in member.claims:
         raise AlreadyExists(f"claim {target} was already reversed")
     if command.reversed_on < original.paid_on:
         raise InvalidInput(f"a reversal cannot precede the claim it reverses ({original.paid_on})")
-    return member.record(ev.ClaimReversed(
+    new_id = member.record(ev.ClaimReversed(
         reverses=target, claim_id=original.claim_id, kpj=original.kpj, branch=original.branch,
         program=original.program, amount=original.amount, reason=command.reason,
         reversed_on=command.reversed_on))
+    return [member], {"amount": original.amount, "event_id": new_id}
+
+
+# --- reversals of whole payments: every line of a payment or a settlement in one command ---------------------------
+
+
+def _paid_lines(context: HandlerContext, kpjs: list[str], months: list[str],
+                payment: str) -> list[ContributionMonth]:
+    """The contribution months of `kpjs` x `months` whose current payment is `payment` (its lines not reversed yet).
+
+    A payment's lines are found by key, not by a scan: each is the contribution-month record of one member and month
+    (`contribution_month_id`), so the candidates are the payer's members times the payment's months, read in a few
+    batched queries."""
+    ids = [contribution_month_id(kpj, month) for month in months for kpj in kpjs]
+    found = context.find_many(ids)
+    records = [found[i] for i in ids if i in found]
+    return [r for r in records if r.current is not None and r.current.payment_id == payment]
+
+
+def _check_lines_not_paid_out(context: HandlerContext, lines: list[ev.ContributionPaid], target: str,
+                              reversed_on: date) -> None:
+    """`_check_not_paid_out` for many lines at once: per member, what all its lines take back from each individual
+    account. Only a member with a claim can have been paid out, so only those members' balances are computed."""
+    taken: dict[str, dict[Program, int]] = {}
+    for line in lines:
+        per_program = taken.setdefault(line.kpj, dict.fromkeys(INDIVIDUAL_ACCOUNTS, 0))
+        for program in INDIVIDUAL_ACCOUNTS:
+            per_program[program] += pricing.share_total(line.shares, program)
+    for member in context.members(list(taken)):
+        if not member.claims:
+            continue
+        contracts = _account_contracts(context, member)
+        for program, amount in taken[member.kpj].items():
+            if amount and pricing.lowest_balance(contracts, program, reversed_on) < amount:
+                raise RuleViolation(f"reversing {target} would take back Rp{amount:,} of {program.value} that "
+                                    f"member {member.kpj} was already paid out; reverse that claim first")
+
+
+def _reverse_lines(context: HandlerContext, command: Reverse, records: list[ContributionMonth],
+                   target: str) -> list[str]:
+    """A `ContributionReversed` on each record's current line; the new event ids."""
+    lines = [r.current for r in records if r.current is not None]
+    for line in lines:
+        if command.reversed_on < line.paid_on:
+            raise InvalidInput(f"a reversal cannot precede the payment it reverses ({line.paid_on})")
+    _check_lines_not_paid_out(context, lines, target, command.reversed_on)
+    new_ids = []
+    for record in records:
+        assert record.current is not None and record.current_id is not None
+        new_ids.append(record.record(_reversal_of(command, record.current, record.current_id)))
+    return new_ids
+
+
+def _reverse_payment(context: HandlerContext, command: Reverse, payment: Payment,  # noqa: ARG001
+                     original: ev.ContributionPaymentReceived, target: str) -> Outcome:
+    """Every line of one `ledger contribution pay` payment, in one transaction."""
+    if command.reversed_on < original.paid_on:
+        raise InvalidInput(f"a reversal cannot precede the payment it reverses ({original.paid_on})")
+    kpjs = context.employer(original.npp).roster if original.npp is not None else [str(original.kpj)]
+    records = _paid_lines(context, kpjs, original.months, original.payment_id)
+    if not records:
+        raise AlreadyExists(f"every line of payment {target} ({original.payment_id}) was already reversed")
+    amount = sum(r.current.total for r in records if r.current is not None)
+    new_ids = _reverse_lines(context, command, records, target)
+    return records, {"amount": amount, "event_id": new_ids[0], "lines_reversed": len(new_ids),
+                     "lines_already_reversed": original.line_count - len(new_ids)}
+
+
+def _reverse_settlement(context: HandlerContext, command: Reverse, account: PayerAccount,
+                        original: ev.BillSettled, target: str) -> Outcome:
+    """A settlement undone: the bill reopened, its money back in the payer's unapplied lots (not applied again by
+    itself), and its member lines reversed, in one transaction."""
+    settlement = account.settlements[target]
+    if settlement.reversed_by is not None:
+        raise AlreadyExists(f"settlement {target} was already reversed (event {settlement.reversed_by})")
+    if command.reversed_on < original.settled_on:
+        raise InvalidInput(f"a reversal cannot precede the settlement it reverses ({original.settled_on})")
+    lines: BillLines | None = context.find(bill_lines_id(original.bill_id))
+    assert lines is not None, f"bill {original.bill_id} has no lines"
+    records = _paid_lines(context, [line.kpj for line in lines.lines], [original.month], original.bill_id)
+    new_ids = _reverse_lines(context, command, records, target) if records else []
+    new_id = account.record(ev.SettlementReversed(
+        reverses=target, bill_id=original.bill_id, npp=original.npp, kpj=original.kpj, branch=original.branch,
+        month=original.month, amount=original.amount, fine=original.fine, total=original.total,
+        reason=command.reason, reversed_on=command.reversed_on))
+    return [account, *records], {"amount": original.total, "event_id": new_id, "bill_id": original.bill_id,
+                                 "lines_reversed": len(new_ids), "unapplied": account.unapplied}
+
+
+def _return_receipt(context: HandlerContext, command: Reverse, account: PayerAccount,  # noqa: ARG001
+                    original: ev.MoneyReceived, target: str) -> Outcome:
+    """Money received by mistake (a bank error) taken out of the payer's unapplied money, whole."""
+    receipt = account.receipts[target]
+    if receipt.returned_by is not None:
+        raise AlreadyExists(f"receipt {target} (reference {original.reference}) was already returned "
+                            f"(event {receipt.returned_by})")
+    if command.reversed_on < original.received_on:
+        raise InvalidInput(f"a return cannot precede the receipt it returns ({original.received_on})")
+    spent = original.amount - account.lot_left(original.reference)
+    if spent:
+        settlements = account.settlements_from(original.reference)
+        if settlements:
+            raise RuleViolation(
+                f"Rp{spent:,} of receipt {original.reference} was applied to bills: reverse the settlement(s) "
+                f"{', '.join(settlements)} first (ledger reverse EVENT_ID), then this receipt")
+        raise RuleViolation(f"Rp{spent:,} of receipt {original.reference} was refunded (ledger payment refund): "
+                            f"only money neither applied nor refunded is returned")
+    new_id = account.record(ev.ReceiptReturned(
+        reverses=target, reference=original.reference, npp=original.npp, kpj=original.kpj, branch=original.branch,
+        amount=original.amount, reason=command.reason, returned_on=command.reversed_on))
+    return [account], {"amount": original.amount, "event_id": new_id, "unapplied": account.unapplied}
+
+
+# What each kind of event is reversed with: (context, command, its aggregate, the event, its id) -> outcome.
+REVERSIBLE: dict[type[ev.LedgerEvent], Callable[[HandlerContext, Reverse, Any, Any, str], Outcome]] = {
+    ev.ContributionPaid: _reverse_contribution,
+    ev.ClaimPaid: _reverse_claim,
+    ev.ContributionPaymentReceived: _reverse_payment,
+    ev.BillSettled: _reverse_settlement,
+    ev.MoneyReceived: _return_receipt,
+}
+REVERSIBLE_TEXT = ("contributions (ContributionPaid), claims (ClaimPaid), payments (ContributionPaymentReceived: "
+                   "all their lines), settlements (BillSettled) and money received (MoneyReceived)")
+
+
+def _reversal_target(context: HandlerContext, text: str) -> tuple[UUID, int]:
+    """The event `ledger reverse` names: an event id, or the id of a payment (`ledger contribution pay`'s
+    `payment_id`), which stands for the payment's `ContributionPaymentReceived`."""
+    try:
+        return parse_event_id(text)
+    except ValueError as error:
+        payment = context.find(payment_id(text.strip()))
+        if isinstance(payment, Payment):
+            return payment.id, 1
+        raise InvalidInput(f"{error}, nor the id of a payment") from None
 
 
 def reverse(context: HandlerContext, command: Reverse, careful: bool) -> Outcome:  # noqa: ARG001
     check_date(context, "reversal date", command.reversed_on)
-    try:
-        aggregate_id, version = parse_event_id(command.event_id)
-    except ValueError as error:
-        raise InvalidInput(str(error)) from None
+    aggregate_id, version = _reversal_target(context, command.event_id)
     target = event_id(aggregate_id, version)  # canonical, however the id was typed
     aggregate = context.find(aggregate_id)
-    original = aggregate.event_with_id(version) if isinstance(aggregate, LedgerAggregate) else None
-    if original is None:
+    if not isinstance(aggregate, LedgerAggregate) or not 1 <= version <= aggregate.version:
         raise NotFound(f"no event {target} in the ledger")
-    if isinstance(original, ev.ContributionPaid):
-        assert isinstance(aggregate, ContributionMonth)
-        new_id, amount = _reverse_contribution(context, command, aggregate, original, target), original.total
-    elif isinstance(original, ev.ClaimPaid):
-        assert isinstance(aggregate, Member)
-        new_id, amount = _reverse_claim(command, aggregate, original, target), original.amount
-    else:
-        raise RuleViolation(f"event {target} is a {original.TYPE}; only contributions and claims "
-                            f"are reversed (correct other facts with a new command)")
-    return [aggregate], {"reverses": target, "type": original.TYPE, "amount": amount, "event_id": new_id}
+    original = aggregate.event_with_id(version)
+    reverser = REVERSIBLE.get(type(original)) if original is not None else None
+    if reverser is None or original is None:
+        what = f"a {original.TYPE}" if original is not None else "not one"
+        raise RuleViolation(f"event {target} is {what} that is reversed: only {REVERSIBLE_TEXT} are "
+                            f"(correct other facts with a new command)")
+    aggregates, result = reverser(context, command, aggregate, original, target)
+    return aggregates, {"reverses": target, "type": original.TYPE, **result}
 
 
 HANDLERS: dict[type[Command], Handler] = {
