@@ -231,9 +231,10 @@ def _settlement_date(account: PayerAccount, bill: OpenBill,
     """The first day the payer's money covers the bill with its fine: (day, months late, fine), or None.
 
     Money is taken oldest lot first; the bill is settled on the later of the day it counts from and the day the lot
-    that completes it arrived, with the fine due that day."""
+    that completes it arrived, with the fine due that day (a bill reopened by a reversed settlement: not before the
+    day it was reopened)."""
     covered = 0
-    latest = bill.bill.counts_from
+    latest = bill.bill.counts_from if bill.reopened_on is None else max(bill.bill.counts_from, bill.reopened_on)
     for _reference, left, received_on, _role in account.lots:
         covered += left
         latest = max(latest, received_on)

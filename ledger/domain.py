@@ -361,6 +361,9 @@ class OpenBill:
 
     bill: ev.BillClosed
     event_id: str
+    # The day a reversed settlement reopened it: it is settled again no earlier, so that a member's month is never
+    # paid twice on any day (paid, reversed, and paid again dated back before the reversal).
+    reopened_on: date | None = None
 
 
 Lot = tuple[str, int, date, str]  # money not yet applied: (reference, rupiah left, received on, payer role)
@@ -467,7 +470,8 @@ class PayerAccount(LedgerAggregate):
     def _reverse_settlement(self, contract: ev.SettlementReversed) -> None:
         settlement = self.settlements[contract.reverses]
         self.settlements[contract.reverses] = replace(settlement, reversed_by=event_id(self.id, self.applied))
-        self.open_bills = sorted([*self.open_bills, settlement.bill], key=_bill_order)
+        reopened = replace(settlement.bill, reopened_on=contract.reversed_on)
+        self.open_bills = sorted([*self.open_bills, reopened], key=_bill_order)
         for part in settlement.taken:
             self._restore(part)
         self.applied_total -= contract.total
