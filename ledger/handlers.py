@@ -652,8 +652,8 @@ REVERSIBLE: dict[type[ev.LedgerEvent], Callable[[HandlerContext, Reverse, Any, A
     ev.BillSettled: _reverse_settlement,
     ev.MoneyReceived: _return_receipt,
 }
-REVERSIBLE_TEXT = ("contributions (ContributionPaid), claims (ClaimPaid), payments (ContributionPaymentReceived: "
-                   "all their lines), settlements (BillSettled) and money received (MoneyReceived)")
+REVERSIBLE_TEXT = ("contributions (ContributionPaid), claims (ClaimPaid), whole payments "
+                   "(ContributionPaymentReceived), settlements (BillSettled) and money received (MoneyReceived)")
 
 
 def _reversal_target(context: HandlerContext, text: str) -> tuple[UUID, int]:
@@ -678,9 +678,9 @@ def reverse(context: HandlerContext, command: Reverse, careful: bool) -> Outcome
     original = aggregate.event_with_id(version)
     reverser = REVERSIBLE.get(type(original)) if original is not None else None
     if reverser is None or original is None:
-        what = f"a {original.TYPE}" if original is not None else "not one"
-        raise RuleViolation(f"event {target} is {what} that is reversed: only {REVERSIBLE_TEXT} are "
-                            f"(correct other facts with a new command)")
+        what = f"a {original.TYPE}" if original is not None else "a bill, a refund or a reversal"
+        raise RuleViolation(f"event {target} is {what}; only {REVERSIBLE_TEXT} are reversed (correct other facts "
+                            f"with a new command)")
     aggregates, result = reverser(context, command, aggregate, original, target)
     return aggregates, {"reverses": target, "type": original.TYPE, **result}
 

@@ -316,7 +316,7 @@ def test_reversing_a_claim_restores_the_balance_once(app):
 def test_other_facts_are_not_reversed_but_corrected_by_a_new_command(app):
     register(app)
     enrolled = enroll(app, BUDI)
-    with pytest.raises(RuleViolation, match="only contributions and claims are reversed"):
+    with pytest.raises(RuleViolation, match="is a MemberEnrolled; only contributions"):
         app.execute(Reverse(event_id=enrolled["event_id"], reason="typo", reversed_on=TODAY))
 
 
