@@ -87,6 +87,7 @@ def example_events() -> dict[str, dict[str, Any]]:
     claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
                                  ))
     app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
+    _collections_reversed(app)
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):
         if notification.topic not in INTERNAL_EVENT_TOPICS:
@@ -95,6 +96,38 @@ def example_events() -> dict[str, dict[str, Any]]:
     missing = set(PUBLISHED_EVENT_TYPES) - set(examples)
     assert not missing, f"the example scenario writes no {sorted(missing)}"
     return examples
+
+
+def _collections_reversed(app: Any) -> None:
+    """A second employer's bill settled and the settlement reversed (SettlementReversed), money credited to it by a
+    bank error returned (ReceiptReturned), and an overpayment refunded."""
+    from ledger.commands import (
+        CloseBills,
+        EnrollMember,
+        MemberRow,
+        ReceiveMoney,
+        RefundMoney,
+        RegisterEmployer,
+        Reverse,
+    )
+    from ledger.domain import payer_account_id
+
+    npp = "10054321"
+    app.execute(RegisterEmployer(npp=npp, name="CV Sinar", branch="BEKASI-KOTA", kind="company", risk_class="low",
+                                 registered_on=date(2016, 1, 1)))
+    app.execute(EnrollMember(member=MemberRow(kpj="15000000002", nik="3275014107920002", name="Siti Aminah",
+                                              birth_date=date(1992, 7, 1), wage=5_000_000),
+                             npp=npp, effective=date(2016, 1, 1)))
+    app.execute(CloseBills(month="2017-01", npps=[npp]))  # Rp477,000, due 2017-02-15
+    app.execute(ReceiveMoney(reference="BNI-170210-000017", npp=npp, amount=477_000, received_on=date(2017, 2, 10)))
+    wrong = app.execute(ReceiveMoney(reference="BNI-170211-000018", npp=npp, amount=2_500_000,
+                                     received_on=date(2017, 2, 11)))
+    app.execute(ReceiveMoney(reference="BNI-170212-000019", npp=npp, amount=10_000, received_on=date(2017, 2, 12)))
+    app.execute(Reverse(event_id=wrong["event_id"], reason="credited to the wrong account by the bank",
+                        reversed_on=date(2017, 2, 13)))
+    app.execute(RefundMoney(npp=npp, amount=10_000, refunded_on=date(2017, 2, 14), reason="overpaid"))
+    (settled,) = app.find(payer_account_id(npp, None)).settlements
+    app.execute(Reverse(event_id=settled, reason="the bank recalled the transfer", reversed_on=date(2017, 2, 20)))
 
 
 def problems() -> list[str]:

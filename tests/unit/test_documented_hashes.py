@@ -17,6 +17,7 @@ from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
+from tests.support.collections import collections_with_reversals
 from tests.support.scenario import new_ledger
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -52,6 +53,7 @@ def published_envelopes() -> list[dict[str, Any]]:
     app.execute(Reverse.build(event_id=paid["event_id"], reason="paid for the wrong member",
                               reversed_on=date(2017, 2, 1)))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2017, 3, 1)))
+    collections_with_reversals(app)  # bills, money, settlements, refunds and their reversals
     stored = [n for n in app.recorder.select_notifications(start=1, limit=100_000)
               if n.topic not in INTERNAL_EVENT_TOPICS]
     return [orjson.loads(envelope(n, position)[1]) for position, n in enumerate(stored, start=1)]

@@ -84,6 +84,16 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
     "ClaimReversed": dict(
         reverses=CLAIM_ID, claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK,
         amount=193_795_790, reason="paid to the wrong heir", reversed_on=date(2017, 10, 9)),
+    # Reversals of collections: a settlement of the employer's March 2024 bill (two members, paid late: one month's
+    # fine), and a receipt credited to the employer by a bank error.
+    "SettlementReversed": dict(
+        reverses="c2063ad7-f7ed-5b0d-a3f7-ac77f968567a.4", bill_id=f"{NPP}/2024-03/PU/1", npp=NPP, kpj=None,
+        branch=BRANCH, month="2024-03", amount=954_000, fine=19_080, total=973_080,
+        reason="the bank recalled the transfer", reversed_on=date(2024, 5, 20)),
+    "ReceiptReturned": dict(
+        reverses="c2063ad7-f7ed-5b0d-a3f7-ac77f968567a.5", reference="BNI-240518-000123", npp=NPP, kpj=None,
+        branch=BRANCH, amount=2_500_000, reason="credited to the wrong account by the bank",
+        returned_on=date(2024, 5, 21)),
 }
 
 
