@@ -136,3 +136,29 @@ def branch_report_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+
+
+PAYER_COLUMNS = ("bills_open", "billed", "settled", "fines", "outstanding", "received", "returned", "refunded",
+                 "unapplied")
+
+
+def payer_books_lines(collections: dict[str, Any], shown_max: int) -> list[str]:
+    """The collections part of `ledger audit as-of`: the totals, then one line per payer (at most `shown_max`)."""
+    totals, payers = collections["totals"], collections["payers"]
+    if not payers:
+        return ["collections recounted from the topic: no bills and no money"]
+    summary = (f"collections recounted from the topic: {len(payers):,} payer(s), {totals['bills']:,} bill(s) "
+               f"({totals['bills_open']:,} open); billed {rupiah(totals['billed'])}, settled "
+               f"{rupiah(totals['settled'])} with fines {rupiah(totals['fines'])}, outstanding "
+               f"{rupiah(totals['outstanding'])}; received {rupiah(totals['received'])}, returned "
+               f"{rupiah(totals['returned'])}, applied {rupiah(totals['applied'])}, refunded "
+               f"{rupiah(totals['refunded'])}, unapplied {rupiah(totals['unapplied'])}")
+    header = f"  {'payer':<16}{'open':>5}" + "".join(f"{name:>15}" for name in PAYER_COLUMNS[1:])
+    lines = [summary, header]
+    for key, row in list(payers.items())[:shown_max]:
+        lines.append(f"  {key:<16}{row['bills_open']:>5,}" + "".join(f"{rupiah(row[name]):>15}"
+                                                                   for name in PAYER_COLUMNS[1:]))
+    if len(payers) > shown_max:
+        lines.append(f"  ... and {len(payers) - shown_max:,} more payer(s) (--json lists them all)")
+    lines.extend(f"  problem: {problem}" for problem in collections["problems"])
+    return lines

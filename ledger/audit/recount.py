@@ -72,6 +72,67 @@ class Flows:
             totals["claims_total"]["amount"] += sign * data["amount"]
 
 
+PAYER_FIELDS = ("bills", "bills_settled", "bills_open", "billed", "settled", "outstanding", "fines", "received",
+                "returned", "applied", "refunded", "unapplied")
+
+
+class PayerBooks:
+    """Collections per payer (`npp:NPP`, or `kpj:KPJ` for a self-paying BPU member), recounted from the envelopes of
+    the bills, money and settlements effective on or before the date: what was billed and settled (net of reversed
+    settlements), the fines paid with settlements, what is outstanding; the money received, returned as bank errors,
+    applied to bills, refunded, and left unapplied. Two identities hold by construction, and `check` says where they
+    do not: billed = settled + outstanding; received = returned + applied + refunded + unapplied."""
+
+    def __init__(self) -> None:
+        self.payers: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(PAYER_FIELDS, 0))
+
+    def add(self, kind: str, data: dict[str, Any]) -> None:
+        if kind not in COLLECTIONS_TYPES:
+            return
+        payer = self.payers[f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"]
+        if kind == "BillClosed":
+            payer["billed"] += data["total"]
+            payer["bills"] += 1
+        elif kind in ("BillSettled", "SettlementReversed"):
+            sign = 1 if kind == "BillSettled" else -1
+            payer["settled"] += sign * data["amount"]
+            payer["fines"] += sign * data["fine"]
+            payer["applied"] += sign * data["total"]
+            payer["bills_settled"] += sign
+        elif kind == "MoneyReceived":
+            payer["received"] += data["amount"]
+        elif kind == "ReceiptReturned":
+            payer["returned"] += data["amount"]
+        elif kind == "MoneyRefunded":
+            payer["refunded"] += data["amount"]
+
+    def figures(self) -> dict[str, dict[str, int]]:
+        """Per payer, every figure, the derived ones computed: outstanding, open bills, unapplied."""
+        result = {}
+        for key, payer in sorted(self.payers.items()):
+            row = dict(payer)
+            row["outstanding"] = row["billed"] - row["settled"]
+            row["bills_open"] = row["bills"] - row["bills_settled"]
+            row["unapplied"] = row["received"] - row["returned"] - row["applied"] - row["refunded"]
+            result[key] = row
+        return result
+
+    @staticmethod
+    def totals(figures: dict[str, dict[str, int]]) -> dict[str, int]:
+        return {name: sum(row[name] for row in figures.values()) for name in PAYER_FIELDS}
+
+    @staticmethod
+    def check(figures: dict[str, dict[str, int]]) -> list[str]:
+        """What cannot be: money applied or refunded that was never received (unapplied below zero), a bill settled
+        twice (outstanding below zero, open bills below zero)."""
+        return [f"payer {key}: {name} is {row[name]:,}, below zero" for key, row in figures.items()
+                for name in ("outstanding", "unapplied", "bills_open") if row[name] < 0]
+
+
+COLLECTIONS_TYPES = frozenset({"BillClosed", "BillSettled", "SettlementReversed", "MoneyReceived", "ReceiptReturned",
+                               "MoneyRefunded"})
+
+
 def bpu_threshold_month(as_of: date) -> str:
     """The earliest contribution month whose payment keeps a BPU member active on `as_of`.
 
@@ -106,6 +167,7 @@ class Recount:
         # booked to it, and claims, as of the date.
         self.accounts: dict[str, dict[str, int]] = defaultdict(
             lambda: {"contributions": 0, "fines": 0, "claims_count": 0, "claims_amount": 0})
+        self.payers = PayerBooks()
         self.facts = MemberFacts()
         self.waiting: list[dict[str, Any]] = []  # events whose upcast needs a member not seen yet (in partition order)
 
@@ -122,6 +184,7 @@ class Recount:
         if env["effective_date"] <= self.day:
             self._count_money(kind, data)
             self.flows.add(env, data)
+            self.payers.add(kind, data)
 
     def _keep_fact(self, kind: str, env: dict[str, Any], data: dict[str, Any]) -> None:
         """Who is enrolled, exited, registered, paid as BPU or reversed: kept whatever its date, since a later date
@@ -270,10 +333,14 @@ class AsOfReport:
     differences_found: int = 0
     differences: list[Difference] = field(default_factory=list)
     projection_events: dict[str, int | None] = field(default_factory=dict)
+    # Collections per payer, recounted from the topic (`PayerBooks`), their totals, and what cannot be in them.
+    payers: dict[str, dict[str, int]] = field(default_factory=dict)
+    payer_totals: dict[str, int] = field(default_factory=dict)
+    payer_problems: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.differences_found == 0
+        return self.differences_found == 0 and not self.payer_problems
 
     def add(self, difference: Difference) -> None:
         self.differences_found += 1
@@ -284,7 +351,8 @@ class AsOfReport:
         return {"as_of": self.as_of, "topic": self.topic, "events": self.events, "members": self.members,
                 "branches": self.branches, "accounts": self.accounts, "projection_events": self.projection_events,
                 "ok": self.ok, "differences_found": self.differences_found,
-                "differences": [difference.as_dict() for difference in self.differences]}
+                "differences": [difference.as_dict() for difference in self.differences],
+                "collections": {"payers": self.payers, "totals": self.payer_totals, "problems": self.payer_problems}}
 
 
 def compare_as_of(recount: Recount, store: ViewStore, topic: str) -> AsOfReport:
@@ -293,6 +361,9 @@ def compare_as_of(recount: Recount, store: ViewStore, topic: str) -> AsOfReport:
     Raises `ledger.errors.NotProjected` when a projection has not been built.
     """
     report = AsOfReport(as_of=recount.day, topic=topic, events=recount.events)
+    report.payers = recount.payers.figures()
+    report.payer_totals = PayerBooks.totals(report.payers)
+    report.payer_problems = PayerBooks.check(report.payers)
     _compare_members(recount, store, report)
     _compare_accounts(recount, store, report)
     _compare_branches(recount, store, report)

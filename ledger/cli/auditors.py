@@ -29,7 +29,7 @@ from ledger.cli.common import (
     topics_for,
 )
 from ledger.errors import EXIT_BREACH, EXIT_DIFFERENCES, EXIT_UNRECONCILED, InvalidInput, TlogInvalid
-from ledger.formatting import TIMELINE_AMOUNTS, TIMELINE_FACTS, rupiah
+from ledger.formatting import TIMELINE_AMOUNTS, TIMELINE_FACTS, payer_books_lines, rupiah
 from ledger.private_files import write_private
 from ledger.settings import read_signing_key
 from ledger.tlog.checkpoint import CosignatureVerifier, Cosigner
@@ -38,6 +38,7 @@ from projections.access_log import SUBJECT_CHARS_MAX
 
 LOG_KEYS_MAX = 20  # a log's keys over time: one per rotation
 WITNESS_KEYS_MAX = 100
+AS_OF_PAYERS_SHOWN_MAX = 50  # payers `audit as-of` lists on the terminal; --json lists every one
 
 audit_app = typer.Typer(help="Auditor tools that read Kafka, not the ledger's database.", no_args_is_help=True)
 
@@ -405,6 +406,8 @@ def audit_as_of(
             print(f"  {difference}")
         if report.differences_found > len(report.differences):
             print(f"  ... and {report.differences_found - len(report.differences):,} more")
+        for line in payer_books_lines(report.as_dict()["collections"], AS_OF_PAYERS_SHOWN_MAX):
+            print(line)
     if not report.ok:
         raise typer.Exit(EXIT_DIFFERENCES)
 
