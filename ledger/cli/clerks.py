@@ -7,6 +7,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from ledger import bulk, identifiers
+from ledger.account_statement import account_statement, statement_lines
 from ledger.cli.common import (
     DATE_HELP,
     PROGRAMS_HELP,
@@ -249,6 +250,40 @@ def history(
     else:
         for row in rows:
             print(timeline_line(row))
+
+
+def statement(
+    ctx: typer.Context,
+    start: Annotated[str, typer.Option("--from", help=f"{DATE_HELP}: the statement's first day")],
+    end: Annotated[str, typer.Option("--to", help=f"{DATE_HELP}: the statement's last day")],
+    npp: Annotated[str | None, typer.Option(help="an employer or paying body")] = None,
+    kpj: Annotated[str | None, typer.Option(help="a self-paying BPU member")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """A payer's account statement between two dates, from the event store: opening balance, its bills, money
+    received, settlements with their late fines, refunds and reversals with the running balance (owed minus credit),
+    totals and closing balance. A self-paying member's statement is their data: read as the local user and written to
+    the access log first, like `ledger history --kpj`."""
+    with reporting(as_json):
+        if (kpj is None) == (npp is None):
+            raise InvalidInput("statement: give exactly one of --npp (an employer or paying body) or --kpj (a "
+                               "self-paying BPU member)")
+        first, last = parse_date("--from", start), parse_date("--to", end)
+        if kpj is not None:
+            member = checked(identifiers.validate_kpj, kpj)
+            result = ctx.obj.read_side.member_read(
+                Reader.local(), member,
+                lambda: account_statement(ctx.obj.reader, npp=None, kpj=member, start=first, end=last),
+                endpoint="ledger statement --kpj")
+        else:
+            assert npp is not None  # exactly one of the two, checked above
+            result = account_statement(ctx.obj.reader, npp=checked(identifiers.validate_npp, npp), kpj=None,
+                                       start=first, end=last)
+    if as_json:
+        print_json(result)
+    else:
+        for line in statement_lines(result):
+            print(line)
 
 
 def balance(
