@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,10 @@ def test_bad_periods_and_unknown_payers_are_refused(app):
     register(app, "10054321", name="CV Sinar")
     quiet = statement(app, date(2024, 1, 1), date(2024, 1, 31), npp="10054321")
     assert quiet["lines"] == [] and quiet["closing_balance"] == 0 and quiet["bills_open"] == 0
+
+
+def test_the_statement_docs_cli_md_shows_is_the_one_printed(app):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    shown = text.split("ledger statement --npp 10012345 --from 2024-03-15 --to 2024-04-19\n```\n\nprints", 1)[1]
+    block = shown.split("```\n", 2)[1].splitlines()
+    assert block == statement_lines(statement(app, date(2024, 3, 15), date(2024, 4, 19)))

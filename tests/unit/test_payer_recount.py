@@ -5,6 +5,7 @@ the envelopes alone, at several dates of a history with a reversed settlement, a
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -87,3 +88,10 @@ def test_a_settlement_counted_twice_is_named_as_a_problem_and_printed(envelopes)
     assert lines[2].split() == [PAYER, "-1", "Rp477,000", "Rp954,000", "Rp9,540", "-Rp477,000", "Rp2,987,540",
                                 "Rp2,500,000", "Rp1,000", "-Rp477,000"]
     assert lines[-1] == f"  problem: payer {PAYER}: bills_open is -1, below zero"
+
+
+def test_the_lines_docs_audit_md_shows_are_the_ones_printed(envelopes):
+    text = (Path(__file__).resolve().parents[2] / "docs" / "audit.md").read_text(encoding="utf-8")
+    shown = text.split("**Collections per payer.**", 1)[1].split("```\n", 2)[1].splitlines()
+    figures = recount_figures(envelopes, date(2016, 12, 31))
+    assert shown == payer_books_lines({"payers": figures, "totals": PayerBooks.totals(figures), "problems": []}, 50)
