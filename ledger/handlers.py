@@ -510,12 +510,27 @@ def _reversal_of(command: Reverse, original: ev.ContributionPaid, target: str) -
         reversed_on=command.reversed_on)
 
 
+def _check_not_settled_line(context: HandlerContext, original: ev.ContributionPaid, target: str) -> None:
+    """A line a bill's settlement paid is reversed with that settlement, never alone: alone, the bill would stay
+    settled with money applied to a contribution that is no longer booked."""
+    account: PayerAccount | None = context.find(
+        payer_account_id(original.npp, original.kpj if original.npp is None else None))
+    if account is None:
+        return
+    for settled_id, settlement in account.settlements.items():
+        if settlement.reversed_by is None and settlement.settled.bill_id == original.payment_id:
+            raise RuleViolation(f"contribution {target} was paid by the settlement of bill {original.payment_id}: "
+                                f"reverse that settlement (ledger reverse {settled_id}), which reverses all its lines "
+                                f"and returns its money to the payer's credit")
+
+
 def _reverse_contribution(context: HandlerContext, command: Reverse, month: ContributionMonth,
                           original: ev.ContributionPaid, target: str) -> Outcome:
     if month.current_id != target:
         raise AlreadyExists(f"contribution {target} was already reversed")
     if command.reversed_on < original.paid_on:
         raise InvalidInput(f"a reversal cannot precede the payment it reverses ({original.paid_on})")
+    _check_not_settled_line(context, original, target)
     _check_not_paid_out(context, original, target, command.reversed_on)
     new_id = month.record(_reversal_of(command, original, target))
     return [month], {"amount": original.total, "event_id": new_id}

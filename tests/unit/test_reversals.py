@@ -152,6 +152,19 @@ def test_a_settlement_is_not_reversed_before_it_was_made_nor_when_its_money_was_
             settled_id, date(2024, 3, 2))
 
 
+def test_a_line_a_settlement_paid_is_reversed_with_the_settlement_never_alone(app):
+    two_members(app)
+    close(app)
+    receive(app, "REF-1", BILL, date(2024, 2, 10))
+    settled_id = only_settlement(app)
+    line = month(app, BUDI)
+    assert line.current_id is not None
+    refused(app, RuleViolation, f"was paid by the settlement of bill {NPP}/{JANUARY}/PU/1: reverse that settlement "
+            f"\\(ledger reverse {settled_id}\\)", line.current_id, date(2024, 2, 20))
+    reverse(app, settled_id, date(2024, 2, 20))
+    refused(app, AlreadyExists, "was already reversed", line.current_id, date(2024, 2, 21))
+
+
 # --- money received --------------------------------------------------------------------------------------------------
 
 
