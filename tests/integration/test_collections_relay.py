@@ -2,7 +2,8 @@
 recorded by the ledger, relayed with signed checkpoints, then checked by the auditor's tools (`audit verify --key`,
 `audit reconcile`, `audit as-of`), projected and rebuilt (`projections rebuild`), and read by a subscriber of the
 SDK. Nothing of it may fail on the new event types, and the balances must include the member lines of every settled
-bill (`ContributionPaid` events whose `payment_id` is the bill id).
+bill (`ContributionPaid` events whose `payment_id` is the bill id). The same story is also written on the PostgreSQL
+event store and read back by a restarted ledger.
 
 The story, one employer of three PU workers and one self-paying BPU member, all enrolled 1 January 2024:
 - January is paid without a bill (`ledger contribution pay`), on time;
@@ -21,6 +22,7 @@ from datetime import date
 from typing import Any
 
 import orjson
+import psycopg
 import pytest
 
 from consumers.sdk import Delivery, Subscriber
@@ -34,6 +36,7 @@ from ledger.commands import (
     RefundMoney,
     RegisterEmployer,
 )
+from ledger.errors import RuleViolation
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
@@ -225,3 +228,38 @@ def test_a_subscriber_of_the_sdk_reads_every_collections_event(collected, kafka_
     assert stats.dead_lettered == 0, stats.dead_letter_reasons
     assert seen == Counter(env["type"] for env in collected["envelopes"])
     assert set(seen) >= COLLECTIONS_TYPES
+
+
+def test_on_postgresql_a_restarted_ledger_reads_the_payer_accounts_and_bills_back(collected, postgres_settings,
+                                                                               settings: Settings) -> None:
+    """The same story on the PostgreSQL event store; a second process then finds the accounts as the first left
+    them: the receipts known (a repeat writes nothing), no credit left to refund, the balances of the settled lines."""
+    schema = f"ledger_test_{uuid.uuid4().hex[:10]}"
+    pg = postgres_settings
+    connect = dict(host=pg.postgres_host, port=pg.postgres_port, user=pg.postgres_user, dbname=pg.postgres_dbname,
+                   password=pg.postgres_password or None, autocommit=True)
+    with psycopg.connect(**connect) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    env = {**pg.eventsourcing_env(), "POSTGRES_SCHEMA": schema}
+    opened = [Ledger(env=dict(env), clock=lambda: CLOCK, nik_key=settings.nik_hmac_key_bytes()) for _ in range(2)]
+    try:
+        first, restarted = opened
+        story = write_collections(first)
+        assert story["bills"] == collected["bills"] and story["refunded"] == collected["refunded"]
+        stored = [orjson.loads(n.state)["schema_type"] for n in first.stored_contract_notifications()]
+        assert Counter(stored) == Counter(env["type"] for env in collected["envelopes"])
+
+        repeat = restarted.execute(ReceiveMoney(reference="BCA-240425-000456", npp=NPP,
+                                                amount=collected["bills"][f"{NPP}/2024-03/PU/1"]["total"] * 103 // 100,
+                                                received_on=date(2024, 4, 25)))
+        assert repeat["repeated"] is True and repeat["open_bills"] == 0
+        with pytest.raises(RuleViolation, match="larger than employer 10012345's credit of Rp0"):
+            restarted.execute(RefundMoney(npp=NPP, amount=1, refunded_on=date(2024, 4, 30), reason="probe"))
+        assert [restarted.jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS] == [
+            collected["app"].jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS]
+        assert sum(1 for _ in restarted.stored_contract_notifications()) == len(stored)
+    finally:
+        for app in opened:
+            app.close()
+        with psycopg.connect(**connect) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
