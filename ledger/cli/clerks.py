@@ -217,13 +217,16 @@ def pay_claim(
 
 def reverse(
     ctx: typer.Context,
-    event_id: Annotated[str, typer.Argument(help="the event to reverse: a contribution or a claim")],
+    event_id: Annotated[str, typer.Argument(help="the event to reverse: a contribution, a claim, a whole payment "
+                                                 "(or its payment id), a settlement, money received")],
     reason: Annotated[str, typer.Option(help="why; kept in the books")],
     on: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
     command_id: CommandId = None,
     as_json: AsJson = False,
 ) -> None:
-    """Reverse a contribution or a claim. The books are never edited: the reversal is a new event."""
+    """Reverse a contribution or a claim; every line of a payment; a bill's settlement (the bill open again, its money
+    back to the payer's credit, its lines reversed); money received by a bank error. In one transaction. The books are
+    never edited: the reversal is new events (docs/cli.md, "Reversals of whole payments")."""
     execute(ctx, Reverse, command_id, as_json, event_id=event_id, reason=reason, reversed_on=on or today(ctx))
 
 
