@@ -165,6 +165,19 @@ def test_a_line_a_settlement_paid_is_reversed_with_the_settlement_never_alone(ap
     refused(app, AlreadyExists, "was already reversed", line.current_id, date(2024, 2, 21))
 
 
+def test_a_self_paying_members_settlement_is_reversed_on_the_members_account(app):
+    member = kpj(8)
+    enroll(app, member, npp=None, branch="BEKASI-KOTA", segment="BPU", wage=1_000_000, programs=["JKK", "JKM"],
+           effective=date(2024, 1, 1))
+    app.execute(CloseBills.build(month=JANUARY, kpjs=[member]))  # Rp16,800, due 2024-01-15
+    app.execute(ReceiveMoney.build(reference="BPU-1", kpj=member, amount=16_800, received_on=date(2024, 1, 10)))
+    books: PayerAccount = app.find(payer_account_id(None, member))
+    (settled_id,) = books.settlements
+    result = reverse(app, settled_id, date(2024, 1, 12))
+    assert (result["amount"], result["lines_reversed"], result["unapplied"]) == (16_800, 1, 16_800)
+    assert month(app, member).current is None
+
+
 # --- money received --------------------------------------------------------------------------------------------------
 
 
