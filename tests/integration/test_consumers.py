@@ -154,6 +154,72 @@ def test_a_consumer_that_stops_fetching_is_replaced_and_every_event_arrives_once
     assert stats.handled == len(enrolled)
 
 
+def consumers_that_never_join(monkeypatch: pytest.MonkeyPatch, count: int | None) -> list[Any]:
+    """The next `count` consumers kafka_client makes (None: every one) never get into their group: each poll waits out
+    its timeout and returns nothing, without an error, as a consumer stuck in `ensure_coordinator_ready` under heavy
+    load does (fault injection on the real consumer). Returns the consumers made so far."""
+    real = kafka_client.consumer
+    made: list[Any] = []
+
+    def consumer(*args: Any, **kwargs: Any) -> Any:
+        client = real(*args, **kwargs)
+        made.append(client)
+        if count is None or len(made) <= count:
+            client.poll = lambda timeout_ms=0, **_: time.sleep(timeout_ms / 1000) or {}
+        return client
+
+    monkeypatch.setattr(kafka_client, "consumer", consumer)
+    return made
+
+
+def test_a_consumer_that_never_gets_into_its_group_is_replaced_and_every_event_arrives(
+        branch_history, kafka_roles, monkeypatch) -> None:
+    said: list[str] = []
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
+                            log=said.append, join_timeout_s=5.0)  # a real join takes well under 5 s
+    seen: Counter[str] = Counter()
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        seen[delivery.envelope.event_id] += 1
+
+    made = consumers_that_never_join(monkeypatch, 1)
+    give_up = threading.Timer(WAIT_S_MAX, subscriber.stop)  # without the watch, the idle exit never comes
+    give_up.start()
+    try:
+        stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    finally:
+        give_up.cancel()
+    assert len(made) >= 2 and any("out of the group" in line for line in said), said
+    assert set(seen) == {e["event_id"] for e in of_type(branch_history, "MemberEnrolled")}
+    assert set(seen.values()) == {1} and stats.handled == len(seen)
+
+
+def test_consumers_that_keep_failing_to_join_end_the_run_with_an_error_naming_the_group(
+        branch_history, kafka_roles, monkeypatch) -> None:
+    from consumers import sdk
+
+    monkeypatch.setattr(sdk, "GROUP_JOIN_ATTEMPTS_MAX", 2)
+    name = team_group(kafka_roles, branch_history["topics"].prefix)
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=name, start="beginning", join_timeout_s=1.0)
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        pass
+
+    made = consumers_that_never_join(monkeypatch, None)
+    give_up = threading.Timer(WAIT_S_MAX, subscriber.stop)  # without the bound, a clear failure rather than a hang
+    give_up.start()
+    try:
+        with pytest.raises(kafka_client.KafkaTimeoutError, match=f"could not join the consumer group {name}"):
+            subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    finally:
+        give_up.cancel()
+    assert len(made) == 2
+
+
 def failing_polls(subscriber: Subscriber, failures: int | None) -> list[int]:
     """From the first event on, the subscriber's consumer fails its next `failures` polls (None: every poll) as a
     lost broker makes it (fault injection on the real consumer). Returns the count of polls failed so far."""
