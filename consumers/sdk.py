@@ -87,6 +87,10 @@ POLL_RECORDS_MAX = 500
 # first backoff (BACKOFF_FIRST_S by default) doubling up to BACKOFF_MAX_S: with the defaults, about five minutes of
 # consecutive failures before `run` gives up and raises the last error.
 POLL_FAILURES_MAX = 30
+# A consumer out of its group for kafka_client.GROUP_JOIN_TIMEOUT_S (60 s) is replaced by a new one
+# (`kafka_client.JoinWatch`); after this many consumers in a row have failed to join, about five minutes with the
+# default, `run` gives up and raises, naming the group, rather than wait on without a bound.
+GROUP_JOIN_ATTEMPTS_MAX = 5
 DEAD_LETTER_SEND_TIMEOUT_S = 30
 SQLITE_BUSY_TIMEOUT_S = 30
 REASONS_KEPT_MAX = 100
@@ -167,7 +171,8 @@ class Subscriber:
                  processed: ProcessedEvents | None = None, dead_letter_topic: str | None = None,
                  retries: int = RETRIES_DEFAULT, backoff_first_s: float = BACKOFF_FIRST_S,
                  log: Callable[[str], None] = lambda _: None,
-                 stall_interval_s: float = kafka_client.STALL_INTERVAL_S) -> None:
+                 stall_interval_s: float = kafka_client.STALL_INTERVAL_S,
+                 join_timeout_s: float = kafka_client.GROUP_JOIN_TIMEOUT_S) -> None:
         if not 0 <= retries <= RETRIES_MAX:
             raise ValueError(f"retries must be between 0 and {RETRIES_MAX}")
         if not (isinstance(start, datetime) or start in ("committed", "beginning", "end")):
@@ -193,6 +198,8 @@ class Subscriber:
         self._producer: Any = None
         self._poll_failures = 0  # consecutive polls that failed for a reason that passes
         self._stall = kafka_client.StallWatch(self._own_readable_ends, stall_interval_s)
+        self._join = kafka_client.JoinWatch(join_timeout_s)
+        self._join_attempts = 0  # consumers opened in a row that have not got into the group yet
 
     # --- registration ------------------------------------------------------------------------------------------
 
@@ -272,6 +279,14 @@ class Subscriber:
             self._stopping.wait(pause)
             return None
         self._poll_failures = 0
+        # kafka-python's poll returns nothing, without an error, while it waits for the group coordinator and the
+        # join; bounded per poll, but not across polls. A consumer that never gets in is replaced, with a bound.
+        joined = kafka_client.in_group(self._client)
+        if self._join.overdue(joined):
+            self._reopen_out_of_group()
+            return None
+        if joined:
+            self._join_attempts = 0
         if self._to_position:
             # Newly assigned partitions move to `start` first; records polled from before the move are dropped
             # unprocessed (and uncommitted), so nothing is lost or handled out of place.
@@ -285,6 +300,23 @@ class Subscriber:
         self._assignment = None
         self._committed = {}
         self._stall.reset()
+        self._join.reset()
+        self._join_attempts += 1
+
+    def _reopen_out_of_group(self) -> None:
+        """Replace a consumer that has been out of its group for the join timeout (`kafka_client.JoinWatch` says why
+        this happens); raise once GROUP_JOIN_ATTEMPTS_MAX consumers in a row have failed to join. Handled records
+        were committed after each batch, so the new consumer resumes where this one stopped."""
+        if self._join_attempts >= GROUP_JOIN_ATTEMPTS_MAX:
+            raise kafka_client.KafkaTimeoutError(
+                f"could not join the consumer group {self.group_id} on {self.topic}: {self._join_attempts} consumers "
+                f"in a row each waited {self._join.timeout_s:g}s for the group coordinator and an assignment. Is "
+                f"Kafka at {self.kafka.servers} well, and may {self.kafka.principal} use the group?")
+        self.log(f"the consumer has been out of the group {self.group_id} (no coordinator or no assignment) for "
+                 f"{self._join.timeout_s:g}s; reopening the consumer (attempt {self._join_attempts + 1} of "
+                 f"{GROUP_JOIN_ATTEMPTS_MAX})")
+        self._client.close(autocommit=False)
+        self._open()
 
     def _quiet(self) -> None:
         """On a quiet poll: commit this member's positions, and replace its consumer if it has stalled."""

@@ -55,6 +55,7 @@ from ledger.settings import KafkaConnection, Settings
 __all__ = [
     "AuthorizationError",
     "Grant",
+    "JoinWatch",
     "KafkaConnection",
     "KafkaError",
     "KafkaTimeoutError",
@@ -80,6 +81,7 @@ __all__ = [
     "end_offsets",
     "ensure_topic",
     "fenced",
+    "in_group",
     "last_records",
     "offsets_for_time",
     "positions",
@@ -330,6 +332,11 @@ def producer(
 # 3 s still allows three missed heartbeats before a live consumer is taken for dead. The broker accepts 6-1800 s.
 GROUP_SESSION_TIMEOUT_MS = 10_000
 GROUP_HEARTBEAT_INTERVAL_MS = 3_000
+# How long a subscribed consumer may be out of its group (no coordinator known, or no assignment) before its owner
+# replaces it (`JoinWatch`). A join legitimately waits for a dead member's session to time out (10 s above) and for
+# the live members to rejoin, which takes a few seconds even on a loaded machine: 60 s is six sessions.
+GROUP_JOIN_TIMEOUT_S = 60.0
+GROUP_JOIN_TIMEOUT_MIN_S, GROUP_JOIN_TIMEOUT_MAX_S = 1.0, 3_600.0
 
 
 def consumer(
@@ -514,6 +521,46 @@ class StallWatch:
             self._owed = None
         self._since = now
         return []
+
+
+def in_group(client: KafkaConsumer) -> bool:
+    """Whether a subscribed consumer knows its group coordinator and holds a settled assignment (possibly empty): the
+    state `poll()` must reach before it fetches anything. Read from the client's coordinator, without side effects."""
+    coordinator = client._coordinator
+    return coordinator.coordinator_id is not None and bool(coordinator.stable())
+
+
+class JoinWatch:
+    """Notices a subscribed consumer that stays out of its group, so that its owner can close it and open a new one.
+
+    kafka-python's `poll(timeout_ms)` first waits for the group coordinator and the group join, each bounded by the
+    poll's timeout, and returns nothing while they are not done. Under heavy load a consumer has been seen never to
+    get there: every poll spent its time in `ensure_coordinator_ready` and returned nothing, without an error, until
+    a test's 300 s timeout. A new consumer starts with new connections and a new coordinator lookup.
+
+    The rule: out of the group (`in_group` false) for `timeout_s` without a break, counted from `reset` (the
+    consumer's opening) or from the moment it was last seen in the group.
+    """
+
+    def __init__(self, timeout_s: float = GROUP_JOIN_TIMEOUT_S, clock: Callable[[], float] = time.monotonic) -> None:
+        if not GROUP_JOIN_TIMEOUT_MIN_S <= timeout_s <= GROUP_JOIN_TIMEOUT_MAX_S:
+            raise ValueError(f"the group join timeout must be between {GROUP_JOIN_TIMEOUT_MIN_S:g} and "
+                             f"{GROUP_JOIN_TIMEOUT_MAX_S:g} seconds, not {timeout_s!r}")
+        self.timeout_s, self._clock = timeout_s, clock
+        self.reset()
+
+    def reset(self) -> None:
+        self._out_since: float | None = self._clock()
+
+    def overdue(self, joined: bool) -> bool:
+        """Given whether the consumer is in its group now: whether it has been out of it for `timeout_s` or longer."""
+        now = self._clock()
+        if joined:
+            self._out_since = None
+            return False
+        if self._out_since is None:
+            self._out_since = now
+        return now - self._out_since >= self.timeout_s
 
 
 def committed_offsets(client: KafkaConsumer, topic: str, partitions: Sequence[int]) -> dict[int, int | None]:

@@ -154,6 +154,72 @@ def test_a_consumer_that_stops_fetching_is_replaced_and_every_event_arrives_once
     assert stats.handled == len(enrolled)
 
 
+def consumers_that_never_join(monkeypatch: pytest.MonkeyPatch, count: int | None) -> list[Any]:
+    """The next `count` consumers kafka_client makes (None: every one) never get into their group: each poll waits out
+    its timeout and returns nothing, without an error, as a consumer stuck in `ensure_coordinator_ready` under heavy
+    load does (fault injection on the real consumer). Returns the consumers made so far."""
+    real = kafka_client.consumer
+    made: list[Any] = []
+
+    def consumer(*args: Any, **kwargs: Any) -> Any:
+        client = real(*args, **kwargs)
+        made.append(client)
+        if count is None or len(made) <= count:
+            client.poll = lambda timeout_ms=0, **_: time.sleep(timeout_ms / 1000) or {}
+        return client
+
+    monkeypatch.setattr(kafka_client, "consumer", consumer)
+    return made
+
+
+def test_a_consumer_that_never_gets_into_its_group_is_replaced_and_every_event_arrives(
+        branch_history, kafka_roles, monkeypatch) -> None:
+    said: list[str] = []
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=team_group(kafka_roles, branch_history["topics"].prefix), start="beginning",
+                            log=said.append, join_timeout_s=5.0)  # a real join takes well under 5 s
+    seen: Counter[str] = Counter()
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        seen[delivery.envelope.event_id] += 1
+
+    made = consumers_that_never_join(monkeypatch, 1)
+    give_up = threading.Timer(WAIT_S_MAX, subscriber.stop)  # without the watch, the idle exit never comes
+    give_up.start()
+    try:
+        stats = subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    finally:
+        give_up.cancel()
+    assert len(made) >= 2 and any("out of the group" in line for line in said), said
+    assert set(seen) == {e["event_id"] for e in of_type(branch_history, "MemberEnrolled")}
+    assert set(seen.values()) == {1} and stats.handled == len(seen)
+
+
+def test_consumers_that_keep_failing_to_join_end_the_run_with_an_error_naming_the_group(
+        branch_history, kafka_roles, monkeypatch) -> None:
+    from consumers import sdk
+
+    monkeypatch.setattr(sdk, "GROUP_JOIN_ATTEMPTS_MAX", 2)
+    name = team_group(kafka_roles, branch_history["topics"].prefix)
+    subscriber = Subscriber(kafka_roles.connection(NOTIFIER), topic=branch_history["topics"].events,
+                            group_id=name, start="beginning", join_timeout_s=1.0)
+
+    @subscriber.on(MemberEnrolled)
+    def handle(event: MemberEnrolled, delivery: Delivery) -> None:
+        pass
+
+    made = consumers_that_never_join(monkeypatch, None)
+    give_up = threading.Timer(WAIT_S_MAX, subscriber.stop)  # without the bound, a clear failure rather than a hang
+    give_up.start()
+    try:
+        with pytest.raises(kafka_client.KafkaTimeoutError, match=f"could not join the consumer group {name}"):
+            subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+    finally:
+        give_up.cancel()
+    assert len(made) == 2
+
+
 def failing_polls(subscriber: Subscriber, failures: int | None) -> list[int]:
     """From the first event on, the subscriber's consumer fails its next `failures` polls (None: every poll) as a
     lost broker makes it (fault injection on the real consumer). Returns the count of polls failed so far."""
@@ -283,20 +349,33 @@ def test_the_warehouse_restarted_at_random_points_exports_each_event_exactly_onc
 
 # A member of a consumer group that takes the partitions it is given, reads them, and never commits: what a consumer
 # killed in the middle of its first batch leaves behind. It writes its assignment to a file after every rebalance. It
-# connects as the principal its environment's LEDGER_KAFKA_* name.
+# connects as the principal its environment's LEDGER_KAFKA_* name. Like the SDK, it replaces a consumer that stays
+# out of its group (kafka_client.JoinWatch), which a loaded machine has been seen to cause.
 HOLDER = """
 import json, pathlib, sys
 from ledger.publishing import kafka_client
 from ledger.settings import Settings
-topic, group, assignment = sys.argv[1:4]
-client = kafka_client.consumer(Settings().kafka(), group_id=group, max_poll_records=1)
+topic, group, assignment, join_timeout_s = sys.argv[1:5]
 def assigned(partitions):
     pathlib.Path(assignment + ".tmp").write_text(json.dumps(partitions))
     pathlib.Path(assignment + ".tmp").replace(assignment)
-kafka_client.subscribe(client, topic, on_assigned=assigned, on_revoked=lambda _: None)
+def joining():
+    client = kafka_client.consumer(Settings().kafka(), group_id=group, max_poll_records=1)
+    kafka_client.subscribe(client, topic, on_assigned=assigned, on_revoked=lambda _: None)
+    return client
+client, join = joining(), kafka_client.JoinWatch(float(join_timeout_s))
 while True:
     client.poll(timeout_ms=200)
+    if join.overdue(kafka_client.in_group(client)):
+        print("out of the group for", join_timeout_s, "s: a new consumer", file=sys.stderr, flush=True)
+        client.close(autocommit=False)
+        client = joining()
+        join.reset()
 """
+# A holder's first join, in a group of its own, takes a few seconds even on a loaded machine; after this long out of
+# the group it is replaced. The tests wait for its partitions as long as four of them, Python's start-up included.
+HOLDER_JOIN_TIMEOUT_S = 30.0
+HOLDER_JOIN_WAIT_S = 4 * HOLDER_JOIN_TIMEOUT_S
 
 
 def hold_partitions(kafka_roles: KafkaRoles, team: str, topic: str, group_id: str,
@@ -304,7 +383,8 @@ def hold_partitions(kafka_roles: KafkaRoles, team: str, topic: str, group_id: st
     """A member of the team's group `group_id` (HOLDER) in a process of its own."""
     assignment = folder / f"holder-{uuid.uuid4().hex[:6]}.json"
     with (folder / f"{assignment.stem}.stderr").open("wb") as errors:  # what it said, if it dies (see `held`)
-        holder = subprocess.Popen([sys.executable, "-c", HOLDER, topic, group_id, str(assignment)],
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER, topic, group_id, str(assignment),
+                                   str(HOLDER_JOIN_TIMEOUT_S)],
                                   env={**os.environ, **kafka_roles.env(team)}, cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=errors)
     HOLDERS[assignment] = holder
@@ -339,7 +419,8 @@ def test_idle_exit_waits_until_a_killed_members_partitions_are_reassigned_and_ex
     topic, name = branch_history["topics"].events, team_group(kafka_roles, branch_history["topics"].prefix, WAREHOUSE)
     holder, assignment = hold_partitions(kafka_roles, WAREHOUSE, topic, name, tmp_path)
     try:
-        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition")
+        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition",
+                   HOLDER_JOIN_WAIT_S)
     finally:
         holder.kill()
         holder.wait(timeout=WAIT_S_MAX)
@@ -373,7 +454,8 @@ def test_idle_exit_waits_for_partitions_another_member_held_when_it_died(branch_
 
     consumer = threading.Thread(target=subscriber.run, kwargs={"idle_timeout_s": 1, "handle_signals": False})
     try:
-        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition")
+        wait_until(lambda: held(assignment) == list(range(HISTORY_PARTITIONS)), "the holder has every partition",
+                   HOLDER_JOIN_WAIT_S)
         consumer.start()
         # Once this member has partitions of its own (unless it returned before, as it should not).
         wait_until(lambda: not consumer.is_alive() or 0 < len(held(assignment)) < HISTORY_PARTITIONS,
@@ -444,12 +526,28 @@ def test_start_from_the_end_or_from_a_time_and_stop_gracefully(branch_history, k
         def handle(event: MemberEnrolled, delivery: Delivery) -> None:
             seen.append(delivery.envelope.event_id)
 
-        if after_start:  # the end is where the consumer starts: produce once it is assigned and positioned
-            threading.Timer(4.0, produce_later).start()
-        subscriber.run(idle_timeout_s=IDLE_S + 5 if after_start else IDLE_S, handle_signals=False)
+        if not after_start:
+            subscriber.run(idle_timeout_s=IDLE_S, handle_signals=False)
+            return seen
+        # The end is where the consumer starts: produce once it has its partitions and has settled its positions at
+        # their ends, which it commits on its first quiet poll (a fixed pause can be too short on a loaded machine),
+        # then wait for the records themselves (an idle exit could come first if the join had used up the quiet).
+        consumer = threading.Thread(target=subscriber.run, kwargs={"handle_signals": False})
+        consumer.start()
+        try:
+            wait_until(lambda: not consumer.is_alive() or bool(
+                subscriber._assignment and set(subscriber._committed) >= subscriber._assignment),
+                "the consumer is positioned at the end of every partition")
+            assert consumer.is_alive(), "the consumer stopped before it was positioned"
+            produce_later()
+            wait_until(lambda: not consumer.is_alive() or len(seen) >= len(later), "the later records arrive")
+        finally:
+            subscriber.stop()
+            consumer.join(timeout=WAIT_S_MAX)
+        assert not consumer.is_alive(), "the consumer did not stop"
         return seen
 
-    assert collect("end", after_start=True) == [e["event_id"] for e in later]
+    assert sorted(collect("end", after_start=True)) == sorted(e["event_id"] for e in later)
     assert sorted(collect(cut)) == sorted(e["event_id"] for e in later)  # only what was published after `cut`
     everything = collect("beginning")
     assert len(everything) == len(of_type(branch_history, "MemberEnrolled")) + len(later)
