@@ -320,18 +320,19 @@ class _BranchHistory:
 # The payers' habits. The draws come from a generator of their own (`_CollectingBranch.money`), so the roster's
 # draws (exits, hires, claims) do not depend on the money's.
 
-LATE_EMPLOYER_SHARE = 0.08  # companies that pay every bill 1 to LATE_MONTHS_MAX months after its due date (fined)
+LATE_EMPLOYER_SHARE = 0.08  # companies that pay every bill 1 to LATE_MONTHS_MAX months after it is due (fined)
 LATE_MONTHS_MAX = 3
 SHORT_EMPLOYER_SHARE = 0.05  # companies that pay short for a few months, then catch up with the fines
 SHORT_MONTHS = (2, 3)  # how many months they pay short
 SHORT_PAID_PERCENT = (80, 95)  # of each bill, while they pay short
 SHORT_STEPS_MIN = 3  # months of money a short payer needs: an on-time one, one paid short, one to catch up
 BUDGET_MONTHS = 6  # the regional budget (APBD) pays the city's dues a half-year at a time, in one transfer
+BUDGET_MARGIN_PERCENT = 3  # the budget plans the coming months at the last month's bills plus this, for new hires
 BUDGET_ROUNDING = 1_000_000  # a budget transfer is a round figure: the excess stays as credit for the next bill
 BUDGET_PAYER_NAME = "APBD Kota Bekasi"
 BUDGET_MEMBER_INCOME = 1_000_000  # vulnerable workers the budget pays for: the lowest income, JKK + JKM (Rp16,800)
 ON_TIME_DAYS = (3, 15)  # days of the month on which on-time money arrives (due the 15th)
-LATE_DAYS = (1, 28)
+LATE_DAYS = (1, 15)  # days on which late money arrives: a bill paid k months after its due month is fined k months
 REFUND_DAYS = (20, 28)  # the fund refunds the mistaken second transfer later in the month it arrived
 DUPLICATE_DELAY_DAYS = (1, 3)  # the mistaken second transfer arrives a few days after the first
 
@@ -518,9 +519,14 @@ class _CollectingBranch(_BranchHistory):
             self.receive(day, amount, npp=npp)
 
     def pay_budget(self, month: str, step: int) -> None:
-        """Every BUDGET_MONTHS from the first close, the regional budget pays in advance for the city government:
-        what it owes, and the coming months at the last month's bills, rounded up to a round figure."""
-        if (step - 1) % BUDGET_MONTHS:
+        """The regional budget pays in advance for the city government, a half-year in one transfer: at the first
+        close what it owes and the rest of the half-year, then at the start of every BUDGET_MONTHS the next ones,
+        the coming months at the last month's bills with a margin, rounded up to a round figure."""
+        if step == 1:
+            ahead = BUDGET_MONTHS - 1
+        elif step % BUDGET_MONTHS == 0:
+            ahead = BUDGET_MONTHS
+        else:
             return
         npp = self.npps[0]
         account = self.account(npp)
@@ -530,7 +536,8 @@ class _CollectingBranch(_BranchHistory):
         last = max(m for m, _segment in account.bills_by_month)
         last_total = sum(line.amount for (m, _segment), ids in account.bills_by_month.items() if m == last
                          for bill_id in ids for line in self.app.find(bill_lines_id(bill_id)).lines)
-        amount = owed_on(self.app, account, day) + (BUDGET_MONTHS - 1) * last_total
+        coming = ahead * last_total * (100 + BUDGET_MARGIN_PERCENT) // 100
+        amount = owed_on(self.app, account, day) + coming
         amount = -(-amount // BUDGET_ROUNDING) * BUDGET_ROUNDING
         if amount:
             self.receive(day, amount, npp=npp, institution=True)
@@ -559,23 +566,27 @@ class _CollectingBranch(_BranchHistory):
 
     def money_totals(self) -> dict[str, int]:
         """The branch's money at the end, from its payers' accounts: received = applied + refunded + unapplied."""
-        totals = dict.fromkeys(("received", "applied", "fines", "refunded", "unapplied", "open_bills",
-                                "outstanding"), 0)
+        totals = dict.fromkeys(MONEY_FIGURES, 0)
         for npp, kpj in self.payers():
             for key, value in account_money(self.app, npp, kpj).items():
                 totals[key] += value
         return totals
 
 
+MONEY_FIGURES = ("billed", "received", "applied", "fines", "refunded", "unapplied", "open_bills", "outstanding")
+
+
 def account_money(app: Any, npp: str | None, kpj: str | None) -> dict[str, int]:
-    """A payer's money from its account's events: received, applied to bills (with the fines), refunded, and what
-    is left unapplied; its open bills and their amount (fines not included)."""
-    money = dict.fromkeys(("received", "applied", "fines", "refunded", "unapplied", "open_bills", "outstanding"), 0)
+    """A payer's money from its account's events: billed; received, applied to bills (with the fines), refunded, and
+    what is left unapplied; its open bills and their amount (fines not included)."""
+    money = dict.fromkeys(MONEY_FIGURES, 0)
     account: PayerAccount | None = app.find(payer_account_id(npp, kpj))
     if account is None:
         return money
     for _version, contract in app.stored_contracts(account.id):
-        if isinstance(contract, ev.MoneyReceived):
+        if isinstance(contract, ev.BillClosed):
+            money["billed"] += contract.total
+        elif isinstance(contract, ev.MoneyReceived):
             money["received"] += contract.amount
         elif isinstance(contract, ev.BillSettled):
             money["applied"] += contract.total
