@@ -226,19 +226,31 @@ def print_money(counts: dict[str, int]) -> bool:
     return adds_up and bills_add_up
 
 
+ARREARS_MEMBERS_SHOWN = 5  # BPU members listed in the demo's arrears report; every employer in arrears is listed
+
+
 def print_arrears(views: Any, branch: str) -> None:
-    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`), when this build has it."""
+    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`), when this build has it:
+    every employer in arrears, the first few BPU members, the aging buckets and the branch's totals."""
     from ledger import formatting
     from projections import queries
 
     arrears = getattr(queries, "arrears", None)
     lines = getattr(formatting, "arrears_lines", None)
+    command = f"ledger report arrears --branch {branch} --as-of {REPORT_DATE}"
     print()
     if arrears is None or lines is None:
-        print(f"(ledger report arrears --branch {branch} --as-of {REPORT_DATE}: not in this build yet)")
+        print(f"({command}: not in this build yet)")
         return
-    for line in lines(arrears(views, branch, REPORT_DATE)):
+    report = arrears(views, branch, REPORT_DATE)
+    payers = report.get("payers") or []
+    employers = [payer for payer in payers if payer.get("npp")]
+    members = [payer for payer in payers if not payer.get("npp")]
+    for line in lines({**report, "payers": employers + members[:ARREARS_MEMBERS_SHOWN]}):
         print(line)
+    if len(members) > ARREARS_MEMBERS_SHOWN:
+        print(f"  (and {len(members) - ARREARS_MEMBERS_SHOWN:,} more BPU members in arrears, counted in the totals "
+              f"above: `{command}` lists every one)")
 
 
 def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], path: Path,

@@ -335,6 +335,7 @@ ON_TIME_DAYS = (3, 15)  # days of the month on which on-time money arrives (due 
 LATE_DAYS = (1, 15)  # days on which late money arrives: a bill paid k months after its due month is fined k months
 REFUND_DAYS = (20, 28)  # the fund refunds the mistaken second transfer later in the month it arrived
 DUPLICATE_DELAY_DAYS = (1, 3)  # the mistaken second transfer arrives a few days after the first
+BPU_CATCH_UP_SHARE = 0.5  # BPU members behind with their bills who pay everything they owe when they pay again
 
 
 def fine_on(app: Any, bill: OpenBill, day: date) -> int:
@@ -546,7 +547,8 @@ class _CollectingBranch(_BranchHistory):
         """Late money is part of `pay_employers` here."""
 
     def pay_bpu(self, month: str) -> None:
-        """Close this month for the self-paying BPU members; those who pay do by the 15th, quoting the bill's code."""
+        """Close this month for the self-paying BPU members; those who pay do by the 15th, quoting the bill's code:
+        this month's contribution, or (some of those behind) everything they owe."""
         self.close(month, kpjs=[kpj for kpj, _lapse in self.bpu])
         money = self.money
         for kpj, lapse_after in self.bpu:
@@ -554,10 +556,13 @@ class _CollectingBranch(_BranchHistory):
                 continue
             account = self.account(None, kpj)
             bill = next((b for b in account.open_bills if b.bill.month == month), None) if account else None
-            if bill is None:
+            if account is None or bill is None:
                 continue
-            self.receive(_month_date(month, money.randint(1, 15)), bill.bill.total, kpj=kpj,
-                         code=bill.bill.payment_code)
+            day = _month_date(month, money.randint(1, 15))
+            amount = bill.bill.total
+            if len(account.open_bills) > 1 and money.random() < BPU_CATCH_UP_SHARE:
+                amount = owed_on(self.app, account, day)
+            self.receive(day, amount, kpj=kpj, code=bill.bill.payment_code)
 
     # --- the books at the end ---
 
