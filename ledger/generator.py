@@ -326,6 +326,7 @@ SHORT_EMPLOYER_SHARE = 0.05  # companies that pay short for a few months, then c
 SHORT_MONTHS = (2, 3)  # how many months they pay short
 SHORT_PAID_PERCENT = (80, 95)  # of each bill, while they pay short
 SHORT_STEPS_MIN = 3  # months of money a short payer needs: an on-time one, one paid short, one to catch up
+SHORT_ROUNDING = 1_000  # a short payment is a round figure
 BUDGET_MONTHS = 6  # the regional budget (APBD) pays the city's dues a half-year at a time, in one transfer
 BUDGET_MARGIN_PERCENT = 3  # the budget plans the coming months at the last month's bills plus this, for new hires
 BUDGET_ROUNDING = 1_000_000  # a budget transfer is a round figure: the excess stays as credit for the next bill
@@ -336,6 +337,9 @@ LATE_DAYS = (1, 15)  # days on which late money arrives: a bill paid k months af
 REFUND_DAYS = (20, 28)  # the fund refunds the mistaken second transfer later in the month it arrived
 DUPLICATE_DELAY_DAYS = (1, 3)  # the mistaken second transfer arrives a few days after the first
 BPU_CATCH_UP_SHARE = 0.5  # BPU members behind with their bills who pay everything they owe when they pay again
+
+
+MONEY_FIGURES = ("billed", "received", "applied", "fines", "refunded", "unapplied", "open_bills", "outstanding")
 
 
 def fine_on(app: Any, bill: OpenBill, day: date) -> int:
@@ -385,7 +389,6 @@ class _CollectingBranch(_BranchHistory):
         self.twice: str | None = None  # the employer that pays a bill twice, until it has
         self.twice_step = 0
         self.references = 0
-        self.budget_members: list[str] = []
 
     # --- who pays how ---
 
@@ -417,7 +420,6 @@ class _CollectingBranch(_BranchHistory):
                         name="Pekerja Rentan") for i in range(count)]
         self.next_kpj += count
         self.run(EnrollMembers(npp=self.npps[0], effective=self.start, members=rows))
-        self.budget_members = [row.kpj for row in rows]
         self.counts["budget_members"] = count
 
     # --- the monthly close ---
@@ -491,7 +493,8 @@ class _CollectingBranch(_BranchHistory):
             self.twice = None
 
     def pay_late_bill(self, npp: str, month: str, late: int) -> None:
-        """A late payer settles the bill due `late` months ago (and any older), with its fine."""
+        """A late payer settles, by the 15th, the bills due `late` months before (and any older), with the fine of
+        `late` months."""
         account = self.account(npp)
         if account is None:
             return
@@ -510,7 +513,7 @@ class _CollectingBranch(_BranchHistory):
             return
         day = _month_date(month, self.money.randint(*ON_TIME_DAYS))
         share = self.money.randint(*SHORT_PAID_PERCENT)
-        amount = account.open_bills[-1].bill.total * share // 100 // 1_000 * 1_000
+        amount = account.open_bills[-1].bill.total * share // 100 // SHORT_ROUNDING * SHORT_ROUNDING
         if amount:
             self.receive(day, amount, npp=npp, code=account.open_bills[-1].bill.payment_code)
 
@@ -576,9 +579,6 @@ class _CollectingBranch(_BranchHistory):
             for key, value in account_money(self.app, npp, kpj).items():
                 totals[key] += value
         return totals
-
-
-MONEY_FIGURES = ("billed", "received", "applied", "fines", "refunded", "unapplied", "open_bills", "outstanding")
 
 
 def account_money(app: Any, npp: str | None, kpj: str | None) -> dict[str, int]:
