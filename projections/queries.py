@@ -467,8 +467,14 @@ class ReadSide:
         self.limiter.admit(reader.rate_key)
         return branch_report(self.store, branch, as_of)
 
-    def arrears(self, reader: Reader, branch: str, as_of: date) -> dict[str, Any]:
-        """A branch's arrears: the scope check and rate limit of a branch's totals."""
+    def arrears(self, reader: Reader, branch: str, as_of: date, *, endpoint: str) -> dict[str, Any]:
+        """A branch's arrears: the scope check and rate limit of a branch's totals. A self-paying BPU member's row
+        is that member's data (what they owe, by KPJ), so each member listed is recorded in the access log before
+        the answer is given, as a read of their balance is; an employer's row is not a member's data."""
         reader.check_branch(branch)
         self.limiter.admit(reader.rate_key)
-        return arrears(self.store, branch, as_of)
+        answer = arrears(self.store, branch, as_of)
+        for payer in answer["payers"]:
+            if payer["kpj"] is not None:
+                self._record(reader, payer["kpj"], endpoint)
+        return answer
