@@ -140,8 +140,9 @@ def arrears_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"Arrears of branch {report['branch']} on {report['as_of']}: bills unpaid after their due date", head]
     for payer in report["payers"]:
         who = f"employer {payer['npp']}" if payer["npp"] else f"member {payer['kpj']}"
+        credit = f"  credit {rupiah(payer['credit'])}" if payer["credit"] else ""
         lines.append(f"  {who:<34}{_months(payer['months_overdue']):>10}{rupiah(payer['amount']):>18}"
-                     f"{rupiah(payer['fine']):>14}{rupiah(payer['total']):>18}")
+                     f"{rupiah(payer['fine']):>14}{rupiah(payer['total']):>18}{credit}")
         for bill in payer["bills"]:
             label = f"{bill['month']} {bill['segment']} due {bill['due_date']}"
             lines.append(f"    {label:<32}{_months(bill['months_overdue']):>10}{rupiah(bill['amount']):>18}"

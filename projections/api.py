@@ -248,6 +248,8 @@ class ArrearsPayer(_Answer):
     fine: int = Field(description="rupiah")
     total: int = Field(description="rupiah")
     months_overdue: int = Field(description="of its oldest overdue bill")
+    credit: int = Field(description="money received from the payer by as_of and neither applied nor refunded: a bill "
+                                    "is settled only whole, with its fine, rupiah")
 
 
 class AgingBucket(_Answer):
@@ -266,6 +268,7 @@ class ArrearsTotals(_Answer):
     amount: int
     fine: int
     total: int
+    credit: int = Field(description="the credit of the payers listed")
 
 
 class Arrears(_Answer):

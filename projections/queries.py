@@ -251,8 +251,7 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
 # Aging buckets by months overdue: (label, from, to inclusive; None: no upper end).
 AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
     ("1", 1, 1), ("2-3", 2, 3), ("4-6", 4, 6), ("7-12", 7, 12), (">12", 13, None))
-COLLECTION_FIGURES = ("billed", "settled", "outstanding", "fines_applied", "applied", "received", "unapplied",
-                      "refunded")
+CREDIT_KEYS_PER_QUERY = 1_000  # payers per query of their credit: far below any engine's parameter limit
 
 
 def aging_bucket(months_overdue: int) -> str:
@@ -304,6 +303,7 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         for bill_id, amount, count in tx.all(f"SELECT a.bill_id, a.amount, a.lines FROM {amounts} a WHERE a.bill_id IN "
                                              f"(SELECT b.bill_id {unpaid} AND b.segment = 'PU')", params):
             lines[bill_id].append((int(amount), int(count)))
+        credit = _credits(tx, version, {(npp, kpj) for _, npp, kpj, *_ in rows}, day)
     payers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
     buckets: dict[str, dict[str, Any]] = {label: {"bucket": label, "bills": 0, "amount": 0, "fine": 0, "total": 0}
                                           for label, _, _ in AGING_BUCKETS}
@@ -312,7 +312,8 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         assert overdue is not None, bill_id  # the query took only bills due before as_of
         months, fine = overdue
         payer = payers.setdefault((npp, kpj), {"payer": "employer" if npp else "member", "npp": npp, "kpj": kpj,
-                                               "bills": [], "amount": 0, "fine": 0, "total": 0, "months_overdue": 0})
+                                               "bills": [], "amount": 0, "fine": 0, "total": 0, "months_overdue": 0,
+                                               "credit": credit.get((npp, kpj), 0)})
         bucket = aging_bucket(months)
         payer["bills"].append({"bill_id": bill_id, "month": month, "segment": segment, "payment_code": code,
                                "due_date": due, "months_overdue": months, "bucket": bucket, "amount": int(total),
@@ -329,7 +330,32 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        "members": sum(1 for p in listed if not p["npp"]),
                        "bills": sum(b["bills"] for b in buckets.values()),
                        "amount": sum(p["amount"] for p in listed), "fine": sum(p["fine"] for p in listed),
-                       "total": sum(p["total"] for p in listed)}}
+                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed)}}
+
+
+def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], day: str
+             ) -> dict[tuple[str | None, str | None], int]:
+    """Per payer, the money received by `day` and neither applied to bills nor refunded by then: a credit a bill is
+    not settled from until it covers the bill whole with its fine (`rules.MONEY_APPLICATION`)."""
+    if not payers:
+        return {}
+    t = {name: table_name("collections", version, name) for name in ("receipts", "settlements", "refunds")}
+    npps = sorted({npp for npp, _ in payers if npp is not None})
+    kpjs = sorted({kpj for npp, kpj in payers if npp is None and kpj is not None})
+    held: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for column, keys in (("npp", npps), ("kpj", kpjs)):
+        if not keys:
+            continue
+        for start in range(0, len(keys), CREDIT_KEYS_PER_QUERY):
+            chunk = keys[start:start + CREDIT_KEYS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            for table, amount, on in (("receipts", "amount", "received_on"), ("settlements", "-total", "settled_on"),
+                                      ("refunds", "-amount", "refunded_on")):
+                other = "kpj" if column == "npp" else "npp"
+                for key, total in tx.all(f"SELECT {column}, SUM({amount}) FROM {t[table]} WHERE {column} IN ({marks}) "
+                                         f"AND {other} IS NULL AND {on} <= ? GROUP BY {column}", (*chunk, day)):
+                    held[(key, None) if column == "npp" else (None, key)] += int(total)
+    return dict(held)
 
 
 def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | None:
