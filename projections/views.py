@@ -524,14 +524,14 @@ class Collections(Projection):
         Table("settlements", "bill_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, month TEXT NOT NULL, "
                              "settled_on TEXT NOT NULL, months_late BIGINT NOT NULL, amount BIGINT NOT NULL, "
                              "fine BIGINT NOT NULL, total BIGINT NOT NULL, event_id TEXT NOT NULL",
-              indexes=("branch, settled_on",)),
+              indexes=("branch, settled_on", "npp, kpj")),
         Table("receipts", "reference TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, payer TEXT NOT NULL, "
                           "amount BIGINT NOT NULL, received_on TEXT NOT NULL, payment_code TEXT, "
                           "event_id TEXT NOT NULL",
-              indexes=("branch, received_on",)),
+              indexes=("branch, received_on", "npp, kpj")),
         Table("refunds", "refund_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, "
                          "amount BIGINT NOT NULL, refunded_on TEXT NOT NULL, event_id TEXT NOT NULL",
-              indexes=("branch, refunded_on",)),
+              indexes=("branch, refunded_on", "npp, kpj")),
     )
     ROWS: ClassVar[dict[str, RowsOf]] = {
         "BillClosed": _bill_row,

@@ -91,11 +91,11 @@ def check_figures(store: ViewStore) -> None:
 def test_a_rebuild_in_two_workers_answers_arrears_and_figures_that_add_up(relayed: Settings) -> None:
     result = runner.rebuild(relayed, "collections", workers=2)
     assert result.events > 0
+    runner.rebuild(relayed, "branches")  # the branch report's other figures
     store = ViewStore.open(relayed)
     check_arrears(store)
     check_figures(store)
-    # The documented command prints the same report (the branches projection built too, for the branch report).
-    runner.rebuild(relayed, "branches")
+    # The documented commands print the same reports.
     env = {**os.environ, "LEDGER_PROJECTION_SQLITE_PATH": str(relayed.projection_sqlite_path),
            "LEDGER_ACCESS_LOG_SQLITE_PATH": str(relayed.projection_sqlite_path.with_name("access-log.db"))}
     printed = subprocess.run([sys.executable, "-m", "ledger.cli", "report", "arrears", "--branch", BRANCH,
@@ -122,12 +122,13 @@ def test_postgresql_builds_the_same_collections_view(relayed: Settings, postgres
         connection.execute(f"CREATE SCHEMA views_{suffix}")
     store = ViewStore("postgres", conninfo=pg.postgres_conninfo() + f" options=-csearch_path=views_{suffix}")
     try:
-        view = PROJECTIONS["collections"]
         topic = runner.events_topic(pg)
-        live = runner.Runner(pg, store, view, runner.ensure_live(store, view),
-                             sorted(kafka_client.end_offsets(pg.kafka(), topic)))
-        live.catch_up(kafka_client.end_offsets(pg.kafka(), topic))
-        live.close()
+        for name in ("branches", "collections"):  # the branch report reads both
+            live = runner.Runner(pg, store, PROJECTIONS[name], runner.ensure_live(store, PROJECTIONS[name]),
+                                 sorted(kafka_client.end_offsets(pg.kafka(), topic)))
+            live.catch_up(kafka_client.end_offsets(pg.kafka(), topic))
+            live.close()
+        view = PROJECTIONS["collections"]
         with store.reading() as tx:
             view.check(tx, 1)
             rows: dict[str, Any] = {t.name: sorted(tx.all(f"SELECT * FROM {table_name('collections', 1, t.name)}"),
