@@ -15,18 +15,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
 from ledger.application import Ledger
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.api import create_app
 from projections.store import ViewStore, table_name
 from projections.views import PROJECTIONS
+from tests.support.access_log import MemoryAccessLog
 from tests.support.collections_history import BPU_KPJ, BRANCH, NPP, record_collections
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 from tests.support.kafka_roles import RELAY, KafkaRoles
 from tests.support.signing import log_signer
+from tests.support.tokens import TokenKit
+from tests.support.views import TEST_NIK_KEY, project, published
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +145,41 @@ def test_postgresql_builds_the_same_collections_view(relayed: Settings, postgres
         store.close()
         with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA views_{suffix} CASCADE")
+
+
+def test_the_arrears_endpoint_checks_scope_and_logs_each_bpu_member_it_lists(tmp_path: Path) -> None:
+    """`GET /branches/{branch}/arrears` in process (FastAPI's TestClient) over a view store built from the history
+    without Kafka: the refusals of the other branch endpoints, the answer `ledger report arrears --json` gives, and one
+    access-log entry per BPU member listed."""
+    day = [date(2024, 1, 1)]
+    app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: day[0], nik_key=TEST_NIK_KEY)
+    record_collections(app, lambda on: day.__setitem__(0, on))
+    store = ViewStore("sqlite", sqlite_path=tmp_path / "views.db")
+    project(store, published(app))
+    kit = TokenKit.create(tmp_path / "token-keys")
+    log = MemoryAccessLog()
+    api = TestClient(create_app(kit.settings(Settings(projection_sqlite_path=tmp_path / "unused.db")), store,
+                                access_log=log, clock=lambda: date(2024, 6, 30)))
+    path = f"/branches/{BRANCH}/arrears"
+    assert api.get(f"{path}?as_of=2024-03-16").status_code == 401
+    for token, status in ((kit.headers("branch-staff", "staff-ani", branches=("BOGOR",)), 403),
+                          (kit.headers("member-service", "portal", kpj=BPU_KPJ), 403),
+                          (kit.headers("operator", "ops"), 403)):
+        assert api.get(f"{path}?as_of=2024-03-16", headers=token).status_code == status
+    assert api.get("/branches/NOWHERE/arrears", headers=kit.headers("auditor", "auditor-ani")).status_code == 404
+    assert api.get(f"{path}?as_of=2024-13-16", headers=kit.headers("auditor", "auditor-ani")).status_code == 422
+    assert log.entries == []  # nothing answered, nothing logged
+    staff = kit.headers("branch-staff", "staff-budi", branches=(BRANCH,))
+    answer = api.get(f"{path}?as_of=2024-03-16", headers=staff)
+    assert answer.status_code == 200 and answer.json() == queries.arrears(store, BRANCH, date(2024, 3, 16))
+    today = api.get(path, headers=staff).json()  # as_of omitted: the API's today, 2024-06-30
+    assert today == queries.arrears(store, BRANCH, date(2024, 6, 30))
+    assert [(e.subject, e.kpj, e.endpoint) for e in log.entries] == [
+        ("staff-budi", BPU_KPJ, "GET /branches/{branch}/arrears")] * 2
+    spec = api.get("/openapi.json").json()
+    operation = spec["paths"]["/branches/{branch}/arrears"]["get"]
+    assert {"200", "401", "403", "404", "422", "429", "503"} <= set(operation["responses"])
+    assert "Arrears" in spec["components"]["schemas"]
+    log.unavailable = "the access log's disk is full"
+    assert api.get(f"{path}?as_of=2024-03-16", headers=staff).status_code == 503
+    store.close()
