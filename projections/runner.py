@@ -77,10 +77,6 @@ class Runner:
         # Records whose headers match these go to the view's JSON path (SQLite only; see projections.views).
         self.json_headers = {tuple(record_headers(t, EVENT_TYPES[t].VERSION)) for t in self.view.json_types
                              } if self.store.dialect == "sqlite" else set()
-        # A view that reads a few event types only: the `type` headers of the others, whose records are passed over
-        # without being parsed (a record without that header is parsed, and checked, as always).
-        self.skipped_types = ({t.encode() for t in EVENT_TYPES} - {t.encode() for t in self.view.event_types}
-                              if self.view.event_types is not None else set())
 
     def _open(self) -> None:
         self.close()
@@ -175,7 +171,7 @@ class Runner:
         """The envelopes to apply, the values for the view's JSON path, and the records per partition."""
         envelopes, values = [], []
         counts: dict[int, int] = {}
-        json_headers, skipped = self.json_headers, self.skipped_types
+        json_headers = self.json_headers
         for part in polled:
             last = part[-1]  # offsets rise within one partition's records
             if last.offset >= positions[last.partition]:
@@ -184,8 +180,6 @@ class Runner:
                                       f"past record {last.offset} of partition {last.partition}")
             counts[last.partition] = counts.get(last.partition, 0) + len(part)
             for record in part:
-                if skipped and record.headers and dict(record.headers).get("type") in skipped:
-                    continue
                 if json_headers and tuple(record.headers) in json_headers:
                     values.append(record.value)
                 else:

@@ -103,9 +103,6 @@ class Projection:
 
     # Event types whose records, at their current version, `apply_json` takes as JSON bytes (SQLite only).
     json_types: tuple[str, ...] = ()
-    # The event types the view reads, when it reads only some (None: all). The runner passes over the records of
-    # other known types by their `type` header, without parsing them.
-    event_types: frozenset[str] | None = None
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
         """Apply a batch: upcast each event (parking those that need a member not seen yet), book them, then
@@ -551,8 +548,6 @@ class Collections(Projection):
         "receipts": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "refunds": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
     }
-
-    event_types = frozenset(ROWS)
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
         """Only the collections events: every other type passes untouched (and is never upcast here)."""
