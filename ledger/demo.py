@@ -1,8 +1,10 @@
 """The main job that `scripts/demo` runs: a scaled Bekasi Kota branch, written, sent through Kafka, projected, reported.
 
 1. It writes into a fresh SQLite event store, through the ledger's commands:
-   - a generated branch history, seeded (`ledger.generator`): employers, members, nine months of contributions, BPU
-     members, exits and claims;
+   - a generated branch history, seeded (`ledger.generator`), with collections (`ledger generate --collections`):
+     employers, members, BPU members, exits and claims, and nine months closed into bills and paid with money as it
+     arrives: most employers on time, a few late (fined), a few short for some months then caught up, one twice by
+     mistake (refunded), the city government's regional budget a half-year at a time in one transfer;
    - the press release's own events: the city government enrolls its 7,000 contract staff (TKK) in one command and
      pays a quarter from the regional budget; a company worker dies in a work accident and the JKK benefit goes to
      her husband.
@@ -11,7 +13,8 @@
 3. The auditor's check replays that topic from Kafka alone: positions 1..N, every hash chain intact, every checkpoint
    signed by the log's key with the events' root, no unsigned tail, and cosigned by the witness.
 4. The projections consume the topic (exactly once, offsets stored with the views) and check their invariants; then
-   the branch report as of 30 September 2017 and one member's balance history are printed from them.
+   the branch report as of 30 September 2017, the branch's arrears at that date (`ledger report arrears`) and one
+   member's balance history are printed from them.
 5. The auditor recounts every balance and branch figure from the topic alone and compares them with the projections.
 6. A receipt for the shown member's first contribution is proved from the topic, checked offline with the log's and
    the witness's verifier keys, and checked again with one byte changed, which fails.
@@ -63,7 +66,7 @@ from ledger.tlog.note import SIGNATURE_TYPE_COSIGNATURE_V1, Ed25519Signer, Ed255
 
 TKK_STAFF = 7_000
 DEMO_PLAN = BranchPlan(branch="BEKASI-KOTA", employers=40, members=3_000, bpu_members=150, first_month="2017-01",
-                       months=9, seed=2017)
+                       months=9, seed=2017, collections=True, budget_members=200)
 REPORT_DATE = date(2017, 9, 30)
 SHOWN_MEMBER = "17100000001"  # the generated branch's first member
 CITY_NPP, COMPANY_NPP = "10000017", "10004430"
@@ -112,11 +115,14 @@ def run_demo(settings: Settings) -> int:
 
     plan = DEMO_PLAN
     print(f"1. Writing a generated {plan.branch} history into {db}: {plan.employers} employers, {plan.members:,} PU "
-          f"and {plan.bpu_members} BPU members, {plan.months} months from {plan.first_month} (seed {plan.seed})")
+          f"and {plan.bpu_members} BPU members (and {plan.budget_members} paid for by the regional budget), "
+          f"{plan.months} months from {plan.first_month} closed into bills and paid with money (seed {plan.seed})")
     started = time.perf_counter()
     counts = generate_branch(app, plan)
-    print(f"   {counts['commands']:,} commands in {time.perf_counter() - started:.1f}s: {counts['payments']:,} "
-          f"payments, {counts['exits']:,} exits, {counts['claims']:,} claims")
+    print(f"   {counts['commands']:,} commands in {time.perf_counter() - started:.1f}s: {counts['bills']:,} bills, "
+          f"{counts['receipts']:,} transfers received, {counts['refunds']:,} refund(s), {counts['exits']:,} exits, "
+          f"{counts['claims']:,} claims")
+    money_ok = print_money(counts)
     print("   and the press release's own events:")
     for line in write_scenario(app):
         print(line)
@@ -182,6 +188,7 @@ def run_demo(settings: Settings) -> int:
     print()
     for line in branch_report_lines(queries.branch_report(views, plan.branch, REPORT_DATE)):
         print(line)
+    print_arrears(views, plan.branch)
     print()
     balance = queries.member_balance(views, SHOWN_MEMBER, REPORT_DATE)
     balance["history"] = queries.member_history(views, SHOWN_MEMBER, end=REPORT_DATE)
@@ -199,8 +206,51 @@ def run_demo(settings: Settings) -> int:
     receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
     api_ok = print_access(settings, views, db.parent, run_id, balance["jht_balance"])
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
-          and cross.ok and receipt_ok and api_ok)
+          and cross.ok and receipt_ok and api_ok and money_ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
+
+
+def print_money(counts: dict[str, int]) -> bool:
+    """The generated branch's money at the end of its history, from the payers' accounts in the event store. True
+    when it adds up: received = applied + refunded + unapplied, and billed = settled + outstanding."""
+    settled = counts["applied"] - counts["fines"]
+    print(f"   the branch's money at the end: billed {rupiah(counts['billed'])} in {counts['bills']:,} bills; received "
+          f"{rupiah(counts['received'])} in {counts['receipts']:,} transfers; applied {rupiah(counts['applied'])} "
+          f"to {counts['bills_settled']:,} bills (fines {rupiah(counts['fines'])}); refunded "
+          f"{rupiah(counts['refunded'])}; unapplied (credit) {rupiah(counts['unapplied'])}; outstanding "
+          f"{rupiah(counts['outstanding'])} in {counts['open_bills']:,} open bills")
+    adds_up = counts["received"] == counts["applied"] + counts["refunded"] + counts["unapplied"]
+    bills_add_up = counts["billed"] == settled + counts["outstanding"]
+    print(f"   received = applied + refunded + unapplied: {'yes' if adds_up else 'NO'}; "
+          f"billed = settled + outstanding: {'yes' if bills_add_up else 'NO'}")
+    return adds_up and bills_add_up
+
+
+ARREARS_MEMBERS_SHOWN = 5  # BPU members listed in the demo's arrears report; every employer in arrears is listed
+
+
+def print_arrears(views: Any, branch: str) -> None:
+    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`), when this build has it:
+    every employer in arrears, the first few BPU members, the aging buckets and the branch's totals."""
+    from ledger import formatting
+    from projections import queries
+
+    arrears = getattr(queries, "arrears", None)
+    lines = getattr(formatting, "arrears_lines", None)
+    command = f"ledger report arrears --branch {branch} --as-of {REPORT_DATE}"
+    print()
+    if arrears is None or lines is None:
+        print(f"({command}: not in this build yet)")
+        return
+    report = arrears(views, branch, REPORT_DATE)
+    payers = report.get("payers") or []
+    employers = [payer for payer in payers if payer.get("npp")]
+    members = [payer for payer in payers if not payer.get("npp")]
+    for line in lines({**report, "payers": employers + members[:ARREARS_MEMBERS_SHOWN]}):
+        print(line)
+    if len(members) > ARREARS_MEMBERS_SHOWN:
+        print(f"  (and {len(members) - ARREARS_MEMBERS_SHOWN:,} more BPU members in arrears, counted in the totals "
+              f"above: `{command}` lists every one)")
 
 
 def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], path: Path,

@@ -133,9 +133,49 @@ def branch_report_lines(report: dict[str, Any]) -> list[str]:
     if report["months"]:
         lines.append("  by contribution month: " + ", ".join(f"{m['month']} {rupiah(m['total'])}"
                                                            for m in report["months"]))
+    collections = report.get("collections")
+    if collections is not None:
+        c = collections
+        lines.append(f"  collections: billed {rupiah(c['billed'])} = settled {rupiah(c['settled'])} + outstanding "
+                     f"{rupiah(c['outstanding'])}")
+        lines.append(f"  money: received {rupiah(c['received'])} = applied {rupiah(c['applied'])} (fines "
+                     f"{rupiah(c['fines_applied'])}) + unapplied {rupiah(c['unapplied'])} + refunded "
+                     f"{rupiah(c['refunded'])}")
     return lines
 
 
+def arrears_lines(report: dict[str, Any]) -> list[str]:
+    """The arrears report as `ledger report arrears` prints it: one line per payer, one per bill below it, then the
+    aging buckets and the branch's totals."""
+    head = f"  {'payer / bill':<34}{'overdue':>10}{'amount':>18}{'fine':>14}{'total':>18}"
+    lines = [f"Arrears of branch {report['branch']} on {report['as_of']}: bills unpaid after their due date", head]
+    for payer in report["payers"]:
+        who = f"employer {payer['npp']}" if payer["npp"] else f"member {payer['kpj']}"
+        credit = f"  credit {rupiah(payer['credit'])}" if payer["credit"] else ""
+        lines.append(f"  {who:<34}{_months(payer['months_overdue']):>10}{rupiah(payer['amount']):>18}"
+                     f"{rupiah(payer['fine']):>14}{rupiah(payer['total']):>18}{credit}")
+        for bill in payer["bills"]:
+            label = f"{bill['month']} {bill['segment']} due {bill['due_date']}"
+            lines.append(f"    {label:<32}{_months(bill['months_overdue']):>10}{rupiah(bill['amount']):>18}"
+                         f"{rupiah(bill['fine']):>14}{rupiah(bill['total']):>18}  code {bill['payment_code']}")
+    totals = report["totals"]
+    if not report["payers"]:
+        lines.append("  no bill is overdue")
+    lines.append("  by months overdue:")
+    for bucket in report["buckets"]:
+        label = f"{bucket['bucket']} month{'' if bucket['bucket'] == '1' else 's'}: {bucket['bills']:,} bill(s)"
+        lines.append(f"    {label:<32}{'':>10}{rupiah(bucket['amount']):>18}{rupiah(bucket['fine']):>14}"
+                     f"{rupiah(bucket['total']):>18}")
+    label = (f"total: {totals['payers']:,} payer(s) ({totals['employers']:,} employer(s), {totals['members']:,} "
+             f"member(s)), {totals['bills']:,} bill(s)")
+    lines.append(f"  {label}")
+    lines.append(f"  {'':<34}{'':>10}{rupiah(totals['amount']):>18}{rupiah(totals['fine']):>14}"
+                 f"{rupiah(totals['total']):>18}")
+    return lines
+
+
+def _months(months: int) -> str:
+    return f"{months} mo"
 
 
 PAYER_COLUMNS = ("bills_open", "billed", "settled", "fines", "outstanding", "received", "returned", "refunded",

@@ -193,6 +193,19 @@ class MonthTotals(_Answer):
     total: int
 
 
+class CollectionFigures(_Answer):
+    billed: int = Field(description="bills counting by as_of (from their counts_from date), rupiah")
+    settled: int = Field(description="the amounts of those bills settled by as_of, rupiah")
+    outstanding: int = Field(description="the amounts of those bills not settled by as_of: billed = settled + "
+                                         "outstanding, rupiah")
+    fines_applied: int = Field(description="the late fines settled with them, rupiah")
+    applied: int = Field(description="money applied to bills: settled + fines_applied, rupiah")
+    received: int = Field(description="money received by as_of, rupiah")
+    unapplied: int = Field(description="money received and neither applied nor refunded: received = applied + "
+                                       "unapplied + refunded, rupiah")
+    refunded: int = Field(description="money refunded by as_of, rupiah")
+
+
 class BranchTotals(_Answer):
     branch: str
     as_of: date
@@ -208,6 +221,62 @@ class BranchTotals(_Answer):
     claims: ProgramClaims
     claims_total: ClaimTotals
     months: list[MonthTotals]
+    collections: CollectionFigures | None = Field(description="bills and money as of as_of (collections projection); "
+                                                              "null while that projection has not been built")
+
+
+class ArrearsBill(_Answer):
+    bill_id: str
+    month: str = Field(description="the contribution month billed, YYYY-MM")
+    segment: str = Field(description="PU (wage earner) or BPU (informal)")
+    payment_code: str = Field(description="the code the payer quotes at the bank")
+    due_date: date
+    months_overdue: int = Field(description="whole months since the due date, a started month counting as one")
+    bucket: str = Field(description="the aging bucket: 1, 2-3, 4-6, 7-12 or >12 (months overdue)")
+    amount: int = Field(description="the bill's contributions, rupiah")
+    fine: int = Field(description="the late fine accrued by as_of (PU only; 2% a month, rounded per member line), "
+                                  "rupiah")
+    total: int = Field(description="amount + fine, rupiah")
+
+
+class ArrearsPayer(_Answer):
+    payer: str = Field(description="employer, or member (a self-paying BPU member)")
+    npp: str | None = Field(description="the employer's NPP; null for a member")
+    kpj: str | None = Field(description="the member's KPJ; null for an employer")
+    bills: list[ArrearsBill] = Field(description="its overdue bills, oldest first")
+    amount: int = Field(description="rupiah")
+    fine: int = Field(description="rupiah")
+    total: int = Field(description="rupiah")
+    months_overdue: int = Field(description="of its oldest overdue bill")
+    credit: int = Field(description="money received from the payer by as_of and neither applied nor refunded: a bill "
+                                    "is settled only whole, with its fine, rupiah")
+
+
+class AgingBucket(_Answer):
+    bucket: str = Field(description="1, 2-3, 4-6, 7-12 or >12 months overdue")
+    bills: int
+    amount: int
+    fine: int
+    total: int
+
+
+class ArrearsTotals(_Answer):
+    payers: int
+    employers: int
+    members: int
+    bills: int
+    amount: int
+    fine: int
+    total: int
+    credit: int = Field(description="the credit of the payers listed")
+
+
+class Arrears(_Answer):
+    branch: str
+    as_of: date
+    payers: list[ArrearsPayer] = Field(description="payers with bills overdue on as_of, most months overdue first")
+    buckets: list[AgingBucket] = Field(description="the five aging buckets, in order, each present")
+    totals: ArrearsTotals = Field(description="the sums of the payers' rows, and of the buckets")
 
 
 class Health(_Answer):
@@ -403,6 +472,12 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
              response_model=None, responses={**_answer(BranchTotals, "the branch report"), **BRANCH_RESPONSES})
     def branch_totals(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
         return read_side.branch_report(reader, branch, as_of or clock())
+
+    @app.get("/branches/{branch}/arrears", summary="A branch's overdue bills per employer and BPU member, with months "
+                                                   "overdue, late fines accrued and aging buckets",
+             response_model=None, responses={**_answer(Arrears, "the arrears report"), **BRANCH_RESPONSES})
+    def branch_arrears(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
+        return read_side.arrears(reader, branch, as_of or clock(), endpoint="GET /branches/{branch}/arrears")
 
     # The console's HTML pages (docs/console.md): the same read side, the same token verification.
     app.include_router(console.router(read_side, views, settings, authenticate=verifier.verify, clock=clock))

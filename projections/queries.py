@@ -23,16 +23,16 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
 from ledger.errors import NotFound, NotProjected, RateLimited
-from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, shift_month
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.store import Tx, ViewStore, table_name
-from projections.views import FINE_PROGRAM, PROGRAMS
+from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
 
 HISTORY_ROWS_MAX = 10_000
 T = TypeVar("T")
@@ -161,6 +161,7 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         flows = tx.all(f"SELECT month, program, SUM(employer_share), SUM(worker_share), SUM(fines), SUM(claims_count), "
                        f"SUM(claims_amount) FROM {t['flows']} WHERE branch = ? AND on_date <= ? "
                        f"GROUP BY month, program ORDER BY month, program", (branch, day))
+        collections = collection_figures(tx, branch, as_of)
     contributions = {p: {"employer": 0, "worker": 0, "total": 0} for p in PROGRAMS}
     claims = {p: {"count": 0, "amount": 0} for p in PROGRAMS}
     months: dict[str, dict[str, Any]] = {}
@@ -197,6 +198,7 @@ def branch_report(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         "claims_total": {"count": sum(c["count"] for c in claims.values()),
                          "amount": sum(c["amount"] for c in claims.values())},
         "months": list(months.values()),
+        "collections": collections,
     }
 
 
@@ -236,6 +238,152 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
         rows = tx.all(f"SELECT account, {', '.join(f'SUM({c})' for c in ACCOUNT_FIELDS)} FROM {table} "
                       f"WHERE on_date <= ? GROUP BY account", (as_of.isoformat(),))
     return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values), strict=True)) for account, *values in rows}
+
+
+# --- collections: arrears and the branch's collection figures (issue 17) ------------------------------------------
+#
+# As of D: a bill counts from its `counts_from` date, a settlement from its `settled_on`, a receipt from its
+# `received_on`, a refund from its `refunded_on`. A bill is in arrears on D when it counts by D, is not settled by D,
+# and its due date is before D; it is then `rules.months_late(due date, D)` months overdue (a started month counting
+# as one), and a PU bill has accrued the late fine of that many months: the sum over its lines of `rules.late_fine`,
+# rounded per line as the write side rounds it when the bill is settled (`views.bill_fine`).
+
+# Aging buckets by months overdue: (label, from, to inclusive; None: no upper end).
+AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("1", 1, 1), ("2-3", 2, 3), ("4-6", 4, 6), ("7-12", 7, 12), (">12", 13, None))
+CREDIT_KEYS_PER_QUERY = 1_000  # payers per query of their credit: far below any engine's parameter limit
+
+
+def aging_bucket(months_overdue: int) -> str:
+    """The aging bucket of a bill `months_overdue` (at least 1) months overdue."""
+    for label, low, high in AGING_BUCKETS:
+        if months_overdue >= low and (high is None or months_overdue <= high):
+            return label
+    raise ValueError(f"a bill in arrears is at least 1 month overdue, not {months_overdue}")
+
+
+def overdue_bill(segment: str, due: date, amounts: list[tuple[int, int]], as_of: date
+                 ) -> tuple[int, int] | None:
+    """(months overdue, fine accrued) of an unpaid bill on `as_of`, or None when it is not yet overdue; `amounts` are
+    its lines' amounts as (amount, lines)."""
+    if as_of <= due:
+        return None
+    months = months_late(due, as_of)
+    return months, bill_fine(segment, amounts, months, due)
+
+
+def _known_branch(tx: Tx, branch: str, collections: int) -> bool:
+    version = ViewStore.live_version(tx, "branches")
+    if version is not None:
+        members, employers = (table_name("branches", version, name) for name in ("members", "employers"))
+        if tx.one(f"SELECT 1 FROM {employers} WHERE branch = ? UNION ALL SELECT 1 FROM {members} WHERE branch = ? "
+                  f"LIMIT 1", (branch, branch)):
+            return True
+    bills, receipts = (table_name("collections", collections, name) for name in ("bills", "receipts"))
+    return tx.one(f"SELECT 1 FROM {bills} WHERE branch = ? UNION ALL SELECT 1 FROM {receipts} WHERE branch = ? "
+                  f"LIMIT 1", (branch, branch)) is not None
+
+
+def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
+    """Per employer and self-paying BPU member of the branch, the bills unpaid on `as_of` whose due date is past,
+    with months overdue and the fine accrued; the branch's totals by aging bucket (see the comment above)."""
+    day = as_of.isoformat()
+    with store.reading() as tx:
+        version = _live(tx, "collections")
+        if not _known_branch(tx, branch, version):
+            raise NotFound(f"unknown branch: no employer, member or bill of {branch} in the projections")
+        bills, amounts, settlements = (table_name("collections", version, name)
+                                       for name in ("bills", "bill_amounts", "settlements"))
+        unpaid = (f"FROM {bills} b WHERE b.branch = ? AND b.counts_from <= ? AND b.due_date < ? AND NOT EXISTS "
+                  f"(SELECT 1 FROM {settlements} s WHERE s.bill_id = b.bill_id AND s.settled_on <= ?)")
+        params = (branch, day, day, day)
+        rows = tx.all(f"SELECT b.bill_id, b.npp, b.kpj, b.segment, b.month, b.due_date, b.total, b.payment_code "
+                      f"{unpaid} ORDER BY b.npp, b.kpj, b.counts_from, b.bill_id", params)
+        lines: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for bill_id, amount, count in tx.all(f"SELECT a.bill_id, a.amount, a.lines FROM {amounts} a WHERE a.bill_id IN "
+                                             f"(SELECT b.bill_id {unpaid} AND b.segment = 'PU')", params):
+            lines[bill_id].append((int(amount), int(count)))
+        credit = _credits(tx, version, {(npp, kpj) for _, npp, kpj, *_ in rows}, day)
+    payers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    buckets: dict[str, dict[str, Any]] = {label: {"bucket": label, "bills": 0, "amount": 0, "fine": 0, "total": 0}
+                                          for label, _, _ in AGING_BUCKETS}
+    for bill_id, npp, kpj, segment, month, due, total, code in rows:
+        overdue = overdue_bill(segment, date.fromisoformat(due), lines.get(bill_id, []), as_of)
+        assert overdue is not None, bill_id  # the query took only bills due before as_of
+        months, fine = overdue
+        payer = payers.setdefault((npp, kpj), {"payer": "employer" if npp else "member", "npp": npp, "kpj": kpj,
+                                               "bills": [], "amount": 0, "fine": 0, "total": 0, "months_overdue": 0,
+                                               "credit": credit.get((npp, kpj), 0)})
+        bucket = aging_bucket(months)
+        payer["bills"].append({"bill_id": bill_id, "month": month, "segment": segment, "payment_code": code,
+                               "due_date": due, "months_overdue": months, "bucket": bucket, "amount": int(total),
+                               "fine": fine, "total": int(total) + fine})
+        for row in (payer, buckets[bucket]):
+            row["amount"] += int(total)
+            row["fine"] += fine
+            row["total"] += int(total) + fine
+        payer["months_overdue"] = max(payer["months_overdue"], months)
+        buckets[bucket]["bills"] += 1
+    listed = sorted(payers.values(), key=lambda p: (-p["months_overdue"], -p["total"], p["npp"] or "", p["kpj"] or ""))
+    return {"branch": branch, "as_of": day, "payers": listed, "buckets": list(buckets.values()),
+            "totals": {"payers": len(listed), "employers": sum(1 for p in listed if p["npp"]),
+                       "members": sum(1 for p in listed if not p["npp"]),
+                       "bills": sum(b["bills"] for b in buckets.values()),
+                       "amount": sum(p["amount"] for p in listed), "fine": sum(p["fine"] for p in listed),
+                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed)}}
+
+
+def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], day: str
+             ) -> dict[tuple[str | None, str | None], int]:
+    """Per payer, the money received by `day` and neither applied to bills nor refunded by then: a credit a bill is
+    not settled from until it covers the bill whole with its fine (`rules.MONEY_APPLICATION`)."""
+    if not payers:
+        return {}
+    t = {name: table_name("collections", version, name) for name in ("receipts", "settlements", "refunds")}
+    npps = sorted({npp for npp, _ in payers if npp is not None})
+    kpjs = sorted({kpj for npp, kpj in payers if npp is None and kpj is not None})
+    held: dict[tuple[str | None, str | None], int] = defaultdict(int)
+    for column, keys in (("npp", npps), ("kpj", kpjs)):
+        if not keys:
+            continue
+        for start in range(0, len(keys), CREDIT_KEYS_PER_QUERY):
+            chunk = keys[start:start + CREDIT_KEYS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            for table, amount, on in (("receipts", "amount", "received_on"), ("settlements", "-total", "settled_on"),
+                                      ("refunds", "-amount", "refunded_on")):
+                other = "kpj" if column == "npp" else "npp"
+                for key, total in tx.all(f"SELECT {column}, SUM({amount}) FROM {t[table]} WHERE {column} IN ({marks}) "
+                                         f"AND {other} IS NULL AND {on} <= ? GROUP BY {column}", (*chunk, day)):
+                    held[(key, None) if column == "npp" else (None, key)] += int(total)
+    return dict(held)
+
+
+def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | None:
+    """The branch's collections on `as_of`, in one snapshot (`tx`): billed (bills counting by then), settled (the
+    amounts of the bills settled by then), outstanding (the amounts of those not settled: billed = settled +
+    outstanding), the fines applied with them, applied (settled + fines: money taken from payers' credit), received,
+    refunded and unapplied (received - applied - refunded, never below zero per payer: an invariant of the
+    projection). None while the collections projection has not been built."""
+    version = ViewStore.live_version(tx, "collections")
+    if version is None:
+        return None
+    t = {name: table_name("collections", version, name) for name in ("bills", "settlements", "receipts", "refunds")}
+    day = as_of.isoformat()
+    billed, outstanding = (int(v) for v in tx.aggregate(
+        f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN s.bill_id IS NULL THEN b.total ELSE 0 END), 0) "
+        f"FROM {t['bills']} b LEFT JOIN {t['settlements']} s ON s.bill_id = b.bill_id AND s.settled_on <= ? "
+        f"WHERE b.branch = ? AND b.counts_from <= ?", (day, branch, day)))
+    settled, fines = (int(v) for v in tx.aggregate(
+        f"SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(fine), 0) FROM {t['settlements']} WHERE branch = ? "
+        f"AND settled_on <= ?", (branch, day)))
+    received = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipts']} WHERE branch = ? "
+                                f"AND received_on <= ?", (branch, day))[0])
+    refunded = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['refunds']} WHERE branch = ? "
+                                f"AND refunded_on <= ?", (branch, day))[0])
+    applied = settled + fines
+    return {"billed": billed, "settled": settled, "outstanding": outstanding, "fines_applied": fines,
+            "applied": applied, "received": received, "unapplied": received - applied - refunded,
+            "refunded": refunded}
 
 
 # --- the scoped read side --------------------------------------------------------------------------------------------
@@ -344,3 +492,15 @@ class ReadSide:
         reader.check_branch(branch)
         self.limiter.admit(reader.rate_key)
         return branch_report(self.store, branch, as_of)
+
+    def arrears(self, reader: Reader, branch: str, as_of: date, *, endpoint: str) -> dict[str, Any]:
+        """A branch's arrears: the scope check and rate limit of a branch's totals. A self-paying BPU member's row
+        is that member's data (what they owe, by KPJ), so each member listed is recorded in the access log before
+        the answer is given, as a read of their balance is; an employer's row is not a member's data."""
+        reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        answer = arrears(self.store, branch, as_of)
+        for payer in answer["payers"]:
+            if payer["kpj"] is not None:
+                self._record(reader, payer["kpj"], endpoint)
+        return answer

@@ -24,12 +24,14 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, ClassVar
 
 import orjson
 
+from ledger import rules
 from ledger.errors import InvariantViolation
 from ledger.events import EVENT_TYPES, UpcastNeedsMember, envelope_data
 from projections.store import Tx, table_name
@@ -460,7 +462,180 @@ def _add_to_flows(flows: dict[tuple[str, str, str, str], list[int]], branch: str
     return amount
 
 
-PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches())}
+# --- collections: bills, settlements, money received and refunded (issue 17) --------------------------------------
+
+def _payer_columns(data: dict[str, Any]) -> tuple[str | None, str | None]:
+    return data.get("npp"), data.get("kpj")
+
+
+def _bill_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [("bills", (data["bill_id"], *_payer_columns(data), data["branch"], data["segment"], data["month"],
+                       data["kind"], data["counts_from"], data["due_date"], data["total"], data["member_count"],
+                       data["payment_code"], env["event_id"]))]
+
+
+def _bill_lines_rows(_env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Per bill, how many lines of each amount: all a bill's late fine needs (`rules.late_fine` rounds per line, as
+    # the write side does), without keeping who the lines are for.
+    counts: dict[int, int] = defaultdict(int)
+    for line in data["lines"]:
+        counts[line["amount"]] += 1
+    return [("bill_amounts", (data["bill_id"], amount, lines)) for amount, lines in sorted(counts.items())]
+
+
+def _settled_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [("settlements", (data["bill_id"], *_payer_columns(data), data["branch"], data["month"],
+                             data["settled_on"], data["months_late"], data["amount"], data["fine"], data["total"],
+                             env["event_id"]))]
+
+
+def _received_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Never the payer's name: it is not published (`MoneyReceived.PERSONAL_FIELDS`), and would not be kept if it were.
+    return [("receipts", (data["reference"], *_payer_columns(data), data["branch"], data["payer"], data["amount"],
+                          data["received_on"], data.get("payment_code"), env["event_id"]))]
+
+
+def _refunded_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [("refunds", (data["refund_id"], *_payer_columns(data), data["branch"], data["amount"],
+                         data["refunded_on"], env["event_id"]))]
+
+
+RowsOf = Callable[[dict[str, Any], dict[str, Any]], list[tuple[str, tuple[Any, ...]]]]
+
+
+class Collections(Projection):
+    """Collections (issue 17): every bill with what its late fine needs, every settlement, receipt and refund, each
+    kept under its own key, so that the order events of different aggregates arrive in does not matter (a bill's
+    lines, `BillLinesAdded`, are another aggregate's events than its `BillClosed`). Arrears and the branch's
+    collection figures as of a date are queries over these rows (`projections.queries`).
+
+    Adding an event type: a function from (envelope, data) to rows, in `ROWS`; a new table in `tables`, with its
+    INSERT in `INSERTS` (an upsert when rows of one key add up)."""
+
+    name = "collections"
+    tables = (
+        Table("bills", "bill_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, segment TEXT NOT NULL, "
+                       "month TEXT NOT NULL, kind TEXT NOT NULL, counts_from TEXT NOT NULL, due_date TEXT NOT NULL, "
+                       "total BIGINT NOT NULL, member_count BIGINT NOT NULL, payment_code TEXT NOT NULL, "
+                       "event_id TEXT NOT NULL",
+              indexes=("branch, counts_from",)),
+        Table("bill_amounts", "bill_id TEXT NOT NULL, amount BIGINT NOT NULL, lines BIGINT NOT NULL, "
+                              "PRIMARY KEY (bill_id, amount)"),
+        Table("settlements", "bill_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, month TEXT NOT NULL, "
+                             "settled_on TEXT NOT NULL, months_late BIGINT NOT NULL, amount BIGINT NOT NULL, "
+                             "fine BIGINT NOT NULL, total BIGINT NOT NULL, event_id TEXT NOT NULL",
+              indexes=("branch, settled_on", "npp, kpj")),
+        Table("receipts", "reference TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, payer TEXT NOT NULL, "
+                          "amount BIGINT NOT NULL, received_on TEXT NOT NULL, payment_code TEXT, "
+                          "event_id TEXT NOT NULL",
+              indexes=("branch, received_on", "npp, kpj")),
+        Table("refunds", "refund_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, "
+                         "amount BIGINT NOT NULL, refunded_on TEXT NOT NULL, event_id TEXT NOT NULL",
+              indexes=("branch, refunded_on", "npp, kpj")),
+    )
+    ROWS: ClassVar[dict[str, RowsOf]] = {
+        "BillClosed": _bill_row,
+        "BillLinesAdded": _bill_lines_rows,
+        "BillSettled": _settled_row,
+        "MoneyReceived": _received_row,
+        "MoneyRefunded": _refunded_row,
+    }
+    INSERTS: ClassVar[dict[str, str]] = {
+        "bills": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "bill_amounts": "INSERT INTO {t} AS a VALUES (?, ?, ?) ON CONFLICT (bill_id, amount) DO UPDATE SET "
+                        "lines = a.lines + excluded.lines",
+        "settlements": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "receipts": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "refunds": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
+    }
+
+    def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
+        """Only the collections events: every other type passes untouched (and is never upcast here)."""
+        self.book(tx, version, [(env, envelope_data(env, upgrade="the projections")) for env in envelopes
+                                if env["type"] in self.ROWS])
+
+    def book(self, tx: Tx, version: int, events: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+        rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        for env, data in events:
+            for table, row in self.ROWS[env["type"]](env, data):
+                rows[table].append(row)
+        if "bill_amounts" in rows:  # one row per key in a batch: an upsert may not touch a row twice (PostgreSQL)
+            summed: dict[tuple[str, int], int] = defaultdict(int)
+            for bill_id, amount, lines in rows["bill_amounts"]:
+                summed[(bill_id, amount)] += lines
+            rows["bill_amounts"] = [(*key, lines) for key, lines in sorted(summed.items())]
+        for table, values in rows.items():
+            tx.executemany(self.INSERTS[table].format(t=self.table(version, table)), values)
+
+    def check(self, tx: Tx, version: int) -> None:
+        t = {table.name: self.table(version, table.name) for table in self.tables}
+        # 1. Every bill's lines arrived and add up to its total.
+        row = tx.one(
+            f"SELECT b.bill_id, b.event_id FROM {t['bills']} b LEFT JOIN (SELECT bill_id, "
+            f"SUM(amount * lines) AS total, SUM(lines) AS lines FROM {t['bill_amounts']} GROUP BY bill_id) a "
+            f"ON a.bill_id = b.bill_id "
+            f"WHERE a.bill_id IS NULL OR a.total != b.total OR a.lines != b.member_count LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"bill {row[0]}: its member lines do not add up to its total and "
+                                                f"member count", row[1])
+        row = tx.one(f"SELECT a.bill_id FROM {t['bill_amounts']} a LEFT JOIN {t['bills']} b ON b.bill_id = a.bill_id "
+                     f"WHERE b.bill_id IS NULL LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"bill {row[0]} has member lines but was never closed", None)
+        # 2. Every settlement settles a bill closed for the same payer, whole, on or after the day it counts from,
+        # with the months late and the fine the rules give for that day (the fine summed over the lines).
+        for settled in _settlement_problems(tx, t):
+            raise InvariantViolation(self.name, settled[1], settled[0])
+        # 3. No payer ever has less than nothing unapplied: money applied and refunded was received by then.
+        moves = (f"SELECT coalesce(npp, '') AS npp, coalesce(kpj, '') AS kpj, received_on AS on_date, amount, "
+                 f"event_id FROM {t['receipts']} UNION ALL SELECT coalesce(npp, ''), coalesce(kpj, ''), settled_on, "
+                 f"-total, event_id FROM {t['settlements']} UNION ALL SELECT coalesce(npp, ''), coalesce(kpj, ''), "
+                 f"refunded_on, -amount, event_id FROM {t['refunds']}")
+        row = tx.one(
+            f"SELECT npp, kpj, on_date, event_id FROM (SELECT npp, kpj, on_date, MAX(event_id) AS event_id, "
+            f"SUM(SUM(amount)) OVER (PARTITION BY npp, kpj ORDER BY on_date ROWS UNBOUNDED PRECEDING) AS running "
+            f"FROM ({moves}) m GROUP BY npp, kpj, on_date) r WHERE running < 0 ORDER BY npp, kpj, on_date LIMIT 1")
+        if row:
+            payer = f"employer {row[0]}" if row[0] else f"member {row[1]}"
+            raise InvariantViolation(self.name, f"{payer}: more money applied and refunded than received by "
+                                                f"{row[2]}", row[3])
+
+
+def _settlement_problems(tx: Tx, t: dict[str, str]) -> Iterable[tuple[str, str]]:
+    """(event id, problem) of settlements that do not match their bill, the first only."""
+    row = tx.one(
+        f"SELECT s.bill_id, s.event_id FROM {t['settlements']} s LEFT JOIN {t['bills']} b ON b.bill_id = s.bill_id "
+        f"WHERE b.bill_id IS NULL OR s.amount != b.total OR s.settled_on < b.counts_from "
+        f"OR coalesce(s.npp, '') != coalesce(b.npp, '') OR coalesce(s.kpj, '') != coalesce(b.kpj, '') LIMIT 1")
+    if row:
+        yield row[1], f"bill {row[0]}: settled without being closed for that payer, in part, or before it counts"
+        return
+    rows = tx.all(f"SELECT s.bill_id, s.event_id, b.segment, b.due_date, s.settled_on, s.months_late, s.fine, "
+                  f"a.amount, a.lines FROM {t['settlements']} s JOIN {t['bills']} b ON b.bill_id = s.bill_id "
+                  f"JOIN {t['bill_amounts']} a ON a.bill_id = s.bill_id ORDER BY s.bill_id")
+    fines: dict[str, list[Any]] = {}
+    for bill_id, event_id, segment, due, settled_on, months_late, fine, amount, lines in rows:
+        entry = fines.setdefault(bill_id, [event_id, segment, due, settled_on, int(months_late), int(fine), []])
+        entry[6].append((int(amount), int(lines)))
+    for bill_id, (event_id, segment, due, settled_on, months_late, fine, amounts) in fines.items():
+        due_date = date.fromisoformat(due)
+        expected_late = rules.months_late(due_date, date.fromisoformat(settled_on)) if segment == "PU" else 0
+        expected_fine = bill_fine(segment, amounts, expected_late, due_date)
+        if (months_late, fine) != (expected_late, expected_fine):
+            yield event_id, (f"bill {bill_id}: settled {months_late} months late with a fine of {fine}; the rules "
+                             f"give {expected_late} months and {expected_fine} for {settled_on}")
+            return
+
+
+def bill_fine(segment: str, amounts: Iterable[tuple[int, int]], months_late: int, due: date) -> int:
+    """A bill's late fine `months_late` months after its due date, from its lines' amounts as (amount, lines):
+    the sum of the per-line fines (`rules.late_fine`, rounded per line as the write side rounds it). BPU: none."""
+    if segment != "PU" or months_late <= 0:
+        return 0
+    return sum(lines * rules.late_fine(amount, months_late, due) for amount, lines in amounts)
+
+
+PROJECTIONS: dict[str, Projection] = {p.name: p for p in (Balances(), Branches(), Collections())}
 
 
 def projection(name: str) -> Projection:

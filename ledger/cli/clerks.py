@@ -40,7 +40,7 @@ from ledger.commands import (
 )
 from ledger.errors import InvalidInput, LedgerError
 from ledger.events import Beneficiary, ClaimKind, EmployerKind, ExitReason, PayerRole
-from ledger.formatting import balance_lines, branch_report_lines, rupiah, timeline_line
+from ledger.formatting import arrears_lines, balance_lines, branch_report_lines, rupiah, timeline_line
 from ledger.rules import Program, RiskClass, Segment
 from projections.access import Reader
 
@@ -337,6 +337,24 @@ def report_branch(
         print_json(report)
         return
     print("\n".join(branch_report_lines(report)))
+
+
+@report_app.command("arrears")
+def report_arrears(
+    ctx: typer.Context,
+    branch: Annotated[str, typer.Option(help="the branch code, e.g. BEKASI-KOTA")],
+    as_of: Annotated[str | None, typer.Option(help=f"{DATE_HELP}; default today")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Per employer and BPU member of a branch, the bills unpaid after their due date on a date, with months overdue,
+    the late fine accrued and aging buckets (collections projection)."""
+    with reporting(as_json):
+        on = parse_date("--as-of", as_of) if as_of is not None else today(ctx)
+        report = ctx.obj.read_side.arrears(Reader.local(), branch, on, endpoint="ledger report arrears")
+    if as_json:
+        print_json(report)
+        return
+    print("\n".join(arrears_lines(report)))
 
 
 # --- batches -------------------------------------------------------------------------------------------------------

@@ -417,6 +417,10 @@ def generate(
     first_month: Annotated[str, typer.Option("--from", help="first contribution month, YYYY-MM")] = "2017-01",
     months: Annotated[int, typer.Option(min=1, max=120, help="months of history")] = 9,
     seed: Annotated[int, typer.Option(help="the same seed writes the same history")] = 2017,
+    collections: Annotated[bool, typer.Option("--collections", help="bill each month at its close and record the "
+                                                                    "money as it arrives, instead of paying")] = False,
+    budget: Annotated[int, typer.Option(min=0, help="with --collections: BPU members whose contributions the city's "
+                                                    "regional budget pays")] = 0,
     as_json: AsJson = False,
 ) -> None:
     """Write a seeded, reproducible branch history through the ledger's commands (scripts/generate)."""
@@ -428,7 +432,8 @@ def generate(
             raise InvalidInput(f"--from must be a month YYYY-MM, got {first_month!r}")
         try:
             plan = BranchPlan(branch=branch, employers=employers, members=members, bpu_members=bpu,
-                              first_month=first_month, months=months, seed=seed)
+                              first_month=first_month, months=months, seed=seed, collections=collections,
+                              budget_members=budget)
         except ValueError as error:
             raise InvalidInput(str(error)) from None
         counts = generate_branch(ctx.obj.ledger, plan,

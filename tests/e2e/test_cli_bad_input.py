@@ -283,3 +283,14 @@ def test_a_bad_nik_is_never_repeated_by_the_cli(cli: Cli, what: str) -> None:
         printed = done.stdout + done.stderr
         assert "nik" in printed.lower() or "column" in printed or "KPJ" in printed, printed
         assert number not in printed and born not in printed and "Siti" not in printed, printed
+
+
+# --- ledger generate ------------------------------------------------------------------------------------------------
+
+
+def test_generated_budget_members_without_collections_are_refused(cli: Cli) -> None:
+    before = stored_events(cli)
+    refused = cli("generate", "--budget", "5", "--employers", "1", "--members", "1", "--bpu", "0", "--months", "1",
+                  expect=2)
+    assert refused.stderr == "error: budget members are generated with collections only (--collections)\n"
+    assert stored_events(cli) == before

@@ -83,6 +83,22 @@ def test_unknown_ids_and_bad_dates_are_clear_errors(projected: Cli) -> None:
     assert "unknown branch" in projected("report", "branch", "NOWHERE", expect=3).stderr
     assert "--as-of must be a date" in projected("report", "branch", BRANCH, "--as-of", "2017-02-30", expect=2).stderr
     assert "unknown projection nope" in projected("projections", "rebuild", "nope", expect=2).stderr
+    assert "unknown branch" in projected("report", "arrears", "--branch", "NOWHERE", expect=3).stderr
+    assert "--as-of must be a date" in projected("report", "arrears", "--branch", BRANCH, "--as-of", "2017-02-30",
+                                                 expect=2).stderr
+
+
+def test_arrears_of_a_branch_that_pays_without_bills(projected: Cli) -> None:
+    """The generated history pays its months with `ledger contribution pay`, without bills: nothing is in arrears,
+    and the branch report's collection figures are all zero."""
+    report = projected.json("report", "arrears", "--branch", BRANCH, "--as-of", AS_OF)
+    assert (report["branch"], report["as_of"], report["payers"]) == (BRANCH, AS_OF, [])
+    assert [(b["bucket"], b["bills"]) for b in report["buckets"]] == [(label, 0) for label in
+                                                                      ("1", "2-3", "4-6", "7-12", ">12")]
+    assert "  no bill is overdue" in projected("report", "arrears", "--branch", BRANCH, "--as-of", AS_OF).stdout
+    figures = projected.json("report", "branch", BRANCH, "--as-of", AS_OF)["collections"]
+    assert figures == dict.fromkeys(("billed", "settled", "outstanding", "fines_applied", "applied", "received",
+                                     "unapplied", "refunded"), 0)
 
 
 def test_status_then_rebuild_with_workers_switches_versions_and_keeps_answers(projected: Cli) -> None:

@@ -29,7 +29,7 @@ from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS, JsonRefused
+from projections.views import PARKED, PROJECTIONS, JsonRefused
 from tests.support.history import HISTORY_PLAN, copy_topic
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 from tests.support.kafka_roles import KafkaRoles
@@ -131,7 +131,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
 def test_projected_figures_equal_the_write_side_and_an_independent_recount(history, tmp_path) -> None:
     s = view_settings(history, tmp_path / "views.db")
     applied = runner.run(s, list(PROJECTIONS), follow=False)
-    assert applied == {"balances": len(history["envelopes"]), "branches": len(history["envelopes"])}
+    assert applied == dict.fromkeys(PROJECTIONS, len(history["envelopes"]))
     store = ViewStore.open(s)
     for as_of in AS_OF_DATES:
         report = queries.branch_report(store, PLAN.branch, as_of)
@@ -151,7 +151,7 @@ def test_projected_figures_equal_the_write_side_and_an_independent_recount(histo
         assert row["lag"] == 0 and row["events"] == len(history["envelopes"]) and row["live_version"] == 1
 
     # Run again: nothing new, nothing applied twice.
-    assert runner.run(s, list(PROJECTIONS), follow=False) == {"balances": 0, "branches": 0}
+    assert runner.run(s, list(PROJECTIONS), follow=False) == dict.fromkeys(PROJECTIONS, 0)
     assert queries.branch_report(store, PLAN.branch, AS_OF_DATES[-1]) == report
 
 
@@ -497,7 +497,8 @@ def _as_v1(env: dict[str, Any]) -> dict[str, Any]:
     return {**env, "version": 1, "data": data}
 
 
-@pytest.mark.parametrize("name", sorted(PROJECTIONS))
+# The projections that read contributions and their reversals, and so park a v1 reversal (collections reads neither).
+@pytest.mark.parametrize("name", sorted(name for name, view in PROJECTIONS.items() if PARKED in view.tables))
 def test_a_v1_reversal_waits_for_its_member_and_books_like_its_v2_twin(name, tmp_path) -> None:
     envelopes = _scenario_envelopes()
     v1 = [_as_v1(env) for env in envelopes]

@@ -3,6 +3,7 @@ versions of both projections as the runner applies them (checked, then switched 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,15 @@ def project(store: ViewStore, records: list[tuple[dict[str, Any], bytes]]) -> No
 TEST_NIK_KEY = b"views-tests-only-nik-hmac-key-0123456789"  # in memory, never published
 
 
-def projected_store(path: Path, plans: list[BranchPlan], today: date) -> ViewStore:
+def projected_store(path: Path, plans: list[BranchPlan], today: date,
+                    more: Callable[[Ledger], None] | None = None) -> ViewStore:
     """An SQLite view store at `path` holding the generated histories of `plans` (one branch each), written on `today`
-    by a ledger in memory."""
+    by a ledger in memory; then whatever `more` writes with that ledger."""
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=lambda: today, nik_key=TEST_NIK_KEY)
     for plan in plans:
         generate_branch(app, plan)
+    if more is not None:
+        more(app)
     store = ViewStore("sqlite", sqlite_path=path)
     project(store, published(app))
     return store
