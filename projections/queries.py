@@ -242,11 +242,13 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
 
 # --- collections: arrears and the branch's collection figures (issue 17) ------------------------------------------
 #
-# As of D: a bill counts from its `counts_from` date, a settlement from its `settled_on`, a receipt from its
-# `received_on`, a refund from its `refunded_on`. A bill is in arrears on D when it counts by D, is not settled by D,
-# and its due date is before D; it is then `rules.months_late(due date, D)` months overdue (a started month counting
-# as one), and a PU bill has accrued the late fine of that many months: the sum over its lines of `rules.late_fine`,
-# rounded per line as the write side rounds it when the bill is settled (`views.bill_fine`).
+# As of D: a bill counts from its `counts_from` date, a settlement from its `settled_on` until the `reversed_on` of a
+# reversal of it (`ledger reverse`: the bill is then unpaid again), a receipt from its `received_on` (minus what was
+# returned as a bank error from its `returned_on`), a refund from its `refunded_on`. A bill is in arrears on D when it
+# counts by D, is not settled by D, and its due date is before D; it is then `rules.months_late(due date, D)` months
+# overdue (a started month counting as one), and a PU bill has accrued the late fine of that many months: the sum
+# over its lines of `rules.late_fine`, rounded per line as the write side rounds it when the bill is settled
+# (`views.bill_fine`).
 
 # Aging buckets by months overdue: (label, from, to inclusive; None: no upper end).
 AGING_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -292,11 +294,10 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
         version = _live(tx, "collections")
         if not _known_branch(tx, branch, version):
             raise NotFound(f"unknown branch: no employer, member or bill of {branch} in the projections")
-        bills, amounts, settlements = (table_name("collections", version, name)
-                                       for name in ("bills", "bill_amounts", "settlements"))
+        bills, amounts = (table_name("collections", version, name) for name in ("bills", "bill_amounts"))
         unpaid = (f"FROM {bills} b WHERE b.branch = ? AND b.counts_from <= ? AND b.due_date < ? AND NOT EXISTS "
-                  f"(SELECT 1 FROM {settlements} s WHERE s.bill_id = b.bill_id AND s.settled_on <= ?)")
-        params = (branch, day, day, day)
+                  f"(SELECT 1 {_settled_by(version)} AND s.bill_id = b.bill_id)")
+        params = (branch, day, day, day, day)
         rows = tx.all(f"SELECT b.bill_id, b.npp, b.kpj, b.segment, b.month, b.due_date, b.total, b.payment_code "
                       f"{unpaid} ORDER BY b.npp, b.kpj, b.counts_from, b.bill_id", params)
         lines: dict[str, list[tuple[int, int]]] = defaultdict(list)
@@ -333,13 +334,24 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed)}}
 
 
+def _settled_by(version: int) -> str:
+    """FROM and WHERE of the settlements that hold on a day (the two `?`: that day): made by then, and not reversed
+    by then. A query adds its own conditions with AND."""
+    settlements, reversals = (table_name("collections", version, name)
+                              for name in ("settlements", "settlement_reversals"))
+    return (f"FROM {settlements} s WHERE s.settled_on <= ? AND NOT EXISTS (SELECT 1 FROM {reversals} r "
+            f"WHERE r.reverses = s.event_id AND r.reversed_on <= ?)")
+
+
 def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], day: str
              ) -> dict[tuple[str | None, str | None], int]:
-    """Per payer, the money received by `day` and neither applied to bills nor refunded by then: a credit a bill is
-    not settled from until it covers the bill whole with its fine (`rules.MONEY_APPLICATION`)."""
+    """Per payer, the money received by `day` and neither applied to bills, refunded nor returned by then (a reversed
+    settlement gives its money back): a credit a bill is not settled from until it covers the bill whole with its fine
+    (`rules.MONEY_APPLICATION`)."""
     if not payers:
         return {}
-    t = {name: table_name("collections", version, name) for name in ("receipts", "settlements", "refunds")}
+    t = {name: table_name("collections", version, name)
+         for name in ("receipts", "settlements", "refunds", "settlement_reversals", "receipt_returns")}
     npps = sorted({npp for npp, _ in payers if npp is not None})
     kpjs = sorted({kpj for npp, kpj in payers if npp is None and kpj is not None})
     held: dict[tuple[str | None, str | None], int] = defaultdict(int)
@@ -350,7 +362,9 @@ def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], d
             chunk = keys[start:start + CREDIT_KEYS_PER_QUERY]
             marks = ", ".join("?" * len(chunk))
             for table, amount, on in (("receipts", "amount", "received_on"), ("settlements", "-total", "settled_on"),
-                                      ("refunds", "-amount", "refunded_on")):
+                                      ("refunds", "-amount", "refunded_on"),
+                                      ("settlement_reversals", "total", "reversed_on"),
+                                      ("receipt_returns", "-amount", "returned_on")):
                 other = "kpj" if column == "npp" else "npp"
                 for key, total in tx.all(f"SELECT {column}, SUM({amount}) FROM {t[table]} WHERE {column} IN ({marks}) "
                                          f"AND {other} IS NULL AND {on} <= ? GROUP BY {column}", (*chunk, day)):
@@ -361,23 +375,26 @@ def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], d
 def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | None:
     """The branch's collections on `as_of`, in one snapshot (`tx`): billed (bills counting by then), settled (the
     amounts of the bills settled by then), outstanding (the amounts of those not settled: billed = settled +
-    outstanding), the fines applied with them, applied (settled + fines: money taken from payers' credit), received,
-    refunded and unapplied (received - applied - refunded, never below zero per payer: an invariant of the
-    projection). None while the collections projection has not been built."""
+    outstanding), the fines applied with them, applied (settled + fines: money taken from payers' credit), received
+    (net of money returned as bank errors), refunded and unapplied (received - applied - refunded, never below zero
+    per payer: an invariant of the projection). A settlement reversed by D counts neither as settled nor as applied.
+    None while the collections projection has not been built."""
     version = ViewStore.live_version(tx, "collections")
     if version is None:
         return None
-    t = {name: table_name("collections", version, name) for name in ("bills", "settlements", "receipts", "refunds")}
+    t = {name: table_name("collections", version, name) for name in ("bills", "receipts", "refunds", "receipt_returns")}
     day = as_of.isoformat()
     billed, outstanding = (int(v) for v in tx.aggregate(
-        f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN s.bill_id IS NULL THEN b.total ELSE 0 END), 0) "
-        f"FROM {t['bills']} b LEFT JOIN {t['settlements']} s ON s.bill_id = b.bill_id AND s.settled_on <= ? "
-        f"WHERE b.branch = ? AND b.counts_from <= ?", (day, branch, day)))
+        f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {_settled_by(version)} "
+        f"AND s.bill_id = b.bill_id) THEN 0 ELSE b.total END), 0) "
+        f"FROM {t['bills']} b WHERE b.branch = ? AND b.counts_from <= ?", (day, day, branch, day)))
     settled, fines = (int(v) for v in tx.aggregate(
-        f"SELECT COALESCE(SUM(amount), 0), COALESCE(SUM(fine), 0) FROM {t['settlements']} WHERE branch = ? "
-        f"AND settled_on <= ?", (branch, day)))
+        f"SELECT COALESCE(SUM(s.amount), 0), COALESCE(SUM(s.fine), 0) {_settled_by(version)} AND s.branch = ?",
+        (day, day, branch)))
     received = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipts']} WHERE branch = ? "
                                 f"AND received_on <= ?", (branch, day))[0])
+    received -= int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipt_returns']} WHERE branch = ? "
+                                 f"AND returned_on <= ?", (branch, day))[0])
     refunded = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['refunds']} WHERE branch = ? "
                                 f"AND refunded_on <= ?", (branch, day))[0])
     applied = settled + fines

@@ -500,6 +500,19 @@ def _refunded_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, 
                          data["refunded_on"], env["event_id"]))]
 
 
+def _settlement_reversed_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Its own row, keyed by its own event id: the settlement it reverses (`reverses`) stays as it was recorded, and
+    # counts until the reversal's date.
+    return [("settlement_reversals", (env["event_id"], data["reverses"], data["bill_id"], *_payer_columns(data),
+                                      data["branch"], data["reversed_on"], data["amount"], data["fine"],
+                                      data["total"]))]
+
+
+def _receipt_returned_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [("receipt_returns", (env["event_id"], data["reference"], *_payer_columns(data), data["branch"],
+                                 data["amount"], data["returned_on"]))]
+
+
 RowsOf = Callable[[dict[str, Any], dict[str, Any]], list[tuple[str, tuple[Any, ...]]]]
 
 
@@ -521,10 +534,11 @@ class Collections(Projection):
               indexes=("branch, counts_from",)),
         Table("bill_amounts", "bill_id TEXT NOT NULL, amount BIGINT NOT NULL, lines BIGINT NOT NULL, "
                               "PRIMARY KEY (bill_id, amount)"),
-        Table("settlements", "bill_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, month TEXT NOT NULL, "
+        # A bill may be settled again after a settlement of it was reversed: a settlement is keyed by its event id.
+        Table("settlements", "bill_id TEXT NOT NULL, npp TEXT, kpj TEXT, branch TEXT NOT NULL, month TEXT NOT NULL, "
                              "settled_on TEXT NOT NULL, months_late BIGINT NOT NULL, amount BIGINT NOT NULL, "
-                             "fine BIGINT NOT NULL, total BIGINT NOT NULL, event_id TEXT NOT NULL",
-              indexes=("branch, settled_on", "npp, kpj")),
+                             "fine BIGINT NOT NULL, total BIGINT NOT NULL, event_id TEXT PRIMARY KEY",
+              indexes=("branch, settled_on", "npp, kpj", "bill_id")),
         Table("receipts", "reference TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, payer TEXT NOT NULL, "
                           "amount BIGINT NOT NULL, received_on TEXT NOT NULL, payment_code TEXT, "
                           "event_id TEXT NOT NULL",
@@ -532,6 +546,15 @@ class Collections(Projection):
         Table("refunds", "refund_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, "
                          "amount BIGINT NOT NULL, refunded_on TEXT NOT NULL, event_id TEXT NOT NULL",
               indexes=("branch, refunded_on", "npp, kpj")),
+        # `ledger reverse` of a settlement (its bill open again, its money back to the payer's credit) and of money
+        # received by a bank error (taken out of the payer's credit).
+        Table("settlement_reversals", "event_id TEXT PRIMARY KEY, reverses TEXT NOT NULL, bill_id TEXT NOT NULL, "
+                                      "npp TEXT, kpj TEXT, branch TEXT NOT NULL, reversed_on TEXT NOT NULL, "
+                                      "amount BIGINT NOT NULL, fine BIGINT NOT NULL, total BIGINT NOT NULL",
+              indexes=("reverses", "branch, reversed_on", "npp, kpj")),
+        Table("receipt_returns", "event_id TEXT PRIMARY KEY, reference TEXT NOT NULL, npp TEXT, kpj TEXT, "
+                                 "branch TEXT NOT NULL, amount BIGINT NOT NULL, returned_on TEXT NOT NULL",
+              indexes=("branch, returned_on", "npp, kpj")),
     )
     ROWS: ClassVar[dict[str, RowsOf]] = {
         "BillClosed": _bill_row,
@@ -539,6 +562,8 @@ class Collections(Projection):
         "BillSettled": _settled_row,
         "MoneyReceived": _received_row,
         "MoneyRefunded": _refunded_row,
+        "SettlementReversed": _settlement_reversed_row,
+        "ReceiptReturned": _receipt_returned_row,
     }
     INSERTS: ClassVar[dict[str, str]] = {
         "bills": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -547,6 +572,8 @@ class Collections(Projection):
         "settlements": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "receipts": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "refunds": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "settlement_reversals": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "receipt_returns": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
     }
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
@@ -586,11 +613,17 @@ class Collections(Projection):
         # with the months late and the fine the rules give for that day (the fine summed over the lines).
         for settled in _settlement_problems(tx, t):
             raise InvariantViolation(self.name, settled[1], settled[0])
-        # 3. No payer ever has less than nothing unapplied: money applied and refunded was received by then.
+        for reversed_ in _reversal_problems(tx, t):
+            raise InvariantViolation(self.name, reversed_[1], reversed_[0])
+        # 3. No payer ever has less than nothing unapplied: money applied, refunded and returned was received by
+        # then (a reversed settlement gives its money back on the reversal's date).
         moves = (f"SELECT coalesce(npp, '') AS npp, coalesce(kpj, '') AS kpj, received_on AS on_date, amount, "
                  f"event_id FROM {t['receipts']} UNION ALL SELECT coalesce(npp, ''), coalesce(kpj, ''), settled_on, "
                  f"-total, event_id FROM {t['settlements']} UNION ALL SELECT coalesce(npp, ''), coalesce(kpj, ''), "
-                 f"refunded_on, -amount, event_id FROM {t['refunds']}")
+                 f"refunded_on, -amount, event_id FROM {t['refunds']} UNION ALL SELECT coalesce(npp, ''), "
+                 f"coalesce(kpj, ''), reversed_on, total, event_id FROM {t['settlement_reversals']} UNION ALL "
+                 f"SELECT coalesce(npp, ''), coalesce(kpj, ''), returned_on, -amount, event_id "
+                 f"FROM {t['receipt_returns']}")
         row = tx.one(
             f"SELECT npp, kpj, on_date, event_id FROM (SELECT npp, kpj, on_date, MAX(event_id) AS event_id, "
             f"SUM(SUM(amount)) OVER (PARTITION BY npp, kpj ORDER BY on_date ROWS UNBOUNDED PRECEDING) AS running "
@@ -612,12 +645,12 @@ def _settlement_problems(tx: Tx, t: dict[str, str]) -> Iterable[tuple[str, str]]
         return
     rows = tx.all(f"SELECT s.bill_id, s.event_id, b.segment, b.due_date, s.settled_on, s.months_late, s.fine, "
                   f"a.amount, a.lines FROM {t['settlements']} s JOIN {t['bills']} b ON b.bill_id = s.bill_id "
-                  f"JOIN {t['bill_amounts']} a ON a.bill_id = s.bill_id ORDER BY s.bill_id")
-    fines: dict[str, list[Any]] = {}
+                  f"JOIN {t['bill_amounts']} a ON a.bill_id = s.bill_id ORDER BY s.bill_id, s.event_id")
+    fines: dict[str, list[Any]] = {}  # by settlement: a bill settled, reversed and settled again has two
     for bill_id, event_id, segment, due, settled_on, months_late, fine, amount, lines in rows:
-        entry = fines.setdefault(bill_id, [event_id, segment, due, settled_on, int(months_late), int(fine), []])
+        entry = fines.setdefault(event_id, [bill_id, segment, due, settled_on, int(months_late), int(fine), []])
         entry[6].append((int(amount), int(lines)))
-    for bill_id, (event_id, segment, due, settled_on, months_late, fine, amounts) in fines.items():
+    for event_id, (bill_id, segment, due, settled_on, months_late, fine, amounts) in fines.items():
         due_date = date.fromisoformat(due)
         expected_late = rules.months_late(due_date, date.fromisoformat(settled_on)) if segment == "PU" else 0
         expected_fine = bill_fine(segment, amounts, expected_late, due_date)
@@ -625,6 +658,23 @@ def _settlement_problems(tx: Tx, t: dict[str, str]) -> Iterable[tuple[str, str]]
             yield event_id, (f"bill {bill_id}: settled {months_late} months late with a fine of {fine}; the rules "
                              f"give {expected_late} months and {expected_fine} for {settled_on}")
             return
+
+
+def _reversal_problems(tx: Tx, t: dict[str, str]) -> Iterable[tuple[str, str]]:
+    """(event id, problem) of a reversal that does not undo one whole settlement of its bill on or after it, or of a
+    bill with two settlements neither reversed; the first only."""
+    row = tx.one(
+        f"SELECT r.event_id, r.bill_id FROM {t['settlement_reversals']} r LEFT JOIN {t['settlements']} s "
+        f"ON s.event_id = r.reverses WHERE s.event_id IS NULL OR s.bill_id != r.bill_id OR s.total != r.total "
+        f"OR s.fine != r.fine OR r.reversed_on < s.settled_on LIMIT 1")
+    if row:
+        yield row[0], f"bill {row[1]}: a settlement reversed that was not made, or not as it was made"
+        return
+    row = tx.one(
+        f"SELECT s.bill_id, MAX(s.event_id) FROM {t['settlements']} s WHERE NOT EXISTS (SELECT 1 FROM "
+        f"{t['settlement_reversals']} r WHERE r.reverses = s.event_id) GROUP BY s.bill_id HAVING COUNT(*) > 1 LIMIT 1")
+    if row:
+        yield row[1], f"bill {row[0]}: settled twice, and neither settlement reversed"
 
 
 def bill_fine(segment: str, amounts: Iterable[tuple[int, int]], months_late: int, due: date) -> int:
