@@ -85,11 +85,14 @@ class PayerBooks:
 
     def __init__(self) -> None:
         self.payers: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(PAYER_FIELDS, 0))
+        self.branch_of: dict[str, str] = {}  # payer -> the branch its collections events name
 
     def add(self, kind: str, data: dict[str, Any]) -> None:
         if kind not in COLLECTIONS_TYPES:
             return
-        payer = self.payers[f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"]
+        key = f"npp:{data['npp']}" if data.get("npp") else f"kpj:{data['kpj']}"
+        self.branch_of[key] = data["branch"]
+        payer = self.payers[key]
         if kind == "BillClosed":
             payer["billed"] += data["total"]
             payer["bills"] += 1
@@ -121,6 +124,21 @@ class PayerBooks:
     def totals(figures: dict[str, dict[str, int]]) -> dict[str, int]:
         return {name: sum(row[name] for row in figures.values()) for name in PAYER_FIELDS}
 
+    def branch_figures(self) -> dict[str, dict[str, int]]:
+        """Per branch, the figures `projections.queries.collection_figures` answers (in `ledger report branch`), from
+        the payers of the branch: received there is net of money returned."""
+        by_branch: dict[str, dict[str, dict[str, int]]] = defaultdict(dict)
+        for key, row in self.figures().items():
+            by_branch[self.branch_of[key]][key] = row
+        result = {}
+        for branch, payers in by_branch.items():
+            t = self.totals(payers)
+            result[branch] = {"billed": t["billed"], "settled": t["settled"], "outstanding": t["outstanding"],
+                              "fines_applied": t["fines"], "applied": t["applied"],
+                              "received": t["received"] - t["returned"], "refunded": t["refunded"],
+                              "unapplied": t["unapplied"]}
+        return result
+
     @staticmethod
     def check(figures: dict[str, dict[str, int]]) -> list[str]:
         """What cannot be: money applied or refunded that was never received (unapplied below zero), a bill settled
@@ -129,6 +147,9 @@ class PayerBooks:
                 for name in ("outstanding", "unapplied", "bills_open") if row[name] < 0]
 
 
+# The branch's collection figures, as `projections.queries.collection_figures` names them.
+COLLECTION_FIGURES = ("billed", "settled", "outstanding", "fines_applied", "applied", "received", "refunded",
+                      "unapplied")
 COLLECTIONS_TYPES = frozenset({"BillClosed", "BillSettled", "SettlementReversed", "MoneyReceived", "ReceiptReturned",
                                "MoneyRefunded"})
 
@@ -276,9 +297,11 @@ class Recount:
                     reports[branch]["active_employers_by_kind"][kind] += 1
         for branch, _, registered_on in self.employers.values():
             reports[branch]["registered_employers"] += registered_on <= self.day
+        collections = self.payers.branch_figures()
         for code, report in reports.items():
             money = self.flows.branches.get(code) or _money()
             report.update({key: value for key, value in money.items() if key != "events"})
+            report["collections"] = collections.get(code) or dict.fromkeys(COLLECTION_FIGURES, 0)
         return reports
 
 
@@ -291,6 +314,9 @@ BRANCH_FIELDS = (
     *(f"claims.{p}.{what}" for p in PROGRAMS for what in ("count", "amount")),
     "claims_total.count", "claims_total.amount",
 )
+
+
+COLLECTION_PATHS = tuple(f"collections.{name}" for name in COLLECTION_FIGURES)
 
 
 def _field(report: dict[str, Any], path: str) -> Any:
@@ -368,8 +394,10 @@ def compare_as_of(recount: Recount, store: ViewStore, topic: str) -> AsOfReport:
     _compare_accounts(recount, store, report)
     _compare_branches(recount, store, report)
     with store.reading() as tx:
-        for name in ("balances", "branches"):
+        for name in ("balances", "branches", "collections"):
             version = ViewStore.live_version(tx, name)
+            if version is None and name == "collections":
+                continue  # not built: its figures are not compared (above)
             offsets = ViewStore.offsets(tx, name, version) if version is not None else {}
             report.projection_events[name] = sum(events for (where, _), (_, events, _) in offsets.items()
                                                  if where == topic) if version is not None else None
@@ -425,7 +453,9 @@ def _compare_branches(recount: Recount, store: ViewStore, report: AsOfReport) ->
         if ours is None or answer is None:
             report.add(Difference(f"branch {code}", "branch", "known" if ours else None, "known" if answer else None))
             continue
-        for path in BRANCH_FIELDS:
+        # The collection figures when the collections projection is built (`None` in the answer otherwise).
+        paths = BRANCH_FIELDS + (COLLECTION_PATHS if answer.get("collections") is not None else ())
+        for path in paths:
             if _field(ours, path) != _field(answer, path):
                 report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))
 
