@@ -427,7 +427,7 @@ def assert_books_intact(books: Books, relay_output: str, events: int) -> None:
     # side computes it.
     as_of = auditor.json("audit", "as-of", AS_OF.isoformat())
     assert as_of["ok"] and as_of["differences_found"] == 0 and as_of["events"] == events, as_of
-    assert as_of["projection_events"] == dict.fromkeys(("balances", "branches"), events), as_of
+    assert as_of["projection_events"] == dict.fromkeys(PROJECTIONS, events), as_of
     recount = Recount(AS_OF)
     on_topic = []
     for _, env in read_topic(books.cluster.roles.connection(AUDITOR), books.topics.events):
