@@ -64,6 +64,7 @@ from ledger.handlers import HANDLERS, Outcome
 from ledger.memory import collector_paused
 from ledger.persistence import TunedApplication, load_many
 from ledger.rules import Program
+from ledger.suspense import SUSPENSE_HANDLERS
 
 COMMAND_ATTEMPTS_MAX = 5
 RETRY_BACKOFF_BASE_S = 0.01
@@ -93,7 +94,8 @@ class Ledger(TunedApplication):
         self._attempt = threading.local()  # per thread: whether this attempt used a cached copy (see `find`)
         # Each command's handler, given this ledger as its `HandlerContext`: called as handler(command, careful).
         self._handlers: dict[type[Command], Callable[[Any, bool], Outcome]] = {
-            command_type: partial(handler, self) for command_type, handler in (HANDLERS | BILLING_HANDLERS).items()}
+            command_type: partial(handler, self)
+            for command_type, handler in (HANDLERS | BILLING_HANDLERS | SUSPENSE_HANDLERS).items()}
 
     # --- the command pipeline ------------------------------------------------------------------------------------
 
