@@ -87,6 +87,12 @@ def example_events() -> dict[str, dict[str, Any]]:
     claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
                                  ))
     app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
+    # Money held until matched: a bank credit naming no payer the ledger knows, then matched to the employer.
+    from ledger.commands import HoldMoney, MatchMoney
+
+    app.execute(HoldMoney(reference="BNI171003002", branch="BEKASI-KOTA", amount=3_200_000,
+                          received_on=date(2017, 10, 3), description="TRANSFER IURAN OKTOBER"))
+    app.execute(MatchMoney(reference="BNI171003002", npp=npp, identified_on=date(2017, 10, 5)))
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):
         if notification.topic not in INTERNAL_EVENT_TOPICS:

@@ -84,6 +84,12 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
     "ClaimReversed": dict(
         reverses=CLAIM_ID, claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK,
         amount=193_795_790, reason="paid to the wrong heir", reversed_on=date(2017, 10, 9)),
+    "MoneyUnidentified": dict(
+        reference="BNI171003002", branch=BRANCH, amount=3_200_000, received_on=date(2017, 10, 3),
+        payment_code="12000000217091011", description="TRF IURAN KODE 12000000217091011", payer_name="Budi Santoso"),
+    "MoneyIdentified": dict(
+        reference="BNI171003002", branch=BRANCH, npp=NPP, kpj=None, amount=3_200_000,
+        identified_on=date(2017, 10, 5)),
 }
 
 
