@@ -7,7 +7,7 @@ from datetime import UTC, date
 from eventsourcing.persistence import JSONTranscoder
 
 from ledger import events as ev
-from ledger.commands import ChangeRiskClass, ChangeWage, Reverse
+from ledger.commands import ChangeRiskClass, ChangeWage, HoldMoney, MatchMoney, Reverse
 from ledger.generator import BranchPlan, generate_branch
 from ledger.persistence import OrjsonTranscoder
 from tests.support.scenario import new_ledger
@@ -35,6 +35,9 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
     staying = next(h[0]["data"]["kpj"] for h, t in zip(histories, types, strict=True) if "MemberExited" not in t)
     app.execute(ChangeWage(kpj=staying, wage=7_000_000, effective=date(2018, 2, 1)))
     app.execute(ChangeRiskClass(npp="20000001", risk_class="high", effective=date(2018, 2, 1)))
+    # Money held until matched, then matched (MoneyUnidentified, MoneyIdentified).
+    app.execute(HoldMoney(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2018, 2, 2)))
+    app.execute(MatchMoney(reference="BNI-1", npp="20000001", identified_on=date(2018, 2, 3)))
 
     library = library_transcoder()
     stored = app.recorder.select_notifications(start=1, limit=1_000_000)

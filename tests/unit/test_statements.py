@@ -61,8 +61,8 @@ def test_a_csv_statement_is_read_line_by_line_with_its_payer():
 
 
 def test_a_byte_order_mark_crlf_line_ends_and_columns_in_another_order_are_read():
-    text = "\ufeffamount,reference,received_on,npp,kpj,payment_code,payer_name,description\r\n" \
-           "477000,REF-1,2024-04-10,10012345,,,,\r\n"
+    text = ("\ufeffamount,reference,received_on,npp,kpj,payment_code,payer_name,description\r\n"
+            "477000,REF-1,2024-04-10,10012345,,,,\r\n")
     (line,) = parse(text.encode("utf-8"))
     assert (line.line, line.reference, line.amount, line.npp) == (2, "REF-1", 477_000, "10012345")
 
@@ -243,8 +243,8 @@ def test_importing_the_same_statement_twice_records_nothing_twice(app):
     before = stored(app)
     rows = run(app, WORKED)
     assert [r["status"] for r in rows] == ["duplicate"] * 4
-    assert rows[0]["reason"] == "recorded before (received)" and rows[1]["reason"] == "recorded before (held until " \
-                                                                                      "matched)"
+    assert rows[0]["reason"] == "recorded before (received)"
+    assert rows[1]["reason"] == "recorded before (held until matched)"
     assert stored(app) == before
 
 
