@@ -575,3 +575,15 @@ class MatchMoney(Command):
         if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
             raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
         return self
+
+
+IMPORT_BATCH_LINES_MAX = 2_000  # statement lines recorded in one transaction (`ledger payment import`)
+
+
+class RecordStatementLines(Command):
+    """Lines of a bank statement recorded in one transaction, in order: each a receipt (`ReceiveMoney`) or money held
+    (`HoldMoney`) under its own command id (money:REFERENCE), exactly as if run alone: a line recorded before, by a
+    file or a teller, is answered as a duplicate and recorded again nowhere."""
+
+    NAME: ClassVar[str] = "record-statement-lines"
+    lines: list[ReceiveMoney | HoldMoney] = Field(min_length=1, max_length=IMPORT_BATCH_LINES_MAX)

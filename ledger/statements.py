@@ -42,12 +42,14 @@ from ledger import events as ev
 from ledger import identifiers
 from ledger.commands import (
     DESCRIPTION_CHARS_MAX,
+    IMPORT_BATCH_LINES_MAX,
     MONEY_AMOUNT_MAX,
     Command,
     Description,
     HoldMoney,
     Name,
     ReceiveMoney,
+    RecordStatementLines,
     Reference,
 )
 from ledger.domain import HeldMoney, command_record_id
@@ -456,14 +458,36 @@ def _plan_line(context: HandlerContext, item: StatementLine, branch: str) -> Out
 
 
 def run_import(ledger: Importer, outcomes: list[Outcome]) -> Iterator[Outcome]:
-    """Record the planned lines in order, one command each; yields each outcome as it is done. A line recorded
-    meanwhile by someone else is answered as a repeat (duplicate). A `LedgerError` stops the run: the lines before
-    it stay recorded, and importing the file again records only the rest."""
+    """Record the planned lines in order, in transactions of at most `IMPORT_BATCH_LINES_MAX` lines
+    (`RecordStatementLines`); yields each outcome once its transaction is committed. A line recorded meanwhile by
+    someone else is answered as a duplicate. A `LedgerError` stops the run: the transactions before it stay recorded,
+    and importing the file again records only the rest."""
+    pending: list[Outcome] = []
     for outcome in outcomes:
         if outcome.command is not None:
-            outcome.result = ledger.execute(outcome.command)
+            pending.append(outcome)
+            if len(pending) < IMPORT_BATCH_LINES_MAX:
+                continue
+            yield from _record(ledger, pending)
+            pending = []
+        elif not pending:
+            yield outcome
+            continue
+        else:
+            pending.append(outcome)
+    if pending:
+        yield from _record(ledger, pending)
+
+
+def _record(ledger: Importer, outcomes: list[Outcome]) -> Iterator[Outcome]:
+    lines = [outcome.command for outcome in outcomes if outcome.command is not None]
+    done = ledger.execute(RecordStatementLines.build(lines=lines))["lines"]
+    results = iter(done)
+    for outcome in outcomes:
+        if outcome.command is not None:
+            outcome.result = next(results)
             if outcome.result["repeated"]:
-                outcome.status, outcome.reason = "duplicate", "recorded before (meanwhile)"
+                outcome.status, outcome.reason, outcome.payer = "duplicate", "recorded before (meanwhile)", None
         yield outcome
 
 

@@ -13,21 +13,29 @@ Handlers in the shape of `ledger.handlers` (load, decide, return what to save); 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
 
 from ledger import events as ev
-from ledger.billing import SETTLED_SHOWN_MAX, _apply, payer_of_code
-from ledger.commands import HoldMoney, MatchMoney
+from ledger.billing import SETTLED_SHOWN_MAX, _apply, payer_of_code, receive_money
+from ledger.commands import HoldMoney, MatchMoney, ReceiveMoney, RecordStatementLines
 from ledger.domain import (
+    CommandRecord,
+    ContributionMonth,
+    Employer,
     HeldMoney,
+    Member,
     PayerAccount,
+    command_record_id,
     employer_id,
     event_id,
     held_money_id,
     member_id,
     payer_account_id,
 )
-from ledger.errors import AlreadyExists, InvalidInput, NotFound, RuleViolation
+from ledger.errors import AlreadyExists, CommandIdConflict, InvalidInput, NotFound, RuleViolation
 from ledger.handlers import Handler, HandlerContext, Outcome, check_date
 from ledger.rules import Segment
 
@@ -129,7 +137,75 @@ def match_money(context: HandlerContext, command: MatchMoney, careful: bool) -> 
         "settled": settled[:SETTLED_SHOWN_MAX], "unapplied": account.unapplied, "open_bills": len(account.open_bills)}
 
 
+
+
+class _Batch:
+    """A `HandlerContext` for several commands decided in one transaction: an aggregate a command changed is what the
+    next one finds (not the store's older copy), so one payer's receipts in one statement build on each other."""
+
+    def __init__(self, context: HandlerContext) -> None:
+        self._context = context
+        self.clock = context.clock
+        self.changed: dict[UUID, Any] = {}
+
+    def find(self, aggregate_id: UUID, *, to_save: bool = False) -> Any:
+        if aggregate_id in self.changed:
+            return self.changed[aggregate_id]
+        return self._context.find(aggregate_id, to_save=to_save)
+
+    def employer(self, npp: str, *, to_save: bool = False) -> Employer:
+        return self._context.employer(npp, to_save=to_save)
+
+    def member(self, kpj: str, *, to_save: bool = False) -> Member:
+        return self._context.member(kpj, to_save=to_save)
+
+    def members(self, kpjs: list[str]) -> list[Member]:
+        return self._context.members(kpjs)
+
+    def contribution_months(self, member: Member) -> list[ContributionMonth]:
+        return self._context.contribution_months(member)
+
+    def find_many(self, ids: list[UUID]) -> dict[UUID, Any]:
+        found = self._context.find_many([i for i in ids if i not in self.changed])
+        return found | {i: self.changed[i] for i in ids if i in self.changed}
+
+    def all_member_ids(self) -> Iterator[UUID]:
+        return self._context.all_member_ids()
+
+    def nik_hmac(self, nik: str) -> str:
+        return self._context.nik_hmac(nik)
+
+
+def record_statement_lines(context: HandlerContext, command: RecordStatementLines, careful: bool) -> Outcome:
+    """Each line as its own command would record it, with its own command record, all in one transaction. A line
+    whose command id ran before is a duplicate (the same content) or refused (`CommandIdConflict`: other content)."""
+    batch = _Batch(context)
+    records: list[CommandRecord] = []
+    done: list[dict[str, Any]] = []
+    for line in command.lines:
+        previous = context.find(command_record_id(line.command_id))
+        if previous is not None:
+            if previous.fingerprint != line.fingerprint():
+                raise CommandIdConflict(line.conflict_message(previous.name))
+            done.append({"reference": line.reference, "repeated": True})
+            continue
+        try:
+            if isinstance(line, ReceiveMoney):
+                aggregates, result = receive_money(batch, line, careful)
+            else:
+                aggregates, result = hold_money(batch, line, careful)
+        except (InvalidInput, NotFound, AlreadyExists, RuleViolation) as error:
+            raise type(error)(f"bank reference {line.reference}: {error}") from None
+        batch.changed.update((aggregate.id, aggregate) for aggregate in aggregates)
+        result = {"command": line.NAME, "command_id": line.command_id, **result}
+        records.append(CommandRecord(command_id=line.command_id, name=line.NAME, fingerprint=line.fingerprint(),
+                                     result=result))
+        done.append({**result, "repeated": False})
+    return [*batch.changed.values(), *records], {"lines": done}
+
+
 SUSPENSE_HANDLERS: dict[type, Handler] = {
     HoldMoney: hold_money,
     MatchMoney: match_money,
+    RecordStatementLines: record_statement_lines,
 }

@@ -77,12 +77,13 @@ IMPORT_STATUSES = ("matched", "held", "duplicate", "skipped")
 
 
 def _stop_import(error: LedgerError, line: int, done: int, as_json: bool) -> NoReturn:
-    """A line refused while recording (the file was checked whole before): the lines before it stay recorded."""
+    """A transaction refused while recording (the file was checked whole before; another writer may have changed a
+    payer's account meanwhile): nothing of it was recorded, the lines before it stay recorded."""
     if as_json:
         print_error(error, as_json, line=line, recorded=done)
     else:
-        print(f"error: line {line}: {error}\nstopped at line {line}; the {done} line(s) before it stay recorded. "
-              f"Import the file again once fixed: the lines recorded are answered as duplicates, nothing is recorded "
+        print(f"error: {error}\nstopped: nothing from line {line} on was recorded; the {done} line(s) before it stay "
+              f"recorded. Import the file again: the lines recorded are answered as duplicates, nothing is recorded "
               f"twice.", file=sys.stderr)
     raise typer.Exit(error.exit_code)
 

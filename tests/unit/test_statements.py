@@ -303,3 +303,36 @@ def test_a_code_no_bill_carries_is_held_with_the_reason(app):
     (row,) = run(app, csv_text(f"REF-E,2024-04-10,5000,{other},,,,"))
     assert row["status"] == "held" and row["reason"] == f"no bill of employer {NPP} carries payment code {other}"
     assert statements.unmatched(app, None)[0]["payment_code"] == other
+
+
+def test_one_payers_credits_in_one_statement_build_on_each_other(app):
+    rows = run(app, csv_text(f"REF-1,2024-04-09,400000,{CODE},,,,", f"REF-2,2024-04-12,77000,,{NPP},,,"))
+    assert [r["status"] for r in rows] == ["matched", "matched"]
+    assert [r["bills_settled"] for r in rows] == [0, 1]  # the second completes the bill, before its due date
+    assert not account(app).open_bills and account(app).unapplied == 0
+
+
+def test_a_long_statement_is_recorded_in_transactions_of_a_bounded_size(app, monkeypatch):
+    monkeypatch.setattr(statements, "IMPORT_BATCH_LINES_MAX", 2)
+    executed = []
+    execute = app.execute
+    monkeypatch.setattr(app, "execute", lambda command: executed.append(command.NAME) or execute(command))
+    rows = run(app, csv_text(*[f"REF-{i},2024-04-10,1000,,{NPP},,," for i in range(5)]))
+    assert [r["status"] for r in rows] == ["matched"] * 5
+    assert executed == ["record-statement-lines"] * 3 and account(app).unapplied == 5_000
+
+
+def test_a_line_recorded_meanwhile_is_a_duplicate_and_other_content_meanwhile_refuses_its_transaction(app):
+    lines = parse(csv_text(f"REF-1,2024-04-10,1000,,{NPP},,,", f"REF-2,2024-04-10,2000,,{NPP},,,"))
+    planned = statements.plan_import(app, lines, "BEKASI-KOTA")
+    app.execute(planned[0].command)  # the same receipt, recorded by someone else after the file was checked
+    rows = [o.as_dict() for o in statements.run_import(app, planned)]
+    assert [(r["status"], r.get("reason")) for r in rows] == [("duplicate", "recorded before (meanwhile)"),
+                                                              ("matched", None)]
+    lines = parse(csv_text(f"REF-3,2024-04-10,1000,,{NPP},,,", f"REF-4,2024-04-10,2000,,{NPP},,,"))
+    planned = statements.plan_import(app, lines, "BEKASI-KOTA")
+    app.execute(ReceiveMoney.build(reference="REF-4", npp=NPP, amount=9_999, received_on=date(2024, 4, 10)))
+    before = stored(app)
+    with pytest.raises(CommandIdConflict):
+        list(statements.run_import(app, planned))
+    assert stored(app) == before  # REF-3, in the same transaction, was not recorded either
