@@ -55,7 +55,7 @@ from ledger.commands import (
 from ledger.domain import HeldMoney, command_record_id
 from ledger.errors import InvalidInput
 from ledger.handlers import EARLIEST_DATE, HandlerContext
-from ledger.suspense import Payer, payer_named
+from ledger.suspense import NoPayer, Payer, payer_named
 
 # A busy branch's day is a few thousand credits; a month of one account fits too. 100,000 lines of about 200 bytes.
 STATEMENT_LINES_MAX = 100_000
@@ -422,21 +422,27 @@ def plan_import(context: HandlerContext, lines: list[StatementLine], branch: str
     """What each line will become, decided before anything is recorded; `InvalidInput` naming the line when one
     cannot be recorded (its reference was recorded before with other money, say)."""
     outcomes: list[Outcome] = []
+    # What was recorded under the credits' references, in one read (a few queries), not one each; and each payer
+    # looked up once.
+    references = dict.fromkeys(item.reference for item in lines if item.credit)  # once each, in order
+    earlier = context.find_many([command_record_id(f"money:{reference}") for reference in references])
+    payers: dict[tuple[str | None, str | None, str | None], Payer | NoPayer] = {}
     for item in lines:
         try:
-            outcomes.append(_plan_line(context, item, branch))
+            outcomes.append(_plan_line(context, item, branch, earlier, payers))
         except InvalidInput as error:
             raise _problem(name, item.line, str(error)) from None
     return outcomes
 
 
-def _plan_line(context: HandlerContext, item: StatementLine, branch: str) -> Outcome:
+def _plan_line(context: HandlerContext, item: StatementLine, branch: str, earlier: dict[UUID, Any],
+               payers: dict[tuple[str | None, str | None, str | None], Payer | NoPayer]) -> Outcome:
     if not item.credit:
         kind = {"D": "a debit", "RC": "a reversed credit", "RD": "a reversed debit"}.get(item.mark, "not a credit")
         return Outcome(item, "skipped", f"{kind} ({item.mark}): only credits are money received")
     if item.repeat_of is not None:
         return Outcome(item, "duplicate", f"the same money as line {item.repeat_of}")
-    previous = context.find(command_record_id(f"money:{item.reference}"))
+    previous = earlier.get(command_record_id(f"money:{item.reference}"))
     if previous is not None:
         result = previous.result
         if (result.get("amount"), result.get("received_on")) != (item.amount, item.received_on.isoformat()):
@@ -445,7 +451,10 @@ def _plan_line(context: HandlerContext, item: StatementLine, branch: str) -> Out
                                f"{item.received_on.isoformat()}")
         how = "held until matched" if previous.name == HoldMoney.NAME else "received"
         return Outcome(item, "duplicate", f"recorded before ({how})")
-    payer = payer_named(context, item.payment_code, item.npp, item.kpj)
+    key = (item.payment_code, item.npp, item.kpj)
+    if key not in payers:
+        payers[key] = payer_named(context, *key)
+    payer = payers[key]
     if isinstance(payer, Payer):
         named = {"code": item.payment_code} if item.payment_code else {"npp": payer.npp, "kpj": payer.kpj}
         command = ReceiveMoney.build(reference=item.reference, amount=item.amount, received_on=item.received_on,

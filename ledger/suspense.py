@@ -147,6 +147,8 @@ class _Batch:
         self._context = context
         self.clock = context.clock
         self.changed: dict[UUID, Any] = {}
+        self._employers: dict[str, Employer] = {}
+        self._members: dict[str, Member] = {}
 
     def find(self, aggregate_id: UUID, *, to_save: bool = False) -> Any:
         if aggregate_id in self.changed:
@@ -154,10 +156,18 @@ class _Batch:
         return self._context.find(aggregate_id, to_save=to_save)
 
     def employer(self, npp: str, *, to_save: bool = False) -> Employer:
-        return self._context.employer(npp, to_save=to_save)
+        if to_save:
+            return self._context.employer(npp, to_save=to_save)
+        if npp not in self._employers:  # read once a batch: a statement names the same employers again and again
+            self._employers[npp] = self._context.employer(npp)
+        return self._employers[npp]
 
     def member(self, kpj: str, *, to_save: bool = False) -> Member:
-        return self._context.member(kpj, to_save=to_save)
+        if to_save:
+            return self._context.member(kpj, to_save=to_save)
+        if kpj not in self._members:
+            self._members[kpj] = self._context.member(kpj)
+        return self._members[kpj]
 
     def members(self, kpjs: list[str]) -> list[Member]:
         return self._context.members(kpjs)
@@ -182,8 +192,10 @@ def record_statement_lines(context: HandlerContext, command: RecordStatementLine
     batch = _Batch(context)
     records: list[CommandRecord] = []
     done: list[dict[str, Any]] = []
+    # Every line's earlier record in one read (a few queries), not one each.
+    earlier = context.find_many([command_record_id(line.command_id) for line in command.lines])
     for line in command.lines:
-        previous = context.find(command_record_id(line.command_id))
+        previous = earlier.get(command_record_id(line.command_id))
         if previous is not None:
             if previous.fingerprint != line.fingerprint():
                 raise CommandIdConflict(line.conflict_message(previous.name))
