@@ -837,6 +837,8 @@ def print_import(backend: str, settings: Any, workdir: Path) -> None:
     print(f"| {backend}: the same file again (every line a duplicate) | {r['again_s']:.1f} s |")
     print(f"| {backend}: the command's start-up alone (`ledger payment import --help`) | "
           f"{r['startup_s']:.1f} s |")
+    print(f"| load average after (1, 5, 15 min; the machine has {os.cpu_count()} cores) | "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} |")
 
 
 def main() -> int:
