@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import re
 import stat
@@ -72,6 +73,12 @@ LABELLED_KPJ = re.compile(r"\bKPJ[ .:]*([0-9]{11})(?![0-9])", re.IGNORECASE)
 _DIGITS = re.compile(r"[0-9]+")
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TAG = re.compile(r":([0-9]{2}[A-Z]?):")
+
+# The MT940 package logs the text it could not parse (a `:86:` text may name a person) at ERROR level: kept quiet,
+# never passed on to a handler of the application's nor printed on stderr. Our own errors name the line instead.
+_MT940_LOG = logging.getLogger("mt940")
+_MT940_LOG.addHandler(logging.NullHandler())
+_MT940_LOG.propagate = False
 
 _REFERENCE: TypeAdapter[str] = TypeAdapter(Reference)
 _NAME: TypeAdapter[str] = TypeAdapter(Name)

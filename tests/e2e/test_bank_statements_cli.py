@@ -104,6 +104,14 @@ def test_what_is_not_a_statement_is_refused(cli: Cli, tmp_path: Path, content: b
     assert expected in cli("payment", "import", str(statement), "--branch", "BEKASI-KOTA", expect=2).stderr
 
 
+def test_an_mt940_file_the_parser_refuses_prints_none_of_its_text(cli: Cli, tmp_path: Path) -> None:
+    statement = tmp_path / "statement.sta"
+    statement.write_text(":20:X\n:25:1\n:28C:1/1\n:60F:C171002IDR0,00\n:61:1710031003C5000,00NTRFNONREF//B1\n"
+                         "SITI RAHAYU\nJL MAWAR 1\n:86:SITI RAHAYU\n:62F:C171003IDR5000,00\n", encoding="utf-8")
+    done = cli("payment", "import", str(statement), "--branch", "BEKASI-KOTA", expect=2)
+    assert "not a valid MT940 statement" in done.stderr and "SITI" not in done.stderr + done.stdout
+
+
 def test_a_bad_branch_code_and_a_missing_file_are_refused(cli: Cli) -> None:
     assert "branch code" in cli("payment", "import", "docs/examples/statement.csv", "--branch", "bekasi",
                                 expect=2).stderr

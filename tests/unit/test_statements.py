@@ -9,6 +9,7 @@ credit twice (a duplicate).
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from pathlib import Path
 
@@ -336,3 +337,15 @@ def test_a_line_recorded_meanwhile_is_a_duplicate_and_other_content_meanwhile_re
     with pytest.raises(CommandIdConflict):
         list(statements.run_import(app, planned))
     assert stored(app) == before  # REF-3, in the same transaction, was not recorded either
+
+
+def test_the_mt940_package_prints_nothing_of_a_file_it_cannot_parse(capfd):
+    # Two continuation lines under :61: (one is allowed): the package refuses the tag and logs its text.
+    broken = mt940_text(":61:2404100410C5000,00NTRFNONREF//B1", "SITI RAHAYU", "JL MAWAR 1", ":86:Siti Rahayu")
+    with pytest.raises(InvalidInput) as error:
+        parse(broken)
+    assert "not a valid MT940 statement" in str(error.value) and "SITI" not in str(error.value)
+    out, err = capfd.readouterr()
+    assert "SITI" not in out + err
+    # Nor does it reach a handler an application sets up (pytest's own capture is attached to the logger itself).
+    assert logging.getLogger("mt940").propagate is False
