@@ -51,12 +51,17 @@ def example_events() -> dict[str, dict[str, Any]]:
     from ledger.commands import (
         ChangeRiskClass,
         ChangeWage,
+        CloseBills,
         CreditYield,
         EnrollMember,
         ExitMember,
+        HoldMoney,
+        MatchMoney,
         MemberRow,
         PayClaim,
         PayContribution,
+        ReceiveMoney,
+        RefundMoney,
         RegisterEmployer,
         Reverse,
     )
@@ -87,9 +92,16 @@ def example_events() -> dict[str, dict[str, Any]]:
     claim = app.execute(PayClaim(kpj=kpj, program="JHT", incident_date=date(2017, 2, 1), paid_on=date(2017, 3, 10),
                                  ))
     app.execute(Reverse(event_id=claim["event_id"], reason="paid twice by the branch", reversed_on=date(2017, 3, 11)))
+    # Collections: a new worker's March 2024 billed at the close, paid late (a fine) by transfer, the change refunded.
+    worker = MemberRow(kpj="15000000002", nik="3275014403950002", name="Siti Rahayu", birth_date=date(1995, 3, 4),
+                       wage=5_000_000)
+    app.execute(EnrollMember(member=worker, npp=npp, effective=date(2024, 3, 1)))
+    closed = app.execute(CloseBills(month="2024-03", npps=[npp]))
+    receipt = app.execute(ReceiveMoney(reference="BCA-240420-000123", code=closed["first_bills"][0]["payment_code"],
+                                       amount=600_000, received_on=date(2024, 4, 20), payer_name="PT Maju Jaya"))
+    app.execute(RefundMoney(npp=npp, amount=receipt["unapplied"], refunded_on=date(2024, 4, 25),
+                            reason="overpaid: the change of a late payment"))
     # Money held until matched: a bank credit naming no payer the ledger knows, then matched to the employer.
-    from ledger.commands import HoldMoney, MatchMoney
-
     app.execute(HoldMoney(reference="BNI171003002", branch="BEKASI-KOTA", amount=3_200_000,
                           received_on=date(2017, 10, 3), description="TRANSFER IURAN OKTOBER"))
     app.execute(MatchMoney(reference="BNI171003002", npp=npp, identified_on=date(2017, 10, 5)))

@@ -206,7 +206,7 @@ def close_bills(context: HandlerContext, command: CloseBills, careful: bool) -> 
             continue
         assert account is not None
         # Money the payer had in credit is applied at once: the rule settles the new bill if it can.
-        months, settlements = _apply(context, account, careful)
+        months, settlements = _apply(context, account, careful, {r.bill_id: r for r in records})
         aggregates.extend([account, *records, *months])
         bills.extend(made)
         settled.extend(settlements)
@@ -244,14 +244,16 @@ def _settlement_date(account: PayerAccount, bill: OpenBill,
     return None
 
 
-def _apply(context: HandlerContext, account: PayerAccount, careful: bool) -> tuple[list[Any], list[str]]:
+def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
+           new_lines: dict[str, BillLines] | None = None) -> tuple[list[Any], list[str]]:
     """Apply the account's unapplied money to its open bills by the rule in force; returns the contribution-month
-    records to save and the bills settled."""
+    records to save and the bills settled. `new_lines`: the lines of bills closed by this command, not yet saved."""
     records: list[Any] = []
     settled: list[str] = []
     while account.open_bills and account.lots:
         bill = account.open_bills[0]
-        lines_record: BillLines | None = context.find(bill_lines_id(bill.bill.bill_id))
+        lines_record: BillLines | None = (new_lines or {}).get(bill.bill.bill_id) or context.find(
+            bill_lines_id(bill.bill.bill_id))
         assert lines_record is not None, f"bill {bill.bill.bill_id} has no lines"
         lines = lines_record.lines
         found = _settlement_date(account, bill, lambda months_late, b=bill, ls=lines: _fine(b.bill, ls, months_late))

@@ -238,7 +238,7 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
                                                                                    kafka_roles):
     """Names, NIKs and birth dates stay in the event store. Checked in the records as a consumer reads them (key,
     value, headers) and in the broker's own log segment files, where a consumer that bypasses the API would look."""
-    from ledger.commands import EnrollMember, ExitMember, MemberRow, PayClaim, Reverse
+    from ledger.commands import CloseBills, EnrollMember, ExitMember, MemberRow, PayClaim, ReceiveMoney, Reverse
 
     data_dir = os.environ.get("KAFKA_DATA_DIR")
     assert data_dir, "run with scripts/test, which starts the broker and exports KAFKA_DATA_DIR"
@@ -265,6 +265,11 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
     claim = app.execute(PayClaim.build(kpj="17700000001", program="JKK", kind="death", incident_date=date(2024, 3, 5),
                                        paid_on=date(2024, 4, 1), beneficiary="spouse", beneficiary_name=heir))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2024, 4, 2)))
+    # Collections: the BPU member's February bill, paid by a person whose name is on the bank slip.
+    treasurer = "Sri Handayani Kusumawati"
+    [bill] = app.execute(CloseBills.build(month="2024-02", kpjs=["17700000003"]))["first_bills"]
+    app.execute(ReceiveMoney.build(reference="BRI-240205-77", code=bill["payment_code"], amount=bill["total"],
+                                   received_on=date(2024, 2, 5), payer="institution", payer_name=treasurer))
     topics = kafka_roles.provision(f"test-pii-{unique}", transactional_id=f"relay-pii-{unique}")
     relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
                   transactional_id=f"relay-pii-{unique}")
@@ -273,7 +278,7 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
 
     secrets = [secret for nik, name, born in [*people.values(), ("3275014107950003", "Dewi Lestari Anggraini",
                                                                  date(1995, 7, 1))]
-               for secret in (nik, name, born.isoformat())] + [heir, payer]
+               for secret in (nik, name, born.isoformat())] + [heir, payer, treasurer]
     stored = b"".join(n.state for n in app.recorder.select_notifications(start=1, limit=1_000))
     assert all(secret.encode() in stored for secret in secrets if not secret[:4].isdigit() or len(secret) == 16), \
         "the event store (the system of record) keeps them"
@@ -287,3 +292,5 @@ def test_no_name_nik_or_birth_date_reaches_the_topic_or_the_brokers_log_segments
         assert secret.encode() not in segments, secret
     relationship = [orjson.loads(r.value)["data"] for r in records if r.headers[0][1] == b"ClaimPaid"]
     assert [(d["beneficiary"], "beneficiary_name" in d) for d in relationship] == [("spouse", False)]
+    received = [orjson.loads(r.value)["data"] for r in records if r.headers[0][1] == b"MoneyReceived"]
+    assert [(d["payer"], "payer_name" in d) for d in received] == [("institution", False)]

@@ -17,6 +17,7 @@ from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
+from tests.support.collections import bill_pay_late_and_refund
 from tests.support.scenario import new_ledger
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -35,8 +36,8 @@ def docs_snippet(document: str, name: str) -> dict[str, Any]:
 
 def published_envelopes() -> list[dict[str, Any]]:
     """Every event of a small branch history as the relay publishes it, in store order, parsed back from its bytes.
-    The generator writes neither wage nor risk-class changes nor reversals, so one of each is added, and an
-    employer whose name is not ASCII."""
+    The generator writes neither wage nor risk-class changes nor reversals nor collections, so one of each is added,
+    and an employer whose name is not ASCII."""
     app = new_ledger()
     generate_branch(app, PLAN)
     app.execute(RegisterEmployer.build(npp="39000001", name="Koperasi Kopi Café — Bekasi \"Ø\"/\\",
@@ -52,6 +53,8 @@ def published_envelopes() -> list[dict[str, Any]]:
     app.execute(Reverse.build(event_id=paid["event_id"], reason="paid for the wrong member",
                               reversed_on=date(2017, 2, 1)))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2017, 3, 1)))
+    # Collections: a bill, the money that settles it late (with its fine), the change refunded.
+    bill_pay_late_and_refund(app, npp="39000001", kpj="15900000001", month="2017-01", reference="BRI-170320-0001")
     app.execute(HoldMoney.build(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2017, 3, 2),
                                 description="TRANSFER \"Ø\"/\\", payer_name="Koperasi Kopi Café"))
     app.execute(MatchMoney.build(reference="BNI-1", npp="39000001", identified_on=date(2017, 3, 3)))

@@ -34,6 +34,9 @@ BRANCH = "BEKASI-KOTA"
 PAYMENT = "pay-2024-03-pt-maju"
 PAID_ID = "0b8a1c3e-6f1d-5d4e-9a7b-2c3d4e5f6a7b.1"
 CLAIM_ID = "4e9b8ab5-d626-532a-a73a-29c7d28b36f4.3"
+BILL_ID = f"{NPP}/2024-03/PU/1"
+PAYMENT_CODE = "11001234524031011"  # employer NPP 10012345, March 2024, PU, bill 1, Luhn check digit
+REFERENCE = "BCA-240420-000123"
 SHARES = {
     Program.JHT: ev.ProgramShare(employer=185_000, worker=100_000),
     Program.JKK: ev.ProgramShare(employer=27_000, worker=0),
@@ -84,6 +87,28 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
     "ClaimReversed": dict(
         reverses=CLAIM_ID, claim_id="claim-2017-10-siti", kpj=KPJ, branch=BRANCH, program=Program.JKK,
         amount=193_795_790, reason="paid to the wrong heir", reversed_on=date(2017, 10, 9)),
+    # Collections (issue 17): March 2024 closed for two members at the worked example's wage, paid late on 20 April
+    # (one month late: a 2% fine), the change refunded.
+    "BillClosed": dict(
+        bill_id=BILL_ID, payment_code=PAYMENT_CODE, npp=NPP, kpj=None, branch=BRANCH, segment=Segment.PU,
+        month="2024-03", kind=ev.BillKind.REGULAR, counts_from=date(2024, 4, 1), due_date=date(2024, 4, 15),
+        closed_on=date(2024, 4, 1), member_count=2, parts=1,
+        program_totals={Program.JHT: 570_000, Program.JKK: 54_000, Program.JKM: 30_000, Program.JP: 300_000},
+        total=954_000),
+    "BillLinesAdded": dict(
+        bill_id=BILL_ID, branch=BRANCH, part=1, counts_from=date(2024, 4, 1), lines=[
+            ev.BillLine(kpj=kpj, wage=5_000_000, shares=SHARES, jkp_from_jkk=7_000, jkp_from_jkm=5_000,
+                        jp_deferred=0, amount=477_000) for kpj in (KPJ, "15023456790")]),
+    "MoneyReceived": dict(
+        reference=REFERENCE, npp=NPP, kpj=None, branch=BRANCH, payer=ev.PayerRole.EMPLOYER, payer_name="PT Maju Jaya",
+        payment_code=PAYMENT_CODE, amount=1_000_000, received_on=date(2024, 4, 20)),
+    "BillSettled": dict(
+        bill_id=BILL_ID, npp=NPP, kpj=None, branch=BRANCH, month="2024-03", rule="oldest-bill-first-whole/1",
+        settled_on=date(2024, 4, 20), months_late=1, amount=954_000, fine=19_080, total=973_080,
+        references=[REFERENCE]),
+    "MoneyRefunded": dict(
+        refund_id="ae88e17e4d05440baa5809bab6335d1b", npp=NPP, kpj=None, branch=BRANCH, amount=26_920,
+        refunded_on=date(2024, 4, 25), reason="overpaid: the change of a late payment"),
     "MoneyUnidentified": dict(
         reference="BNI171003002", branch=BRANCH, amount=3_200_000, received_on=date(2017, 10, 3),
         payment_code="12000000217091011", description="TRF IURAN KODE 12000000217091011", payer_name="Budi Santoso"),
@@ -386,3 +411,28 @@ def test_a_version_that_is_not_a_positive_integer_is_named():
     for version in (0, -1, True, "1"):
         with pytest.raises(ev.UnknownEventType, match="is not a schema version"):
             ev.parse_event("MemberExited", version, ev.to_json_dict(build_example("MemberExited")))
+
+
+# --- collections (issue 17) ---------------------------------------------------------------------------------------
+
+
+def test_the_collection_examples_tell_one_consistent_story():
+    from ledger.billing import payment_code
+
+    closed, lines = PINNED["BillClosed.v1"]["example"], PINNED["BillLinesAdded.v1"]["example"]
+    received, settled = PINNED["MoneyReceived.v1"]["example"], PINNED["BillSettled.v1"]["example"]
+    refunded = PINNED["MoneyRefunded.v1"]["example"]
+    assert closed["payment_code"] == payment_code(NPP, None, "2024-03", Segment.PU, 1) == received["payment_code"]
+    assert closed["total"] == sum(line["amount"] for line in lines["lines"]) == settled["amount"]
+    assert closed["member_count"] == len(lines["lines"]) and closed["parts"] == lines["part"] == 1
+    assert settled["total"] == settled["amount"] + settled["fine"] and settled["references"] == [received["reference"]]
+    assert received["amount"] - settled["total"] == refunded["amount"]  # the change, paid back
+    assert all(type(value) is int for value in (closed["total"], settled["fine"], received["amount"]))
+
+
+def test_a_receipt_keeps_the_payers_name_in_the_store_only():
+    receipt = build_example("MoneyReceived")
+    assert receipt.payer_name == "PT Maju Jaya"
+    public = ev.public_data("MoneyReceived", ev.to_json_dict(receipt))
+    assert "payer_name" not in public and public["payer"] == "employer"
+    assert "payer_name" not in ev.PUBLISHED_EVENT_TYPES["MoneyReceived"].model_fields

@@ -10,7 +10,8 @@ from ledger import events as ev
 from ledger.commands import ChangeRiskClass, ChangeWage, HoldMoney, MatchMoney, Reverse
 from ledger.generator import BranchPlan, generate_branch
 from ledger.persistence import OrjsonTranscoder
-from tests.support.scenario import new_ledger
+from tests.support.collections import bill_pay_late_and_refund
+from tests.support.scenario import new_ledger, register
 
 
 def library_transcoder() -> JSONTranscoder:
@@ -35,6 +36,9 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
     staying = next(h[0]["data"]["kpj"] for h, t in zip(histories, types, strict=True) if "MemberExited" not in t)
     app.execute(ChangeWage(kpj=staying, wage=7_000_000, effective=date(2018, 2, 1)))
     app.execute(ChangeRiskClass(npp="20000001", risk_class="high", effective=date(2018, 2, 1)))
+    # Collections: a payer's account (bills, money, settlements, refunds) and a bill's lines.
+    register(app, "39000002", registered_on=date(2024, 1, 2))
+    bill_pay_late_and_refund(app, npp="39000002", kpj="15900000002", month="2024-03", reference="BNI-240520-7")
     # Money held until matched, then matched (MoneyUnidentified, MoneyIdentified).
     app.execute(HoldMoney(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2018, 2, 2)))
     app.execute(MatchMoney(reference="BNI-1", npp="20000001", identified_on=date(2018, 2, 3)))

@@ -43,6 +43,10 @@ def test_published_events_have_no_personal_data() -> None:
         assert personal not in PUBLISHED_EVENT_TYPES[name].model_fields
         schema = json.loads((contract.SCHEMA_DIR / name / "v2.json").read_text(encoding="utf-8"))
         assert personal not in schema["properties"], name
+    assert "payer_name" not in PUBLISHED_EVENT_TYPES["MoneyReceived"].model_fields
+    receipt = json.loads((contract.SCHEMA_DIR / "MoneyReceived" / "v1.json").read_text(encoding="utf-8"))
+    example = json.loads((contract.SCHEMA_DIR / "MoneyReceived" / "v1.example.json").read_text(encoding="utf-8"))
+    assert "payer_name" not in receipt["properties"] and "payer_name" not in example
     # What stands in for a name is a role or a relationship: an enumeration, so no free text can carry one.
     paid = json.loads((contract.SCHEMA_DIR / "ContributionPaid" / "v2.json").read_text(encoding="utf-8"))
     assert paid["$defs"]["PayerRole"]["enum"] == ["employer", "member", "institution"]
