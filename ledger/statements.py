@@ -152,7 +152,7 @@ def _format_of(text: str, name: str) -> str:
     first = text.lstrip().split("\n", 1)[0].strip()
     if first.startswith((":20:", "{1:")):
         return "mt940"
-    if "reference" in first.lower().split(","):
+    if "reference" in [cell.strip().strip('"') for cell in first.lower().split(",")]:
         return "csv"
     raise InvalidInput(f"{name}: neither an MT940 statement (it starts with the tag :20:) nor a CSV statement (its "
                        f"header is {','.join(CSV_COLUMNS)})")

@@ -119,6 +119,12 @@ def test_what_is_not_a_statement_is_refused(data, expected):
     assert expected in refused(data)
 
 
+def test_a_header_with_spaces_and_quotes_is_told_to_be_csv():
+    header = '"reference", received_on ,amount,payment_code,npp,kpj,payer_name,description'
+    (line,) = parse(f"{header}\nREF-1,2024-04-10,5000,,{NPP},,,\n")
+    assert line.npp == NPP
+
+
 def test_a_header_alone_is_a_statement_without_lines():
     assert parse(HEADER + "\r\n") == []
 
