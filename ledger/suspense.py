@@ -67,7 +67,10 @@ def payer_named(context: HandlerContext, code: str | None, npp: str | None, kpj:
     """The known payer that a payment code, an NPP or a KPJ (exactly one, already checked for shape) names, or why
     none: the reason is printed, so it names numbers only, never a person."""
     if code is not None:
-        npp, kpj = payer_of_code(code)
+        try:
+            npp, kpj = payer_of_code(code)
+        except NotFound:  # well formed, check digit right, but not of the shape the fund gives its payers
+            return NoPayer(f"no bill carries payment code {code}")
     if npp is not None:
         employer = context.find(employer_id(npp))
         if employer is None:

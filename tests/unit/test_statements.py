@@ -355,3 +355,9 @@ def test_the_mt940_package_prints_nothing_of_a_file_it_cannot_parse(capfd):
     assert "SITI" not in out + err
     # Nor does it reach a handler an application sets up (pytest's own capture is attached to the logger itself).
     assert logging.getLogger("mt940").propagate is False
+
+
+def test_a_code_of_no_payers_shape_is_held(app):
+    code = "1234567812345670"  # 16 digits, its check digit right: no payer's code has 16
+    (row,) = run(app, csv_text(f"REF-F,2024-04-10,5000,{code},,,,"))
+    assert row["status"] == "held" and row["reason"] == f"no bill carries payment code {code}"
