@@ -109,6 +109,12 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
     "MoneyRefunded": dict(
         refund_id="ae88e17e4d05440baa5809bab6335d1b", npp=NPP, kpj=None, branch=BRANCH, amount=26_920,
         refunded_on=date(2024, 4, 25), reason="overpaid: the change of a late payment"),
+    "MoneyUnidentified": dict(
+        reference="BNI171003002", branch=BRANCH, amount=3_200_000, received_on=date(2017, 10, 3),
+        payment_code="12000000217091011", description="TRF IURAN KODE 12000000217091011", payer_name="Budi Santoso"),
+    "MoneyIdentified": dict(
+        reference="BNI171003002", branch=BRANCH, npp=NPP, kpj=None, amount=3_200_000,
+        identified_on=date(2017, 10, 5)),
 }
 
 
