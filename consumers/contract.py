@@ -55,6 +55,8 @@ def example_events() -> dict[str, dict[str, Any]]:
         CreditYield,
         EnrollMember,
         ExitMember,
+        HoldMoney,
+        MatchMoney,
         MemberRow,
         PayClaim,
         PayContribution,
@@ -99,6 +101,10 @@ def example_events() -> dict[str, dict[str, Any]]:
                                        amount=600_000, received_on=date(2024, 4, 20), payer_name="PT Maju Jaya"))
     app.execute(RefundMoney(npp=npp, amount=receipt["unapplied"], refunded_on=date(2024, 4, 25),
                             reason="overpaid: the change of a late payment"))
+    # Money held until matched: a bank credit naming no payer the ledger knows, then matched to the employer.
+    app.execute(HoldMoney(reference="BNI171003002", branch="BEKASI-KOTA", amount=3_200_000,
+                          received_on=date(2017, 10, 3), description="TRANSFER IURAN OKTOBER"))
+    app.execute(MatchMoney(reference="BNI171003002", npp=npp, identified_on=date(2017, 10, 5)))
     _collections_reversed(app)
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):

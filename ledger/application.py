@@ -45,6 +45,7 @@ from ledger.domain import (
     Employer,
     LedgerAggregate,
     Member,
+    PayerAccount,
     command_record_id,
     contribution_month_id,
     employer_id,
@@ -64,6 +65,7 @@ from ledger.handlers import HANDLERS, Outcome
 from ledger.memory import collector_paused
 from ledger.persistence import TunedApplication, load_many
 from ledger.rules import Program
+from ledger.suspense import SUSPENSE_HANDLERS
 
 COMMAND_ATTEMPTS_MAX = 5
 RETRY_BACKOFF_BASE_S = 0.01
@@ -93,7 +95,8 @@ class Ledger(TunedApplication):
         self._attempt = threading.local()  # per thread: whether this attempt used a cached copy (see `find`)
         # Each command's handler, given this ledger as its `HandlerContext`: called as handler(command, careful).
         self._handlers: dict[type[Command], Callable[[Any, bool], Outcome]] = {
-            command_type: partial(handler, self) for command_type, handler in (HANDLERS | BILLING_HANDLERS).items()}
+            command_type: partial(handler, self)
+            for command_type, handler in (HANDLERS | BILLING_HANDLERS | SUSPENSE_HANDLERS).items()}
 
     # --- the command pipeline ------------------------------------------------------------------------------------
 
@@ -139,10 +142,11 @@ class Ledger(TunedApplication):
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
 
     def _cache_saved(self, aggregates: list[Any]) -> None:
-        """Keep the employers and members just saved in the cache as they now are (see `find`'s `to_save`)."""
+        """Keep the employers, members and payers' accounts just saved in the cache as they now are (see `find`'s
+        `to_save`)."""
         if self.repository.cache is not None:
             for aggregate in aggregates:
-                if isinstance(aggregate, (Employer, Member)):
+                if isinstance(aggregate, (Employer, Member, PayerAccount)):
                     self.repository.cache.put(aggregate.id, aggregate)
 
     def _previous_result(self, command: Command, fingerprint: str) -> dict[str, Any] | None:

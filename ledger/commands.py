@@ -501,3 +501,89 @@ class RefundMoney(Command):
         if (self.npp is None) == (self.kpj is None):
             raise ValueError("name the payer once: an NPP or a KPJ")
         return self
+
+
+# --- Money held until matched (bank statements) --------------------------------------------------------------------
+
+# A statement's text for one credit: MT940's field 86 is at most 6 lines of 65 characters (390), joined with spaces.
+DESCRIPTION_CHARS_MAX = 390
+Description = Annotated[str, Field(strict=True, max_length=DESCRIPTION_CHARS_MAX), AfterValidator(_printable_text)]
+
+
+class HoldMoney(Command):
+    """A bank credit that names no known payer, held in suspense at `branch`. Its command id is its bank reference
+    (money:REFERENCE), as a receipt's is: the same credit is never both held and received, nor held twice."""
+
+    NAME: ClassVar[str] = "hold-money"
+    reference: Reference
+    branch: str
+    amount: MoneyAmount
+    received_on: Day
+    payment_code: str | None = None
+    description: Description | None = None
+    payer_name: Name | None = None
+
+    _branch = field_validator("branch")(identifiers.validate_branch_code)
+    _code = field_validator("payment_code")(lambda v: v if v is None else _payment_code(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_is_the_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "command_id" not in data and isinstance(data.get("reference"), str):
+            return {**data, "command_id": f"money:{data['reference']}"}
+        return data
+
+    def conflict_message(self, previous_name: str) -> str:  # noqa: ARG002
+        return (f"bank reference {self.reference} was already recorded with another payer, amount or date; the "
+                f"first record stands (the same money again is answered as a repeat)")
+
+    @model_validator(mode="after")
+    def _id_is_the_reference(self) -> HoldMoney:
+        if self.command_id != f"money:{self.reference}":
+            raise ValueError("the command id of held money is its bank reference (money:REFERENCE)")
+        return self
+
+
+class MatchMoney(Command):
+    """Money held in suspense matched by a clerk to the payer named by a payment code, an NPP or a KPJ. Its command
+    id is match:REFERENCE: the same match again is a repeat; another payer for the same money is refused."""
+
+    NAME: ClassVar[str] = "match-money"
+    reference: Reference
+    code: str | None = None
+    npp: str | None = None
+    kpj: str | None = None
+    identified_on: Day
+
+    _code = field_validator("code")(lambda v: v if v is None else _payment_code(v))
+    _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
+    _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_is_the_id(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "command_id" not in data and isinstance(data.get("reference"), str):
+            return {**data, "command_id": f"match:{data['reference']}"}
+        return data
+
+    def conflict_message(self, previous_name: str) -> str:  # noqa: ARG002
+        return (f"held money {self.reference} was already matched to another payer or on another day; the first "
+                f"match stands")
+
+    @model_validator(mode="after")
+    def _one_payer(self) -> MatchMoney:
+        if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
+            raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
+        return self
+
+
+IMPORT_BATCH_LINES_MAX = 2_000  # statement lines recorded in one transaction (`ledger payment import`)
+
+
+class RecordStatementLines(Command):
+    """Lines of a bank statement recorded in one transaction, in order: each a receipt (`ReceiveMoney`) or money held
+    (`HoldMoney`) under its own command id (money:REFERENCE), exactly as if run alone: a line recorded before, by a
+    file or a teller, is answered as a duplicate and recorded again nowhere."""
+
+    NAME: ClassVar[str] = "record-statement-lines"
+    lines: list[ReceiveMoney | HoldMoney] = Field(min_length=1, max_length=IMPORT_BATCH_LINES_MAX)

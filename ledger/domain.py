@@ -70,6 +70,11 @@ def bill_lines_id(bill_id: str) -> UUID:
     return uuid5(ID_NAMESPACE, f"bill-lines:{bill_id}")
 
 
+def held_money_id(reference: str) -> UUID:
+    """Money held in suspense, by its bank reference."""
+    return uuid5(ID_NAMESPACE, f"held-money:{reference}")
+
+
 def command_record_id(command_id: str) -> UUID:
     return uuid5(ID_NAMESPACE, f"command:{command_id}")
 
@@ -569,6 +574,26 @@ class BillLines(LedgerAggregate):
                 self.bill_id = contract.bill_id
                 self.lines: list[ev.BillLine] = []
             self.lines.extend(contract.lines)
+
+
+class HeldMoney(LedgerAggregate):
+    """A bank credit that named no known payer, held in suspense by its reference until it is matched to a payer.
+
+    One aggregate per reference, so that the same credit is never matched twice: two clerks matching it at once
+    collide on its version."""
+
+    KEEP_RECORDED = False
+
+    @staticmethod
+    def key(data: dict[str, Any]) -> UUID:
+        return held_money_id(data["reference"])
+
+    def when(self, contract: ev.LedgerEvent) -> None:
+        if isinstance(contract, ev.MoneyUnidentified):
+            self.held = contract
+            self.identified: ev.MoneyIdentified | None = None
+        elif isinstance(contract, ev.MoneyIdentified):
+            self.identified = contract
 
 
 class CommandRecord(Aggregate):

@@ -492,6 +492,45 @@ class ReceiptReturned(LedgerEvent):
         return self.returned_on
 
 
+# --- Money held until matched: bank credits that named no known payer (v1, issue 17) ---------------------------------
+
+
+class MoneyUnidentified(LedgerEvent):
+    """A credit on the fund's bank statement that names no known payer: held in suspense at the branch whose account
+    received it until a clerk matches it (`MoneyIdentified`). The bank reference is unique in the ledger, as for
+    `MoneyReceived`: the same reference is never held twice, nor held and received."""
+
+    TYPE: ClassVar[str] = "MoneyUnidentified"
+    # The bank's text often names the sender, and the payer's name may be a person's: both stay in the store.
+    PERSONAL_FIELDS: ClassVar[tuple[str, ...]] = ("description", "payer_name")
+    reference: str
+    branch: str  # the branch whose bank account received the money
+    amount: Rupiah = Field(gt=0)
+    received_on: date
+    payment_code: str | None = None  # a well-formed code the sender quoted that no bill carries, if any
+    description: str | None = None  # the statement's text for the credit, as the bank wrote it
+    payer_name: str | None = None  # the sender, as on the statement
+
+    def effective_date(self) -> date:
+        return self.received_on
+
+
+class MoneyIdentified(LedgerEvent):
+    """Money held in suspense matched to its payer by a clerk. In the same transaction the money is recorded as
+    `MoneyReceived` (same reference, received on the day it arrived) on the payer's account and applied."""
+
+    TYPE: ClassVar[str] = "MoneyIdentified"
+    reference: str
+    branch: str  # the branch that held it
+    npp: str | None  # the payer: an employer or paying body ...
+    kpj: str | None  # ... or a self-paying BPU member
+    amount: Rupiah = Field(gt=0)
+    identified_on: date
+
+    def effective_date(self) -> date:
+        return self.identified_on
+
+
 EVENT_TYPES: dict[str, type[LedgerEvent]] = {
     cls.TYPE: cls
     for cls in (
@@ -514,6 +553,8 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         MoneyRefunded,
         SettlementReversed,
         ReceiptReturned,
+        MoneyUnidentified,
+        MoneyIdentified,
     )
 }
 

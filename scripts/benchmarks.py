@@ -19,6 +19,8 @@ client of a benchmark, the ledger's and the raw baseline alike, connects the sam
                                         a branch-month of 262,785 members, scaled by F): the API with tokens, scope,
                                         rate limit and access log, beside a bare app around the same query function,
                                         in alternating rounds; needs no broker
+    scripts/bench import [--backend sqlite|postgres]
+                                        `ledger payment import` of a statement of 5,000 credits, run as a command
 Results go to stdout as a Markdown table row set, ready for docs/benchmarks.md.
 """
 
@@ -217,6 +219,66 @@ def bench_commands(env_for, scale: float) -> dict[str, float]:
     results["branch_employers"] = employers
     results["branch_members"] = members
     return results
+
+
+IMPORT_CREDITS = 5_000
+IMPORT_EMPLOYERS = 200  # each with IMPORT_MEMBERS_EACH members and one bill for March 2024, paid by its code
+IMPORT_MEMBERS_EACH = 5
+IMPORT_HELD_EVERY = 10  # one credit in ten names no payer: held until matched
+
+
+def bench_import(env: dict[str, str], cli_env: dict[str, str], workdir: Path) -> dict[str, float]:
+    """`ledger payment import` of a CSV of IMPORT_CREDITS credits, run as a command, against a ledger of
+    IMPORT_EMPLOYERS employers with a bill each: one credit per employer pays its bill by its payment code (settling
+    it: a ContributionPaid per member), most name an NPP (money in credit), one in ten names no payer (held). Then the
+    same file again (every line a duplicate), and the command's start-up alone (`ledger payment import --help`)."""
+    import subprocess
+
+    from ledger.application import Ledger
+    from ledger.commands import CloseBills, EnrollMembers
+
+    app = Ledger(env=env, clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
+    npps = [f"{30000000 + e:08d}" for e in range(IMPORT_EMPLOYERS)]
+    for e, npp in enumerate(npps):
+        app.execute(employer_command(npp))
+        app.execute(EnrollMembers.build(npp=npp, effective=date(2024, 1, 1),
+                                        members=member_rows(1 + e * IMPORT_MEMBERS_EACH, IMPORT_MEMBERS_EACH)))
+    bills = app.execute(CloseBills.build(month="2024-03", npps=npps))
+    assert bills["bills"] == IMPORT_EMPLOYERS
+    codes = {}
+    for npp in npps:  # the codes, from the accounts (a close's result lists the first few bills only)
+        from ledger.domain import payer_account_id
+
+        account = app.find(payer_account_id(npp, None))
+        codes[npp] = (min(account.codes), account.open_bills[0].bill.total)
+    rows = ["reference,received_on,amount,payment_code,npp,kpj,payer_name,description"]
+    for i in range(IMPORT_CREDITS):
+        npp = npps[i % IMPORT_EMPLOYERS]
+        if i < IMPORT_EMPLOYERS:
+            code, total = codes[npp]
+            rows.append(f"BENCH-{i:06d},2024-04-10,{total},{code},,,PT Bench {npp},IURAN MARET {code}")
+        elif i % IMPORT_HELD_EVERY == 0:
+            rows.append(f"BENCH-{i:06d},2024-04-11,{100_000 + i},,,,,TRANSFER TANPA KETERANGAN")
+        else:
+            rows.append(f"BENCH-{i:06d},2024-04-11,{100_000 + i},,{npp},,,TRANSFER {npp}")
+    statement = workdir / "statement.csv"
+    statement.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def run(*args: str) -> tuple[float, str]:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "ledger.cli", *args], env=cli_env, capture_output=True,  # noqa: S603
+                              text=True, check=True)
+        return time.perf_counter() - started, done.stdout
+
+    startup, _ = run("payment", "import", "--help")
+    first_s, first = run("payment", "import", str(statement), "--branch", "BEKASI-KOTA", "--json")
+    again_s, again = run("payment", "import", str(statement), "--branch", "BEKASI-KOTA", "--json")
+    import json
+
+    summary, repeat = json.loads(first)["summary"], json.loads(again)["summary"]
+    assert summary["duplicate"] == 0 and repeat["duplicate"] == IMPORT_CREDITS, (summary, repeat)
+    return {"startup_s": startup, "import_s": first_s, "again_s": again_s, **{k: float(v) for k, v in
+                                                                                summary.items()}}
 
 
 def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
@@ -747,9 +809,41 @@ def bench_api(workdir: Path, scale: float) -> dict[str, Any]:
             "bare": statistics.median(run["rps"] for run in runs["bare"])}
 
 
+def print_rebuild(args: Any, settings: Any, workdir: Path) -> None:
+    counts = [int(c) for c in args.workers.split(",")]
+    r = bench_rebuild(settings, workdir, args.scale, args.projection, counts)
+    print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
+    one = r["rebuilds"].get(1)
+    for count, seconds in r["rebuilds"].items():
+        rate = r["events"] / seconds
+        speedup = f", {one / seconds:.2f} x one worker" if one and count > 1 else ""
+        print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
+              f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
+              f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+
+
+def print_import(backend: str, settings: Any, workdir: Path) -> None:
+    if backend == "sqlite":
+        chosen = settings.model_copy(update={"persistence": "sqlite", "sqlite_path": workdir / "import.db"})
+        cli_env = {**os.environ, "LEDGER_PERSISTENCE": "sqlite", "LEDGER_SQLITE_PATH": str(workdir / "import.db")}
+    else:
+        chosen = settings.model_copy(update={"persistence": "postgres"})
+        cli_env = {**os.environ, "LEDGER_PERSISTENCE": "postgres"}
+    cli_env["LEDGER_NIK_HMAC_KEY"] = BENCH_NIK_KEY.hex()
+    r = bench_import(chosen.eventsourcing_env(), cli_env, workdir)
+    print(f"| {backend}: `ledger payment import` of {IMPORT_CREDITS:,} credits ({r['matched']:,.0f} matched, "
+          f"{IMPORT_EMPLOYERS} of them settling a bill of {IMPORT_MEMBERS_EACH} members; {r['held']:,.0f} held), "
+          f"the whole command | {r['import_s']:.1f} s = {IMPORT_CREDITS / r['import_s']:,.0f} credits/s |")
+    print(f"| {backend}: the same file again (every line a duplicate) | {r['again_s']:.1f} s |")
+    print(f"| {backend}: the command's start-up alone (`ledger payment import --help`) | "
+          f"{r['startup_s']:.1f} s |")
+    print(f"| load average after (1, 5, 15 min; the machine has {os.cpu_count()} cores) | "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify", "api"])
+    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify", "api", "import"])
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
@@ -770,16 +864,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     if args.which == "rebuild":
-        counts = [int(c) for c in args.workers.split(",")]
-        r = bench_rebuild(settings, workdir, args.scale, args.projection, counts)
-        print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
-        one = r["rebuilds"].get(1)
-        for count, seconds in r["rebuilds"].items():
-            rate = r["events"] / seconds
-            speedup = f", {one / seconds:.2f} x one worker" if one and count > 1 else ""
-            print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
-                  f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
-                  f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+        print_rebuild(args, settings, workdir)
         return 0
     if args.which == "api":
         try:
@@ -816,6 +901,10 @@ def main() -> int:
               f"{r['relay_rate']:,.0f} events/s |")
         print(f"| raw kafka-python producer, same count and size, same run | {r['raw_rate']:,.0f} records/s; "
               f"relay = {r['relay_rate'] / r['raw_rate']:.2f} x raw |")
+        return 0
+
+    if args.which == "import":
+        print_import(args.backend, settings, workdir)
         return 0
 
     def env_for(name: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ledger.commands import ChangeRiskClass, ChangeWage, RegisterEmployer, Reverse
+from ledger.commands import ChangeRiskClass, ChangeWage, HoldMoney, MatchMoney, RegisterEmployer, Reverse
 from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
@@ -56,6 +56,9 @@ def published_envelopes() -> list[dict[str, Any]]:
     # Collections: a bill, the money that settles it late (with its fine), the change refunded.
     bill_pay_late_and_refund(app, npp="39000001", kpj="15900000001", month="2017-01", reference="BRI-170320-0001")
     collections_with_reversals(app)  # bills, money, settlements, refunds and their reversals
+    app.execute(HoldMoney.build(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2017, 3, 2),
+                                description="TRANSFER \"Ø\"/\\", payer_name="Koperasi Kopi Café"))
+    app.execute(MatchMoney.build(reference="BNI-1", npp="39000001", identified_on=date(2017, 3, 3)))
     stored = [n for n in app.recorder.select_notifications(start=1, limit=100_000)
               if n.topic not in INTERNAL_EVENT_TOPICS]
     return [orjson.loads(envelope(n, position)[1]) for position, n in enumerate(stored, start=1)]

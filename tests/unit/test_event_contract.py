@@ -119,6 +119,12 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
         reverses="c2063ad7-f7ed-5b0d-a3f7-ac77f968567a.5", reference="BNI-240518-000123", npp=NPP, kpj=None,
         branch=BRANCH, amount=2_500_000, reason="credited to the wrong account by the bank",
         returned_on=date(2024, 5, 21)),
+    "MoneyUnidentified": dict(
+        reference="BNI171003002", branch=BRANCH, amount=3_200_000, received_on=date(2017, 10, 3),
+        payment_code="12000000217091011", description="TRF IURAN KODE 12000000217091011", payer_name="Budi Santoso"),
+    "MoneyIdentified": dict(
+        reference="BNI171003002", branch=BRANCH, npp=NPP, kpj=None, amount=3_200_000,
+        identified_on=date(2017, 10, 5)),
 }
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, date
 from eventsourcing.persistence import JSONTranscoder
 
 from ledger import events as ev
-from ledger.commands import ChangeRiskClass, ChangeWage, Reverse
+from ledger.commands import ChangeRiskClass, ChangeWage, HoldMoney, MatchMoney, Reverse
 from ledger.generator import BranchPlan, generate_branch
 from ledger.persistence import OrjsonTranscoder
 from tests.support.collections import bill_pay_late_and_refund, collections_with_reversals
@@ -40,6 +40,9 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
     register(app, "39000002", registered_on=date(2024, 1, 2))
     bill_pay_late_and_refund(app, npp="39000002", kpj="15900000002", month="2024-03", reference="BNI-240520-7")
     collections_with_reversals(app)  # bills, money, settlements, refunds and their reversals
+    # Money held until matched, then matched (MoneyUnidentified, MoneyIdentified).
+    app.execute(HoldMoney(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2018, 2, 2)))
+    app.execute(MatchMoney(reference="BNI-1", npp="20000001", identified_on=date(2018, 2, 3)))
 
     library = library_transcoder()
     stored = app.recorder.select_notifications(start=1, limit=1_000_000)
