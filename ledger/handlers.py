@@ -667,6 +667,12 @@ REVERSIBLE: dict[type[ev.LedgerEvent], Callable[[HandlerContext, Reverse, Any, A
     ev.BillSettled: _reverse_settlement,
     ev.MoneyReceived: _return_receipt,
 }
+# What the events are whose aggregates do not keep them (so they are named by their aggregate).
+NOT_KEPT: dict[type, str] = {
+    PayerAccount: "a bill, a refund or a reversal",
+    Employer: "an employer's registration, risk class change or roster",
+    BillLines: "a bill's member lines",
+}
 REVERSIBLE_TEXT = ("contributions (ContributionPaid), claims (ClaimPaid), whole payments "
                    "(ContributionPaymentReceived), settlements (BillSettled) and money received (MoneyReceived)")
 
@@ -693,7 +699,7 @@ def reverse(context: HandlerContext, command: Reverse, careful: bool) -> Outcome
     original = aggregate.event_with_id(version)
     reverser = REVERSIBLE.get(type(original)) if original is not None else None
     if reverser is None or original is None:
-        what = f"a {original.TYPE}" if original is not None else "a bill, a refund or a reversal"
+        what = f"a {original.TYPE}" if original is not None else NOT_KEPT.get(type(aggregate), "not reversible")
         raise RuleViolation(f"event {target} is {what}; only {REVERSIBLE_TEXT} are reversed (correct other facts "
                             f"with a new command)")
     aggregates, result = reverser(context, command, aggregate, original, target)

@@ -306,3 +306,9 @@ def test_an_account_read_back_from_the_store_is_the_account_that_recorded_the_re
         assert read.settlements[january].reversed_by is None
         assert read.event_with_id(int(february.rpartition(".")[2])) == written.settlements[february].settled
         assert event_id(read.id, read.version) == read.receipts[receipt].returned_by
+
+
+def test_an_employers_event_is_not_reversed_and_says_what_it_is(app):
+    registered = register(app)
+    refused(app, RuleViolation, "is an employer's registration, risk class change or roster; only contributions",
+            registered["event_id"], date(2024, 3, 1))
