@@ -190,13 +190,18 @@ def _program_totals(lines: list[ev.BillLine]) -> dict[rules.Program, int]:
     return {program: total for program, total in totals.items() if total}
 
 
+def check_close_month(month: str, today: date) -> None:
+    """A month that may be closed: begun, and within the rules' tables. Also asked by `ledger billing close` before
+    its first batch, so that a bad month is refused even for a branch with nobody to bill."""
+    if month > month_key(today):
+        raise InvalidInput(f"month {month} has not begun (today is {today.isoformat()}); a typo?")
+    if month_start(month) < rules.LEDGER_EPOCH:
+        raise InvalidInput(f"month {month} is before the ledger's rules begin ({month_key(rules.LEDGER_EPOCH)})")
+
+
 def close_bills(context: HandlerContext, command: CloseBills, careful: bool) -> Outcome:
     today = context.clock()
-    if command.month > month_key(today):
-        raise InvalidInput(f"month {command.month} has not begun (today is {today.isoformat()}); a typo?")
-    if month_start(command.month) < rules.LEDGER_EPOCH:
-        raise InvalidInput(f"month {command.month} is before the ledger's rules begin "
-                           f"({month_key(rules.LEDGER_EPOCH)})")
+    check_close_month(command.month, today)
     aggregates: list[Any] = []
     bills: list[dict[str, Any]] = []
     settled: list[str] = []
@@ -205,8 +210,9 @@ def close_bills(context: HandlerContext, command: CloseBills, careful: bool) -> 
         if not made:
             continue
         assert account is not None
-        # Money the payer had in credit is applied at once: the rule settles the new bill if it can.
-        months, settlements = _apply(context, account, careful)
+        # Money the payer had in credit is applied at once: the rule settles the new bill if it can. Its lines are
+        # not in the store yet (they are saved with this command), so they are handed over.
+        months, settlements = _apply(context, account, careful, {r.bill_id: r.lines for r in records})
         aggregates.extend([account, *records, *months])
         bills.extend(made)
         settled.extend(settlements)
@@ -244,16 +250,15 @@ def _settlement_date(account: PayerAccount, bill: OpenBill,
     return None
 
 
-def _apply(context: HandlerContext, account: PayerAccount, careful: bool) -> tuple[list[Any], list[str]]:
+def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
+           unsaved: dict[str, list[ev.BillLine]] | None = None) -> tuple[list[Any], list[str]]:
     """Apply the account's unapplied money to its open bills by the rule in force; returns the contribution-month
-    records to save and the bills settled."""
+    records to save and the bills settled. `unsaved`: the lines of bills made by this command, by bill id."""
     records: list[Any] = []
     settled: list[str] = []
     while account.open_bills and account.lots:
         bill = account.open_bills[0]
-        lines_record: BillLines | None = context.find(bill_lines_id(bill.bill.bill_id))
-        assert lines_record is not None, f"bill {bill.bill.bill_id} has no lines"
-        lines = lines_record.lines
+        lines = _bill_lines(context, bill.bill.bill_id, unsaved or {})
         found = _settlement_date(account, bill, lambda months_late, b=bill, ls=lines: _fine(b.bill, ls, months_late))
         if found is None:
             break
@@ -269,6 +274,14 @@ def _apply(context: HandlerContext, account: PayerAccount, careful: bool) -> tup
         records.extend(month_records(context, contribution_lines, careful))
         settled.append(bill.bill.bill_id)
     return records, settled
+
+
+def _bill_lines(context: HandlerContext, bill_id: str, unsaved: dict[str, list[ev.BillLine]]) -> list[ev.BillLine]:
+    if bill_id in unsaved:
+        return unsaved[bill_id]
+    lines_record: BillLines | None = context.find(bill_lines_id(bill_id))
+    assert lines_record is not None, f"bill {bill_id} has no lines"
+    return lines_record.lines
 
 
 def _contribution_lines(bill: ev.BillClosed, lines: list[ev.BillLine], settled_on: date, months_late: int,
