@@ -386,7 +386,9 @@ class PayerAccount(LedgerAggregate):
             # A lot: (reference, rupiah left, received on, payer role).
             self.lots: list[tuple[str, int, date, str]] = []
             self.codes: frozenset[str] = frozenset()  # the payment codes of its bills
-            self.received = self.applied = self.refunded = 0
+            # Rupiah received, applied to bills (with their fines) and refunded. Not `applied`: that is
+            # `LedgerAggregate`'s count of the events applied, this aggregate's version.
+            self.received = self.applied_total = self.refunded = 0
         if isinstance(contract, ev.BillClosed):
             key = (contract.month, contract.segment.value)
             self.bills_by_month[key] = [*self.bills_by_month.get(key, []), contract.bill_id]
@@ -399,7 +401,7 @@ class PayerAccount(LedgerAggregate):
         elif isinstance(contract, ev.BillSettled):
             self.open_bills = [b for b in self.open_bills if b.bill.bill_id != contract.bill_id]
             self.spend(contract.total)
-            self.applied += contract.total
+            self.applied_total += contract.total
         elif isinstance(contract, ev.MoneyRefunded):
             self.spend(contract.amount)
             self.refunded += contract.amount
