@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import Any
@@ -63,7 +64,7 @@ from ledger.errors import (
 from ledger.handlers import HANDLERS, Outcome
 from ledger.memory import collector_paused
 from ledger.persistence import TunedApplication, load_many
-from ledger.rules import Program
+from ledger.rules import Program, Segment
 
 COMMAND_ATTEMPTS_MAX = 5
 RETRY_BACKOFF_BASE_S = 0.01
@@ -72,6 +73,17 @@ NOTIFICATION_PAGE_SIZE = 1_000  # reading the notification log, e.g. to list eve
 AGGREGATE_CACHE_MAX = 1_000
 
 Clock = Callable[[], date]
+
+
+@dataclass
+class BranchPayers:
+    """A branch's payers, as `Ledger.payers` lists them, in the order they were registered or enrolled."""
+
+    branch: str
+    npps: list[str]  # employers and paying bodies
+    kpjs: list[str]  # self-paying BPU members
+    last_created: int  # the notification id of the branch's newest employer or member: changes with any new payer
+                       # or member, so a close batch named after it is a new command once someone was enrolled
 
 
 class Ledger(TunedApplication):
@@ -251,6 +263,23 @@ class Ledger(TunedApplication):
         """Every member, from the notification log filtered on the member-created topic."""
         return (n.originator_id for n in self.notifications(topics=(get_topic(Member.Created),)))
 
+    def payers(self, branch: str | None = None) -> dict[str, BranchPayers]:
+        """Who the monthly close bills, per branch (one branch, or every branch): every employer, and every
+        self-paying BPU member (segment BPU, no NPP), read from the notification log's employer- and member-created
+        events (their branch, segment and NPP never change), not from a projection."""
+        found: dict[str, BranchPayers] = {}
+        for notification in self.notifications(topics=(get_topic(Employer.Created), get_topic(Member.Created))):
+            data = self.mapper.transcoder.decode(notification.state)["data"]
+            if branch is not None and data["branch"] != branch:
+                continue
+            payers = found.setdefault(data["branch"], BranchPayers(data["branch"], [], [], 0))
+            payers.last_created = notification.id
+            if "kpj" not in data:
+                payers.npps.append(data["npp"])
+            elif data["segment"] == Segment.BPU.value and data["npp"] is None:
+                payers.kpjs.append(data["kpj"])
+        return dict(sorted(found.items()))
+
     def stored_contracts(self, aggregate_id: UUID) -> Iterator[tuple[int, ev.LedgerEvent]]:
         """The contract events of one aggregate as stored, upcast to the current versions."""
         facts = ev.MemberFacts()  # an older reversal is upcast with the payment before it (see ledger.events)
@@ -281,4 +310,4 @@ class Ledger(TunedApplication):
         return rows
 
 
-__all__ = ["Ledger", "LedgerError"]
+__all__ = ["BranchPayers", "Ledger", "LedgerError"]
