@@ -46,6 +46,7 @@ from ledger.domain import (
     Employer,
     LedgerAggregate,
     Member,
+    PayerAccount,
     command_record_id,
     contribution_month_id,
     employer_id,
@@ -151,10 +152,11 @@ class Ledger(TunedApplication):
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
 
     def _cache_saved(self, aggregates: list[Any]) -> None:
-        """Keep the employers and members just saved in the cache as they now are (see `find`'s `to_save`)."""
+        """Keep the employers, members and payer accounts just saved in the cache as they now are (see `find`'s
+        `to_save`): a stale cached copy would make the next command on them fail its save and run again."""
         if self.repository.cache is not None:
             for aggregate in aggregates:
-                if isinstance(aggregate, (Employer, Member)):
+                if isinstance(aggregate, (Employer, Member, PayerAccount)):
                     self.repository.cache.put(aggregate.id, aggregate)
 
     def _previous_result(self, command: Command, fingerprint: str) -> dict[str, Any] | None:

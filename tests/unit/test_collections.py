@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ledger import billing
 from ledger import events as ev
 from ledger.application import Ledger
 from ledger.billing import payment_code
@@ -289,3 +290,21 @@ def test_contribution_pay_of_a_month_with_an_open_bill_is_refused() -> None:
     with pytest.raises(RuleViolation, match=r"2024-01 is billed .* ledger payment receive --code 11001234524011013"):
         pay(books.app, "2024-01", date(2024, 2, 10))
     assert notifications(books.app) == written
+
+
+def test_a_receipt_on_an_account_just_written_is_decided_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The account saved by one command is cached as saved: the next command on it does not find a stale copy, fail
+    its save and run again."""
+    attempts: list[bool] = []
+
+    def counted(context: Any, command: ReceiveMoney, careful: bool) -> Any:
+        attempts.append(careful)
+        return billing.receive_money(context, command, careful)
+
+    monkeypatch.setitem(billing.BILLING_HANDLERS, ReceiveMoney, counted)
+    books = budi_employed(date(2024, 2, 10))
+    books.close("2024-01")
+    for number in range(3):
+        books.receive(f"BCA-240210-{number}", 100_000)
+    assert attempts == [False, False, False]
+    assert (books.account().unapplied, books.account().received) == (300_000, 300_000)
