@@ -342,6 +342,13 @@ def refund_money(context: HandlerContext, command: RefundMoney, careful: bool) -
         raise RuleViolation(f"a refund of Rp{command.amount:,} is larger than {label}'s credit of Rp{credit:,} "
                             f"(money received and not applied to bills)")
     assert account is not None
+    # The money paid back is the oldest held (as `PayerAccount.spend` takes it): it must have arrived by the refund's
+    # date, or the books would show money paid back before it was received.
+    spent = account.lots[:len(account.sources(command.amount))]
+    arrived = max(lot[2] for lot in spent)
+    if arrived > command.refunded_on:
+        raise RuleViolation(f"a refund dated {command.refunded_on.isoformat()} would pay back money {label} sent "
+                            f"on {arrived.isoformat()}, later: date the refund {arrived.isoformat()} or after")
     new_id = account.record(ev.MoneyRefunded(
         refund_id=command.command_id, npp=command.npp, kpj=command.kpj, branch=account.branch,
         amount=command.amount, refunded_on=command.refunded_on, reason=command.reason))

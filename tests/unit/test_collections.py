@@ -11,19 +11,22 @@ Rp16,800 a month, due the 15th of the month itself, never fined.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import billing
 from ledger import events as ev
 from ledger.application import Ledger
 from ledger.billing import payment_code
 from ledger.commands import MONEY_AMOUNT_MAX, CloseBills, ReceiveMoney, RefundMoney
-from ledger.domain import PayerAccount, payer_account_id
-from ledger.errors import CommandIdConflict, InvalidInput, NotFound, RuleViolation
-from ledger.rules import OLDEST_BILL_FIRST_WHOLE, Segment
+from ledger.domain import PayerAccount, bill_lines_id, payer_account_id
+from ledger.errors import CommandIdConflict, InvalidInput, LedgerError, NotFound, RuleViolation
+from ledger.rules import OLDEST_BILL_FIRST_WHOLE, Segment, late_fine, months_late
 from tests.support.scenario import BRANCH, NPP, POPO_ENV, TEST_NIK_KEY, enroll, events_of, kpj, notifications, pay
 from tests.support.scenario import register as register_employer
 
@@ -218,6 +221,16 @@ def test_a_refund_larger_than_the_credit_is_refused_and_one_within_it_is_recorde
         500_000, MONTH_DUES, 23_000, 0)
 
 
+def test_a_refund_dated_before_the_money_it_pays_back_arrived_is_refused() -> None:
+    books = budi_employed(date(2024, 3, 10))
+    books.receive("BCA-240310-001", 100_000)  # no bill yet: all of it is credit
+    written = notifications(books.app)
+    with pytest.raises(RuleViolation, match=r"a refund dated 2024-03-09 would pay back money .* sent on 2024-03-10"):
+        books.refund(100_000, date(2024, 3, 9))
+    assert notifications(books.app) == written
+    assert books.refund(100_000, date(2024, 3, 10))["unapplied"] == 0
+
+
 @pytest.mark.parametrize("amount", [0, -1, -MONTH_DUES, MONEY_AMOUNT_MAX + 1, True, "477000", 477_000.0])
 def test_amounts_of_zero_below_or_above_the_limit_are_refused(amount: Any) -> None:
     with pytest.raises(InvalidInput, match="receive-money: amount"):
@@ -308,3 +321,122 @@ def test_a_receipt_on_an_account_just_written_is_decided_once(monkeypatch: pytes
         books.receive(f"BCA-240210-{number}", 100_000)
     assert attempts == [False, False, False]
     assert (books.account().unapplied, books.account().received) == (300_000, 300_000)
+
+
+# --- a property: no sequence of closes, receipts and refunds breaks the payers' books -------------------------------
+
+OTHER_NPP = "10000002"
+PROPERTY_START = date(2024, 4, 1)
+PROPERTY_END = date(2025, 3, 31)
+PROPERTY_STEPS_MAX = 25
+RECEIPT_BACKDATE_DAYS_MAX = 60  # a receipt recorded some days after the money arrived
+ADVANCE_DAYS_MAX = 45
+
+
+def payers_world() -> tuple[Books, dict[str, dict[str, str | None]]]:
+    """Two employers (Budi's, and one of two members) and Sari, self-paying."""
+    books = budi_employed(PROPERTY_START)
+    register_employer(books.app, OTHER_NPP, name="CV Sumber Rejeki")
+    enroll(books.app, kpj(4), npp=OTHER_NPP, effective=date(2024, 1, 1), wage=4_200_000, serial=4, name="Agus")
+    enroll(books.app, kpj(5), npp=OTHER_NPP, effective=date(2024, 3, 15), wage=6_100_000, serial=5, name="Dewi")
+    sari_self_paying(books)
+    return books, {"A": {"npp": NPP, "kpj": None}, "B": {"npp": OTHER_NPP, "kpj": None},
+                   "S": {"npp": None, "kpj": SARI}}
+
+
+def month_keys(first: date, last: date) -> list[str]:
+    keys, year, month = [], first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        keys.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return keys
+
+
+def run_step(books: Books, payers: dict[str, dict[str, str | None]], data: Any, references: list[str]) -> None:
+    kind = data.draw(st.sampled_from(["advance", "advance", "close", "close", "receive", "receive", "receive",
+                                      "refund"]), label="step")
+    if kind == "advance":
+        books.today = min(PROPERTY_END, books.today + timedelta(days=data.draw(st.integers(1, ADVANCE_DAYS_MAX))))
+        return
+    payer = payers[data.draw(st.sampled_from(sorted(payers)), label="payer")]
+    with contextlib.suppress(LedgerError):  # refused commands are part of the game
+        if kind == "close":
+            # Mostly a recent month, for every payer, as the monthly close runs; sometimes one payer, any month.
+            months = month_keys(date(2024, 1, 1), books.today)
+            month = data.draw(st.sampled_from(months[-3:] if data.draw(st.booleans()) else months), label="month")
+            if data.draw(st.booleans(), label="every payer"):
+                books.close(month, npps=(NPP, OTHER_NPP), kpjs=(SARI,))
+            else:
+                books.close(month, npps=(payer["npp"],) if payer["npp"] else (), kpjs=(SARI,) if payer["kpj"] else ())
+        elif kind == "receive":
+            if references and data.draw(st.integers(0, 9)) == 0:
+                reference = data.draw(st.sampled_from(references), label="reused reference")
+            else:
+                reference = f"REF-{len(references) + 1}"
+                references.append(reference)
+            amount = data.draw(st.one_of(st.sampled_from([MONTH_DUES, SARI_DUES, MONTH_DUES + FINE_PER_MONTH]),
+                                         st.integers(1, 3_000_000)), label="amount")
+            back = data.draw(st.integers(0, RECEIPT_BACKDATE_DAYS_MAX), label="days ago")
+            books.receive(reference, amount, max(date(2024, 1, 1), books.today - timedelta(days=back)),
+                          **{k: v for k, v in payer.items() if v})
+        else:
+            amount = data.draw(st.integers(1, 600_000), label="refund")
+            back = data.draw(st.integers(0, RECEIPT_BACKDATE_DAYS_MAX), label="refund days ago")
+            books.refund(amount, books.today - timedelta(days=back), **{k: v for k, v in payer.items() if v})
+
+
+def check_payer_books(books: Books, npp: str | None, kpj_: str | None) -> None:
+    account: PayerAccount | None = books.app.find(payer_account_id(npp, kpj_))
+    if account is None:
+        return
+    events = [contract for _version, contract in books.app.stored_contracts(account.id)]
+    bills = {e.bill_id: e for e in events if isinstance(e, ev.BillClosed)}
+    receipts = [e for e in events if isinstance(e, ev.MoneyReceived)]
+    settlements = [e for e in events if isinstance(e, ev.BillSettled)]
+    refunds = [e for e in events if isinstance(e, ev.MoneyRefunded)]
+    received = sum(r.amount for r in receipts)
+    applied = sum(s.total for s in settlements)
+    refunded = sum(r.amount for r in refunds)
+    # Money: received = applied + unapplied + refunded, and never more applied or refunded than received.
+    assert account.unapplied == sum(lot[1] for lot in account.lots) >= 0
+    assert received == applied + account.unapplied + refunded
+    assert (account.received, account.applied_total, account.refunded) == (received, applied, refunded)
+    # Dues: billed = settled amounts + the open bills' totals, each bill settled at most once.
+    settled_ids = [s.bill_id for s in settlements]
+    assert len(settled_ids) == len(set(settled_ids)) and set(settled_ids) <= set(bills)
+    open_ids = [b.bill.bill_id for b in account.open_bills]
+    assert set(open_ids) == set(bills) - set(settled_ids)
+    assert sum(b.total for b in bills.values()) == sum(s.amount for s in settlements) + sum(
+        bills[i].total for i in open_ids)
+    for settlement in settlements:
+        bill = bills[settlement.bill_id]
+        assert settlement.amount == bill.total
+        assert settlement.settled_on >= bill.counts_from
+        assert settlement.fine == (0 if bill.segment is Segment.BPU else sum(
+            late_fine(line.amount, settlement.months_late, bill.due_date)
+            for line in books.app.find(bill_lines_id(bill.bill_id)).lines))
+    # At every date, what was applied or refunded by then was received by then.
+    days = sorted({r.received_on for r in receipts} | {s.settled_on for s in settlements}
+                  | {r.refunded_on for r in refunds})
+    for day in days:
+        spent = sum(s.total for s in settlements if s.settled_on <= day) + sum(
+            r.amount for r in refunds if r.refunded_on <= day)
+        assert spent <= sum(r.amount for r in receipts if r.received_on <= day), day
+    # The rule leaves no bill open that the money held would settle.
+    if account.open_bills:
+        oldest = account.open_bills[0].bill
+        fine_today = 0 if oldest.segment is Segment.BPU else sum(
+            late_fine(line.amount, months_late(oldest.due_date, books.today), oldest.due_date)
+            for line in books.app.find(bill_lines_id(oldest.bill_id)).lines)
+        assert account.unapplied < oldest.total + fine_today
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_no_sequence_of_closes_receipts_and_refunds_breaks_the_payers_books(data: Any) -> None:
+    books, payers = payers_world()
+    references: list[str] = []
+    for _ in range(data.draw(st.integers(5, PROPERTY_STEPS_MAX), label="steps")):
+        run_step(books, payers, data, references)
+    for payer in payers.values():
+        check_payer_books(books, payer["npp"], payer["kpj"])
