@@ -83,8 +83,9 @@ class BranchPayers:
     branch: str
     npps: list[str]  # employers and paying bodies
     kpjs: list[str]  # self-paying BPU members
-    last_created: int  # the notification id of the branch's newest employer or member: changes with any new payer
-                       # or member, so a close batch named after it is a new command once someone was enrolled
+    # The notification id of the branch's newest employer or employee (a member with an NPP): a close batch of
+    # employers named after it is a new command once someone was enrolled with one of them, even back-dated.
+    last_employer_change: int
 
 
 class Ledger(TunedApplication):
@@ -275,11 +276,12 @@ class Ledger(TunedApplication):
             if branch is not None and data["branch"] != branch:
                 continue
             payers = found.setdefault(data["branch"], BranchPayers(data["branch"], [], [], 0))
-            payers.last_created = notification.id
             if "kpj" not in data:
                 payers.npps.append(data["npp"])
             elif data["segment"] == Segment.BPU.value and data["npp"] is None:
                 payers.kpjs.append(data["kpj"])
+                continue
+            payers.last_employer_change = notification.id
         return dict(sorted(found.items()))
 
     def stored_contracts(self, aggregate_id: UUID) -> Iterator[tuple[int, ev.LedgerEvent]]:

@@ -31,17 +31,19 @@ _MONTH = re.compile(MONTH_PATTERN)
 
 def close_batches(month: str, payers: BranchPayers) -> Iterator[CloseBills]:
     """A branch's close, batch by batch: employers CLOSE_PAYERS_MAX at a time, then self-paying BPU members
-    CLOSE_MEMBERS_MAX at a time. Each batch's command id is derived from the month, the branch, the batch and the
-    branch's newest enrollment (`BranchPayers.last_created`), so that running the close again is a repeat of the
-    batches already done (a crash loses at most one batch), while a close after an enrollment is a new command that
-    bills what was found (an adjustment bill)."""
+    CLOSE_MEMBERS_MAX at a time. Each batch's command id is derived from the month, the branch and the batch's
+    payers, and for employers the branch's newest employee (`BranchPayers.last_employer_change`), so that running
+    the close again is a repeat of the batches already done (a crash loses at most one batch), while a close after
+    an enrollment is a new command that bills what was found (an adjustment bill). A self-paying member's bill
+    depends on that member alone: a new one changes the batch's list."""
     chunks: list[tuple[str, int, list[str], list[str]]] = [
         ("employers", i // CLOSE_PAYERS_MAX + 1, payers.npps[i:i + CLOSE_PAYERS_MAX], [])
         for i in range(0, len(payers.npps), CLOSE_PAYERS_MAX)]
     chunks += [("members", i // CLOSE_MEMBERS_MAX + 1, [], payers.kpjs[i:i + CLOSE_MEMBERS_MAX])
                for i in range(0, len(payers.kpjs), CLOSE_MEMBERS_MAX)]
     for kind, number, npps, kpjs in chunks:
-        content = f"{month}|{payers.branch}|{payers.last_created}|{','.join(npps)}|{','.join(kpjs)}"
+        mark = payers.last_employer_change if npps else 0
+        content = f"{month}|{payers.branch}|{mark}|{','.join(npps)}|{','.join(kpjs)}"
         digest = hashlib.sha256(content.encode()).hexdigest()[:CLOSE_DIGEST_CHARS]
         yield CloseBills(command_id=f"close:{month}:{payers.branch}:{kind}-{number}:{digest}", month=month,
                          npps=npps, kpjs=kpjs)

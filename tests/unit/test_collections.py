@@ -23,6 +23,7 @@ from ledger import billing
 from ledger import events as ev
 from ledger.application import Ledger
 from ledger.billing import payment_code
+from ledger.cli.collections import close_batches
 from ledger.commands import MONEY_AMOUNT_MAX, CloseBills, ReceiveMoney, RefundMoney
 from ledger.domain import PayerAccount, bill_lines_id, payer_account_id
 from ledger.errors import CommandIdConflict, InvalidInput, LedgerError, NotFound, RuleViolation
@@ -321,6 +322,28 @@ def test_a_receipt_on_an_account_just_written_is_decided_once(monkeypatch: pytes
         books.receive(f"BCA-240210-{number}", 100_000)
     assert attempts == [False, False, False]
     assert (books.account().unapplied, books.account().received) == (300_000, 300_000)
+
+
+def test_the_close_lists_a_branchs_payers_and_names_its_batches_so_that_a_rerun_is_a_repeat() -> None:
+    books = budi_employed(date(2024, 2, 5))
+    sari_self_paying(books)
+    enroll(books.app, kpj(6), npp=None, segment=Segment.BPU, branch="BOGOR", wage=1_000_000, serial=6, name="Rina")
+    [bekasi] = books.app.payers(BRANCH).values()
+    assert (bekasi.npps, bekasi.kpjs) == ([NPP], [SARI])  # Budi is billed to his employer
+    assert sorted(books.app.payers()) == ["BEKASI-KOTA", "BOGOR"]
+    first = [batch.command_id for batch in close_batches("2024-01", bekasi)]
+    assert [batch.command_id for batch in close_batches("2024-01", bekasi)] == first
+    assert first[0].startswith("close:2024-01:BEKASI-KOTA:employers-1:")
+    assert first[1].startswith("close:2024-01:BEKASI-KOTA:members-1:")
+    for batch in close_batches("2024-01", bekasi):
+        books.app.execute(batch)
+    assert all(books.app.execute(batch)["repeated"] for batch in close_batches("2024-01", bekasi))
+
+    enroll(books.app, SITI, effective=date(2024, 1, 10), serial=3, name="Siti Aminah")  # back-dated, with NPP
+    [after] = books.app.payers(BRANCH).values()
+    employers, members = (batch.command_id for batch in close_batches("2024-01", after))
+    assert employers != first[0]  # a new command: it bills Siti's January
+    assert members == first[1]  # a repeat: no self-paying member was enrolled
 
 
 # --- a property: no sequence of closes, receipts and refunds breaks the payers' books -------------------------------
