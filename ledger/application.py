@@ -64,7 +64,7 @@ from ledger.errors import (
 )
 from ledger.handlers import HANDLERS, Outcome
 from ledger.memory import collector_paused
-from ledger.persistence import TunedApplication, load_many
+from ledger.persistence import TunedApplication, load_many, stored_data
 from ledger.rules import Program, Segment
 
 COMMAND_ATTEMPTS_MAX = 5
@@ -272,7 +272,7 @@ class Ledger(TunedApplication):
         events (their branch, segment and NPP never change), not from a projection."""
         found: dict[str, BranchPayers] = {}
         for notification in self.notifications(topics=(get_topic(Employer.Created), get_topic(Member.Created))):
-            data = self.mapper.transcoder.decode(notification.state)["data"]
+            data = stored_data(notification.state)
             if branch is not None and data["branch"] != branch:
                 continue
             payers = found.setdefault(data["branch"], BranchPayers(data["branch"], [], [], 0))
