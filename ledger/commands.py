@@ -482,6 +482,15 @@ class ReceiveMoney(Command):
             raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
         if self.command_id != f"money:{self.reference}":
             raise ValueError("the command id of a receipt is its bank reference (money:REFERENCE)")
+        # As for `PayContribution`: an employer's account is paid by the employer or an institution, a member's by
+        # the member or an institution. A payment code names its payer by its first digit (1 employer, 2 member).
+        employer = self.npp is not None or (self.code is not None and self.code.startswith("1"))
+        if employer and self.payer is PayerRole.MEMBER:
+            raise ValueError("payer: money for an employer's account is paid by the employer or an institution, "
+                             "not a member")
+        if not employer and self.payer is PayerRole.EMPLOYER:
+            raise ValueError("payer: money for a member's account is paid by the member or an institution, not an "
+                             "employer")
         return self
 
 

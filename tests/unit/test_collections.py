@@ -242,6 +242,15 @@ def test_amounts_of_zero_below_or_above_the_limit_are_refused(amount: Any) -> No
                               received_on=date(2024, 2, 10)).amount == MONEY_AMOUNT_MAX
 
 
+@pytest.mark.parametrize(("payer", "role"), [({"npp": NPP}, "member"), ({"code": "11001234524011013"}, "member"),
+                                             ({"kpj": SARI}, "employer")])
+def test_a_payer_role_that_cannot_pay_the_account_is_refused(payer: dict[str, str], role: str) -> None:
+    with pytest.raises(InvalidInput, match=r"receive-money: input: payer: money for an? (employer|member)'s account"):
+        ReceiveMoney.build(reference="BCA-1", amount=MONTH_DUES, received_on=date(2024, 2, 10), payer=role, **payer)
+    assert ReceiveMoney.build(reference="BCA-1", amount=MONTH_DUES, received_on=date(2024, 2, 10),
+                              payer="institution", **payer).payer is ev.PayerRole.INSTITUTION
+
+
 def test_a_receipt_dated_in_the_future_is_refused() -> None:
     books = budi_employed(date(2024, 2, 10))
     books.close("2024-01")
