@@ -101,19 +101,30 @@ def _payers(context: HandlerContext, command: CloseBills) -> list[_Payer]:
     return payers
 
 
-def _bill_line(payer: _Payer, member: Member, month: str, due: date) -> ev.BillLine:
+# What a member's month costs depends on these alone, so one close prices each combination once (members of a
+# branch share a few hundred wages): (segment, wage, programs, month, risk class, labour-intensive) -> the line's
+# fields but the KPJ.
+Prices = dict[tuple[Any, ...], dict[str, Any]]
+
+
+def _bill_line(payer: _Payer, member: Member, month: str, due: date, prices: Prices) -> ev.BillLine:
     wage = member.wage_on(pricing.month_end(month))
     risk_class = payer.employer.risk_class_on(month_start(month)) if payer.employer is not None else None
-    try:
-        price = pricing.price_month(member.segment, wage, member.programs, month, due, risk_class=risk_class,
-                                    labour_intensive=payer.labour_intensive)
-    except (LookupError, ValueError) as error:
-        raise RuleViolation(f"member {member.kpj}, month {month}: {error}") from None
-    owed = price.owed
-    shares = {p: ev.ProgramShare(employer=s.employer, worker=s.worker) for p, s in owed.shares.items()}
-    return ev.BillLine(kpj=member.kpj, wage=wage, shares=shares,
-                       jkp_from_jkk=owed.jkp_from_jkk, jkp_from_jkm=owed.jkp_from_jkm, jp_deferred=owed.jp_deferred,
-                       amount=owed.total)
+    key = (member.segment, wage, member.programs, month, risk_class, payer.labour_intensive)
+    fields = prices.get(key)
+    if fields is None:
+        try:
+            price = pricing.price_month(member.segment, wage, member.programs, month, due, risk_class=risk_class,
+                                        labour_intensive=payer.labour_intensive)
+        except (LookupError, ValueError) as error:
+            raise RuleViolation(f"member {member.kpj}, month {month}: {error}") from None
+        owed = price.owed
+        fields = prices[key] = {
+            "wage": wage, "shares": {p: ev.ProgramShare(employer=s.employer, worker=s.worker)
+                                     for p, s in owed.shares.items()},
+            "jkp_from_jkk": owed.jkp_from_jkk, "jkp_from_jkm": owed.jkp_from_jkm, "jp_deferred": owed.jp_deferred,
+            "amount": owed.total}
+    return ev.BillLine(kpj=member.kpj, **fields)
 
 
 def _already_billed(context: HandlerContext, account: PayerAccount | None, month: str, segment: Segment) -> set[str]:
@@ -133,8 +144,8 @@ def _already_paid(context: HandlerContext, members: list[Member], month: str) ->
     return {ids[i] for i, record in found.items() if isinstance(record, ContributionMonth) and record.current}
 
 
-def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date,
-                 careful: bool) -> tuple[PayerAccount | None, list[Any], list[dict[str, Any]]]:
+def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date, careful: bool,
+                 prices: Prices) -> tuple[PayerAccount | None, list[Any], list[dict[str, Any]]]:
     """The bills of one payer for `month` (one per segment with members owed), recorded on its account."""
     account: PayerAccount | None = context.find(payer_account_id(payer.npp, payer.kpj), to_save=not careful)
     covered = [m for m in payer.members if m.covered_in(month)]
@@ -155,7 +166,7 @@ def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date
         if seq > BILLS_PER_MONTH_MAX:
             raise RuleViolation(f"{payer.label} has {BILLS_PER_MONTH_MAX} bills for {month} already")
         due = rules.bill_due_date(segment, month_start(month))
-        lines = [_bill_line(payer, m, month, due) for m in members]
+        lines = [_bill_line(payer, m, month, due, prices) for m in members]
         code = payment_code(payer.npp, payer.kpj, month, segment, seq)
         bill_id = f"{payer.npp or payer.kpj}/{month}/{segment.value}/{seq}"
         parts = [lines[i:i + ev.BILL_PART_LINES_MAX] for i in range(0, len(lines), ev.BILL_PART_LINES_MAX)]
@@ -205,8 +216,9 @@ def close_bills(context: HandlerContext, command: CloseBills, careful: bool) -> 
     aggregates: list[Any] = []
     bills: list[dict[str, Any]] = []
     settled: list[str] = []
+    prices: Prices = {}
     for payer in _payers(context, command):
-        account, records, made = _close_payer(context, payer, command.month, today, careful)
+        account, records, made = _close_payer(context, payer, command.month, today, careful, prices)
         if not made:
             continue
         assert account is not None
