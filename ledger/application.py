@@ -160,6 +160,12 @@ class Ledger(TunedApplication):
                 if isinstance(aggregate, (Employer, Member, PayerAccount)):
                     self.repository.cache.put(aggregate.id, aggregate)
 
+    def previous_result(self, command: Command) -> dict[str, Any] | None:
+        """The first result of this command if its id ran before, as a repeat answers it (with other content:
+        refused, `CommandIdConflict`); None if it never ran. One read, for a caller that would rather not run an
+        expensive command only to learn it is a repeat (the batches of `ledger billing close` run again)."""
+        return self._previous_result(command, command.fingerprint())
+
     def _previous_result(self, command: Command, fingerprint: str) -> dict[str, Any] | None:
         """The first result of this command id, if it ran before; refused if it ran with other content."""
         previous = self.find(command_record_id(command.command_id))

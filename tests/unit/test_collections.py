@@ -347,10 +347,12 @@ def test_the_close_lists_a_branchs_payers_and_names_its_batches_so_that_a_rerun_
     for batch in close_batches("2024-01", bekasi):
         books.app.execute(batch)
     assert all(books.app.execute(batch)["repeated"] for batch in close_batches("2024-01", bekasi))
+    assert all(books.app.previous_result(batch)["repeated"] for batch in close_batches("2024-01", bekasi))
 
     enroll(books.app, SITI, effective=date(2024, 1, 10), serial=3, name="Siti Aminah")  # back-dated, with NPP
     [after] = books.app.payers(BRANCH).values()
     employers, members = (batch.command_id for batch in close_batches("2024-01", after))
+    assert [books.app.previous_result(batch) is None for batch in close_batches("2024-01", after)] == [True, False]
     assert employers != first[0]  # a new command: it bills Siti's January
     assert members == first[1]  # a repeat: no self-paying member was enrolled
 
