@@ -11,7 +11,7 @@ import typer
 from ledger import identifiers
 from ledger.application import BranchPayers
 from ledger.billing import check_close_month
-from ledger.cli.common import AsJson, CommandId, checked, print_json, reporting, today
+from ledger.cli.common import DATE_HELP, AsJson, CommandId, checked, print_json, reporting, today
 from ledger.commands import CLOSE_MEMBERS_MAX, CLOSE_PAYERS_MAX, MONTH_PATTERN, CloseBills, ReceiveMoney, RefundMoney
 from ledger.errors import InvalidInput, NotFound
 from ledger.events import PayerRole
@@ -98,8 +98,6 @@ def close_month(
 
 # --- money received and refunded -----------------------------------------------------------------------------------
 # (ledger payment receive, ledger payment refund)
-
-DATE_HELP = "YYYY-MM-DD"
 
 
 @payment_app.command("receive")
