@@ -869,8 +869,13 @@ def main() -> int:
         if args.backend == "sqlite":
             return settings.model_copy(update={"persistence": "sqlite",
                                                "sqlite_path": workdir / f"{name}.db"}).eventsourcing_env()
-        env = settings.model_copy(update={"persistence": "postgres"}).eventsourcing_env()
-        return {**env, "POSTGRES_SCHEMA": f"bench_{name}_{uuid.uuid4().hex[:6]}"}
+        import psycopg
+
+        pg = settings.model_copy(update={"persistence": "postgres"})
+        schema = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{schema}"')  # the library does not create it
+        return {**pg.eventsourcing_env(), "POSTGRES_SCHEMA": schema}
 
     bench, report = {"close": (bench_close, print_close), "commands": (bench_commands, print_commands)}[args.which]
     report(bench(env_for, args.scale), args.backend)
