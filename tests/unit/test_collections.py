@@ -182,6 +182,27 @@ def test_a_self_paying_bpu_member_is_billed_due_the_15th_of_the_month_itself_and
     assert (line["data"]["payer"], line["data"]["fine"], line["data"]["total"]) == ("member", 0, SARI_DUES)
 
 
+def test_a_regional_budget_paying_for_bpu_members_gets_a_bpu_bill_of_its_own_and_pays_half_a_year_at_once() -> None:
+    """A regional government (NPP 10000003) pays the cheapest BPU package, Rp16,800, for two vulnerable workers: a BPU
+    bill, due the 15th of the month itself and counting from its first day, so the current month is billed too. A
+    transfer on 10 June settles January to June with no fines."""
+    books = Books(date(2024, 6, 10))
+    register_employer(books.app, "10000003", kind="government", name="Pemerintah Kota Bekasi")
+    for n in (7, 8):
+        enroll(books.app, kpj(n), npp="10000003", segment=Segment.BPU, wage=1_000_000, effective=date(2024, 1, 1),
+               serial=n, name=f"Pekerja {n}")
+    for month in range(1, 7):
+        closed = books.close(f"2024-{month:02d}", npps=("10000003",))
+        assert (closed["bills"], closed["total"]) == (1, 2 * SARI_DUES)
+    june = books.account_events("BillClosed", npp="10000003")[-1]
+    assert (june.segment, june.counts_from, june.due_date) == (Segment.BPU, date(2024, 6, 1), date(2024, 6, 15))
+    assert june.payment_code == "1" + "10000003" + "2406" + "2" + "01" + "4"  # employer, NPP, month, BPU, bill 1
+    paid = books.receive("APBD-0610", 12 * SARI_DUES, npp="10000003", payer="institution")
+    assert (paid["bills_settled"], paid["unapplied"]) == (6, 0)
+    assert {s.fine for s in books.account_events("BillSettled", npp="10000003")} == {0}
+    assert {row["data"]["payer"] for row in events_of(books.app, "ContributionPaid", kpj_=kpj(7))} == {"institution"}
+
+
 # --- repeats and refusals: each writes nothing ---------------------------------------------------------------------
 
 
