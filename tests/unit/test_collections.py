@@ -25,7 +25,7 @@ from ledger.application import Ledger
 from ledger.billing import payment_code
 from ledger.cli.collections import close_batches
 from ledger.commands import MONEY_AMOUNT_MAX, CloseBills, ReceiveMoney, RefundMoney
-from ledger.domain import PayerAccount, bill_lines_id, payer_account_id
+from ledger.domain import PayerAccount, bill_lines_id, employer_id, payer_account_id
 from ledger.errors import CommandIdConflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from ledger.rules import OLDEST_BILL_FIRST_WHOLE, Segment, late_fine, months_late
 from tests.support.scenario import BRANCH, NPP, POPO_ENV, TEST_NIK_KEY, enroll, events_of, kpj, notifications, pay
@@ -409,9 +409,22 @@ def month_keys(first: date, last: date) -> list[str]:
 
 def run_step(books: Books, payers: dict[str, dict[str, str | None]], data: Any, references: list[str]) -> None:
     kind = data.draw(st.sampled_from(["advance", "advance", "close", "close", "receive", "receive", "receive",
-                                      "refund"]), label="step")
+                                      "refund", "enroll", "pay"]), label="step")
     if kind == "advance":
         books.today = min(PROPERTY_END, books.today + timedelta(days=data.draw(st.integers(1, ADVANCE_DAYS_MAX))))
+        return
+    if kind == "enroll":  # someone found later, dated back (perhaps into a closed month: an adjustment bill)
+        number = 10 + len(books.app.find(employer_id(OTHER_NPP)).roster)
+        effective = books.today - timedelta(days=data.draw(st.integers(0, 120), label="enrolled days ago"))
+        with contextlib.suppress(LedgerError):
+            enroll(books.app, kpj(number), npp=OTHER_NPP, effective=max(date(2024, 1, 1), effective),
+                   wage=data.draw(st.sampled_from([3_600_000, 5_000_000, 9_000_000]), label="wage"),
+                   serial=number, name=f"Pekerja {number}")
+        return
+    if kind == "pay":  # a month paid without a bill (`contribution pay`): refused if it is billed and open
+        months = month_keys(date(2024, 1, 1), books.today)
+        with contextlib.suppress(LedgerError):
+            pay(books.app, data.draw(st.sampled_from(months), label="paid month"), books.today)
         return
     payer = payers[data.draw(st.sampled_from(sorted(payers)), label="payer")]
     with contextlib.suppress(LedgerError):  # refused commands are part of the game
