@@ -446,6 +446,15 @@ class CloseBills(Command):
     _npps = field_validator("npps")(lambda v: [identifiers.validate_npp(x) for x in v])
     _kpjs = field_validator("kpjs")(lambda v: [identifiers.validate_kpj(x) for x in v])
 
+    @model_validator(mode="after")
+    def _each_payer_once(self) -> CloseBills:
+        # A payer twice would be billed twice in one command, on two copies of its account: refused, not retried.
+        for field, values in (("npps", self.npps), ("kpjs", self.kpjs)):
+            if len(set(values)) != len(values):
+                repeated = next(v for v in values if values.count(v) > 1)
+                raise ValueError(f"{field}: {repeated} is listed more than once")
+        return self
+
 
 class ReceiveMoney(Command):
     """Money that arrived, from the payer named by a payment code, an NPP or a KPJ. The bank reference is the

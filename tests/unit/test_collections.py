@@ -272,6 +272,13 @@ def test_a_payer_role_that_cannot_pay_the_account_is_refused(payer: dict[str, st
                               payer="institution", **payer).payer is ev.PayerRole.INSTITUTION
 
 
+def test_a_close_naming_a_payer_twice_is_refused() -> None:
+    with pytest.raises(InvalidInput, match=f"close-bills: input: npps: {NPP} is listed more than once"):
+        CloseBills.build(month="2024-01", npps=[NPP, OTHER_NPP, NPP])
+    with pytest.raises(InvalidInput, match=f"close-bills: input: kpjs: {SARI} is listed more than once"):
+        CloseBills.build(month="2024-01", kpjs=[SARI, SARI])
+
+
 def test_a_receipt_dated_in_the_future_is_refused() -> None:
     books = budi_employed(date(2024, 2, 10))
     books.close("2024-01")
