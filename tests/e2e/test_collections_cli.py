@@ -121,6 +121,9 @@ def test_a_back_dated_enrollment_is_billed_by_the_next_close_as_an_adjustment(en
     paid = cli.json("payment", "receive", "--npp", NPP, "--amount", str(2 * 477_000), "--received-on", "2024-02-14",
                     "--reference", "BCA-240214-1", "--json")
     assert paid["settled"] == [f"{NPP}/2024-01/PU/1", f"{NPP}/2024-01/PU/2"]
+    assert set(paid) == {"command", "command_id", "reference", "event_id", "npp", "kpj", "amount", "received_on",
+                         "bills_settled", "settled", "unapplied", "open_bills", "repeated"}  # as docs/cli.md lists
+    assert (paid["command_id"], paid["unapplied"], paid["open_bills"]) == ("money:BCA-240214-1", 0, 0)
 
 
 def test_bad_input_is_refused_with_its_exit_code_and_writes_nothing(enrolled: Cli) -> None:
