@@ -25,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from typing import Any
@@ -63,8 +64,8 @@ from ledger.errors import (
 )
 from ledger.handlers import HANDLERS, Outcome
 from ledger.memory import collector_paused
-from ledger.persistence import TunedApplication, load_many
-from ledger.rules import Program
+from ledger.persistence import TunedApplication, load_many, stored_data
+from ledger.rules import Program, Segment
 from ledger.suspense import SUSPENSE_HANDLERS
 
 COMMAND_ATTEMPTS_MAX = 5
@@ -74,6 +75,18 @@ NOTIFICATION_PAGE_SIZE = 1_000  # reading the notification log, e.g. to list eve
 AGGREGATE_CACHE_MAX = 1_000
 
 Clock = Callable[[], date]
+
+
+@dataclass
+class BranchPayers:
+    """A branch's payers, as `Ledger.payers` lists them, in the order they were registered or enrolled."""
+
+    branch: str
+    npps: list[str]  # employers and paying bodies
+    kpjs: list[str]  # self-paying BPU members
+    # The notification id of the branch's newest employer or employee (a member with an NPP): a close batch of
+    # employers named after it is a new command once someone was enrolled with one of them, even back-dated.
+    last_employer_change: int
 
 
 class Ledger(TunedApplication):
@@ -142,12 +155,18 @@ class Ledger(TunedApplication):
             f"{COMMAND_ATTEMPTS_MAX} attempts. Nothing was written; it is safe to run the command again.")
 
     def _cache_saved(self, aggregates: list[Any]) -> None:
-        """Keep the employers, members and payers' accounts just saved in the cache as they now are (see `find`'s
-        `to_save`)."""
+        """Keep the employers, members and payer accounts just saved in the cache as they now are (see `find`'s
+        `to_save`): a stale cached copy would make the next command on them fail its save and run again."""
         if self.repository.cache is not None:
             for aggregate in aggregates:
                 if isinstance(aggregate, (Employer, Member, PayerAccount)):
                     self.repository.cache.put(aggregate.id, aggregate)
+
+    def previous_result(self, command: Command) -> dict[str, Any] | None:
+        """The first result of this command if its id ran before, as a repeat answers it (with other content:
+        refused, `CommandIdConflict`); None if it never ran. One read, for a caller that would rather not run an
+        expensive command only to learn it is a repeat (the batches of `ledger billing close` run again)."""
+        return self._previous_result(command, command.fingerprint())
 
     def _previous_result(self, command: Command, fingerprint: str) -> dict[str, Any] | None:
         """The first result of this command id, if it ran before; refused if it ran with other content."""
@@ -255,6 +274,24 @@ class Ledger(TunedApplication):
         """Every member, from the notification log filtered on the member-created topic."""
         return (n.originator_id for n in self.notifications(topics=(get_topic(Member.Created),)))
 
+    def payers(self, branch: str | None = None) -> dict[str, BranchPayers]:
+        """Who the monthly close bills, per branch (one branch, or every branch): every employer, and every
+        self-paying BPU member (segment BPU, no NPP), read from the notification log's employer- and member-created
+        events (their branch, segment and NPP never change), not from a projection."""
+        found: dict[str, BranchPayers] = {}
+        for notification in self.notifications(topics=(get_topic(Employer.Created), get_topic(Member.Created))):
+            data = stored_data(notification.state)
+            if branch is not None and data["branch"] != branch:
+                continue
+            payers = found.setdefault(data["branch"], BranchPayers(data["branch"], [], [], 0))
+            if "kpj" not in data:
+                payers.npps.append(data["npp"])
+            elif data["segment"] == Segment.BPU.value and data["npp"] is None:
+                payers.kpjs.append(data["kpj"])
+                continue
+            payers.last_employer_change = notification.id
+        return dict(sorted(found.items()))
+
     def stored_contracts(self, aggregate_id: UUID) -> Iterator[tuple[int, ev.LedgerEvent]]:
         """The contract events of one aggregate as stored, upcast to the current versions."""
         facts = ev.MemberFacts()  # an older reversal is upcast with the payment before it (see ledger.events)
@@ -285,4 +322,4 @@ class Ledger(TunedApplication):
         return rows
 
 
-__all__ = ["Ledger", "LedgerError"]
+__all__ = ["BranchPayers", "Ledger", "LedgerError"]

@@ -101,19 +101,30 @@ def _payers(context: HandlerContext, command: CloseBills) -> list[_Payer]:
     return payers
 
 
-def _bill_line(payer: _Payer, member: Member, month: str, due: date) -> ev.BillLine:
+# What a member's month costs depends on these alone, so one close prices each combination once (members of a
+# branch share a few hundred wages): (segment, wage, programs, month, risk class, labour-intensive) -> the line's
+# fields but the KPJ.
+Prices = dict[tuple[Any, ...], dict[str, Any]]
+
+
+def _bill_line(payer: _Payer, member: Member, month: str, due: date, prices: Prices) -> ev.BillLine:
     wage = member.wage_on(pricing.month_end(month))
     risk_class = payer.employer.risk_class_on(month_start(month)) if payer.employer is not None else None
-    try:
-        price = pricing.price_month(member.segment, wage, member.programs, month, due, risk_class=risk_class,
-                                    labour_intensive=payer.labour_intensive)
-    except (LookupError, ValueError) as error:
-        raise RuleViolation(f"member {member.kpj}, month {month}: {error}") from None
-    owed = price.owed
-    shares = {p: ev.ProgramShare(employer=s.employer, worker=s.worker) for p, s in owed.shares.items()}
-    return ev.BillLine(kpj=member.kpj, wage=wage, shares=shares,
-                       jkp_from_jkk=owed.jkp_from_jkk, jkp_from_jkm=owed.jkp_from_jkm, jp_deferred=owed.jp_deferred,
-                       amount=owed.total)
+    key = (member.segment, wage, member.programs, month, risk_class, payer.labour_intensive)
+    fields = prices.get(key)
+    if fields is None:
+        try:
+            price = pricing.price_month(member.segment, wage, member.programs, month, due, risk_class=risk_class,
+                                        labour_intensive=payer.labour_intensive)
+        except (LookupError, ValueError) as error:
+            raise RuleViolation(f"member {member.kpj}, month {month}: {error}") from None
+        owed = price.owed
+        fields = prices[key] = {
+            "wage": wage, "shares": {p: ev.ProgramShare(employer=s.employer, worker=s.worker)
+                                     for p, s in owed.shares.items()},
+            "jkp_from_jkk": owed.jkp_from_jkk, "jkp_from_jkm": owed.jkp_from_jkm, "jp_deferred": owed.jp_deferred,
+            "amount": owed.total}
+    return ev.BillLine(kpj=member.kpj, **fields)
 
 
 def _already_billed(context: HandlerContext, account: PayerAccount | None, month: str, segment: Segment) -> set[str]:
@@ -133,8 +144,8 @@ def _already_paid(context: HandlerContext, members: list[Member], month: str) ->
     return {ids[i] for i, record in found.items() if isinstance(record, ContributionMonth) and record.current}
 
 
-def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date,
-                 careful: bool) -> tuple[PayerAccount | None, list[Any], list[dict[str, Any]]]:
+def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date, careful: bool,
+                 prices: Prices) -> tuple[PayerAccount | None, list[Any], list[dict[str, Any]]]:
     """The bills of one payer for `month` (one per segment with members owed), recorded on its account."""
     account: PayerAccount | None = context.find(payer_account_id(payer.npp, payer.kpj), to_save=not careful)
     covered = [m for m in payer.members if m.covered_in(month)]
@@ -155,7 +166,7 @@ def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date
         if seq > BILLS_PER_MONTH_MAX:
             raise RuleViolation(f"{payer.label} has {BILLS_PER_MONTH_MAX} bills for {month} already")
         due = rules.bill_due_date(segment, month_start(month))
-        lines = [_bill_line(payer, m, month, due) for m in members]
+        lines = [_bill_line(payer, m, month, due, prices) for m in members]
         code = payment_code(payer.npp, payer.kpj, month, segment, seq)
         bill_id = f"{payer.npp or payer.kpj}/{month}/{segment.value}/{seq}"
         parts = [lines[i:i + ev.BILL_PART_LINES_MAX] for i in range(0, len(lines), ev.BILL_PART_LINES_MAX)]
@@ -190,23 +201,30 @@ def _program_totals(lines: list[ev.BillLine]) -> dict[rules.Program, int]:
     return {program: total for program, total in totals.items() if total}
 
 
+def check_close_month(month: str, today: date) -> None:
+    """A month that may be closed: begun, and within the rules' tables. Also asked by `ledger billing close` before
+    its first batch, so that a bad month is refused even for a branch with nobody to bill."""
+    if month > month_key(today):
+        raise InvalidInput(f"month {month} has not begun (today is {today.isoformat()}); a typo?")
+    if month_start(month) < rules.LEDGER_EPOCH:
+        raise InvalidInput(f"month {month} is before the ledger's rules begin ({month_key(rules.LEDGER_EPOCH)})")
+
+
 def close_bills(context: HandlerContext, command: CloseBills, careful: bool) -> Outcome:
     today = context.clock()
-    if command.month > month_key(today):
-        raise InvalidInput(f"month {command.month} has not begun (today is {today.isoformat()}); a typo?")
-    if month_start(command.month) < rules.LEDGER_EPOCH:
-        raise InvalidInput(f"month {command.month} is before the ledger's rules begin "
-                           f"({month_key(rules.LEDGER_EPOCH)})")
+    check_close_month(command.month, today)
     aggregates: list[Any] = []
     bills: list[dict[str, Any]] = []
     settled: list[str] = []
+    prices: Prices = {}
     for payer in _payers(context, command):
-        account, records, made = _close_payer(context, payer, command.month, today, careful)
+        account, records, made = _close_payer(context, payer, command.month, today, careful, prices)
         if not made:
             continue
         assert account is not None
-        # Money the payer had in credit is applied at once: the rule settles the new bill if it can.
-        months, settlements = _apply(context, account, careful, {r.bill_id: r for r in records})
+        # Money the payer had in credit is applied at once: the rule settles the new bill if it can. Its lines are
+        # not in the store yet (they are saved with this command), so they are handed over.
+        months, settlements = _apply(context, account, careful, {r.bill_id: r.lines for r in records})
         aggregates.extend([account, *records, *months])
         bills.extend(made)
         settled.extend(settlements)
@@ -246,17 +264,14 @@ def _settlement_date(account: PayerAccount, bill: OpenBill,
 
 
 def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
-           new_lines: dict[str, BillLines] | None = None) -> tuple[list[Any], list[str]]:
+           unsaved: dict[str, list[ev.BillLine]] | None = None) -> tuple[list[Any], list[str]]:
     """Apply the account's unapplied money to its open bills by the rule in force; returns the contribution-month
-    records to save and the bills settled. `new_lines`: the lines of bills closed by this command, not yet saved."""
+    records to save and the bills settled. `unsaved`: the lines of bills made by this command, by bill id."""
     records: list[Any] = []
     settled: list[str] = []
     while account.open_bills and account.lots:
         bill = account.open_bills[0]
-        lines_record: BillLines | None = (new_lines or {}).get(bill.bill.bill_id) or context.find(
-            bill_lines_id(bill.bill.bill_id))
-        assert lines_record is not None, f"bill {bill.bill.bill_id} has no lines"
-        lines = lines_record.lines
+        lines = _bill_lines(context, bill.bill.bill_id, unsaved or {})
         found = _settlement_date(account, bill, lambda months_late, b=bill, ls=lines: _fine(b.bill, ls, months_late))
         if found is None:
             break
@@ -272,6 +287,14 @@ def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
         records.extend(month_records(context, contribution_lines, careful))
         settled.append(bill.bill.bill_id)
     return records, settled
+
+
+def _bill_lines(context: HandlerContext, bill_id: str, unsaved: dict[str, list[ev.BillLine]]) -> list[ev.BillLine]:
+    if bill_id in unsaved:
+        return unsaved[bill_id]
+    lines_record: BillLines | None = context.find(bill_lines_id(bill_id))
+    assert lines_record is not None, f"bill {bill_id} has no lines"
+    return lines_record.lines
 
 
 def _contribution_lines(bill: ev.BillClosed, lines: list[ev.BillLine], settled_on: date, months_late: int,
@@ -332,6 +355,13 @@ def refund_money(context: HandlerContext, command: RefundMoney, careful: bool) -
         raise RuleViolation(f"a refund of Rp{command.amount:,} is larger than {label}'s credit of Rp{credit:,} "
                             f"(money received and not applied to bills)")
     assert account is not None
+    # The money paid back is the oldest held (as `PayerAccount.spend` takes it): it must have arrived by the refund's
+    # date, or the books would show money paid back before it was received.
+    spent = account.lots[:len(account.sources(command.amount))]
+    arrived = max(lot[2] for lot in spent)
+    if arrived > command.refunded_on:
+        raise RuleViolation(f"a refund dated {command.refunded_on.isoformat()} would pay back money {label} sent "
+                            f"on {arrived.isoformat()}, later: date the refund {arrived.isoformat()} or after")
     new_id = account.record(ev.MoneyRefunded(
         refund_id=command.command_id, npp=command.npp, kpj=command.kpj, branch=account.branch,
         amount=command.amount, refunded_on=command.refunded_on, reason=command.reason))

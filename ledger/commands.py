@@ -446,6 +446,15 @@ class CloseBills(Command):
     _npps = field_validator("npps")(lambda v: [identifiers.validate_npp(x) for x in v])
     _kpjs = field_validator("kpjs")(lambda v: [identifiers.validate_kpj(x) for x in v])
 
+    @model_validator(mode="after")
+    def _each_payer_once(self) -> CloseBills:
+        # A payer twice would be billed twice in one command, on two copies of its account: refused, not retried.
+        for field, values in (("npps", self.npps), ("kpjs", self.kpjs)):
+            if len(set(values)) != len(values):
+                repeated = next(v for v in values if values.count(v) > 1)
+                raise ValueError(f"{field}: {repeated} is listed more than once")
+        return self
+
 
 class ReceiveMoney(Command):
     """Money that arrived, from the payer named by a payment code, an NPP or a KPJ. The bank reference is the
@@ -482,6 +491,15 @@ class ReceiveMoney(Command):
             raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
         if self.command_id != f"money:{self.reference}":
             raise ValueError("the command id of a receipt is its bank reference (money:REFERENCE)")
+        # As for `PayContribution`: an employer's account is paid by the employer or an institution, a member's by
+        # the member or an institution. A payment code names its payer by its first digit (1 employer, 2 member).
+        employer = self.npp is not None or (self.code is not None and self.code.startswith("1"))
+        if employer and self.payer is PayerRole.MEMBER:
+            raise ValueError("payer: money for an employer's account is paid by the employer or an institution, "
+                             "not a member")
+        if not employer and self.payer is PayerRole.EMPLOYER:
+            raise ValueError("payer: money for a member's account is paid by the member or an institution, not an "
+                             "employer")
         return self
 
 

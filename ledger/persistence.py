@@ -62,6 +62,16 @@ class OrjsonTranscoder(JSONTranscoder):
         return orjson.dumps(obj, default=self._encode_obj, option=self.OPTIONS)
 
 
+def stored_data(state: bytes) -> dict[str, Any]:
+    """The contract data (`data`) of one of our stored events, read from its state without rebuilding the event.
+
+    Our events' `data` holds JSON values only (`ledger.events.to_json_dict`), never a value the transcoder encodes
+    as `{"_type_": ...}`, so orjson reads it as the library's decoder would, several times faster: `Ledger.payers`
+    reads every enrollment of a branch (262,785 at Bekasi Kota) this way."""
+    data: dict[str, Any] = orjson.loads(state)["data"]
+    return data
+
+
 class TunedApplication(Application[UUID]):
     """The library's `Application` with the ledger's transcoder and a faster `save`."""
 

@@ -6,6 +6,9 @@ client of a benchmark, the ledger's and the raw baseline alike, connects the sam
     scripts/bench kafka                 raw kafka-python produce and consume of 200-byte records (the baseline)
     scripts/bench commands [--scale F]  write-side commands: single commands vs the library's raw single save,
                                         one employer-month of 7,000 members, one branch-month (scaled by F)
+    scripts/bench close [--scale F] [--backend sqlite|postgres]
+                                        `ledger billing close` of one branch-month (4,430 employers, 262,785
+                                        members, scaled by F) beside the branch paying a month with `contribution pay`
     scripts/bench relay [--scale F]     the relay publishing one branch-month, beside the raw producer sending
                                         records of the same size, in the same run
     scripts/bench rebuild [--scale F] [--projection balances|branches] [--workers 1,2]
@@ -279,6 +282,48 @@ def bench_import(env: dict[str, str], cli_env: dict[str, str], workdir: Path) ->
     assert summary["duplicate"] == 0 and repeat["duplicate"] == IMPORT_CREDITS, (summary, repeat)
     return {"startup_s": startup, "import_s": first_s, "again_s": again_s, **{k: float(v) for k, v in
                                                                                 summary.items()}}
+def bench_close(env_for, scale: float) -> dict[str, float]:
+    """A month's close of the branch (scaled), as `ledger billing close --month 2024-03 --branch BEKASI-KOTA` runs
+    it: the payers listed from the notification log, then one command per batch. Beside it, its baseline in the same
+    run on the same ledger: the branch paying February with `contribution pay`, one command per employer (the same
+    members priced, the same number of member lines written). Then the close again: every batch a repeat."""
+    from ledger.application import Ledger
+    from ledger.cli.collections import close_batches
+    from ledger.commands import PayContribution
+
+    app = Ledger(env=env_for("close"), clock=lambda: date(2024, 4, 2), nik_key=BENCH_NIK_KEY)
+    employers, members = enroll_branch(app, scale)
+    results: dict[str, float] = {"branch_employers": employers, "branch_members": members}
+
+    started = time.perf_counter()
+    for e in range(employers):
+        app.execute(PayContribution.build(npp=f"{30000000 + e:08d}", month="2024-02", paid_on=date(2024, 3, 10)))
+    results["pay_s"] = time.perf_counter() - started
+
+    def close() -> tuple[float, float, int, int]:
+        started = time.perf_counter()
+        [payers] = app.payers("BEKASI-KOTA").values()
+        listed = time.perf_counter() - started
+        bills = repeated = 0
+        for batch in close_batches("2024-03", payers):
+            result = app.previous_result(batch) or app.execute(batch)  # as `ledger billing close` runs them
+            bills += result["bills"] if not result["repeated"] else 0
+            repeated += result["repeated"]
+        return time.perf_counter() - started, listed, bills, repeated
+
+    results["close_s"], results["list_s"], results["bills"], _ = close()
+    results["again_s"], _, _, results["repeated"] = close()
+    return results
+
+
+def print_close(r: dict[str, float], backend: str) -> None:
+    print(f"| {backend}: the branch paying one month with `contribution pay`, one command per employer "
+          f"(baseline) | {r['pay_s']:.1f} s |")
+    print(f"| {backend}: `ledger billing close` of one month, {r['branch_employers']:,.0f} employers, "
+          f"{r['branch_members']:,.0f} members ({r['bills']:,.0f} bills; listing the payers "
+          f"{r['list_s']:.1f} s) | {r['close_s']:.1f} s = {r['close_s'] / r['pay_s']:.2f} x baseline |")
+    print(f"| {backend}: the same close run again (every batch a repeat, {r['repeated']:,.0f} batches) | "
+          f"{r['again_s']:.1f} s |")
 
 
 def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None) -> dict[str, float]:
@@ -844,6 +889,7 @@ def print_import(backend: str, settings: Any, workdir: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify", "api", "import"])
+    parser.add_argument("which", choices=["kafka", "commands", "close", "relay", "rebuild", "verify", "api"])
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
@@ -911,11 +957,20 @@ def main() -> int:
         if args.backend == "sqlite":
             return settings.model_copy(update={"persistence": "sqlite",
                                                "sqlite_path": workdir / f"{name}.db"}).eventsourcing_env()
-        env = settings.model_copy(update={"persistence": "postgres"}).eventsourcing_env()
-        return {**env, "POSTGRES_SCHEMA": f"bench_{name}_{uuid.uuid4().hex[:6]}"}
+        import psycopg
 
-    r = bench_commands(env_for, args.scale)
-    backend = args.backend
+        pg = settings.model_copy(update={"persistence": "postgres"})
+        schema = f"bench_{name}_{uuid.uuid4().hex[:6]}"
+        with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+            connection.execute(f'CREATE SCHEMA "{schema}"')  # the library does not create it
+        return {**pg.eventsourcing_env(), "POSTGRES_SCHEMA": schema}
+
+    bench, report = {"close": (bench_close, print_close), "commands": (bench_commands, print_commands)}[args.which]
+    report(bench(env_for, args.scale), args.backend)
+    return 0
+
+
+def print_commands(r: dict[str, float], backend: str) -> None:
     print(f"| {backend}: library raw single save (baseline, median of {ROUNDS} rounds) "
           f"| {r['raw_save']:,.0f} saves/s |")
     print(f"| {backend}: single `enroll-member` commands | {r['enroll']:,.0f} commands/s = "
@@ -926,7 +981,6 @@ def main() -> int:
           f"{r['employer_month_s']:.2f} s |")
     print(f"| {backend}: one branch-month, {r['branch_employers']:,.0f} employers, {r['branch_members']:,.0f} "
           f"members | {r['branch_month_s']:.1f} s ({r['branch_members'] / r['branch_month_s']:,.0f} members/s) |")
-    return 0
 
 
 if __name__ == "__main__":
