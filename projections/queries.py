@@ -373,16 +373,32 @@ def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], d
 
 
 def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | None:
-    """The branch's collections on `as_of`, in one snapshot (`tx`): billed (bills counting by then), settled (the
-    amounts of the bills settled by then), outstanding (the amounts of those not settled: billed = settled +
-    outstanding), the fines applied with them, applied (settled + fines: money taken from payers' credit), received
-    (net of money returned as bank errors), refunded and unapplied (received - applied - refunded, never below zero
-    per payer: an invariant of the projection). A settlement reversed by D counts neither as settled nor as applied.
-    None while the collections projection has not been built."""
+    """The branch's collections on `as_of`, in one snapshot (`tx`), every figure in rupiah but the counts:
+
+    - billed (bills counting by then), settled (the amounts of the bills settled by then), outstanding (the amounts of
+      those not settled): billed = settled + outstanding; fines_applied (the fines settled with them);
+    - received (net of money returned as bank errors), returned, applied (settled + fines: money taken from payers'
+      credit), refunded and unapplied (received - applied - refunded, never below zero per payer: an invariant of the
+      projection): received = applied + unapplied + refunded, and the money that came in is received + returned;
+    - held, held_count: money the bank credited to the branch's account by then that named no known payer and was
+      not matched to its payer by then (`ledger payment unmatched`); held_matched_later: the part of it matched
+      after the date, which `received` counts too (a matched receipt is dated the day the money arrived);
+    - paid_without_bill_count: payments without a bill (`ledger contribution pay`) made by then;
+      paid_without_bill_reversed: their lines reversed by then; paid_without_bill: paid - reversed, the money they
+      brought, beside the bills' figures (their contributions are in the branch's contributions, not in billed).
+
+    A settlement reversed by D counts neither as settled nor as applied. The reversed lines of payments without a bill
+    are every contribution line reversed by D less the settlements reversed by D (a settled bill's lines are reversed
+    with its settlement, on its date, never alone). None while the collections projection has not been built."""
     version = ViewStore.live_version(tx, "collections")
     if version is None:
         return None
-    t = {name: table_name("collections", version, name) for name in ("bills", "receipts", "refunds", "receipt_returns")}
+    t = {name: table_name("collections", version, name)
+         for name in ("bills", "receipts", "refunds", "receipt_returns", "held", "held_matches", "unbilled_payments",
+                      "contribution_reversals", "settlement_reversals")}
+    if not tx.table_exists(t["unbilled_payments"]):  # a version an earlier release built (`Projection.outdated`)
+        raise NotProjected(f"the collections projection's version {version} was built by an earlier release: run "
+                           f"`ledger projections rebuild collections`")
     day = as_of.isoformat()
     billed, outstanding = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {_settled_by(version)} "
@@ -391,16 +407,31 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
     settled, fines = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(s.amount), 0), COALESCE(SUM(s.fine), 0) {_settled_by(version)} AND s.branch = ?",
         (day, day, branch)))
-    received = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipts']} WHERE branch = ? "
-                                f"AND received_on <= ?", (branch, day))[0])
-    received -= int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipt_returns']} WHERE branch = ? "
-                                 f"AND returned_on <= ?", (branch, day))[0])
-    refunded = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['refunds']} WHERE branch = ? "
-                                f"AND refunded_on <= ?", (branch, day))[0])
+
+    def total(table: str, column: str, on: str) -> int:
+        return int(tx.aggregate(f"SELECT COALESCE(SUM({column}), 0) FROM {t[table]} WHERE branch = ? AND {on} <= ?",
+                                (branch, day))[0])
+
+    returned = total("receipt_returns", "amount", "returned_on")
+    received = total("receipts", "amount", "received_on") - returned
+    refunded = total("refunds", "amount", "refunded_on")
     applied = settled + fines
+    held, held_count, matched_later = (int(v) for v in tx.aggregate(
+        f"SELECT COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN h.amount ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN 1 ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on > ? THEN h.amount ELSE 0 END), 0) FROM {t['held']} h "
+        f"LEFT JOIN {t['held_matches']} m ON m.reference = h.reference WHERE h.branch = ? AND h.received_on <= ?",
+        (day, day, day, branch, day)))
+    paid, payments = (int(v) for v in tx.aggregate(
+        f"SELECT COALESCE(SUM(total), 0), COUNT(*) FROM {t['unbilled_payments']} WHERE branch = ? AND paid_on <= ?",
+        (branch, day)))
+    unbilled_reversed = (total("contribution_reversals", "total", "reversed_on")
+                         - total("settlement_reversals", "total", "reversed_on"))
     return {"billed": billed, "settled": settled, "outstanding": outstanding, "fines_applied": fines,
             "applied": applied, "received": received, "unapplied": received - applied - refunded,
-            "refunded": refunded}
+            "refunded": refunded, "returned": returned, "held": held, "held_count": held_count,
+            "held_matched_later": matched_later, "paid_without_bill": paid - unbilled_reversed,
+            "paid_without_bill_count": payments, "paid_without_bill_reversed": unbilled_reversed}
 
 
 # --- the scoped read side --------------------------------------------------------------------------------------------
