@@ -175,6 +175,9 @@ def arrears_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"  {label}")
     lines.append(f"  {'':<34}{'':>10}{rupiah(totals['amount']):>18}{rupiah(totals['fine']):>14}"
                  f"{rupiah(totals['total']):>18}")
+    if totals["held_count"]:
+        lines.append(f"  held until matched at the branch: {rupiah(totals['held'])} in {totals['held_count']:,} "
+                     f"credit(s), naming no known payer (ledger payment unmatched)")
     return lines
 
 

@@ -282,6 +282,9 @@ class ArrearsTotals(_Answer):
     fine: int
     total: int
     credit: int = Field(description="the credit of the payers listed")
+    held: int = Field(description="money the bank credited to the branch by as_of that named no known payer and was "
+                                  "not matched by as_of (some of it may be these payers'), rupiah")
+    held_count: int = Field(description="the bank credits held, as counted in held")
 
 
 class Arrears(_Answer):

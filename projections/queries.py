@@ -305,6 +305,7 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                                              f"(SELECT b.bill_id {unpaid} AND b.segment = 'PU')", params):
             lines[bill_id].append((int(amount), int(count)))
         credit = _credits(tx, version, {(npp, kpj) for _, npp, kpj, *_ in rows}, day)
+        held = _held(tx, version, branch, day)
     payers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
     buckets: dict[str, dict[str, Any]] = {label: {"bucket": label, "bills": 0, "amount": 0, "fine": 0, "total": 0}
                                           for label, _, _ in AGING_BUCKETS}
@@ -331,7 +332,24 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        "members": sum(1 for p in listed if not p["npp"]),
                        "bills": sum(b["bills"] for b in buckets.values()),
                        "amount": sum(p["amount"] for p in listed), "fine": sum(p["fine"] for p in listed),
-                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed)}}
+                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed),
+                       "held": held[0], "held_count": held[1]}}
+
+
+def _held(tx: Tx, version: int, branch: str, day: str) -> tuple[int, int, int]:
+    """(amount, count, amount matched after `day`) of the money the bank credited to `branch` by `day` naming no known
+    payer and not matched to its payer by `day`."""
+    held, matches = (table_name("collections", version, name) for name in ("held", "held_matches"))
+    if not tx.table_exists(matches):  # a version an earlier release built (`Projection.outdated`)
+        raise NotProjected(f"the collections projection's version {version} was built by an earlier release: run "
+                           f"`ledger projections rebuild collections`")
+    amount, count, later = tx.aggregate(
+        f"SELECT COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN h.amount ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN 1 ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on > ? THEN h.amount ELSE 0 END), 0) FROM {held} h "
+        f"LEFT JOIN {matches} m ON m.reference = h.reference WHERE h.branch = ? AND h.received_on <= ?",
+        (day, day, day, branch, day))
+    return int(amount), int(count), int(later)
 
 
 def _settled_by(version: int) -> str:
@@ -394,12 +412,13 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
     if version is None:
         return None
     t = {name: table_name("collections", version, name)
-         for name in ("bills", "receipts", "refunds", "receipt_returns", "held", "held_matches", "unbilled_payments",
-                      "contribution_reversals", "settlement_reversals")}
+         for name in ("bills", "receipts", "refunds", "receipt_returns", "unbilled_payments", "contribution_reversals",
+                      "settlement_reversals")}
     if not tx.table_exists(t["unbilled_payments"]):  # a version an earlier release built (`Projection.outdated`)
         raise NotProjected(f"the collections projection's version {version} was built by an earlier release: run "
                            f"`ledger projections rebuild collections`")
     day = as_of.isoformat()
+    held, held_count, matched_later = _held(tx, version, branch, day)
     billed, outstanding = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {_settled_by(version)} "
         f"AND s.bill_id = b.bill_id) THEN 0 ELSE b.total END), 0) "
@@ -416,12 +435,6 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
     received = total("receipts", "amount", "received_on") - returned
     refunded = total("refunds", "amount", "refunded_on")
     applied = settled + fines
-    held, held_count, matched_later = (int(v) for v in tx.aggregate(
-        f"SELECT COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN h.amount ELSE 0 END), 0), "
-        f"COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN 1 ELSE 0 END), 0), "
-        f"COALESCE(SUM(CASE WHEN m.identified_on > ? THEN h.amount ELSE 0 END), 0) FROM {t['held']} h "
-        f"LEFT JOIN {t['held_matches']} m ON m.reference = h.reference WHERE h.branch = ? AND h.received_on <= ?",
-        (day, day, day, branch, day)))
     paid, payments = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(total), 0), COUNT(*) FROM {t['unbilled_payments']} WHERE branch = ? AND paid_on <= ?",
         (branch, day)))

@@ -118,7 +118,8 @@ def test_arrears_before_any_money_is_applied(store: ViewStore) -> None:
                             (BPU_KPJ, "2024-02", 2, BPU_BILL, 0), (BPU_KPJ, "2024-03", 1, BPU_BILL, 0)]
     assert report["totals"] == {"payers": 2, "employers": 1, "members": 1, "bills": 4,
                                 "amount": 2 * BILL + 2 * BPU_BILL, "fine": 93_492,
-                                "total": 2 * BILL + 2 * BPU_BILL + 93_492, "credit": 1_000_000}
+                                "total": 2 * BILL + 2 * BPU_BILL + 93_492, "credit": 1_000_000, "held": 0,
+                                "held_count": 0}
     # The employer's Rp1,000,000 is held as credit: a bill is settled only whole, with its fine.
     assert [(p["npp"], p["credit"]) for p in report["payers"]] == [(NPP, 1_000_000), (None, 0)]
     assert {b["bucket"]: (b["bills"], b["total"]) for b in report["buckets"]} == {
@@ -339,6 +340,16 @@ def test_held_money_and_payments_without_a_bill_in_the_branch_figures(later_stor
     lines = branch_report_lines(report)
     assert any(line.startswith("  held until matched: ") for line in lines)
     assert any(line.startswith("  paid without a bill: ") for line in lines)
+
+
+def test_the_arrears_report_shows_the_money_held_at_the_branch_beside_its_totals(later_store: ViewStore) -> None:
+    for as_of, held, count in ((date(2024, 6, 30), 0, 0), (date(2024, 7, 1), 1_000_000, 2),
+                               (date(2024, 7, 5), 250_000, 1)):
+        report = queries.arrears(later_store, BRANCH, as_of)
+        assert (report["totals"]["held"], report["totals"]["held_count"]) == (held, count)
+        printed = arrears_lines(report)
+        assert (printed[-1] == f"  held until matched at the branch: Rp{held:,} in {count} credit(s), naming no known "
+                               f"payer (ledger payment unmatched)") == (count > 0)
 
 
 def test_the_held_money_figures_before_the_history_adds_any_are_nothing(later_store: ViewStore) -> None:
