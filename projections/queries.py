@@ -32,7 +32,7 @@ from ledger.errors import NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.store import Tx, ViewStore, table_name
-from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
+from projections.views import FINE_PROGRAM, PROGRAMS, PROJECTIONS, bill_fine
 
 HISTORY_ROWS_MAX = 10_000
 T = TypeVar("T")
@@ -336,13 +336,18 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        "held": held[0], "held_count": held[1]}}
 
 
+def _refuse_outdated(tx: Tx, version: int) -> None:
+    """A collections version an earlier release built lacks tables these answers read: refused, naming the rebuild."""
+    why = PROJECTIONS["collections"].outdated(tx, version)
+    if why is not None:
+        raise NotProjected(why)
+
+
 def _held(tx: Tx, version: int, branch: str, day: str) -> tuple[int, int, int]:
     """(amount, count, amount matched after `day`) of the money the bank credited to `branch` by `day` naming no known
     payer and not matched to its payer by `day`."""
     held, matches = (table_name("collections", version, name) for name in ("held", "held_matches"))
-    if not tx.table_exists(matches):  # a version an earlier release built (`Projection.outdated`)
-        raise NotProjected(f"the collections projection's version {version} was built by an earlier release: run "
-                           f"`ledger projections rebuild collections`")
+    _refuse_outdated(tx, version)
     amount, count, later = tx.aggregate(
         f"SELECT COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN h.amount ELSE 0 END), 0), "
         f"COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN 1 ELSE 0 END), 0), "
@@ -414,9 +419,6 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
     t = {name: table_name("collections", version, name)
          for name in ("bills", "receipts", "refunds", "receipt_returns", "unbilled_payments", "contribution_reversals",
                       "settlement_reversals")}
-    if not tx.table_exists(t["unbilled_payments"]):  # a version an earlier release built (`Projection.outdated`)
-        raise NotProjected(f"the collections projection's version {version} was built by an earlier release: run "
-                           f"`ledger projections rebuild collections`")
     day = as_of.isoformat()
     held, held_count, matched_later = _held(tx, version, branch, day)
     billed, outstanding = (int(v) for v in tx.aggregate(

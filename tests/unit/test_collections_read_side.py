@@ -427,3 +427,11 @@ def test_a_version_built_before_these_tables_is_refused_with_the_rebuild_to_run(
         assert "run `ledger projections rebuild collections`" in str(PROJECTIONS["collections"].outdated(tx, version))
     with pytest.raises(NotProjected, match="rebuild collections"):
         queries.branch_report(views, BRANCH, date(2024, 7, 20))
+    with pytest.raises(NotProjected, match="rebuild collections"):
+        queries.arrears(views, BRANCH, date(2024, 7, 20))
+    # `ledger projections run` would catch it up without the events it missed: it refuses it too.
+    from projections.runner import ensure_live
+
+    with pytest.raises(NotProjected, match="built by an earlier release, without its unbilled_payments table"):
+        ensure_live(views, PROJECTIONS["collections"])
+    assert ensure_live(views, PROJECTIONS["branches"]) >= 1  # the others are as this release builds them
