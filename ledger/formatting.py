@@ -140,7 +140,11 @@ def branch_report_lines(report: dict[str, Any]) -> list[str]:
                      f"{rupiah(c['outstanding'])}")
         lines.append(f"  money: received {rupiah(c['received'])} = applied {rupiah(c['applied'])} (fines "
                      f"{rupiah(c['fines_applied'])}) + unapplied {rupiah(c['unapplied'])} + refunded "
-                     f"{rupiah(c['refunded'])}")
+                     f"{rupiah(c['refunded'])} (returned as bank errors {rupiah(c['returned'])})")
+        later = f", {rupiah(c['held_matched_later'])} of it matched since" if c["held_matched_later"] else ""
+        lines.append(f"  held until matched: {rupiah(c['held'])} in {c['held_count']:,} credit(s){later}")
+        lines.append(f"  paid without a bill: {c['paid_without_bill_count']:,} payment(s), "
+                     f"{rupiah(c['paid_without_bill'])} net of {rupiah(c['paid_without_bill_reversed'])} reversed")
     return lines
 
 
@@ -171,6 +175,9 @@ def arrears_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"  {label}")
     lines.append(f"  {'':<34}{'':>10}{rupiah(totals['amount']):>18}{rupiah(totals['fine']):>14}"
                  f"{rupiah(totals['total']):>18}")
+    if totals["held_count"]:
+        lines.append(f"  held until matched at the branch: {rupiah(totals['held'])} in {totals['held_count']:,} "
+                     f"credit(s), naming no known payer (ledger payment unmatched)")
     return lines
 
 

@@ -204,6 +204,19 @@ class CollectionFigures(_Answer):
     unapplied: int = Field(description="money received and neither applied nor refunded: received = applied + "
                                        "unapplied + refunded, rupiah")
     refunded: int = Field(description="money refunded by as_of, rupiah")
+    returned: int = Field(description="money received by mistake and returned as a bank error by as_of, rupiah: "
+                                      "received is net of it")
+    held: int = Field(description="money the bank credited to the branch by as_of that named no known payer and was "
+                                  "not matched to its payer by as_of, rupiah")
+    held_count: int = Field(description="the bank credits held, as counted in held")
+    held_matched_later: int = Field(description="the part of held matched to its payer after as_of, which received "
+                                                "counts too (a matched receipt is dated the day the money arrived), "
+                                                "rupiah")
+    paid_without_bill: int = Field(description="money of payments without a bill (ledger contribution pay) made by "
+                                               "as_of, net of their lines reversed by as_of, rupiah; beside the bills' "
+                                               "figures, not in billed nor received")
+    paid_without_bill_count: int = Field(description="payments without a bill made by as_of")
+    paid_without_bill_reversed: int = Field(description="their lines reversed by as_of, rupiah")
 
 
 class BranchTotals(_Answer):
@@ -269,6 +282,9 @@ class ArrearsTotals(_Answer):
     fine: int
     total: int
     credit: int = Field(description="the credit of the payers listed")
+    held: int = Field(description="money the bank credited to the branch by as_of that named no known payer and was "
+                                  "not matched by as_of (some of it may be these payers'), rupiah")
+    held_count: int = Field(description="the bank credits held, as counted in held")
 
 
 class Arrears(_Answer):

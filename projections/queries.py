@@ -32,7 +32,7 @@ from ledger.errors import NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.store import Tx, ViewStore, table_name
-from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
+from projections.views import FINE_PROGRAM, PROGRAMS, PROJECTIONS, bill_fine
 
 HISTORY_ROWS_MAX = 10_000
 T = TypeVar("T")
@@ -305,6 +305,7 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                                              f"(SELECT b.bill_id {unpaid} AND b.segment = 'PU')", params):
             lines[bill_id].append((int(amount), int(count)))
         credit = _credits(tx, version, {(npp, kpj) for _, npp, kpj, *_ in rows}, day)
+        held = _held(tx, version, branch, day)
     payers: dict[tuple[str | None, str | None], dict[str, Any]] = {}
     buckets: dict[str, dict[str, Any]] = {label: {"bucket": label, "bills": 0, "amount": 0, "fine": 0, "total": 0}
                                           for label, _, _ in AGING_BUCKETS}
@@ -331,7 +332,29 @@ def arrears(store: ViewStore, branch: str, as_of: date) -> dict[str, Any]:
                        "members": sum(1 for p in listed if not p["npp"]),
                        "bills": sum(b["bills"] for b in buckets.values()),
                        "amount": sum(p["amount"] for p in listed), "fine": sum(p["fine"] for p in listed),
-                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed)}}
+                       "total": sum(p["total"] for p in listed), "credit": sum(p["credit"] for p in listed),
+                       "held": held[0], "held_count": held[1]}}
+
+
+def _refuse_outdated(tx: Tx, version: int) -> None:
+    """A collections version an earlier release built lacks tables these answers read: refused, naming the rebuild."""
+    why = PROJECTIONS["collections"].outdated(tx, version)
+    if why is not None:
+        raise NotProjected(why)
+
+
+def _held(tx: Tx, version: int, branch: str, day: str) -> tuple[int, int, int]:
+    """(amount, count, amount matched after `day`) of the money the bank credited to `branch` by `day` naming no known
+    payer and not matched to its payer by `day`."""
+    held, matches = (table_name("collections", version, name) for name in ("held", "held_matches"))
+    _refuse_outdated(tx, version)
+    amount, count, later = tx.aggregate(
+        f"SELECT COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN h.amount ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on IS NULL OR m.identified_on > ? THEN 1 ELSE 0 END), 0), "
+        f"COALESCE(SUM(CASE WHEN m.identified_on > ? THEN h.amount ELSE 0 END), 0) FROM {held} h "
+        f"LEFT JOIN {matches} m ON m.reference = h.reference WHERE h.branch = ? AND h.received_on <= ?",
+        (day, day, day, branch, day))
+    return int(amount), int(count), int(later)
 
 
 def _settled_by(version: int) -> str:
@@ -373,17 +396,31 @@ def _credits(tx: Tx, version: int, payers: set[tuple[str | None, str | None]], d
 
 
 def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | None:
-    """The branch's collections on `as_of`, in one snapshot (`tx`): billed (bills counting by then), settled (the
-    amounts of the bills settled by then), outstanding (the amounts of those not settled: billed = settled +
-    outstanding), the fines applied with them, applied (settled + fines: money taken from payers' credit), received
-    (net of money returned as bank errors), refunded and unapplied (received - applied - refunded, never below zero
-    per payer: an invariant of the projection). A settlement reversed by D counts neither as settled nor as applied.
-    None while the collections projection has not been built."""
+    """The branch's collections on `as_of`, in one snapshot (`tx`), every figure in rupiah but the counts:
+
+    - billed (bills counting by then), settled (the amounts of the bills settled by then), outstanding (the amounts of
+      those not settled): billed = settled + outstanding; fines_applied (the fines settled with them);
+    - received (net of money returned as bank errors), returned, applied (settled + fines: money taken from payers'
+      credit), refunded and unapplied (received - applied - refunded, never below zero per payer: an invariant of the
+      projection): received = applied + unapplied + refunded, and the money that came in is received + returned;
+    - held, held_count: money the bank credited to the branch's account by then that named no known payer and was
+      not matched to its payer by then (`ledger payment unmatched`); held_matched_later: the part of it matched
+      after the date, which `received` counts too (a matched receipt is dated the day the money arrived);
+    - paid_without_bill_count: payments without a bill (`ledger contribution pay`) made by then;
+      paid_without_bill_reversed: their lines reversed by then; paid_without_bill: paid - reversed, the money they
+      brought, beside the bills' figures (their contributions are in the branch's contributions, not in billed).
+
+    A settlement reversed by D counts neither as settled nor as applied. The reversed lines of payments without a bill
+    are every contribution line reversed by D less the settlements reversed by D (a settled bill's lines are reversed
+    with its settlement, on its date, never alone). None while the collections projection has not been built."""
     version = ViewStore.live_version(tx, "collections")
     if version is None:
         return None
-    t = {name: table_name("collections", version, name) for name in ("bills", "receipts", "refunds", "receipt_returns")}
+    t = {name: table_name("collections", version, name)
+         for name in ("bills", "receipts", "refunds", "receipt_returns", "unbilled_payments", "contribution_reversals",
+                      "settlement_reversals")}
     day = as_of.isoformat()
+    held, held_count, matched_later = _held(tx, version, branch, day)
     billed, outstanding = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(b.total), 0), COALESCE(SUM(CASE WHEN EXISTS (SELECT 1 {_settled_by(version)} "
         f"AND s.bill_id = b.bill_id) THEN 0 ELSE b.total END), 0) "
@@ -391,16 +428,25 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
     settled, fines = (int(v) for v in tx.aggregate(
         f"SELECT COALESCE(SUM(s.amount), 0), COALESCE(SUM(s.fine), 0) {_settled_by(version)} AND s.branch = ?",
         (day, day, branch)))
-    received = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipts']} WHERE branch = ? "
-                                f"AND received_on <= ?", (branch, day))[0])
-    received -= int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['receipt_returns']} WHERE branch = ? "
-                                 f"AND returned_on <= ?", (branch, day))[0])
-    refunded = int(tx.aggregate(f"SELECT COALESCE(SUM(amount), 0) FROM {t['refunds']} WHERE branch = ? "
-                                f"AND refunded_on <= ?", (branch, day))[0])
+
+    def total(table: str, column: str, on: str) -> int:
+        return int(tx.aggregate(f"SELECT COALESCE(SUM({column}), 0) FROM {t[table]} WHERE branch = ? AND {on} <= ?",
+                                (branch, day))[0])
+
+    returned = total("receipt_returns", "amount", "returned_on")
+    received = total("receipts", "amount", "received_on") - returned
+    refunded = total("refunds", "amount", "refunded_on")
     applied = settled + fines
+    paid, payments = (int(v) for v in tx.aggregate(
+        f"SELECT COALESCE(SUM(total), 0), COUNT(*) FROM {t['unbilled_payments']} WHERE branch = ? AND paid_on <= ?",
+        (branch, day)))
+    unbilled_reversed = (total("contribution_reversals", "total", "reversed_on")
+                         - total("settlement_reversals", "total", "reversed_on"))
     return {"billed": billed, "settled": settled, "outstanding": outstanding, "fines_applied": fines,
             "applied": applied, "received": received, "unapplied": received - applied - refunded,
-            "refunded": refunded}
+            "refunded": refunded, "returned": returned, "held": held, "held_count": held_count,
+            "held_matched_later": matched_later, "paid_without_bill": paid - unbilled_reversed,
+            "paid_without_bill_count": payments, "paid_without_bill_reversed": unbilled_reversed}
 
 
 # --- the scoped read side --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from ledger.errors import ProjectionError
+from ledger.errors import NotProjected, ProjectionError
 from ledger.events import EVENT_TYPES
 from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
@@ -245,6 +245,8 @@ def ensure_live(store: ViewStore, view: Projection) -> int:
             live = ViewStore.new_version(tx, view.name)
             view.create(tx, live, indexes=True)
             ViewStore.switch(tx, view.name, live)
+        elif (why := view.outdated(tx, live)) is not None:
+            raise NotProjected(why)
         return live
 
 

@@ -97,6 +97,17 @@ class Projection:
                 name = self.table(version, table.name)
                 tx.execute(f"CREATE INDEX IF NOT EXISTS {name}_i{number} ON {name} ({columns})")
 
+    def outdated(self, tx: Tx, version: int) -> str | None:
+        """Why a version built by an earlier release cannot be caught up by this one: a table this release keeps that
+        the version lacks (it would miss every earlier event of that table), or None. Adding a table to `tables` is
+        what makes operators rebuild after an upgrade: `ledger projections run` and the readers refuse such a version
+        with this message."""
+        for table in self.tables:
+            if not tx.table_exists(self.table(version, table.name)):
+                return (f"the {self.name} projection's version {version} was built by an earlier release, without "
+                        f"its {table.name} table: run `ledger projections rebuild {self.name}`")
+        return None
+
     def drop(self, tx: Tx, version: int) -> None:
         for table in self.tables:
             tx.execute(f"DROP TABLE IF EXISTS {self.table(version, table.name)}")
@@ -513,6 +524,33 @@ def _receipt_returned_row(env: dict[str, Any], data: dict[str, Any]) -> list[tup
                                  data["amount"], data["returned_on"]))]
 
 
+def _held_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Never the bank's text nor the sender's name (`MoneyUnidentified.PERSONAL_FIELDS`): they are not published, and
+    # would not be kept if they were.
+    return [("held", (data["reference"], data["branch"], data["amount"], data["received_on"],
+                      data.get("payment_code"), env["event_id"]))]
+
+
+def _identified_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    return [("held_matches", (data["reference"], data["branch"], *_payer_columns(data), data["amount"],
+                              data["identified_on"], env["event_id"]))]
+
+
+def _payment_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # A payment without a bill (`ledger contribution pay`): its lines are the `ContributionPaid` events, whose total
+    # it carries. Never the payer's name (`ContributionPaymentReceived.PERSONAL_FIELDS`).
+    return [("unbilled_payments", (data["payment_id"], *_payer_columns(data), data["branch"], data["paid_on"],
+                                   data["line_count"], data["total"], env["event_id"]))]
+
+
+def _contribution_reversed_row(env: dict[str, Any], data: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    # Every reversed contribution line, of a payment without a bill or of a bill's settlement (reversed with it, never
+    # alone): `queries.collection_figures` takes the settlements' reversals from them by branch and day. The fields
+    # read are in every version of the event (a v1 reversal needs no upcast here: see `Collections.apply`).
+    return [("contribution_reversals", (env["event_id"], data["reverses"], env["branch"], data["reversed_on"],
+                                        data["total"]))]
+
+
 RowsOf = Callable[[dict[str, Any], dict[str, Any]], list[tuple[str, tuple[Any, ...]]]]
 
 
@@ -555,6 +593,21 @@ class Collections(Projection):
         Table("receipt_returns", "event_id TEXT PRIMARY KEY, reference TEXT NOT NULL, npp TEXT, kpj TEXT, "
                                  "branch TEXT NOT NULL, amount BIGINT NOT NULL, returned_on TEXT NOT NULL",
               indexes=("branch, returned_on", "npp, kpj")),
+        # Money held until matched (`ledger.suspense`): what the bank credited, at the branch whose account received
+        # it, and the day a clerk matched it (its receipt, `MoneyReceived`, is dated the day the money arrived).
+        Table("held", "reference TEXT PRIMARY KEY, branch TEXT NOT NULL, amount BIGINT NOT NULL, "
+                      "received_on TEXT NOT NULL, payment_code TEXT, event_id TEXT NOT NULL",
+              indexes=("branch, received_on",)),
+        Table("held_matches", "reference TEXT PRIMARY KEY, branch TEXT NOT NULL, npp TEXT, kpj TEXT, "
+                              "amount BIGINT NOT NULL, identified_on TEXT NOT NULL, event_id TEXT NOT NULL"),
+        # Payments without a bill (`ledger contribution pay`), one row each, and every reversed contribution line.
+        Table("unbilled_payments", "payment_id TEXT PRIMARY KEY, npp TEXT, kpj TEXT, branch TEXT NOT NULL, "
+                                   "paid_on TEXT NOT NULL, line_count BIGINT NOT NULL, total BIGINT NOT NULL, "
+                                   "event_id TEXT NOT NULL",
+              indexes=("branch, paid_on",)),
+        Table("contribution_reversals", "event_id TEXT PRIMARY KEY, reverses TEXT NOT NULL, branch TEXT NOT NULL, "
+                                        "reversed_on TEXT NOT NULL, total BIGINT NOT NULL",
+              indexes=("branch, reversed_on",)),
     )
     ROWS: ClassVar[dict[str, RowsOf]] = {
         "BillClosed": _bill_row,
@@ -564,7 +617,15 @@ class Collections(Projection):
         "MoneyRefunded": _refunded_row,
         "SettlementReversed": _settlement_reversed_row,
         "ReceiptReturned": _receipt_returned_row,
+        "MoneyUnidentified": _held_row,
+        "MoneyIdentified": _identified_row,
+        "ContributionPaymentReceived": _payment_row,
+        "ContributionReversed": _contribution_reversed_row,
     }
+    # Types whose rows read fields every version of the event has: applied from the envelope's data as published,
+    # without an upcast (a v1 `ContributionReversed` needs its member's enrollment to upcast, which this projection
+    # does not keep).
+    AS_PUBLISHED: ClassVar[frozenset[str]] = frozenset({"ContributionReversed"})
     INSERTS: ClassVar[dict[str, str]] = {
         "bills": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "bill_amounts": "INSERT INTO {t} AS a VALUES (?, ?, ?) ON CONFLICT (bill_id, amount) DO UPDATE SET "
@@ -574,12 +635,18 @@ class Collections(Projection):
         "refunds": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
         "settlement_reversals": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         "receipt_returns": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "held": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?)",
+        "held_matches": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "unbilled_payments": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "contribution_reversals": "INSERT INTO {t} VALUES (?, ?, ?, ?, ?)",
     }
 
     def apply(self, tx: Tx, version: int, envelopes: Iterable[dict[str, Any]]) -> None:
         """Only the collections events: every other type passes untouched (and is never upcast here)."""
-        self.book(tx, version, [(env, envelope_data(env, upgrade="the projections")) for env in envelopes
-                                if env["type"] in self.ROWS])
+        self.book(tx, version, [(env, env["data"] if env["type"] in self.AS_PUBLISHED
+                                 and env["version"] <= EVENT_TYPES[env["type"]].VERSION
+                                 else envelope_data(env, upgrade="the projections"))
+                                for env in envelopes if env["type"] in self.ROWS])
 
     def book(self, tx: Tx, version: int, events: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         rows: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
@@ -615,7 +682,14 @@ class Collections(Projection):
             raise InvariantViolation(self.name, settled[1], settled[0])
         for reversed_ in _reversal_problems(tx, t):
             raise InvariantViolation(self.name, reversed_[1], reversed_[0])
-        # 3. No payer ever has less than nothing unapplied: money applied, refunded and returned was received by
+        # 3. Money matched was held: the same amount, matched on or after the day it arrived.
+        row = tx.one(f"SELECT m.reference, m.event_id FROM {t['held_matches']} m LEFT JOIN {t['held']} h "
+                     f"ON h.reference = m.reference WHERE h.reference IS NULL OR h.amount != m.amount "
+                     f"OR m.identified_on < h.received_on LIMIT 1")
+        if row:
+            raise InvariantViolation(self.name, f"bank reference {row[0]}: matched without being held, for another "
+                                                f"amount, or before it arrived", row[1])
+        # 4. No payer ever has less than nothing unapplied: money applied, refunded and returned was received by
         # then (a reversed settlement gives its money back on the reversal's date).
         moves = (f"SELECT coalesce(npp, '') AS npp, coalesce(kpj, '') AS kpj, received_on AS on_date, amount, "
                  f"event_id FROM {t['receipts']} UNION ALL SELECT coalesce(npp, ''), coalesce(kpj, ''), settled_on, "

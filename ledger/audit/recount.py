@@ -4,6 +4,7 @@ shows as a difference), and compared with the projections' answers."""
 
 from __future__ import annotations
 
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
@@ -18,7 +19,7 @@ from ledger.events import (
     MemberFacts,
     UpcastNeedsMember,
 )
-from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on
+from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, Program, employed_on, late_fine, months_late
 from ledger.settings import KafkaConnection
 from projections import queries
 from projections.store import ViewStore
@@ -136,7 +137,7 @@ class PayerBooks:
             result[branch] = {"billed": t["billed"], "settled": t["settled"], "outstanding": t["outstanding"],
                               "fines_applied": t["fines"], "applied": t["applied"],
                               "received": t["received"] - t["returned"], "refunded": t["refunded"],
-                              "unapplied": t["unapplied"]}
+                              "unapplied": t["unapplied"], "returned": t["returned"]}
         return result
 
     @staticmethod
@@ -149,7 +150,112 @@ class PayerBooks:
 
 # The branch's collection figures, as `projections.queries.collection_figures` names them.
 COLLECTION_FIGURES = ("billed", "settled", "outstanding", "fines_applied", "applied", "received", "refunded",
-                      "unapplied")
+                      "unapplied", "returned", "held", "held_count", "held_matched_later", "paid_without_bill",
+                      "paid_without_bill_count", "paid_without_bill_reversed")
+# Arrears aging by months overdue, as `ledger report arrears` labels its buckets: (label, from, to inclusive).
+ARREARS_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("1", 1, 1), ("2-3", 2, 3), ("4-6", 4, 6), ("7-12", 7, 12), (">12", 13, None))
+ARREARS_FIGURES = ("bills", "amount", "fine", "total")
+
+
+class Collections:
+    """What the branch's collection figures need besides the payers' books (`PayerBooks`), and arrears aging, kept
+    from the envelopes whatever their dates and counted as of the date at the end (an implementation of its own, not
+    the projection's queries): the money held until matched and when it was matched; payments without a bill and
+    every contribution line's payment, so that a reversal is told to be of a line paid without a bill (its payment is
+    no bill); the bills with their lines' amounts, their settlements and the settlements' reversals.
+
+    Memory: one entry per contribution line (its event id and payment id), per bill and per settlement."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, tuple[str, int, str]] = {}  # reference -> branch, amount, received on
+        self.matched: dict[str, str] = {}  # reference -> identified on
+        self.payments: list[tuple[str, str, int]] = []  # payments without a bill: branch, paid on, total
+        self.line_payment: dict[str, str] = {}  # ContributionPaid event id -> its payment id
+        self.reversals: list[tuple[str, str, str, int]] = []  # reverses, branch, reversed on, total
+        self.bills: dict[str, tuple[str, str, str, str, int]] = {}  # id -> branch, segment, counts from, due, total
+        self.bill_lines: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))  # id -> amount -> lines
+        self.settlements: dict[str, tuple[str, str]] = {}  # event id -> bill id, settled on
+        self.unsettled: dict[str, str] = {}  # the event id of a reversed settlement -> reversed on
+
+    def add(self, env: dict[str, Any], data: dict[str, Any]) -> None:
+        kind = env["type"]
+        if kind == "ContributionPaid":
+            self.line_payment[env["event_id"]] = sys.intern(data["payment_id"])
+        elif kind == "ContributionReversed":
+            self.reversals.append((data["reverses"], env["branch"], data["reversed_on"], data["total"]))
+        elif kind == "ContributionPaymentReceived":
+            self.payments.append((data["branch"], data["paid_on"], data["total"]))
+        elif kind == "MoneyUnidentified":
+            self.held[data["reference"]] = (data["branch"], data["amount"], data["received_on"])
+        elif kind == "MoneyIdentified":
+            self.matched[data["reference"]] = data["identified_on"]
+        else:
+            self._add_bill(env, data)
+
+    def _add_bill(self, env: dict[str, Any], data: dict[str, Any]) -> None:
+        kind = env["type"]
+        if kind == "BillClosed":
+            self.bills[data["bill_id"]] = (data["branch"], data["segment"], data["counts_from"], data["due_date"],
+                                           data["total"])
+        elif kind == "BillLinesAdded":
+            for line in data["lines"]:
+                self.bill_lines[data["bill_id"]][line["amount"]] += 1
+        elif kind == "BillSettled":
+            self.settlements[env["event_id"]] = (data["bill_id"], data["settled_on"])
+        elif kind == "SettlementReversed":
+            self.unsettled[data["reverses"]] = data["reversed_on"]
+
+    def figures(self, day: str) -> dict[str, dict[str, int]]:
+        """Per branch: held, held_count, held_matched_later, paid_without_bill(_count, _reversed) on `day`."""
+        result: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(
+            ("held", "held_count", "held_matched_later", "paid_without_bill", "paid_without_bill_count",
+             "paid_without_bill_reversed"), 0))
+        for reference, (branch, amount, received_on) in self.held.items():
+            if received_on > day:
+                continue
+            identified_on = self.matched.get(reference)
+            row = result[branch]
+            if identified_on is None or identified_on > day:
+                row["held"] += amount
+                row["held_count"] += 1
+            if identified_on is not None and identified_on > day:
+                row["held_matched_later"] += amount
+        for branch, paid_on, total in self.payments:
+            if paid_on <= day:
+                result[branch]["paid_without_bill"] += total
+                result[branch]["paid_without_bill_count"] += 1
+        for reverses, branch, reversed_on, total in self.reversals:
+            if reversed_on <= day and self.line_payment.get(reverses) not in self.bills:
+                result[branch]["paid_without_bill"] -= total
+                result[branch]["paid_without_bill_reversed"] += total
+        return dict(result)
+
+    def arrears(self, day: str) -> dict[str, dict[str, dict[str, int]]]:
+        """Per branch, per aging bucket (and "total"): the bills counting by `day`, due before it and not settled on
+        it (a settlement reversed by then does not count), their amounts and the late fine accrued on `day` (PU: per
+        line, `rules.late_fine` for the months overdue at the rate in force on the due date; BPU: none)."""
+        settled = {bill_id for event_id, (bill_id, settled_on) in self.settlements.items()
+                   if settled_on <= day and not (event_id in self.unsettled and self.unsettled[event_id] <= day)}
+        as_of = date.fromisoformat(day)
+        result: dict[str, dict[str, dict[str, int]]] = {}
+        for bill_id, (branch, segment, counts_from, due, total) in self.bills.items():
+            if counts_from > day or due >= day or bill_id in settled:
+                continue
+            due_date = date.fromisoformat(due)
+            months = months_late(due_date, as_of)
+            fine = 0 if segment != "PU" else sum(lines * late_fine(amount, months, due_date)
+                                                 for amount, lines in self.bill_lines[bill_id].items())
+            label = next(label for label, low, high in ARREARS_BUCKETS
+                         if months >= low and (high is None or months <= high))
+            rows = result.setdefault(branch, {name: dict.fromkeys(ARREARS_FIGURES, 0)
+                                              for name in (*(b[0] for b in ARREARS_BUCKETS), "total")})
+            for name in (label, "total"):
+                rows[name]["bills"] += 1
+                rows[name]["amount"] += total
+                rows[name]["fine"] += fine
+                rows[name]["total"] += total + fine
+        return result
 COLLECTIONS_TYPES = frozenset({"BillClosed", "BillSettled", "SettlementReversed", "MoneyReceived", "ReceiptReturned",
                                "MoneyRefunded"})
 
@@ -189,6 +295,7 @@ class Recount:
         self.accounts: dict[str, dict[str, int]] = defaultdict(
             lambda: {"contributions": 0, "fines": 0, "claims_count": 0, "claims_amount": 0})
         self.payers = PayerBooks()
+        self.collections = Collections()
         self.facts = MemberFacts()
         self.waiting: list[dict[str, Any]] = []  # events whose upcast needs a member not seen yet (in partition order)
 
@@ -202,6 +309,7 @@ class Recount:
         self.events += 1
         self.facts.see(kind, data)
         self._keep_fact(kind, env, data)
+        self.collections.add(env, data)
         if env["effective_date"] <= self.day:
             self._count_money(kind, data)
             self.flows.add(env, data)
@@ -298,10 +406,17 @@ class Recount:
         for branch, _, registered_on in self.employers.values():
             reports[branch]["registered_employers"] += registered_on <= self.day
         collections = self.payers.branch_figures()
+        more = self.collections.figures(self.day)
+        arrears = self.collections.arrears(self.day)
         for code, report in reports.items():
             money = self.flows.branches.get(code) or _money()
             report.update({key: value for key, value in money.items() if key != "events"})
-            report["collections"] = collections.get(code) or dict.fromkeys(COLLECTION_FIGURES, 0)
+            figures = dict.fromkeys(COLLECTION_FIGURES, 0)
+            figures.update(collections.get(code) or {})
+            figures.update(more.get(code) or {})
+            report["collections"] = figures
+            report["arrears"] = arrears.get(code) or {name: dict.fromkeys(ARREARS_FIGURES, 0)
+                                                      for name in (*(b[0] for b in ARREARS_BUCKETS), "total")}
         return reports
 
 
@@ -317,6 +432,16 @@ BRANCH_FIELDS = (
 
 
 COLLECTION_PATHS = tuple(f"collections.{name}" for name in COLLECTION_FIGURES)
+ARREARS_PATHS = tuple(f"arrears.{bucket}.{name}" for bucket in (*(b[0] for b in ARREARS_BUCKETS), "total")
+                      for name in ARREARS_FIGURES)
+
+
+def arrears_figures(answer: dict[str, Any]) -> dict[str, dict[str, int]]:
+    """`ledger report arrears`'s answer (`projections.queries.arrears`) in the recount's shape: per bucket and in
+    total, bills, amount, fine and total."""
+    rows = {bucket["bucket"]: {name: bucket[name] for name in ARREARS_FIGURES} for bucket in answer["buckets"]}
+    rows["total"] = {name: answer["totals"][name] for name in ARREARS_FIGURES}
+    return rows
 
 
 def _field(report: dict[str, Any], path: str) -> Any:
@@ -453,8 +578,12 @@ def _compare_branches(recount: Recount, store: ViewStore, report: AsOfReport) ->
         if ours is None or answer is None:
             report.add(Difference(f"branch {code}", "branch", "known" if ours else None, "known" if answer else None))
             continue
-        # The collection figures when the collections projection is built (`None` in the answer otherwise).
-        paths = BRANCH_FIELDS + (COLLECTION_PATHS if answer.get("collections") is not None else ())
+        # The collection figures and arrears aging when the collections projection is built (`None` in the answer
+        # otherwise).
+        paths = BRANCH_FIELDS
+        if answer.get("collections") is not None:
+            paths += COLLECTION_PATHS + ARREARS_PATHS
+            answer = {**answer, "arrears": arrears_figures(queries.arrears(store, code, recount.as_of))}
         for path in paths:
             if _field(ours, path) != _field(answer, path):
                 report.add(Difference(f"branch {code}", path, _field(ours, path), _field(answer, path)))

@@ -96,9 +96,16 @@ def test_arrears_of_a_branch_that_pays_without_bills(projected: Cli) -> None:
     assert [(b["bucket"], b["bills"]) for b in report["buckets"]] == [(label, 0) for label in
                                                                       ("1", "2-3", "4-6", "7-12", ">12")]
     assert "  no bill is overdue" in projected("report", "arrears", "--branch", BRANCH, "--as-of", AS_OF).stdout
-    figures = projected.json("report", "branch", BRANCH, "--as-of", AS_OF)["collections"]
-    assert figures == dict.fromkeys(("billed", "settled", "outstanding", "fines_applied", "applied", "received",
-                                     "unapplied", "refunded"), 0)
+    branch = projected.json("report", "branch", BRANCH, "--as-of", AS_OF)
+    figures = branch["collections"]
+    assert {name: figures[name] for name in ("billed", "settled", "outstanding", "fines_applied", "applied",
+                                             "received", "unapplied", "refunded", "returned", "held", "held_count",
+                                             "held_matched_later")} == dict.fromkeys(
+        ("billed", "settled", "outstanding", "fines_applied", "applied", "received", "unapplied", "refunded",
+         "returned", "held", "held_count", "held_matched_later"), 0)
+    # Without bills, every contribution and fine was paid without a bill (`ledger contribution pay`).
+    assert figures["paid_without_bill"] == branch["contributions_total"] + branch["late_fines"] > 0
+    assert figures["paid_without_bill_count"] > 0
 
 
 def test_status_then_rebuild_with_workers_switches_versions_and_keeps_answers(projected: Cli) -> None:

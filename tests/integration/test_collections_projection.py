@@ -1,7 +1,9 @@
-"""The collections read side end to end: a history of bills, money in part, late settlements and a refund, written by
-the ledger (SQLite event store), relayed to the real Kafka broker, built by the projections' runner (a rebuild in two
-workers into SQLite, and the live runner into PostgreSQL), then the arrears report at three dates and the branch's
-collection figures, which must add up: billed = settled + outstanding, received = applied + unapplied + refunded."""
+"""The collections read side end to end: a history of bills, money in part, late settlements and a refund, then money
+held until matched, payments without a bill and reversals (`record_held_and_unbilled`), written by the ledger (SQLite
+event store), relayed to the real Kafka broker, built by the projections' runner (a rebuild in two workers into
+SQLite, and the live runner into PostgreSQL), then the arrears report at three dates and the branch's collection
+figures, which must add up: billed = settled + outstanding, received = applied + unapplied + refunded, and the held
+money and payments without a bill beside them; the auditor's recount from the topic finds no difference."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ledger.application import Ledger
+from ledger.audit.recount import as_of_topic
 from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.settings import Settings
@@ -26,7 +29,7 @@ from projections.api import create_app
 from projections.store import ViewStore, table_name
 from projections.views import PROJECTIONS
 from tests.support.access_log import MemoryAccessLog
-from tests.support.collections_history import BPU_KPJ, BRANCH, NPP, record_collections
+from tests.support.collections_history import BPU_KPJ, BRANCH, NPP, record_collections, record_held_and_unbilled
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 from tests.support.kafka_roles import RELAY, KafkaRoles
 from tests.support.signing import log_signer
@@ -58,6 +61,7 @@ def relayed(tmp_path_factory: pytest.TempPathFactory, settings: Settings, kafka_
     day = [date(2024, 1, 1)]
     app = Ledger(env=base.eventsourcing_env(), clock=lambda: day[0], nik_key=base.nik_hmac_key_bytes())
     record_collections(app, lambda on: day.__setitem__(0, on))
+    record_held_and_unbilled(app, lambda on: day.__setitem__(0, on))
     topics = kafka_roles.provision(prefix, partitions=3)
     relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
                   transactional_id=f"relay-{prefix}")
@@ -90,7 +94,28 @@ def check_figures(store: ViewStore) -> None:
     last = queries.branch_report(store, BRANCH, date(2024, 6, 30))["collections"]
     assert last == {"billed": 2 * BILL + 2 * BPU_BILL, "settled": 2 * BILL, "outstanding": 2 * BPU_BILL,
                     "fines_applied": 2 * FINE_3_MONTHS, "applied": 2 * (BILL + FINE_3_MONTHS), "received": 3_500_000,
-                    "unapplied": 3_500_000 - 2 * (BILL + FINE_3_MONTHS) - 100_000, "refunded": 100_000}
+                    "unapplied": 3_500_000 - 2 * (BILL + FINE_3_MONTHS) - 100_000, "refunded": 100_000,
+                    "returned": 0, "held": 0, "held_count": 0, "held_matched_later": 0, "paid_without_bill": 0,
+                    "paid_without_bill_count": 0, "paid_without_bill_reversed": 0}
+    # After it (tests/unit/test_collections_read_side.py derives them): HELD-1 (750,000) and HELD-2 (250,000) held on
+    # 07-01, HELD-1 matched on 07-05 (its receipt dated 07-01); March paid without a bill on 07-10 (BILL + 93,493),
+    # April on 07-11 (BILL + 62,328) and reversed on 07-15; the February settlement reversed on 07-20.
+    later = {as_of: queries.branch_report(store, BRANCH, as_of)["collections"]
+             for as_of in (date(2024, 7, 1), date(2024, 7, 11), date(2024, 7, 20))}
+    names = ("received", "held", "held_count", "held_matched_later", "paid_without_bill", "paid_without_bill_count",
+             "paid_without_bill_reversed")
+    assert [tuple(figures[name] for name in names) for figures in later.values()] == [
+        (4_250_000, 1_000_000, 2, 750_000, 0, 0, 0),
+        (4_250_000, 250_000, 1, 0, 2 * BILL + FINE_3_MONTHS + 62_328, 2, 0),
+        (4_250_000, 250_000, 1, 0, BILL + FINE_3_MONTHS, 2, BILL + 62_328)]
+    assert later[date(2024, 7, 20)]["settled"] == BILL
+
+
+def check_recount(settings: Settings, store: ViewStore) -> None:
+    """`ledger audit as-of` from the real topic: held money, payments without a bill and arrears aging included."""
+    for as_of in (date(2024, 3, 16), date(2024, 7, 1), date(2024, 7, 20)):
+        report = as_of_topic(settings.kafka(), runner.events_topic(settings), store, as_of)
+        assert (report.ok, report.differences) == (True, []), as_of
 
 
 def test_a_rebuild_in_two_workers_answers_arrears_and_figures_that_add_up(relayed: Settings) -> None:
@@ -100,6 +125,8 @@ def test_a_rebuild_in_two_workers_answers_arrears_and_figures_that_add_up(relaye
     store = ViewStore.open(relayed)
     check_arrears(store)
     check_figures(store)
+    runner.rebuild(relayed, "balances")  # as-of compares every projection
+    check_recount(relayed, store)
     # The documented commands print the same reports.
     env = {**os.environ, "LEDGER_PROJECTION_SQLITE_PATH": str(relayed.projection_sqlite_path),
            "LEDGER_ACCESS_LOG_SQLITE_PATH": str(relayed.projection_sqlite_path.with_name("access-log.db"))}
@@ -138,7 +165,8 @@ def test_postgresql_builds_the_same_collections_view(relayed: Settings, postgres
             view.check(tx, 1)
             rows: dict[str, Any] = {t.name: sorted(tx.all(f"SELECT * FROM {table_name('collections', 1, t.name)}"),
                                                    key=repr) for t in view.tables}
-        assert rows["settlements"] and rows["bill_amounts"] and rows["refunds"]
+        assert rows["settlements"] and rows["bill_amounts"] and rows["refunds"] and rows["held_matches"]
+        assert rows["unbilled_payments"] and rows["contribution_reversals"]
         check_arrears(store)
         check_figures(store)
     finally:

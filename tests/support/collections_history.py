@@ -13,10 +13,15 @@ from ledger.commands import (
     CloseBills,
     EnrollMember,
     EnrollMembers,
+    HoldMoney,
+    MatchMoney,
+    PayContribution,
     ReceiveMoney,
     RefundMoney,
     RegisterEmployer,
+    Reverse,
 )
+from ledger.domain import payer_account_id
 
 BRANCH = "BEKASI-KOTA"
 NPP = "12345678"
@@ -62,3 +67,43 @@ def record_collections(app: Any, today: Callable[[date], None]) -> dict[str, Any
     today(date(2024, 6, 20))
     app.execute(RefundMoney.build(npp=NPP, amount=100_000, refunded_on=date(2024, 6, 20), reason="overpaid"))
     return closes
+
+
+# After the history above (none of it changes a figure on or before 2024-06-30): money held until matched, and
+# payments without a bill. (date, what happened):
+LATER_STEPS = (
+    (date(2024, 7, 1), "HELD-1 Rp750,000 and HELD-2 Rp250,000 credited to the branch, naming no known payer: held"),
+    (date(2024, 7, 5), "HELD-1 matched to the employer (its receipt dated 2024-07-01, the day it arrived)"),
+    (date(2024, 7, 10), "the employer pays 2024-03 without a bill (ledger contribution pay), 3 lines"),
+    (date(2024, 7, 11), "the employer pays 2024-04 without a bill, 3 lines"),
+    (date(2024, 7, 15), "the 2024-04 payment reversed, all its lines"),
+    (date(2024, 7, 20), "the February bill's settlement reversed: its lines too, which were not paid without a bill"),
+)
+HELD = {"HELD-1": 750_000, "HELD-2": 250_000}
+
+
+def record_held_and_unbilled(app: Any, today: Callable[[date], None]) -> dict[str, Any]:
+    """Write `LATER_STEPS` into `app`, after `record_collections`. Returns the two payments' results (their
+    `payment_id`, `event_id` and `total`)."""
+    today(date(2024, 7, 1))
+    for reference, amount in HELD.items():
+        app.execute(HoldMoney.build(reference=reference, branch=BRANCH, amount=amount, received_on=date(2024, 7, 1),
+                                    description=f"TRF {reference} DARI PAK BUDI SANTOSO", payer_name="Budi Santoso"))
+    today(date(2024, 7, 5))
+    app.execute(MatchMoney.build(reference="HELD-1", npp=NPP, identified_on=date(2024, 7, 5)))
+    payments = {}
+    today(date(2024, 7, 10))
+    payments["2024-03"] = app.execute(PayContribution.build(npp=NPP, month="2024-03", paid_on=date(2024, 7, 10),
+                                                            payer_name="Bu Siti Rahayu"))
+    today(date(2024, 7, 11))
+    payments["2024-04"] = app.execute(PayContribution.build(npp=NPP, month="2024-04", paid_on=date(2024, 7, 11)))
+    today(date(2024, 7, 15))
+    payments["reversal"] = app.execute(Reverse.build(event_id=payments["2024-04"]["event_id"], reason="paid twice",
+                                                     reversed_on=date(2024, 7, 15)))
+    today(date(2024, 7, 20))
+    account = app.find(payer_account_id(NPP, None))
+    (settled_id,) = [event for event, settlement in account.settlements.items()
+                     if settlement.settled.bill_id == f"{NPP}/2024-02/PU/1"]
+    payments["settlement reversal"] = app.execute(Reverse.build(event_id=settled_id, reason="bank recalled it",
+                                                                reversed_on=date(2024, 7, 20)))
+    return payments
