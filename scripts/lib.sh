@@ -9,6 +9,15 @@ CACHE_DIR="${LEDGER_CACHE_DIR:-$HOME/.cache/bpjs-ledger}"
 PYTHON_MIN="3.11"
 APT_UPDATED=""
 
+# Compiled bytecode, kept below .run/, for every script (test, demo, bench): they start the CLI in fresh Python
+# processes (the tests about 1,000 of them, a benchmark's command once per run), and each one compiles every module it
+# imports from source when no .pyc can be read or written (a caller's PYTHONDONTWRITEBYTECODE=1, as container images
+# often set, or a read-only tree): about 1 s of CPU per process. The first process to import a module writes its .pyc
+# here and every later one reads it; the source tree and the virtualenv get no __pycache__ folders, and a changed
+# source file is recompiled (its .pyc records the source's mtime).
+export PYTHONPYCACHEPREFIX="$RUN_DIR/pycache"
+unset PYTHONDONTWRITEBYTECODE
+
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
