@@ -691,6 +691,11 @@ def _reverse_settlement(context: HandlerContext, command: Reverse, account: Paye
         raise InvalidInput(f"a reversal cannot precede the settlement it reverses ({original.settled_on})")
     lines: BillLines | None = context.find(bill_lines_id(original.bill_id))
     assert lines is not None, f"bill {original.bill_id} has no lines"
+    adjusted = sum(1 for line in lines.lines if line.adjustment)
+    if adjusted:
+        raise RuleViolation(f"settlement {target} is of adjustment bill {original.bill_id}, whose {adjusted} "
+                            f"adjustment line(s) were recorded as ContributionAdjusted: reversing such a settlement "
+                            f"is not supported (money paid by mistake stays as paid; a correction is a new bill)")
     records = _paid_lines(context, [line.kpj for line in lines.lines], [original.month], original.bill_id)
     new_ids = _reverse_lines(context, command, records, target) if records else []
     new_id = account.record(ev.SettlementReversed(
