@@ -3,11 +3,14 @@ refunds. Handlers in the shape of `ledger.handlers` (load, decide, return what t
 
 - A **bill** (`BillClosed` + `BillLinesAdded` parts) freezes what a payer owes for one month and segment: one line per
   member covered that month and neither billed nor paid yet, priced as `ledger contribution pay` prices it. A month
-  closed again bills only members found since (a back-dated enrollment): an adjustment bill, never an edit.
+  closed again bills only what is new: members found since (a back-dated enrollment), and the difference for members
+  billed before whose month costs more now (a wage or risk class raised back into it; `BillLine.adjustment`): an
+  adjustment bill, never an edit. A lower wage or class dated back into a billed month is refused when recorded.
 - **Money** (`MoneyReceived`) goes to the payer's account (`domain.PayerAccount`) as a lot, and is applied by the rule
   in force (`rules.MONEY_APPLICATION`): bills oldest first, each settled whole with its late fine to the settlement
   date. A settlement (`BillSettled`) records the bill's lines as `ContributionPaid` events (payment id = the bill id),
-  so balances, branch totals and everything downstream keep their meaning.
+  so balances, branch totals and everything downstream keep their meaning; an adjustment line is recorded as a
+  `ContributionAdjusted` on the member's month, which they add the same way.
 - A **refund** (`MoneyRefunded`) pays back credit: money received and not applied.
 """
 

@@ -141,7 +141,8 @@ def register_employer(context: HandlerContext, command: RegisterEmployer, carefu
 # --- changes dated back into billed months ---------------------------------------------------------------------------
 # A bill is never edited. A change dated back that would lower what a billed month costs (a lower wage, a lower risk
 # class) would leave the payer owed money, which the ledger cannot record yet: it is refused, naming the bill and the
-# first date the change may take effect. A change that raises it is recorded and does not change the bill.
+# first date the change may take effect. A change that raises it is recorded and does not change the bill: the month's
+# next close bills the difference in an adjustment bill (`ledger.billing`).
 
 RISK_ORDER = list(RiskClass)  # very-low .. very-high: a later class has a higher JKK rate
 
