@@ -185,20 +185,55 @@ def _check_wage_not_lowered_in_bills(context: HandlerContext, member: Member, wa
                 f"date the change {_next_month_start(billed[-1][0]).isoformat()} or later")
 
 
+def _jkk(shares: dict[Program, ev.ProgramShare]) -> int:
+    return pricing.share_total(shares, Program.JKK)
+
+
+def _jkk_lowered(context: HandlerContext, employer: Employer, risk_class: RiskClass, month: str,
+                 bill_ids: list[str]) -> tuple[str, str] | None:
+    """(member, bill) of the first member whose JKK for `month` at `risk_class` (and the wage in force) would be less
+    than the month's bills billed for it; None if none would."""
+    billed: dict[str, tuple[int, str]] = {}
+    for bill_id in bill_ids:
+        lines: BillLines | None = context.find(bill_lines_id(bill_id))
+        for line in lines.lines if lines is not None else []:
+            before, first_bill = billed.get(line.kpj, (0, bill_id))
+            billed[line.kpj] = (before + _jkk(line.shares), first_bill)
+    discount = pricing.labour_intensive_discount(employer.labour_intensive, len(employer.roster))
+    for member in context.members(sorted(billed)):
+        amount, bill_id = billed[member.kpj]
+        try:
+            price = pricing.price_month(member.segment, member.wage_on(pricing.month_end(month)), member.programs,
+                                        month, month_start(month), risk_class=risk_class, labour_intensive=discount)
+        except (LookupError, ValueError):
+            continue  # a month the rules cannot price was not billed either
+        jkk = price.owed.shares.get(Program.JKK)
+        if (jkk.employer + jkk.worker if jkk is not None else 0) < amount:
+            return member.kpj, bill_id
+    return None
+
+
 def _check_risk_not_lowered_in_bills(context: HandlerContext, employer: Employer, risk_class: RiskClass,
                                      effective: date) -> None:
     """An employer's risk class is taken on each month's first day: a change dated `effective` reaches the months
-    that begin on or after it."""
+    that begin on or after it. Refused: a class lower than the one in force for a billed month that would price a
+    member's JKK below what its bills billed (a class raised and not billed yet may be lowered back)."""
     first = month_key(effective) if effective.day == 1 else month_key(_next_month_start(month_key(effective)))
     bills = _bills_from(context, employer.npp, None, first)
+    by_month: dict[str, list[str]] = {}
     for month, bill_id in bills:
-        if _overridden(employer.risk_history, effective, month_start(month)):
+        by_month.setdefault(month, []).append(bill_id)
+    for month, bill_ids in by_month.items():
+        in_force = employer.risk_class_on(month_start(month))
+        if (_overridden(employer.risk_history, effective, month_start(month))
+                or RISK_ORDER.index(risk_class) >= RISK_ORDER.index(in_force)):
             continue
-        billed_class = employer.risk_class_on(month_start(month))
-        if RISK_ORDER.index(risk_class) < RISK_ORDER.index(billed_class):
+        lowered = _jkk_lowered(context, employer, risk_class, month, bill_ids)
+        if lowered is not None:
+            kpj, bill_id = lowered
             raise RuleViolation(
-                f"employer {employer.npp}'s risk class from {effective.isoformat()} ({risk_class.value}) is lower "
-                f"than the {billed_class.value} billed for {month} in bill {bill_id}: a lower risk class dated "
+                f"employer {employer.npp}'s risk class from {effective.isoformat()} ({risk_class.value}) would "
+                f"price member {kpj}'s JKK for {month} below what bill {bill_id} billed: a lower risk class dated "
                 f"back into a billed month is not supported (a bill is never edited, and the employer would be "
                 f"owed the difference); date the change {_next_month_start(bills[-1][0]).isoformat()} or later")
 

@@ -96,8 +96,8 @@ def test_a_lower_risk_class_dated_back_into_a_billed_month_is_refused_a_higher_o
     before = books.contract_events()
     with pytest.raises(RuleViolation) as refused:
         _risk(books, RiskClass.VERY_LOW, date(2024, 2, 1))
-    assert (f"({RiskClass.VERY_LOW.value}) is lower than the low billed for 2024-02 in bill {NPP}/2024-02/PU/1"
-            in str(refused.value))
+    assert (f"({RiskClass.VERY_LOW.value}) would price member {BUDI}'s JKK for 2024-02 below what bill "
+            f"{NPP}/2024-02/PU/1 billed" in str(refused.value))
     assert "date the change 2024-03-01 or later" in str(refused.value)
     assert books.contract_events() == before
     # Dated after February's first day, it reaches March only, which is not billed.
@@ -213,3 +213,15 @@ def test_a_settlement_of_an_adjustment_bill_is_not_reversed() -> None:
         books.app.execute(Reverse.build(event_id=adjustment_settlement, reason="recalled",
                                         reversed_on=date(2024, 2, 10)))
     assert books.contract_events() == before
+
+
+def test_a_risk_class_raised_and_not_billed_yet_may_be_lowered_back() -> None:
+    books = budi_employed(date(2024, 3, 4))
+    books.close("2024-01")
+    _risk(books, RiskClass.HIGH, date(2024, 1, 1))  # a typo: January is not closed again yet
+    _risk(books, RiskClass.LOW, date(2024, 1, 1))  # corrected: January's bill priced low, nothing to adjust
+    assert books.close("2024-01")["bills"] == 0
+    _risk(books, RiskClass.MEDIUM, date(2024, 1, 1))
+    assert books.close("2024-01")["total"] == 17_500  # billed at medium now
+    with pytest.raises(RuleViolation, match="below what bill"):
+        _risk(books, RiskClass.LOW, date(2024, 1, 1))
