@@ -212,6 +212,10 @@ def test_a_settlement_of_an_adjustment_bill_is_not_reversed() -> None:
     with pytest.raises(RuleViolation, match=rf"adjustment bill {NPP}/2024-01/PU/2, whose 1 adjustment line"):
         books.app.execute(Reverse.build(event_id=adjustment_settlement, reason="recalled",
                                         reversed_on=date(2024, 2, 10)))
+    [adjusted] = events_of(books.app, "ContributionAdjusted", kpj_=BUDI)
+    with pytest.raises(RuleViolation, match=r"is a ContributionAdjusted; only"):
+        books.app.execute(Reverse.build(event_id=adjusted["event_id"], reason="recalled",
+                                        reversed_on=date(2024, 2, 10)))
     assert books.contract_events() == before
 
 
