@@ -106,6 +106,12 @@ def example_events() -> dict[str, dict[str, Any]]:
                           received_on=date(2017, 10, 3), description="TRANSFER IURAN OKTOBER"))
     app.execute(MatchMoney(reference="BNI171003002", npp=npp, identified_on=date(2017, 10, 5)))
     _collections_reversed(app)
+    # A wage raised back into billed and settled March 2024: the next close of March bills the difference in an
+    # adjustment bill, settled by a transfer as a ContributionAdjusted.
+    app.execute(ChangeWage(kpj="15000000002", wage=6_000_000, effective=date(2024, 3, 1)))
+    adjusted = app.execute(CloseBills(month="2024-03", npps=[npp]))
+    app.execute(ReceiveMoney(reference="BCA-240510-000456", code=adjusted["first_bills"][0]["payment_code"],
+                             amount=adjusted["total"] * 2, received_on=date(2024, 5, 10)))
     examples: dict[str, dict[str, Any]] = {}
     for notification in app.recorder.select_notifications(start=1, limit=1_000):
         if notification.topic not in INTERNAL_EVENT_TOPICS:

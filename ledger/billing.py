@@ -3,11 +3,14 @@ refunds. Handlers in the shape of `ledger.handlers` (load, decide, return what t
 
 - A **bill** (`BillClosed` + `BillLinesAdded` parts) freezes what a payer owes for one month and segment: one line per
   member covered that month and neither billed nor paid yet, priced as `ledger contribution pay` prices it. A month
-  closed again bills only members found since (a back-dated enrollment): an adjustment bill, never an edit.
+  closed again bills only what is new: members found since (a back-dated enrollment), and the difference for members
+  billed before whose month costs more now (a wage or risk class raised back into it; `BillLine.adjustment`): an
+  adjustment bill, never an edit. A lower wage or class dated back into a billed month is refused when recorded.
 - **Money** (`MoneyReceived`) goes to the payer's account (`domain.PayerAccount`) as a lot, and is applied by the rule
   in force (`rules.MONEY_APPLICATION`): bills oldest first, each settled whole with its late fine to the settlement
   date. A settlement (`BillSettled`) records the bill's lines as `ContributionPaid` events (payment id = the bill id),
-  so balances, branch totals and everything downstream keep their meaning.
+  so balances, branch totals and everything downstream keep their meaning; an adjustment line is recorded as a
+  `ContributionAdjusted` on the member's month, which they add the same way.
 - A **refund** (`MoneyRefunded`) pays back credit: money received and not applied.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 from ledger import events as ev
 from ledger import pricing, rules
@@ -127,14 +131,41 @@ def _bill_line(payer: _Payer, member: Member, month: str, due: date, prices: Pri
     return ev.BillLine(kpj=member.kpj, **fields)
 
 
-def _already_billed(context: HandlerContext, account: PayerAccount | None, month: str, segment: Segment) -> set[str]:
+def _already_billed(context: HandlerContext, account: PayerAccount | None, month: str,
+                    segment: Segment) -> dict[str, list[ev.BillLine]]:
+    """The lines of the payer's bills for `month` and `segment`, by member."""
     if account is None:
-        return set()
-    kpjs: set[str] = set()
+        return {}
+    billed: dict[str, list[ev.BillLine]] = {}
     for bill_id in account.bills_by_month.get((month, segment.value), []):
         lines: BillLines | None = context.find(bill_lines_id(bill_id))
-        kpjs.update(line.kpj for line in (lines.lines if lines is not None else []))
-    return kpjs
+        for line in lines.lines if lines is not None else []:
+            billed.setdefault(line.kpj, []).append(line)
+    return billed
+
+
+def _adjustment(line: ev.BillLine, billed: list[ev.BillLine]) -> ev.BillLine | None:
+    """What a member's month costs now (`line`) beyond what its earlier lines billed, as an adjustment line; None
+    when it costs no more. A wage or risk class lowered back into a billed month is refused when recorded
+    (`ledger.handlers`), so a share is lower now only when the labour-intensive discount began to apply since (more
+    workers): such a month is left as billed."""
+    shares: dict[rules.Program, ev.ProgramShare] = {}
+    for program in rules.Program:
+        now = line.shares.get(program, ev.ProgramShare(employer=0, worker=0))
+        employer = now.employer - sum(b.shares[program].employer for b in billed if program in b.shares)
+        worker = now.worker - sum(b.shares[program].worker for b in billed if program in b.shares)
+        if employer < 0 or worker < 0:
+            return None
+        if employer or worker:
+            shares[program] = ev.ProgramShare(employer=employer, worker=worker)
+    if not shares:
+        return None
+    return ev.BillLine(
+        kpj=line.kpj, wage=line.wage, shares=shares,
+        jkp_from_jkk=line.jkp_from_jkk - sum(b.jkp_from_jkk for b in billed),
+        jkp_from_jkm=line.jkp_from_jkm - sum(b.jkp_from_jkm for b in billed),
+        jp_deferred=line.jp_deferred - sum(b.jp_deferred for b in billed),
+        amount=sum(share.employer + share.worker for share in shares.values()), adjustment=True)
 
 
 def _already_paid(context: HandlerContext, members: list[Member], month: str) -> set[str]:
@@ -142,6 +173,20 @@ def _already_paid(context: HandlerContext, members: list[Member], month: str) ->
     ids = {contribution_month_id(m.kpj, month): m.kpj for m in members}
     found = context.find_many(list(ids))
     return {ids[i] for i, record in found.items() if isinstance(record, ContributionMonth) and record.current}
+
+
+def _lines_owed(context: HandlerContext, payer: _Payer, account: PayerAccount | None, owed: list[Member],
+                month: str, segment: Segment, due: date, prices: Prices) -> list[ev.BillLine]:
+    """The lines a close bills: members owed and neither billed nor paid yet, then the difference for members
+    billed before whose month costs more now (a wage or risk class raised back into it)."""
+    billed = _already_billed(context, account, month, segment)
+    paid = _already_paid(context, [m for m in owed if m.kpj not in billed], month)
+    lines = [_bill_line(payer, m, month, due, prices) for m in owed if m.kpj not in billed and m.kpj not in paid]
+    for member in (m for m in owed if m.kpj in billed):
+        adjustment = _adjustment(_bill_line(payer, member, month, due, prices), billed[member.kpj])
+        if adjustment is not None:
+            lines.append(adjustment)
+    return lines
 
 
 def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date, careful: bool,
@@ -158,15 +203,13 @@ def _close_payer(context: HandlerContext, payer: _Payer, month: str, today: date
         owed = [m for m in covered if m.segment is segment]
         if not owed:
             continue
-        billed = _already_billed(context, account, month, segment) | _already_paid(context, owed, month)
-        members = [m for m in owed if m.kpj not in billed]
-        if not members:
+        due = rules.bill_due_date(segment, month_start(month))
+        lines = _lines_owed(context, payer, account, owed, month, segment, due, prices)
+        if not lines:
             continue
         seq = (account.bill_count(month, segment) if account is not None else 0) + 1
         if seq > BILLS_PER_MONTH_MAX:
             raise RuleViolation(f"{payer.label} has {BILLS_PER_MONTH_MAX} bills for {month} already")
-        due = rules.bill_due_date(segment, month_start(month))
-        lines = [_bill_line(payer, m, month, due, prices) for m in members]
         code = payment_code(payer.npp, payer.kpj, month, segment, seq)
         bill_id = f"{payer.npp or payer.kpj}/{month}/{segment.value}/{seq}"
         parts = [lines[i:i + ev.BILL_PART_LINES_MAX] for i in range(0, len(lines), ev.BILL_PART_LINES_MAX)]
@@ -269,6 +312,7 @@ def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
     records to save and the bills settled. `unsaved`: the lines of bills made by this command, by bill id."""
     records: list[Any] = []
     settled: list[str] = []
+    touched: dict[UUID, ContributionMonth] = {}  # contribution months this command records on, by id
     while account.open_bills and account.lots:
         bill = account.open_bills[0]
         lines = _bill_lines(context, bill.bill.bill_id, unsaved or {})
@@ -283,10 +327,32 @@ def _apply(context: HandlerContext, account: PayerAccount, careful: bool,
             bill_id=bill.bill.bill_id, npp=bill.bill.npp, kpj=bill.bill.kpj, branch=bill.bill.branch,
             month=bill.bill.month, rule=rule, settled_on=settled_on, months_late=months_late,
             amount=bill.bill.total, fine=fine, total=bill.bill.total + fine, references=references))
-        contribution_lines = _contribution_lines(bill.bill, lines, settled_on, months_late, ev.PayerRole(role))
-        records.extend(month_records(context, contribution_lines, careful))
+        paid, adjusted = _contribution_lines(bill.bill, lines, settled_on, months_late, ev.PayerRole(role))
+        new_records = month_records(context, paid, careful)
+        touched.update((record.id, record) for record in new_records)
+        records.extend(new_records)
+        for adjustment in adjusted:
+            records.extend(_adjusted_month(context, touched, adjustment, careful))
         settled.append(bill.bill.bill_id)
     return records, settled
+
+
+def _adjusted_month(context: HandlerContext, touched: dict[UUID, ContributionMonth],
+                    adjustment: ev.ContributionAdjusted, careful: bool) -> list[ContributionMonth]:
+    """The month's contribution record with the adjustment recorded on it; returned when it is not among the
+    records this command saves already."""
+    month_id = contribution_month_id(adjustment.kpj, adjustment.month)
+    record = touched.get(month_id)
+    if record is not None:
+        record.record(adjustment)
+        return []
+    record = context.find(month_id, to_save=not careful)
+    if record is None:
+        record = ContributionMonth.start(adjustment)
+    else:
+        record.record(adjustment)
+    touched[month_id] = record
+    return [record]
 
 
 def _bill_lines(context: HandlerContext, bill_id: str, unsaved: dict[str, list[ev.BillLine]]) -> list[ev.BillLine]:
@@ -298,13 +364,23 @@ def _bill_lines(context: HandlerContext, bill_id: str, unsaved: dict[str, list[e
 
 
 def _contribution_lines(bill: ev.BillClosed, lines: list[ev.BillLine], settled_on: date, months_late: int,
-                        payer: ev.PayerRole) -> list[ev.ContributionPaid]:
+                        payer: ev.PayerRole) -> tuple[list[ev.ContributionPaid], list[ev.ContributionAdjusted]]:
+    """A settled bill's lines as contribution events: a `ContributionPaid` per member line, a `ContributionAdjusted`
+    per adjustment line (its month was paid, or billed, before)."""
     fines = _fine(bill, lines, months_late)
-    return [ev.ContributionPaid(
-        kpj=line.kpj, npp=bill.npp, branch=bill.branch, segment=bill.segment, month=bill.month, paid_on=settled_on,
-        payer=payer, payment_id=bill.bill_id, wage=line.wage, shares=line.shares, jkp_from_jkk=line.jkp_from_jkk,
-        jkp_from_jkm=line.jkp_from_jkm, jp_deferred=line.jp_deferred, months_late=months_late, fine=fine,
-        total=line.amount + fine) for line, fine in zip(lines, fines, strict=True)]
+    paid: list[ev.ContributionPaid] = []
+    adjusted: list[ev.ContributionAdjusted] = []
+    for line, fine in zip(lines, fines, strict=True):
+        fields = dict(
+            kpj=line.kpj, npp=bill.npp, branch=bill.branch, segment=bill.segment, month=bill.month,
+            paid_on=settled_on, payer=payer, payment_id=bill.bill_id, wage=line.wage, shares=line.shares,
+            jkp_from_jkk=line.jkp_from_jkk, jkp_from_jkm=line.jkp_from_jkm, jp_deferred=line.jp_deferred,
+            months_late=months_late, fine=fine, total=line.amount + fine)
+        if line.adjustment:
+            adjusted.append(ev.ContributionAdjusted(**fields))
+        else:
+            paid.append(ev.ContributionPaid(**fields))
+    return paid, adjusted
 
 
 def _receiving_account(context: HandlerContext, command: ReceiveMoney) -> tuple[str | None, str | None, str,

@@ -330,9 +330,15 @@ class ContributionMonth(LedgerAggregate):
             self.month = contract.month
             self.current: ev.ContributionPaid | None = contract
             self.current_id: str | None = event_id(self.id, self.applied)
+            self.adjusted: list[str] = getattr(self, "adjusted", [])
         elif isinstance(contract, ev.ContributionReversed):
             self.current = None
             self.current_id = None
+        elif isinstance(contract, ev.ContributionAdjusted):
+            if not hasattr(self, "kpj"):  # an adjustment settled before the month's first bill (reopened)
+                self.kpj, self.month, self.current, self.current_id = contract.kpj, contract.month, None, None
+            # The bills whose adjustment lines were settled here (a settlement of such a bill is not reversed).
+            self.adjusted = [*getattr(self, "adjusted", []), contract.payment_id]
 
     def member_facts(self, kpj: str) -> tuple[str | None, str] | None:
         # A reversal stored at v1 follows the payment it reverses, in this aggregate: that payment names the account.

@@ -320,7 +320,8 @@ BILL_PART_LINES_MAX = 1_000  # member lines per `BillLinesAdded`: keeps each pub
 
 class BillKind(str, Enum):
     REGULAR = "regular"  # the month's first bill for a payer
-    ADJUSTMENT = "adjustment"  # members found owed for a month already billed (a back-dated enrollment)
+    ADJUSTMENT = "adjustment"  # members found owed for a month already billed (a back-dated enrollment), or more owed
+    # for members billed before (a wage or risk class raised back into the month): lines with `adjustment` true
 
 
 class BillClosed(LedgerEvent):
@@ -358,6 +359,10 @@ class BillLine(BaseModel):
     jkp_from_jkm: Rupiah = 0
     jp_deferred: Rupiah = 0
     amount: Rupiah = Field(gt=0)  # the sum of the shares
+    # True: the member's month was billed before and now costs more (a wage or risk class raised back into it); the
+    # shares (and the JKP splits, JP deferred) are the differences, `wage` the new one. Settled as a
+    # `ContributionAdjusted`, never a second `ContributionPaid`.
+    adjustment: bool = False
 
     @model_validator(mode="after")
     def _amount_adds_up(self) -> BillLine:
@@ -427,6 +432,41 @@ class BillSettled(LedgerEvent):
 
     def effective_date(self) -> date:
         return self.settled_on
+
+
+class ContributionAdjusted(LedgerEvent):
+    """More of one member's contribution for one month, billed before: the difference an adjustment bill's line
+    (`BillLine.adjustment`) billed after a wage or risk class was raised back into the month, recorded when that bill
+    is settled (`payment_id` = its bill id), on the month's contribution record. Every reader of balances and branch
+    totals adds it as it adds a `ContributionPaid`; it does not count as a second payment of the month."""
+
+    TYPE: ClassVar[str] = "ContributionAdjusted"
+    kpj: str
+    npp: str | None
+    branch: str
+    segment: Segment
+    month: str = Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    paid_on: date
+    payer: PayerRole
+    payment_id: str
+    wage: Rupiah  # the new wage (PU) or declared income (BPU) the month is now priced on
+    shares: dict[Program, ProgramShare]  # the differences: what the month costs now less what was billed before
+    jkp_from_jkk: Rupiah = 0
+    jkp_from_jkm: Rupiah = 0
+    jp_deferred: Rupiah = 0
+    months_late: int = Field(ge=0)
+    fine: Rupiah = Field(ge=0)  # the late fine on the difference, from the month's due date
+    total: Rupiah  # sum of the shares plus the fine
+
+    @model_validator(mode="after")
+    def _total_adds_up(self) -> ContributionAdjusted:
+        parts = sum(s.employer + s.worker for s in self.shares.values()) + self.fine
+        if parts != self.total:
+            raise ValueError(f"total {self.total} is not the sum of shares and fine ({parts})")
+        return self
+
+    def effective_date(self) -> date:
+        return self.paid_on
 
 
 class MoneyRefunded(LedgerEvent):
@@ -555,6 +595,7 @@ EVENT_TYPES: dict[str, type[LedgerEvent]] = {
         ReceiptReturned,
         MoneyUnidentified,
         MoneyIdentified,
+        ContributionAdjusted,
     )
 }
 

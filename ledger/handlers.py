@@ -60,7 +60,7 @@ from ledger.domain import (
     payment_id,
 )
 from ledger.errors import AlreadyExists, InvalidInput, NotFound, RuleViolation
-from ledger.rules import Program, Segment
+from ledger.rules import Program, RiskClass, Segment
 
 EARLIEST_DATE = date(1977, 1, 1)  # the fund's predecessor began in 1977: nothing in the books is older
 PREPAID_MONTHS_MAX = 12  # BPU members and government employers may pay up to a year ahead
@@ -138,9 +138,110 @@ def register_employer(context: HandlerContext, command: RegisterEmployer, carefu
     return [employer], {"npp": command.npp, "event_id": event_id(employer.id, 1)}
 
 
+# --- changes dated back into billed months ---------------------------------------------------------------------------
+# A bill is never edited. A change dated back that would lower what a billed month costs (a lower wage, a lower risk
+# class) would leave the payer owed money, which the ledger cannot record yet: it is refused, naming the bill and the
+# first date the change may take effect. A change that raises it is recorded and does not change the bill: the month's
+# next close bills the difference in an adjustment bill (`ledger.billing`).
+
+RISK_ORDER = list(RiskClass)  # very-low .. very-high: a later class has a higher JKK rate
+
+
+def _bills_from(context: HandlerContext, npp: str | None, kpj: str | None,
+                first_month: str) -> list[tuple[str, str]]:
+    """(month, bill id) of a payer's bills for `first_month` and later, oldest month first."""
+    account: PayerAccount | None = context.find(payer_account_id(npp, kpj))
+    if account is None:
+        return []
+    return sorted((month, bill_id) for (month, _segment), ids in account.bills_by_month.items()
+                  if month >= first_month for bill_id in ids)
+
+
+def _next_month_start(month: str) -> date:
+    return month_start(rules.shift_month(month, 1))
+
+
+def _overridden(history: list[Any], effective: date, day: date) -> bool:
+    """Whether a change already recorded, dated after `effective` and by `day`, decides the value on `day`."""
+    return any(effective < item.effective <= day for item in history)
+
+
+def _check_wage_not_lowered_in_bills(context: HandlerContext, member: Member, wage: int, effective: date) -> None:
+    """A member's wage is priced at each month's end: a change dated `effective` reaches the months from its own."""
+    billed: list[tuple[str, str, int]] = []
+    for month, bill_id in _bills_from(context, member.npp, None if member.npp is not None else member.kpj,
+                                      month_key(effective)):
+        if _overridden(member.wage_history, effective, pricing.month_end(month)):
+            continue
+        lines: BillLines | None = context.find(bill_lines_id(bill_id))
+        billed.extend((month, bill_id, line.wage) for line in (lines.lines if lines is not None else [])
+                      if line.kpj == member.kpj)
+    for month, bill_id, billed_wage in billed:
+        if wage < billed_wage:
+            raise RuleViolation(
+                f"member {member.kpj}'s wage from {effective.isoformat()} (Rp{wage:,}) is lower than the "
+                f"Rp{billed_wage:,} billed for {month} in bill {bill_id}: a lower wage dated back into a billed "
+                f"month is not supported (a bill is never edited, and the payer would be owed the difference); "
+                f"date the change {_next_month_start(billed[-1][0]).isoformat()} or later")
+
+
+def _jkk(shares: dict[Program, ev.ProgramShare]) -> int:
+    return pricing.share_total(shares, Program.JKK)
+
+
+def _jkk_lowered(context: HandlerContext, employer: Employer, risk_class: RiskClass, month: str,
+                 bill_ids: list[str]) -> tuple[str, str] | None:
+    """(member, bill) of the first member whose JKK for `month` at `risk_class` (and the wage in force) would be less
+    than the month's bills billed for it; None if none would."""
+    billed: dict[str, tuple[int, str]] = {}
+    for bill_id in bill_ids:
+        lines: BillLines | None = context.find(bill_lines_id(bill_id))
+        for line in lines.lines if lines is not None else []:
+            before, first_bill = billed.get(line.kpj, (0, bill_id))
+            billed[line.kpj] = (before + _jkk(line.shares), first_bill)
+    discount = pricing.labour_intensive_discount(employer.labour_intensive, len(employer.roster))
+    for member in context.members(sorted(billed)):
+        amount, bill_id = billed[member.kpj]
+        try:
+            price = pricing.price_month(member.segment, member.wage_on(pricing.month_end(month)), member.programs,
+                                        month, month_start(month), risk_class=risk_class, labour_intensive=discount)
+        except (LookupError, ValueError):
+            continue  # a month the rules cannot price was not billed either
+        jkk = price.owed.shares.get(Program.JKK)
+        if (jkk.employer + jkk.worker if jkk is not None else 0) < amount:
+            return member.kpj, bill_id
+    return None
+
+
+def _check_risk_not_lowered_in_bills(context: HandlerContext, employer: Employer, risk_class: RiskClass,
+                                     effective: date) -> None:
+    """An employer's risk class is taken on each month's first day: a change dated `effective` reaches the months
+    that begin on or after it. Refused: a class lower than the one in force for a billed month that would price a
+    member's JKK below what its bills billed (a class raised and not billed yet may be lowered back)."""
+    first = month_key(effective) if effective.day == 1 else month_key(_next_month_start(month_key(effective)))
+    bills = _bills_from(context, employer.npp, None, first)
+    by_month: dict[str, list[str]] = {}
+    for month, bill_id in bills:
+        by_month.setdefault(month, []).append(bill_id)
+    for month, bill_ids in by_month.items():
+        in_force = employer.risk_class_on(month_start(month))
+        if (_overridden(employer.risk_history, effective, month_start(month))
+                or RISK_ORDER.index(risk_class) >= RISK_ORDER.index(in_force)):
+            continue
+        lowered = _jkk_lowered(context, employer, risk_class, month, bill_ids)
+        if lowered is not None:
+            kpj, bill_id = lowered
+            raise RuleViolation(
+                f"employer {employer.npp}'s risk class from {effective.isoformat()} ({risk_class.value}) would "
+                f"price member {kpj}'s JKK for {month} below what bill {bill_id} billed: a lower risk class dated "
+                f"back into a billed month is not supported (a bill is never edited, and the employer would be "
+                f"owed the difference); date the change {_next_month_start(bills[-1][0]).isoformat()} or later")
+
+
 def change_risk_class(context: HandlerContext, command: ChangeRiskClass, careful: bool) -> Outcome:
     check_date(context, "effective date", command.effective)
     employer = context.employer(command.npp, to_save=not careful)
+    _check_risk_not_lowered_in_bills(context, employer, command.risk_class, command.effective)
     new_id = employer.record(ev.EmployerRiskClassChanged(
         npp=command.npp, risk_class=command.risk_class, effective=command.effective))
     return [employer], {"npp": command.npp, "event_id": new_id}
@@ -219,6 +320,7 @@ def change_wage(context: HandlerContext, command: ChangeWage, careful: bool) -> 
         raise RuleViolation(f"member {command.kpj} exited on {member.exit.exit_date}; no wage change after exit")
     if member.segment is Segment.BPU:  # as at enrollment: otherwise every later payment would be refused
         _check_declared_income(command.kpj, command.wage, command.effective)
+    _check_wage_not_lowered_in_bills(context, member, command.wage, command.effective)
     new_id = member.record(ev.MemberWageChanged(kpj=command.kpj, wage=command.wage, effective=command.effective))
     return [member], {"kpj": command.kpj, "wage": command.wage, "event_id": new_id}
 
@@ -625,6 +727,11 @@ def _reverse_settlement(context: HandlerContext, command: Reverse, account: Paye
         raise InvalidInput(f"a reversal cannot precede the settlement it reverses ({original.settled_on})")
     lines: BillLines | None = context.find(bill_lines_id(original.bill_id))
     assert lines is not None, f"bill {original.bill_id} has no lines"
+    adjusted = sum(1 for line in lines.lines if line.adjustment)
+    if adjusted:
+        raise RuleViolation(f"settlement {target} is of adjustment bill {original.bill_id}, whose {adjusted} "
+                            f"adjustment line(s) were recorded as ContributionAdjusted: reversing such a settlement "
+                            f"is not supported (money paid by mistake stays as paid; a correction is a new bill)")
     records = _paid_lines(context, [line.kpj for line in lines.lines], [original.month], original.bill_id)
     new_ids = _reverse_lines(context, command, records, target) if records else []
     new_id = account.record(ev.SettlementReversed(

@@ -109,7 +109,7 @@ def share_total(shares: dict[Program, ev.ProgramShare], program: Program) -> int
 
 def _movement(contract: ev.LedgerEvent, program: Program) -> tuple[date, int]:
     """The day from which a contract event counts, and what it adds to (or, negative, takes from) `program`."""
-    if isinstance(contract, ev.ContributionPaid):
+    if isinstance(contract, (ev.ContributionPaid, ev.ContributionAdjusted)):
         return contract.paid_on, share_total(contract.shares, program)
     if isinstance(contract, ev.ContributionReversed):
         return contract.reversed_on, -share_total(contract.shares, program)

@@ -176,6 +176,9 @@ def latest_sql(alias: str) -> str:
 
 
 NO_SHARE = {"employer": 0, "worker": 0}
+# What a contribution event does to balances and flows: a payment and an adjustment (more for a month billed before,
+# settled) add their shares and fine, a reversal takes them back.
+CONTRIBUTION_SIGNS = {"ContributionPaid": 1, "ContributionAdjusted": 1, "ContributionReversed": -1}
 
 
 def _shares(data: dict[str, Any], sign: int) -> list[int]:
@@ -238,8 +241,8 @@ class Balances(Projection):
         for env, data in events:
             kind = env["type"]
             event_id, on = env["event_id"], env["effective_date"]
-            if kind in {"ContributionPaid", "ContributionReversed"}:
-                sign = 1 if kind == "ContributionPaid" else -1
+            if kind in CONTRIBUTION_SIGNS:
+                sign = CONTRIBUTION_SIGNS[kind]
                 shares = _shares(data, sign)
                 postings.append((event_id, data["kpj"], on, "contribution" if sign > 0 else "contribution-reversal",
                                  data["month"], *shares, sign * data["fine"], 0, None, 0, env["position"]))
@@ -373,8 +376,8 @@ class Branches(Projection):
         for env, data in events:
             kind = env["type"]
             event_id, on, branch = env["event_id"], env["effective_date"], env["branch"]
-            if kind in {"ContributionPaid", "ContributionReversed"}:
-                sign = 1 if kind == "ContributionPaid" else -1
+            if kind in CONTRIBUTION_SIGNS:
+                sign = CONTRIBUTION_SIGNS[kind]
                 amount = _add_to_flows(flows, branch, on, data, sign)
                 row = total(payer_account(data), branch, on, env)
                 row[0] += sign * amount

@@ -27,7 +27,7 @@ from projections.store import ViewStore
 # --- recomputing from the envelopes: an implementation independent of the projections' -----------------------------
 
 PROGRAMS = tuple(program.value for program in Program)
-CONTRIBUTION_SIGNS = {"ContributionPaid": 1, "ContributionReversed": -1}
+CONTRIBUTION_SIGNS = {"ContributionPaid": 1, "ContributionAdjusted": 1, "ContributionReversed": -1}
 CLAIM_SIGNS = {"ClaimPaid": 1, "ClaimReversed": -1}
 NO_SHARE = {"employer": 0, "worker": 0}
 EMPLOYER_KINDS = ("company", "government")

@@ -2,6 +2,9 @@
 worker joins an employer, the month is closed (a bill), the employer pays it late by transfer with more than enough
 (the bill is settled with its fine, its lines become `ContributionPaid` events), and the change is refunded.
 
+`wage_raised_back`: after that story, the worker's wage is raised back into the settled month: the month closed
+again bills the difference in an adjustment bill, settled late as a `ContributionAdjusted`, the change refunded.
+
 `collections_with_reversals`: an employer of its own is billed, pays, has the settlement reversed, has money
 returned as a bank error and refunded: every collections event type, the reversals' included, on any ledger."""
 
@@ -13,6 +16,7 @@ from typing import Any
 
 from ledger.application import Ledger
 from ledger.commands import (
+    ChangeWage,
     CloseBills,
     EnrollMember,
     MemberRow,
@@ -61,6 +65,28 @@ def bill_pay_late_and_refund(app: Any, *, npp: str, kpj: str, month: str, refere
                             reason="overpaid: the change of a late payment"))
     return Collected(bill_id=bill["bill_id"], bill_total=bill["total"], received=amount, refunded=change,
                      settled_on=received_on)
+
+
+RAISED_WAGE = 6_000_000  # from 5,000,000: a PU month costs 9.54% of it, Rp95,400 more
+
+
+def wage_raised_back(app: Any, collected: Collected, *, npp: str, kpj: str, month: str,
+                     reference: str) -> Collected:
+    """After `bill_pay_late_and_refund` of `month`: the wage raised to RAISED_WAGE from the month's first day, the
+    month closed again (an adjustment bill of the difference), paid with a fine on the day the first bill was, and
+    the change refunded."""
+    app.execute(ChangeWage(kpj=kpj, wage=RAISED_WAGE, effective=month_start(month)))
+    closed = app.execute(CloseBills(month=month, npps=[npp]))
+    [bill] = closed["first_bills"]
+    amount = bill["total"] * (100 + PAID_OVER_BILL_PERCENT) // 100
+    receipt = app.execute(ReceiveMoney(reference=reference, code=bill["payment_code"], amount=amount,
+                                       received_on=collected.settled_on))
+    assert receipt["settled"] == [bill["bill_id"]], receipt
+    change = receipt["unapplied"]
+    app.execute(RefundMoney(npp=npp, amount=change, refunded_on=collected.settled_on,
+                            reason="overpaid: the change of a late payment"))
+    return Collected(bill_id=bill["bill_id"], bill_total=bill["total"], received=amount, refunded=change,
+                     settled_on=collected.settled_on)
 
 
 NPP = "39000003"  # the reversals' own payer

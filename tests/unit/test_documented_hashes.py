@@ -17,7 +17,7 @@ from ledger.domain import INTERNAL_EVENT_TOPICS
 from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
-from tests.support.collections import bill_pay_late_and_refund, collections_with_reversals
+from tests.support.collections import bill_pay_late_and_refund, collections_with_reversals, wage_raised_back
 from tests.support.scenario import new_ledger
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -54,7 +54,9 @@ def published_envelopes() -> list[dict[str, Any]]:
                               reversed_on=date(2017, 2, 1)))
     app.execute(Reverse.build(event_id=claim["event_id"], reason="paid twice", reversed_on=date(2017, 3, 1)))
     # Collections: a bill, the money that settles it late (with its fine), the change refunded.
-    bill_pay_late_and_refund(app, npp="39000001", kpj="15900000001", month="2017-01", reference="BRI-170320-0001")
+    collected = bill_pay_late_and_refund(app, npp="39000001", kpj="15900000001", month="2017-01",
+                                         reference="BRI-170320-0001")
+    wage_raised_back(app, collected, npp="39000001", kpj="15900000001", month="2017-01", reference="BRI-170320-0002")
     collections_with_reversals(app)  # bills, money, settlements, refunds and their reversals
     app.execute(HoldMoney.build(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2017, 3, 2),
                                 description="TRANSFER \"Ø\"/\\", payer_name="Koperasi Kopi Café"))

@@ -125,6 +125,16 @@ EXAMPLE_FIELDS: dict[str, dict[str, Any]] = {
     "MoneyIdentified": dict(
         reference="BNI171003002", branch=BRANCH, npp=NPP, kpj=None, amount=3_200_000,
         identified_on=date(2017, 10, 5)),
+    # A wage raised back to Rp6,000,000 from March 2024, billed in March's adjustment bill (number 2): the
+    # differences of the worked example's shares, settled on 20 May, one month late (2% of 95,400).
+    "ContributionAdjusted": dict(
+        kpj=KPJ, npp=NPP, branch=BRANCH, segment=Segment.PU, month="2024-03", paid_on=date(2024, 5, 20),
+        payer=ev.PayerRole.EMPLOYER, payment_id=f"{NPP}/2024-03/PU/2", wage=6_000_000,
+        shares={Program.JHT: ev.ProgramShare(employer=37_000, worker=20_000),
+                Program.JKK: ev.ProgramShare(employer=5_400, worker=0),
+                Program.JKM: ev.ProgramShare(employer=3_000, worker=0),
+                Program.JP: ev.ProgramShare(employer=20_000, worker=10_000)},
+        jkp_from_jkk=0, jkp_from_jkm=0, jp_deferred=0, months_late=1, fine=1_908, total=97_308),
 }
 
 

@@ -10,7 +10,7 @@ from ledger import events as ev
 from ledger.commands import ChangeRiskClass, ChangeWage, HoldMoney, MatchMoney, Reverse
 from ledger.generator import BranchPlan, generate_branch
 from ledger.persistence import OrjsonTranscoder
-from tests.support.collections import bill_pay_late_and_refund, collections_with_reversals
+from tests.support.collections import bill_pay_late_and_refund, collections_with_reversals, wage_raised_back
 from tests.support.scenario import new_ledger, register
 
 
@@ -38,7 +38,10 @@ def test_every_kind_of_stored_event_is_encoded_byte_for_byte_as_the_library_woul
     app.execute(ChangeRiskClass(npp="20000001", risk_class="high", effective=date(2018, 2, 1)))
     # Collections: a payer's account (bills, money, settlements, refunds) and a bill's lines.
     register(app, "39000002", registered_on=date(2024, 1, 2))
-    bill_pay_late_and_refund(app, npp="39000002", kpj="15900000002", month="2024-03", reference="BNI-240520-7")
+    collected = bill_pay_late_and_refund(app, npp="39000002", kpj="15900000002", month="2024-03",
+                                         reference="BNI-240520-7")
+    # A wage raised back into the settled month: an adjustment bill, settled as a ContributionAdjusted.
+    wage_raised_back(app, collected, npp="39000002", kpj="15900000002", month="2024-03", reference="BNI-240520-8")
     collections_with_reversals(app)  # bills, money, settlements, refunds and their reversals
     # Money held until matched, then matched (MoneyUnidentified, MoneyIdentified).
     app.execute(HoldMoney(reference="BNI-1", branch="BEKASI-KOTA", amount=50_000, received_on=date(2018, 2, 2)))
