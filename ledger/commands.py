@@ -456,19 +456,15 @@ class CloseBills(Command):
         return self
 
 
-class ReceiveMoney(Command):
-    """Money that arrived, from the payer named by a payment code, an NPP or a KPJ. The bank reference is the
-    command id: the same money again is a repeat; the same reference with other content is refused."""
+class _MoneyByReference(Command):
+    """Money known by its bank reference, for a payer named once: by a payment code, an NPP or a KPJ. The command id
+    is ID_PREFIX + the reference, so the same command again is a repeat and other content for it is refused."""
 
-    NAME: ClassVar[str] = "receive-money"
+    ID_PREFIX: ClassVar[str]
     reference: Reference
     code: str | None = None
     npp: str | None = None
     kpj: str | None = None
-    amount: MoneyAmount
-    received_on: Day
-    payer: PayerRole | None = None  # default: the employer (NPP) or the member (KPJ)
-    payer_name: Name | None = None
 
     _code = field_validator("code")(lambda v: v if v is None else _payment_code(v))
     _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
@@ -478,18 +474,34 @@ class ReceiveMoney(Command):
     @classmethod
     def _reference_is_the_id(cls, data: Any) -> Any:
         if isinstance(data, dict) and "command_id" not in data and isinstance(data.get("reference"), str):
-            return {**data, "command_id": f"money:{data['reference']}"}
+            return {**data, "command_id": f"{cls.ID_PREFIX}{data['reference']}"}
         return data
+
+    @model_validator(mode="after")
+    def _one_payer(self) -> _MoneyByReference:
+        if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
+            raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
+        return self
+
+
+class ReceiveMoney(_MoneyByReference):
+    """Money that arrived, from the payer named by a payment code, an NPP or a KPJ. The bank reference is the
+    command id: the same money again is a repeat; the same reference with other content is refused."""
+
+    NAME: ClassVar[str] = "receive-money"
+    ID_PREFIX: ClassVar[str] = "money:"
+    amount: MoneyAmount
+    received_on: Day
+    payer: PayerRole | None = None  # default: the employer (NPP) or the member (KPJ)
+    payer_name: Name | None = None
 
     def conflict_message(self, previous_name: str) -> str:  # noqa: ARG002
         return (f"bank reference {self.reference} was already recorded with another payer, amount or date; the "
                 f"first receipt stands (the same money again is answered as a repeat)")
 
     @model_validator(mode="after")
-    def _one_payer(self) -> ReceiveMoney:
-        if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
-            raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
-        if self.command_id != f"money:{self.reference}":
+    def _receipt_rules(self) -> ReceiveMoney:
+        if self.command_id != f"{self.ID_PREFIX}{self.reference}":
             raise ValueError("the command id of a receipt is its bank reference (money:REFERENCE)")
         # As for `PayContribution`: an employer's account is paid by the employer or an institution, a member's by
         # the member or an institution. A payment code names its payer by its first digit (1 employer, 2 member).
@@ -562,37 +574,17 @@ class HoldMoney(Command):
         return self
 
 
-class MatchMoney(Command):
+class MatchMoney(_MoneyByReference):
     """Money held in suspense matched by a clerk to the payer named by a payment code, an NPP or a KPJ. Its command
     id is match:REFERENCE: the same match again is a repeat; another payer for the same money is refused."""
 
     NAME: ClassVar[str] = "match-money"
-    reference: Reference
-    code: str | None = None
-    npp: str | None = None
-    kpj: str | None = None
+    ID_PREFIX: ClassVar[str] = "match:"
     identified_on: Day
-
-    _code = field_validator("code")(lambda v: v if v is None else _payment_code(v))
-    _npp = field_validator("npp")(lambda v: v if v is None else identifiers.validate_npp(v))
-    _kpj = field_validator("kpj")(lambda v: v if v is None else identifiers.validate_kpj(v))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reference_is_the_id(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "command_id" not in data and isinstance(data.get("reference"), str):
-            return {**data, "command_id": f"match:{data['reference']}"}
-        return data
 
     def conflict_message(self, previous_name: str) -> str:  # noqa: ARG002
         return (f"held money {self.reference} was already matched to another payer or on another day; the first "
                 f"match stands")
-
-    @model_validator(mode="after")
-    def _one_payer(self) -> MatchMoney:
-        if sum(x is not None for x in (self.code, self.npp, self.kpj)) != 1:
-            raise ValueError("name the payer once: a payment code, an NPP or a KPJ")
-        return self
 
 
 IMPORT_BATCH_LINES_MAX = 2_000  # statement lines recorded in one transaction (`ledger payment import`)
