@@ -84,6 +84,13 @@ class ProgramShare(BaseModel):
     worker: Rupiah = Field(ge=0)
 
 
+def check_total(shares: dict[Program, ProgramShare], fine: int, total: int) -> None:
+    """A contribution line's total is its shares plus its fine: a line that does not add up is not a line."""
+    parts = sum(s.employer + s.worker for s in shares.values()) + fine
+    if parts != total:
+        raise ValueError(f"total {total} is not the sum of shares and fine ({parts})")
+
+
 class LedgerEvent(BaseModel):
     """Base of every event in the contract."""
 
@@ -210,9 +217,7 @@ class ContributionPaid(LedgerEvent):
 
     @model_validator(mode="after")
     def _total_adds_up(self) -> ContributionPaid:
-        parts = sum(s.employer + s.worker for s in self.shares.values()) + self.fine
-        if parts != self.total:
-            raise ValueError(f"total {self.total} is not the sum of shares and fine ({parts})")
+        check_total(self.shares, self.fine, self.total)
         return self
 
     def effective_date(self) -> date:
@@ -460,9 +465,7 @@ class ContributionAdjusted(LedgerEvent):
 
     @model_validator(mode="after")
     def _total_adds_up(self) -> ContributionAdjusted:
-        parts = sum(s.employer + s.worker for s in self.shares.values()) + self.fine
-        if parts != self.total:
-            raise ValueError(f"total {self.total} is not the sum of shares and fine ({parts})")
+        check_total(self.shares, self.fine, self.total)
         return self
 
     def effective_date(self) -> date:

@@ -12,29 +12,23 @@ at his new wage, and for the second the JKK difference alone; it is paid on 20 M
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections import Counter
 from datetime import date
 from typing import Any
 
-import orjson
 import pytest
 
 from ledger.application import Ledger
 from ledger.commands import ChangeRiskClass, ChangeWage, CloseBills, EnrollMembers, ReceiveMoney, RegisterEmployer
-from ledger.publishing import kafka_client
-from ledger.publishing.relay import Relay
 from ledger.rules import late_fine
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
-from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
-from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.kafka_roles import KafkaRoles
+from tests.support.relayed import relayed_history
 from tests.support.scenario import row
-from tests.support.signing import log_signer
 
 pytestmark = pytest.mark.integration
 
@@ -70,24 +64,8 @@ def write_story(app: Ledger) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def adjusted(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("adjustments")
-    prefix = f"test-adjustments-{uuid.uuid4().hex[:10]}"
-    base = kafka_roles.settings(PROJECTIONS_ROLE, settings.model_copy(update={
-        "sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix, "projection_sqlite_path": root / "views.db"}))
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK, nik_key=base.nik_hmac_key_bytes())
-    story = write_story(app)
-    topics = kafka_roles.provision(prefix, partitions=3)
-    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
-                  transactional_id=f"relay-{prefix}", batch_max=500)
-    published = relay.run()
-    relay.close()
-    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(kafka_roles.connection(AUDITOR),
-                                                                         topics.events)]
-    cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(base.sqlite_path),
-                   "LEDGER_PROJECTION_SQLITE_PATH": str(base.projection_sqlite_path),
-                   "LEDGER_KAFKA_TOPIC_PREFIX": prefix, "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{prefix}"},
-              folder=root, kafka=kafka_roles)
-    return {"app": app, "settings": base, "published": published, "envelopes": envelopes, "cli": cli, **story}
+    return relayed_history(tmp_path_factory.mktemp("adjustments"), "adjustments", settings, kafka_roles, CLOCK,
+                           write_story)
 
 
 def test_the_adjustment_is_published_as_contribution_adjusted_not_a_second_payment(adjusted) -> None:

@@ -15,14 +15,12 @@ The story, one employer of three PU workers and one self-paying BPU member, all 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 from datetime import date
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 
 from consumers.sdk import Delivery, Subscriber
@@ -38,18 +36,16 @@ from ledger.commands import (
 )
 from ledger.errors import RuleViolation
 from ledger.events import PUBLISHED_EVENT_TYPES
-from ledger.publishing import kafka_client
-from ledger.publishing.relay import Relay
 from ledger.rules import Segment
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.store import ViewStore
 from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
-from tests.support.kafka_roles import AUDITOR, RELAY, TEAMS, KafkaRoles
-from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.kafka_roles import TEAMS, KafkaRoles
+from tests.support.relayed import postgres_store, relayed_history
 from tests.support.scenario import row
-from tests.support.signing import log_signer, log_verifier_key
+from tests.support.signing import log_verifier_key
 
 pytestmark = pytest.mark.integration
 
@@ -101,26 +97,8 @@ def write_collections(app: Ledger) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def collected(tmp_path_factory, settings: Settings, kafka_roles: KafkaRoles) -> dict[str, Any]:
-    root = tmp_path_factory.mktemp("collections")
-    unique = uuid.uuid4().hex[:10]
-    prefix = f"test-collections-{unique}"
-    base = kafka_roles.settings(PROJECTIONS_ROLE, settings.model_copy(update={
-        "sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix, "projection_sqlite_path": root / "views.db"}))
-    app = Ledger(env=base.eventsourcing_env(), clock=lambda: CLOCK, nik_key=base.nik_hmac_key_bytes())
-    story = write_collections(app)
-    topics = kafka_roles.provision(prefix, partitions=3)
-    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
-                  transactional_id=f"relay-{prefix}", batch_max=500)
-    published = relay.run()
-    relay.close()
-    envelopes = [orjson.loads(r.value) for r in kafka_client.read_to_end(kafka_roles.connection(AUDITOR),
-                                                                         topics.events)]
-    cli = Cli(env={**os.environ, "LEDGER_SQLITE_PATH": str(base.sqlite_path),
-                   "LEDGER_PROJECTION_SQLITE_PATH": str(base.projection_sqlite_path),
-                   "LEDGER_KAFKA_TOPIC_PREFIX": prefix, "LEDGER_RELAY_TRANSACTIONAL_ID": f"relay-{prefix}"},
-              folder=root, kafka=kafka_roles)
-    return {"app": app, "settings": base, "topics": topics, "published": published, "envelopes": envelopes,
-            "cli": cli, **story}
+    return relayed_history(tmp_path_factory.mktemp("collections"), "collections", settings, kafka_roles, CLOCK,
+                           write_collections)
 
 
 def test_the_relay_publishes_every_collections_event_without_the_payers_name(collected) -> None:
@@ -234,32 +212,24 @@ def test_on_postgresql_a_restarted_ledger_reads_the_payer_accounts_and_bills_bac
                                                                                settings: Settings) -> None:
     """The same story on the PostgreSQL event store; a second process then finds the accounts as the first left
     them: the receipts known (a repeat writes nothing), no credit left to refund, the balances of the settled lines."""
-    schema = f"ledger_test_{uuid.uuid4().hex[:10]}"
-    pg = postgres_settings
-    connect = dict(host=pg.postgres_host, port=pg.postgres_port, user=pg.postgres_user, dbname=pg.postgres_dbname,
-                   password=pg.postgres_password or None, autocommit=True)
-    with psycopg.connect(**connect) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    env = {**pg.eventsourcing_env(), "POSTGRES_SCHEMA": schema}
-    opened = [Ledger(env=dict(env), clock=lambda: CLOCK, nik_key=settings.nik_hmac_key_bytes()) for _ in range(2)]
-    try:
-        first, restarted = opened
-        story = write_collections(first)
-        assert story["bills"] == collected["bills"] and story["refunded"] == collected["refunded"]
-        stored = [orjson.loads(n.state)["schema_type"] for n in first.stored_contract_notifications()]
-        assert Counter(stored) == Counter(env["type"] for env in collected["envelopes"])
+    with postgres_store(postgres_settings) as env:
+        opened = [Ledger(env=dict(env), clock=lambda: CLOCK, nik_key=settings.nik_hmac_key_bytes()) for _ in range(2)]
+        try:
+            first, restarted = opened
+            story = write_collections(first)
+            assert story["bills"] == collected["bills"] and story["refunded"] == collected["refunded"]
+            stored = [orjson.loads(n.state)["schema_type"] for n in first.stored_contract_notifications()]
+            assert Counter(stored) == Counter(env["type"] for env in collected["envelopes"])
 
-        repeat = restarted.execute(ReceiveMoney(reference="BCA-240425-000456", npp=NPP,
-                                                amount=collected["bills"][f"{NPP}/2024-03/PU/1"]["total"] * 103 // 100,
-                                                received_on=date(2024, 4, 25)))
-        assert repeat["repeated"] is True and repeat["open_bills"] == 0
-        with pytest.raises(RuleViolation, match="larger than employer 10012345's credit of Rp0"):
-            restarted.execute(RefundMoney(npp=NPP, amount=1, refunded_on=date(2024, 4, 30), reason="probe"))
-        assert [restarted.jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS] == [
-            collected["app"].jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS]
-        assert sum(1 for _ in restarted.stored_contract_notifications()) == len(stored)
-    finally:
-        for app in opened:
-            app.close()
-        with psycopg.connect(**connect) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+            amount = collected["bills"][f"{NPP}/2024-03/PU/1"]["total"] * 103 // 100
+            repeat = restarted.execute(ReceiveMoney(reference="BCA-240425-000456", npp=NPP, amount=amount,
+                                                    received_on=date(2024, 4, 25)))
+            assert repeat["repeated"] is True and repeat["open_bills"] == 0
+            with pytest.raises(RuleViolation, match="larger than employer 10012345's credit of Rp0"):
+                restarted.execute(RefundMoney(npp=NPP, amount=1, refunded_on=date(2024, 4, 30), reason="probe"))
+            assert [restarted.jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS] == [
+                collected["app"].jht_balance(kpj, AFTER_SETTLEMENT) for kpj in WORKERS]
+            assert sum(1 for _ in restarted.stored_contract_notifications()) == len(stored)
+        finally:
+            for app in opened:
+                app.close()

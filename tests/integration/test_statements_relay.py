@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import psycopg
 import pytest
 
 from ledger import statements
@@ -34,6 +33,7 @@ from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.relayed import postgres_store
 from tests.support.scenario import row
 from tests.support.signing import log_signer, log_verifier_key
 
@@ -148,25 +148,17 @@ def test_the_auditor_verifies_reconciles_and_recounts(imported) -> None:
 
 def test_on_postgresql_the_same_statement_twice_records_nothing_twice(imported, postgres_settings, settings: Settings,
                                                                       tmp_path: Path) -> None:
-    schema = f"ledger_test_{uuid.uuid4().hex[:10]}"
-    pg = postgres_settings
-    connect = dict(host=pg.postgres_host, port=pg.postgres_port, user=pg.postgres_user, dbname=pg.postgres_dbname,
-                   password=pg.postgres_password or None, autocommit=True)
-    with psycopg.connect(**connect) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    env = {**pg.eventsourcing_env(), "POSTGRES_SCHEMA": schema}
-    opened = [Ledger(env=dict(env), clock=lambda: CLOCK, nik_key=settings.nik_hmac_key_bytes()) for _ in range(2)]
-    try:
-        first, restarted = opened
-        story = write_statement_story(first, tmp_path)
-        assert story["rows"] == imported["rows"]
-        count = sum(1 for _ in first.stored_contract_notifications())
-        again = import_file(restarted, story["path"])  # another process, the same file
-        assert [r["status"] for r in again] == ["duplicate"] * 4
-        assert sum(1 for _ in restarted.stored_contract_notifications()) == count
-        assert [h["reference"] for h in statements.unmatched(restarted, BRANCH)] == ["BNI-240410-03"]
-    finally:
-        for app in opened:
-            app.close()
-        with psycopg.connect(**connect) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_store(postgres_settings) as env:
+        opened = [Ledger(env=dict(env), clock=lambda: CLOCK, nik_key=settings.nik_hmac_key_bytes()) for _ in range(2)]
+        try:
+            first, restarted = opened
+            story = write_statement_story(first, tmp_path)
+            assert story["rows"] == imported["rows"]
+            count = sum(1 for _ in first.stored_contract_notifications())
+            again = import_file(restarted, story["path"])  # another process, the same file
+            assert [r["status"] for r in again] == ["duplicate"] * 4
+            assert sum(1 for _ in restarted.stored_contract_notifications()) == count
+            assert [h["reference"] for h in statements.unmatched(restarted, BRANCH)] == ["BNI-240410-03"]
+        finally:
+            for app in opened:
+                app.close()
