@@ -888,8 +888,7 @@ def print_import(backend: str, settings: Any, workdir: Path) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "relay", "rebuild", "verify", "api", "import"])
-    parser.add_argument("which", choices=["kafka", "commands", "close", "relay", "rebuild", "verify", "api"])
+    parser.add_argument("which", choices=["kafka", "commands", "close", "relay", "rebuild", "verify", "api", "import"])
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
