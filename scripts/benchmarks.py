@@ -886,15 +886,22 @@ def print_import(backend: str, settings: Any, workdir: Path) -> None:
           f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} |")
 
 
-def main() -> int:
+BENCHMARKS = ("kafka", "commands", "close", "relay", "rebuild", "verify", "api", "import")  # scripts/bench lists each
+
+
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("which", choices=["kafka", "commands", "close", "relay", "rebuild", "verify", "api", "import"])
+    parser.add_argument("which", choices=BENCHMARKS)
     parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--scale", type=float, default=1.0, help="branch size factor for `commands` (1.0 = full)")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> int:
+    args = argument_parser().parse_args()
 
     from ledger.settings import Settings
 
