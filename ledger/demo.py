@@ -101,8 +101,8 @@ def write_scenario(app: Ledger) -> list[str]:
 
 def run_demo(settings: Settings) -> int:
     from projections import queries, runner
+    from projections.catalog import PROJECTIONS
     from projections.store import ViewStore
-    from projections.views import PROJECTIONS
 
     nik_key = settings.nik_hmac_key_bytes()  # first: an unsafe key is refused before anything is touched
     db = Path(settings.sqlite_path)

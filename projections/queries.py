@@ -31,8 +31,9 @@ from typing import Any, Protocol, TypeVar
 from ledger.errors import NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
+from projections.catalog import PROJECTIONS
 from projections.store import Tx, ViewStore, table_name
-from projections.views import FINE_PROGRAM, PROGRAMS, PROJECTIONS, bill_fine
+from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
 
 HISTORY_ROWS_MAX = 10_000
 T = TypeVar("T")

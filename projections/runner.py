@@ -29,8 +29,9 @@ from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
 from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
+from projections.catalog import PROJECTIONS, projection
 from projections.store import ViewStore
-from projections.views import PROJECTIONS, JsonRefused, Projection, projection
+from projections.views import JsonRefused, Projection
 
 __all__ = ["Runner", "rebuild", "run", "status"]
 
@@ -341,8 +342,9 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
         finally:
             runner.close()
         with store.transaction() as tx:
-            view.check(tx, version)
             view.create_indexes(tx, version)
+            view.complete(tx, version)
+            view.check(tx, version)
             replaced = ViewStore.switch(tx, name, version)
         if replaced is not None and replaced != version:
             with store.transaction() as tx:

@@ -96,6 +96,11 @@ class Tx:
             return self.one("SELECT 1 FROM information_schema.tables WHERE table_name = ?", (name,)) is not None
         return self.one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)) is not None
 
+    def index_exists(self, name: str) -> bool:
+        if self.dialect == "postgres":
+            return self.one("SELECT 1 FROM pg_indexes WHERE indexname = ?", (name,)) is not None
+        return self.one("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)) is not None
+
 
 class ViewStore:
     """Opens short transactions on the view database. Cheap to create; each transaction has its own connection."""

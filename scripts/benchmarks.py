@@ -627,8 +627,8 @@ def project_balances(app, views_path: Path) -> None:
     import orjson
 
     from ledger.publishing.envelope import envelope
+    from projections.catalog import PROJECTIONS
     from projections.store import ViewStore
-    from projections.views import PROJECTIONS
 
     view = PROJECTIONS["balances"]
     store = ViewStore("sqlite", sqlite_path=views_path)

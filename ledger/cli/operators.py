@@ -37,7 +37,7 @@ from ledger.tlog.note import (
     SignerKey,
     key_name_problem,
 )
-from projections.views import PROJECTIONS
+from projections.catalog import PROJECTIONS
 
 KEY_NAME_CHARS_MAX = 200  # a key name is an origin like bpjs.example/ledger: longer is a mistake
 

@@ -23,8 +23,8 @@ from ledger.commands import ChangeRiskClass, ChangeWage, CloseBills, EnrollMembe
 from ledger.rules import late_fine
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import KafkaRoles
 from tests.support.relayed import relayed_history

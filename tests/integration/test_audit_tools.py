@@ -34,8 +34,8 @@ from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE

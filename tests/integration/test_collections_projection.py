@@ -26,8 +26,8 @@ from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from projections import queries, runner
 from projections.api import create_app
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS
 from tests.support.access_log import MemoryAccessLog
 from tests.support.collections_history import BPU_KPJ, BRANCH, NPP, record_collections, record_held_and_unbilled
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE

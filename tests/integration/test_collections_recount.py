@@ -15,7 +15,7 @@ from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from projections import runner
-from projections.views import PROJECTIONS
+from projections.catalog import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.collections import NPP, collections_with_reversals
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles

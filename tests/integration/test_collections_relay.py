@@ -39,8 +39,8 @@ from ledger.events import PUBLISHED_EVENT_TYPES
 from ledger.rules import Segment
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import TEAMS, KafkaRoles
 from tests.support.relayed import postgres_store, relayed_history

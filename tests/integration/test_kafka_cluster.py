@@ -55,8 +55,8 @@ from ledger.publishing import kafka_client
 from ledger.publishing.relay import read_state
 from ledger.publishing.topics import Topics, dead_letter_topic
 from ledger.settings import MIN_INSYNC_REPLICAS, REPLICATION_FACTOR_DEFAULT, Settings
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS
 from tests.support.cli_runner import Cli
 from tests.support.kafka_roles import ADMIN, AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE

@@ -28,8 +28,8 @@ from ledger.publishing.relay import Relay
 from ledger.rules import employed_on, month_owed
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
 from tests.support.kafka_roles import AUDITOR, RELAY, KafkaRoles
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 from tests.support.signing import log_signer

@@ -28,8 +28,9 @@ from ledger.publishing import kafka_client
 from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
-from projections.views import PARKED, PROJECTIONS, JsonRefused
+from projections.views import PARKED, JsonRefused
 from tests.support.history import HISTORY_PLAN, copy_topic
 from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
 from tests.support.kafka_roles import KafkaRoles

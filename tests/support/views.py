@@ -14,8 +14,8 @@ from ledger.application import Ledger
 from ledger.events import EVENT_TYPES
 from ledger.generator import BranchPlan, generate_branch
 from ledger.publishing.envelope import envelope
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore
-from projections.views import PROJECTIONS
 
 
 def published(app: Ledger) -> list[tuple[dict[str, Any], bytes]]:

@@ -18,9 +18,10 @@ from ledger.errors import Forbidden, InvariantViolation, NotFound, NotProjected
 from ledger.formatting import arrears_lines, branch_report_lines
 from projections import queries
 from projections.access import Reader, Role
+from projections.catalog import PROJECTIONS
 from projections.queries import AGING_BUCKETS, ReadSide, aging_bucket, overdue_bill
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS, bill_fine
+from projections.views import bill_fine
 from tests.support.access_log import MemoryAccessLog
 from tests.support.collections_history import (
     BPU_KPJ,

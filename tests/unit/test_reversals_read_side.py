@@ -19,8 +19,8 @@ from ledger.application import Ledger
 from ledger.audit.recount import Recount, compare_as_of
 from ledger.errors import InvariantViolation
 from projections import queries
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
-from projections.views import PROJECTIONS
 from tests.support.collections import NPP, collections_with_reversals
 from tests.support.views import TEST_NIK_KEY, project, published
 
