@@ -10,7 +10,8 @@ a one-line summary, or the result as one JSON object with `--json`. An operating
 A traceback means a bug, never bad input.
 
 The commands live in one module per group of users: `clerks` (the writing commands and what clerks read back),
-`operators` (topics, relay, projections, server, consumers, demo), `auditors` (`ledger audit ...`), `access`
+`operators` (topics, relay, projections, server, consumers, demo), `auditors` (`ledger audit ...`), `books`
+(`ledger books ...`: the fund's double-entry books), `access`
 (`ledger api ...`: the HTTP API's access log) and `api_tokens` (`ledger api keys|token`: the API's development keys
 and tokens).
 """
@@ -20,7 +21,7 @@ import sys
 import typer
 from pydantic import ValidationError
 
-from ledger.cli import access, api_tokens, auditors, clerks, collections, operators
+from ledger.cli import access, api_tokens, auditors, books, clerks, collections, operators
 from ledger.cli.common import Runtime, print_error
 from ledger.commands import (
     describe_validation_error,
@@ -43,6 +44,7 @@ app.add_typer(clerks.claim_app, name="claim")
 app.add_typer(clerks.report_app, name="report")
 app.add_typer(collections.billing_app, name="billing")
 app.add_typer(collections.payment_app, name="payment")
+app.add_typer(books.books_app, name="books")
 app.add_typer(operators.kafka_app, name="kafka")
 app.add_typer(operators.keys_app, name="keys")
 app.add_typer(auditors.audit_app, name="audit")
