@@ -28,7 +28,9 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Protocol, TypeVar
 
-from ledger.errors import NotFound, NotProjected, RateLimited
+from ledger import books
+from ledger.books import CONTRIBUTION_SIGNS
+from ledger.errors import InvariantViolation, NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.catalog import PROJECTIONS
@@ -448,6 +450,290 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
             "refunded": refunded, "returned": returned, "held": held, "held_count": held_count,
             "held_matched_later": matched_later, "paid_without_bill": paid - unbilled_reversed,
             "paid_without_bill_count": payments, "paid_without_bill_reversed": unbilled_reversed}
+
+
+# --- the books' ties: the general ledger against the other projections (issue 18, `ledger books check`) -------------
+#
+# As of D, each tie compares a figure of the general ledger (its `totals`, summed to D) with the same figure from
+# another projection, per branch (and program): the JHT liability with the members' JHT balances (`balances`), the
+# funds, fines and claims with the branch's flows (`branches`), the receivable and the payers' credit with the
+# collection figures (`collections`, through `collection_figures`: the branch report's and the arrears' queries).
+# They only mean something when the four projections have read the same events: `ties_refusal` says when not.
+# Every check names an event: the one it traced a difference to, or, when it holds, none.
+
+TIED_PROJECTIONS = ("balances", "branches", "collections", "general_ledger")
+LINE_SOURCES = tuple(CONTRIBUTION_SIGNS)  # the contribution lines' event types
+CLAIM_SOURCES = ("ClaimPaid", "ClaimReversed")
+JHT_ACCOUNT, RECEIVABLE_ACCOUNT, UNAPPLIED_ACCOUNT = books.JHT.code, books.RECEIVABLE.code, books.UNAPPLIED.code
+SUSPENSE_ACCOUNT, FINES_ACCOUNT = books.SUSPENSE.code, books.FINES.code
+# Per program: the accounts its contributions credit, and the account its claims are charged to (`ledger.books`).
+CONTRIBUTION_ACCOUNTS = {"JHT": (books.JHT.code,), "JKK": (books.JKK_FUND.code, books.JKP_FROM_JKK.code),
+                         "JKM": (books.JKM_FUND.code, books.JKP_FROM_JKM.code), "JP": (books.JP_FUND.code,)}
+CLAIM_ACCOUNTS = {"JHT": books.JHT.code, **{program: account.code for program, account in books.CLAIMS.items()}}
+
+
+def ties_refusal(tx: Tx, replacing: dict[str, int] | None = None) -> str | None:
+    """Why the ties cannot be checked now, or None: a projection not built, or one that has read fewer events of some
+    partition than another (it is behind). `replacing` (name -> version): versions to compare instead of the live
+    ones (a rebuild's, before it switches)."""
+    versions = {name: (replacing or {}).get(name) or ViewStore.live_version(tx, name) for name in TIED_PROJECTIONS}
+    unbuilt = [name for name, version in versions.items() if version is None]
+    if unbuilt:
+        return f"the {', '.join(unbuilt)} projection has not been built yet: run `ledger projections run`"
+    read = {name: {key: offset for key, (offset, _, _) in ViewStore.offsets(tx, name, version).items()}
+            for name, version in versions.items() if version is not None}
+    partitions = sorted({key for offsets in read.values() for key in offsets})
+    furthest = {key: max(offsets.get(key, 0) for offsets in read.values()) for key in partitions}
+    behind = {name: [key for key in partitions if offsets.get(key, 0) < furthest[key]]
+              for name, offsets in read.items()}
+    behind = {name: keys for name, keys in behind.items() if keys}
+    if not behind:
+        return None
+    named = "; ".join(f"{name} is behind on {', '.join(f'{topic} partition {p}' for topic, p in keys)}"
+                      for name, keys in behind.items())
+    return (f"the projections have not read the same events ({named}): run `ledger projections run` to bring them "
+            f"to the same offsets, then check again")
+
+
+def _versions(tx: Tx) -> dict[str, int]:
+    refusal = ties_refusal(tx)
+    if refusal is not None:
+        raise NotProjected(refusal)
+    return {name: _live(tx, name) for name in TIED_PROJECTIONS}
+
+
+def _check(name: str, branch: str | None, ledger: int | None, other: int | None, *, program: str | None = None,
+           event_id: str | None = None, problem: str | None = None) -> dict[str, Any]:
+    ok = problem is None and ledger == other
+    return {"check": name, "branch": branch, "program": program, "ok": ok, "ledger": ledger, "other": other,
+            "difference": (ledger - other) if ledger is not None and other is not None else None,
+            "event_id": None if ok else event_id, "problem": problem}
+
+
+def _gl_sum(tx: Tx, totals: str, day: str, accounts: tuple[str, ...], sign: str, sources: tuple[str, ...] = ()
+            ) -> dict[str, int]:
+    """Per branch, the sum to `day` of `sign` ("credit - debit" or "debit - credit") over `accounts` (and `sources`)."""
+    where = f"account IN ({', '.join('?' * len(accounts))})"
+    if sources:
+        where += f" AND source IN ({', '.join('?' * len(sources))})"
+    return {branch: int(v) for branch, v in tx.all(
+        f"SELECT branch, SUM({sign}) FROM {totals} WHERE on_date <= ? AND {where} GROUP BY branch",
+        (day, *accounts, *sources))}
+
+
+def _gl_event(tx: Tx, totals: str, branch: str | None, on: str, accounts: tuple[str, ...]) -> str | None:
+    """The latest event on `on` (else before it) that posted to `accounts` in `branch` (None: any branch)."""
+    where = f"account IN ({', '.join('?' * len(accounts))}) AND on_date <= ?"
+    params: tuple[Any, ...] = (*accounts, on)
+    if branch is not None:
+        where, params = where + " AND branch = ?", (*params, branch)
+    row = tx.one(f"SELECT last_event_id FROM {totals} WHERE {where} ORDER BY on_date DESC, last_position DESC "
+                 f"LIMIT 1", params)
+    return str(row[0]) if row else None
+
+
+def _first_differing_day(ledger: dict[str, int], other: dict[str, int]) -> str | None:
+    """The first day on which two per-day series, summed up to it, differ."""
+    a = b = 0
+    for day in sorted(set(ledger) | set(other)):
+        a, b = a + ledger.get(day, 0), b + other.get(day, 0)
+        if a != b:
+            return day
+    return None
+
+
+def _jht_member_event(tx: Tx, v: dict[str, int], day: str, branch: str | None) -> tuple[str | None, str | None]:
+    """(KPJ, its latest event to `day`) of the first member (by KPJ) of `branch` (None: any) whose JHT in the general
+    ledger differs from the balances projection's."""
+    lines, legs = (table_name("general_ledger", v["general_ledger"], name) for name in ("lines", "legs"))
+    postings, members = (table_name("balances", v["balances"], name) for name in ("postings", "members"))
+    scope, params = ("AND branch = ?", (branch,)) if branch is not None else ("", ())
+    ledger: dict[str, int] = defaultdict(int)
+    for kpj, amount in tx.all(
+            f"SELECT kpj, SUM(CASE WHEN type = 'ContributionReversed' THEN -jht ELSE jht END) FROM {lines} "
+            f"WHERE on_date <= ? {scope} GROUP BY kpj", (day, *params)):
+        ledger[kpj] += int(amount)
+    for kpj, amount in tx.all(f"SELECT kpj, SUM(-amount) FROM {legs} WHERE account = ? AND on_date <= ? "
+                              f"AND kpj IS NOT NULL {scope} GROUP BY kpj", (JHT_ACCOUNT, day, *params)):
+        ledger[kpj] += int(amount)
+    member_scope = "AND m.branch = ?" if branch is not None else ""
+    balances = {kpj: int(amount) for kpj, amount in tx.all(
+        f"SELECT p.kpj, SUM(p.jht_employer + p.jht_worker + p.jht_yield - CASE WHEN p.claim_program = 'JHT' "
+        f"THEN p.claim_amount ELSE 0 END) FROM {postings} p JOIN {members} m ON m.kpj = p.kpj "
+        f"WHERE p.on_date <= ? {member_scope} GROUP BY p.kpj", (day, *params))}
+    differing = sorted(kpj for kpj in set(ledger) | set(balances) if ledger.get(kpj, 0) != balances.get(kpj, 0))
+    if not differing:
+        return None, None
+    kpj = differing[0]
+    latest = tx.one(
+        f"SELECT event_id FROM (SELECT event_id, position FROM {lines} WHERE kpj = ? AND on_date <= ? "
+        f"UNION ALL SELECT event_id, position FROM {legs} WHERE kpj = ? AND on_date <= ? "
+        f"UNION ALL SELECT event_id, position FROM {postings} WHERE kpj = ? AND on_date <= ?) e "
+        f"ORDER BY position DESC LIMIT 1", (kpj, day, kpj, day, kpj, day))
+    return kpj, str(latest[0]) if latest else None
+
+
+def _jht_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list[dict[str, Any]]:
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    postings, members = (table_name("balances", v["balances"], name) for name in ("postings", "members"))
+    ledger = _gl_sum(tx, totals, day, (JHT_ACCOUNT,), "credit - debit")
+    balances = {branch: int(amount) for branch, amount in tx.all(
+        f"SELECT m.branch, SUM(p.jht_employer + p.jht_worker + p.jht_yield - CASE WHEN p.claim_program = 'JHT' "
+        f"THEN p.claim_amount ELSE 0 END) FROM {postings} p JOIN {members} m ON m.kpj = p.kpj "
+        f"WHERE p.on_date <= ? GROUP BY m.branch", (day,))}
+    name = "JHT liability (2200) = members' JHT balances"
+    checks = []
+    for branch in [None, *branches]:
+        a = sum(ledger.values()) if branch is None else ledger.get(branch, 0)
+        b = sum(balances.values()) if branch is None else balances.get(branch, 0)
+        problem = event = None
+        if a != b:
+            kpj, event = _jht_member_event(tx, v, day, branch)
+            problem = (f"member {kpj} differs first" if kpj else "the members' sums agree, their branches do not")
+            event = event or _gl_event(tx, totals, branch, day, (JHT_ACCOUNT,))
+        checks.append(_check(name, branch, a, b, event_id=event, problem=problem))
+    return checks
+
+
+def _flow_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list[dict[str, Any]]:
+    """Per branch: contributions per program, fines and claims per program, the general ledger against the flows."""
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    flows = table_name("branches", v["branches"], "flows")
+
+    def ledger_days(branch: str, accounts: tuple[str, ...], sign: str, sources: tuple[str, ...]) -> dict[str, int]:
+        return {on: int(x) for on, x in tx.all(
+            f"SELECT on_date, SUM({sign}) FROM {totals} WHERE branch = ? AND on_date <= ? AND account IN "
+            f"({', '.join('?' * len(accounts))}) AND source IN ({', '.join('?' * len(sources))}) GROUP BY on_date",
+            (branch, day, *accounts, *sources))}
+
+    def flow_days(branch: str, column: str, where: str, params: tuple[Any, ...]) -> dict[str, int]:
+        return {on: int(x) for on, x in tx.all(
+            f"SELECT on_date, SUM({column}) FROM {flows} WHERE branch = ? AND on_date <= ? AND {where} "
+            f"GROUP BY on_date", (branch, day, *params))}
+
+    wanted: list[tuple[str, str | None, tuple[str, ...], str, tuple[str, ...], str, str, tuple[Any, ...]]] = []
+    for program in PROGRAMS:
+        accounts = CONTRIBUTION_ACCOUNTS[program]
+        wanted.append((f"contributions {program} ({' + '.join(accounts)}) = branch flows", program, accounts,
+                       "credit - debit", LINE_SOURCES, "employer_share + worker_share", "month != '' AND program = ?",
+                       (program,)))
+    wanted.append((f"late fines ({FINES_ACCOUNT}) = branch flows", None, (FINES_ACCOUNT,), "credit - debit",
+                   LINE_SOURCES, "fines", "program = ?", (FINE_PROGRAM,)))
+    for program in PROGRAMS:
+        account = CLAIM_ACCOUNTS[program]
+        wanted.append((f"claims {program} ({account}) = branch flows", program, (account,), "debit - credit",
+                       CLAIM_SOURCES, "claims_amount", "month = '' AND program = ?", (program,)))
+    checks = []
+    for branch in branches:
+        for name, of, accounts, sign, sources, column, where, params in wanted:
+            ledger, other = ledger_days(branch, accounts, sign, sources), flow_days(branch, column, where, params)
+            first = _first_differing_day(ledger, other)
+            event = _gl_event(tx, totals, branch, first, accounts) if first else None
+            checks.append(_check(name, branch, sum(ledger.values()), sum(other.values()), program=of,
+                                 event_id=event, problem=f"first differs on {first}" if first else None))
+    return checks
+
+
+def _collection_ties(tx: Tx, v: dict[str, int], as_of: date, branches: list[str]) -> list[dict[str, Any]]:
+    """Per branch: the receivable, the payers' credit and the money held, the general ledger against the collection
+    figures (`collection_figures`). A difference is traced by halving the days the account moved on (the figures
+    of a day are a query each): to the first day it differs on, and that day's latest event on the account."""
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    day = as_of.isoformat()
+    wanted: tuple[tuple[str, str, str, Callable[[dict[str, int]], int]], ...] = (
+        ("receivable (1200) = outstanding bills", RECEIVABLE_ACCOUNT, "debit - credit", lambda f: f["outstanding"]),
+        ("unapplied receipts (2100) = payers' unapplied credit", UNAPPLIED_ACCOUNT, "credit - debit",
+         lambda f: f["unapplied"]),
+        ("money held (2150) = held, not matched", SUSPENSE_ACCOUNT, "credit - debit",
+         lambda f: f["held"] - f["held_matched_later"]))
+    checks = []
+    for branch in branches:
+        figures = collection_figures(tx, branch, as_of)
+        assert figures is not None  # `_versions` found the collections projection built
+        for name, account, sign, figure in wanted:
+            days = {on: int(x) for on, x in tx.all(
+                f"SELECT on_date, SUM({sign}) FROM {totals} WHERE branch = ? AND account = ? AND on_date <= ? "
+                f"GROUP BY on_date ORDER BY on_date", (branch, account, day))}
+            ledger, other = sum(days.values()), int(figure(figures))
+            event = problem = None
+            if ledger != other:
+                first = _first_differing_day_by_halving(tx, branch, sorted(days), days, figure, day)
+                event = _gl_event(tx, totals, branch, first, (account,))
+                problem = f"first differs on {first}"
+            checks.append(_check(name, branch, ledger, other, event_id=event, problem=problem))
+    return checks
+
+
+def _first_differing_day_by_halving(tx: Tx, branch: str, days: list[str], amounts: dict[str, int],
+                                    figure: Callable[[dict[str, int]], int], last: str) -> str:
+    """The first of `days` (else `last`) on which the account's balance differs from `figure` of the collection
+    figures, assuming that once they differ they go on differing (a row changed changes every later day)."""
+    running, balance = [], 0
+    for on in days:
+        balance += amounts[on]
+        running.append(balance)
+
+    def differs(i: int) -> bool:
+        figures = collection_figures(tx, branch, date.fromisoformat(days[i]))
+        return figures is not None and running[i] != figure(figures)
+
+    low, high = 0, len(days)  # the first index that differs is in [low, high]; high: none of `days`
+    while low < high:
+        middle = (low + high) // 2
+        if differs(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return days[low] if low < len(days) else last
+
+
+def _ledger_invariants(tx: Tx, v: dict[str, int], day: str) -> list[dict[str, Any]]:
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    problem = event = None
+    try:
+        PROJECTIONS["general_ledger"].check(tx, v["general_ledger"])
+    except InvariantViolation as error:
+        problem, event = error.problem, error.event_id
+    checks = [_check("the general ledger's invariants", None, None, None, event_id=event, problem=problem)]
+    debit, credit = (int(x) for x in tx.aggregate(
+        f"SELECT COALESCE(SUM(debit), 0), COALESCE(SUM(credit), 0) FROM {totals} WHERE on_date <= ?", (day,)))
+    event = None
+    if debit != credit:
+        first = tx.one(f"SELECT on_date FROM {totals} WHERE on_date <= ? GROUP BY on_date "
+                       f"HAVING SUM(debit) != SUM(credit) ORDER BY on_date LIMIT 1", (day,))
+        row = tx.one(f"SELECT last_event_id FROM {totals} WHERE on_date = ? ORDER BY last_position DESC LIMIT 1",
+                     (first[0] if first else day,))
+        event = str(row[0]) if row else None
+    checks.append(_check("the journal balances: debits = credits", None, debit, credit, event_id=event))
+    return checks
+
+
+def books_ties(tx: Tx, as_of: date) -> dict[str, Any]:
+    """Every check of the books as of `as_of`, in `tx` (one snapshot): the general ledger's invariants, the journal
+    balanced to the date, and the ties (see the comment above). `NotProjected` if the four projections have not all
+    been built, or have not read the same offsets. Each check: check, branch, program, ok, ledger, other (the other
+    projection's figure), difference (ledger - other), event_id (of the first event it traced a failure to) and
+    problem."""
+    v = _versions(tx)
+    day = as_of.isoformat()
+    gl_totals = table_name("general_ledger", v["general_ledger"], "totals")
+    b_members, b_employers = (table_name("branches", v["branches"], name) for name in ("members", "employers"))
+    c_bills, c_receipts = (table_name("collections", v["collections"], name) for name in ("bills", "receipts"))
+    branches = [branch for (branch,) in tx.all(
+        f"SELECT branch FROM {gl_totals} UNION SELECT branch FROM {b_members} UNION SELECT branch FROM {b_employers} "
+        f"UNION SELECT branch FROM {c_bills} UNION SELECT branch FROM {c_receipts} ORDER BY branch")]
+    checks = _ledger_invariants(tx, v, day)
+    checks += _jht_ties(tx, v, day, branches)
+    checks += _flow_ties(tx, v, day, branches)
+    checks += _collection_ties(tx, v, as_of, branches)
+    return {"as_of": day, "versions": v, "ok": all(c["ok"] for c in checks), "checks": checks,
+            "failed": sum(1 for c in checks if not c["ok"])}
+
+
+def check_books(store: ViewStore, as_of: date) -> dict[str, Any]:
+    """`ledger books check`: `books_ties` in one snapshot of the live versions."""
+    with store.reading() as tx:
+        return books_ties(tx, as_of)
 
 
 # --- the scoped read side --------------------------------------------------------------------------------------------
