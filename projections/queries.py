@@ -502,10 +502,11 @@ def _versions(tx: Tx) -> dict[str, int]:
     return {name: _live(tx, name) for name in TIED_PROJECTIONS}
 
 
-def _check(name: str, branch: str | None, ledger: int | None, other: int | None, *, program: str | None = None,
-           event_id: str | None = None, problem: str | None = None) -> dict[str, Any]:
+def _check(name: str, branch: str | None, ledger: int | None, other: int | None, *, against: str | None,
+           program: str | None = None, event_id: str | None = None, problem: str | None = None) -> dict[str, Any]:
     ok = problem is None and ledger == other
-    return {"check": name, "branch": branch, "program": program, "ok": ok, "ledger": ledger, "other": other,
+    return {"check": name, "branch": branch, "program": program, "ok": ok, "ledger": ledger, "against": against,
+            "other": other,
             "difference": (ledger - other) if ledger is not None and other is not None else None,
             "event_id": None if ok else event_id, "problem": problem}
 
@@ -591,7 +592,7 @@ def _jht_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list[
             kpj, event = _jht_member_event(tx, v, day, branch)
             problem = (f"member {kpj} differs first" if kpj else "the members' sums agree, their branches do not")
             event = event or _gl_event(tx, totals, branch, day, (JHT_ACCOUNT,))
-        checks.append(_check(name, branch, a, b, event_id=event, problem=problem))
+        checks.append(_check(name, branch, a, b, against="balances", event_id=event, problem=problem))
     return checks
 
 
@@ -629,8 +630,9 @@ def _flow_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list
             ledger, other = ledger_days(branch, accounts, sign, sources), flow_days(branch, column, where, params)
             first = _first_differing_day(ledger, other)
             event = _gl_event(tx, totals, branch, first, accounts) if first else None
-            checks.append(_check(name, branch, sum(ledger.values()), sum(other.values()), program=of,
-                                 event_id=event, problem=f"first differs on {first}" if first else None))
+            checks.append(_check(name, branch, sum(ledger.values()), sum(other.values()), against="branches",
+                                 program=of, event_id=event,
+                                 problem=f"first differs on {first}" if first else None))
     return checks
 
 
@@ -660,7 +662,7 @@ def _collection_ties(tx: Tx, v: dict[str, int], as_of: date, branches: list[str]
                 first = _first_differing_day_by_halving(tx, branch, sorted(days), days, figure, day)
                 event = _gl_event(tx, totals, branch, first, (account,))
                 problem = f"first differs on {first}"
-            checks.append(_check(name, branch, ledger, other, event_id=event, problem=problem))
+            checks.append(_check(name, branch, ledger, other, against="collections", event_id=event, problem=problem))
     return checks
 
 
@@ -694,7 +696,8 @@ def _ledger_invariants(tx: Tx, v: dict[str, int], day: str) -> list[dict[str, An
         PROJECTIONS["general_ledger"].check(tx, v["general_ledger"])
     except InvariantViolation as error:
         problem, event = error.problem, error.event_id
-    checks = [_check("the general ledger's invariants", None, None, None, event_id=event, problem=problem)]
+    checks = [_check("the general ledger's invariants", None, None, None, against=None, event_id=event,
+                     problem=problem)]
     debit, credit = (int(x) for x in tx.aggregate(
         f"SELECT COALESCE(SUM(debit), 0), COALESCE(SUM(credit), 0) FROM {totals} WHERE on_date <= ?", (day,)))
     event = None
@@ -704,16 +707,17 @@ def _ledger_invariants(tx: Tx, v: dict[str, int], day: str) -> list[dict[str, An
         row = tx.one(f"SELECT last_event_id FROM {totals} WHERE on_date = ? ORDER BY last_position DESC LIMIT 1",
                      (first[0] if first else day,))
         event = str(row[0]) if row else None
-    checks.append(_check("the journal balances: debits = credits", None, debit, credit, event_id=event))
+    checks.append(_check("the journal balances: debits = credits", None, debit, credit, against="credits",
+                         event_id=event))
     return checks
 
 
 def books_ties(tx: Tx, as_of: date) -> dict[str, Any]:
     """Every check of the books as of `as_of`, in `tx` (one snapshot): the general ledger's invariants, the journal
     balanced to the date, and the ties (see the comment above). `NotProjected` if the four projections have not all
-    been built, or have not read the same offsets. Each check: check, branch, program, ok, ledger, other (the other
-    projection's figure), difference (ledger - other), event_id (of the first event it traced a failure to) and
-    problem."""
+    been built, or have not read the same offsets. Each check: check, branch, program, ok, ledger (the general
+    ledger's figure; the journal's debits), against (the projection compared with), other (its figure; the journal's
+    credits), difference (ledger - other), event_id (of the first event it traced a failure to) and problem."""
     v = _versions(tx)
     day = as_of.isoformat()
     gl_totals = table_name("general_ledger", v["general_ledger"], "totals")
