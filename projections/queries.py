@@ -479,7 +479,8 @@ def ties_refusal(tx: Tx, replacing: dict[str, int] | None = None) -> str | None:
     versions = {name: (replacing or {}).get(name) or ViewStore.live_version(tx, name) for name in TIED_PROJECTIONS}
     unbuilt = [name for name, version in versions.items() if version is None]
     if unbuilt:
-        return f"the {', '.join(unbuilt)} projection has not been built yet: run `ledger projections run`"
+        which = "projection has" if len(unbuilt) == 1 else "projections have"
+        return f"the {', '.join(unbuilt)} {which} not been built yet: run `ledger projections run`"
     read = {name: {key: offset for key, (offset, _, _) in ViewStore.offsets(tx, name, version).items()}
             for name, version in versions.items() if version is not None}
     partitions = sorted({key for offsets in read.values() for key in offsets})
