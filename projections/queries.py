@@ -472,11 +472,10 @@ CONTRIBUTION_ACCOUNTS = {"JHT": (books.JHT.code,), "JKK": (books.JKK_FUND.code, 
 CLAIM_ACCOUNTS = {"JHT": books.JHT.code, **{program: account.code for program, account in books.CLAIMS.items()}}
 
 
-def ties_refusal(tx: Tx, replacing: dict[str, int] | None = None) -> str | None:
+def ties_refusal(tx: Tx) -> str | None:
     """Why the ties cannot be checked now, or None: a projection not built, or one that has read fewer events of some
-    partition than another (it is behind). `replacing` (name -> version): versions to compare instead of the live
-    ones (a rebuild's, before it switches)."""
-    versions = {name: (replacing or {}).get(name) or ViewStore.live_version(tx, name) for name in TIED_PROJECTIONS}
+    partition than another (it is behind)."""
+    versions = {name: ViewStore.live_version(tx, name) for name in TIED_PROJECTIONS}
     unbuilt = [name for name, version in versions.items() if version is None]
     if unbuilt:
         which = "projection has" if len(unbuilt) == 1 else "projections have"
@@ -496,11 +495,11 @@ def ties_refusal(tx: Tx, replacing: dict[str, int] | None = None) -> str | None:
             f"to the same offsets, then check again")
 
 
-def _versions(tx: Tx, replacing: dict[str, int] | None) -> dict[str, int]:
-    refusal = ties_refusal(tx, replacing)
+def _versions(tx: Tx) -> dict[str, int]:
+    refusal = ties_refusal(tx)
     if refusal is not None:
         raise NotProjected(refusal)
-    return {name: (replacing or {}).get(name) or _live(tx, name) for name in TIED_PROJECTIONS}
+    return {name: _live(tx, name) for name in TIED_PROJECTIONS}
 
 
 def _check(name: str, branch: str | None, ledger: int | None, other: int | None, *, against: str | None,
@@ -714,16 +713,14 @@ def _ledger_invariants(tx: Tx, v: dict[str, int], day: str, *, invariants: bool)
     return checks
 
 
-def books_ties(tx: Tx, as_of: date, *, replacing: dict[str, int] | None = None,
-               invariants: bool = True) -> dict[str, Any]:
+def books_ties(tx: Tx, as_of: date, *, invariants: bool = True) -> dict[str, Any]:
     """Every check of the books as of `as_of`, in `tx` (one snapshot): the general ledger's invariants, the journal
     balanced to the date, and the ties (see the comment above). `NotProjected` if the four projections have not all
     been built, or have not read the same offsets. Each check: check, branch, program, ok, ledger (the general
     ledger's figure; the journal's debits), against (the projection compared with), other (its figure; the journal's
     credits), difference (ledger - other), event_id (of the first event it traced a failure to) and problem.
-    `replacing`: versions to check instead of the live ones (a rebuild's, before it switches); without
-    `invariants`, the general ledger's own invariants are left out (a rebuild of it has just checked them)."""
-    v = _versions(tx, replacing)
+    Without `invariants`, the general ledger's own invariants are left out (a rebuild of it has just checked them)."""
+    v = _versions(tx)
     day = as_of.isoformat()
     gl_totals = table_name("general_ledger", v["general_ledger"], "totals")
     b_members, b_employers = (table_name("branches", v["branches"], name) for name in ("members", "employers"))
@@ -745,20 +742,20 @@ def check_books(store: ViewStore, as_of: date) -> dict[str, Any]:
         return books_ties(tx, as_of)
 
 
-def rebuild_ties(tx: Tx, name: str, version: int) -> str:
-    """A rebuild's check of the ties, before it switches to `version` of projection `name`: what to say of them, or
-    `InvariantViolation` naming the first check that fails and its event. They are checked as of the later of today
-    and the journal's last day, when the other three live versions have read the same offsets as `version`; else
-    the answer says why not."""
-    replacing = {name: version} if name in TIED_PROJECTIONS else {}
-    refusal = ties_refusal(tx, replacing)
+def rebuild_ties(tx: Tx, name: str) -> str:
+    """A rebuild's check of the ties, in the transaction that switches readers to its version of projection `name`
+    (after the switch, so that every query reads the new version; before the commit, so that a failure undoes it):
+    what to say of them, or `InvariantViolation` naming the first check that fails and its event. They are checked
+    as of the later of today and the journal's last day, when the four live versions have read the same offsets;
+    else the answer says why not."""
+    refusal = ties_refusal(tx)
     if refusal is not None:
         return f"the books' ties were not checked: {refusal.split(': run', 1)[0]}"
-    ledger = replacing.get("general_ledger") or _live(tx, "general_ledger")
-    last = tx.aggregate(f"SELECT MAX(on_date) FROM {table_name('general_ledger', ledger, 'totals')}")[0]
+    totals = table_name("general_ledger", _live(tx, "general_ledger"), "totals")
+    last = tx.aggregate(f"SELECT MAX(on_date) FROM {totals}")[0]
     today = datetime.now(UTC).date()
     as_of = max(today, date.fromisoformat(last)) if last else today
-    result = books_ties(tx, as_of, replacing=replacing, invariants=name != "general_ledger")
+    result = books_ties(tx, as_of, invariants=name != "general_ledger")
     failed = [check for check in result["checks"] if not check["ok"]]
     if failed:
         first = failed[0]

@@ -9,9 +9,10 @@ it commits afterwards for Kafka's own tools and for `ledger projections status`.
 `Runner.step` runs one batch for the live runner (`ledger projections run`), which follows the version readers use:
 when a rebuild switches versions, the runner re-seeks to the new version's offsets and carries on there.
 `rebuild` fills a new version from offset 0 beside the live one (in N worker processes that share the partitions),
-checks the invariants, indexes it and switches readers to it in one transaction, then drops the old version. Before it
-switches, the books' ties (`queries.rebuild_ties`) are checked too, when the four projections have read the same
-offsets: the general ledger against the members' balances, the branch totals and the collections.
+checks the invariants, indexes it and switches readers to it in one transaction, then drops the old version. In that
+transaction, on the new version, the books' ties (`queries.rebuild_ties`) are checked too, when the four projections
+have read the same offsets: the general ledger against the members' balances, the branch totals and the collections;
+one that does not hold rolls the switch back before any reader sees it.
 """
 
 from __future__ import annotations
@@ -349,8 +350,9 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
             view.create_indexes(tx, version)
             view.complete(tx, version)
             view.check(tx, version)
-            ties = queries.rebuild_ties(tx, name, version)  # the books' ties with the other projections
             replaced = ViewStore.switch(tx, name, version)
+            # The books' ties with the other projections, on the new version: a failure rolls the switch back.
+            ties = queries.rebuild_ties(tx, name)
         if replaced is not None and replaced != version:
             with store.transaction() as tx:
                 view.drop(tx, replaced)

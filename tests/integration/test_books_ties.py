@@ -7,7 +7,9 @@ projections that have not read the same offsets are refused, by the command and 
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import uuid
 from calendar import monthrange
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -19,10 +21,15 @@ import pytest
 from ledger.application import Ledger
 from ledger.errors import InvariantViolation, NotProjected
 from ledger.generator import BranchPlan, generate_branch
-from projections import queries
+from ledger.publishing.relay import Relay
+from ledger.settings import Settings
+from projections import queries, runner
 from projections.store import ViewStore, table_name
 from tests.support.collections import collections_with_reversals
 from tests.support.collections_history import record_collections, record_held_and_unbilled
+from tests.support.kafka_roles import PROJECTIONS as PROJECTIONS_ROLE
+from tests.support.kafka_roles import RELAY, KafkaRoles
+from tests.support.signing import log_signer
 from tests.support.views import TEST_NIK_KEY, project, published
 
 pytestmark = pytest.mark.integration
@@ -202,12 +209,10 @@ def test_projections_that_have_not_read_the_same_offsets_are_refused(held: Path,
     with pytest.raises(NotProjected, match=r"general_ledger is behind on test.events partition 0\): run `ledger "
                                            r"projections run`"):
         queries.check_books(store, TODAY)
-    with store.transaction() as tx:  # a rebuild of the balances, at the same offsets as the three others, is checked
-        assert queries.rebuild_ties(tx, "general_ledger", ViewStore.live_version(tx, "general_ledger") or 0) \
-            .startswith("the books' ties were not checked: the projections have not read the same events "
-                        "(general_ledger is behind on test.events partition 0)")
-        assert queries.rebuild_ties(tx, "balances", ViewStore.live_version(tx, "balances") or 0) \
-            .startswith("the books' ties were not checked")
+    with store.transaction() as tx:  # a rebuild's check says why it did not check
+        assert queries.rebuild_ties(tx, "balances") == (
+            "the books' ties were not checked: the projections have not read the same events (general_ledger is "
+            "behind on test.events partition 0)")
 
 
 def test_a_rebuild_is_stopped_by_a_tie_that_does_not_hold_naming_the_event(held: Path, tmp_path: Path) -> None:
@@ -216,7 +221,7 @@ def test_a_rebuild_is_stopped_by_a_tie_that_does_not_hold_naming_the_event(held:
     with store.transaction() as tx:
         version = ViewStore.live_version(tx, "collections")
         assert version is not None
-        assert queries.rebuild_ties(tx, "collections", version).startswith("the books tie as of ")
+        assert queries.rebuild_ties(tx, "collections").startswith("the books tie as of ")
         refunds = table_name("collections", version, "refunds")
         on = tx.one(f"SELECT refunded_on FROM {refunds}")[0]
         tx.execute(f"UPDATE {refunds} SET amount = amount - 1")
@@ -225,5 +230,60 @@ def test_a_rebuild_is_stopped_by_a_tie_that_does_not_hold_naming_the_event(held:
         with pytest.raises(InvariantViolation, match=r"BEKASI-KOTA: unapplied receipts \(2100\) = payers' unapplied "
                                                      r"credit does not hold by -1 rupiah \(collections\); first "
                                                      rf"differs on {on} \(1 of \d+ checks fail\)") as raised:
-            queries.rebuild_ties(tx, "collections", version)
+            queries.rebuild_ties(tx, "collections")
         assert raised.value.event_id == event
+
+
+# --- on every rebuild: the runner's check, on the real Kafka topic --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def relayed(tmp_path_factory: pytest.TempPathFactory, settings: Settings, kafka_roles: KafkaRoles) -> Settings:
+    """The collections history relayed to topics of its own: the projections' settings for them."""
+    root = tmp_path_factory.mktemp("books-ties-kafka")
+    prefix = f"test-books-ties-{uuid.uuid4().hex[:10]}"
+    base = settings.model_copy(update={"sqlite_path": root / "ledger.db", "kafka_topic_prefix": prefix,
+                                       "projection_sqlite_path": root / "views.db"})
+    day = [date(2024, 1, 1)]
+    app = Ledger(env=base.eventsourcing_env(), clock=lambda: day[0], nik_key=base.nik_hmac_key_bytes())
+    record_collections(app, lambda on: day.__setitem__(0, on))
+    record_held_and_unbilled(app, lambda on: day.__setitem__(0, on))
+    topics = kafka_roles.provision(prefix, partitions=3)
+    relay = Relay(app.recorder, kafka_roles.connection(RELAY), topics, signer=log_signer(),
+                  transactional_id=f"relay-{prefix}")
+    assert relay.run() > 0
+    relay.close()
+    return kafka_roles.settings(PROJECTIONS_ROLE, base)
+
+
+def test_a_rebuild_checks_the_ties_when_the_four_projections_are_at_the_same_offsets(relayed: Settings) -> None:
+    runner.run(relayed, list(queries.TIED_PROJECTIONS), follow=False)
+    result = runner.rebuild(relayed, "branches")
+    assert re.fullmatch(r"the books tie as of \d{4}-\d\d-\d\d \(16 checks\)", result.ties), result.ties
+    store = ViewStore.open(relayed)
+    refunds, totals = live(store, "collections", "refunds"), live(store, "general_ledger", "totals")
+    with store.transaction() as tx:
+        tx.execute(f"UPDATE {refunds} SET amount = amount - 1")
+        refunded_on = tx.one(f"SELECT refunded_on FROM {refunds}")[0]
+        event = tx.one(f"SELECT last_event_id FROM {totals} WHERE account = '2100' AND on_date = ? "
+                       f"ORDER BY last_position DESC LIMIT 1", (refunded_on,))[0]
+        ledger_version = ViewStore.live_version(tx, "general_ledger")
+    # A rebuild of the general ledger: its new version does not tie to the collections (changed): stopped, named.
+    with pytest.raises(InvariantViolation, match=r"unapplied receipts \(2100\) = payers' unapplied credit does not "
+                                                 r"hold by -1 rupiah") as raised:
+        runner.rebuild(relayed, "general_ledger")
+    assert raised.value.event_id == event
+    with store.reading() as tx:
+        assert ViewStore.live_version(tx, "general_ledger") == ledger_version  # not switched
+        assert ViewStore.offsets(tx, "general_ledger", ledger_version + 1) == {}  # the new version dropped
+    result = runner.rebuild(relayed, "collections")  # the changed row rebuilt from the topic: the books tie again
+    assert result.ties.startswith("the books tie as of ")
+    # A projection behind the others: the ties are not checked, and the rebuild says so.
+    topic = runner.events_topic(relayed)
+    with store.transaction() as tx:
+        version = ViewStore.live_version(tx, "balances")
+        assert version is not None
+        partition, (offset, _, _) = max(ViewStore.offsets(tx, "balances", version).items(), key=lambda o: o[1][0])
+        ViewStore.save_offsets(tx, "balances", version, {partition: (offset - 1, 0)})
+    result = runner.rebuild(relayed, "branches")
+    assert result.ties == (f"the books' ties were not checked: the projections have not read the same events "
+                           f"(balances is behind on {topic} partition {partition[1]})")
