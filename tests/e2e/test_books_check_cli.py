@@ -113,6 +113,7 @@ def test_bad_input_and_projections_not_ready_are_refused(cli: Cli, tmp_path: Pat
                                    "same offsets, then check again")
     empty = cli.with_env(LEDGER_PROJECTION_SQLITE_PATH=str(tmp_path / "none.db"))
     done = empty("books", "check", "--as-of", AS_OF, expect=9)
-    assert "has not been built yet: run `ledger projections run`" in done.stderr
+    assert done.stderr.strip() == ("error: the balances, branches, collections, general_ledger projections have not "
+                                   "been built yet: run `ledger projections run`")
     assert json.loads(empty("books", "check", "--as-of", AS_OF, "--json", expect=9).stdout)["error"]["type"] == \
         "NotProjected"
