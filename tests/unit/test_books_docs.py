@@ -246,6 +246,20 @@ def test_each_documented_date_and_reference_is_the_codes(type_name: str) -> None
         assert entry_reference(type_name, data) == str(data[entry.reference.strip("`")])
 
 
+def test_each_accounts_feeders_are_the_types_that_post_to_it() -> None:
+    """An account's "what feeds it" names every event type whose entry has a leg on it (in the samples above)."""
+    posting: dict[str, set[str]] = {code: set() for code in ACCOUNTS}
+    for type_name in POSTING_TYPES:
+        for data, splits in samples(type_name):
+            for code, _program, value in code_legs(type_name, data, splits):
+                if value:
+                    posting[code].add(type_name)
+    rows = chart_rows()
+    for code, types in posting.items():
+        named = set(re.findall(r"`(\w+)`", rows[code][6])) & set(ev.EVENT_TYPES)
+        assert types <= named, f"{code}: what feeds it does not name {sorted(types - named)}"
+
+
 # --- The worked example --------------------------------------------------------------------------------------------
 
 def test_the_worked_example_adds_up_to_the_documented_trial_balance() -> None:
