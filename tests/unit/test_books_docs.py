@@ -286,3 +286,19 @@ def test_the_worked_example_adds_up_to_the_documented_trial_balance() -> None:
         assert code
         documented[code.group(1)] = int(debit.replace(",", "") or 0) - int(credit.replace(",", "") or 0)
     assert documented == computed
+
+
+# --- docs/projections.md -------------------------------------------------------------------------------------------
+
+def test_the_projections_table_has_every_projection_and_the_general_ledgers_tables() -> None:
+    from projections.catalog import PROJECTIONS
+    from projections.general_ledger import GeneralLedger
+
+    text = (ROOT / "docs" / "projections.md").read_text(encoding="utf-8")
+    rows = {row[0].strip("`"): row for row in table_rows(text.split("## Where the views live", 1)[0])}
+    assert sorted(rows) == sorted(PROJECTIONS), "docs/projections.md's table and projections.catalog differ"
+    kept = rows[GeneralLedger.name][1]
+    for table in GeneralLedger.tables:
+        assert f"(`{table.name}`" in kept, f"docs/projections.md does not say what `{table.name}` keeps"
+    assert "\n- `general_ledger`:" in text.split("Invariants:", 1)[1], "the invariants list has no general_ledger entry"
+    assert "\n## Invariants\n" in BOOKS
