@@ -21,9 +21,11 @@ import pytest
 from ledger.application import Ledger
 from ledger.errors import InvariantViolation, NotProjected
 from ledger.generator import BranchPlan, generate_branch
+from ledger.publishing import kafka_client
 from ledger.publishing.relay import Relay
 from ledger.settings import Settings
 from projections import queries, runner
+from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
 from tests.support.collections import collections_with_reversals
 from tests.support.collections_history import record_collections, record_held_and_unbilled
@@ -287,3 +289,41 @@ def test_a_rebuild_checks_the_ties_when_the_four_projections_are_at_the_same_off
     result = runner.rebuild(relayed, "branches")
     assert result.ties == (f"the books' ties were not checked: the projections have not read the same events "
                            f"(balances is behind on {topic} partition {partition[1]})")
+
+
+def test_the_ties_hold_and_find_a_change_on_postgresql(relayed: Settings, postgres_settings: Settings) -> None:
+    import psycopg
+
+    suffix = uuid.uuid4().hex[:8]
+    pg = relayed.model_copy(update={
+        "projection_store": "postgres", "postgres_host": postgres_settings.postgres_host,
+        "postgres_port": postgres_settings.postgres_port, "postgres_user": postgres_settings.postgres_user,
+        "postgres_dbname": postgres_settings.postgres_dbname})
+    with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+        connection.execute(f"CREATE SCHEMA views_{suffix}")
+    store = ViewStore("postgres", conninfo=pg.postgres_conninfo() + f" options=-csearch_path=views_{suffix}")
+    try:
+        topic = runner.events_topic(pg)
+        ends = kafka_client.end_offsets(pg.kafka(), topic)
+        for name in queries.TIED_PROJECTIONS:
+            view = PROJECTIONS[name]
+            live_runner = runner.Runner(pg, store, view, runner.ensure_live(store, view), sorted(ends))
+            live_runner.catch_up(ends)
+            live_runner.close()
+        for on in [*month_ends(date(2024, 1, 1), date(2024, 8, 1)), date(2024, 7, 4), date(2024, 7, 15)]:
+            assert failed(queries.check_books(store, on)) == [], on
+        receipts, totals = live(store, "collections", "receipts"), live(store, "general_ledger", "totals")
+        with store.transaction() as tx:
+            on = tx.one(f"SELECT received_on FROM {receipts} WHERE reference = 'HELD-1'")[0]
+            tx.execute(f"UPDATE {receipts} SET amount = amount + 7 WHERE reference = 'HELD-1'")
+            event = tx.one(f"SELECT last_event_id FROM {totals} WHERE account = '2100' AND on_date = ? "
+                           f"ORDER BY last_position DESC LIMIT 1", (on,))[0]
+            result = queries.books_ties(tx, date(2024, 8, 1))
+            assert failed(result) == [("unapplied receipts (2100) = payers' unapplied credit", "BEKASI-KOTA", -7,
+                                       event)]
+            with pytest.raises(InvariantViolation, match="unapplied receipts"):
+                queries.rebuild_ties(tx, "collections")
+    finally:
+        store.close()
+        with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
+            connection.execute(f"DROP SCHEMA views_{suffix} CASCADE")
