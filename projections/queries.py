@@ -25,7 +25,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from ledger.books import (
@@ -476,6 +476,7 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
 
 JOURNAL_CHUNK_ENTRIES = 2_000  # entries (contribution lines), or legs, read per query while the journal streams
 ACCOUNT_PERIOD_DAYS_MAX = 3_660  # an account's running balance: at most ten years of days in one answer
+CURSOR_POSITION_DIGITS_MAX = 18  # a journal cursor's position: a 64-bit integer's digits, less one
 JournalKey = tuple[str, int]  # an entry's place in the journal: (on_date, position)
 
 # The legs a contribution line has on an account, as SQL over a `lines` row: what `line_legs` gives that account.
@@ -483,7 +484,8 @@ _LINE_ACCOUNT_SQL = {
     CLEARING.code: "type != 'ContributionReversed' AND total != 0",
     OWED_BACK.code: "type = 'ContributionReversed' AND total != 0",
     JHT.code: "jht != 0", JKK_FUND.code: "jkk != jkp_jkk", JKP_FROM_JKK.code: "jkp_jkk != 0",
-    JKM_FUND.code: "jkm != jkp_jkm", JKP_FROM_JKM.code: "jkp_jkm != 0", JP_FUND.code: "jp != 0", FINES.code: "fine != 0",
+    JKM_FUND.code: "jkm != jkp_jkm", JKP_FROM_JKM.code: "jkp_jkm != 0", JP_FUND.code: "jp != 0",
+    FINES.code: "fine != 0",
 }
 
 
@@ -529,20 +531,21 @@ def trial_balance(store: ViewStore, as_of: date, branch: str | None = None) -> d
         t = _books(tx)
         if branch is not None:
             _books_branch(tx, t, branch)
-        where, params = ("branch = ? AND on_date <= ?", (branch, day)) if branch is not None else ("on_date <= ?", (day,))
+        where, params = (("branch = ? AND on_date <= ?", (branch, day)) if branch is not None
+                         else ("on_date <= ?", (day,)))
         sums = {code: (int(debit), int(credit)) for code, debit, credit in tx.all(
             f"SELECT account, SUM(debit), SUM(credit) FROM {t['totals']} WHERE {where} GROUP BY account", params)}
     codes = sorted({a.code for a in chart(as_of)} | set(sums))
-    accounts, totals = [], {"debits": 0, "credits": 0, "debit": 0, "credit": 0}
+    accounts: list[dict[str, Any]] = []
+    totals = {"debits": 0, "credits": 0, "debit": 0, "credit": 0}
     for code in codes:
         account = _account_of(code)
-        debits, credits = sums.get(code, (0, 0))
-        balance = debits - credits
-        row = {"code": code, "name": account.name, "kind": account.kind, "debits": debits, "credits": credits,
-               "debit": max(balance, 0), "credit": max(-balance, 0)}
-        accounts.append(row)
+        debits, credited = sums.get(code, (0, 0))
+        balance = debits - credited
+        amounts = {"debits": debits, "credits": credited, "debit": max(balance, 0), "credit": max(-balance, 0)}
+        accounts.append({"code": code, "name": account.name, "kind": account.kind, **amounts})
         for column in totals:
-            totals[column] += row[column]
+            totals[column] += amounts[column]
     return {"branch": branch, "as_of": day, "accounts": accounts, "totals": totals,
             "balanced": totals["debit"] == totals["credit"], "difference": totals["debit"] - totals["credit"]}
 
@@ -569,14 +572,15 @@ def account_activity(store: ViewStore, account: Account, start: date, end: date,
                       f"on_date >= ? AND on_date <= ? GROUP BY on_date ORDER BY on_date",
                       (*params, account.code, first, last))
     balance = opening = normal_balance(account, int(debit), int(credit))
-    rows, debits, credits = [], 0, 0
+    rows, debits, credited = [], 0, 0
     for on, day_debit, day_credit in days:
         balance += normal_balance(account, int(day_debit), int(day_credit))
-        debits, credits = debits + int(day_debit), credits + int(day_credit)
+        debits, credited = debits + int(day_debit), credited + int(day_credit)
         rows.append({"date": on, "debit": int(day_debit), "credit": int(day_credit), "balance": balance})
     return {"account": account.code, "name": account.name, "kind": account.kind, "normal_side": account.normal_side,
-            "branch": branch, "from": first, "to": last, "opening": opening, "days": rows, "debits": debits,
-            "credits": credits, "closing": balance}
+            "branch": branch, "from": first, "to": last,
+            "opening_on": (start - timedelta(days=1)).isoformat(), "opening": opening, "days": rows, "debits": debits,
+            "credits": credited, "closing": balance}
 
 
 def journal_cursor(key: JournalKey) -> str:
@@ -588,7 +592,7 @@ def parse_journal_cursor(text: str) -> JournalKey:
     """A cursor of `journal_cursor`; ValueError otherwise."""
     day, _, position = text.partition(".")
     date.fromisoformat(day)
-    if not position.isdigit() or len(position) > 18:
+    if not position.isdigit() or len(position) > CURSOR_POSITION_DIGITS_MAX:
         raise ValueError("a cursor DATE.POSITION, as the previous page's `next` gives it")
     return day, int(position)
 
