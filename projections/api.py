@@ -619,7 +619,8 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     app = FastAPI(title="Contribution ledger: read API",
                   description="Member balances, member history, branch totals and the fund's books from the "
                               "ledger's projections, at any effective date. Read-only. Every endpoint but /health "
-                              "needs a bearer token; what it may read depends on its role (docs/projections.md).", version="1")
+                              "needs a bearer token; what it may read depends on its role (docs/projections.md).",
+                  version="1")
     app.state.token_verifier = verifier
     app.state.read_side = read_side
     app.add_exception_handler(RequestValidationError, refused)
