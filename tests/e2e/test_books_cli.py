@@ -18,8 +18,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import shlex
 import uuid
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +32,7 @@ pytestmark = pytest.mark.e2e
 
 NPP, BUDI, SARI = "10012345", "15000000001", "15000000002"
 BRANCH = "BEKASI-KOTA"
+READING = ("chart", "trial-balance", "account", "journal")  # the commands of this test (`check` is tested elsewhere)
 HISTORY = [
     ("employer", "register", "--npp", NPP, "--name", "PT Maju Jaya", "--branch", BRANCH, "--kind", "company",
      "--risk", "low", "--registered-on", "2015-07-01"),
@@ -210,3 +213,18 @@ def test_without_the_projection_the_books_are_refused(books: Cli, tmp_path_facto
                  ("account", "jht", "--from", "2024-01-01", "--to", "2024-12-31")):
         result = empty("books", *args, expect=9)
         assert "the general_ledger projection has not been built yet: run `ledger projections run`" in result.stderr
+
+
+def test_every_documented_books_command_runs_as_written(books: Cli) -> None:
+    """docs/cli.md's lines of the reading commands, as written (a `> FILE` redirection: the file it writes)."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    documented = [line.split("  #")[0].strip() for line in text.splitlines()
+                  if line.startswith(tuple(f"ledger books {name} " for name in READING))]
+    assert len(documented) >= 5
+    for line in documented:
+        command, _, target = line.partition(" > ")
+        result = books(*shlex.split(command)[1:])
+        assert result.stdout, line
+        if target:
+            rows = list(csv.DictReader(io.StringIO(result.stdout)))
+            assert rows and {row["account"] for row in rows} >= {"4100"}, line
