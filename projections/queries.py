@@ -626,9 +626,10 @@ def _journal(store: ViewStore, start: date, end: date, account: Account | None, 
         leg_params = list(params)
         if account is not None:
             line_filter += f" AND ({_LINE_ACCOUNT_SQL.get(account.code, '1 = 0')})"
-            leg_filter += (f" AND event_id IN (SELECT event_id FROM {t['legs']} WHERE account = ? AND on_date >= ? "
-                           f"AND on_date <= ?)")
-            leg_params += [account.code, first, last]
+            # An entry's legs share its date and position: found through the (on_date, position) index.
+            leg_filter += (f" AND EXISTS (SELECT 1 FROM {t['legs']} a WHERE a.on_date = {t['legs']}.on_date "
+                           f"AND a.position = {t['legs']}.position AND a.account = ?)")
+            leg_params += [account.code]
         cursor = max(after, (first, -1)) if after is not None else (first, -1)
         while True:
             bound = _chunk_bound(tx, t, cursor, last, line_filter, params, leg_filter, leg_params)
