@@ -57,8 +57,8 @@ def test_an_accounts_closing_balance_is_its_trial_balance_line(store: ViewStore)
         before = queries.trial_balance(store, FIRST - timedelta(days=1), DEPOK)
         after = queries.trial_balance(store, LAST, DEPOK)
 
-        def line(report: dict[str, Any], code: str = code) -> int:
-            row = next(r for r in report["accounts"] if r["code"] == code)
+        def line(report: dict[str, Any], account: books.Account = account) -> int:
+            row = next(r for r in report["accounts"] if r["code"] == account.code)
             return queries.normal_balance(account, row["debits"], row["credits"])
 
         assert (activity["opening"], activity["closing"]) == (line(before), line(after))
@@ -100,7 +100,7 @@ def test_bad_questions_are_refused(store: ViewStore, tmp_path: Path) -> None:
     with pytest.raises(NotFound, match="unknown branch"):
         next(queries.journal(store, FIRST, LAST, branch="NOWHERE"))
     for text in ("2025-01-01", "2025-01-01.", "2025-01-01.x", "x.1", "2025-01-01.1234567890123456789"):
-        with pytest.raises(ValueError, match="a cursor DATE.POSITION"):
+        with pytest.raises(ValueError, match=r"a cursor DATE\.POSITION"):
             queries.parse_journal_cursor(text)
     empty = ViewStore("sqlite", sqlite_path=tmp_path / "empty.db")
     with pytest.raises(NotProjected, match="general_ledger projection has not been built"):
