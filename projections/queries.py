@@ -20,12 +20,14 @@ counts the read towards a per-subject rate limit and records every read of a mem
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -475,6 +477,8 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
 # (every other entry) together, in (on_date, position) order, chunk by chunk within one snapshot. As of D, an entry
 # counts when its date is on or before D (a match of held money is dated the day the money arrived).
 
+# Members' reads of a journal recorded at once (`ReadSide.journal`): the access log commits waiting entries together.
+ACCESS_RECORDS_AT_ONCE = 64
 JOURNAL_CHUNK_ENTRIES = 2_000  # entries (contribution lines), or legs, read per query while the journal streams
 CURSOR_POSITION_DIGITS_MAX = 18  # a journal cursor's position: a 64-bit integer's digits, less one
 JournalKey = tuple[str, int]  # an entry's place in the journal: (on_date, position)
@@ -853,10 +857,24 @@ class ReadSide:
 
     def _journal(self, reader: Reader, entries: Iterator[dict[str, Any]], endpoint: str
                  ) -> Generator[dict[str, Any]]:
+        """The entries, JOURNAL_CHUNK_ENTRIES at a time: the chunk's members not recorded yet are recorded (together,
+        so that the access log commits them in a few transactions, not one each), then the chunk is given."""
         recorded: set[str] = set()
-        for entry in entries:
-            kpj = entry["kpj"]
-            if kpj is not None and kpj not in recorded:
-                self._record(reader, kpj, endpoint)
-                recorded.add(kpj)
-            yield entry
+        while chunk := list(itertools.islice(entries, JOURNAL_CHUNK_ENTRIES)):
+            new = sorted({entry["kpj"] for entry in chunk if entry["kpj"] is not None} - recorded)
+            self._record_all(reader, new, endpoint)
+            recorded.update(new)
+            yield from chunk
+
+    def _record_all(self, reader: Reader, kpjs: list[str], endpoint: str) -> None:
+        """Record a read of each member, returning once every entry is committed (the first error is raised). The
+        first alone, then the others at once (ACCESS_RECORDS_AT_ONCE): each `record` waits for its commit, and the
+        log commits what waits together."""
+        if not kpjs:
+            return
+        self._record(reader, kpjs[0], endpoint)  # opens the log, once, before the others wait on it
+        if len(kpjs) == 1:
+            return
+        with ThreadPoolExecutor(max_workers=min(ACCESS_RECORDS_AT_ONCE, len(kpjs) - 1)) as pool:
+            for done in [pool.submit(self._record, reader, kpj, endpoint) for kpj in kpjs[1:]]:
+                done.result()
