@@ -16,7 +16,6 @@ token, and a 403 names neither the KPJ asked for nor its branch.
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -452,14 +451,9 @@ def journal_page(read_side: ReadSide, reader: Reader, branch: str, start: date, 
     when more follow. The journal's snapshot is closed before the page is returned."""
     _from_after_to(start, end)
     chosen = chart_account(account) if account is not None else None
-    entries = read_side.journal(reader, start, end, endpoint="GET /branches/{branch}/journal", account=chosen,
-                                branch=branch, after=parse_journal_cursor(after) if after else None)
-    try:
-        page = list(itertools.islice(entries, limit + 1))
-    finally:
-        entries.close()
-    more = len(page) > limit
-    page = page[:limit]
+    page, more = read_side.journal_page(reader, start, end, limit, endpoint="GET /branches/{branch}/journal",
+                                        account=chosen, branch=branch,
+                                        after=parse_journal_cursor(after) if after else None)
     return {"branch": branch, "from": start.isoformat(), "to": end.isoformat(),
             "account": chosen.code if chosen else None, "entries": page,
             "next": journal_cursor((page[-1]["date"], page[-1]["position"])) if more else None}

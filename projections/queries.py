@@ -603,14 +603,14 @@ def parse_journal_cursor(text: str) -> JournalKey:
 
 
 def journal(store: ViewStore, start: date, end: date, *, account: Account | None = None, branch: str | None = None,
-            after: JournalKey | None = None) -> Iterator[dict[str, Any]]:
+            after: JournalKey | None = None) -> Generator[dict[str, Any]]:
     if start > end:  # refused now, not at the first entry asked for
         raise InvalidInput(f"from {start} is after to {end}")
     return _journal(store, start, end, account, branch, after)
 
 
 def _journal(store: ViewStore, start: date, end: date, account: Account | None, branch: str | None,
-             after: JournalKey | None) -> Iterator[dict[str, Any]]:
+             after: JournalKey | None) -> Generator[dict[str, Any]]:
     """The journal's entries dated `start`..`end` (inclusive), in (on_date, position) order, each with its legs;
     only the entries with a leg on `account`, or of `branch`, when given; only those after `after` (a cursor).
 
@@ -854,6 +854,26 @@ class ReadSide:
         self.limiter.admit(reader.rate_key)
         return self._journal(reader, journal(self.store, start, end, account=account, branch=branch, after=after),
                              endpoint)
+
+    def journal_page(self, reader: Reader, start: date, end: date, limit: int, *, endpoint: str,
+                     account: Account | None = None, branch: str | None = None, after: JournalKey | None = None
+                     ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of `journal`: its first `limit` entries after `after`, and whether more follow. The members the
+        page's entries name are recorded before it is returned (not those of the entry read to know that more
+        follow, which is not given)."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        entries = journal(self.store, start, end, account=account, branch=branch, after=after)
+        try:
+            page = list(itertools.islice(entries, limit + 1))
+        finally:
+            entries.close()
+        given = page[:limit]
+        self._record_all(reader, sorted({entry["kpj"] for entry in given if entry["kpj"] is not None}), endpoint)
+        return given, len(page) > limit
 
     def _journal(self, reader: Reader, entries: Iterator[dict[str, Any]], endpoint: str
                  ) -> Generator[dict[str, Any]]:

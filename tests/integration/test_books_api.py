@@ -186,6 +186,15 @@ def test_the_journal_in_pages_each_entry_balanced(api: Api) -> None:
     assert {(e.kpj, e.endpoint) for e in api.log.entries} == {(BUDI, JOURNAL), (SARI, JOURNAL)}
 
 
+def test_a_page_records_the_members_it_gives_not_the_next_pages(api: Api) -> None:
+    base = f"/branches/{BEKASI}/journal?from=2024-01-01&to=2024-12-31&limit=4"
+    first = api.get(base).json()  # Sari's bill, money, settlement and line
+    assert {e["kpj"] for e in first["entries"]} == {SARI} and [e.kpj for e in api.log.entries] == [SARI]
+    second = api.get(f"{base}&after={first['next']}").json()  # the employer's: Budi's line comes next, not given
+    assert {e["kpj"] for e in second["entries"]} == {None} and second["next"]
+    assert [e.kpj for e in api.log.entries] == [SARI]
+
+
 def test_bad_parameters_are_422(api: Api) -> None:
     base = f"/branches/{BEKASI}"
     for path in (f"{base}/accounts/nope?from=2024-01-01&to=2024-02-01",
