@@ -20,20 +20,39 @@ counts the read towards a per-subject rate limit and records every read of a mem
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from ledger import books
-from ledger.books import CONTRIBUTION_SIGNS
-from ledger.errors import InvariantViolation, NotFound, NotProjected, RateLimited
+from ledger.books import (
+    ACCOUNTS,
+    CLEARING,
+    CONTRIBUTION_SIGNS,
+    FINES,
+    JHT,
+    JKK_FUND,
+    JKM_FUND,
+    JKP_FROM_JKK,
+    JKP_FROM_JKM,
+    JP_FUND,
+    NO_PROGRAM,
+    OWED_BACK,
+    Account,
+    chart,
+)
+from ledger.errors import InvalidInput, InvariantViolation, NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.catalog import PROJECTIONS
+from projections.general_ledger import LINE_COLUMNS, line_legs
 from projections.store import Tx, ViewStore, table_name
 from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
 
@@ -767,6 +786,238 @@ def rebuild_ties(tx: Tx, name: str) -> str:
                                  first["event_id"])
     return f"the books tie as of {result['as_of']} ({len(result['checks'])} checks)"
 
+# --- the books: trial balance, an account's running balance, the journal (issue 18) ---------------------------------
+#
+# Read from the live `general_ledger` version (projections/general_ledger.py): a trial balance and an account's
+# running balance sum `totals` (debits and credits per branch, date, account, program and event type), never the
+# journal; the journal reads `lines` (a contribution line's entry, expanded into its legs with `line_legs`) and `legs`
+# (every other entry) together, in (on_date, position) order, chunk by chunk within one snapshot. As of D, an entry
+# counts when its date is on or before D (a match of held money is dated the day the money arrived).
+
+# Members' reads of a journal recorded at once (`ReadSide.journal`): the access log commits waiting entries together.
+ACCESS_RECORDS_AT_ONCE = 64
+JOURNAL_CHUNK_ENTRIES = 2_000  # entries (contribution lines), or legs, read per query while the journal streams
+CURSOR_POSITION_DIGITS_MAX = 18  # a journal cursor's position: a 64-bit integer's digits, less one
+JournalKey = tuple[str, int]  # an entry's place in the journal: (on_date, position)
+
+# The legs a contribution line has on an account, as SQL over a `lines` row: what `line_legs` gives that account.
+_LINE_ACCOUNT_SQL = {
+    CLEARING.code: "type != 'ContributionReversed' AND total != 0",
+    OWED_BACK.code: "type = 'ContributionReversed' AND total != 0",
+    JHT.code: "jht != 0", JKK_FUND.code: "jkk != jkp_jkk", JKP_FROM_JKK.code: "jkp_jkk != 0",
+    JKM_FUND.code: "jkm != jkp_jkm", JKP_FROM_JKM.code: "jkp_jkm != 0", JP_FUND.code: "jp != 0",
+    FINES.code: "fine != 0",
+}
+
+
+def _books(tx: Tx) -> dict[str, str]:
+    """The live general-ledger tables, by name; `NotProjected` (exit 9, HTTP 503) when the projection has not been
+    built, or was built by an earlier release without a table read here."""
+    version = _live(tx, "general_ledger")
+    why = PROJECTIONS["general_ledger"].outdated(tx, version)
+    if why is not None:
+        raise NotProjected(why)
+    return {name: table_name("general_ledger", version, name) for name in ("lines", "legs", "totals")}
+
+
+def _books_branch(tx: Tx, t: dict[str, str], branch: str) -> None:
+    """`NotFound` for a branch neither the books nor the branches projection know."""
+    if tx.one(f"SELECT 1 FROM {t['totals']} WHERE branch = ? LIMIT 1", (branch,)):
+        return
+    version = ViewStore.live_version(tx, "branches")
+    if version is not None:
+        members, employers = (table_name("branches", version, name) for name in ("members", "employers"))
+        if tx.one(f"SELECT 1 FROM {employers} WHERE branch = ? UNION ALL SELECT 1 FROM {members} WHERE branch = ? "
+                  f"LIMIT 1", (branch, branch)):
+            return
+    raise NotFound(f"unknown branch: no entry, employer or member of {branch} in the projections")
+
+
+def normal_balance(account: Account, debit: int, credit: int) -> int:
+    """An account's balance on its normal side (`Account.normal_side`): below zero when it falls on the other."""
+    return debit - credit if account.normal_side == "debit" else credit - debit
+
+
+def _account_of(code: str) -> Account:
+    return ACCOUNTS.get(code) or Account(code, code, f"account {code} (not in the chart)", "asset", NO_PROGRAM, "")
+
+
+def trial_balance(store: ViewStore, as_of: date, branch: str | None = None) -> dict[str, Any]:
+    """The trial balance on `as_of`, of one branch or of the whole fund: every account open that day
+    (`ledger.books.chart`) and any other with a movement, in code order, each with its debits and credits to that
+    date and its balance in the debit column (debits exceed credits) or the credit column; each column's total, and
+    `balanced` when they are equal (`difference`: debits - credits)."""
+    day = as_of.isoformat()
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        where, params = (("branch = ? AND on_date <= ?", (branch, day)) if branch is not None
+                         else ("on_date <= ?", (day,)))
+        sums = {code: (int(debit), int(credit)) for code, debit, credit in tx.all(
+            f"SELECT account, SUM(debit), SUM(credit) FROM {t['totals']} WHERE {where} GROUP BY account", params)}
+    codes = sorted({a.code for a in chart(as_of)} | set(sums))
+    accounts: list[dict[str, Any]] = []
+    totals = {"debits": 0, "credits": 0, "debit": 0, "credit": 0}
+    for code in codes:
+        account = _account_of(code)
+        debits, credited = sums.get(code, (0, 0))
+        balance = debits - credited
+        amounts = {"debits": debits, "credits": credited, "debit": max(balance, 0), "credit": max(-balance, 0)}
+        accounts.append({"code": code, "name": account.name, "kind": account.kind, **amounts})
+        for column in totals:
+            totals[column] += amounts[column]
+    return {"branch": branch, "as_of": day, "accounts": accounts, "totals": totals,
+            "balanced": totals["debit"] == totals["credit"], "difference": totals["debit"] - totals["credit"]}
+
+
+def account_activity(store: ViewStore, account: Account, start: date, end: date, branch: str | None = None
+                     ) -> dict[str, Any]:
+    """An account's running balance over `start`..`end` (inclusive), of one branch or of the fund: the opening
+    balance (the day before `start`), each day with a movement (its debits, credits and closing balance), the
+    period's debits and credits and the closing balance on `end`. Balances are on the account's normal side
+    (`normal_balance`). No limit on the period: its rows are the days with a movement, a few hundred a year."""
+    if start > end:
+        raise InvalidInput(f"from {start} is after to {end}")
+    first, last = start.isoformat(), end.isoformat()
+    scope, params = ("branch = ? AND ", [branch]) if branch is not None else ("", [])
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        debit, credit = tx.aggregate(f"SELECT COALESCE(SUM(debit), 0), COALESCE(SUM(credit), 0) FROM {t['totals']} "
+                                     f"WHERE {scope}account = ? AND on_date < ?", (*params, account.code, first))
+        days = tx.all(f"SELECT on_date, SUM(debit), SUM(credit) FROM {t['totals']} WHERE {scope}account = ? AND "
+                      f"on_date >= ? AND on_date <= ? GROUP BY on_date ORDER BY on_date",
+                      (*params, account.code, first, last))
+    balance = opening = normal_balance(account, int(debit), int(credit))
+    rows, debits, credited = [], 0, 0
+    for on, day_debit, day_credit in days:
+        balance += normal_balance(account, int(day_debit), int(day_credit))
+        debits, credited = debits + int(day_debit), credited + int(day_credit)
+        rows.append({"date": on, "debit": int(day_debit), "credit": int(day_credit), "balance": balance})
+    return {"account": account.code, "name": account.name, "kind": account.kind, "normal_side": account.normal_side,
+            "branch": branch, "from": first, "to": last,
+            "opening_on": (start - timedelta(days=1)).isoformat(), "opening": opening, "days": rows, "debits": debits,
+            "credits": credited, "closing": balance}
+
+
+def journal_cursor(key: JournalKey) -> str:
+    """An entry's place in the journal as text (`--after`, the API's `after`): `DATE.POSITION`."""
+    return f"{key[0]}.{key[1]}"
+
+
+JOURNAL_CURSOR_PATTERN = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}\.[0-9]{{1,{CURSOR_POSITION_DIGITS_MAX}}}$"
+
+
+def parse_journal_cursor(text: str) -> JournalKey:
+    """A cursor of `journal_cursor` (JOURNAL_CURSOR_PATTERN); ValueError otherwise. Any text of the pattern is a
+    place in the journal's order (dates compare as text), whether or not an entry is there."""
+    if not re.fullmatch(JOURNAL_CURSOR_PATTERN, text):
+        raise ValueError("a cursor DATE.POSITION, as the previous page's `next` gives it")
+    day, _, position = text.partition(".")
+    return day, int(position)
+
+
+def journal(store: ViewStore, start: date, end: date, *, account: Account | None = None, branch: str | None = None,
+            after: JournalKey | None = None) -> Generator[dict[str, Any]]:
+    if start > end:  # refused now, not at the first entry asked for
+        raise InvalidInput(f"from {start} is after to {end}")
+    return _journal(store, start, end, account, branch, after)
+
+
+def _journal(store: ViewStore, start: date, end: date, account: Account | None, branch: str | None,
+             after: JournalKey | None) -> Generator[dict[str, Any]]:
+    """The journal's entries dated `start`..`end` (inclusive), in (on_date, position) order, each with its legs;
+    only the entries with a leg on `account`, or of `branch`, when given; only those after `after` (a cursor).
+
+    A generator: it reads JOURNAL_CHUNK_ENTRIES entries at a time in one snapshot, never the whole period, and keeps
+    the snapshot (and this thread's view connection) open until it is exhausted or closed. An entry: date, event_id,
+    position, type, branch, kpj, npp, reference, and legs (account, account_name, program, debit, credit)."""
+    first, last = start.isoformat(), end.isoformat()
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        line_filter, leg_filter, params = "", "", []
+        if branch is not None:
+            line_filter += " AND branch = ?"
+            leg_filter += " AND branch = ?"
+            params.append(branch)
+        leg_params = list(params)
+        if account is not None:
+            line_filter += f" AND ({_LINE_ACCOUNT_SQL.get(account.code, '1 = 0')})"
+            # An entry's legs share its date and position: found through the (on_date, position) index.
+            leg_filter += (f" AND EXISTS (SELECT 1 FROM {t['legs']} a WHERE a.on_date = {t['legs']}.on_date "
+                           f"AND a.position = {t['legs']}.position AND a.account = ?)")
+            leg_params += [account.code]
+        cursor = max(after, (first, -1)) if after is not None else (first, -1)
+        while True:
+            bound = _chunk_bound(tx, t, cursor, last, line_filter, params, leg_filter, leg_params)
+            if bound is None:
+                return
+            entries = _chunk(tx, t, cursor, bound, line_filter, params, leg_filter, leg_params)
+            yield from entries
+            cursor = bound
+
+
+def _after(cursor: JournalKey, upto: JournalKey) -> tuple[str, list[Any]]:
+    """SQL and parameters for cursor < (on_date, position) <= upto (the on_date range first, for the index)."""
+    return ("on_date >= ? AND on_date <= ? AND (on_date > ? OR position > ?) AND (on_date < ? OR position <= ?)",
+            [cursor[0], upto[0], cursor[0], cursor[1], upto[0], upto[1]])
+
+
+def _chunk_bound(tx: Tx, t: dict[str, str], cursor: JournalKey, last: str, line_filter: str, params: list[Any],
+                 leg_filter: str, leg_params: list[Any]) -> JournalKey | None:
+    """The key up to which the next chunk reads: the JOURNAL_CHUNK_ENTRIES-th line's or leg's after `cursor`, the
+    nearer; the last key of the period when fewer are left; None when nothing is."""
+    end = (last, 2 ** 62)
+    where, where_params = _after(cursor, end)
+    bounds = []
+    for table, extra, extra_params in (("lines", line_filter, params), ("legs", leg_filter, leg_params)):
+        rows = tx.all(f"SELECT on_date, position FROM {t[table]} WHERE {where}{extra} ORDER BY on_date, position "
+                      f"LIMIT 1 OFFSET ?", (*where_params, *extra_params, JOURNAL_CHUNK_ENTRIES - 1))
+        if rows:
+            bounds.append((str(rows[0][0]), int(rows[0][1])))
+    if bounds:
+        return min(bounds)
+    for table, extra, extra_params in (("lines", line_filter, params), ("legs", leg_filter, leg_params)):
+        row = tx.one(f"SELECT on_date, position FROM {t[table]} WHERE {where}{extra} ORDER BY on_date DESC, "
+                     f"position DESC LIMIT 1", (*where_params, *extra_params))
+        if row:
+            bounds.append((str(row[0]), int(row[1])))
+    return max(bounds) if bounds else None
+
+
+def _chunk(tx: Tx, t: dict[str, str], cursor: JournalKey, bound: JournalKey, line_filter: str, params: list[Any],
+           leg_filter: str, leg_params: list[Any]) -> list[dict[str, Any]]:
+    where, where_params = _after(cursor, bound)
+    entries: dict[str, dict[str, Any]] = {}
+    for event_id, position, on, branch, kpj, npp, ref, kind, *amounts in tx.all(
+            f"SELECT event_id, position, on_date, branch, kpj, npp, ref, type, {', '.join(LINE_COLUMNS)} "
+            f"FROM {t['lines']} WHERE {where}{line_filter}", (*where_params, *params)):
+        legs = line_legs(kind, dict(zip(LINE_COLUMNS, (int(a) for a in amounts), strict=True)))
+        entries[event_id] = _entry(on, event_id, position, kind, branch, kpj, npp, ref, legs)
+    for event_id, position, on, kind, branch, account, program, kpj, npp, ref, amount in tx.all(
+            f"SELECT event_id, position, on_date, type, branch, account, program, kpj, npp, ref, amount "
+            f"FROM {t['legs']} WHERE {where}{leg_filter} ORDER BY on_date, position, account, program",
+            (*where_params, *leg_params)):
+        entry = entries.setdefault(event_id, _entry(on, event_id, position, kind, branch, kpj, npp, ref, []))
+        entry["legs"].append(_leg(account, program, int(amount)))
+    return sorted(entries.values(), key=lambda e: (e["date"], e["position"]))
+
+
+def _entry(on: str, event_id: str, position: int, kind: str, branch: str, kpj: str | None, npp: str | None,
+           ref: str | None, legs: list[tuple[str, str, int]] | list[dict[str, Any]]) -> dict[str, Any]:
+    return {"date": on, "event_id": event_id, "position": int(position), "type": kind, "branch": branch, "kpj": kpj,
+            "npp": npp, "reference": ref,
+            "legs": [_leg(*leg) if isinstance(leg, tuple) else leg for leg in legs]}
+
+
+def _leg(account: str, program: str, amount: int) -> dict[str, Any]:
+    return {"account": account, "account_name": _account_of(account).name, "program": program,
+            "debit": max(amount, 0), "credit": max(-amount, 0)}
+
 
 # --- the scoped read side --------------------------------------------------------------------------------------------
 
@@ -886,3 +1137,81 @@ class ReadSide:
             if payer["kpj"] is not None:
                 self._record(reader, payer["kpj"], endpoint)
         return answer
+
+    def trial_balance(self, reader: Reader, as_of: date, branch: str | None = None) -> dict[str, Any]:
+        """A branch's trial balance (the scope of its totals), or the fund's (a reader who may read every branch):
+        no member's data, so no access-log entry."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return trial_balance(self.store, as_of, branch)
+
+    def account_activity(self, reader: Reader, account: Account, start: date, end: date,
+                         branch: str | None = None) -> dict[str, Any]:
+        """An account's running balance in a branch, or in the fund: the scope of `trial_balance`."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return account_activity(self.store, account, start, end, branch)
+
+    def journal(self, reader: Reader, start: date, end: date, *, endpoint: str, account: Account | None = None,
+                branch: str | None = None, after: JournalKey | None = None) -> Generator[dict[str, Any]]:
+        """The journal of a branch, or of the fund (the scope of `trial_balance`), streamed. An entry naming a member
+        (a contribution line, a self-paying member's money) is that member's data: each member is recorded in the
+        access log once, before the first entry naming them is given. Scope and rate limit are checked here, before
+        the first entry is asked for."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return self._journal(reader, journal(self.store, start, end, account=account, branch=branch, after=after),
+                             endpoint)
+
+    def journal_page(self, reader: Reader, start: date, end: date, limit: int, *, endpoint: str,
+                     account: Account | None = None, branch: str | None = None, after: JournalKey | None = None
+                     ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of `journal`: its first `limit` entries after `after`, and whether more follow. The members the
+        page's entries name are recorded before it is returned (not those of the entry read to know that more
+        follow, which is not given)."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        entries = journal(self.store, start, end, account=account, branch=branch, after=after)
+        try:
+            page = list(itertools.islice(entries, limit + 1))
+        finally:
+            entries.close()
+        given = page[:limit]
+        self._record_all(reader, sorted({entry["kpj"] for entry in given if entry["kpj"] is not None}), endpoint)
+        return given, len(page) > limit
+
+    def _journal(self, reader: Reader, entries: Iterator[dict[str, Any]], endpoint: str
+                 ) -> Generator[dict[str, Any]]:
+        """The entries, JOURNAL_CHUNK_ENTRIES at a time: the chunk's members not recorded yet are recorded (together,
+        so that the access log commits them in a few transactions, not one each), then the chunk is given."""
+        recorded: set[str] = set()
+        while chunk := list(itertools.islice(entries, JOURNAL_CHUNK_ENTRIES)):
+            new = sorted({entry["kpj"] for entry in chunk if entry["kpj"] is not None} - recorded)
+            self._record_all(reader, new, endpoint)
+            recorded.update(new)
+            yield from chunk
+
+    def _record_all(self, reader: Reader, kpjs: list[str], endpoint: str) -> None:
+        """Record a read of each member, returning once every entry is committed (the first error is raised). The
+        first alone, then the others at once (ACCESS_RECORDS_AT_ONCE): each `record` waits for its commit, and the
+        log commits what waits together."""
+        if not kpjs:
+            return
+        self._record(reader, kpjs[0], endpoint)  # opens the log, once, before the others wait on it
+        if len(kpjs) == 1:
+            return
+        with ThreadPoolExecutor(max_workers=min(ACCESS_RECORDS_AT_ONCE, len(kpjs) - 1)) as pool:
+            for done in [pool.submit(self._record, reader, kpj, endpoint) for kpj in kpjs[1:]]:
+                done.result()
