@@ -13,7 +13,15 @@ from ledger import books
 from ledger.cli.common import DATE_HELP, AsJson, parse_date, print_json, reporting, today
 from ledger.csv_lines import csv_line
 from ledger.errors import EXIT_BOOKS_UNTIED, InvalidInput
-from ledger.formatting import rupiah
+from ledger.formatting import (
+    AMOUNT_WIDTH,
+    NAME_WIDTH,
+    amount_cell,
+    check_lines,
+    rupiah,
+    trial_balance_lines,
+    whose_books,
+)
 from projections import queries
 from projections.access import Reader
 
@@ -23,8 +31,6 @@ books_app = typer.Typer(help="The fund's books in double entry: chart, trial bal
 
 # --- reading the books: chart, trial-balance, journal, account ------------------------------------------------------
 
-NAME_WIDTH = 46  # the account names of the tables (the chart's longest is 44 characters)
-AMOUNT_WIDTH = 20  # a rupiah column: up to hundreds of trillions with separators
 JOURNAL_ENDPOINT = "ledger books journal"  # the access log's endpoint of the entries naming a member it shows
 CSV_HEADER = ("date", "entry", "type", "branch", "account", "account_name", "program", "kpj", "npp", "reference",
               "debit", "credit")
@@ -44,43 +50,17 @@ def _period(start: str, end: str) -> tuple[date, date]:
     return first, last
 
 
-def _cell(amount: int) -> str:
-    return rupiah(amount) if amount else ""
-
-
-def _whose(branch: str | None) -> str:
-    return f"branch {branch}" if branch else "the fund"
-
-
-def trial_balance_lines(report: dict[str, Any]) -> list[str]:
-    """The trial balance as `ledger books trial-balance` prints it: one line per account with its balance in the
-    debit or the credit column, the columns' totals, and whether they balance."""
-    lines = [f"Trial balance of {_whose(report['branch'])} on {report['as_of']}",
-             f"  {'code':<6}{'account':<{NAME_WIDTH}}{'debit':>{AMOUNT_WIDTH}}{'credit':>{AMOUNT_WIDTH}}"]
-    lines += [f"  {row['code']:<6}{row['name']:<{NAME_WIDTH}}{_cell(row['debit']):>{AMOUNT_WIDTH}}"
-              f"{_cell(row['credit']):>{AMOUNT_WIDTH}}" for row in report["accounts"]]
-    totals = report["totals"]
-    lines.append(f"  {'total':<{6 + NAME_WIDTH}}{rupiah(totals['debit']):>{AMOUNT_WIDTH}}"
-                 f"{rupiah(totals['credit']):>{AMOUNT_WIDTH}}")
-    difference = report["difference"]
-    if report["balanced"]:
-        lines.append(f"  balanced: debits equal credits, {rupiah(totals['debit'])}")
-    else:
-        side = "debits exceed credits" if difference > 0 else "credits exceed debits"
-        lines.append(f"  NOT balanced: {side} by {rupiah(abs(difference))}")
-    return lines
-
-
 def account_lines(report: dict[str, Any]) -> list[str]:
     """An account's running balance as `ledger books account` prints it."""
     width = 12 + 3 * AMOUNT_WIDTH
     lines = [(f"Account {report['account']} {report['name']} ({report['kind']}, balance on the "
-              f"{report['normal_side']} side) of {_whose(report['branch'])}, {report['from']} to {report['to']}"),
+              f"{report['normal_side']} side) of {whose_books(report['branch'])}, {report['from']} to {report['to']}"),
              (f"  {'opening balance on ' + report['opening_on']:<{width - AMOUNT_WIDTH}}"
               f"{rupiah(report['opening']):>{AMOUNT_WIDTH}}"),
              f"  {'date':<12}{'debit':>{AMOUNT_WIDTH}}{'credit':>{AMOUNT_WIDTH}}{'balance':>{AMOUNT_WIDTH}}"]
-    lines += [f"  {day['date']:<12}{_cell(day['debit']):>{AMOUNT_WIDTH}}{_cell(day['credit']):>{AMOUNT_WIDTH}}"
-              f"{rupiah(day['balance']):>{AMOUNT_WIDTH}}" for day in report["days"]]
+    lines += [f"  {day['date']:<12}{amount_cell(day['debit']):>{AMOUNT_WIDTH}}"
+              f"{amount_cell(day['credit']):>{AMOUNT_WIDTH}}{rupiah(day['balance']):>{AMOUNT_WIDTH}}"
+              for day in report["days"]]
     if not report["days"]:
         lines.append("  no movement in the period")
     lines.append(f"  {'total':<12}{rupiah(report['debits']):>{AMOUNT_WIDTH}}"
@@ -100,7 +80,7 @@ def journal_entry_lines(entry: dict[str, Any]) -> list[str]:
     for leg in entry["legs"]:
         program = "" if leg["program"] == books.NO_PROGRAM else leg["program"]
         lines.append(f"    {leg['account']:<6}{leg['account_name']:<{NAME_WIDTH}}{program:<5}"
-                     f"{_cell(leg['debit']):>{AMOUNT_WIDTH}}{_cell(leg['credit']):>{AMOUNT_WIDTH}}")
+                     f"{amount_cell(leg['debit']):>{AMOUNT_WIDTH}}{amount_cell(leg['credit']):>{AMOUNT_WIDTH}}")
     return lines
 
 
@@ -198,13 +178,13 @@ def books_journal(
             if not started:
                 started = True
                 out.write(csv_line(CSV_HEADER) if as_csv else
-                          f"Journal of {_whose(branch)}, {first} to {last}\n".encode())
+                          f"Journal of {whose_books(branch)}, {first} to {last}\n".encode())
             for line in (journal_csv_lines(entry) if as_csv else
                          (f"{text.rstrip()}\n".encode() for text in journal_entry_lines(entry))):
                 out.write(line)
         if not started:
             out.write(csv_line(CSV_HEADER) if as_csv else
-                      f"Journal of {_whose(branch)}, {first} to {last}\n  no entry in the period\n".encode())
+                      f"Journal of {whose_books(branch)}, {first} to {last}\n  no entry in the period\n".encode())
         out.flush()
 
 
@@ -227,28 +207,3 @@ def books_check(
         print("\n".join(check_lines(result)))
     if not result["ok"]:
         raise typer.Exit(EXIT_BOOKS_UNTIED)
-
-
-def check_lines(result: dict[str, Any]) -> list[str]:
-    """One line per check ("ok", or what differs, by how much, and the event), then the verdict."""
-    lines = []
-    for check in result["checks"]:
-        where = check["branch"] or "all branches"
-        if check["ledger"] is None:  # the invariants: no figure to compare
-            figures = ""
-        elif check["ok"]:
-            figures = f": {rupiah(check['ledger'])}"
-        else:
-            figures = (f": ledger {rupiah(check['ledger'])}, {check['against']} {rupiah(check['other'])}, differs by "
-                       f"{rupiah(check['difference'])}")
-        if check["ok"]:
-            lines.append(f"ok    {where}: {check['check']}{figures}")
-        else:
-            problem = f"; {check['problem']}" if check["problem"] else ""
-            lines.append(f"FAIL  {where}: {check['check']}{figures}{problem} (event {check['event_id'] or 'unknown'})")
-    total = len(result["checks"])
-    if result["ok"]:
-        lines.append(f"the books balance and tie as of {result['as_of']}: all {total} checks hold")
-    else:
-        lines.append(f"the books do not tie as of {result['as_of']}: {result['failed']} of {total} checks fail")
-    return lines
