@@ -199,11 +199,12 @@ def run_demo(settings: Settings) -> int:
     print(f"   (the event store's own computation: {store_balance:,}; "
           f"{'equal' if store_balance == balance['jht_balance'] else 'DIFFERENT'})")
     print()
-    print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
-          f"recounted from Kafka alone, compared with the projections")
+    print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance, branch figure and account "
+          f"of the books recounted from Kafka alone, compared with the projections")
     cross = as_of_topic(kafka, topics.events, views, REPORT_DATE)
-    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
-          f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
+    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts, "
+          f"{cross.branches:,} branch(es) and {cross.trial_balances:,} trial balance(s) compared, "
+          f"{cross.differences_found:,} difference(s)")
     receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
     api_ok = print_access(settings, views, db.parent, run_id, balance["jht_balance"])
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
