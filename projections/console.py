@@ -17,7 +17,7 @@ Pages, each built by a function that takes the `Reader` (`index_page`, `branch_p
 `operator_page`) and renders one template:
 - `/console/`: links to what the token may open;
 - `/console/branches/{code}?as_of=YYYY-MM-DD`: the branch report, charts of contributions per program per month and
-  of claims per program, and tables of the same figures;
+  of claims per program, tables of the same figures, and the branch's trial balance (from the general ledger);
 - `/console/members/{kpj}?as_of=YYYY-MM-DD`: the member's balance per program, the JHT balance over time as a chart,
   the movements, and per movement a download of its receipt (`ledger audit prove`'s proof bundle, as JSON);
 - `/console/operator`: the projections' versions, lag and last update, the relay's last commit, and the latest
@@ -100,6 +100,8 @@ class Reads(Protocol):
 
     def branch_report(self, reader: Reader, branch: str, as_of: date) -> dict[str, Any]: ...
 
+    def trial_balance(self, reader: Reader, as_of: date, branch: str | None = None) -> dict[str, Any]: ...
+
 
 Authenticate = Callable[[str], Reader]  # a token -> its Reader; raises Unauthenticated (or Forbidden)
 
@@ -121,14 +123,27 @@ def index_page(reader: Reader, store: ViewStore) -> dict[str, Any]:
             "operator": may_operate(reader)}
 
 
+# What builds the general ledger: the branch page says so in place of the trial balance while it is not built.
+BUILD_BOOKS = "ledger projections rebuild general_ledger"
+
+
 def branch_page(read: Reads, reader: Reader, branch: str, as_of: date) -> dict[str, Any]:
+    """The branch report, its charts, and the branch's trial balance on the same date. The report is read first (its
+    scope check and rate limit; no such branch is NotFound there); the trial balance is a second read with the same
+    checks. Without the general ledger built (NotProjected) the rest of the page still shows, and the trial
+    balance's section says so and what to run."""
     report = read.branch_report(reader, branch, as_of)
+    trial: dict[str, Any] | None = None
+    try:
+        trial = read.trial_balance(reader, as_of, branch)
+    except NotProjected:  # not built, or built by an earlier release: either way, a rebuild builds it
+        trial = None
     month_chart = charts.contributions_by_month(report["months"], PROGRAMS, chart_id="contributions-chart",
                                                 title=f"Contributions per program per month, {branch}")
     claims_chart = charts.claims_by_program(report["claims"], chart_id="claims-chart",
                                             title=f"Claims paid per program, {branch}")
     return {"report": report, "programs": PROGRAMS, "branch": branch, "as_of": report["as_of"],
-            "month_chart": month_chart, "claims_chart": claims_chart}
+            "month_chart": month_chart, "claims_chart": claims_chart, "trial": trial, "build_books": BUILD_BOOKS}
 
 
 def member_page(read: Reads, reader: Reader, kpj: str, as_of: date, *, receipts: bool) -> dict[str, Any]:
