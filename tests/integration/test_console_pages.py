@@ -265,8 +265,11 @@ def test_the_json_api_does_not_take_the_consoles_cookie(client: TestClient, toke
         assert other.get("/console/").status_code == 200
 
 
-TRIAL_ROW = re.compile(r'<tr data-account="([0-9]+)"><th scope="row">\1</th><td>([^<]*)</td>'
+TRIAL_ROW = re.compile(r'<tr data-account="([0-9]+)"><th scope="row">\1</th><td><a href="/console/branches/'
+                       r'BEKASI-KOTA/accounts/\1\?as_of=2017-03-31">([^<]*)</a></td>'
                        r'<td class="num">([^<]*)</td><td class="num">([^<]*)</td></tr>')
+DAY_ROW = re.compile(r'<tr><th scope="row">([0-9-]{10})</th><td class="num">([^<]*)</td><td class="num">([^<]*)</td>'
+                     r'<td class="num">([^<]*)</td></tr>')
 
 
 def test_the_branch_page_shows_the_branchs_trial_balance_to_the_rupiah(client: TestClient, store: ViewStore,
@@ -325,3 +328,35 @@ def test_without_the_general_ledger_the_branch_page_shows_the_rest_and_says_what
             "<code>ledger projections rebuild general_ledger</code>.") in html.unescape(response.text)
     assert "data-account" not in response.text and 'id="trial-balance"' not in response.text
     assert client.get(f"/branches/{BEKASI}/trial-balance", headers=as_("bekasi")).status_code == 503
+    account = client.get(f"/console/branches/{BEKASI}/accounts/2200", headers=as_("bekasi"))
+    assert account.status_code == 503 and "has not been built yet" in account.text
+
+
+def test_each_account_of_the_trial_balance_opens_its_running_balance_over_the_month(
+        client: TestClient, as_: Headers) -> None:
+    staff = as_("bekasi")
+    trial = client.get(f"/branches/{BEKASI}/trial-balance?as_of=2017-03-31", headers=staff).json()
+    branch_page = client.get(f"/console/branches/{BEKASI}?as_of=2017-03-31", headers=staff).text
+    for code in ("2200", "1110", "2190"):
+        link = f"/console/branches/{BEKASI}/accounts/{code}?as_of=2017-03-31"
+        assert f'href="{link}"' in branch_page
+        page = client.get(link, headers=staff)
+        assert page.status_code == 200, code
+        api = client.get(f"/branches/{BEKASI}/accounts/{code}?from=2017-03-01&to=2017-03-31", headers=staff).json()
+        assert api["days"] and api["from"] == "2017-03-01"
+        assert DAY_ROW.findall(page.text) == [
+            (day["date"], rupiah(day["debit"]) if day["debit"] else "", rupiah(day["credit"]) if day["credit"] else "",
+             rupiah(day["balance"])) for day in api["days"]]
+        assert f'data-figure="opening">{rupiah(api["opening"])}<' in page.text
+        assert f'data-figure="closing">{rupiah(api["closing"])}<' in page.text
+        # The closing balance on the date is the account's line of the trial balance, on its normal side.
+        row = next(one for one in trial["accounts"] if one["code"] == code)
+        assert api["closing"] == (row["debit"] - row["credit"] if api["normal_side"] == "debit"
+                                  else row["credit"] - row["debit"])
+        assert 'aria-labelledby="days-caption"' in page.text and page.text.count('scope="col"') == 4
+    refused = client.get(f"/console/branches/{DEPOK}/accounts/2200?as_of=2017-03-31", headers=staff)
+    assert refused.status_code == 403 and "Rp" not in refused.text
+    for path in (f"/console/branches/{BEKASI}/accounts/9999", f"/console/branches/{BEKASI}/accounts/JHT",
+                 "/console/branches/NOWHERE/accounts/2200"):
+        assert client.get(path, headers=as_("auditor")).status_code == 404, path
+    assert client.get(f"/console/branches/{BEKASI}/accounts/2200?as_of=2017-3-1", headers=staff).status_code == 422
