@@ -13,11 +13,13 @@ A request may also carry the token as `Authorization: Bearer`. Logging out clear
 refused or expired answers 401 with the login page; a page the token may not open, 403; an unknown member, branch or
 page, 404; a projection not yet built, Kafka out of reach or the access log unavailable, 503: each as an HTML page.
 
-Pages, each built by a function that takes the `Reader` (`index_page`, `branch_page`, `member_page`,
+Pages, each built by a function that takes the `Reader` (`index_page`, `branch_page`, `account_page`, `member_page`,
 `operator_page`) and renders one template:
 - `/console/`: links to what the token may open;
 - `/console/branches/{code}?as_of=YYYY-MM-DD`: the branch report, charts of contributions per program per month and
-  of claims per program, and tables of the same figures;
+  of claims per program, tables of the same figures, and the branch's trial balance (from the general ledger);
+- `/console/branches/{code}/accounts/{account}?as_of=YYYY-MM-DD`: an account's running balance in the branch over
+  the month of the date, up to the date (each account of the branch page's trial balance links to it);
 - `/console/members/{kpj}?as_of=YYYY-MM-DD`: the member's balance per program, the JHT balance over time as a chart,
   the movements, and per movement a download of its receipt (`ledger audit prove`'s proof bundle, as JSON);
 - `/console/operator`: the projections' versions, lag and last update, the relay's last commit, and the latest
@@ -43,6 +45,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ledger.audit.proofs import prove_event
+from ledger.books import ACCOUNTS, Account
 from ledger.errors import (
     AccessLogUnavailable,
     ConfigurationError,
@@ -78,6 +81,7 @@ AS_OF_CHARS_MAX = 10
 # ASCII digits only: Python's `\d` also matches other scripts' digits (Arabic-Indic, Devanagari, ...).
 KPJ = re.compile(r"[0-9]{11}")
 BRANCH = re.compile(r"[A-Z0-9-]{2,40}")
+ACCOUNT_CODE = re.compile(r"[0-9]{4}")  # the chart's codes (ledger.books.CHART)
 EVENT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\.[0-9]{1,9}")
 SECURITY_HEADERS = {
     # No script, no frame, no plugin; styles inline (the pages' own and pygal's); forms post only here.
@@ -100,6 +104,11 @@ class Reads(Protocol):
 
     def branch_report(self, reader: Reader, branch: str, as_of: date) -> dict[str, Any]: ...
 
+    def trial_balance(self, reader: Reader, as_of: date, branch: str | None = None) -> dict[str, Any]: ...
+
+    def account_activity(self, reader: Reader, account: Account, start: date, end: date,
+                         branch: str | None = None) -> dict[str, Any]: ...
+
 
 Authenticate = Callable[[str], Reader]  # a token -> its Reader; raises Unauthenticated (or Forbidden)
 
@@ -121,14 +130,39 @@ def index_page(reader: Reader, store: ViewStore) -> dict[str, Any]:
             "operator": may_operate(reader)}
 
 
+# What builds the general ledger: the branch page says so in place of the trial balance while it is not built.
+BUILD_BOOKS = "ledger projections rebuild general_ledger"
+
+
 def branch_page(read: Reads, reader: Reader, branch: str, as_of: date) -> dict[str, Any]:
+    """The branch report, its charts, and the branch's trial balance on the same date. The report is read first (its
+    scope check and rate limit; no such branch is NotFound there); the trial balance is a second read with the same
+    checks. Without the general ledger built (NotProjected) the rest of the page still shows, and the trial
+    balance's section says so and what to run."""
     report = read.branch_report(reader, branch, as_of)
+    trial: dict[str, Any] | None = None
+    try:
+        trial = read.trial_balance(reader, as_of, branch)
+    except NotProjected:  # not built, or built by an earlier release: either way, a rebuild builds it
+        trial = None
     month_chart = charts.contributions_by_month(report["months"], PROGRAMS, chart_id="contributions-chart",
                                                 title=f"Contributions per program per month, {branch}")
     claims_chart = charts.claims_by_program(report["claims"], chart_id="claims-chart",
                                             title=f"Claims paid per program, {branch}")
     return {"report": report, "programs": PROGRAMS, "branch": branch, "as_of": report["as_of"],
-            "month_chart": month_chart, "claims_chart": claims_chart}
+            "month_chart": month_chart, "claims_chart": claims_chart, "trial": trial, "build_books": BUILD_BOOKS,
+            "chart_codes": set(ACCOUNTS)}
+
+
+def account_page(read: Reads, reader: Reader, branch: str, code: str, as_of: date) -> dict[str, Any]:
+    """An account of the chart in a branch: its running balance over the month of `as_of`, from the 1st to `as_of`
+    (`queries.account_activity`, the scope of the branch's trial balance). An account not in the chart is NotFound;
+    without the general ledger built, NotProjected (the 503 page)."""
+    account = ACCOUNTS.get(code)
+    if account is None:
+        raise NotFound(f"no account {code} in the chart of accounts (`ledger books chart`)")
+    activity = read.account_activity(reader, account, as_of.replace(day=1), as_of, branch)
+    return {"activity": activity, "branch": branch, "as_of": as_of.isoformat(), "account": account}
 
 
 def member_page(read: Reads, reader: Reader, kpj: str, as_of: date, *, receipts: bool) -> dict[str, Any]:
@@ -356,6 +390,12 @@ class _Console:
         context = branch_page(self.read, reader, _checked(BRANCH, code, "branch"), _parse_date(as_of, self.clock()))
         return self.html("branch.html", reader=reader, **context)
 
+    def account(self, reader: Reader, code: str, account: str, as_of: str | None) -> Response:
+        context = account_page(self.read, reader, _checked(BRANCH, code, "branch"),
+                               _checked(ACCOUNT_CODE, account, "account: a code of the chart, 4 digits"),
+                               _parse_date(as_of, self.clock()))
+        return self.html("account.html", reader=reader, **context)
+
     def member(self, reader: Reader, kpj: str, as_of: str | None) -> Response:
         context = member_page(self.read, reader, _checked(KPJ, kpj, "member: a KPJ is 11 digits"),
                               _parse_date(as_of, self.clock()), receipts=bool(self.settings.log_verifier_keys.strip()))
@@ -411,9 +451,7 @@ def router(read: Reads, store: ViewStore, settings: Settings, *, authenticate: A
                                     headers=SECURITY_HEADERS)
         return app.page(request, build)
 
-    @pages.get("/branches/{code}")
-    def branch(request: Request, code: str, as_of: str | None = None) -> Response:
-        return app.page(request, lambda reader: app.branch(reader, code, as_of))
+    _branch_routes(pages, app)
 
     @pages.get("/members/{kpj}")
     def member(request: Request, kpj: str, as_of: str | None = None) -> Response:
@@ -433,6 +471,18 @@ def router(read: Reads, store: ViewStore, settings: Settings, *, authenticate: A
         return app.page(request, _not_found)
 
     return pages
+
+
+def _branch_routes(pages: APIRouter, app: _Console) -> None:
+    """A branch's page, and an account of its books."""
+
+    @pages.get("/branches/{code}")
+    def branch(request: Request, code: str, as_of: str | None = None) -> Response:
+        return app.page(request, lambda reader: app.branch(reader, code, as_of))
+
+    @pages.get("/branches/{code}/accounts/{account}")
+    def branch_account(request: Request, code: str, account: str, as_of: str | None = None) -> Response:
+        return app.page(request, lambda reader: app.account(reader, code, account, as_of))
 
 
 def _same_origin(request: Request) -> bool:

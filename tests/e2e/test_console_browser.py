@@ -229,7 +229,31 @@ def test_the_branch_page_shows_the_apis_figures_in_charts_and_tables(server: Ser
     assert page.locator("script").count() == 0
     assert page.locator("#contributions-chart-desc").text_content().startswith(
         f"Contributions per program for {len(report['months'])} contribution month(s)")
+    # The branch's trial balance, as the API answers it: zero balances blank, the totals, and that they balance.
+    trial = server.api(f"/branches/{BRANCH}/trial-balance?as_of={AS_OF}", token)
+    assert rows(page, "trial-balance") == [
+        [row["code"], row["name"], rupiah(row["debit"]) if row["debit"] else "",
+         rupiah(row["credit"]) if row["credit"] else ""] for row in trial["accounts"]]
+    assert trial["balanced"] and trial["totals"]["debit"] > 0
+    assert rows(page, "trial-balance", "tfoot") == [
+        ["Total", rupiah(trial["totals"]["debit"]), rupiah(trial["totals"]["credit"])]]
+    balanced = f"Balanced: debits equal credits, {rupiah(trial['totals']['debit'])}."
+    assert figure(page, "trial_balance_result") == balanced
     screenshot(page, "branch")
+
+    # An account of the trial balance: its running balance over the month, as the API answers it.
+    page.get_by_role("link", name="JHT: members' balances").click()
+    page.wait_for_url(f"{server.base}/console/branches/{BRANCH}/accounts/2200?as_of={AS_OF}")
+    month = server.api(f"/branches/{BRANCH}/accounts/2200?from={AS_OF[:8]}01&to={AS_OF}", token)
+    assert month["days"]
+    assert rows(page, "days")[1:] == [
+        [day["date"], rupiah(day["debit"]) if day["debit"] else "", rupiah(day["credit"]) if day["credit"] else "",
+         rupiah(day["balance"])] for day in month["days"]]
+    assert figure(page, "closing") == rupiah(month["closing"]) == rupiah(
+        next(row["credit"] for row in trial["accounts"] if row["code"] == "2200"))
+    screenshot(page, "branch-account")
+    page.get_by_role("link", name=f"Branch {BRANCH} and its trial balance on {AS_OF}").click()
+    page.wait_for_url(f"{server.base}/console/branches/{BRANCH}?as_of={AS_OF}")
 
     # Another date, through the page's own form.
     page.get_by_label("As of (YYYY-MM-DD)").fill("2017-02-28")

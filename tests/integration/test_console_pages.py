@@ -5,6 +5,9 @@ browser tests (tests/e2e/test_console_browser.py) check the same pages rendered,
 
 from __future__ import annotations
 
+import html
+import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
@@ -231,7 +234,7 @@ def test_the_branch_page_shows_the_reports_figures(client: TestClient, store: Vi
     assert f'data-figure="contributions_total">{rupiah(report["contributions_total"])}<' in page
     for month in report["months"]:
         assert f'<th scope="row">{month["month"]}</th><td class="num">{rupiah(month["JHT"])}</td>' in page
-    assert page.count("<caption") == 3 and page.count('scope="col"') >= 13
+    assert page.count("<caption") == 4 and page.count('scope="col"') >= 17
     assert 'role="img"' in page and 'lang="en"' in page and 'href="#main"' in page
 
 
@@ -260,3 +263,100 @@ def test_the_json_api_does_not_take_the_consoles_cookie(client: TestClient, toke
         other.cookies.set(console.COOKIE, tokens["auditor"])
         assert other.get(f"/members/{BEKASI_KPJ}/balance").status_code == 401
         assert other.get("/console/").status_code == 200
+
+
+TRIAL_ROW = re.compile(r'<tr data-account="([0-9]+)"><th scope="row">\1</th><td><a href="/console/branches/'
+                       r'BEKASI-KOTA/accounts/\1\?as_of=2017-03-31">([^<]*)</a></td>'
+                       r'<td class="num">([^<]*)</td><td class="num">([^<]*)</td></tr>')
+DAY_ROW = re.compile(r'<tr><th scope="row">([0-9-]{10})</th><td class="num">([^<]*)</td><td class="num">([^<]*)</td>'
+                     r'<td class="num">([^<]*)</td></tr>')
+
+
+def test_the_branch_page_shows_the_branchs_trial_balance_to_the_rupiah(client: TestClient, store: ViewStore,
+                                                                       as_: Headers) -> None:
+    from projections import queries
+
+    staff = as_("bekasi")
+    page = client.get(f"/console/branches/{BEKASI}?as_of=2017-03-31", headers=staff).text
+    shown = {code: (html.unescape(name), debit, credit) for code, name, debit, credit in TRIAL_ROW.findall(page)}
+    # The API's trial balance of the branch, as the page shows it: zero balances left blank, as the CLI prints them.
+    trial = client.get(f"/branches/{BEKASI}/trial-balance?as_of=2017-03-31", headers=staff).json()
+    assert trial["balanced"] and trial == queries.trial_balance(store, date(2017, 3, 31), BEKASI)
+    assert shown == {row["code"]: (row["name"], rupiah(row["debit"]) if row["debit"] else "",
+                                   rupiah(row["credit"]) if row["credit"] else "") for row in trial["accounts"]}
+    assert list(shown) == [row["code"] for row in trial["accounts"]]
+    assert f'data-figure="trial_balance_debit">{rupiah(trial["totals"]["debit"])}<' in page
+    assert f'data-figure="trial_balance_credit">{rupiah(trial["totals"]["credit"])}<' in page
+    assert f'data-figure="trial_balance_result">Balanced: debits equal credits, {rupiah(trial["totals"]["debit"])}.<' \
+        in page
+    # To the rupiah, against the branch report on the same page (the branches projection, not the books): in this
+    # history (no yield, no JKP, no fine, no bill) the programs' funds hold their contributions less their claims,
+    # and the banks what came in and went out.
+    report = queries.branch_report(store, BEKASI, date(2017, 3, 31))
+    contributions, claims = report["contributions"], report["claims"]
+    assert report["late_fines"] == 0 and claims["JHT"]["amount"] > 0 and claims["JP"]["amount"] > 0
+    assert shown["2200"][2] == rupiah(contributions["JHT"]["total"] - claims["JHT"]["amount"])
+    assert (shown["3100"][2], shown["3200"][2], shown["3300"][2]) == tuple(
+        rupiah(contributions[p]["total"]) for p in ("JKK", "JKM", "JP"))
+    assert shown["5400"][1] == rupiah(claims["JP"]["amount"])
+    assert shown["1190"][2] == rupiah(report["claims_total"]["amount"])
+    came_in = sum(int(re.sub(r"[^0-9]", "", shown[code][1]) or 0) for code in ("1110", "1120"))
+    assert came_in == report["contributions_total"]
+    assert 'aria-labelledby="trial-balance-caption"' in page and '<th scope="row" colspan="2">Total</th>' in page
+    # Another branch's staff: the whole page is refused, its trial balance with it.
+    refused = client.get(f"/console/branches/{DEPOK}?as_of=2017-03-31", headers=staff)
+    assert refused.status_code == 403 and "Trial balance" not in refused.text and "data-account" not in refused.text
+
+
+def test_without_the_general_ledger_the_branch_page_shows_the_rest_and_says_what_to_run(
+        store: ViewStore, kit: TokenKit, tmp_path: Path, as_: Headers) -> None:
+    # The same views, the general ledger not live (as before its first build): a copy, its registry row cleared.
+    path = tmp_path / "views-without-books.db"
+    with sqlite3.connect(store.sqlite_path) as source, sqlite3.connect(path) as copy:
+        source.backup(copy)
+        copy.execute("UPDATE projection_registry SET live_version = NULL WHERE name = 'general_ledger'")
+    client = TestClient(create_app(kit.settings(Settings(projection_sqlite_path=path)),
+                                   access_log=MemoryAccessLog(), clock=lambda: TODAY))
+    response = client.get(f"/console/branches/{BEKASI}?as_of=2017-03-31", headers=as_("bekasi"))
+    assert response.status_code == 200
+    from projections import queries
+
+    report = queries.branch_report(store, BEKASI, date(2017, 3, 31))
+    assert f'data-figure="contributions_total">{rupiah(report["contributions_total"])}<' in response.text
+    assert '<h2 id="trial-balance-heading">Trial balance</h2>' in response.text
+    assert ("The general ledger has not been built yet, so the branch's trial balance cannot be shown: run "
+            "<code>ledger projections rebuild general_ledger</code>.") in html.unescape(response.text)
+    assert "data-account" not in response.text and 'id="trial-balance"' not in response.text
+    assert client.get(f"/branches/{BEKASI}/trial-balance", headers=as_("bekasi")).status_code == 503
+    account = client.get(f"/console/branches/{BEKASI}/accounts/2200", headers=as_("bekasi"))
+    assert account.status_code == 503 and "has not been built yet" in account.text
+
+
+def test_each_account_of_the_trial_balance_opens_its_running_balance_over_the_month(
+        client: TestClient, as_: Headers) -> None:
+    staff = as_("bekasi")
+    trial = client.get(f"/branches/{BEKASI}/trial-balance?as_of=2017-03-31", headers=staff).json()
+    branch_page = client.get(f"/console/branches/{BEKASI}?as_of=2017-03-31", headers=staff).text
+    for code in ("2200", "1110", "2190"):
+        link = f"/console/branches/{BEKASI}/accounts/{code}?as_of=2017-03-31"
+        assert f'href="{link}"' in branch_page
+        page = client.get(link, headers=staff)
+        assert page.status_code == 200, code
+        api = client.get(f"/branches/{BEKASI}/accounts/{code}?from=2017-03-01&to=2017-03-31", headers=staff).json()
+        assert api["days"] and api["from"] == "2017-03-01"
+        assert DAY_ROW.findall(page.text) == [
+            (day["date"], rupiah(day["debit"]) if day["debit"] else "", rupiah(day["credit"]) if day["credit"] else "",
+             rupiah(day["balance"])) for day in api["days"]]
+        assert f'data-figure="opening">{rupiah(api["opening"])}<' in page.text
+        assert f'data-figure="closing">{rupiah(api["closing"])}<' in page.text
+        # The closing balance on the date is the account's line of the trial balance, on its normal side.
+        row = next(one for one in trial["accounts"] if one["code"] == code)
+        assert api["closing"] == (row["debit"] - row["credit"] if api["normal_side"] == "debit"
+                                  else row["credit"] - row["debit"])
+        assert 'aria-labelledby="days-caption"' in page.text and page.text.count('scope="col"') == 4
+    refused = client.get(f"/console/branches/{DEPOK}/accounts/2200?as_of=2017-03-31", headers=staff)
+    assert refused.status_code == 403 and "Rp" not in refused.text
+    for path in (f"/console/branches/{BEKASI}/accounts/9999", f"/console/branches/{BEKASI}/accounts/JHT",
+                 "/console/branches/NOWHERE/accounts/2200"):
+        assert client.get(path, headers=as_("auditor")).status_code == 404, path
+    assert client.get(f"/console/branches/{BEKASI}/accounts/2200?as_of=2017-3-1", headers=staff).status_code == 422
