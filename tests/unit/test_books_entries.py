@@ -294,3 +294,35 @@ def _journal(store: ViewStore) -> dict[str, list[tuple[Leg, str]]]:
             for leg in line_legs(kind, dict(zip(keys, map(int, amounts), strict=True))):
                 journal.setdefault(event_id, []).append((leg, on))
     return journal
+
+
+# --- a v1 reversal (no employer of its own) ----------------------------------------------------------------------
+
+def _as_v1(env: dict[str, Any]) -> dict[str, Any]:
+    if env["type"] != "ContributionReversed":
+        return env
+    return {**env, "version": 1, "data": {k: v for k, v in env["data"].items() if k not in ("npp", "segment")}}
+
+
+@pytest.mark.parametrize(("batch", "indexes"), [(1_000, True), (1, True), (1, False)],
+                         ids=["its payment in the batch", "its payment found by the index", "waiting for complete"])
+def test_a_v1_reversal_books_like_its_v2_twin_tagged_with_its_payments_employer(
+        records: Records, tmp_path_factory: pytest.TempPathFactory, batch: int, indexes: bool) -> None:
+    view = PROJECTIONS["general_ledger"]
+    dumps = []
+    for feed in ([env for env, _ in records], [_as_v1(env) for env, _ in records]):
+        views = ViewStore("sqlite", sqlite_path=tmp_path_factory.mktemp("v1") / "views.db")
+        with views.transaction() as tx:
+            view.create(tx, 1, indexes=indexes)
+        for start in range(0, len(feed), batch):
+            with views.transaction() as tx:
+                view.apply(tx, 1, feed[start:start + batch])
+        with views.transaction() as tx:
+            view.create_indexes(tx, 1)
+            view.complete(tx, 1)
+            view.check(tx, 1)
+            dumps.append({t.name: sorted(tx.all(f"SELECT * FROM {table_name('general_ledger', 1, t.name)}"), key=repr)
+                          for t in view.tables})
+    assert dumps[1] == dumps[0]
+    reversed_lines = [row for row in dumps[1]["lines"] if row[7] == "ContributionReversed"]
+    assert len(reversed_lines) == 2 and {row[5] for row in reversed_lines} == {NPP}
