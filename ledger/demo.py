@@ -230,18 +230,13 @@ ARREARS_MEMBERS_SHOWN = 5  # BPU members listed in the demo's arrears report; ev
 
 
 def print_arrears(views: Any, branch: str) -> None:
-    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`), when this build has it:
-    every employer in arrears, the first few BPU members, the aging buckets and the branch's totals."""
-    from ledger import formatting
-    from projections import queries
+    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`): every employer in arrears,
+    the first few BPU members, the aging buckets and the branch's totals."""
+    from ledger.formatting import arrears_lines as lines
+    from projections.queries import arrears
 
-    arrears = getattr(queries, "arrears", None)
-    lines = getattr(formatting, "arrears_lines", None)
     command = f"ledger report arrears --branch {branch} --as-of {REPORT_DATE}"
     print()
-    if arrears is None or lines is None:
-        print(f"({command}: not in this build yet)")
-        return
     report = arrears(views, branch, REPORT_DATE)
     payers = report.get("payers") or []
     employers = [payer for payer in payers if payer.get("npp")]
