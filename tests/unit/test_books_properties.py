@@ -10,6 +10,7 @@ as a rebuild's index-less load (reversals waiting for `complete`); then:
   waiting, receivables, credit, held, billed and owed-back never below zero);
 - the trial balance balances at every month-end, and every payment's clearing account is empty there;
 - the rows are the same whatever order the aggregates' events interleave in (as workers apply them);
+- at every month-end the ties of `ledger books check` hold (`queries.check_books`, all four projections built);
 - at every month-end the JHT liability is the members' JHT balances on the write side, and at the end receivables
   are the payers' open bills and the payers' credit their unapplied money.
 """
@@ -43,9 +44,11 @@ from ledger.domain import PayerAccount, payer_account_id
 from ledger.errors import InvariantViolation, LedgerError
 from ledger.events import EVENT_TYPES
 from ledger.rules import Segment
+from projections import queries
 from projections.catalog import PROJECTIONS
 from projections.store import ViewStore, table_name
 from tests.support.scenario import BRANCH, NPP, TODAY, enroll, kpj, new_ledger, register
+from tests.support.views import project as project_all
 from tests.support.views import published
 
 MONTHS = ["2024-01", "2024-02", "2024-03", "2024-04", "2024-05", "2024-06"]
@@ -257,6 +260,15 @@ def test_no_history_breaks_the_books(sequence: list[tuple[Any, ...]], batch: int
                 assert dump(other) == dump(store)
             finally:
                 other.close()
+            # The ties (`ledger books check`) with the other three projections, at every month-end.
+            every = ViewStore("sqlite", sqlite_path=Path(folder) / "all.db")
+            try:
+                project_all(every, records)
+                for as_of in MONTH_ENDS:
+                    result = queries.check_books(every, as_of)
+                    assert result["ok"], (as_of, [c for c in result["checks"] if not c["ok"]])
+            finally:
+                every.close()
         finally:
             store.close()
 
