@@ -113,6 +113,14 @@ def test_the_trial_balance_balances_at_every_month_end_in_every_branch(store: Vi
             assert sum(found.values()) == 0, (as_of, branch, found)
             # The clearing account is empty at every month-end: a payment and its lines share their day.
             assert "2190" not in found, (as_of, branch)
+            # The trial balance as `ledger books trial-balance` reads it: balanced, each account's balance as summed.
+            trial = queries.trial_balance(store, as_of, branch)
+            assert trial["balanced"] and trial["difference"] == 0, (as_of, branch)
+            assert {a["code"]: a["debit"] - a["credit"] for a in trial["accounts"]
+                    if a["debit"] != a["credit"]} == found, (as_of, branch)
+        # And the ties of `ledger books check`.
+        result = queries.check_books(store, as_of)
+        assert result["ok"], (as_of, [c for c in result["checks"] if not c["ok"]])
 
 
 # BEKASI-KOTA, worked by hand from tests/support/books_history.py STEPS (debit +, credit -). The January bill and its
