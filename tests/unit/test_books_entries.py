@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,12 +28,13 @@ from ledger.books import (
     entry_reference,
 )
 from ledger.events import EVENT_TYPES
+from ledger.generator import BranchPlan
 from ledger.rules import LEDGER_EPOCH
 from projections.catalog import PROJECTIONS
 from projections.general_ledger import line_legs
 from projections.store import ViewStore, table_name
 from tests.support.books_history import BUDI, JANUARY, JANUARY_ADJUSTMENT, MARCH, NPP, books_history
-from tests.support.views import project, published
+from tests.support.views import project, projected_store, published
 
 Records = list[tuple[dict[str, Any], bytes]]
 
@@ -326,3 +328,17 @@ def test_a_v1_reversal_books_like_its_v2_twin_tagged_with_its_payments_employer(
     assert dumps[1] == dumps[0]
     reversed_lines = [row for row in dumps[1]["lines"] if row[7] == "ContributionReversed"]
     assert len(reversed_lines) == 2 and {row[5] for row in reversed_lines} == {NPP}
+
+
+def test_no_leg_posts_to_an_account_before_the_chart_opens_it(tmp_path: Path) -> None:
+    """A branch across the JKP recomposition (November 2020 to April 2021, late payments of earlier months after
+    it): every day's legs go to accounts open that day (`chart`), and the JKP accounts do get legs from February."""
+    plan = BranchPlan(branch="DEPOK", employers=2, members=12, bpu_members=3, months=6, first_month="2020-11",
+                      collections=True, budget_members=2, seed=3)
+    store = projected_store(tmp_path / "views.db", [plan], date(2026, 1, 20))
+    with store.reading() as tx:
+        used = tx.all(f"SELECT DISTINCT on_date, account FROM {table_name('general_ledger', 1, 'totals')}")
+    assert used
+    closed = [(on, code) for on, code in used if code not in {a.code for a in chart(date.fromisoformat(on))}]
+    assert closed == []
+    assert {code for on, code in used if on >= JKP_START.isoformat()} >= {"3410", "3420"}
