@@ -79,7 +79,7 @@ actions = st.one_of(
     st.tuples(st.just("receive"), amount, day, payer),
     st.tuples(st.just("refund"), st.integers(min_value=1, max_value=1_000_000), day, payer),
     st.tuples(st.just("pay"), st.sampled_from(MONTHS), day, payer),
-    st.tuples(st.just("hold"), amount, day),
+    st.tuples(st.just("hold"), amount, day, st.sampled_from([BRANCH, "DEPOK"])),  # held at another branch too
     st.tuples(st.just("match"), st.integers(min_value=0, max_value=9), offset, payer),
     st.tuples(st.just("raise-wage"), st.sampled_from(MONTHS), st.sampled_from([6_000_000, 9_000_000])),
     st.tuples(st.just("claim"), st.integers(min_value=100_000, max_value=2_000_000), day),
@@ -104,7 +104,7 @@ def new_command(action: tuple[Any, ...], step: int, who: dict[str, str | None],
     if kind == "pay":
         return PayContribution.build(month=action[1], paid_on=action[2], **who)
     if kind == "hold":
-        return HoldMoney.build(reference=f"HELD-{step}", branch=BRANCH, amount=action[1], received_on=action[2])
+        return HoldMoney.build(reference=f"HELD-{step}", branch=action[3], amount=action[1], received_on=action[2])
     return PayClaim.build(kpj=kpj(1), program="JKK", kind="care", incident_date=action[2],
                           paid_on=action[2] + timedelta(days=3), amount=action[1])
 
