@@ -183,12 +183,13 @@ def run_demo(settings: Settings) -> int:
     for name in PROJECTIONS:
         rebuilt = runner.rebuild(settings, name, workers=2)
         print(f"   rebuilt {name} from offset 0 with 2 workers in {rebuilt.seconds:.1f}s: {rebuilt.events:,} events, "
-              f"invariants hold, readers switched to version {rebuilt.version}")
+              f"invariants hold, readers switched to version {rebuilt.version}; {rebuilt.ties}")
     views = ViewStore.open(settings)
     print()
     for line in branch_report_lines(queries.branch_report(views, plan.branch, REPORT_DATE)):
         print(line)
     print_arrears(views, plan.branch)
+    books_ok = print_books(views, plan.branch)
     print()
     balance = queries.member_balance(views, SHOWN_MEMBER, REPORT_DATE)
     balance["history"] = queries.member_history(views, SHOWN_MEMBER, end=REPORT_DATE)
@@ -198,15 +199,16 @@ def run_demo(settings: Settings) -> int:
     print(f"   (the event store's own computation: {store_balance:,}; "
           f"{'equal' if store_balance == balance['jht_balance'] else 'DIFFERENT'})")
     print()
-    print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance and branch figure "
-          f"recounted from Kafka alone, compared with the projections")
+    print(f"5. The auditor's cross-check (ledger audit as-of {REPORT_DATE}): every balance, branch figure and account "
+          f"of the books recounted from Kafka alone, compared with the projections")
     cross = as_of_topic(kafka, topics.events, views, REPORT_DATE)
-    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts and "
-          f"{cross.branches:,} branch(es) compared, {cross.differences_found:,} difference(s)")
+    print(f"   {cross.events:,} events recounted: {cross.members:,} members, {cross.accounts:,} paying accounts, "
+          f"{cross.branches:,} branch(es) and {cross.trial_balances:,} trial balance(s) compared, "
+          f"{cross.differences_found:,} difference(s)")
     receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
     api_ok = print_access(settings, views, db.parent, run_id, balance["jht_balance"])
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
-          and cross.ok and receipt_ok and api_ok and money_ok)
+          and cross.ok and receipt_ok and api_ok and money_ok and books_ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
 
 
@@ -246,6 +248,29 @@ def print_arrears(views: Any, branch: str) -> None:
     if len(members) > ARREARS_MEMBERS_SHOWN:
         print(f"  (and {len(members) - ARREARS_MEMBERS_SHOWN:,} more BPU members in arrears, counted in the totals "
               f"above: `{command}` lists every one)")
+
+
+def print_books(views: Any, branch: str) -> bool:
+    """The branch's trial balance at the report date (`ledger books trial-balance`), then the check that the books
+    balance and tie to the members' balances, the branch report and the collections (`ledger books check`). True
+    when both hold."""
+    from ledger.formatting import check_lines, trial_balance_lines
+    from projections.queries import check_books, trial_balance
+
+    print()
+    balance = trial_balance(views, REPORT_DATE, branch)
+    for line in trial_balance_lines(balance):
+        print(line)
+    print()
+    print(f"ledger books check --as-of {REPORT_DATE}: the general ledger's invariants, and its ties to the members' "
+          f"JHT balances, the branch totals and the collections")
+    result = check_books(views, REPORT_DATE)
+    lines = check_lines(result)
+    failed = [line for line in lines[:-1] if not line.startswith("ok")]
+    for line in failed:
+        print(f"  {line}")
+    print(f"  {len(lines) - 1 - len(failed):,} checks ok; {lines[-1]}")
+    return bool(balance["balanced"]) and bool(result["ok"])
 
 
 def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], path: Path,

@@ -262,6 +262,21 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
     return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values), strict=True)) for account, *values in rows}
 
 
+def ledger_balances(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
+    """Per branch, every account's balance on `as_of` in the live general ledger: its debits minus its credits up to
+    and including the date (a credit balance below zero), summed over programs and event types. What `ledger audit
+    as-of` compares with its own trial balance, in one query; the accounts without a leg by then are absent."""
+    with store.reading() as tx:
+        version = _live(tx, "general_ledger")
+        totals = table_name("general_ledger", version, "totals")
+        rows = tx.all(f"SELECT branch, account, SUM(debit) - SUM(credit) FROM {totals} WHERE on_date <= ? "
+                      f"GROUP BY branch, account", (as_of.isoformat(),))
+    balances: dict[str, dict[str, int]] = defaultdict(dict)
+    for branch, account, balance in rows:
+        balances[branch][account] = int(balance)
+    return dict(balances)
+
+
 # --- collections: arrears and the branch's collection figures (issue 17) ------------------------------------------
 #
 # As of D: a bill counts from its `counts_from` date, a settlement from its `settled_on` until the `reversed_on` of a

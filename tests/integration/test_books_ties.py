@@ -327,3 +327,26 @@ def test_the_ties_hold_and_find_a_change_on_postgresql(relayed: Settings, postgr
         store.close()
         with psycopg.connect(pg.postgres_conninfo(), autocommit=True) as connection:
             connection.execute(f"DROP SCHEMA views_{suffix} CASCADE")
+
+
+def test_the_demo_prints_a_trial_balance_that_balances_and_the_books_tie(generated: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from ledger import demo
+
+    monkeypatch.setattr(demo, "REPORT_DATE", date(2025, 6, 30))
+    assert demo.print_books(ViewStore("sqlite", sqlite_path=generated), "BEKASI-KOTA") is True
+    shown = capsys.readouterr().out
+    assert "Trial balance of branch BEKASI-KOTA on 2025-06-30" in shown
+    assert re.search(r"balanced: debits equal credits, Rp[1-9][\d,]*", shown)
+    assert re.search(r"\d+ checks ok; the books balance and tie as of 2025-06-30: all \d+ checks hold", shown)
+    assert "FAIL" not in shown
+
+    store = copy(generated, tmp_path)  # a member's JHT changed in the balances projection: the demo says so
+    postings = live(store, "balances", "postings")
+    with store.transaction() as tx:
+        tx.execute(f"UPDATE {postings} SET jht_worker = jht_worker + 1 "
+                   f"WHERE rowid = (SELECT MIN(rowid) FROM {postings})")
+    assert demo.print_books(store, "BEKASI-KOTA") is False
+    shown = capsys.readouterr().out
+    assert "FAIL" in shown and "the books do not tie as of 2025-06-30" in shown
