@@ -221,7 +221,7 @@ def dump(store: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
         return {t.name: sorted(tx.all(f"SELECT * FROM {table_name(GL, 1, t.name)}"), key=repr) for t in VIEW.tables}
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(actions, min_size=10, max_size=30), st.integers(min_value=1, max_value=12), st.booleans(),
        st.booleans(), st.randoms(use_true_random=False))
 def test_no_history_breaks_the_books(sequence: list[tuple[Any, ...]], batch: int, json_path: bool,
