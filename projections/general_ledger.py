@@ -51,6 +51,7 @@ ROW_COLUMNS = ("event_id", "position", "on_date", "branch", "kpj", "npp", "ref",
 # Accounts whose balance, on its normal side, is never below zero on any date in any branch.
 NEVER_NEGATIVE = (RECEIVABLE, UNAPPLIED, SUSPENSE, BILLED, OWED_BACK)
 TotalsKey = tuple[str, str, str, str, str]  # branch, on_date, account, program, source (event type)
+Split = tuple[int, int, str | None]  # a line's (jkp_from_jkk, jkp_from_jkm, npp): what its reversal takes from it
 
 
 def line_legs(kind: str, amounts: dict[str, int]) -> list[Leg]:
@@ -136,7 +137,7 @@ class GeneralLedger(Projection):
         held: list[tuple[str, str, str]] = []
         held_on = {}  # reference -> received_on, for matches in this batch
         reversals: list[tuple[dict[str, Any], dict[str, Any]]] = []
-        splits: dict[str, tuple[int, int]] = {}  # event id -> (jkp_from_jkk, jkp_from_jkm) of this batch's lines
+        splits: dict[str, Split] = {}  # event id -> (jkp_from_jkk, jkp_from_jkm, npp) of this batch's lines
         for env, data in events:
             kind = env["type"]
             if kind in CONTRIBUTION_SIGNS:
@@ -144,7 +145,7 @@ class GeneralLedger(Projection):
                     reversals.append((env, data))
                     continue
                 split = (data.get("jkp_from_jkk", 0), data.get("jkp_from_jkm", 0))
-                splits[env["event_id"]] = split
+                splits[env["event_id"]] = (*split, data.get("npp"))
                 lines.append(_line_row(env, data, kind, data["payment_id"], split, pending=False))
                 continue
             on = env["effective_date"]
@@ -161,9 +162,10 @@ class GeneralLedger(Projection):
             found = self._splits(tx, t["lines"], [d["reverses"] for _, d in reversals if d["reverses"] not in splits])
             splits.update(found)
             for env, data in reversals:
+                # Its payment's employer too: a v1 reversal does not carry it (v2 carries the same).
                 known = splits.get(data["reverses"])
-                lines.append(_line_row(env, data, "ContributionReversed", data["reverses"], known or (0, 0),
-                                       pending=known is None))
+                lines.append(_line_row(env, {**data, "npp": known[2]} if known else data, "ContributionReversed",
+                                       data["reverses"], known[:2] if known else (0, 0), pending=known is None))
         tx.executemany(f"INSERT INTO {t['held']} VALUES (?, ?, ?)", held)
         tx.executemany(f"INSERT INTO {t['lines']} VALUES ({', '.join('?' * 17)})", lines)
         tx.executemany(f"INSERT INTO {t['legs']} VALUES ({', '.join('?' * 11)})", legs)
@@ -175,18 +177,18 @@ class GeneralLedger(Projection):
             raise InvariantViolation(self.name, f"bank reference {reference} matched but never held", env["event_id"])
         return str(row[0])
 
-    def _splits(self, tx: Tx, lines: str, event_ids: list[str]) -> dict[str, tuple[int, int]]:
-        """The JKP splits of earlier lines, by event id; none while the lines have no index (a rebuild's load: a
-        scan per reversal would cost minutes, so the reversals wait for `complete`)."""
+    def _splits(self, tx: Tx, lines: str, event_ids: list[str]) -> dict[str, Split]:
+        """The JKP splits (and employer) of earlier lines, by event id; none while the lines have no index (a
+        rebuild's load: a scan per reversal would cost minutes, so the reversals wait for `complete`)."""
         if not event_ids or not tx.index_exists(f"{lines}_i0"):
             return {}
-        found: dict[str, tuple[int, int]] = {}
+        found: dict[str, Split] = {}
         for start in range(0, len(event_ids), JSON_VALUES_PER_INSERT):
             chunk = event_ids[start:start + JSON_VALUES_PER_INSERT]
-            for event_id, jkk, jkm in tx.all(
-                    f"SELECT event_id, jkp_jkk, jkp_jkm FROM {lines} WHERE event_id IN ({', '.join('?' * len(chunk))}) "
-                    f"AND type != 'ContributionReversed'", chunk):
-                found[event_id] = (int(jkk), int(jkm))
+            for event_id, jkk, jkm, npp in tx.all(
+                    f"SELECT event_id, jkp_jkk, jkp_jkm, npp FROM {lines} WHERE event_id IN "
+                    f"({', '.join('?' * len(chunk))}) AND type != 'ContributionReversed'", chunk):
+                found[event_id] = (int(jkk), int(jkm), npp)
         return found
 
     def _add_up(self, tx: Tx, t: dict[str, str], lines: list[tuple[Any, ...]], legs: list[tuple[Any, ...]]) -> None:
@@ -245,15 +247,15 @@ class GeneralLedger(Projection):
     def complete(self, tx: Tx, version: int) -> None:
         """After a rebuild's indexes: book the reversals that waited for their payment's JKP splits."""
         t = {table.name: self.table(version, table.name) for table in self.tables}
-        found = tx.all(f"SELECT r.event_id, o.jkp_jkk, o.jkp_jkm FROM {t['lines']} r JOIN {t['lines']} o "
+        found = tx.all(f"SELECT r.event_id, o.jkp_jkk, o.jkp_jkm, o.npp FROM {t['lines']} r JOIN {t['lines']} o "
                        f"ON o.event_id = r.ref AND o.type != 'ContributionReversed' WHERE r.pending = 1")
         if not found:
             return
-        tx.executemany(f"UPDATE {t['lines']} SET jkp_jkk = ?, jkp_jkm = ?, pending = 0 WHERE event_id = ?",
-                       [(int(jkk), int(jkm), event_id) for event_id, jkk, jkm in found])
+        tx.executemany(f"UPDATE {t['lines']} SET jkp_jkk = ?, jkp_jkm = ?, npp = ?, pending = 0 WHERE event_id = ?",
+                       [(int(jkk), int(jkm), npp, event_id) for event_id, jkk, jkm, npp in found])
         booked: list[tuple[Any, ...]] = []
         for start in range(0, len(found), JSON_VALUES_PER_INSERT):
-            chunk = [event_id for event_id, _, _ in found[start:start + JSON_VALUES_PER_INSERT]]
+            chunk = [event_id for event_id, _, _, _ in found[start:start + JSON_VALUES_PER_INSERT]]
             booked += tx.all(f"SELECT {', '.join(ROW_COLUMNS)} FROM {t['lines']} "
                              f"WHERE event_id IN ({', '.join('?' * len(chunk))})", chunk)
         self._add_up(tx, t, booked, [])
