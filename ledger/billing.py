@@ -431,13 +431,18 @@ def refund_money(context: HandlerContext, command: RefundMoney, careful: bool) -
         raise RuleViolation(f"a refund of Rp{command.amount:,} is larger than {label}'s credit of Rp{credit:,} "
                             f"(money received and not applied to bills)")
     assert account is not None
-    # The money paid back is the oldest held (as `PayerAccount.spend` takes it): it must have arrived by the refund's
-    # date, or the books would show money paid back before it was received.
-    spent = account.lots[:len(account.sources(command.amount))]
-    arrived = max(lot[2] for lot in spent)
+    # The money paid back is the oldest held (as `PayerAccount.spend` takes it): it must be the payer's credit by the
+    # refund's date (received by then, and if a reversed settlement gave it back, given back by then), or the books
+    # would show money paid back before it was received, or while it was still applied to a bill.
+    left, arrived = command.amount, command.refunded_on
+    for _reference, rupiah, credit_from, _role in account.lots:
+        if left <= 0:
+            break
+        arrived, left = max(arrived, credit_from), left - rupiah
     if arrived > command.refunded_on:
-        raise RuleViolation(f"a refund dated {command.refunded_on.isoformat()} would pay back money {label} sent "
-                            f"on {arrived.isoformat()}, later: date the refund {arrived.isoformat()} or after")
+        raise RuleViolation(f"a refund dated {command.refunded_on.isoformat()} would pay back money that is "
+                            f"{label}'s credit only from {arrived.isoformat()} (received, or given back by a "
+                            f"reversed settlement, that day): date the refund {arrived.isoformat()} or after")
     new_id = account.record(ev.MoneyRefunded(
         refund_id=command.command_id, npp=command.npp, kpj=command.kpj, branch=account.branch,
         amount=command.amount, refunded_on=command.refunded_on, reason=command.reason))

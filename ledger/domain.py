@@ -484,7 +484,7 @@ class PayerAccount(LedgerAggregate):
         reopened = replace(settlement.bill, reopened_on=contract.reversed_on)
         self.open_bills = sorted([*self.open_bills, reopened], key=_bill_order)
         for part in settlement.taken:
-            self._restore(part)
+            self._restore(part, contract.reversed_on)
         self.applied_total -= contract.total
 
     def _return_receipt(self, contract: ev.ReceiptReturned) -> None:
@@ -493,17 +493,20 @@ class PayerAccount(LedgerAggregate):
         self.lots = [lot for lot in self.lots if lot[0] != contract.reference]
         self.returned_total += contract.amount
 
-    def _restore(self, part: Lot) -> None:
-        """Put money taken from a lot back: into the lot if some of it is left, else as the lot again, in its place
-        among the others (the order the money was received in)."""
+    def _restore(self, part: Lot, back_on: date) -> None:
+        """Put money taken from a lot back, as the payer's credit from `back_on` (the reversal's date: it was applied
+        until then, so it may not be refunded, returned nor applied again before): into the lot if some of it is
+        left with that date, else as a lot of its own, after the money received before it (the order the money was
+        received in)."""
         reference, amount, received_on, role = part
-        for index, (ref, left, _on, _role) in enumerate(self.lots):
-            if ref == reference:
-                self.lots[index] = (reference, left + amount, received_on, role)
+        available = max(received_on, back_on)
+        for index, (ref, left, on, _role) in enumerate(self.lots):
+            if ref == reference and on == available:
+                self.lots[index] = (reference, left + amount, available, role)
                 return
         order = self._receipt_order(reference)
         index = next((i for i, lot in enumerate(self.lots) if self._receipt_order(lot[0]) > order), len(self.lots))
-        self.lots.insert(index, part)
+        self.lots.insert(index, (reference, amount, available, role))
 
     def _receipt_order(self, reference: str) -> int:
         return _event_version(self.receipt_ids[reference])
@@ -532,17 +535,24 @@ class PayerAccount(LedgerAggregate):
 
     def sources(self, amount: int) -> list[str]:
         """The references `spend(amount)` would take from, without spending."""
-        taken, left = [], amount
+        taken: list[str] = []
+        left = amount
         for reference, rupiah, _received_on, _role in self.lots:
             if left <= 0:
                 break
-            taken.append(reference)
+            if not taken or taken[-1] != reference:  # a receipt's money given back by a reversal: a lot of its own
+                taken.append(reference)
             left -= rupiah
         return taken
 
     def lot_left(self, reference: str) -> int:
         """What is left unapplied of one receipt."""
         return sum(lot[1] for lot in self.lots if lot[0] == reference)
+
+    def credit_from(self, reference: str) -> date | None:
+        """The day all that is left of one receipt is the payer's credit: the latest of the day it arrived and the
+        days reversals gave parts of it back. None when none of it is left."""
+        return max((lot[2] for lot in self.lots if lot[0] == reference), default=None)
 
     def settlements_from(self, reference: str) -> list[str]:
         """The event ids of the settlements (not reversed) that spent money of one receipt."""

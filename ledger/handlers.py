@@ -760,6 +760,11 @@ def _return_receipt(context: HandlerContext, command: Reverse, account: PayerAcc
                 f"{', '.join(settlements)} first (ledger reverse EVENT_ID), then this receipt")
         raise RuleViolation(f"Rp{spent:,} of receipt {original.reference} was refunded (ledger payment refund): "
                             f"only money neither applied nor refunded is returned")
+    credit_from = account.credit_from(original.reference)
+    if credit_from is not None and command.reversed_on < credit_from:
+        raise InvalidInput(f"receipt {original.reference} is the payer's credit again only from "
+                           f"{credit_from.isoformat()} (a reversed settlement gave it back that day): date the return "
+                           f"{credit_from.isoformat()} or after")
     new_id = account.record(ev.ReceiptReturned(
         reverses=target, reference=original.reference, npp=original.npp, kpj=original.kpj, branch=original.branch,
         amount=original.amount, reason=command.reason, returned_on=command.reversed_on))

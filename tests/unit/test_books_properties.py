@@ -43,7 +43,7 @@ from ledger.commands import (
     Reverse,
 )
 from ledger.domain import PayerAccount, payer_account_id
-from ledger.errors import InvariantViolation, LedgerError
+from ledger.errors import LedgerError
 from ledger.events import EVENT_TYPES
 from ledger.rules import Segment
 from projections import queries
@@ -286,14 +286,12 @@ def test_no_history_breaks_the_books(sequence: list[tuple[Any, ...]], batch: int
             store.close()
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation,
-                   reason="the ledger takes money back on a day it was applied to a bill (settlement reversed later)")
 @pytest.mark.parametrize("how", ["refunded", "returned"])
 def test_money_taken_back_while_it_was_applied(how: str, tmp_path: Path) -> None:
     """January's bill (Rp1,192,500, counting from 2024-02-01) settled on 2024-02-01 with money received on 2024-01-01;
     the settlement reversed on 2024-02-02; then the money refunded or returned, dated 2024-01-15: on 2024-02-01 the
-    same money would be both applied and gone, the payer's credit -Rp1,192,500. The ledger should refuse the date
-    (the money is the payer's credit again from 2024-02-02); it accepts it, and the books' check refuses the history.
+    same money would be both applied and gone, the payer's credit -Rp1,192,500. The ledger refuses the date (the money
+    is the payer's credit again from 2024-02-02), writes nothing, and takes it back dated 2024-02-02; the books hold.
     """
     app = new_ledger()
     register(app)
@@ -304,22 +302,26 @@ def test_money_taken_back_while_it_was_applied(how: str, tmp_path: Path) -> None
                                               received_on=date(2024, 1, 1)))
     (settled,) = app.find(payer_account_id(NPP, None)).settlements
     app.execute(Reverse.build(event_id=settled, reason="recalled", reversed_on=date(2024, 2, 2)))
-    take_back = (RefundMoney.build(npp=NPP, amount=1_192_500, refunded_on=date(2024, 1, 15), reason="overpaid")
-                 if how == "refunded" else
-                 Reverse.build(event_id=received["event_id"], reason="bank error", reversed_on=date(2024, 1, 15)))
-    with contextlib.suppress(LedgerError):  # what the ledger should do: refuse, and the books stay whole
-        app.execute(take_back)
+
+    def take_back(on: date) -> Any:
+        return (RefundMoney.build(npp=NPP, amount=1_192_500, refunded_on=on, reason="overpaid") if how == "refunded"
+                else Reverse.build(event_id=received["event_id"], reason="bank error", reversed_on=on))
+
+    written = len(published(app))
+    with pytest.raises(LedgerError, match=r"credit (again )?only from 2024-02-02"):
+        app.execute(take_back(date(2024, 1, 15)))
+    assert len(published(app)) == written
+    app.execute(take_back(date(2024, 2, 2)))
     project(published(app), tmp_path / "views.db", 100, json_path=False, indexes=True).close()
 
 
-@pytest.mark.xfail(strict=True, raises=InvariantViolation,
-                   reason="the ledger applies money a reversal gave back, dated before the reversal")
 def test_money_back_from_a_reversal_applied_before_it(tmp_path: Path) -> None:
     """January and February (Rp1,192,500 each) settled on 2024-02-01 and 2024-03-01 from Rp2,400,000 received on
     2024-01-01; February's settlement reversed on 2024-04-22; then a wage raised back into January bills Rp95,400 more
     (an adjustment bill counting from 2024-02-01), settled from the credit and dated 2024-02-01. But from 2024-03-01
-    to 2024-04-21 only Rp15,000 of the money was free: on 2024-03-01 the payer's credit would be -Rp80,400. The
-    settlement should be dated 2024-04-22; the books' check refuses the history."""
+    to 2024-04-21 only Rp15,000 of the money was free: on 2024-03-01 the payer's credit would be -Rp80,400 if the
+    settlement were dated 2024-02-01. The money a reversal gives back is the payer's credit from the reversal's date,
+    so the settlement is dated 2024-04-22, and the books hold."""
     app = new_ledger()
     register(app)
     enroll(app, kpj(1))
@@ -333,4 +335,7 @@ def test_money_back_from_a_reversal_applied_before_it(tmp_path: Path) -> None:
     app.execute(ChangeWage.build(kpj=kpj(1), wage=6_000_000, effective=date(2024, 1, 1)))
     closed = app.execute(CloseBills.build(month="2024-01", npps=[NPP]))
     assert closed["settled_from_credit"] == 1
+    adjustment = [s.settled for s in app.find(payer_account_id(NPP, None)).settlements.values()
+                  if s.settled.month == "2024-01" and s.settled.amount == 95_400]
+    assert [(s.settled_on, s.references) for s in adjustment] == [(date(2024, 4, 22), ["REF-1"])]
     project(published(app), tmp_path / "views.db", 100, json_path=False, indexes=True).close()

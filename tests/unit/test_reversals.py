@@ -101,7 +101,8 @@ def test_reversing_a_settlement_reopens_the_bill_returns_its_money_and_reverses_
     books = account(app)
     assert [b.bill.bill_id for b in books.open_bills] == [f"{NPP}/{JANUARY}/PU/1"]
     assert books.open_bills[0].reopened_on == date(2024, 3, 20)
-    assert books.lots == [("REF-1", BILL, date(2024, 2, 10), "employer")]
+    # The money is the payer's credit again from the reversal's date (it was applied until then).
+    assert books.lots == [("REF-1", BILL, date(2024, 3, 20), "employer")]
     assert (books.received_total, books.applied_total, books.refunded_total) == (BILL, 0, 0)
     assert books.settlements[settled_id].reversed_by == result["event_id"]
     assert month(app, BUDI).current is None and month(app, SITI).current is None
@@ -289,9 +290,11 @@ def test_an_account_read_back_from_the_store_is_the_account_that_recorded_the_re
         assert books.settlements[february].taken == (("REF-1", 546_000, date(2024, 2, 10), "employer"),
                                                      ("REF-2", 408_000, date(2024, 3, 10), "employer"))
         reverse(writer, february, date(2024, 3, 20))
-        # The money went back into its lots, in the order it was received.
-        assert account(writer).lots == [("REF-1", 546_000, date(2024, 2, 10), "employer"),
-                                        ("REF-2", 1_000_000, date(2024, 3, 10), "employer")]
+        # The money went back, in the order it was received, as credit from the reversal's date: REF-2's part given
+        # back is a lot of its own beside what was left of REF-2 since it arrived.
+        assert account(writer).lots == [("REF-1", 546_000, date(2024, 3, 20), "employer"),
+                                        ("REF-2", 592_000, date(2024, 3, 10), "employer"),
+                                        ("REF-2", 408_000, date(2024, 3, 20), "employer")]
         receipt = account(writer).receipt_ids["REF-2"]
         reverse(writer, receipt, date(2024, 3, 21))
         written = account(writer)
