@@ -583,6 +583,10 @@ def books_routes(app: FastAPI, read_side: ReadSide, clock: Callable[[], date]) -
     def branch_account(reader: CurrentReader, branch: BranchPath, account: AccountPath, start: From, end: To
                        ) -> dict[str, Any]:
         _from_after_to(start, end)
+        if start == date.min:  # `queries.account_activity` refuses it: its opening balance has no day before
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", "from"),
+                                           "msg": f"from {start}: the opening balance is of the day before, and "
+                                                  f"there is none"}])
         return read_side.account_activity(reader, chart_account(account), start, end, branch)
 
     @app.get("/branches/{branch}/journal", summary="A branch's journal between two dates, a page of entries with "

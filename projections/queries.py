@@ -894,6 +894,8 @@ def account_activity(store: ViewStore, account: Account, start: date, end: date,
     (`normal_balance`). No limit on the period: its rows are the days with a movement, a few hundred a year."""
     if start > end:
         raise InvalidInput(f"from {start} is after to {end}")
+    if start == date.min:  # the opening balance is the day before's, and the calendar has none
+        raise InvalidInput(f"from {start}: the opening balance is of the day before, and there is none")
     first, last = start.isoformat(), end.isoformat()
     scope, params = ("branch = ? AND ", [branch]) if branch is not None else ("", [])
     with store.reading() as tx:

@@ -1,6 +1,7 @@
 """What the commands of every group share: the runtime, option types, printing, and parsing."""
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -164,8 +165,14 @@ def programs_option(text: str | None) -> list[str] | None:
     return bulk.split_programs(text)
 
 
+# The one form of a date the docs give (`DATE_HELP`): Python's `date.fromisoformat` also reads 20241231 and 2024-W52-2.
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
 def parse_date(option: str, text: str) -> date:
     try:
+        if not DATE_PATTERN.fullmatch(text):
+            raise ValueError(text)
         return date.fromisoformat(text)
     except ValueError:
         raise InvalidInput(f"{option} must be a date YYYY-MM-DD, got {text!r}") from None

@@ -201,6 +201,7 @@ def test_bad_parameters_are_422(api: Api) -> None:
                  f"{base}/accounts/2200?from=2024-03-01&to=2024-02-01",
                  f"{base}/accounts/2200?from=2024-02-30&to=2024-03-01",
                  f"{base}/accounts/2200?to=2024-03-01",
+                 f"{base}/accounts/2200?from=0001-01-01&to=2024-03-01",  # no day before: not a 500
                  f"{base}/journal?from=2024-03-01&to=2024-02-01",
                  f"{base}/journal?from=2024-01-01&to=2024-02-01&account=9999",
                  f"{base}/journal?from=2024-01-01&to=2024-02-01&limit=0",

@@ -95,6 +95,8 @@ def test_bad_questions_are_refused(store: ViewStore, tmp_path: Path) -> None:
         queries.journal(store, date(2025, 1, 2), date(2025, 1, 1))
     with pytest.raises(InvalidInput, match="is after"):
         queries.account_activity(store, books.JHT, date(2025, 1, 2), date(2025, 1, 1))
+    with pytest.raises(InvalidInput, match="from 0001-01-01: the opening balance is of the day before"):
+        queries.account_activity(store, books.JHT, date.min, date(1, 1, 31))  # not an OverflowError
     with pytest.raises(NotFound, match="unknown branch"):
         queries.trial_balance(store, LAST, "NOWHERE")
     with pytest.raises(NotFound, match="unknown branch"):
