@@ -14,9 +14,7 @@ import csv
 import difflib
 import io
 import json
-import os
 import re
-import stat
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
@@ -27,6 +25,7 @@ from pydantic import ValidationError
 
 from ledger.commands import BULK_ENROLLMENT_MAX, COMMAND_TYPES, Command, MemberRow, describe_validation_error
 from ledger.errors import InvalidInput
+from ledger.input_files import open_bounded
 
 CSV_REQUIRED_COLUMNS = ("kpj", "nik", "name", "birth_date", "wage")
 CSV_OPTIONAL_COLUMNS = ("segment", "programs")
@@ -68,40 +67,8 @@ def split_programs(text: str | None) -> list[str] | None:
 @contextmanager
 def _open_text(path: Path, bytes_max: int, limit_name: str, *, encoding: str, newline: str | None) -> Iterator[Any]:
     """A regular file of at most `bytes_max` bytes, opened for reading text; `InvalidInput` for anything else."""
-    try:
-        # Non-blocking, so that opening a pipe does not wait for a writer; the check below then refuses it. What is
-        # checked is the open file, not the name, so the file cannot be swapped in between.
-        raw = io.FileIO(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot be read ({error.strerror})") from None
-    with raw:
-        info = os.fstat(raw.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{path}: not a regular file (a device, a pipe or a socket may never end); save the "
-                               f"data to a file and give that file")
-        if info.st_size > bytes_max:
-            raise InvalidInput(f"{path}: {info.st_size:,} bytes, more than the {bytes_max:,} allowed "
-                               f"({limit_name}); split the file")
-        budget = _ByteBudget(raw, bytes_max, f"{path}: more than {bytes_max:,} bytes ({limit_name}); split the file")
-        yield io.TextIOWrapper(io.BufferedReader(budget), encoding=encoding, newline=newline)
-
-
-class _ByteBudget(io.RawIOBase):
-    """A file read through a byte budget: a file that grows past its limit while it is read is refused too."""
-
-    def __init__(self, raw: Any, bytes_max: int, message: str) -> None:
-        super().__init__()
-        self._raw, self._left, self._message = raw, bytes_max, message
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int | None:
-        count: int | None = self._raw.readinto(buffer)
-        self._left -= count or 0
-        if self._left < 0:
-            raise InvalidInput(self._message)
-        return count
+    with open_bounded(path, bytes_max, limit_name) as handle:
+        yield io.TextIOWrapper(handle, encoding=encoding, newline=newline)
 
 
 def _bounded_lines(handle: Any, chars_max: int, what: str) -> Iterator[str]:

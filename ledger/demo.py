@@ -183,12 +183,13 @@ def run_demo(settings: Settings) -> int:
     for name in PROJECTIONS:
         rebuilt = runner.rebuild(settings, name, workers=2)
         print(f"   rebuilt {name} from offset 0 with 2 workers in {rebuilt.seconds:.1f}s: {rebuilt.events:,} events, "
-              f"invariants hold, readers switched to version {rebuilt.version}")
+              f"invariants hold, readers switched to version {rebuilt.version}; {rebuilt.ties}")
     views = ViewStore.open(settings)
     print()
     for line in branch_report_lines(queries.branch_report(views, plan.branch, REPORT_DATE)):
         print(line)
     print_arrears(views, plan.branch)
+    books_ok = print_books(views, plan.branch)
     print()
     balance = queries.member_balance(views, SHOWN_MEMBER, REPORT_DATE)
     balance["history"] = queries.member_history(views, SHOWN_MEMBER, end=REPORT_DATE)
@@ -206,7 +207,7 @@ def run_demo(settings: Settings) -> int:
     receipt_ok = print_receipt(kafka, topics, records, db.parent / "receipt.tlog-proof", log_verifier, board)
     api_ok = print_access(settings, views, db.parent, run_id, balance["jht_balance"])
     ok = (report.ok and report.events == expected == published and store_balance == balance["jht_balance"]
-          and cross.ok and receipt_ok and api_ok and money_ok)
+          and cross.ok and receipt_ok and api_ok and money_ok and books_ok)
     return 0 if ok and all(count == expected for count in applied.values()) else 1
 
 
@@ -230,18 +231,13 @@ ARREARS_MEMBERS_SHOWN = 5  # BPU members listed in the demo's arrears report; ev
 
 
 def print_arrears(views: Any, branch: str) -> None:
-    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`), when this build has it:
-    every employer in arrears, the first few BPU members, the aging buckets and the branch's totals."""
-    from ledger import formatting
-    from projections import queries
+    """The branch's arrears at the report date (`ledger report arrears --branch --as-of`): every employer in arrears,
+    the first few BPU members, the aging buckets and the branch's totals."""
+    from ledger.formatting import arrears_lines as lines
+    from projections.queries import arrears
 
-    arrears = getattr(queries, "arrears", None)
-    lines = getattr(formatting, "arrears_lines", None)
     command = f"ledger report arrears --branch {branch} --as-of {REPORT_DATE}"
     print()
-    if arrears is None or lines is None:
-        print(f"({command}: not in this build yet)")
-        return
     report = arrears(views, branch, REPORT_DATE)
     payers = report.get("payers") or []
     employers = [payer for payer in payers if payer.get("npp")]
@@ -251,6 +247,29 @@ def print_arrears(views: Any, branch: str) -> None:
     if len(members) > ARREARS_MEMBERS_SHOWN:
         print(f"  (and {len(members) - ARREARS_MEMBERS_SHOWN:,} more BPU members in arrears, counted in the totals "
               f"above: `{command}` lists every one)")
+
+
+def print_books(views: Any, branch: str) -> bool:
+    """The branch's trial balance at the report date (`ledger books trial-balance`), then the check that the books
+    balance and tie to the members' balances, the branch report and the collections (`ledger books check`). True
+    when both hold."""
+    from ledger.formatting import check_lines, trial_balance_lines
+    from projections.queries import check_books, trial_balance
+
+    print()
+    balance = trial_balance(views, REPORT_DATE, branch)
+    for line in trial_balance_lines(balance):
+        print(line)
+    print()
+    print(f"ledger books check --as-of {REPORT_DATE}: the general ledger's invariants, and its ties to the members' "
+          f"JHT balances, the branch totals and the collections")
+    result = check_books(views, REPORT_DATE)
+    lines = check_lines(result)
+    failed = [line for line in lines[:-1] if not line.startswith("ok")]
+    for line in failed:
+        print(f"  {line}")
+    print(f"  {len(lines) - 1 - len(failed):,} checks ok; {lines[-1]}")
+    return bool(balance["balanced"]) and bool(result["ok"])
 
 
 def print_receipt(kafka: Any, topics: Topics, records: list[dict[str, Any]], path: Path,

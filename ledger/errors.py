@@ -9,6 +9,9 @@ difference, a disagreement) are results, not errors: their exit codes are the `E
 EXIT_BREACH = 8  # `audit verify` found a breach of the topic; `audit verify-export` a file missing or altered
 EXIT_DIFFERENCES = 11  # `audit as-of` found the topic's figures and the projections' answers differ
 EXIT_UNRECONCILED = 13  # `audit reconcile` found the event store, the relay's state and the topic disagree
+# `books check` found an invariant of the books broken or a tie that does not hold: the code of an invariant that
+# stops a rebuild (`RebuildStopped`), which the same checks stop since issue 18.
+EXIT_BOOKS_UNTIED = 10
 
 
 class LedgerError(Exception):

@@ -209,3 +209,61 @@ def payer_books_lines(collections: dict[str, Any], shown_max: int) -> list[str]:
         lines.append(f"  ... and {len(payers) - shown_max:,} more payer(s) (--json lists them all)")
     lines.extend(f"  problem: {problem}" for problem in collections["problems"])
     return lines
+
+
+# --- the books (`ledger books`, and the demo) ---------------------------------------------------------------------
+
+NAME_WIDTH = 46  # the account names of the tables (the chart's longest is 44 characters)
+AMOUNT_WIDTH = 20  # a rupiah column: up to hundreds of trillions with separators
+
+
+def amount_cell(amount: int) -> str:
+    return rupiah(amount) if amount else ""
+
+
+def whose_books(branch: str | None) -> str:
+    return f"branch {branch}" if branch else "the fund"
+
+
+def trial_balance_lines(report: dict[str, Any]) -> list[str]:
+    """The trial balance as `ledger books trial-balance` prints it: one line per account with its balance in the
+    debit or the credit column, the columns' totals, and whether they balance."""
+    lines = [f"Trial balance of {whose_books(report['branch'])} on {report['as_of']}",
+             f"  {'code':<6}{'account':<{NAME_WIDTH}}{'debit':>{AMOUNT_WIDTH}}{'credit':>{AMOUNT_WIDTH}}"]
+    lines += [f"  {row['code']:<6}{row['name']:<{NAME_WIDTH}}{amount_cell(row['debit']):>{AMOUNT_WIDTH}}"
+              f"{amount_cell(row['credit']):>{AMOUNT_WIDTH}}" for row in report["accounts"]]
+    totals = report["totals"]
+    lines.append(f"  {'total':<{6 + NAME_WIDTH}}{rupiah(totals['debit']):>{AMOUNT_WIDTH}}"
+                 f"{rupiah(totals['credit']):>{AMOUNT_WIDTH}}")
+    difference = report["difference"]
+    if report["balanced"]:
+        lines.append(f"  balanced: debits equal credits, {rupiah(totals['debit'])}")
+    else:
+        side = "debits exceed credits" if difference > 0 else "credits exceed debits"
+        lines.append(f"  NOT balanced: {side} by {rupiah(abs(difference))}")
+    return lines
+
+
+def check_lines(result: dict[str, Any]) -> list[str]:
+    """One line per check ("ok", or what differs, by how much, and the event), then the verdict."""
+    lines = []
+    for check in result["checks"]:
+        where = check["branch"] or "all branches"
+        if check["ledger"] is None:  # the invariants: no figure to compare
+            figures = ""
+        elif check["ok"]:
+            figures = f": {rupiah(check['ledger'])}"
+        else:
+            figures = (f": ledger {rupiah(check['ledger'])}, {check['against']} {rupiah(check['other'])}, differs by "
+                       f"{rupiah(check['difference'])}")
+        if check["ok"]:
+            lines.append(f"ok    {where}: {check['check']}{figures}")
+        else:
+            problem = f"; {check['problem']}" if check["problem"] else ""
+            lines.append(f"FAIL  {where}: {check['check']}{figures}{problem} (event {check['event_id'] or 'unknown'})")
+    total = len(result["checks"])
+    if result["ok"]:
+        lines.append(f"the books balance and tie as of {result['as_of']}: all {total} checks hold")
+    else:
+        lines.append(f"the books do not tie as of {result['as_of']}: {result['failed']} of {total} checks fail")
+    return lines

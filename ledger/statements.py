@@ -25,9 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import re
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date
@@ -56,6 +54,7 @@ from ledger.commands import (
 from ledger.domain import HeldMoney, command_record_id
 from ledger.errors import InvalidInput
 from ledger.handlers import EARLIEST_DATE, HandlerContext
+from ledger.input_files import open_bounded
 from ledger.suspense import NoPayer, Payer, payer_named
 
 # A busy branch's day is a few thousand credits; a month of one account fits too. 100,000 lines of about 200 bytes.
@@ -123,19 +122,9 @@ def parse_statement(data: bytes, fmt: str | None, today: date, name: str = "stat
 
 def _read_bounded(path: Path) -> bytes:
     """A regular file of at most STATEMENT_FILE_BYTES_MAX bytes; `InvalidInput` for anything else."""
-    try:
-        # Non-blocking, so that opening a pipe does not wait for a writer; the check below then refuses it.
-        handle = io.FileIO(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb")
-    except OSError as error:
-        raise InvalidInput(f"{path}: cannot be read ({error.strerror})") from None
-    with handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise InvalidInput(f"{path}: not a regular file (a device, a pipe or a socket may never end)")
-        data = handle.read(STATEMENT_FILE_BYTES_MAX + 1)
-    if len(data) > STATEMENT_FILE_BYTES_MAX:
-        raise InvalidInput(f"{path}: more than {STATEMENT_FILE_BYTES_MAX:,} bytes (STATEMENT_FILE_BYTES_MAX in "
-                           f"ledger/statements.py); split the statement")
+    with open_bounded(path, STATEMENT_FILE_BYTES_MAX, "STATEMENT_FILE_BYTES_MAX in ledger/statements.py",
+                      "split the statement") as handle:
+        data: bytes = handle.read()
     return data
 
 

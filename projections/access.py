@@ -6,7 +6,7 @@ applied once, by the read side (`projections.queries.ReadSide`), for every endpo
 
 | role | members | branch totals |
 |---|---|---|
-| auditor | every member | every branch |
+| auditor | every member | every branch, and the whole fund's |
 | branch-staff | members of the token's branches | the token's branches |
 | member-service | the one member the token acts for (its `kpj`) | none |
 | operator | none | none (the console's operator page and status only) |
@@ -101,6 +101,11 @@ class Reader:
                 raise Forbidden(f"this token may read the branches {_listed(self.branches)} only")
             return
         raise Forbidden(f"the {self.role} role may read no branch's totals")
+
+    def check_all_branches(self) -> None:
+        """Raise `Forbidden` unless this reader may read every branch's totals (the fund-wide trial balance)."""
+        if self.role is not Role.AUDITOR:
+            raise Forbidden(f"the {self.role} role may not read the whole fund's totals: ask for one branch's")
 
     @property
     def rate_key(self) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ledger.books import ACCOUNTS, BY_SLUG
+from ledger.books import account as chart_account
 from ledger.errors import (
     AccessLogUnavailable,
     ConfigurationError,
@@ -47,7 +49,14 @@ from ledger.settings import Settings
 from projections import console
 from projections.access import PURPOSE_CHARS_MAX, Reader
 from projections.access_log import REFUSED_CATEGORIES
-from projections.queries import AccessLogWriter, RateLimiter, ReadSide
+from projections.queries import (
+    JOURNAL_CURSOR_PATTERN,
+    AccessLogWriter,
+    RateLimiter,
+    ReadSide,
+    journal_cursor,
+    parse_journal_cursor,
+)
 from projections.store import ViewStore
 from projections.tokens import TokenVerifier
 
@@ -68,6 +77,12 @@ def _iso_date(value: object) -> object:
 
 
 IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+# An account of the chart, by code or name (`ledger books chart`): any other is refused with 422.
+ACCOUNT_PATTERN = "^(" + "|".join(sorted({*ACCOUNTS, *BY_SLUG})) + ")$"
+AccountPath = Annotated[str, Path(pattern=ACCOUNT_PATTERN, description="an account's code or name (ledger books "
+                                                                      "chart)", examples=["2200", "jht"])]
+From = Annotated[IsoDate, Query(alias="from", description="the first day, YYYY-MM-DD; not after `to` (422)")]
+To = Annotated[IsoDate, Query(alias="to", description="the last day, YYYY-MM-DD")]
 AsOf = Annotated[IsoDate | None, Query(description="effective date YYYY-MM-DD; default today")]
 
 # The cookie the console's login form sets (HttpOnly, SameSite=Strict): accepted by `browser_reader` only, never by
@@ -295,6 +310,86 @@ class Arrears(_Answer):
     totals: ArrearsTotals = Field(description="the sums of the payers' rows, and of the buckets")
 
 
+class TrialBalanceAccount(_Answer):
+    code: str = Field(description="the account's code (ledger books chart)")
+    name: str
+    kind: str = Field(description="asset, liability, fund, income or expense")
+    debits: int = Field(description="its debits up to as_of, rupiah")
+    credits: int = Field(description="its credits up to as_of, rupiah")
+    debit: int = Field(description="its balance when debits exceed credits (else 0), rupiah")
+    credit: int = Field(description="its balance when credits exceed debits (else 0), rupiah")
+
+
+class TrialBalanceTotals(_Answer):
+    debits: int
+    credits: int
+    debit: int = Field(description="the debit column's total, rupiah")
+    credit: int = Field(description="the credit column's total, rupiah")
+
+
+class TrialBalance(_Answer):
+    branch: str | None = Field(description="the branch; null for the whole fund")
+    as_of: date
+    accounts: list[TrialBalanceAccount] = Field(description="every account open on as_of, and any other with a "
+                                                            "movement, in code order")
+    totals: TrialBalanceTotals
+    balanced: bool = Field(description="the debit and credit columns are equal")
+    difference: int = Field(description="debit column - credit column, rupiah: 0 when balanced")
+
+
+class AccountDay(_Answer):
+    date_: date = Field(alias="date")
+    debit: int = Field(description="rupiah")
+    credit: int = Field(description="rupiah")
+    balance: int = Field(description="the closing balance of the day, on the account's normal side, rupiah")
+
+
+class AccountActivity(_Answer):
+    account: str = Field(description="the account's code")
+    name: str
+    kind: str = Field(description="asset, liability, fund, income or expense")
+    normal_side: str = Field(description="debit or credit: the side its balances are shown on (below zero: the "
+                                         "other side)")
+    branch: str | None
+    from_: date = Field(alias="from")
+    to: date
+    opening_on: date = Field(description="the day before from")
+    opening: int = Field(description="the balance at the end of opening_on, rupiah")
+    days: list[AccountDay] = Field(description="each day of the period with a movement, in date order")
+    debits: int = Field(description="the period's debits, rupiah")
+    credits: int = Field(description="the period's credits, rupiah")
+    closing: int = Field(description="the balance at the end of to, rupiah: opening + the days' movements")
+
+
+class JournalLeg(_Answer):
+    account: str
+    account_name: str
+    program: str = Field(description="JHT, JKK, JKM, JP, or - (no program)")
+    debit: int = Field(description="rupiah")
+    credit: int = Field(description="rupiah")
+
+
+class JournalEntry(_Answer):
+    date_: date = Field(alias="date", description="the entry's date")
+    event_id: str
+    position: int = Field(description="the event's position in the log")
+    type: str = Field(description="the event type that made the entry")
+    branch: str
+    kpj: str | None = Field(description="the member, for a contribution line or a self-paying member's money")
+    npp: str | None = Field(description="the employer or paying body")
+    reference: str | None = Field(description="the payment, bill, bank reference, refund or claim it belongs to")
+    legs: list[JournalLeg] = Field(description="its debits and credits, which are equal")
+
+
+class JournalPage(_Answer):
+    branch: str
+    from_: date = Field(alias="from")
+    to: date
+    account: str | None = Field(description="the account asked for (its code); null for every entry")
+    entries: list[JournalEntry] = Field(description="in (date, position) order")
+    next: str | None = Field(description="the cursor of the next page (`after`); null on the last page")
+
+
 class Health(_Answer):
     status: str
 
@@ -337,6 +432,32 @@ BRANCH_RESPONSES: Responses = {**REFUSALS, 404: _error("no such branch (told onl
 
 def _answer(model: type[BaseModel] | Any, description: str) -> Responses:
     return {200: {"model": model, "description": description}}
+
+# Entries in one page of `GET /branches/{branch}/journal`: a day of a large branch is a few thousand; `next` pages on.
+JOURNAL_PAGE_ENTRIES_MAX = 1_000
+JOURNAL_PAGE_ENTRIES_DEFAULT = 100
+FUND_RESPONSES: Responses = {**REFUSALS}
+
+
+def _from_after_to(start: date, end: date) -> None:
+    if start > end:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "from"),
+                                       "msg": f"from {start} is after to {end}"}])
+
+
+def journal_page(read_side: ReadSide, reader: Reader, branch: str, start: date, end: date, account: str | None,
+                 limit: int, after: str | None) -> dict[str, Any]:
+    """A page of `GET /branches/{branch}/journal`: `limit` entries after the cursor `after`, and the next cursor
+    when more follow. The journal's snapshot is closed before the page is returned."""
+    _from_after_to(start, end)
+    chosen = chart_account(account) if account is not None else None
+    page, more = read_side.journal_page(reader, start, end, limit, endpoint="GET /branches/{branch}/journal",
+                                        account=chosen, branch=branch,
+                                        after=parse_journal_cursor(after) if after else None)
+    return {"branch": branch, "from": start.isoformat(), "to": end.isoformat(),
+            "account": chosen.code if chosen else None, "entries": page,
+            "next": journal_cursor((page[-1]["date"], page[-1]["position"])) if more else None}
+
 
 STATUS: dict[type[LedgerError], int] = {Unauthenticated: 401, Forbidden: 403, NotFound: 404, RateLimited: 429,
                                         NotProjected: 503, AccessLogUnavailable: 503}
@@ -441,6 +562,44 @@ class NoStore:
         await self.app(scope, receive, send_no_store)
 
 
+def books_routes(app: FastAPI, read_side: ReadSide, clock: Callable[[], date]) -> None:
+    """The books (issue 18), from the general_ledger projection: a branch's trial balance, account and journal in the
+    scope of its totals; the fund's trial balance for a reader who may read every branch."""
+
+    @app.get("/branches/{branch}/trial-balance", summary="A branch's trial balance on a date: every account's "
+                                                         "balance in the debit or the credit column, and the totals",
+             response_model=None, responses={**_answer(TrialBalance, "the trial balance"), **BRANCH_RESPONSES})
+    def branch_trial_balance(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
+        return read_side.trial_balance(reader, as_of or clock(), branch)
+
+    @app.get("/books/trial-balance", summary="The whole fund's trial balance on a date (a reader of every branch)",
+             response_model=None, responses={**_answer(TrialBalance, "the trial balance"), **FUND_RESPONSES})
+    def fund_trial_balance(reader: CurrentReader, as_of: AsOf = None) -> dict[str, Any]:
+        return read_side.trial_balance(reader, as_of or clock(), None)
+
+    @app.get("/branches/{branch}/accounts/{account}", summary="An account's running balance in a branch over a "
+                                                              "period: opening, each day's movements, closing",
+             response_model=None, responses={**_answer(AccountActivity, "the account"), **BRANCH_RESPONSES})
+    def branch_account(reader: CurrentReader, branch: BranchPath, account: AccountPath, start: From, end: To
+                       ) -> dict[str, Any]:
+        _from_after_to(start, end)
+        return read_side.account_activity(reader, chart_account(account), start, end, branch)
+
+    @app.get("/branches/{branch}/journal", summary="A branch's journal between two dates, a page of entries with "
+                                                   "their legs, in date and event order",
+             response_model=None, responses={**_answer(JournalPage, "a page of the journal"), **BRANCH_RESPONSES})
+    def branch_journal(
+            reader: CurrentReader, branch: BranchPath, start: From, end: To,
+            account_code: Annotated[str | None, Query(alias="account", pattern=ACCOUNT_PATTERN, description=(
+                "only the entries with a leg on this account: its code or name (ledger books chart)"))] = None,
+            limit: Annotated[int, Query(ge=1, le=JOURNAL_PAGE_ENTRIES_MAX, description="entries in the page")]
+            = JOURNAL_PAGE_ENTRIES_DEFAULT,
+            after: Annotated[str | None, Query(pattern=JOURNAL_CURSOR_PATTERN, description=(
+                "the previous page's `next`: the entries after it"))] = None,
+    ) -> dict[str, Any]:
+        return journal_page(read_side, reader, branch, start, end, account_code, limit, after)
+
+
 def create_app(settings: Settings, store: ViewStore | None = None, *, access_log: AccessLogWriter | None = None,
                clock: Callable[[], date] = date.today, limiter: RateLimiter | None = None) -> FastAPI:
     """The API over `store` (default: the configured one), recording reads of members' data in `access_log`.
@@ -452,9 +611,10 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
     views = store or ViewStore.open(settings)
     read_side = ReadSide(views, access_log, limiter=limiter)
     app = FastAPI(title="Contribution ledger: read API",
-                  description="Member balances, member history and branch totals from the ledger's projections, "
-                              "at any effective date. Read-only. Every endpoint but /health needs a bearer token; "
-                              "what it may read depends on its role (docs/projections.md).", version="1")
+                  description="Member balances, member history, branch totals and the fund's books from the "
+                              "ledger's projections, at any effective date. Read-only. Every endpoint but /health "
+                              "needs a bearer token; what it may read depends on its role (docs/projections.md).",
+                  version="1")
     app.state.token_verifier = verifier
     app.state.read_side = read_side
     app.add_exception_handler(RequestValidationError, refused)
@@ -494,6 +654,8 @@ def create_app(settings: Settings, store: ViewStore | None = None, *, access_log
              response_model=None, responses={**_answer(Arrears, "the arrears report"), **BRANCH_RESPONSES})
     def branch_arrears(reader: CurrentReader, branch: BranchPath, as_of: AsOf = None) -> dict[str, Any]:
         return read_side.arrears(reader, branch, as_of or clock(), endpoint="GET /branches/{branch}/arrears")
+
+    books_routes(app, read_side, clock)
 
     # The console's HTML pages (docs/console.md): the same read side, the same token verification.
     app.include_router(console.router(read_side, views, settings, authenticate=verifier.verify, clock=clock))

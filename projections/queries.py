@@ -20,18 +20,39 @@ counts the read towards a per-subject rate limit and records every read of a mem
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
-from ledger.errors import NotFound, NotProjected, RateLimited
+from ledger import books
+from ledger.books import (
+    ACCOUNTS,
+    CLEARING,
+    CONTRIBUTION_SIGNS,
+    FINES,
+    JHT,
+    JKK_FUND,
+    JKM_FUND,
+    JKP_FROM_JKK,
+    JKP_FROM_JKM,
+    JP_FUND,
+    NO_PROGRAM,
+    OWED_BACK,
+    Account,
+    chart,
+)
+from ledger.errors import InvalidInput, InvariantViolation, NotFound, NotProjected, RateLimited
 from ledger.rules import BPU_DUE_DAY, BPU_UNPAID_MONTHS_INACTIVE, months_late, shift_month
 from projections.access import AccessEntry, Reader
 from projections.catalog import PROJECTIONS
+from projections.general_ledger import LINE_COLUMNS, line_legs
 from projections.store import Tx, ViewStore, table_name
 from projections.views import FINE_PROGRAM, PROGRAMS, bill_fine
 
@@ -239,6 +260,21 @@ def account_totals(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
         rows = tx.all(f"SELECT account, {', '.join(f'SUM({c})' for c in ACCOUNT_FIELDS)} FROM {table} "
                       f"WHERE on_date <= ? GROUP BY account", (as_of.isoformat(),))
     return {account: dict(zip(ACCOUNT_FIELDS, (int(v) for v in values), strict=True)) for account, *values in rows}
+
+
+def ledger_balances(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
+    """Per branch, every account's balance on `as_of` in the live general ledger: its debits minus its credits up to
+    and including the date (a credit balance below zero), summed over programs and event types. What `ledger audit
+    as-of` compares with its own trial balance, in one query; the accounts without a leg by then are absent."""
+    with store.reading() as tx:
+        version = _live(tx, "general_ledger")
+        totals = table_name("general_ledger", version, "totals")
+        rows = tx.all(f"SELECT branch, account, SUM(debit) - SUM(credit) FROM {totals} WHERE on_date <= ? "
+                      f"GROUP BY branch, account", (as_of.isoformat(),))
+    balances: dict[str, dict[str, int]] = defaultdict(dict)
+    for branch, account, balance in rows:
+        balances[branch][account] = int(balance)
+    return dict(balances)
 
 
 # --- collections: arrears and the branch's collection figures (issue 17) ------------------------------------------
@@ -450,6 +486,554 @@ def collection_figures(tx: Tx, branch: str, as_of: date) -> dict[str, int] | Non
             "paid_without_bill_count": payments, "paid_without_bill_reversed": unbilled_reversed}
 
 
+# --- the books' ties: the general ledger against the other projections (issue 18, `ledger books check`) -------------
+#
+# As of D, each tie compares a figure of the general ledger (its `totals`, summed to D) with the same figure from
+# another projection, per branch (and program): the JHT liability with the members' JHT balances (`balances`), the
+# funds, fines and claims with the branch's flows (`branches`), the receivable and the payers' credit with the
+# collection figures (`collections`, through `collection_figures`: the branch report's and the arrears' queries).
+# They only mean something when the four projections have read the same events: `ties_refusal` says when not.
+# Every check names an event: the one it traced a difference to, or, when it holds, none.
+
+TIED_PROJECTIONS = ("balances", "branches", "collections", "general_ledger")
+LINE_SOURCES = tuple(CONTRIBUTION_SIGNS)  # the contribution lines' event types
+CLAIM_SOURCES = ("ClaimPaid", "ClaimReversed")
+JHT_ACCOUNT, RECEIVABLE_ACCOUNT, UNAPPLIED_ACCOUNT = books.JHT.code, books.RECEIVABLE.code, books.UNAPPLIED.code
+SUSPENSE_ACCOUNT, FINES_ACCOUNT = books.SUSPENSE.code, books.FINES.code
+# Per program: the accounts its contributions credit, and the account its claims are charged to (`ledger.books`).
+CONTRIBUTION_ACCOUNTS = {"JHT": (books.JHT.code,), "JKK": (books.JKK_FUND.code, books.JKP_FROM_JKK.code),
+                         "JKM": (books.JKM_FUND.code, books.JKP_FROM_JKM.code), "JP": (books.JP_FUND.code,)}
+CLAIM_ACCOUNTS = {"JHT": books.JHT.code, **{program: account.code for program, account in books.CLAIMS.items()}}
+
+
+def ties_refusal(tx: Tx) -> str | None:
+    """Why the ties cannot be checked now, or None: a projection not built, or one that has read fewer events of some
+    partition than another (it is behind)."""
+    versions = {name: ViewStore.live_version(tx, name) for name in TIED_PROJECTIONS}
+    unbuilt = [name for name, version in versions.items() if version is None]
+    if unbuilt:
+        which = "projection has" if len(unbuilt) == 1 else "projections have"
+        return f"the {', '.join(unbuilt)} {which} not been built yet: run `ledger projections run`"
+    read = {name: {key: offset for key, (offset, _, _) in ViewStore.offsets(tx, name, version).items()}
+            for name, version in versions.items() if version is not None}
+    partitions = sorted({key for offsets in read.values() for key in offsets})
+    furthest = {key: max(offsets.get(key, 0) for offsets in read.values()) for key in partitions}
+    behind = {name: [key for key in partitions if offsets.get(key, 0) < furthest[key]]
+              for name, offsets in read.items()}
+    behind = {name: keys for name, keys in behind.items() if keys}
+    if not behind:
+        return None
+    named = "; ".join(f"{name} is behind on {', '.join(f'{topic} partition {p}' for topic, p in keys)}"
+                      for name, keys in behind.items())
+    return (f"the projections have not read the same events ({named}): run `ledger projections run` to bring them "
+            f"to the same offsets, then check again")
+
+
+def _versions(tx: Tx) -> dict[str, int]:
+    refusal = ties_refusal(tx)
+    if refusal is not None:
+        raise NotProjected(refusal)
+    return {name: _live(tx, name) for name in TIED_PROJECTIONS}
+
+
+def _check(name: str, branch: str | None, ledger: int | None, other: int | None, *, against: str | None,
+           program: str | None = None, event_id: str | None = None, problem: str | None = None) -> dict[str, Any]:
+    ok = problem is None and ledger == other
+    return {"check": name, "branch": branch, "program": program, "ok": ok, "ledger": ledger, "against": against,
+            "other": other,
+            "difference": (ledger - other) if ledger is not None and other is not None else None,
+            "event_id": None if ok else event_id, "problem": problem}
+
+
+def _gl_sum(tx: Tx, totals: str, day: str, accounts: tuple[str, ...], sign: str, sources: tuple[str, ...] = ()
+            ) -> dict[str, int]:
+    """Per branch, the sum to `day` of `sign` ("credit - debit" or "debit - credit") over `accounts` (and `sources`)."""
+    where = f"account IN ({', '.join('?' * len(accounts))})"
+    if sources:
+        where += f" AND source IN ({', '.join('?' * len(sources))})"
+    return {branch: int(v) for branch, v in tx.all(
+        f"SELECT branch, SUM({sign}) FROM {totals} WHERE on_date <= ? AND {where} GROUP BY branch",
+        (day, *accounts, *sources))}
+
+
+def _gl_event(tx: Tx, totals: str, branch: str | None, on: str, accounts: tuple[str, ...]) -> str | None:
+    """The latest event on `on` (else before it) that posted to `accounts` in `branch` (None: any branch)."""
+    where = f"account IN ({', '.join('?' * len(accounts))}) AND on_date <= ?"
+    params: tuple[Any, ...] = (*accounts, on)
+    if branch is not None:
+        where, params = where + " AND branch = ?", (*params, branch)
+    row = tx.one(f"SELECT last_event_id FROM {totals} WHERE {where} ORDER BY on_date DESC, last_position DESC "
+                 f"LIMIT 1", params)
+    return str(row[0]) if row else None
+
+
+def _first_differing_day(ledger: dict[str, int], other: dict[str, int]) -> str | None:
+    """The first day on which two per-day series, summed up to it, differ."""
+    a = b = 0
+    for day in sorted(set(ledger) | set(other)):
+        a, b = a + ledger.get(day, 0), b + other.get(day, 0)
+        if a != b:
+            return day
+    return None
+
+
+def _jht_member_event(tx: Tx, v: dict[str, int], day: str, branch: str | None) -> tuple[str | None, str | None]:
+    """(KPJ, its latest event to `day`) of the first member (by KPJ) of `branch` (None: any) whose JHT in the general
+    ledger differs from the balances projection's."""
+    lines, legs = (table_name("general_ledger", v["general_ledger"], name) for name in ("lines", "legs"))
+    postings, members = (table_name("balances", v["balances"], name) for name in ("postings", "members"))
+    scope, params = ("AND branch = ?", (branch,)) if branch is not None else ("", ())
+    ledger: dict[str, int] = defaultdict(int)
+    for kpj, amount in tx.all(
+            f"SELECT kpj, SUM(CASE WHEN type = 'ContributionReversed' THEN -jht ELSE jht END) FROM {lines} "
+            f"WHERE on_date <= ? {scope} GROUP BY kpj", (day, *params)):
+        ledger[kpj] += int(amount)
+    for kpj, amount in tx.all(f"SELECT kpj, SUM(-amount) FROM {legs} WHERE account = ? AND on_date <= ? "
+                              f"AND kpj IS NOT NULL {scope} GROUP BY kpj", (JHT_ACCOUNT, day, *params)):
+        ledger[kpj] += int(amount)
+    member_scope = "AND m.branch = ?" if branch is not None else ""
+    balances = {kpj: int(amount) for kpj, amount in tx.all(
+        f"SELECT p.kpj, SUM(p.jht_employer + p.jht_worker + p.jht_yield - CASE WHEN p.claim_program = 'JHT' "
+        f"THEN p.claim_amount ELSE 0 END) FROM {postings} p JOIN {members} m ON m.kpj = p.kpj "
+        f"WHERE p.on_date <= ? {member_scope} GROUP BY p.kpj", (day, *params))}
+    differing = sorted(kpj for kpj in set(ledger) | set(balances) if ledger.get(kpj, 0) != balances.get(kpj, 0))
+    if not differing:
+        return None, None
+    kpj = differing[0]
+    latest = tx.one(
+        f"SELECT event_id FROM (SELECT event_id, position FROM {lines} WHERE kpj = ? AND on_date <= ? "
+        f"UNION ALL SELECT event_id, position FROM {legs} WHERE kpj = ? AND on_date <= ? "
+        f"UNION ALL SELECT event_id, position FROM {postings} WHERE kpj = ? AND on_date <= ?) e "
+        f"ORDER BY position DESC LIMIT 1", (kpj, day, kpj, day, kpj, day))
+    return kpj, str(latest[0]) if latest else None
+
+
+def _jht_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list[dict[str, Any]]:
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    postings, members = (table_name("balances", v["balances"], name) for name in ("postings", "members"))
+    ledger = _gl_sum(tx, totals, day, (JHT_ACCOUNT,), "credit - debit")
+    balances = {branch: int(amount) for branch, amount in tx.all(
+        f"SELECT m.branch, SUM(p.jht_employer + p.jht_worker + p.jht_yield - CASE WHEN p.claim_program = 'JHT' "
+        f"THEN p.claim_amount ELSE 0 END) FROM {postings} p JOIN {members} m ON m.kpj = p.kpj "
+        f"WHERE p.on_date <= ? GROUP BY m.branch", (day,))}
+    name = "JHT liability (2200) = members' JHT balances"
+    checks = []
+    for branch in [None, *branches]:
+        a = sum(ledger.values()) if branch is None else ledger.get(branch, 0)
+        b = sum(balances.values()) if branch is None else balances.get(branch, 0)
+        problem = event = None
+        if a != b:
+            kpj, event = _jht_member_event(tx, v, day, branch)
+            problem = (f"member {kpj} differs first" if kpj else "the members' sums agree, their branches do not")
+            event = event or _gl_event(tx, totals, branch, day, (JHT_ACCOUNT,))
+        checks.append(_check(name, branch, a, b, against="balances", event_id=event, problem=problem))
+    return checks
+
+
+def _flow_ties(tx: Tx, v: dict[str, int], day: str, branches: list[str]) -> list[dict[str, Any]]:
+    """Per branch: contributions per program, fines and claims per program, the general ledger against the flows."""
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    flows = table_name("branches", v["branches"], "flows")
+
+    def ledger_days(branch: str, accounts: tuple[str, ...], sign: str, sources: tuple[str, ...]) -> dict[str, int]:
+        return {on: int(x) for on, x in tx.all(
+            f"SELECT on_date, SUM({sign}) FROM {totals} WHERE branch = ? AND on_date <= ? AND account IN "
+            f"({', '.join('?' * len(accounts))}) AND source IN ({', '.join('?' * len(sources))}) GROUP BY on_date",
+            (branch, day, *accounts, *sources))}
+
+    def flow_days(branch: str, column: str, where: str, params: tuple[Any, ...]) -> dict[str, int]:
+        return {on: int(x) for on, x in tx.all(
+            f"SELECT on_date, SUM({column}) FROM {flows} WHERE branch = ? AND on_date <= ? AND {where} "
+            f"GROUP BY on_date", (branch, day, *params))}
+
+    wanted: list[tuple[str, str | None, tuple[str, ...], str, tuple[str, ...], str, str, tuple[Any, ...]]] = []
+    for program in PROGRAMS:
+        accounts = CONTRIBUTION_ACCOUNTS[program]
+        wanted.append((f"contributions {program} ({' + '.join(accounts)}) = branch flows", program, accounts,
+                       "credit - debit", LINE_SOURCES, "employer_share + worker_share", "month != '' AND program = ?",
+                       (program,)))
+    wanted.append((f"late fines ({FINES_ACCOUNT}) = branch flows", None, (FINES_ACCOUNT,), "credit - debit",
+                   LINE_SOURCES, "fines", "program = ?", (FINE_PROGRAM,)))
+    for program in PROGRAMS:
+        account = CLAIM_ACCOUNTS[program]
+        wanted.append((f"claims {program} ({account}) = branch flows", program, (account,), "debit - credit",
+                       CLAIM_SOURCES, "claims_amount", "month = '' AND program = ?", (program,)))
+    checks = []
+    for branch in branches:
+        for name, of, accounts, sign, sources, column, where, params in wanted:
+            ledger, other = ledger_days(branch, accounts, sign, sources), flow_days(branch, column, where, params)
+            first = _first_differing_day(ledger, other)
+            event = _gl_event(tx, totals, branch, first, accounts) if first else None
+            checks.append(_check(name, branch, sum(ledger.values()), sum(other.values()), against="branches",
+                                 program=of, event_id=event,
+                                 problem=f"first differs on {first}" if first else None))
+    return checks
+
+
+def _collection_ties(tx: Tx, v: dict[str, int], as_of: date, branches: list[str]) -> list[dict[str, Any]]:
+    """Per branch: the receivable, the payers' credit and the money held, the general ledger against the collection
+    figures (`collection_figures`). A difference is traced by halving the days the account moved on (the figures
+    of a day are a query each): to the first day it differs on, and that day's latest event on the account."""
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    day = as_of.isoformat()
+    wanted: tuple[tuple[str, str, str, Callable[[dict[str, int]], int]], ...] = (
+        ("receivable (1200) = outstanding bills", RECEIVABLE_ACCOUNT, "debit - credit", lambda f: f["outstanding"]),
+        ("unapplied receipts (2100) = payers' unapplied credit", UNAPPLIED_ACCOUNT, "credit - debit",
+         lambda f: f["unapplied"]),
+        ("money held (2150) = held, not matched", SUSPENSE_ACCOUNT, "credit - debit",
+         lambda f: f["held"] - f["held_matched_later"]))
+    checks = []
+    for branch in branches:
+        figures = collection_figures(tx, branch, as_of)
+        assert figures is not None  # `_versions` found the collections projection built
+        for name, account, sign, figure in wanted:
+            days = {on: int(x) for on, x in tx.all(
+                f"SELECT on_date, SUM({sign}) FROM {totals} WHERE branch = ? AND account = ? AND on_date <= ? "
+                f"GROUP BY on_date ORDER BY on_date", (branch, account, day))}
+            ledger, other = sum(days.values()), int(figure(figures))
+            event = problem = None
+            if ledger != other:
+                first = _first_differing_day_by_halving(tx, branch, sorted(days), days, figure, day)
+                event = _gl_event(tx, totals, branch, first, (account,))
+                problem = f"first differs on {first}"
+            checks.append(_check(name, branch, ledger, other, against="collections", event_id=event, problem=problem))
+    return checks
+
+
+def _first_differing_day_by_halving(tx: Tx, branch: str, days: list[str], amounts: dict[str, int],
+                                    figure: Callable[[dict[str, int]], int], last: str) -> str:
+    """The first of `days` (else `last`) on which the account's balance differs from `figure` of the collection
+    figures, assuming that once they differ they go on differing (a row changed changes every later day)."""
+    running, balance = [], 0
+    for on in days:
+        balance += amounts[on]
+        running.append(balance)
+
+    def differs(i: int) -> bool:
+        figures = collection_figures(tx, branch, date.fromisoformat(days[i]))
+        return figures is not None and running[i] != figure(figures)
+
+    low, high = 0, len(days)  # the first index that differs is in [low, high]; high: none of `days`
+    while low < high:
+        middle = (low + high) // 2
+        if differs(middle):
+            high = middle
+        else:
+            low = middle + 1
+    return days[low] if low < len(days) else last
+
+
+def _ledger_invariants(tx: Tx, v: dict[str, int], day: str, *, invariants: bool) -> list[dict[str, Any]]:
+    totals = table_name("general_ledger", v["general_ledger"], "totals")
+    problem = event = None
+    try:
+        if invariants:
+            PROJECTIONS["general_ledger"].check(tx, v["general_ledger"])
+    except InvariantViolation as error:
+        problem, event = error.problem, error.event_id
+    checks = [_check("the general ledger's invariants", None, None, None, against=None, event_id=event,
+                     problem=problem)] if invariants else []
+    debit, credit = (int(x) for x in tx.aggregate(
+        f"SELECT COALESCE(SUM(debit), 0), COALESCE(SUM(credit), 0) FROM {totals} WHERE on_date <= ?", (day,)))
+    event = None
+    if debit != credit:
+        first = tx.one(f"SELECT on_date FROM {totals} WHERE on_date <= ? GROUP BY on_date "
+                       f"HAVING SUM(debit) != SUM(credit) ORDER BY on_date LIMIT 1", (day,))
+        row = tx.one(f"SELECT last_event_id FROM {totals} WHERE on_date = ? ORDER BY last_position DESC LIMIT 1",
+                     (first[0] if first else day,))
+        event = str(row[0]) if row else None
+    checks.append(_check("the journal balances: debits = credits", None, debit, credit, against="credits",
+                         event_id=event))
+    return checks
+
+
+def books_ties(tx: Tx, as_of: date, *, invariants: bool = True) -> dict[str, Any]:
+    """Every check of the books as of `as_of`, in `tx` (one snapshot): the general ledger's invariants, the journal
+    balanced to the date, and the ties (see the comment above). `NotProjected` if the four projections have not all
+    been built, or have not read the same offsets. Each check: check, branch, program, ok, ledger (the general
+    ledger's figure; the journal's debits), against (the projection compared with), other (its figure; the journal's
+    credits), difference (ledger - other), event_id (of the first event it traced a failure to) and problem.
+    Without `invariants`, the general ledger's own invariants are left out (a rebuild of it has just checked them)."""
+    v = _versions(tx)
+    day = as_of.isoformat()
+    gl_totals = table_name("general_ledger", v["general_ledger"], "totals")
+    b_members, b_employers = (table_name("branches", v["branches"], name) for name in ("members", "employers"))
+    c_bills, c_receipts = (table_name("collections", v["collections"], name) for name in ("bills", "receipts"))
+    branches = [branch for (branch,) in tx.all(
+        f"SELECT branch FROM {gl_totals} UNION SELECT branch FROM {b_members} UNION SELECT branch FROM {b_employers} "
+        f"UNION SELECT branch FROM {c_bills} UNION SELECT branch FROM {c_receipts} ORDER BY branch")]
+    checks = _ledger_invariants(tx, v, day, invariants=invariants)
+    checks += _jht_ties(tx, v, day, branches)
+    checks += _flow_ties(tx, v, day, branches)
+    checks += _collection_ties(tx, v, as_of, branches)
+    return {"as_of": day, "versions": v, "ok": all(c["ok"] for c in checks), "checks": checks,
+            "failed": sum(1 for c in checks if not c["ok"])}
+
+
+def check_books(store: ViewStore, as_of: date) -> dict[str, Any]:
+    """`ledger books check`: `books_ties` in one snapshot of the live versions."""
+    with store.reading() as tx:
+        return books_ties(tx, as_of)
+
+
+def rebuild_ties(tx: Tx, name: str) -> str:
+    """A rebuild's check of the ties, in the transaction that switches readers to its version of projection `name`
+    (after the switch, so that every query reads the new version; before the commit, so that a failure undoes it):
+    what to say of them, or `InvariantViolation` naming the first check that fails and its event. They are checked
+    as of the later of today and the journal's last day, when the four live versions have read the same offsets;
+    else the answer says why not."""
+    refusal = ties_refusal(tx)
+    if refusal is not None:
+        return f"the books' ties were not checked: {refusal.split(': run', 1)[0]}"
+    totals = table_name("general_ledger", _live(tx, "general_ledger"), "totals")
+    last = tx.aggregate(f"SELECT MAX(on_date) FROM {totals}")[0]
+    today = datetime.now(UTC).date()
+    as_of = max(today, date.fromisoformat(last)) if last else today
+    result = books_ties(tx, as_of, invariants=name != "general_ledger")
+    failed = [check for check in result["checks"] if not check["ok"]]
+    if failed:
+        first = failed[0]
+        where = first["branch"] or "all branches"
+        differs = (f" by {first['difference']:,} rupiah ({first['against']})" if first["difference"] else "")
+        problem = f"; {first['problem']}" if first["problem"] else ""
+        raise InvariantViolation("books", f"as of {result['as_of']}, {where}: {first['check']} does not hold"
+                                          f"{differs}{problem} ({len(failed)} of {len(result['checks'])} checks fail)",
+                                 first["event_id"])
+    return f"the books tie as of {result['as_of']} ({len(result['checks'])} checks)"
+
+# --- the books: trial balance, an account's running balance, the journal (issue 18) ---------------------------------
+#
+# Read from the live `general_ledger` version (projections/general_ledger.py): a trial balance and an account's
+# running balance sum `totals` (debits and credits per branch, date, account, program and event type), never the
+# journal; the journal reads `lines` (a contribution line's entry, expanded into its legs with `line_legs`) and `legs`
+# (every other entry) together, in (on_date, position) order, chunk by chunk within one snapshot. As of D, an entry
+# counts when its date is on or before D (a match of held money is dated the day the money arrived).
+
+# Members' reads of a journal recorded at once (`ReadSide.journal`): the access log commits waiting entries together.
+ACCESS_RECORDS_AT_ONCE = 64
+JOURNAL_CHUNK_ENTRIES = 2_000  # entries (contribution lines), or legs, read per query while the journal streams
+CURSOR_POSITION_DIGITS_MAX = 18  # a journal cursor's position: a 64-bit integer's digits, less one
+JournalKey = tuple[str, int]  # an entry's place in the journal: (on_date, position)
+
+# The legs a contribution line has on an account, as SQL over a `lines` row: what `line_legs` gives that account.
+_LINE_ACCOUNT_SQL = {
+    CLEARING.code: "type != 'ContributionReversed' AND total != 0",
+    OWED_BACK.code: "type = 'ContributionReversed' AND total != 0",
+    JHT.code: "jht != 0", JKK_FUND.code: "jkk != jkp_jkk", JKP_FROM_JKK.code: "jkp_jkk != 0",
+    JKM_FUND.code: "jkm != jkp_jkm", JKP_FROM_JKM.code: "jkp_jkm != 0", JP_FUND.code: "jp != 0",
+    FINES.code: "fine != 0",
+}
+
+
+def _books(tx: Tx) -> dict[str, str]:
+    """The live general-ledger tables, by name; `NotProjected` (exit 9, HTTP 503) when the projection has not been
+    built, or was built by an earlier release without a table read here."""
+    version = _live(tx, "general_ledger")
+    why = PROJECTIONS["general_ledger"].outdated(tx, version)
+    if why is not None:
+        raise NotProjected(why)
+    return {name: table_name("general_ledger", version, name) for name in ("lines", "legs", "totals")}
+
+
+def _books_branch(tx: Tx, t: dict[str, str], branch: str) -> None:
+    """`NotFound` for a branch neither the books nor the branches projection know."""
+    if tx.one(f"SELECT 1 FROM {t['totals']} WHERE branch = ? LIMIT 1", (branch,)):
+        return
+    version = ViewStore.live_version(tx, "branches")
+    if version is not None:
+        members, employers = (table_name("branches", version, name) for name in ("members", "employers"))
+        if tx.one(f"SELECT 1 FROM {employers} WHERE branch = ? UNION ALL SELECT 1 FROM {members} WHERE branch = ? "
+                  f"LIMIT 1", (branch, branch)):
+            return
+    raise NotFound(f"unknown branch: no entry, employer or member of {branch} in the projections")
+
+
+def normal_balance(account: Account, debit: int, credit: int) -> int:
+    """An account's balance on its normal side (`Account.normal_side`): below zero when it falls on the other."""
+    return debit - credit if account.normal_side == "debit" else credit - debit
+
+
+def _account_of(code: str) -> Account:
+    return ACCOUNTS.get(code) or Account(code, code, f"account {code} (not in the chart)", "asset", NO_PROGRAM, "")
+
+
+def trial_balance(store: ViewStore, as_of: date, branch: str | None = None) -> dict[str, Any]:
+    """The trial balance on `as_of`, of one branch or of the whole fund: every account open that day
+    (`ledger.books.chart`) and any other with a movement, in code order, each with its debits and credits to that
+    date and its balance in the debit column (debits exceed credits) or the credit column; each column's total, and
+    `balanced` when they are equal (`difference`: debits - credits)."""
+    day = as_of.isoformat()
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        where, params = (("branch = ? AND on_date <= ?", (branch, day)) if branch is not None
+                         else ("on_date <= ?", (day,)))
+        sums = {code: (int(debit), int(credit)) for code, debit, credit in tx.all(
+            f"SELECT account, SUM(debit), SUM(credit) FROM {t['totals']} WHERE {where} GROUP BY account", params)}
+    codes = sorted({a.code for a in chart(as_of)} | set(sums))
+    accounts: list[dict[str, Any]] = []
+    totals = {"debits": 0, "credits": 0, "debit": 0, "credit": 0}
+    for code in codes:
+        account = _account_of(code)
+        debits, credited = sums.get(code, (0, 0))
+        balance = debits - credited
+        amounts = {"debits": debits, "credits": credited, "debit": max(balance, 0), "credit": max(-balance, 0)}
+        accounts.append({"code": code, "name": account.name, "kind": account.kind, **amounts})
+        for column in totals:
+            totals[column] += amounts[column]
+    return {"branch": branch, "as_of": day, "accounts": accounts, "totals": totals,
+            "balanced": totals["debit"] == totals["credit"], "difference": totals["debit"] - totals["credit"]}
+
+
+def account_activity(store: ViewStore, account: Account, start: date, end: date, branch: str | None = None
+                     ) -> dict[str, Any]:
+    """An account's running balance over `start`..`end` (inclusive), of one branch or of the fund: the opening
+    balance (the day before `start`), each day with a movement (its debits, credits and closing balance), the
+    period's debits and credits and the closing balance on `end`. Balances are on the account's normal side
+    (`normal_balance`). No limit on the period: its rows are the days with a movement, a few hundred a year."""
+    if start > end:
+        raise InvalidInput(f"from {start} is after to {end}")
+    first, last = start.isoformat(), end.isoformat()
+    scope, params = ("branch = ? AND ", [branch]) if branch is not None else ("", [])
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        debit, credit = tx.aggregate(f"SELECT COALESCE(SUM(debit), 0), COALESCE(SUM(credit), 0) FROM {t['totals']} "
+                                     f"WHERE {scope}account = ? AND on_date < ?", (*params, account.code, first))
+        days = tx.all(f"SELECT on_date, SUM(debit), SUM(credit) FROM {t['totals']} WHERE {scope}account = ? AND "
+                      f"on_date >= ? AND on_date <= ? GROUP BY on_date ORDER BY on_date",
+                      (*params, account.code, first, last))
+    balance = opening = normal_balance(account, int(debit), int(credit))
+    rows, debits, credited = [], 0, 0
+    for on, day_debit, day_credit in days:
+        balance += normal_balance(account, int(day_debit), int(day_credit))
+        debits, credited = debits + int(day_debit), credited + int(day_credit)
+        rows.append({"date": on, "debit": int(day_debit), "credit": int(day_credit), "balance": balance})
+    return {"account": account.code, "name": account.name, "kind": account.kind, "normal_side": account.normal_side,
+            "branch": branch, "from": first, "to": last,
+            "opening_on": (start - timedelta(days=1)).isoformat(), "opening": opening, "days": rows, "debits": debits,
+            "credits": credited, "closing": balance}
+
+
+def journal_cursor(key: JournalKey) -> str:
+    """An entry's place in the journal as text (`--after`, the API's `after`): `DATE.POSITION`."""
+    return f"{key[0]}.{key[1]}"
+
+
+JOURNAL_CURSOR_PATTERN = rf"^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}\.[0-9]{{1,{CURSOR_POSITION_DIGITS_MAX}}}$"
+
+
+def parse_journal_cursor(text: str) -> JournalKey:
+    """A cursor of `journal_cursor` (JOURNAL_CURSOR_PATTERN); ValueError otherwise. Any text of the pattern is a
+    place in the journal's order (dates compare as text), whether or not an entry is there."""
+    if not re.fullmatch(JOURNAL_CURSOR_PATTERN, text):
+        raise ValueError("a cursor DATE.POSITION, as the previous page's `next` gives it")
+    day, _, position = text.partition(".")
+    return day, int(position)
+
+
+def journal(store: ViewStore, start: date, end: date, *, account: Account | None = None, branch: str | None = None,
+            after: JournalKey | None = None) -> Generator[dict[str, Any]]:
+    if start > end:  # refused now, not at the first entry asked for
+        raise InvalidInput(f"from {start} is after to {end}")
+    return _journal(store, start, end, account, branch, after)
+
+
+def _journal(store: ViewStore, start: date, end: date, account: Account | None, branch: str | None,
+             after: JournalKey | None) -> Generator[dict[str, Any]]:
+    """The journal's entries dated `start`..`end` (inclusive), in (on_date, position) order, each with its legs;
+    only the entries with a leg on `account`, or of `branch`, when given; only those after `after` (a cursor).
+
+    A generator: it reads JOURNAL_CHUNK_ENTRIES entries at a time in one snapshot, never the whole period, and keeps
+    the snapshot (and this thread's view connection) open until it is exhausted or closed. An entry: date, event_id,
+    position, type, branch, kpj, npp, reference, and legs (account, account_name, program, debit, credit)."""
+    first, last = start.isoformat(), end.isoformat()
+    with store.reading() as tx:
+        t = _books(tx)
+        if branch is not None:
+            _books_branch(tx, t, branch)
+        line_filter, leg_filter, params = "", "", []
+        if branch is not None:
+            line_filter += " AND branch = ?"
+            leg_filter += " AND branch = ?"
+            params.append(branch)
+        leg_params = list(params)
+        if account is not None:
+            line_filter += f" AND ({_LINE_ACCOUNT_SQL.get(account.code, '1 = 0')})"
+            # An entry's legs share its date and position: found through the (on_date, position) index.
+            leg_filter += (f" AND EXISTS (SELECT 1 FROM {t['legs']} a WHERE a.on_date = {t['legs']}.on_date "
+                           f"AND a.position = {t['legs']}.position AND a.account = ?)")
+            leg_params += [account.code]
+        cursor = max(after, (first, -1)) if after is not None else (first, -1)
+        while True:
+            bound = _chunk_bound(tx, t, cursor, last, line_filter, params, leg_filter, leg_params)
+            if bound is None:
+                return
+            entries = _chunk(tx, t, cursor, bound, line_filter, params, leg_filter, leg_params)
+            yield from entries
+            cursor = bound
+
+
+def _after(cursor: JournalKey, upto: JournalKey) -> tuple[str, list[Any]]:
+    """SQL and parameters for cursor < (on_date, position) <= upto (the on_date range first, for the index)."""
+    return ("on_date >= ? AND on_date <= ? AND (on_date > ? OR position > ?) AND (on_date < ? OR position <= ?)",
+            [cursor[0], upto[0], cursor[0], cursor[1], upto[0], upto[1]])
+
+
+def _chunk_bound(tx: Tx, t: dict[str, str], cursor: JournalKey, last: str, line_filter: str, params: list[Any],
+                 leg_filter: str, leg_params: list[Any]) -> JournalKey | None:
+    """The key up to which the next chunk reads: the JOURNAL_CHUNK_ENTRIES-th line's or leg's after `cursor`, the
+    nearer; the last key of the period when fewer are left; None when nothing is."""
+    end = (last, 2 ** 62)
+    where, where_params = _after(cursor, end)
+    bounds = []
+    for table, extra, extra_params in (("lines", line_filter, params), ("legs", leg_filter, leg_params)):
+        rows = tx.all(f"SELECT on_date, position FROM {t[table]} WHERE {where}{extra} ORDER BY on_date, position "
+                      f"LIMIT 1 OFFSET ?", (*where_params, *extra_params, JOURNAL_CHUNK_ENTRIES - 1))
+        if rows:
+            bounds.append((str(rows[0][0]), int(rows[0][1])))
+    if bounds:
+        return min(bounds)
+    for table, extra, extra_params in (("lines", line_filter, params), ("legs", leg_filter, leg_params)):
+        row = tx.one(f"SELECT on_date, position FROM {t[table]} WHERE {where}{extra} ORDER BY on_date DESC, "
+                     f"position DESC LIMIT 1", (*where_params, *extra_params))
+        if row:
+            bounds.append((str(row[0]), int(row[1])))
+    return max(bounds) if bounds else None
+
+
+def _chunk(tx: Tx, t: dict[str, str], cursor: JournalKey, bound: JournalKey, line_filter: str, params: list[Any],
+           leg_filter: str, leg_params: list[Any]) -> list[dict[str, Any]]:
+    where, where_params = _after(cursor, bound)
+    entries: dict[str, dict[str, Any]] = {}
+    for event_id, position, on, branch, kpj, npp, ref, kind, *amounts in tx.all(
+            f"SELECT event_id, position, on_date, branch, kpj, npp, ref, type, {', '.join(LINE_COLUMNS)} "
+            f"FROM {t['lines']} WHERE {where}{line_filter}", (*where_params, *params)):
+        legs = line_legs(kind, dict(zip(LINE_COLUMNS, (int(a) for a in amounts), strict=True)))
+        entries[event_id] = _entry(on, event_id, position, kind, branch, kpj, npp, ref, legs)
+    for event_id, position, on, kind, branch, account, program, kpj, npp, ref, amount in tx.all(
+            f"SELECT event_id, position, on_date, type, branch, account, program, kpj, npp, ref, amount "
+            f"FROM {t['legs']} WHERE {where}{leg_filter} ORDER BY on_date, position, account, program",
+            (*where_params, *leg_params)):
+        entry = entries.setdefault(event_id, _entry(on, event_id, position, kind, branch, kpj, npp, ref, []))
+        entry["legs"].append(_leg(account, program, int(amount)))
+    return sorted(entries.values(), key=lambda e: (e["date"], e["position"]))
+
+
+def _entry(on: str, event_id: str, position: int, kind: str, branch: str, kpj: str | None, npp: str | None,
+           ref: str | None, legs: list[tuple[str, str, int]] | list[dict[str, Any]]) -> dict[str, Any]:
+    return {"date": on, "event_id": event_id, "position": int(position), "type": kind, "branch": branch, "kpj": kpj,
+            "npp": npp, "reference": ref,
+            "legs": [_leg(*leg) if isinstance(leg, tuple) else leg for leg in legs]}
+
+
+def _leg(account: str, program: str, amount: int) -> dict[str, Any]:
+    return {"account": account, "account_name": _account_of(account).name, "program": program,
+            "debit": max(amount, 0), "credit": max(-amount, 0)}
+
+
 # --- the scoped read side --------------------------------------------------------------------------------------------
 
 class AccessLogWriter(Protocol):
@@ -568,3 +1152,81 @@ class ReadSide:
             if payer["kpj"] is not None:
                 self._record(reader, payer["kpj"], endpoint)
         return answer
+
+    def trial_balance(self, reader: Reader, as_of: date, branch: str | None = None) -> dict[str, Any]:
+        """A branch's trial balance (the scope of its totals), or the fund's (a reader who may read every branch):
+        no member's data, so no access-log entry."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return trial_balance(self.store, as_of, branch)
+
+    def account_activity(self, reader: Reader, account: Account, start: date, end: date,
+                         branch: str | None = None) -> dict[str, Any]:
+        """An account's running balance in a branch, or in the fund: the scope of `trial_balance`."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return account_activity(self.store, account, start, end, branch)
+
+    def journal(self, reader: Reader, start: date, end: date, *, endpoint: str, account: Account | None = None,
+                branch: str | None = None, after: JournalKey | None = None) -> Generator[dict[str, Any]]:
+        """The journal of a branch, or of the fund (the scope of `trial_balance`), streamed. An entry naming a member
+        (a contribution line, a self-paying member's money) is that member's data: each member is recorded in the
+        access log once, before the first entry naming them is given. Scope and rate limit are checked here, before
+        the first entry is asked for."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        return self._journal(reader, journal(self.store, start, end, account=account, branch=branch, after=after),
+                             endpoint)
+
+    def journal_page(self, reader: Reader, start: date, end: date, limit: int, *, endpoint: str,
+                     account: Account | None = None, branch: str | None = None, after: JournalKey | None = None
+                     ) -> tuple[list[dict[str, Any]], bool]:
+        """A page of `journal`: its first `limit` entries after `after`, and whether more follow. The members the
+        page's entries name are recorded before it is returned (not those of the entry read to know that more
+        follow, which is not given)."""
+        if branch is None:
+            reader.check_all_branches()
+        else:
+            reader.check_branch(branch)
+        self.limiter.admit(reader.rate_key)
+        entries = journal(self.store, start, end, account=account, branch=branch, after=after)
+        try:
+            page = list(itertools.islice(entries, limit + 1))
+        finally:
+            entries.close()
+        given = page[:limit]
+        self._record_all(reader, sorted({entry["kpj"] for entry in given if entry["kpj"] is not None}), endpoint)
+        return given, len(page) > limit
+
+    def _journal(self, reader: Reader, entries: Iterator[dict[str, Any]], endpoint: str
+                 ) -> Generator[dict[str, Any]]:
+        """The entries, JOURNAL_CHUNK_ENTRIES at a time: the chunk's members not recorded yet are recorded (together,
+        so that the access log commits them in a few transactions, not one each), then the chunk is given."""
+        recorded: set[str] = set()
+        while chunk := list(itertools.islice(entries, JOURNAL_CHUNK_ENTRIES)):
+            new = sorted({entry["kpj"] for entry in chunk if entry["kpj"] is not None} - recorded)
+            self._record_all(reader, new, endpoint)
+            recorded.update(new)
+            yield from chunk
+
+    def _record_all(self, reader: Reader, kpjs: list[str], endpoint: str) -> None:
+        """Record a read of each member, returning once every entry is committed (the first error is raised). The
+        first alone, then the others at once (ACCESS_RECORDS_AT_ONCE): each `record` waits for its commit, and the
+        log commits what waits together."""
+        if not kpjs:
+            return
+        self._record(reader, kpjs[0], endpoint)  # opens the log, once, before the others wait on it
+        if len(kpjs) == 1:
+            return
+        with ThreadPoolExecutor(max_workers=min(ACCESS_RECORDS_AT_ONCE, len(kpjs) - 1)) as pool:
+            for done in [pool.submit(self._record, reader, kpj, endpoint) for kpj in kpjs[1:]]:
+                done.result()

@@ -9,7 +9,10 @@ it commits afterwards for Kafka's own tools and for `ledger projections status`.
 `Runner.step` runs one batch for the live runner (`ledger projections run`), which follows the version readers use:
 when a rebuild switches versions, the runner re-seeks to the new version's offsets and carries on there.
 `rebuild` fills a new version from offset 0 beside the live one (in N worker processes that share the partitions),
-checks the invariants, indexes it and switches readers to it in one transaction, then drops the old version.
+checks the invariants, indexes it and switches readers to it in one transaction, then drops the old version. In that
+transaction, on the new version, the books' ties (`queries.rebuild_ties`) are checked too, when the four projections
+have read the same offsets: the general ledger against the members' balances, the branch totals and the collections;
+one that does not hold rolls the switch back before any reader sees it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ledger.memory import collector_paused
 from ledger.publishing import kafka_client
 from ledger.publishing.envelope import record_headers
 from ledger.settings import Settings
+from projections import queries
 from projections.catalog import PROJECTIONS, projection
 from projections.store import ViewStore
 from projections.views import JsonRefused, Projection
@@ -302,6 +306,7 @@ class RebuildResult:
     replaced: int | None
     events: int
     seconds: float
+    ties: str  # checked (as of when), or why not (`queries.rebuild_ties`)
 
 
 def rebuild(settings: Settings, name: str, *, workers: int = 1,
@@ -346,6 +351,8 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
             view.complete(tx, version)
             view.check(tx, version)
             replaced = ViewStore.switch(tx, name, version)
+            # The books' ties with the other projections, on the new version: a failure rolls the switch back.
+            ties = queries.rebuild_ties(tx, name)
         if replaced is not None and replaced != version:
             with store.transaction() as tx:
                 view.drop(tx, replaced)
@@ -357,7 +364,7 @@ def rebuild(settings: Settings, name: str, *, workers: int = 1,
         raise
     with store.reading() as tx:
         events = sum(count for _, count, _ in ViewStore.offsets(tx, name, version).values())
-    return RebuildResult(name, version, replaced, events, time.perf_counter() - started)
+    return RebuildResult(name, version, replaced, events, time.perf_counter() - started, ties)
 
 
 def _build_in_workers(settings: Settings, store: ViewStore, name: str, version: int, ends: dict[int, int],

@@ -383,8 +383,8 @@ def audit_as_of(
     day: Annotated[str, typer.Argument(metavar="DATE", help=DATE_HELP)],
     as_json: AsJson = False,
 ) -> None:
-    """Recompute every JHT balance, paying account's totals and branch total from the events topic alone; list where
-    the projections differ.
+    """Recompute every JHT balance, paying account's totals, branch total and every branch's trial balance from the
+    events topic alone; list where the projections (the general ledger's accounts among them) differ.
 
     Exits 11 when they differ, 9 when the projections have not been built."""
     settings = ctx.obj.settings
@@ -396,8 +396,9 @@ def audit_as_of(
         print_json(report.as_dict())
     else:
         print(f"as of {report.as_of}, from {report.events:,} events of {topic}: compared {report.members:,} members' "
-              f"JHT balances, {report.accounts:,} paying accounts' totals and {report.branches:,} branches' totals "
-              f"with the projections: {report.differences_found:,} difference(s)")
+              f"JHT balances, {report.accounts:,} paying accounts' totals and {report.branches:,} branches' totals, "
+              f"and {report.trial_balances:,} branches' trial balances with the projections: "
+              f"{report.differences_found:,} difference(s)")
         for name, applied in report.projection_events.items():
             if applied != report.events:
                 print(f"note: the {name} projection has applied {applied or 0:,} of the topic's {report.events:,} "
@@ -406,6 +407,8 @@ def audit_as_of(
             print(f"  {difference}")
         if report.differences_found > len(report.differences):
             print(f"  ... and {report.differences_found - len(report.differences):,} more")
+        for problem in report.books_problems:
+            print(f"  {problem}")
         for line in payer_books_lines(report.as_dict()["collections"], AS_OF_PAYERS_SHOWN_MAX):
             print(line)
     if not report.ok:

@@ -330,13 +330,15 @@ def projections_rebuild(
             except ProjectionError as error:
                 raise RebuildStopped(f"rebuild of {name} stopped: {error}; the live version is unchanged") from None
     summary = {"name": result.name, "version": result.version, "replaced": result.replaced, "events": result.events,
-               "seconds": round(result.seconds, 3), "events_per_second": round(result.events / result.seconds)}
+               "seconds": round(result.seconds, 3), "events_per_second": round(result.events / result.seconds),
+               "ties": result.ties}
     if as_json:
         print_json(summary)
     else:
         print(f"{name}: version {result.version} built from offset 0 ({result.events:,} events in "
               f"{result.seconds:.1f}s, {summary['events_per_second']:,} events/s), invariants hold; readers switched "
               f"from version {result.replaced or '-'}, which was dropped")
+        print(result.ties)
 
 
 def _projection_names(names: list[str] | None) -> list[str]:

@@ -63,6 +63,11 @@ MEMBER_PATH = re.compile(r"^/members/[^/]*/(balance|history)$")
 BRANCH_PATH = re.compile(r"^/branches/[^/]*/totals$")
 ARREARS_PATH = re.compile(r"^/branches/[^/]*/arrears$")
 ARREARS_ENDPOINT = "GET /branches/{branch}/arrears"
+BOOKS_PATHS = {name: re.compile(pattern) for name, pattern in (
+    ("trial balance", r"^/branches/[^/]*/trial-balance$"), ("account", r"^/branches/[^/]*/accounts/[^/]*$"),
+    ("journal", r"^/branches/[^/]*/journal$"))}
+FUND_PATH = re.compile(r"^/books/trial-balance$")
+JOURNAL_ENDPOINT = "GET /branches/{branch}/journal"
 
 Asgi = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[dict[str, Any]], Awaitable[None]]],
                 Awaitable[None]]
@@ -163,13 +168,16 @@ def test_every_answer_to_an_auditor_conforms_to_the_description(api: RunningApi,
     assert 200 in api.statuses(re.compile(r"^/members/[^/]*/history$"), since)
     assert 200 in api.statuses(BRANCH_PATH, since)
     assert 200 in api.statuses(ARREARS_PATH, since)
+    for name, path in BOOKS_PATHS.items():
+        assert 200 in api.statuses(path, since), name
+    assert 200 in api.statuses(FUND_PATH, since)
     assert {401, 404, 422} <= api.statuses(MEMBER_PATH, since)
     assert all(status < 500 for _, status in answers), [a for a in answers if a[1] >= 500]
     # Every member's data answered was recorded in the access log, each read once (the arrears answers record each
-    # BPU member they list, under their own endpoint).
+    # BPU member they list, the journal's each member its entries name, under their own endpoints).
     read = sum(1 for path, status in answers if status == 200 and MEMBER_PATH.match(path))
     logged = [entry for entry in api.access_log.after(0, 100_000) if entry.subject == "contract-auditor"]
-    assert len([entry for entry in logged if entry.endpoint != ARREARS_ENDPOINT]) == read > 0
+    assert len([entry for entry in logged if entry.endpoint not in (ARREARS_ENDPOINT, JOURNAL_ENDPOINT)]) == read > 0
     assert EXAMPLE_KPJ in {entry.kpj for entry in logged}
 
 
@@ -183,6 +191,11 @@ def test_every_refusal_of_branch_staff_conforms_to_the_description(api: RunningA
     assert 403 in api.statuses(re.compile(r"^/members/[^/]*/history$"), since)
     assert 403 in api.statuses(BRANCH_PATH, since)
     assert 403 in api.statuses(ARREARS_PATH, since)
+    for name, path in BOOKS_PATHS.items():
+        assert 403 in api.statuses(path, since), name
+    assert 403 in api.statuses(FUND_PATH, since) and 200 not in api.statuses(FUND_PATH, since)  # never to staff
     # No member of another branch was read, known or not: never a 200 nor a 404 (which would say the KPJ is unknown).
     assert not {200, 404} & api.statuses(MEMBER_PATH, since)
-    assert not [entry for entry in api.access_log.after(0, 100_000) if entry.subject == "contract-staff"]
+    # Only the journal of their own branch names members: those of OTHER_BRANCH (the plan's KPJs from 16000000001).
+    read = [entry for entry in api.access_log.after(0, 100_000) if entry.subject == "contract-staff"]
+    assert all(entry.endpoint == JOURNAL_ENDPOINT and entry.kpj.startswith("1600000") for entry in read), read

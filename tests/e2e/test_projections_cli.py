@@ -94,19 +94,20 @@ def test_every_documented_projections_command_exits_0_and_says_what_the_docs_say
     before = user("status")
     for name in ("balances", "branches"):  # the lag counts offsets: the events and the transactions' markers
         assert re.search(rf"{name}: version -, 0 events applied, lag [1-9][\d,]*, last update never", before)
-    assert [row["live_version"] for row in user.json("status")] == [None, None, None]
+    assert [row["live_version"] for row in user.json("status")] == [None, None, None, None]
 
     assert f"balances: applied {events:,} events" in user("run", "balances")
     assert user.json("run", "branches") == {"applied": {"branches": events}}
-    assert f"balances: applied 0 events; branches: applied 0 events; collections: applied {events:,} events" in \
-        user("run")
+    assert (f"balances: applied 0 events; branches: applied 0 events; collections: applied {events:,} events; "
+            f"general_ledger: applied {events:,} events") in user("run")
     assert user.json("run", "balances", "branches") == {"applied": {"balances": 0, "branches": 0}}
 
     status = user("status")
-    for name in ("balances", "branches", "collections"):
+    for name in ("balances", "branches", "collections", "general_ledger"):
         assert f"{name}: version 1, {events:,} events applied, lag 0, last update 20" in status
     assert [(row["name"], row["live_version"], row["events"], row["lag"]) for row in user.json("status")] == \
-        [("balances", 1, events, 0), ("branches", 1, events, 0), ("collections", 1, events, 0)]
+        [("balances", 1, events, 0), ("branches", 1, events, 0), ("collections", 1, events, 0),
+         ("general_ledger", 1, events, 0)]
 
     rebuilt = user("rebuild", "balances")
     assert f"balances: version 2 built from offset 0 ({events:,} events in " in rebuilt
@@ -124,4 +125,4 @@ def test_every_documented_projections_command_exits_0_and_says_what_the_docs_say
     assert "balances: applied 0 events; branches: applied 0 events" in followed
     followed = user.follow_then_stop("branches", "--json", signum=signal.SIGTERM, caught_up=["branches"])
     assert json.loads(followed.strip().splitlines()[-1]) == {"applied": {"branches": 0}}
-    assert [row["live_version"] for row in user.json("status")] == [3, 3, 1]
+    assert [row["live_version"] for row in user.json("status")] == [3, 3, 1, 1]

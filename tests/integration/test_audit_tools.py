@@ -209,8 +209,9 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
         report = as_of_topic(audited["auditor"], audited["topic"], store, as_of)
         assert (report.ok, report.differences, report.differences_found) == (True, [], 0), as_of
         assert (report.members, report.branches, report.events) == (members, 2, len(audited["envelopes"]))
-        assert report.projection_events == dict.fromkeys(("balances", "branches", "collections"),
+        assert report.projection_events == dict.fromkeys(("balances", "branches", "collections", "general_ledger"),
                                                          len(audited["envelopes"]))
+        assert report.trial_balances == 2 and report.books_problems == []
     # The figures compared are not trivially zero.
     mid = queries.branch_report(store, BEKASI.branch, date(2017, 3, 16))
     assert mid["active_pu_members"] > 100 and mid["bpu_members_active"] > 0 and mid["late_fines"] >= 0
@@ -220,7 +221,11 @@ def test_as_of_finds_no_difference_on_a_fresh_projection(audited) -> None:
     assert done["ok"] is True and done["differences_found"] == 0 and done["branches"] == 2
     text = audited["cli"]("audit", "as-of", "2017-05-31").stdout
     assert (f"compared {members:,} members' JHT balances, {done['accounts']:,} paying accounts' totals and 2 "
-            f"branches' totals") in text and "0 difference(s)" in text
+            f"branches' totals, and 2 branches' trial balances with the projections: 0 difference(s)") in text
+    books = done["books"]
+    assert books["trial_balances"] == 2 and books["problems"] == []
+    assert books["branches"][BOGOR.branch]["2200"] == sum(
+        balance for kpj, balance in queries.jht_balances(store, date(2017, 5, 31)).items() if kpj.startswith("172"))
     assert done["accounts"] > 7 + 20  # the employers, the BPU members who pay themselves, the members with claims
 
 
@@ -245,6 +250,32 @@ def test_as_of_names_a_tampered_posting(audited, tmp_path) -> None:
     text = cli("audit", "as-of", as_of.isoformat(), expect=11).stdout
     assert "1 difference(s)" in text
     assert f"member {kpj}: jht_balance: topic {true_balance:,}, projection {true_balance + 1234:,}" in text
+
+
+def test_as_of_names_a_tampered_ledger_total_with_its_branch_and_account(audited, tmp_path) -> None:
+    """The general ledger's trial balance is recounted from the topic too: a total changed in the view database is a
+    difference naming the branch, the account and both balances (on the account's normal side)."""
+    _s, store, path = projected_copy(audited, tmp_path)
+    as_of = date(2017, 5, 31)
+    with sqlite3.connect(path) as db:
+        version = db.execute("SELECT live_version FROM projection_registry WHERE name = 'general_ledger'").fetchone()[0]
+        totals = f"general_ledger_v{version}_totals"
+        db.execute(f"UPDATE {totals} SET credit = credit - 500 WHERE rowid = (SELECT MIN(rowid) FROM {totals} "
+                   f"WHERE branch = ? AND account = '3300' AND credit > 500 AND on_date <= ?)",
+                   (BEKASI.branch, as_of.isoformat()))
+    report = as_of_topic(audited["auditor"], audited["topic"], store, as_of)
+    (difference,) = report.differences
+    assert (difference.subject, difference.field) == (f"branch {BEKASI.branch}", "books.3300 (jp-fund)")
+    assert difference.topic - difference.projection == 500 and difference.topic > 0
+    assert difference.topic == report.books[BEKASI.branch]["3300"]
+
+    cli = Cli(env={**audited["cli"].env, "LEDGER_PROJECTION_SQLITE_PATH": str(path)}, folder=tmp_path)
+    done = cli.json("audit", "as-of", as_of.isoformat(), expect=11)
+    assert done["ok"] is False and done["differences"] == [difference.as_dict()]
+    text = cli("audit", "as-of", as_of.isoformat(), expect=11).stdout
+    assert "1 difference(s)" in text
+    assert (f"  branch {BEKASI.branch}: books.3300 (jp-fund): topic {difference.topic:,}, projection "
+            f"{difference.projection:,}") in text.splitlines()
 
 
 def test_as_of_names_a_deleted_flow_and_a_deleted_member(audited, tmp_path) -> None:
@@ -330,6 +361,13 @@ def test_as_of_says_when_the_projections_are_not_built(audited, tmp_path) -> Non
     cli = Cli(env={**audited["cli"].env, "LEDGER_PROJECTION_SQLITE_PATH": str(tmp_path / "empty.db")},
               folder=tmp_path)
     assert "the balances projection has not been built yet" in cli("audit", "as-of", "2017-05-31", expect=9).stderr
+    # Every projection built but the general ledger: the same answer, naming it.
+    _s, _store, path = projected_copy(audited, tmp_path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM projection_registry WHERE name = 'general_ledger'")
+    built = Cli(env={**audited["cli"].env, "LEDGER_PROJECTION_SQLITE_PATH": str(path)}, folder=tmp_path)
+    assert "the general_ledger projection has not been built yet" in built("audit", "as-of", "2017-05-31",
+                                                                            expect=9).stderr
     assert "DATE must be a date" in cli("audit", "as-of", "yesterday", expect=2).stderr
 
 

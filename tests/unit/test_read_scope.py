@@ -55,6 +55,15 @@ def test_a_refusal_is_the_same_for_another_branch_and_for_no_member() -> None:
         Reader("ops", Role.OPERATOR).check_member("15000000001", BEKASI)
 
 
+def test_only_a_reader_of_every_branch_reads_the_whole_funds_books() -> None:
+    Reader.local().check_all_branches()
+    Reader("ani", Role.AUDITOR).check_all_branches()
+    staff = Reader("budi", Role.BRANCH_STAFF, frozenset({BEKASI, BOGOR}))
+    for reader in (staff, Reader("portal", Role.MEMBER_SERVICE, kpj="15000000001"), Reader("ops", Role.OPERATOR)):
+        with pytest.raises(Forbidden, match="may not read the whole fund's totals"):
+            reader.check_all_branches()
+
+
 def test_member_services_count_per_member_and_others_per_subject() -> None:
     assert Reader("portal", Role.MEMBER_SERVICE, kpj="15000000001").rate_key == ("portal", "15000000001")
     assert Reader("budi", Role.BRANCH_STAFF, frozenset({BEKASI})).rate_key == ("budi",)

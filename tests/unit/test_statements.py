@@ -133,7 +133,7 @@ def test_a_file_larger_than_the_limit_is_refused_before_it_is_read(tmp_path, mon
     monkeypatch.setattr(statements, "STATEMENT_FILE_BYTES_MAX", 100)
     path = tmp_path / "big.csv"
     path.write_text(csv_text(*[f"REF-{i},2024-04-10,5000,,,,," for i in range(10)]))
-    with pytest.raises(InvalidInput, match="more than 100 bytes"):
+    with pytest.raises(InvalidInput, match="more than the 100 allowed"):
         statements.read_statement(path, None, TODAY)
 
 
