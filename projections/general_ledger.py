@@ -94,6 +94,33 @@ _PAID_LEG_SQL = (
 )
 
 
+# The rows just inserted are numbered from 1 within a batch (rowid - before), below 2 ** _BATCH_ROW_BITS: a batch is at
+# most `projection_batch_max` (1,000,000) records. Positions stay below 2 ** (63 - _BATCH_ROW_BITS), 8.8 trillion.
+_BATCH_ROW_BITS = 20
+
+
+def _json_totals(lines: str, totals: str, before: int) -> str:
+    """The totals upsert of the lines just inserted (rowid above `before`): one pass over them summing every leg per
+    (branch, date), then a row per account with a leg. Each account's latest event is that of the highest position
+    among the lines with a non-zero leg on it (as `_Sums.add` keeps it), found as the largest of position and row
+    number packed in one integer; its event id is then read by row number. (One scan per account, summed after a
+    UNION ALL, took six times as long: 7.9 against 1.3 us per line.)"""
+    sums = ", ".join(
+        f"SUM({debit}) AS d{i}, SUM({credit}) AS c{i}, MAX(CASE WHEN ({debit} + {credit}) != 0 "
+        f"THEN (position << {_BATCH_ROW_BITS}) + rowid - {before} END) AS m{i}"
+        for i, (_, _, debit, credit) in enumerate(_PAID_LEG_SQL))
+    legs = " UNION ALL ".join(
+        f"SELECT branch, on_date, '{account}' AS account, '{program}' AS program, d{i} AS debit, c{i} AS credit, "
+        f"m{i} AS latest FROM s WHERE m{i} IS NOT NULL" for i, (account, program, _, _) in enumerate(_PAID_LEG_SQL))
+    return (f"WITH s AS MATERIALIZED (SELECT branch, on_date, {sums} FROM {lines} WHERE rowid > {before} "
+            f"GROUP BY branch, on_date) "
+            f"INSERT INTO {totals} AS x SELECT branch, on_date, account, program, 'ContributionPaid', debit, credit, "
+            f"latest >> {_BATCH_ROW_BITS}, (SELECT event_id FROM {lines} WHERE rowid = {before} + "
+            f"(latest & {(1 << _BATCH_ROW_BITS) - 1})) FROM ({legs}) WHERE true "
+            f"ON CONFLICT (branch, on_date, account, program, source) DO UPDATE SET "
+            f"debit = x.debit + excluded.debit, credit = x.credit + excluded.credit, {latest_sql('x')}")
+
+
 class GeneralLedger(Projection):
     name = "general_ledger"
     json_types = ("ContributionPaid",)
@@ -226,17 +253,7 @@ class GeneralLedger(Projection):
             if inserted != len(values):
                 raise JsonRefused(f"{len(values) - inserted} of {len(values)} records are not ContributionPaid "
                                   f"version {current}")
-            # Per (branch, date, account): the legs of the rows just inserted, summed; the event of the highest
-            # position kept (SQLite takes a bare column from the row that gave MAX).
-            legs = " UNION ALL ".join(
-                f"SELECT branch, on_date, '{account}' AS account, '{program}' AS program, {debit} AS debit, "
-                f"{credit} AS credit, position, event_id FROM {t['lines']} WHERE rowid > {int(before)} "
-                f"AND ({debit} + {credit}) != 0" for account, program, debit, credit in _PAID_LEG_SQL)
-            tx.execute(
-                f"INSERT INTO {t['totals']} AS x SELECT branch, on_date, account, program, 'ContributionPaid', "
-                f"SUM(debit), SUM(credit), MAX(position), event_id FROM ({legs}) GROUP BY branch, on_date, account, "
-                f"program ON CONFLICT (branch, on_date, account, program, source) DO UPDATE SET "
-                f"debit = x.debit + excluded.debit, credit = x.credit + excluded.credit, {latest_sql('x')}")
+            tx.execute(_json_totals(t["lines"], t["totals"], int(before)))
             tx.execute(
                 f"INSERT INTO {t['clearing']} AS x SELECT ref, SUM(total), MAX(position), event_id FROM {t['lines']} "
                 f"WHERE rowid > ? AND total != 0 GROUP BY ref ON CONFLICT (ref) DO UPDATE SET "

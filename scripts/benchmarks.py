@@ -11,9 +11,11 @@ client of a benchmark, the ledger's and the raw baseline alike, connects the sam
                                         members, scaled by F) beside the branch paying a month with `contribution pay`
     scripts/bench relay [--scale F]     the relay publishing one branch-month, beside the raw producer sending
                                         records of the same size, in the same run
-    scripts/bench rebuild [--scale F] [--projection balances|branches] [--workers 1,2]
-                                        a synthetic branch-year (262,785 members x 12 months, about 3.4 million
-                                        events) rebuilt from Kafka, beside a raw consume of the same topic
+    scripts/bench rebuild [--scale F] [--projection balances|branches|general_ledger] [--workers 1,2]
+                                        a synthetic branch-year (262,785 members x 12 months and each employer's
+                                        payment of each month, about 3.5 million events) rebuilt from Kafka, beside
+                                        a raw consume of the same topic before and after; for general_ledger, the
+                                        branch's trial balance timed on the store built
     scripts/bench verify [--scale F]    `ledger audit verify` with and without the log's key, with one worker and with
                                         two, over the same synthetic branch-year (contiguous positions, real chains,
                                         a signed checkpoint every RELAY_BATCH_MAX events), beside a raw consume of the
@@ -373,6 +375,9 @@ def bench_relay(kafka: Any, workdir: Path, scale: float, compression: str | None
 # --- Projections -----------------------------------------------------------------------------------------------------
 
 BRANCH_YEAR_MONTHS = 12
+# The synthetic branch-year's year, and the first month of the small real history its events are cloned from: a year
+# with the JKP program (from 2021-02), so each line carries its JKP splits as real lines do.
+BRANCH_YEAR = 2022
 VERIFY_PARTITIONS = 12  # as `rebuild`'s topic; each producer process writes its own share of them
 PRODUCER_PROCESSES = 4
 
@@ -388,7 +393,8 @@ def template_envelopes(workdir: Path) -> dict[str, dict]:
 
     app = Ledger(env={"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(workdir / "templates.db")},
                  clock=lambda: date(2026, 11, 23), nik_key=BENCH_NIK_KEY)
-    generate_branch(app, BranchPlan(employers=3, members=60, bpu_members=0, months=2))
+    generate_branch(app, BranchPlan(employers=3, members=60, bpu_members=0, months=2,
+                                    first_month=f"{BRANCH_YEAR}-01"))
     templates = {}
     for n in app.recorder.select_notifications(start=1, limit=10_000):
         if n.topic not in INTERNAL_EVENT_TOPICS:
@@ -399,7 +405,12 @@ def template_envelopes(workdir: Path) -> dict[str, dict]:
 
 def produce_branch_year(args: tuple) -> int:
     """One producer process's share of a synthetic branch-year: members `first`..`last`, their enrollment and a
-    contribution for every month, cloned from real envelopes (so sizes, shapes and headers are the ledger's own)."""
+    contribution for every month, cloned from real envelopes (so sizes, shapes and headers are the ledger's own).
+
+    With `payments` (`rebuild`): each employer's payment of each month too, a `ContributionPaymentReceived` whose
+    payment id its members' lines carry and whose totals are theirs (the general ledger's clearing account for the
+    payment is then empty, as its invariants require). Employer e's members are the members m with m % employers == e;
+    its payments are sent by the process that sends its first member, member e."""
     import orjson
 
     from ledger.publishing import kafka_client
@@ -407,8 +418,9 @@ def produce_branch_year(args: tuple) -> int:
 
     kafka, topic, templates, first, last, employers, *options = args
     # `verify`: positions 1..N and real chains, as the relay writes them; and partitions of this process's own, so that
-    # positions increase within each partition as the relay's do.
-    contiguous, partitions = (options[0], options[1]) if options else (False, ())
+    # positions increase within each partition as the relay's do. `rebuild`: the members in all, for the payments.
+    contiguous, partitions, members = (*options, 0)[:3] if options else (False, (), 0)
+    payments = members > 0
     producer = kafka_client.producer(kafka, linger_ms=20, batch_size=512 * 1024)
     headers = {t: record_headers(t, env["version"]) for t, env in templates.items()}  # as the relay sends them
     # Member m's events follow everyone before it: 13 each (an enrollment, 12 months) and the employers registered.
@@ -430,9 +442,11 @@ def produce_branch_year(args: tuple) -> int:
 
     sent = 0
     enrolled, paid = templates["MemberEnrolled"], templates["ContributionPaid"]
-    registered = templates["EmployerRegistered"]
+    registered, receipt = templates["EmployerRegistered"], templates["ContributionPaymentReceived"]
+    line = paid["data"]
     for member in range(first, last):
-        npp = f"{30_000_000 + member % employers:08d}"
+        employer = member % employers
+        npp = f"{30_000_000 + employer:08d}"
         kpj = f"{18_000_000_000 + member:011d}"
         if member < employers:
             env = {**registered, "event_id": f"e{member}.1", "aggregate_id": f"e{member}",
@@ -444,15 +458,36 @@ def produce_branch_year(args: tuple) -> int:
         send(env)
         sent += 1
         for month in range(1, BRANCH_YEAR_MONTHS + 1):
-            paid_on = f"2017-{month:02d}-10"
+            paid_on = f"{BRANCH_YEAR}-{month:02d}-10"
+            data = {**line, "kpj": kpj, "npp": npp, "month": f"{BRANCH_YEAR}-{month:02d}", "paid_on": paid_on}
+            if payments:
+                data["payment_id"] = branch_year_payment_id(employer, month)
             env = {**paid, "event_id": f"c{member}-{month}.1", "aggregate_id": f"c{member}-{month}",
-                   "effective_date": paid_on, "position": member * 100 + month,
-                   "data": {**paid["data"], "kpj": kpj, "npp": npp, "month": f"2017-{month:02d}", "paid_on": paid_on}}
+                   "effective_date": paid_on, "position": member * 100 + month, "data": data}
             send(env)
             sent += 1
+            if payments and member < employers:
+                # Employer `member`'s payment for the month: its members' lines, each the template's line.
+                count = members // employers + (1 if member < members % employers else 0)
+                payment_id = branch_year_payment_id(employer, month)
+                env = {**receipt, "event_id": f"p{payment_id}.1", "aggregate_id": f"p{payment_id}",
+                       "effective_date": paid_on, "position": member * 100 + month,
+                       "data": {**receipt["data"], "payment_id": payment_id, "npp": npp, "paid_on": paid_on,
+                                "months": [f"{BRANCH_YEAR}-{month:02d}"], "member_count": count, "line_count": count,
+                                "program_totals": {program: count * (share["employer"] + share["worker"])
+                                                   for program, share in line["shares"].items()
+                                                   if share["employer"] + share["worker"]},
+                                "fine": count * line["fine"], "total": count * line["total"]}}
+                send(env)
+                sent += 1
     producer.flush(timeout=600)
     producer.close()
     return sent
+
+
+def branch_year_payment_id(employer: int, month: int) -> str:
+    """A synthetic payment's id: 32 characters, as the ledger's (a command id's hex)."""
+    return f"{employer:026d}{month:06d}"
 
 
 def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: list[int]) -> dict:
@@ -471,21 +506,81 @@ def bench_rebuild(settings, workdir: Path, scale: float, name: str, workers: lis
     bounds = [members * i // PRODUCER_PROCESSES for i in range(PRODUCER_PROCESSES + 1)]
     started = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(PRODUCER_PROCESSES) as pool:
-        events = sum(pool.map(produce_branch_year, [(settings.kafka(), topic, templates, bounds[i],
-                                                     bounds[i + 1], employers) for i in range(PRODUCER_PROCESSES)]))
+        shares = [(settings.kafka(), topic, templates, bounds[i], bounds[i + 1], employers, False, (), members)
+                  for i in range(PRODUCER_PROCESSES)]
+        events = sum(pool.map(produce_branch_year, shares))
     print(f"  produced {events:,} events in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+    # The shared machine's speed moves from minute to minute: the raw consume is measured before the rebuilds and
+    # again after them, and the processor time of this process (the consumer's, the one-worker rebuild's) with it,
+    # which other processes' load moves much less.
+    cpu = time.process_time()
     raw = kafka_consume_rate(settings.kafka(), topic, events)
-    print(f"  raw consume {raw:,.0f}/s", file=sys.stderr)
-    results = {"events": events, "members": members, "raw": raw, "rebuilds": {}}
+    raw_cpu = time.process_time() - cpu
+    print(f"  raw consume {raw:,.0f}/s ({raw_cpu / events * 1e6:.1f} us of processor time a record)", file=sys.stderr)
+    results: dict[str, Any] = {"events": events, "members": members, "raw": raw, "raw_cpu": raw_cpu,
+                               "rebuilds": {}, "rebuild_cpu": {}}
     for count in workers:
         views = workdir / f"views-{name}-{count}.db"
         s = settings.model_copy(update={"kafka_topic_prefix": prefix, "projection_sqlite_path": views})
+        cpu = time.process_time()
         result = runner.rebuild(s, name, workers=count)
+        cpu = time.process_time() - cpu
         assert result.events == events, (result.events, events)
         results["rebuilds"][count] = result.seconds
-        print(f"  rebuild {name} with {count} worker(s): {result.seconds:.1f}s = {events / result.seconds:,.0f}/s",
-              file=sys.stderr)
+        if count == 1:  # more workers are processes of their own
+            results["rebuild_cpu"][count] = cpu
+        print(f"  rebuild {name} with {count} worker(s): {result.seconds:.1f}s = {events / result.seconds:,.0f}/s"
+              + (f" ({cpu / events * 1e6:.1f} us of processor time an event)" if count == 1 else ""), file=sys.stderr)
+        if name == "general_ledger" and "trial_balance" not in results:  # on the store just built
+            results["trial_balance"] = time_trial_balance(s)
+    results["raw_after"] = kafka_consume_rate(settings.kafka(), topic, events)
+    print(f"  raw consume again {results['raw_after']:,.0f}/s", file=sys.stderr)
     return results
+
+
+TRIAL_BALANCE_BRANCH = "BEKASI-KOTA"
+TRIAL_BALANCE_AS_OF = (date(BRANCH_YEAR, 6, 30), date(BRANCH_YEAR, 12, 31))  # half the year, all of it
+TRIAL_BALANCE_RUNS = 5
+
+
+def time_trial_balance(settings: Any) -> dict[str, Any]:
+    """The trial balance of the branch at each date of TRIAL_BALANCE_AS_OF, on the general ledger just built: the
+    first answer on a fresh connection, then the median of TRIAL_BALANCE_RUNS more. Through
+    `projections.queries.trial_balance` when it exists; else the same sums over the `totals` table in SQL."""
+    from projections import queries
+    from projections.store import ViewStore, table_name
+
+    query = getattr(queries, "trial_balance", None)
+
+    def answer(store: ViewStore, as_of: date) -> tuple[int, int, int]:
+        """(accounts, debits, credits) of the branch's trial balance at `as_of`."""
+        if query is not None:
+            result = query(store, as_of, TRIAL_BALANCE_BRANCH)
+            return len(result["accounts"]), int(result["totals"]["debits"]), int(result["totals"]["credits"])
+        with store.reading() as tx:
+            totals = table_name("general_ledger", ViewStore.live_version(tx, "general_ledger"), "totals")
+            rows = tx.all(f"SELECT account, SUM(debit), SUM(credit) FROM {totals} WHERE branch = ? AND on_date <= ? "
+                          f"GROUP BY account ORDER BY account", (TRIAL_BALANCE_BRANCH, as_of.isoformat()))
+        return len(rows), sum(int(r[1]) for r in rows), sum(int(r[2]) for r in rows)
+
+    store = ViewStore.open(settings)
+    found: dict[str, Any] = {"how": "projections.queries.trial_balance" if query else "SQL over `totals`",
+                             "dates": {}}
+    try:
+        for as_of in TRIAL_BALANCE_AS_OF:
+            seconds = []
+            for _ in range(1 + TRIAL_BALANCE_RUNS):
+                started = time.perf_counter()
+                accounts, debit, credit = answer(store, as_of)
+                seconds.append(time.perf_counter() - started)
+            assert debit == credit and accounts, (as_of, accounts, debit, credit)
+            found["dates"][as_of] = {"first_s": seconds[0], "median_s": statistics.median(seconds[1:]),
+                                     "accounts": accounts, "debits": debit}
+            print(f"  trial balance {TRIAL_BALANCE_BRANCH} at {as_of}: {accounts} accounts, first "
+                  f"{seconds[0] * 1000:.1f} ms, then {statistics.median(seconds[1:]) * 1000:.1f} ms", file=sys.stderr)
+    finally:
+        store.close()
+    return found
 
 
 def sign_topic(kafka: Any, topic: str, checkpoints: str) -> str:
@@ -857,14 +952,26 @@ def bench_api(workdir: Path, scale: float) -> dict[str, Any]:
 def print_rebuild(args: Any, settings: Any, workdir: Path) -> None:
     counts = [int(c) for c in args.workers.split(",")]
     r = bench_rebuild(settings, workdir, args.scale, args.projection, counts)
-    print(f"| raw kafka-python consume of the same topic, same run | {r['raw']:,.0f} records/s |")
+    print(f"| raw kafka-python consume of the same topic, same run, before and after the rebuilds | "
+          f"{r['raw']:,.0f} and {r['raw_after']:,.0f} records/s; {r['raw_cpu'] / r['events'] * 1e6:.1f} us of "
+          f"processor time a record |")
     one = r["rebuilds"].get(1)
     for count, seconds in r["rebuilds"].items():
         rate = r["events"] / seconds
         speedup = f", {one / seconds:.2f} x one worker" if one and count > 1 else ""
+        cpu = r["rebuild_cpu"].get(count)
+        processor = f"; {cpu / r['events'] * 1e6:.1f} us of processor time an event" if cpu else ""
         print(f"| rebuild `{args.projection}`, {count} worker(s), {r['events']:,.0f} events ({r['members']:,.0f} "
               f"members x {BRANCH_YEAR_MONTHS} months) | {seconds:.1f} s = {rate:,.0f} events/s = "
-              f"{rate / r['raw']:.2f} x raw consume{speedup} |")
+              f"**{rate / r['raw']:.2f} x raw consume before**, {rate / r['raw_after']:.2f} x after"
+              f"{speedup}{processor} |")
+    for as_of, t in r.get("trial_balance", {}).get("dates", {}).items():
+        print(f"| trial balance of {TRIAL_BALANCE_BRANCH} at {as_of} on the store built with 1 worker "
+              f"({r['trial_balance']['how']}; {t['accounts']} accounts, {t['debits']:,} rupiah each side) | first "
+              f"answer {t['first_s'] * 1000:.1f} ms, then {t['median_s'] * 1000:.1f} ms (median of "
+              f"{TRIAL_BALANCE_RUNS}) |")
+    print(f"| load average after (1, 5, 15 min; the machine has {os.cpu_count()} cores) | "
+          f"{' '.join(f'{v:.2f}' for v in os.getloadavg())} |")
 
 
 def print_import(backend: str, settings: Any, workdir: Path) -> None:
@@ -892,7 +999,7 @@ BENCHMARKS = ("kafka", "commands", "close", "relay", "rebuild", "verify", "api",
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=BENCHMARKS)
-    parser.add_argument("--projection", choices=["balances", "branches"], default="branches")
+    parser.add_argument("--projection", choices=["balances", "branches", "general_ledger"], default="branches")
     parser.add_argument("--workers", default="1,2", help="rebuild: comma-separated worker counts to run")
     parser.add_argument("--compression", choices=["none", "gzip"], default="none")
     parser.add_argument("--scale", type=float, default=1.0, help="branch size factor for `commands` (1.0 = full)")
