@@ -267,8 +267,7 @@ def ledger_balances(store: ViewStore, as_of: date) -> dict[str, dict[str, int]]:
     and including the date (a credit balance below zero), summed over programs and event types. What `ledger audit
     as-of` compares with its own trial balance, in one query; the accounts without a leg by then are absent."""
     with store.reading() as tx:
-        version = _live(tx, "general_ledger")
-        totals = table_name("general_ledger", version, "totals")
+        totals = _books(tx)["totals"]  # the live version, refused when not built or outdated, as the books' readers do
         rows = tx.all(f"SELECT branch, account, SUM(debit) - SUM(credit) FROM {totals} WHERE on_date <= ? "
                       f"GROUP BY branch, account", (as_of.isoformat(),))
     balances: dict[str, dict[str, int]] = defaultdict(dict)
